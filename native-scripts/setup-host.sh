@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Prepares a Debian host for cryo: Docker (experimental), CRIU >= 4.2, checkpointctl, the npm build and
+# the test images. Idempotent; run as root. With --start it also starts cryo and waits until it answers.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+# shellcheck source=native-scripts/lib.sh
+. "$here/lib.sh"
+
+start_service=0
+for arg in "$@"; do
+  case "$arg" in
+    --start) start_service=1 ;;
+    -h | --help)
+      echo "usage: $0 [--start]"
+      exit 0
+      ;;
+    *) die "unknown argument: $arg (usage: $0 [--start])" ;;
+  esac
+done
+
+step "checking that we run as root"
+[ "$(id -u)" -eq 0 ] || die "setup-host.sh must run as root (try: sudo $0)"
+
+step "checking the kernel for CONFIG_CHECKPOINT_RESTORE"
+check_kernel_checkpoint_restore
+
+step "checking Node.js (>= 20.8 is required)"
+command -v node >/dev/null || die "node is not installed; install Node.js >= 20.8 first"
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=8)?0:1)' ||
+  die "node $(node --version) is too old; cryo needs Node.js >= 20.8"
+
+step "installing Debian packages: docker.io zstd iproute2 busybox-static"
+apt_install docker.io zstd iproute2 busybox-static ca-certificates
+
+step "making CRIU >= ${CRIU_MIN_VERSION} available as criu"
+"$here/install-criu.sh"
+
+step "running criu check"
+criu check || die "'criu check' fails on this host: CRIU cannot checkpoint here (see its output above)"
+say "criu $(criu_version) passes 'criu check'"
+
+step "enabling Docker's experimental features in /etc/docker/daemon.json"
+"$here/docker-experimental.sh"
+
+step "starting dockerd when it is not running"
+"$here/start-dockerd.sh"
+
+step "installing npm dependencies and building cryo"
+cd "$repo"
+npm ci --no-audit --no-fund
+npm run build
+
+step "building the fixture images (docker import, no registry needed)"
+"$repo/fixtures/build-images.sh"
+
+if [ "$start_service" -eq 1 ]; then
+  step "starting cryo"
+  "$here/start-cryo.sh"
+fi
+
+step "done"

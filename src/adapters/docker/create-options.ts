@@ -1,0 +1,41 @@
+import type Docker from 'dockerode';
+
+interface PortBinding {
+  HostIp?: string;
+  HostPort?: string;
+}
+
+/**
+ * Turns `docker inspect` output into the options that create an equivalent container named `name`.
+ * The image is pinned by id, because CRIU restores into exactly the files it dumped from. Published ports keep
+ * their host address but take a free host port, so the new container can run beside the original.
+ */
+export function toCreateOptions(
+  inspect: unknown,
+  name: string,
+  labels: Record<string, string>,
+): Docker.ContainerCreateOptions {
+  const raw = inspect as Docker.ContainerInspectInfo;
+  const hostConfig: Docker.HostConfig = { ...(raw.HostConfig as Docker.HostConfig) };
+  if (hostConfig.PortBindings) {
+    const bindings: Record<string, PortBinding[]> = {};
+    for (const [port, list] of Object.entries(hostConfig.PortBindings as Record<string, PortBinding[] | null>)) {
+      bindings[port] = (list ?? []).map((b) => ({ HostIp: b.HostIp ?? '', HostPort: '' }));
+    }
+    hostConfig.PortBindings = bindings;
+  }
+  const networks = Object.entries(raw.NetworkSettings?.Networks ?? {});
+  const first = networks.find(([networkName]) => networkName === hostConfig.NetworkMode) ?? networks[0];
+  const networkingConfig =
+    first && !['bridge', 'host', 'none', 'default'].includes(first[0])
+      ? { EndpointsConfig: { [first[0]]: { Aliases: first[1].Aliases ?? [] } } }
+      : undefined;
+  return {
+    ...raw.Config,
+    name,
+    Image: raw.Image,
+    Labels: { ...(raw.Config.Labels ?? {}), ...labels },
+    HostConfig: hostConfig,
+    ...(networkingConfig ? { NetworkingConfig: networkingConfig } : {}),
+  } as Docker.ContainerCreateOptions;
+}

@@ -1,0 +1,301 @@
+import { randomBytes } from 'node:crypto';
+import { access, copyFile, link, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import Docker from 'dockerode';
+import { execa } from 'execa';
+import {
+  AppError,
+  ContainerNameInUseError,
+  ContainerNotFoundError,
+  CriuError,
+  DockerError,
+  DockerUnavailableError,
+} from '../../domain/errors.js';
+import type {
+  CheckpointRequest,
+  ContainerInfo,
+  ContainerRuntime,
+  RuntimeVersion,
+} from '../../services/container-runtime.js';
+import { tailLines } from '../criu/log-tail.js';
+import { Mutex } from './mutex.js';
+import { toCreateOptions } from './create-options.js';
+
+export interface DockerContainerRuntimeOptions {
+  /** Path of dockerd's API socket (default: /var/run/docker.sock). */
+  socketPath?: string;
+  /** containerd's socket for this dockerd; found under dockerd's exec root when not given. */
+  containerdSocket?: string;
+  /** Where containerd unpacks a checkpoint for a restore. */
+  containerdTmpDir?: string;
+}
+
+interface DockerApiError {
+  statusCode?: number;
+  code?: string;
+  message?: string;
+  json?: { message?: string } | null;
+}
+
+/** Checkpoint methods that dockerode has but @types/dockerode does not declare. */
+interface CheckpointingContainer {
+  createCheckpoint(opts: { CheckpointID: string; CheckpointDir: string; Exit: boolean }): Promise<unknown>;
+  start(opts: { _query: { checkpoint: string }; _body: Record<string, never> }): Promise<unknown>;
+}
+
+const CONTENT_EXISTS = /content (sha256:[0-9a-f]{64}): already exists/;
+const CRIU_LOG_PATH = /(\/[^\s:"]+\.log)/;
+
+export class DockerContainerRuntime implements ContainerRuntime {
+  private readonly docker: Docker;
+  private rootDir: string | undefined;
+  // Restores run one at a time so that each can tell its own containerd leftovers in /tmp from another's.
+  private readonly restoreMutex = new Mutex();
+
+  constructor(private readonly options: DockerContainerRuntimeOptions = {}) {
+    this.docker = new Docker({ socketPath: options.socketPath ?? '/var/run/docker.sock' });
+  }
+
+  async version(): Promise<RuntimeVersion> {
+    const v = await this.call(() => this.docker.version());
+    return { version: v.Version, experimental: Boolean((v as { Experimental?: boolean }).Experimental) };
+  }
+
+  async inspect(ref: string): Promise<ContainerInfo | undefined> {
+    let raw: Docker.ContainerInspectInfo;
+    try {
+      raw = await this.docker.getContainer(ref).inspect();
+    } catch (err) {
+      if ((err as DockerApiError).statusCode === 404) return undefined;
+      throw this.translate(err);
+    }
+    return {
+      id: raw.Id,
+      name: raw.Name.replace(/^\//, ''),
+      image: raw.Config.Image,
+      imageId: raw.Image,
+      running: raw.State.Running,
+      paused: raw.State.Paused,
+      state: raw.State.Status,
+      pid: raw.State.Pid,
+      config: raw,
+    };
+  }
+
+  async checkpoint(containerId: string, request: CheckpointRequest): Promise<void> {
+    const container = this.docker.getContainer(containerId) as unknown as CheckpointingContainer;
+    try {
+      await container.createCheckpoint({
+        CheckpointID: request.checkpointId,
+        CheckpointDir: request.parentDir,
+        Exit: request.exit,
+      });
+    } catch (err) {
+      throw await this.checkpointError(err, 'checkpoint');
+    }
+  }
+
+  async ensureNotFrozen(containerId: string): Promise<void> {
+    // Right after a checkpoint Docker can still report the container paused for a moment.
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const info = await this.inspect(containerId);
+      if (!info || !info.running) return;
+      if (!info.paused && !(await this.cgroupFrozen(info.pid))) return;
+      await sleep(100);
+    }
+    const info = await this.inspect(containerId);
+    if (info?.paused) await this.call(() => this.docker.getContainer(containerId).unpause());
+    if (info?.running) await this.thaw(info.pid);
+  }
+
+  async createFromConfig(
+    config: unknown,
+    name: string,
+    labels: Record<string, string>,
+  ): Promise<{ id: string; name: string }> {
+    try {
+      const created = await this.docker.createContainer(toCreateOptions(config, name, labels));
+      return { id: created.id, name };
+    } catch (err) {
+      if ((err as DockerApiError).statusCode === 409) throw new ContainerNameInUseError(name);
+      throw this.translate(err);
+    }
+  }
+
+  async restore(containerId: string, imagesDir: string): Promise<void> {
+    const root = await this.dockerRootDir();
+    const checkpointName = `cryo-${randomBytes(6).toString('hex')}`;
+    const checkpointsDir = path.join(root, 'containers', containerId, 'checkpoints');
+    const target = path.join(checkpointsDir, checkpointName);
+    await this.restoreMutex.run(async () => {
+      const tmpBefore = await this.containerdLeftovers();
+      try {
+        // `docker start --checkpoint-dir` is refused ("custom checkpointdir is not supported", moby/moby#37344),
+        // so the images go into the container's own checkpoints directory, as hard links where possible.
+        await linkTree(imagesDir, target);
+        await this.startFromCheckpoint(containerId, checkpointName);
+      } finally {
+        await rm(target, { recursive: true, force: true });
+        // containerd 1.6 leaves an unpacked copy of every restored checkpoint in /tmp (containerd/containerd#8009).
+        const tmpAfter = await this.containerdLeftovers();
+        const dir = this.options.containerdTmpDir ?? '/tmp';
+        await Promise.all(
+          [...tmpAfter]
+            .filter((d) => !tmpBefore.has(d))
+            .map((d) => rm(path.join(dir, d), { recursive: true, force: true })),
+        );
+      }
+    });
+  }
+
+  async remove(containerId: string): Promise<void> {
+    try {
+      await this.docker.getContainer(containerId).remove({ force: true, v: false });
+    } catch (err) {
+      if ((err as DockerApiError).statusCode === 404) return;
+      throw this.translate(err);
+    }
+  }
+
+  private async startFromCheckpoint(containerId: string, checkpointName: string): Promise<void> {
+    const container = this.docker.getContainer(containerId) as unknown as CheckpointingContainer;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await container.start({ _query: { checkpoint: checkpointName }, _body: {} });
+        return;
+      } catch (err) {
+        const digest = CONTENT_EXISTS.exec(apiMessage(err))?.[1];
+        // containerd (namespace moby) may still hold the same checkpoint blob from an earlier restore or
+        // checkpoint, and then refuses to commit it again; dropping the stale blob lets the start go through.
+        if (digest && attempt === 0 && (await this.removeContentBlob(digest))) continue;
+        throw await this.checkpointError(err, 'restore');
+      }
+    }
+  }
+
+  private async removeContentBlob(digest: string): Promise<boolean> {
+    const socket = await this.containerdSocket();
+    if (!socket) return false;
+    const result = await execa('ctr', ['--address', socket, '--namespace', 'moby', 'content', 'rm', digest], {
+      reject: false,
+    });
+    return result.exitCode === 0;
+  }
+
+  private async containerdSocket(): Promise<string | undefined> {
+    if (this.options.containerdSocket) return this.options.containerdSocket;
+    for (const candidate of ['/var/run/docker/containerd/containerd.sock', '/run/containerd/containerd.sock']) {
+      if (await exists(candidate)) return candidate;
+    }
+    return undefined;
+  }
+
+  private async containerdLeftovers(): Promise<Set<string>> {
+    const entries = await readdir(this.options.containerdTmpDir ?? '/tmp').catch(() => [] as string[]);
+    return new Set(entries.filter((e) => e.startsWith('ctrd-checkpoint')));
+  }
+
+  private async dockerRootDir(): Promise<string> {
+    if (!this.rootDir) {
+      const info = (await this.call(() => this.docker.info())) as { DockerRootDir: string };
+      this.rootDir = info.DockerRootDir;
+    }
+    return this.rootDir;
+  }
+
+  /** A CriuError with CRIU's log tail when the daemon names a CRIU log, otherwise a Docker error. */
+  private async checkpointError(err: unknown, action: 'checkpoint' | 'restore'): Promise<AppError> {
+    const translated = this.translate(err);
+    if (!(translated instanceof DockerError)) return translated;
+    const message = apiMessage(err);
+    if (!/criu|runc|checkpoint/i.test(message)) return translated;
+    const logPath = CRIU_LOG_PATH.exec(message)?.[1];
+    const log = logPath ? await readFile(logPath, 'utf8').catch(() => '') : '';
+    return new CriuError(`CRIU ${action} failed: ${firstLine(message)}`, tailLines(log, 25), logPath, {
+      cause: err,
+    });
+  }
+
+  private async cgroupFrozen(pid: number): Promise<boolean> {
+    const file = await this.freezerFile(pid);
+    if (!file) return false;
+    const state = (await readFile(file.path, 'utf8').catch(() => '')).trim();
+    return file.v2 ? state === '1' : state === 'FROZEN' || state === 'FREEZING';
+  }
+
+  private async thaw(pid: number): Promise<void> {
+    const file = await this.freezerFile(pid);
+    if (file) await writeFile(file.path, file.v2 ? '0' : 'THAWED').catch(() => undefined);
+  }
+
+  private async freezerFile(pid: number): Promise<{ path: string; v2: boolean } | undefined> {
+    if (pid <= 0) return undefined;
+    const cgroups = await readFile(`/proc/${pid}/cgroup`, 'utf8').catch(() => '');
+    for (const line of cgroups.split('\n')) {
+      const [, controllers, cgPath] = line.split(':');
+      if (controllers === undefined || cgPath === undefined) continue;
+      if (controllers.split(',').includes('freezer')) {
+        return { path: path.join('/sys/fs/cgroup/freezer', cgPath, 'freezer.state'), v2: false };
+      }
+      if (line.startsWith('0::') && cgroups.split('\n').filter(Boolean).length === 1) {
+        return { path: path.join('/sys/fs/cgroup', cgPath, 'cgroup.freeze'), v2: true };
+      }
+    }
+    return undefined;
+  }
+
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw this.translate(err);
+    }
+  }
+
+  private translate(err: unknown): AppError {
+    if (err instanceof AppError) return err;
+    const e = err as DockerApiError;
+    if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT' || e.code === 'EACCES') {
+      return new DockerUnavailableError(e.message ?? String(err), { cause: err });
+    }
+    if (e.statusCode === 404) return new ContainerNotFoundError(firstLine(apiMessage(err)));
+    return new DockerError(`dockerd: ${firstLine(apiMessage(err))}`, { cause: err });
+  }
+}
+
+function apiMessage(err: unknown): string {
+  const e = err as DockerApiError;
+  return e.json?.message ?? e.message ?? String(err);
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0] ?? s;
+}
+
+async function exists(p: string): Promise<boolean> {
+  return access(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Recreates the tree at `from` under `to` with hard links (copies across filesystems). */
+async function linkTree(from: string, to: string): Promise<void> {
+  await mkdir(to, { recursive: true });
+  for (const entry of await readdir(from, { withFileTypes: true })) {
+    const src = path.join(from, entry.name);
+    const dst = path.join(to, entry.name);
+    if (entry.isDirectory()) {
+      await linkTree(src, dst);
+    } else if (entry.isFile()) {
+      await link(src, dst).catch(async (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EXDEV' && err.code !== 'EPERM') throw err;
+        await copyFile(src, dst);
+      });
+    }
+  }
+}

@@ -1,0 +1,101 @@
+import Database from 'better-sqlite3';
+import { CheckpointSchema, type Checkpoint } from '../../domain/checkpoint.js';
+import type { CheckpointCatalog, CheckpointFilter } from '../../services/checkpoint-catalog.js';
+
+const MIGRATIONS = [
+  `CREATE TABLE checkpoints (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     container_id TEXT NOT NULL,
+     container_name TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     body TEXT NOT NULL,
+     UNIQUE (container_id, name)
+   )`,
+  `CREATE INDEX checkpoints_container_name ON checkpoints (container_name)`,
+];
+
+interface Row {
+  body: string;
+}
+
+/** The checkpoint catalog in an embedded SQLite database (WAL, synchronous=FULL). */
+export class SqliteCheckpointCatalog implements CheckpointCatalog {
+  private readonly db: Database.Database;
+
+  constructor(file: string) {
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+    this.migrate();
+  }
+
+  add(checkpoint: Checkpoint): void {
+    this.db
+      .prepare(
+        `INSERT INTO checkpoints (id, name, container_id, container_name, created_at, body)
+         VALUES (@id, @name, @containerId, @containerName, @createdAt, @body)`,
+      )
+      .run({
+        id: checkpoint.id,
+        name: checkpoint.name,
+        containerId: checkpoint.container.id,
+        containerName: checkpoint.container.name,
+        createdAt: checkpoint.createdAt,
+        body: JSON.stringify(checkpoint),
+      });
+  }
+
+  get(id: string): Checkpoint | undefined {
+    const row = this.db.prepare('SELECT body FROM checkpoints WHERE id = ?').get(id) as Row | undefined;
+    return row ? parse(row) : undefined;
+  }
+
+  list(filter: CheckpointFilter = {}): Checkpoint[] {
+    const rows =
+      filter.container === undefined
+        ? (this.db.prepare('SELECT body FROM checkpoints ORDER BY created_at, id').all() as Row[])
+        : (this.db
+            .prepare(
+              `SELECT body FROM checkpoints
+               WHERE container_name = @ref OR container_id = @ref OR substr(container_id, 1, length(@ref)) = @ref
+               ORDER BY created_at, id`,
+            )
+            .all({ ref: filter.container }) as Row[]);
+    return rows.map(parse);
+  }
+
+  findByName(containerId: string, name: string): Checkpoint | undefined {
+    const row = this.db
+      .prepare('SELECT body FROM checkpoints WHERE container_id = ? AND name = ?')
+      .get(containerId, name) as Row | undefined;
+    return row ? parse(row) : undefined;
+  }
+
+  remove(id: string): boolean {
+    return this.db.prepare('DELETE FROM checkpoints WHERE id = ?').run(id).changes > 0;
+  }
+
+  ids(): Set<string> {
+    const rows = this.db.prepare('SELECT id FROM checkpoints').all() as { id: string }[];
+    return new Set(rows.map((r) => r.id));
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    const apply = this.db.transaction(() => {
+      for (let v = version; v < MIGRATIONS.length; v++) this.db.exec(MIGRATIONS[v] as string);
+      this.db.pragma(`user_version = ${MIGRATIONS.length}`);
+    });
+    apply();
+  }
+}
+
+function parse(row: Row): Checkpoint {
+  return CheckpointSchema.parse(JSON.parse(row.body));
+}

@@ -1,0 +1,43 @@
+import { z } from 'zod';
+
+const ListenSchema = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'CRYO_LISTEN must be host:port, e.g. 127.0.0.1:7070')
+  .transform((s) => {
+    const i = s.lastIndexOf(':');
+    return { host: s.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(s.slice(i + 1)) };
+  })
+  .refine((l) => l.port >= 0 && l.port <= 65535, 'port out of range');
+
+export const ConfigSchema = z.object({
+  listen: ListenSchema.default({ host: '127.0.0.1', port: 7070 }),
+  dataDir: z.string().min(1).default('/var/lib/cryo'),
+  token: z.string().min(16, 'CRYO_TOKEN must be at least 16 characters').optional(),
+  dockerSocket: z.string().min(1).default('/var/run/docker.sock'),
+  containerdSocket: z.string().min(1).optional(),
+  criuBinary: z.string().min(1).default('criu'),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+export type Config = z.infer<typeof ConfigSchema>;
+
+/** Reads the configuration from the environment (CRYO_*), with explicit overrides winning. */
+export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<Record<keyof Config, unknown>> = {}): Config {
+  const fromEnv = {
+    listen: env.CRYO_LISTEN,
+    dataDir: env.CRYO_DATA_DIR,
+    token: env.CRYO_TOKEN,
+    dockerSocket: env.CRYO_DOCKER_SOCKET ?? dockerSocketFromHost(env.DOCKER_HOST),
+    containerdSocket: env.CRYO_CONTAINERD_SOCKET,
+    criuBinary: env.CRYO_CRIU,
+    logLevel: env.CRYO_LOG_LEVEL,
+  };
+  return ConfigSchema.parse({ ...defined(fromEnv), ...defined(overrides) });
+}
+
+function defined(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== ''));
+}
+
+function dockerSocketFromHost(host: string | undefined): string | undefined {
+  return host?.startsWith('unix://') ? host.slice('unix://'.length) : undefined;
+}

@@ -1,0 +1,67 @@
+import { z } from 'zod';
+import { CheckpointIdSchema, ContainerRefSchema, NameSchema } from './names.js';
+
+export const CheckpointStatsSchema = z.object({
+  dumpMs: z.number().describe('time spent in the dump itself (runtime and CRIU)'),
+  totalMs: z.number().describe('time of the whole operation, storing and cataloguing included'),
+  frozenMs: z.number().optional().describe("CRIU's frozen time, when the runtime reports it"),
+});
+export type CheckpointStats = z.infer<typeof CheckpointStatsSchema>;
+
+export const CheckpointStatusSchema = z.enum(['complete']);
+export type CheckpointStatus = z.infer<typeof CheckpointStatusSchema>;
+
+export const CheckpointContainerSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  image: z.string(),
+});
+export type CheckpointContainer = z.infer<typeof CheckpointContainerSchema>;
+
+export const CheckpointSchema = z.object({
+  id: CheckpointIdSchema,
+  name: NameSchema,
+  container: CheckpointContainerSchema,
+  createdAt: z.string().describe('ISO 8601'),
+  leaveRunning: z.boolean(),
+  sizeBytes: z.number().int().nonnegative(),
+  stats: CheckpointStatsSchema,
+  status: CheckpointStatusSchema,
+});
+export type Checkpoint = z.infer<typeof CheckpointSchema>;
+
+// A POST without a body arrives as null; it means "all defaults".
+const orEmpty = (v: unknown) => v ?? {};
+
+export const CreateCheckpointBodySchema = z.preprocess(
+  orEmpty,
+  z.strictObject({
+    name: NameSchema.optional(),
+    leaveRunning: z.boolean().default(false).describe('keep the container running after the dump'),
+  }),
+);
+export type CreateCheckpointBody = z.infer<typeof CreateCheckpointBodySchema>;
+
+export const RestoreBodySchema = z.preprocess(
+  orEmpty,
+  z.strictObject({
+    name: NameSchema.optional().describe(
+      'restore into a new container with this name; without it, into the original container',
+    ),
+  }),
+);
+export type RestoreBody = z.infer<typeof RestoreBodySchema>;
+
+export const RestoreResultSchema = z.object({
+  container: z.object({ id: z.string(), name: z.string() }),
+  restoreMs: z.number(),
+});
+export type RestoreResult = z.infer<typeof RestoreResultSchema>;
+
+export const ListCheckpointsQuerySchema = z.strictObject({
+  container: ContainerRefSchema.optional().describe('only checkpoints of this container (id, id prefix or name)'),
+});
+export type ListCheckpointsQuery = z.infer<typeof ListCheckpointsQuerySchema>;
+
+export const CheckpointListSchema = z.object({ checkpoints: z.array(CheckpointSchema) });
+export type CheckpointList = z.infer<typeof CheckpointListSchema>;

@@ -1,0 +1,69 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import type { ErrorBody } from '../domain/error-body.js';
+import { AppError, RouteNotFoundError } from '../domain/errors.js';
+
+// Fastify's own client errors, given stable cryo codes.
+const FASTIFY_CODES: Record<string, { code: string; hint?: string }> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: { code: 'PAYLOAD_TOO_LARGE' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { code: 'UNSUPPORTED_MEDIA_TYPE', hint: 'send application/json' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { code: 'VALIDATION_FAILED', hint: 'send a JSON object, or no content-type with no body' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { code: 'VALIDATION_FAILED', hint: 'the body must be valid JSON' },
+};
+
+/** The one place where errors become HTTP responses `{statusCode, code, message, hint?, details?}`. */
+export function installErrorHandler(app: FastifyInstance): void {
+  app.setNotFoundHandler((request, reply) => {
+    const err = new RouteNotFoundError(request.method, request.url.split('?')[0] ?? request.url);
+    void reply.status(err.statusCode).send(toBody(err));
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof AppError) {
+      if (error.statusCode >= 500) request.log.error({ err: error }, error.message);
+      return reply.status(error.statusCode).send(toBody(error));
+    }
+    if (hasZodFastifySchemaValidationErrors(error)) {
+      const issues = error.validation.map((v) => ({
+        in: error.validationContext,
+        path: v.instancePath || '/',
+        message: v.message,
+      }));
+      const first = issues[0];
+      return reply.status(400).send({
+        statusCode: 400,
+        code: 'VALIDATION_FAILED',
+        message: `invalid ${error.validationContext ?? 'request'}: ${first ? `${first.path} ${first.message}` : error.message}`,
+        hint: 'see details for every problem; the API is described at /openapi.json',
+        details: issues,
+      } satisfies ErrorBody);
+    }
+    const status = error.statusCode ?? 500;
+    if (status < 500) {
+      const known = FASTIFY_CODES[error.code];
+      return reply.status(status).send({
+        statusCode: status,
+        code: known?.code ?? (status === 400 ? 'VALIDATION_FAILED' : 'BAD_REQUEST'),
+        message: error.message,
+        ...(known?.hint ? { hint: known.hint } : {}),
+      } satisfies ErrorBody);
+    }
+    request.log.error({ err: error }, 'unexpected error');
+    return reply.status(500).send({
+      statusCode: 500,
+      code: 'INTERNAL_ERROR',
+      message: 'cryo hit an unexpected error',
+      hint: "see cryo's log for the request id " + request.id,
+    } satisfies ErrorBody);
+  });
+}
+
+export function toBody(err: AppError): ErrorBody {
+  return {
+    statusCode: err.statusCode,
+    code: err.code,
+    message: err.message,
+    ...(err.hint !== undefined ? { hint: err.hint } : {}),
+    ...(err.details !== undefined ? { details: err.details } : {}),
+  };
+}

@@ -1,0 +1,85 @@
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import {
+  CheckpointListSchema,
+  CheckpointSchema,
+  CreateCheckpointBodySchema,
+  ListCheckpointsQuerySchema,
+  RestoreBodySchema,
+  RestoreResultSchema,
+} from '../../domain/checkpoint.js';
+import { ErrorBodySchema } from '../../domain/error-body.js';
+import { CheckpointIdSchema, ContainerRefSchema } from '../../domain/names.js';
+import type { CheckpointService } from '../../services/checkpoint-service.js';
+
+const errors = { 400: ErrorBodySchema, 401: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema };
+
+export const checkpointRoutes: FastifyPluginAsyncZod<{ checkpoints: CheckpointService }> = async (
+  app,
+  { checkpoints },
+) => {
+  app.post(
+    '/v1/containers/:ref/checkpoints',
+    {
+      schema: {
+        summary: 'Checkpoint a running container',
+        params: z.object({ ref: ContainerRefSchema }),
+        body: CreateCheckpointBodySchema,
+        response: { 201: CheckpointSchema, ...errors },
+      },
+    },
+    async (request, reply) => reply.status(201).send(await checkpoints.create(request.params.ref, request.body)),
+  );
+
+  app.get(
+    '/v1/checkpoints',
+    {
+      schema: {
+        summary: 'List complete checkpoints',
+        querystring: ListCheckpointsQuerySchema,
+        response: { 200: CheckpointListSchema, 400: ErrorBodySchema, 401: ErrorBodySchema },
+      },
+    },
+    async (request) => ({ checkpoints: checkpoints.list(request.query) }),
+  );
+
+  app.get(
+    '/v1/checkpoints/:id',
+    {
+      schema: {
+        summary: 'One checkpoint',
+        params: z.object({ id: CheckpointIdSchema }),
+        response: { 200: CheckpointSchema, ...errors },
+      },
+    },
+    async (request) => checkpoints.get(request.params.id),
+  );
+
+  app.delete(
+    '/v1/checkpoints/:id',
+    {
+      schema: {
+        summary: 'Delete a checkpoint and its files',
+        params: z.object({ id: CheckpointIdSchema }),
+        response: { 204: z.null().describe('deleted'), ...errors },
+      },
+    },
+    async (request, reply) => {
+      await checkpoints.remove(request.params.id);
+      return reply.status(204).send(null);
+    },
+  );
+
+  app.post(
+    '/v1/checkpoints/:id/restore',
+    {
+      schema: {
+        summary: 'Restore a checkpoint into its stopped original container, or into a new container (name)',
+        params: z.object({ id: CheckpointIdSchema }),
+        body: RestoreBodySchema,
+        response: { 201: RestoreResultSchema, ...errors },
+      },
+    },
+    async (request, reply) => reply.status(201).send(await checkpoints.restore(request.params.id, request.body)),
+  );
+};

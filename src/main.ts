@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { ZodError } from 'zod';
+import { loadConfig } from './config.js';
+import { startServer } from './server.js';
+import { CRYO_VERSION } from './version.js';
+
+const program = new Command()
+  .name('cryo')
+  .description('Checkpoint/restore orchestrator for Linux containers')
+  .version(CRYO_VERSION);
+
+program
+  .command('serve', { isDefault: true })
+  .description('run the cryo API service')
+  .option('--listen <host:port>', 'address to listen on (CRYO_LISTEN, default 127.0.0.1:7070)')
+  .option('--data-dir <dir>', 'data directory (CRYO_DATA_DIR, default /var/lib/cryo)')
+  .action(async (opts: { listen?: string; dataDir?: string }) => {
+    let config;
+    try {
+      config = loadConfig(process.env, { listen: opts.listen, dataDir: opts.dataDir });
+    } catch (err) {
+      if (err instanceof ZodError) {
+        console.error(`cryo: invalid configuration: ${err.issues.map((i) => i.message).join('; ')}`);
+        process.exit(2);
+      }
+      throw err;
+    }
+    const server = await startServer(config);
+    server.app.log.info(`cryo ${CRYO_VERSION} listening on ${server.url}, data in ${config.dataDir}`);
+    const stop = (signal: string) => {
+      server.app.log.info(`${signal}: shutting down`);
+      server.close().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,63 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { CriuCheckpointEngine } from './adapters/criu/criu-checkpoint-engine.js';
+import { DockerContainerRuntime } from './adapters/docker/docker-container-runtime.js';
+import { FsImageStore } from './adapters/store/fs-image-store.js';
+import { SqliteCheckpointCatalog } from './adapters/store/sqlite-checkpoint-catalog.js';
+import { loadOrCreateToken } from './adapters/store/token-file.js';
+import type { Config } from './config.js';
+import { buildApp } from './http/app.js';
+import { CheckpointService } from './services/checkpoint-service.js';
+import { systemClock } from './services/clock.js';
+import { HealthService } from './services/health-service.js';
+
+export const CATALOG_FILE = 'cryo.db';
+
+export interface Server {
+  app: FastifyInstance;
+  token: string;
+  /** The address the server listens on, e.g. http://127.0.0.1:7070. */
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Wires the adapters into the services and the HTTP app, and starts listening. */
+export async function startServer(config: Config): Promise<Server> {
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const token = config.token ?? (await loadOrCreateToken(config.dataDir));
+  const catalog = new SqliteCheckpointCatalog(path.join(config.dataDir, CATALOG_FILE));
+  const store = new FsImageStore(config.dataDir);
+  await store.init();
+  const runtime = new DockerContainerRuntime({
+    socketPath: config.dockerSocket,
+    ...(config.containerdSocket ? { containerdSocket: config.containerdSocket } : {}),
+  });
+  const engine = new CriuCheckpointEngine({ binary: config.criuBinary });
+  const checkpoints = new CheckpointService({ runtime, engine, catalog, store, clock: systemClock });
+  const health = new HealthService(runtime, engine);
+  const app = await buildApp({ token, checkpoints, health, logLevel: config.logLevel });
+
+  // Half-written checkpoints from a crash are never visible; drop them.
+  const swept = await store.sweep(catalog.ids());
+  if (swept.length > 0) app.log.warn({ swept }, 'removed incomplete checkpoint directories');
+
+  try {
+    await app.listen({ host: config.listen.host, port: config.listen.port });
+  } catch (err) {
+    catalog.close();
+    throw err;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.listen.port;
+  const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
+  return {
+    app,
+    token,
+    url: `http://${host}:${port}`,
+    close: async () => {
+      await app.close();
+      catalog.close();
+    },
+  };
+}

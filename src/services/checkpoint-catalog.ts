@@ -1,0 +1,16 @@
+import type { Checkpoint } from '../domain/checkpoint.js';
+
+export interface CheckpointFilter {
+  /** Matches a container id, id prefix or name. */
+  container?: string;
+}
+
+/** The durable list of complete checkpoints. */
+export interface CheckpointCatalog {
+  add(checkpoint: Checkpoint): void;
+  get(id: string): Checkpoint | undefined;
+  list(filter?: CheckpointFilter): Checkpoint[];
+  findByName(containerId: string, name: string): Checkpoint | undefined;
+  remove(id: string): boolean;
+  ids(): Set<string>;
+}
