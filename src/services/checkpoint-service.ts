@@ -48,11 +48,12 @@ export class CheckpointService {
     const started = clock.now();
     const container = await runtime.inspect(ref);
     if (!container) throw new ContainerNotFoundError(ref);
-    if (!container.running || container.paused) throw new ContainerNotRunningError(ref, container.state);
+    // Lock before looking at the state: a container being dumped shows as paused for a while.
     const release = this.locks.acquire(container.id, 'checkpoint', `container "${container.name}"`);
     const id = newId(started);
     let staged = false;
     try {
+      if (!container.running || container.paused) throw new ContainerNotRunningError(ref, container.state);
       const name = body.name ?? `checkpoint-${id}`;
       if (catalog.findByName(container.id, name)) throw new CheckpointNameInUseError(container.name, name);
       await this.requireCheckpointSupport();

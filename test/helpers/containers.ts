@@ -1,0 +1,116 @@
+import { randomBytes } from 'node:crypto';
+import { execa } from 'execa';
+
+export interface RunOptions {
+  image: string;
+  cmd?: string[];
+  env?: Record<string, string>;
+  /** Container port to publish on 127.0.0.1 (a free host port). */
+  publish?: number;
+  name?: string;
+}
+
+/** Containers created by a test, removed by `removeAll` whatever the outcome. */
+export class TestContainers {
+  private readonly created = new Set<string>();
+
+  uniqueName(prefix: string): string {
+    const name = `cryo-test-${prefix}-${randomBytes(4).toString('hex')}`;
+    this.created.add(name);
+    return name;
+  }
+
+  /** Remembers a container (by id or name) for removal. */
+  track(ref: string): void {
+    this.created.add(ref);
+  }
+
+  async run(options: RunOptions): Promise<string> {
+    const name = options.name ?? this.uniqueName('c');
+    this.created.add(name);
+    const args = ['run', '-d', '--name', name];
+    for (const [k, v] of Object.entries(options.env ?? {})) args.push('-e', `${k}=${v}`);
+    if (options.publish) args.push('-p', `127.0.0.1::${options.publish}`);
+    args.push(options.image, ...(options.cmd ?? []));
+    const { stdout } = await execa('docker', args);
+    return stdout.trim();
+  }
+
+  async removeAll(): Promise<void> {
+    const refs = [...this.created];
+    this.created.clear();
+    if (refs.length > 0) await execa('docker', ['rm', '-f', ...refs], { reject: false });
+  }
+}
+
+export interface ContainerState {
+  Running: boolean;
+  Paused: boolean;
+  Status: string;
+}
+
+export async function inspect(ref: string): Promise<{
+  Id: string;
+  Name: string;
+  State: ContainerState;
+  Config: { Labels: Record<string, string> | null };
+}> {
+  const { stdout } = await execa('docker', ['inspect', ref]);
+  return (JSON.parse(stdout) as never[])[0] as never;
+}
+
+export async function hostPort(ref: string, containerPort: number): Promise<number> {
+  const { stdout } = await execa('docker', ['port', ref, `${containerPort}/tcp`]);
+  const line = stdout.split('\n').find((l) => l.startsWith('127.0.0.1:'));
+  if (!line) throw new Error(`container ${ref} publishes no 127.0.0.1 port for ${containerPort}: ${stdout}`);
+  return Number(line.split(':')[1]);
+}
+
+export async function dockerExec(ref: string, cmd: string[]): Promise<string> {
+  const { stdout } = await execa('docker', ['exec', ref, ...cmd]);
+  return stdout;
+}
+
+export interface CounterReading {
+  count: number;
+  bootId: string;
+  startedAt: string;
+  pid: number;
+}
+
+/** Reads the counter workload over its published port, retrying while the container comes up. */
+export async function readCounter(ref: string, timeoutMs = 15_000): Promise<CounterReading> {
+  return readJson<CounterReading>(ref, timeoutMs);
+}
+
+export async function readJson<T>(ref: string, timeoutMs = 15_000, containerPort = 8080): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const port = await hostPort(ref, containerPort);
+      const res = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(5_000) });
+      if (res.ok) return (await res.json()) as T;
+      lastError = new Error(`HTTP ${res.status}`);
+    } catch (err) {
+      lastError = err;
+    }
+    await sleep(200);
+  }
+  throw new Error(`container ${ref} did not answer on port ${containerPort}: ${String(lastError)}`);
+}
+
+/** Waits until the counter reaches at least `min`. */
+export async function counterAtLeast(ref: string, min: number, timeoutMs = 20_000): Promise<CounterReading> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const reading = await readCounter(ref, timeoutMs);
+    if (reading.count >= min) return reading;
+    if (Date.now() > deadline) throw new Error(`counter of ${ref} stayed at ${reading.count} < ${min}`);
+    await sleep(100);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
