@@ -21,7 +21,10 @@ export const ConfigSchema = z.object({
 export type Config = z.infer<typeof ConfigSchema>;
 
 /** Reads the configuration from the environment (CRYO_*), with explicit overrides winning. */
-export function loadConfig(env: NodeJS.ProcessEnv, overrides: Partial<Record<keyof Config, unknown>> = {}): Config {
+export function loadConfig(
+  env: NodeJS.ProcessEnv,
+  overrides: Partial<Record<keyof Config, unknown>> = {},
+): Config {
   const fromEnv = {
     listen: env.CRYO_LISTEN,
     dataDir: env.CRYO_DATA_DIR,

@@ -59,7 +59,9 @@ export const RestoreResultSchema = z.object({
 export type RestoreResult = z.infer<typeof RestoreResultSchema>;
 
 export const ListCheckpointsQuerySchema = z.strictObject({
-  container: ContainerRefSchema.optional().describe('only checkpoints of this container (id, id prefix or name)'),
+  container: ContainerRefSchema.optional().describe(
+    'only checkpoints of this container (id, id prefix or name)',
+  ),
 });
 export type ListCheckpointsQuery = z.infer<typeof ListCheckpointsQuerySchema>;
 

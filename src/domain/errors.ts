@@ -21,67 +21,124 @@ export class ValidationError extends AppError {
 
 export class UnauthorizedError extends AppError {
   constructor(message = 'a valid bearer token is required') {
-    super('UNAUTHORIZED', 401, message, 'send "Authorization: Bearer <token>"; the token is CRYO_TOKEN or <data dir>/token');
+    super(
+      'UNAUTHORIZED',
+      401,
+      message,
+      'send "Authorization: Bearer <token>"; the token is CRYO_TOKEN or <data dir>/token',
+    );
   }
 }
 
 export class RouteNotFoundError extends AppError {
   constructor(method: string, url: string) {
-    super('ROUTE_NOT_FOUND', 404, `no route ${method} ${url}`, 'the API is described at /openapi.json and /docs');
+    super(
+      'ROUTE_NOT_FOUND',
+      404,
+      `no route ${method} ${url}`,
+      'the API is described at /openapi.json and /docs',
+    );
   }
 }
 
 export class ContainerNotFoundError extends AppError {
   constructor(ref: string) {
-    super('CONTAINER_NOT_FOUND', 404, `no container matches "${ref}"`, 'give a container id, a unique id prefix or a name (docker ps -a)');
+    super(
+      'CONTAINER_NOT_FOUND',
+      404,
+      `no container matches "${ref}"`,
+      'give a container id, a unique id prefix or a name (docker ps -a)',
+    );
   }
 }
 
 export class ContainerNotRunningError extends AppError {
   constructor(ref: string, state: string) {
-    super('CONTAINER_NOT_RUNNING', 409, `container "${ref}" is ${state}, not running`, 'only a running, unpaused container can be checkpointed; start or unpause it first');
+    super(
+      'CONTAINER_NOT_RUNNING',
+      409,
+      `container "${ref}" is ${state}, not running`,
+      'only a running, unpaused container can be checkpointed; start or unpause it first',
+    );
   }
 }
 
 export class ContainerRunningError extends AppError {
   constructor(ref: string) {
-    super('CONTAINER_RUNNING', 409, `container "${ref}" is running`, 'stop it first (docker stop), or restore into a new container by giving "name"');
+    super(
+      'CONTAINER_RUNNING',
+      409,
+      `container "${ref}" is running`,
+      'stop it first (docker stop), or restore into a new container by giving "name"',
+    );
   }
 }
 
 export class ContainerNameInUseError extends AppError {
   constructor(name: string) {
-    super('CONTAINER_NAME_IN_USE', 409, `a container named "${name}" already exists`, 'choose another name, or remove that container first');
+    super(
+      'CONTAINER_NAME_IN_USE',
+      409,
+      `a container named "${name}" already exists`,
+      'choose another name, or remove that container first',
+    );
   }
 }
 
 export class CheckpointNotFoundError extends AppError {
   constructor(id: string) {
-    super('CHECKPOINT_NOT_FOUND', 404, `no checkpoint with id "${id}"`, 'list checkpoints with GET /v1/checkpoints');
+    super(
+      'CHECKPOINT_NOT_FOUND',
+      404,
+      `no checkpoint with id "${id}"`,
+      'list checkpoints with GET /v1/checkpoints',
+    );
   }
 }
 
 export class CheckpointNameInUseError extends AppError {
   constructor(container: string, name: string) {
-    super('CHECKPOINT_NAME_IN_USE', 409, `container "${container}" already has a checkpoint named "${name}"`, 'choose another name, or delete the old checkpoint first');
+    super(
+      'CHECKPOINT_NAME_IN_USE',
+      409,
+      `container "${container}" already has a checkpoint named "${name}"`,
+      'choose another name, or delete the old checkpoint first',
+    );
   }
 }
 
 export class OperationInProgressError extends AppError {
   constructor(subject: string, operation: string) {
-    super('CHECKPOINT_IN_PROGRESS', 409, `${subject} is busy: a ${operation} is in progress`, 'only one checkpoint or restore runs per container at a time; retry when it has finished');
+    super(
+      'CHECKPOINT_IN_PROGRESS',
+      409,
+      `${subject} is busy: a ${operation} is in progress`,
+      'only one checkpoint or restore runs per container at a time; retry when it has finished',
+    );
   }
 }
 
 export class DockerUnavailableError extends AppError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super('DOCKER_UNAVAILABLE', 503, `dockerd does not answer: ${message}`, 'start dockerd (native-scripts/start-dockerd.sh) or set DOCKER_HOST', undefined, options);
+    super(
+      'DOCKER_UNAVAILABLE',
+      503,
+      `dockerd does not answer: ${message}`,
+      'start dockerd (native-scripts/start-dockerd.sh) or set DOCKER_HOST',
+      undefined,
+      options,
+    );
   }
 }
 
 export class DockerNotExperimentalError extends AppError {
   constructor() {
-    super('DOCKER_NOT_EXPERIMENTAL', 503, "dockerd runs without experimental features, so its checkpoint API is off", 'set {"experimental": true} in /etc/docker/daemon.json and restart dockerd (native-scripts/docker-experimental.sh)');
+    super(
+      'DOCKER_NOT_EXPERIMENTAL',
+      503,
+      'dockerd runs without experimental features, so its checkpoint API is off',
+      'set {"experimental": true} in /etc/docker/daemon.json and restart dockerd (native-scripts/docker-experimental.sh)',
+    );
   }
 }
 
@@ -93,7 +150,14 @@ export class DockerError extends AppError {
 
 export class CriuUnavailableError extends AppError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super('CRIU_UNAVAILABLE', 503, message, 'install CRIU >= 4.2 as criu on PATH (native-scripts/install-criu.sh) and check that "criu check" passes', undefined, options);
+    super(
+      'CRIU_UNAVAILABLE',
+      503,
+      message,
+      'install CRIU >= 4.2 as criu on PATH (native-scripts/install-criu.sh) and check that "criu check" passes',
+      undefined,
+      options,
+    );
   }
 }
 

@@ -5,7 +5,10 @@ const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
 export const NameSchema = z
   .string()
-  .regex(NAME_PATTERN, 'must start with a letter or digit and hold only letters, digits, "_", "." and "-" (at most 128)')
+  .regex(
+    NAME_PATTERN,
+    'must start with a letter or digit and hold only letters, digits, "_", "." and "-" (at most 128)',
+  )
   .refine((s) => !s.includes('..'), 'must not contain ".."');
 export type Name = z.infer<typeof NameSchema>;
 

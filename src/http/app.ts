@@ -34,7 +34,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(swagger, {
     openapi: {
-      info: { title: 'cryo', description: 'Checkpoint/restore orchestrator for Linux containers', version: CRYO_VERSION },
+      info: {
+        title: 'cryo',
+        description: 'Checkpoint/restore orchestrator for Linux containers',
+        version: CRYO_VERSION,
+      },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },

@@ -17,7 +17,8 @@ export function installAuth(app: FastifyInstance, token: string): void {
     const header = request.headers.authorization;
     const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!match?.[1]) throw new UnauthorizedError();
-    if (!timingSafeEqual(digest(match[1]), expected)) throw new UnauthorizedError('the bearer token is not valid');
+    if (!timingSafeEqual(digest(match[1]), expected))
+      throw new UnauthorizedError('the bearer token is not valid');
   });
 }
 

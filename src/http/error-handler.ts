@@ -7,7 +7,10 @@ import { AppError, RouteNotFoundError } from '../domain/errors.js';
 const FASTIFY_CODES: Record<string, { code: string; hint?: string }> = {
   FST_ERR_CTP_BODY_TOO_LARGE: { code: 'PAYLOAD_TOO_LARGE' },
   FST_ERR_CTP_INVALID_MEDIA_TYPE: { code: 'UNSUPPORTED_MEDIA_TYPE', hint: 'send application/json' },
-  FST_ERR_CTP_EMPTY_JSON_BODY: { code: 'VALIDATION_FAILED', hint: 'send a JSON object, or no content-type with no body' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: {
+    code: 'VALIDATION_FAILED',
+    hint: 'send a JSON object, or no content-type with no body',
+  },
   FST_ERR_CTP_INVALID_JSON_BODY: { code: 'VALIDATION_FAILED', hint: 'the body must be valid JSON' },
 };
 

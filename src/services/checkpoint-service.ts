@@ -1,12 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type {
-  Checkpoint,
-  CreateCheckpointBody,
-  RestoreBody,
-  RestoreResult,
-} from '../domain/checkpoint.js';
+import type { Checkpoint, CreateCheckpointBody, RestoreBody, RestoreResult } from '../domain/checkpoint.js';
 import {
   CheckpointNameInUseError,
   CheckpointNotFoundError,
@@ -62,14 +57,20 @@ export class CheckpointService {
       staged = true;
       const dumpStarted = clock.now();
       try {
-        await runtime.checkpoint(container.id, { checkpointId: id, parentDir: dir, exit: !body.leaveRunning });
+        await runtime.checkpoint(container.id, {
+          checkpointId: id,
+          parentDir: dir,
+          exit: !body.leaveRunning,
+        });
       } finally {
         // A failed (or a leave-running) checkpoint must never leave the container paused or frozen.
         await runtime.ensureNotFrozen(container.id);
       }
       const dumpMs = clock.now() - dumpStarted;
       await rename(path.join(dir, id), path.join(dir, CHECKPOINT_IMAGES_DIR));
-      await writeFile(path.join(dir, CONFIG_DUMP), JSON.stringify(container.config, null, 2), { mode: 0o600 });
+      await writeFile(path.join(dir, CONFIG_DUMP), JSON.stringify(container.config, null, 2), {
+        mode: 0o600,
+      });
       const { sizeBytes } = await store.commit(id);
       staged = false;
 
@@ -151,7 +152,11 @@ export class CheckpointService {
     }
   }
 
-  private async restoreInPlace(checkpoint: Checkpoint, imagesDir: string, started: number): Promise<RestoreResult> {
+  private async restoreInPlace(
+    checkpoint: Checkpoint,
+    imagesDir: string,
+    started: number,
+  ): Promise<RestoreResult> {
     const { runtime, clock } = this.deps;
     const container = await runtime.inspect(checkpoint.container.id);
     if (!container) {
@@ -182,6 +187,9 @@ export class CheckpointService {
 /** A time-ordered id: 11 base-36 digits of milliseconds, then 10 random ones. */
 export function newId(nowMs: number): string {
   const time = nowMs.toString(36).padStart(11, '0');
-  const random = BigInt(`0x${randomBytes(8).toString('hex')}`).toString(36).padStart(13, '0').slice(0, 10);
+  const random = BigInt(`0x${randomBytes(8).toString('hex')}`)
+    .toString(36)
+    .padStart(13, '0')
+    .slice(0, 10);
   return `${time}${random}`;
 }

@@ -36,7 +36,11 @@ export interface ContainerRuntime {
   /** Makes sure the container is neither paused nor frozen (after a checkpoint, failed or not). */
   ensureNotFrozen(containerId: string): Promise<void>;
   /** Creates (does not start) a container named `name` from another container's config. */
-  createFromConfig(config: unknown, name: string, labels: Record<string, string>): Promise<{ id: string; name: string }>;
+  createFromConfig(
+    config: unknown,
+    name: string,
+    labels: Record<string, string>,
+  ): Promise<{ id: string; name: string }>;
   /** Starts a created or stopped container from the CRIU images in `imagesDir`. */
   restore(containerId: string, imagesDir: string): Promise<void>;
   remove(containerId: string): Promise<void>;

@@ -20,7 +20,15 @@ export class TestCryo {
   static async start(options: { dataDir?: string; token?: string } = {}): Promise<TestCryo> {
     const dataDir = options.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'cryo-test-data-')));
     const server = await startServer(
-      loadConfig({}, { listen: '127.0.0.1:0', dataDir, logLevel: process.env.CRYO_TEST_LOG_LEVEL ?? 'fatal', ...(options.token ? { token: options.token } : {}) }),
+      loadConfig(
+        {},
+        {
+          listen: '127.0.0.1:0',
+          dataDir,
+          logLevel: process.env.CRYO_TEST_LOG_LEVEL ?? 'fatal',
+          ...(options.token ? { token: options.token } : {}),
+        },
+      ),
     );
     return new TestCryo(dataDir, server, options.dataDir === undefined);
   }
@@ -36,7 +44,16 @@ export class TestCryo {
   /** Stops the service and starts it again on the same data directory. */
   async restart(): Promise<void> {
     await this.server.close();
-    this.server = await startServer(loadConfig({}, { listen: '127.0.0.1:0', dataDir: this.dataDir, logLevel: process.env.CRYO_TEST_LOG_LEVEL ?? 'fatal' }));
+    this.server = await startServer(
+      loadConfig(
+        {},
+        {
+          listen: '127.0.0.1:0',
+          dataDir: this.dataDir,
+          logLevel: process.env.CRYO_TEST_LOG_LEVEL ?? 'fatal',
+        },
+      ),
+    );
   }
 
   async api<T = Record<string, unknown>>(

@@ -14,15 +14,20 @@ let checked: Promise<void> | undefined;
  */
 export function requirePrerequisites(): Promise<void> {
   checked ??= (async () => {
-    const docker = await execa('docker', ['version', '--format', '{{.Server.Experimental}}'], { reject: false });
+    const docker = await execa('docker', ['version', '--format', '{{.Server.Experimental}}'], {
+      reject: false,
+    });
     if (docker.exitCode !== 0) {
-      throw new Error(`dockerd does not answer (${docker.stderr.trim()}); run: sudo native-scripts/setup-host.sh`);
+      throw new Error(
+        `dockerd does not answer (${docker.stderr.trim()}); run: sudo native-scripts/setup-host.sh`,
+      );
     }
     if (docker.stdout.trim() !== 'true') {
       throw new Error('dockerd runs without experimental features; run: sudo native-scripts/setup-host.sh');
     }
     const criu = await execa('criu', ['check'], { reject: false, all: true });
-    if (criu.exitCode !== 0) throw new Error(`"criu check" fails: ${criu.all}; run: sudo native-scripts/setup-host.sh`);
+    if (criu.exitCode !== 0)
+      throw new Error(`"criu check" fails: ${criu.all}; run: sudo native-scripts/setup-host.sh`);
     await execa(`${repoRoot}fixtures/build-images.sh`, [], { stdio: 'inherit' });
   })();
   return checked;

@@ -114,9 +114,13 @@ test('leaveRunning keeps the original serving, and a restore under a new name ru
   const originalId = await containers.run({ image: NODE_IMAGE, name, publish: 8080 });
   const before = await counterAtLeast(name, 10);
 
-  const created = await cryo.api<Checkpoint>('POST', `/v1/containers/${originalId.slice(0, 12)}/checkpoints`, {
-    leaveRunning: true,
-  });
+  const created = await cryo.api<Checkpoint>(
+    'POST',
+    `/v1/containers/${originalId.slice(0, 12)}/checkpoints`,
+    {
+      leaveRunning: true,
+    },
+  );
   t.is(created.status, 201, JSON.stringify(created.body));
   t.true(created.body.leaveRunning);
   t.regex(created.body.name, /^checkpoint-/);
@@ -131,7 +135,9 @@ test('leaveRunning keeps the original serving, and a restore under a new name ru
   t.is(progressed.bootId, before.bootId, 'the original keeps counting after a leaveRunning checkpoint');
 
   const clone = containers.uniqueName('clone');
-  const restored = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${created.body.id}/restore`, { name: clone });
+  const restored = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${created.body.id}/restore`, {
+    name: clone,
+  });
   t.is(restored.status, 201, JSON.stringify(restored.body));
   t.is(restored.body.container.name, clone);
   t.not(restored.body.container.id, originalId);
@@ -152,11 +158,15 @@ test('leaveRunning keeps the original serving, and a restore under a new name ru
 
   // One checkpoint restores any number of times.
   const second = containers.uniqueName('clone2');
-  const again = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${created.body.id}/restore`, { name: second });
+  const again = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${created.body.id}/restore`, {
+    name: second,
+  });
   t.is(again.status, 201, JSON.stringify(again.body));
   t.is((await readCounter(second)).bootId, before.bootId);
 
-  const taken = await cryo.api<ErrorBody>('POST', `/v1/checkpoints/${created.body.id}/restore`, { name: clone });
+  const taken = await cryo.api<ErrorBody>('POST', `/v1/checkpoints/${created.body.id}/restore`, {
+    name: clone,
+  });
   t.is(taken.status, 409);
   t.is(taken.body.code, 'CONTAINER_NAME_IN_USE');
 
@@ -216,7 +226,10 @@ test('two checkpoints of one container at once: one succeeds, the other gets 409
   const memory = await readJson<{ sha256: string; initial: string }>(name, 60_000);
   t.is(memory.sha256, memory.initial);
 
-  const first = cryo.api<Checkpoint>('POST', `/v1/containers/${name}/checkpoints`, { leaveRunning: true, name: 'a' });
+  const first = cryo.api<Checkpoint>('POST', `/v1/containers/${name}/checkpoints`, {
+    leaveRunning: true,
+    name: 'a',
+  });
   await sleep(50);
   const second = await cryo.api<ErrorBody>('POST', `/v1/containers/${name}/checkpoints`, {
     leaveRunning: true,
@@ -239,13 +252,18 @@ test('two checkpoints of one container at once: one succeeds, the other gets 409
     after.body.checkpoints.map((c) => c.id),
     [done.body.id],
   );
-  const dup = await cryo.api<ErrorBody>('POST', `/v1/containers/${name}/checkpoints`, { leaveRunning: true, name: 'a' });
+  const dup = await cryo.api<ErrorBody>('POST', `/v1/containers/${name}/checkpoints`, {
+    leaveRunning: true,
+    name: 'a',
+  });
   t.is(dup.status, 409);
   t.is(dup.body.code, 'CHECKPOINT_NAME_IN_USE');
 
   // The memory image restores intact into a new container.
   const clone = containers.uniqueName('memclone');
-  const restored = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${done.body.id}/restore`, { name: clone });
+  const restored = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${done.body.id}/restore`, {
+    name: clone,
+  });
   t.is(restored.status, 201, JSON.stringify(restored.body));
   const cloned = await readJson<{ sha256: string; initial: string }>(clone, 60_000);
   t.is(cloned.sha256, memory.initial, 'every page of the 256 MiB came back');
@@ -272,7 +290,11 @@ test('error paths: unknown and stopped containers, bad names, missing or wrong t
   t.is(notRunning.status, 409);
   t.is(notRunning.body.code, 'CONTAINER_NOT_RUNNING');
 
-  const traversalRef = await cryo.api<ErrorBody>('POST', `/v1/containers/${encodeURIComponent('../x')}/checkpoints`, {});
+  const traversalRef = await cryo.api<ErrorBody>(
+    'POST',
+    `/v1/containers/${encodeURIComponent('../x')}/checkpoints`,
+    {},
+  );
   t.is(traversalRef.status, 400);
   t.is(traversalRef.body.code, 'VALIDATION_FAILED');
 
@@ -284,17 +306,26 @@ test('error paths: unknown and stopped containers, bad names, missing or wrong t
     t.is(res.body.code, 'VALIDATION_FAILED');
     t.truthy(res.body.message);
   }
-  const unknownKey = await cryo.api<ErrorBody>('POST', `/v1/containers/${runningName}/checkpoints`, { exit: true });
+  const unknownKey = await cryo.api<ErrorBody>('POST', `/v1/containers/${runningName}/checkpoints`, {
+    exit: true,
+  });
   t.is(unknownKey.status, 400);
   t.is(unknownKey.body.code, 'VALIDATION_FAILED');
-  const badRestoreName = await cryo.api<ErrorBody>('POST', '/v1/checkpoints/0000000000000000/restore', { name: '../x' });
+  const badRestoreName = await cryo.api<ErrorBody>('POST', '/v1/checkpoints/0000000000000000/restore', {
+    name: '../x',
+  });
   t.is(badRestoreName.status, 400);
   t.is((await inspect(runningName)).State.Running, true, 'refused requests touched nothing');
 
   const noToken = await cryo.api<ErrorBody>('GET', '/v1/checkpoints', undefined, null);
   t.is(noToken.status, 401);
   t.is(noToken.body.code, 'UNAUTHORIZED');
-  const wrongToken = await cryo.api<ErrorBody>('POST', `/v1/containers/${runningName}/checkpoints`, {}, 'x'.repeat(40));
+  const wrongToken = await cryo.api<ErrorBody>(
+    'POST',
+    `/v1/containers/${runningName}/checkpoints`,
+    {},
+    'x'.repeat(40),
+  );
   t.is(wrongToken.status, 401);
   t.is(wrongToken.body.code, 'UNAUTHORIZED');
   const openapi = await cryo.api('GET', '/openapi.json', undefined, null);

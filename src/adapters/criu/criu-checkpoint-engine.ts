@@ -22,7 +22,8 @@ export class CriuCheckpointEngine implements CheckpointEngine {
   async version(): Promise<string> {
     const out = await this.run(['--version']);
     const match = /Version:\s*(\S+)/.exec(out);
-    if (!match?.[1]) throw new CriuUnavailableError(`could not read a version from "${this.binary} --version"`);
+    if (!match?.[1])
+      throw new CriuUnavailableError(`could not read a version from "${this.binary} --version"`);
     return match[1];
   }
 
@@ -38,9 +39,12 @@ export class CriuCheckpointEngine implements CheckpointEngine {
       if (err instanceof ExecaError) {
         const tail = tailLines(String(err.all ?? err.stderr ?? ''), 10).join('\n');
         const reason = err.code === 'ENOENT' ? 'is not installed' : `failed (${err.shortMessage})`;
-        throw new CriuUnavailableError(`"${this.binary} ${args.join(' ')}" ${reason}${tail ? `: ${tail}` : ''}`, {
-          cause: err,
-        });
+        throw new CriuUnavailableError(
+          `"${this.binary} ${args.join(' ')}" ${reason}${tail ? `: ${tail}` : ''}`,
+          {
+            cause: err,
+          },
+        );
       }
       throw err;
     }

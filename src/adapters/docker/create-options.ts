@@ -19,7 +19,9 @@ export function toCreateOptions(
   const hostConfig: Docker.HostConfig = { ...(raw.HostConfig as Docker.HostConfig) };
   if (hostConfig.PortBindings) {
     const bindings: Record<string, PortBinding[]> = {};
-    for (const [port, list] of Object.entries(hostConfig.PortBindings as Record<string, PortBinding[] | null>)) {
+    for (const [port, list] of Object.entries(
+      hostConfig.PortBindings as Record<string, PortBinding[] | null>,
+    )) {
       bindings[port] = (list ?? []).map((b) => ({ HostIp: b.HostIp ?? '', HostPort: '' }));
     }
     hostConfig.PortBindings = bindings;

@@ -184,7 +184,10 @@ export class DockerContainerRuntime implements ContainerRuntime {
 
   private async containerdSocket(): Promise<string | undefined> {
     if (this.options.containerdSocket) return this.options.containerdSocket;
-    for (const candidate of ['/var/run/docker/containerd/containerd.sock', '/run/containerd/containerd.sock']) {
+    for (const candidate of [
+      '/var/run/docker/containerd/containerd.sock',
+      '/run/containerd/containerd.sock',
+    ]) {
       if (await exists(candidate)) return candidate;
     }
     return undefined;

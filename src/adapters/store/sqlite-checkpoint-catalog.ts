@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { CheckpointSchema, type Checkpoint } from '../../domain/checkpoint.js';
+import { CheckpointNameInUseError } from '../../domain/errors.js';
 import type { CheckpointCatalog, CheckpointFilter } from '../../services/checkpoint-catalog.js';
 
 const MIGRATIONS = [
@@ -32,6 +33,17 @@ export class SqliteCheckpointCatalog implements CheckpointCatalog {
   }
 
   add(checkpoint: Checkpoint): void {
+    try {
+      this.insert(checkpoint);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
+        throw new CheckpointNameInUseError(checkpoint.container.name, checkpoint.name);
+      }
+      throw err;
+    }
+  }
+
+  private insert(checkpoint: Checkpoint): void {
     this.db
       .prepare(
         `INSERT INTO checkpoints (id, name, container_id, container_name, created_at, body)

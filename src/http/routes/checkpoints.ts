@@ -28,7 +28,8 @@ export const checkpointRoutes: FastifyPluginAsyncZod<{ checkpoints: CheckpointSe
         response: { 201: CheckpointSchema, ...errors },
       },
     },
-    async (request, reply) => reply.status(201).send(await checkpoints.create(request.params.ref, request.body)),
+    async (request, reply) =>
+      reply.status(201).send(await checkpoints.create(request.params.ref, request.body)),
   );
 
   app.get(
@@ -80,6 +81,7 @@ export const checkpointRoutes: FastifyPluginAsyncZod<{ checkpoints: CheckpointSe
         response: { 201: RestoreResultSchema, ...errors },
       },
     },
-    async (request, reply) => reply.status(201).send(await checkpoints.restore(request.params.id, request.body)),
+    async (request, reply) =>
+      reply.status(201).send(await checkpoints.restore(request.params.id, request.body)),
   );
 };

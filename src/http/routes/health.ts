@@ -7,7 +7,11 @@ export const healthRoutes: FastifyPluginAsyncZod<{ health: HealthService }> = as
     '/v1/health',
     {
       config: { public: true },
-      schema: { summary: 'Whether Docker (experimental) and CRIU are usable here', security: [], response: { 200: HealthSchema } },
+      schema: {
+        summary: 'Whether Docker (experimental) and CRIU are usable here',
+        security: [],
+        response: { 200: HealthSchema },
+      },
     },
     async () => health.health(),
   );

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Starts the cryo service in the background (these hosts have no systemd) and waits until it answers.
+# Honours CRYO_LISTEN, CRYO_DATA_DIR and CRYO_TOKEN; logs to /var/log/cryo.log.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+# shellcheck source=native-scripts/lib.sh
+. "$here/lib.sh"
+
+listen=${CRYO_LISTEN:-127.0.0.1:7070}
+data=${CRYO_DATA_DIR:-/var/lib/cryo}
+log=${CRYO_LOG:-/var/log/cryo.log}
+pidfile=${CRYO_PIDFILE:-/run/cryo.pid}
+health="http://${listen}/v1/health"
+
+answers() { node -e 'fetch(process.argv[1]).then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$health"; }
+
+if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && answers; then
+  say "cryo is already running (pid $(cat "$pidfile")) on $listen"
+else
+  [ -f "$repo/dist/src/main.js" ] || die "cryo is not built; run: npm ci && npm run build"
+  say "starting cryo on $listen (data: $data, log: $log)"
+  CRYO_LISTEN=$listen CRYO_DATA_DIR=$data setsid nohup node "$repo/dist/src/main.js" serve >>"$log" 2>&1 </dev/null &
+  echo $! >"$pidfile"
+  for _ in $(seq 1 60); do
+    answers && break
+    kill -0 "$(cat "$pidfile")" 2>/dev/null || die "cryo exited at start; see $log"
+    sleep 0.5
+  done
+  answers || die "cryo did not answer on $health within 30 s; see $log"
+fi
+say "cryo answers: $(node -e 'fetch(process.argv[1]).then(r => r.text()).then(t => console.log(t))' "$health")"
+if [ -z "${CRYO_TOKEN:-}" ]; then
+  say "API token: $data/token   (curl -H \"Authorization: Bearer \$(cat $data/token)\" http://$listen/v1/checkpoints)"
+fi

@@ -1,0 +1,40 @@
+import test from 'ava';
+import {
+  CheckpointSchema,
+  CreateCheckpointBodySchema,
+  RestoreBodySchema,
+} from '../../src/domain/checkpoint.js';
+
+test('an empty or missing create body means defaults', (t) => {
+  t.deepEqual(CreateCheckpointBodySchema.parse(null), { leaveRunning: false });
+  t.deepEqual(CreateCheckpointBodySchema.parse(undefined), { leaveRunning: false });
+  t.deepEqual(CreateCheckpointBodySchema.parse({}), { leaveRunning: false });
+  t.deepEqual(CreateCheckpointBodySchema.parse({ name: 'n', leaveRunning: true }), {
+    name: 'n',
+    leaveRunning: true,
+  });
+});
+
+test('unknown keys and wrong types are refused, never passed on', (t) => {
+  t.false(CreateCheckpointBodySchema.safeParse({ exit: true }).success);
+  t.false(CreateCheckpointBodySchema.safeParse({ leaveRunning: 'yes' }).success);
+  t.false(CreateCheckpointBodySchema.safeParse({ name: '../x' }).success);
+  t.false(RestoreBodySchema.safeParse({ name: 'a/b' }).success);
+  t.false(RestoreBodySchema.safeParse({ image: 'x' }).success);
+  t.deepEqual(RestoreBodySchema.parse(null), {});
+});
+
+test('a checkpoint record round-trips through its schema', (t) => {
+  const cp = {
+    id: '000mwqii0as2ccolnyz48',
+    name: 'first',
+    container: { id: 'a'.repeat(64), name: 'c1', image: 'img:1' },
+    createdAt: new Date(0).toISOString(),
+    leaveRunning: false,
+    sizeBytes: 10,
+    stats: { dumpMs: 1, totalMs: 2 },
+    status: 'complete' as const,
+  };
+  t.deepEqual(CheckpointSchema.parse(JSON.parse(JSON.stringify(cp))), cp);
+  t.false(CheckpointSchema.safeParse({ ...cp, status: 'partial' }).success);
+});

@@ -1,0 +1,113 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import anyTest, { type TestFn } from 'ava';
+import { FsImageStore } from '../../src/adapters/store/fs-image-store.js';
+import { SqliteCheckpointCatalog } from '../../src/adapters/store/sqlite-checkpoint-catalog.js';
+import { AppError, CriuError } from '../../src/domain/errors.js';
+import { CheckpointService, newId } from '../../src/services/checkpoint-service.js';
+import { FakeEngine, FakeRuntime } from './fakes.js';
+
+interface Ctx {
+  dir: string;
+  runtime: FakeRuntime;
+  catalog: SqliteCheckpointCatalog;
+  service: CheckpointService;
+}
+const test = anyTest as TestFn<Ctx>;
+
+test.beforeEach(async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cryo-svc-'));
+  const runtime = new FakeRuntime();
+  const catalog = new SqliteCheckpointCatalog(path.join(dir, 'cryo.db'));
+  const store = new FsImageStore(dir);
+  await store.init();
+  let now = 1_000_000;
+  const clock = { now: () => (now += 5) };
+  t.context = {
+    dir,
+    runtime,
+    catalog,
+    service: new CheckpointService({ runtime, engine: new FakeEngine(), catalog, store, clock }),
+  };
+});
+
+test.afterEach.always(async (t) => {
+  t.context.catalog.close();
+  await rm(t.context.dir, { recursive: true, force: true });
+});
+
+const code = async (p: Promise<unknown>): Promise<string | undefined> =>
+  p.then(
+    () => undefined,
+    (e: unknown) => (e instanceof AppError ? e.code : String(e)),
+  );
+
+test('a checkpoint is catalogued with its container, and stored under checkpoints/<id>', async (t) => {
+  const { runtime, service, dir } = t.context;
+  runtime.add({ id: 'c'.repeat(64), name: 'web' });
+  const cp = await service.create('web', { leaveRunning: false });
+  t.is(cp.container.name, 'web');
+  t.is(cp.sizeBytes > 100, true);
+  t.deepEqual((await readdir(path.join(dir, 'checkpoints', cp.id))).sort(), ['checkpoint', 'config.dump']);
+  t.deepEqual(service.list({ container: 'web' }), [cp]);
+  t.deepEqual(runtime.calls, [`checkpoint ${'c'.repeat(64)}`, `ensureNotFrozen ${'c'.repeat(64)}`]);
+});
+
+test('a failed dump still thaws the container, and leaves no files and no catalog entry', async (t) => {
+  const { runtime, service, dir } = t.context;
+  runtime.add({ id: 'c'.repeat(64), name: 'web' });
+  runtime.failCheckpoint = new CriuError('dump failed', ['Error (criu/sk-inet.c:200): Connected TCP socket']);
+  t.is(await code(service.create('web', { leaveRunning: true })), 'CRIU_FAILED');
+  t.true(runtime.calls.includes(`ensureNotFrozen ${'c'.repeat(64)}`));
+  t.deepEqual(await readdir(path.join(dir, 'staging')), []);
+  t.deepEqual(await readdir(path.join(dir, 'checkpoints')), []);
+  t.deepEqual(service.list(), []);
+  runtime.failCheckpoint = undefined;
+  await t.notThrowsAsync(service.create('web', { leaveRunning: true }), 'the lock was released');
+});
+
+test('refusals: unknown, stopped, duplicate name, docker without experimental', async (t) => {
+  const { runtime, service } = t.context;
+  t.is(await code(service.create('nope', { leaveRunning: false })), 'CONTAINER_NOT_FOUND');
+  runtime.add({ id: 's'.repeat(64), name: 'stopped', running: false, state: 'exited' });
+  t.is(await code(service.create('stopped', { leaveRunning: false })), 'CONTAINER_NOT_RUNNING');
+  runtime.add({ id: 'p'.repeat(64), name: 'paused', paused: true, state: 'paused' });
+  t.is(await code(service.create('paused', { leaveRunning: false })), 'CONTAINER_NOT_RUNNING');
+  runtime.add({ id: 'w'.repeat(64), name: 'web' });
+  await service.create('web', { name: 'a', leaveRunning: true });
+  t.is(await code(service.create('web', { name: 'a', leaveRunning: true })), 'CHECKPOINT_NAME_IN_USE');
+  runtime.experimental = false;
+  t.is(await code(service.create('web', { leaveRunning: true })), 'DOCKER_NOT_EXPERIMENTAL');
+  t.false(runtime.calls.some((c) => c.startsWith('checkpoint') && c.includes('s'.repeat(64))));
+});
+
+test('a failed restore into a new container removes that container and keeps the checkpoint', async (t) => {
+  const { runtime, service } = t.context;
+  runtime.add({ id: 'c'.repeat(64), name: 'web' });
+  const cp = await service.create('web', { leaveRunning: true });
+  runtime.failRestore = new CriuError('restore failed', ['Error: something']);
+  t.is(await code(service.restore(cp.id, { name: 'copy' })), 'CRIU_FAILED');
+  t.is(await runtime.inspect('copy'), undefined, 'the half-made container is gone');
+  t.deepEqual(service.get(cp.id), cp, 'the checkpoint is kept');
+  runtime.failRestore = undefined;
+  const ok = await service.restore(cp.id, { name: 'copy' });
+  t.is(ok.container.name, 'copy');
+});
+
+test('restore in place needs the original container, stopped', async (t) => {
+  const { runtime, service } = t.context;
+  runtime.add({ id: 'c'.repeat(64), name: 'web' });
+  const cp = await service.create('web', { leaveRunning: true });
+  t.is(await code(service.restore(cp.id, {})), 'CONTAINER_RUNNING');
+  runtime.containers.delete('c'.repeat(64));
+  t.is(await code(service.restore(cp.id, {})), 'CONTAINER_NOT_FOUND');
+  t.is(await code(service.restore('0000000000000000', {})), 'CHECKPOINT_NOT_FOUND');
+});
+
+test('ids sort by creation time and are valid checkpoint ids', (t) => {
+  const a = newId(1_700_000_000_000);
+  const b = newId(1_700_000_000_001);
+  t.true(a < b);
+  t.regex(a, /^[0-9a-z]{21}$/);
+});

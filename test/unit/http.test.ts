@@ -1,0 +1,144 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import anyTest, { type TestFn } from 'ava';
+import type { FastifyInstance } from 'fastify';
+import { FsImageStore } from '../../src/adapters/store/fs-image-store.js';
+import { SqliteCheckpointCatalog } from '../../src/adapters/store/sqlite-checkpoint-catalog.js';
+import { buildApp } from '../../src/http/app.js';
+import { CheckpointService } from '../../src/services/checkpoint-service.js';
+import { systemClock } from '../../src/services/clock.js';
+import { HealthService } from '../../src/services/health-service.js';
+import { FakeEngine, FakeRuntime } from './fakes.js';
+
+const TOKEN = 'unit-test-token-0123456789';
+const test = anyTest as TestFn<{
+  app: FastifyInstance;
+  runtime: FakeRuntime;
+  dir: string;
+  catalog: SqliteCheckpointCatalog;
+}>;
+
+test.beforeEach(async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cryo-http-'));
+  const runtime = new FakeRuntime();
+  const engine = new FakeEngine();
+  const catalog = new SqliteCheckpointCatalog(path.join(dir, 'cryo.db'));
+  const store = new FsImageStore(dir);
+  await store.init();
+  const checkpoints = new CheckpointService({ runtime, engine, catalog, store, clock: systemClock });
+  const app = await buildApp({
+    token: TOKEN,
+    checkpoints,
+    health: new HealthService(runtime, engine),
+    logLevel: 'silent',
+  });
+  t.context = { app, runtime, dir, catalog };
+});
+
+test.afterEach.always(async (t) => {
+  await t.context.app.close();
+  t.context.catalog.close();
+  await rm(t.context.dir, { recursive: true, force: true });
+});
+
+const auth = { authorization: `Bearer ${TOKEN}` };
+
+test('health needs no token; everything else does', async (t) => {
+  const { app } = t.context;
+  const health = await app.inject({ method: 'GET', url: '/v1/health' });
+  t.is(health.statusCode, 200);
+  t.is(health.json().status, 'ok');
+  for (const [method, url] of [
+    ['GET', '/v1/checkpoints'],
+    ['POST', '/v1/containers/web/checkpoints'],
+    ['GET', '/openapi.json'],
+    ['GET', '/docs'],
+  ] as const) {
+    const res = await app.inject({ method, url });
+    t.is(res.statusCode, 401, `${method} ${url}`);
+    t.is(res.json().code, 'UNAUTHORIZED');
+    t.truthy(res.json().hint);
+  }
+  const wrong = await app.inject({
+    method: 'GET',
+    url: '/v1/checkpoints',
+    headers: { authorization: 'Bearer nope' },
+  });
+  t.is(wrong.statusCode, 401);
+  const basic = await app.inject({
+    method: 'GET',
+    url: '/v1/checkpoints',
+    headers: { authorization: `Basic ${TOKEN}` },
+  });
+  t.is(basic.statusCode, 401);
+});
+
+test('app errors map to their status with code, message and hint', async (t) => {
+  const { app } = t.context;
+  const res = await app.inject({ method: 'POST', url: '/v1/containers/ghost/checkpoints', headers: auth });
+  t.is(res.statusCode, 404);
+  t.like(res.json(), { statusCode: 404, code: 'CONTAINER_NOT_FOUND' });
+  t.truthy(res.json().hint);
+  const route = await app.inject({ method: 'GET', url: '/v1/nothing', headers: auth });
+  t.is(route.statusCode, 404);
+  t.is(route.json().code, 'ROUTE_NOT_FOUND');
+});
+
+test('validation failures are 400 VALIDATION_FAILED with details', async (t) => {
+  const { app, runtime } = t.context;
+  runtime.add({ id: 'c'.repeat(64), name: 'web' });
+  const res = await app.inject({
+    method: 'POST',
+    url: '/v1/containers/web/checkpoints',
+    headers: auth,
+    payload: { name: '../x' },
+  });
+  t.is(res.statusCode, 400);
+  t.is(res.json().code, 'VALIDATION_FAILED');
+  t.true(Array.isArray(res.json().details));
+  t.deepEqual(runtime.calls, [], 'nothing was attempted');
+  const json = await app.inject({
+    method: 'POST',
+    url: '/v1/containers/web/checkpoints',
+    headers: { ...auth, 'content-type': 'application/json' },
+    payload: '{not json',
+  });
+  t.is(json.statusCode, 400);
+  t.is(json.json().code, 'VALIDATION_FAILED');
+});
+
+test('create, list, get, restore and delete through the routes', async (t) => {
+  const { app, runtime } = t.context;
+  runtime.add({ id: 'c'.repeat(64), name: 'web' });
+  const created = await app.inject({ method: 'POST', url: '/v1/containers/web/checkpoints', headers: auth });
+  t.is(created.statusCode, 201);
+  const id = created.json().id as string;
+  t.is(
+    (await app.inject({ method: 'GET', url: '/v1/checkpoints?container=web', headers: auth })).json()
+      .checkpoints.length,
+    1,
+  );
+  t.is((await app.inject({ method: 'GET', url: `/v1/checkpoints/${id}`, headers: auth })).json().id, id);
+  const restored = await app.inject({ method: 'POST', url: `/v1/checkpoints/${id}/restore`, headers: auth });
+  t.is(restored.statusCode, 201);
+  t.is(restored.json().container.name, 'web');
+  const del = await app.inject({ method: 'DELETE', url: `/v1/checkpoints/${id}`, headers: auth });
+  t.is(del.statusCode, 204);
+  t.is(del.body, '');
+  t.is((await app.inject({ method: 'GET', url: `/v1/checkpoints/${id}`, headers: auth })).statusCode, 404);
+});
+
+test('the OpenAPI document describes the public contract', async (t) => {
+  const { app } = t.context;
+  const doc = (await app.inject({ method: 'GET', url: '/openapi.json', headers: auth })).json();
+  for (const p of [
+    '/v1/health',
+    '/v1/containers/{ref}/checkpoints',
+    '/v1/checkpoints',
+    '/v1/checkpoints/{id}',
+    '/v1/checkpoints/{id}/restore',
+  ]) {
+    t.truthy(doc.paths[p], p);
+  }
+});
