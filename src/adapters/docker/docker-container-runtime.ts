@@ -41,6 +41,8 @@ interface DockerApiError {
 interface CheckpointingContainer {
   createCheckpoint(opts: { CheckpointID: string; CheckpointDir: string; Exit: boolean }): Promise<unknown>;
   start(opts: { _query: { checkpoint: string }; _body: Record<string, never> }): Promise<unknown>;
+  listCheckpoint(): Promise<{ Name: string }[] | null>;
+  deleteCheckpoint(name: string): Promise<unknown>;
 }
 
 const CONTENT_EXISTS = /content (sha256:[0-9a-f]{64}): already exists/;
@@ -83,7 +85,7 @@ export class DockerContainerRuntime implements ContainerRuntime {
   }
 
   async checkpoint(containerId: string, request: CheckpointRequest): Promise<void> {
-    const container = this.docker.getContainer(containerId) as unknown as CheckpointingContainer;
+    const container = this.checkpointApi(containerId);
     try {
       await container.createCheckpoint({
         CheckpointID: request.checkpointId,
@@ -133,8 +135,12 @@ export class DockerContainerRuntime implements ContainerRuntime {
         // `docker start --checkpoint-dir` is refused ("custom checkpointdir is not supported", moby/moby#37344),
         // so the images go into the container's own checkpoints directory, as hard links where possible.
         await linkTree(imagesDir, target);
+        await this.requireListed(containerId, checkpointName);
         await this.startFromCheckpoint(containerId, checkpointName);
       } finally {
+        await this.checkpointApi(containerId)
+          .deleteCheckpoint(checkpointName)
+          .catch(() => undefined);
         await rm(target, { recursive: true, force: true });
         // containerd 1.6 leaves an unpacked copy of every restored checkpoint in /tmp (containerd/containerd#8009).
         const tmpAfter = await this.containerdLeftovers();
@@ -157,8 +163,21 @@ export class DockerContainerRuntime implements ContainerRuntime {
     }
   }
 
+  private checkpointApi(containerId: string): CheckpointingContainer {
+    return this.docker.getContainer(containerId) as unknown as CheckpointingContainer;
+  }
+
+  private async requireListed(containerId: string, checkpointName: string): Promise<void> {
+    const listed = await this.call(() => this.checkpointApi(containerId).listCheckpoint());
+    if (!(listed ?? []).some((c) => c.Name === checkpointName)) {
+      throw new DockerError(
+        `dockerd does not list checkpoint ${checkpointName} placed for container ${containerId}`,
+      );
+    }
+  }
+
   private async startFromCheckpoint(containerId: string, checkpointName: string): Promise<void> {
-    const container = this.docker.getContainer(containerId) as unknown as CheckpointingContainer;
+    const container = this.checkpointApi(containerId);
     for (let attempt = 0; ; attempt++) {
       try {
         await container.start({ _query: { checkpoint: checkpointName }, _body: {} });
