@@ -15,6 +15,12 @@ export const ConfigSchema = z.object({
   token: z.string().min(16, 'CRYO_TOKEN must be at least 16 characters').optional(),
   dockerSocket: z.string().min(1).default('/var/run/docker.sock'),
   containerdSocket: z.string().min(1).optional(),
+  dockerExecRoot: z.string().min(1).default('/var/run/docker'),
+  maxImportBytes: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 ** 3),
   criuBinary: z.string().min(1).default('criu'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -31,6 +37,8 @@ export function loadConfig(
     token: env.CRYO_TOKEN,
     dockerSocket: env.CRYO_DOCKER_SOCKET ?? dockerSocketFromHost(env.DOCKER_HOST),
     containerdSocket: env.CRYO_CONTAINERD_SOCKET,
+    dockerExecRoot: env.CRYO_DOCKER_EXEC_ROOT,
+    maxImportBytes: env.CRYO_MAX_IMPORT_BYTES,
     criuBinary: env.CRYO_CRIU,
     logLevel: env.CRYO_LOG_LEVEL,
   };

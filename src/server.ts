@@ -2,12 +2,15 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { CriuCheckpointEngine } from './adapters/criu/criu-checkpoint-engine.js';
+import { TarArchiveCodec } from './adapters/archive/tar-archive-codec.js';
 import { DockerContainerRuntime } from './adapters/docker/docker-container-runtime.js';
+import { OverlayRootfsChanges } from './adapters/docker/overlay-rootfs-changes.js';
 import { FsImageStore } from './adapters/store/fs-image-store.js';
 import { SqliteCheckpointCatalog } from './adapters/store/sqlite-checkpoint-catalog.js';
 import { loadOrCreateToken } from './adapters/store/token-file.js';
 import type { Config } from './config.js';
 import { buildApp } from './http/app.js';
+import { ArchiveService } from './services/archive-service.js';
 import { CheckpointService } from './services/checkpoint-service.js';
 import { systemClock } from './services/clock.js';
 import { HealthService } from './services/health-service.js';
@@ -31,12 +34,22 @@ export async function startServer(config: Config): Promise<Server> {
   await store.init();
   const runtime = new DockerContainerRuntime({
     socketPath: config.dockerSocket,
+    execRoot: config.dockerExecRoot,
     ...(config.containerdSocket ? { containerdSocket: config.containerdSocket } : {}),
   });
+  const rootfs = new OverlayRootfsChanges(config.dockerSocket);
   const engine = new CriuCheckpointEngine({ binary: config.criuBinary });
-  const checkpoints = new CheckpointService({ runtime, engine, catalog, store, clock: systemClock });
+  const checkpoints = new CheckpointService({ runtime, engine, catalog, store, rootfs, clock: systemClock });
+  const archives = new ArchiveService({
+    checkpoints,
+    catalog,
+    store,
+    codec: new TarArchiveCodec(),
+    clock: systemClock,
+    maxImportBytes: config.maxImportBytes,
+  });
   const health = new HealthService(runtime, engine);
-  const app = await buildApp({ token, checkpoints, health, logLevel: config.logLevel });
+  const app = await buildApp({ token, checkpoints, archives, health, logLevel: config.logLevel });
 
   // Half-written checkpoints from a crash are never visible; drop them.
   const swept = await store.sweep(catalog.ids());

@@ -38,6 +38,10 @@ export const CreateCheckpointBodySchema = z.preprocess(
   z.strictObject({
     name: NameSchema.optional(),
     leaveRunning: z.boolean().default(false).describe('keep the container running after the dump'),
+    includeVolumes: z
+      .boolean()
+      .default(false)
+      .describe("also store the contents of the container's named volumes (volumes/<name>.tar)"),
   }),
 );
 export type CreateCheckpointBody = z.infer<typeof CreateCheckpointBodySchema>;
@@ -57,6 +61,14 @@ export const RestoreResultSchema = z.object({
   restoreMs: z.number(),
 });
 export type RestoreResult = z.infer<typeof RestoreResultSchema>;
+
+export const CompressionSchema = z.enum(['none', 'gzip', 'zstd']);
+export type Compression = z.infer<typeof CompressionSchema>;
+
+export const ExportQuerySchema = z.strictObject({
+  compress: CompressionSchema.default('none'),
+});
+export type ExportQuery = z.infer<typeof ExportQuerySchema>;
 
 export const ListCheckpointsQuerySchema = z.strictObject({
   container: ContainerRefSchema.optional().describe(

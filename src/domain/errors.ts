@@ -181,3 +181,48 @@ export class CriuError extends AppError {
     );
   }
 }
+
+export class ArchiveInvalidError extends AppError {
+  constructor(message: string, hint: string, statusCode = 400) {
+    super('ARCHIVE_INVALID', statusCode, message, hint);
+  }
+}
+
+export class ImageNotFoundError extends AppError {
+  constructor(ref: string, id: string) {
+    super(
+      'IMAGE_NOT_FOUND',
+      404,
+      `the checkpoint needs image ${ref} (${id}), which this host does not have`,
+      `load the image ${ref} on this host first (docker pull ${ref}, or docker save ${ref} | docker load)`,
+    );
+  }
+}
+
+export class HostMismatchError extends AppError {
+  constructor(message: string, hint: string) {
+    super('HOST_MISMATCH', 409, message, hint);
+  }
+}
+
+export class CheckpointInUseError extends AppError {
+  constructor(id: string) {
+    super(
+      'CHECKPOINT_IN_USE',
+      409,
+      `checkpoint "${id}" is being restored or exported`,
+      'retry when that has finished',
+    );
+  }
+}
+
+export class RootfsUnsupportedError extends AppError {
+  constructor(driver: string) {
+    super(
+      'ROOTFS_DIFF_UNSUPPORTED',
+      501,
+      `cannot record root-filesystem changes on storage driver "${driver}"`,
+      'cryo records root-filesystem changes with the overlay2 storage driver',
+    );
+  }
+}

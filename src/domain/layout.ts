@@ -1,5 +1,19 @@
-/** Names of the entries inside a stored checkpoint; they follow Podman's and CRI-O's archive layout. */
-export const CHECKPOINT_IMAGES_DIR = 'checkpoint';
+/**
+ * Names of the entries of a checkpoint, on disk and in an exported archive. They follow the layout that
+ * Podman, CRI-O and checkpointctl share, plus cryo's own manifest and Docker's container config.
+ */
+export const CRYO_MANIFEST = 'cryo.json';
 export const CONFIG_DUMP = 'config.dump';
+export const SPEC_DUMP = 'spec.dump';
+export const CHECKPOINT_IMAGES_DIR = 'checkpoint';
+export const ROOTFS_DIFF_TAR = 'rootfs-diff.tar';
+export const DELETED_FILES = 'deleted.files';
 export const STATS_DUMP = 'stats-dump';
+export const NETWORK_STATUS = 'network.status';
+export const VOLUMES_DIR = 'volumes';
 export const DUMP_LOG = 'dump.log';
+/** Docker's own description of the container (`docker inspect`), used to create it again. */
+export const DOCKER_CONFIG = 'docker-config.json';
+
+/** The archive format cryo writes; an import refuses a newer one. */
+export const ARCHIVE_FORMAT_VERSION = 1;

@@ -7,17 +7,20 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
+import type { ArchiveService } from '../services/archive-service.js';
 import type { CheckpointService } from '../services/checkpoint-service.js';
 import type { HealthService } from '../services/health-service.js';
 import { CRYO_VERSION } from '../version.js';
 import { installAuth } from './auth.js';
 import { installErrorHandler } from './error-handler.js';
+import { archiveRoutes } from './routes/archives.js';
 import { checkpointRoutes } from './routes/checkpoints.js';
 import { healthRoutes } from './routes/health.js';
 
 export interface AppDeps {
   token: string;
   checkpoints: CheckpointService;
+  archives: ArchiveService;
   health: HealthService;
   logLevel?: string;
 }
@@ -49,5 +52,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, { health: deps.health });
   await app.register(checkpointRoutes, { checkpoints: deps.checkpoints });
+  await app.register(archiveRoutes, { archives: deps.archives });
   return app;
 }

@@ -3,6 +3,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Checkpoint, CreateCheckpointBody, RestoreBody, RestoreResult } from '../domain/checkpoint.js';
 import {
+  CheckpointInUseError,
   CheckpointNameInUseError,
   CheckpointNotFoundError,
   ContainerNameInUseError,
@@ -11,31 +12,51 @@ import {
   ContainerRunningError,
   CriuUnavailableError,
   DockerNotExperimentalError,
+  HostMismatchError,
+  ImageNotFoundError,
 } from '../domain/errors.js';
 import { LABEL_RESTORED_FROM, LABEL_SOURCE_CONTAINER } from '../domain/labels.js';
-import { CHECKPOINT_IMAGES_DIR, CONFIG_DUMP } from '../domain/layout.js';
+import {
+  ARCHIVE_FORMAT_VERSION,
+  CHECKPOINT_IMAGES_DIR,
+  CONFIG_DUMP,
+  CRYO_MANIFEST,
+  DOCKER_CONFIG,
+  NETWORK_STATUS,
+  SPEC_DUMP,
+} from '../domain/layout.js';
+import { ManifestSchema, type Manifest } from '../domain/manifest.js';
+import { CRYO_VERSION } from '../version.js';
 import type { CheckpointCatalog, CheckpointFilter } from './checkpoint-catalog.js';
 import type { CheckpointEngine } from './checkpoint-engine.js';
 import type { Clock } from './clock.js';
 import type { ContainerRuntime } from './container-runtime.js';
+import { configDump, fallbackSpec, networkStatus } from './engine-configs.js';
+import { localHost, type HostInfo } from './host-info.js';
 import type { ImageStore } from './image-store.js';
 import { KeyedLocks } from './keyed-locks.js';
+import type { RootfsChanges } from './rootfs-changes.js';
 
 export interface CheckpointServiceDeps {
   runtime: ContainerRuntime;
   engine: CheckpointEngine;
   catalog: CheckpointCatalog;
   store: ImageStore;
+  rootfs: RootfsChanges;
   clock: Clock;
+  host?: HostInfo;
   locks?: KeyedLocks;
 }
 
 /** Checkpoints Docker containers and restores them, into the same container or a new one. */
 export class CheckpointService {
   private readonly locks: KeyedLocks;
+  private readonly host: HostInfo;
+  private readonly users = new Map<string, number>();
 
   constructor(private readonly deps: CheckpointServiceDeps) {
     this.locks = deps.locks ?? new KeyedLocks();
+    this.host = deps.host ?? localHost();
   }
 
   async create(ref: string, body: CreateCheckpointBody): Promise<Checkpoint> {
@@ -51,10 +72,11 @@ export class CheckpointService {
       if (!container.running || container.paused) throw new ContainerNotRunningError(ref, container.state);
       const name = body.name ?? `checkpoint-${id}`;
       if (catalog.findByName(container.id, name)) throw new CheckpointNameInUseError(container.name, name);
-      await this.requireCheckpointSupport();
+      const criuVersion = await this.requireCheckpointSupport();
 
       const dir = await store.stage(id);
       staged = true;
+      const spec = (await runtime.runtimeSpec(container.id)) ?? fallbackSpec(container.config);
       const dumpStarted = clock.now();
       try {
         await runtime.checkpoint(container.id, {
@@ -68,9 +90,28 @@ export class CheckpointService {
       }
       const dumpMs = clock.now() - dumpStarted;
       await rename(path.join(dir, id), path.join(dir, CHECKPOINT_IMAGES_DIR));
-      await writeFile(path.join(dir, CONFIG_DUMP), JSON.stringify(container.config, null, 2), {
-        mode: 0o600,
-      });
+      const rootfs = await this.deps.rootfs.record(container.id, dir);
+      const mounts = await this.deps.rootfs.recordMounts(container.id, dir, body.includeVolumes);
+      const createdAt = new Date(started);
+      const network = networkStatus(container.config);
+      await writeJson(path.join(dir, DOCKER_CONFIG), container.config);
+      await writeJson(path.join(dir, CONFIG_DUMP), configDump(container.config, createdAt));
+      await writeJson(path.join(dir, SPEC_DUMP), spec);
+      if (network) await writeJson(path.join(dir, NETWORK_STATUS), network);
+      const manifest: Manifest = {
+        formatVersion: ARCHIVE_FORMAT_VERSION,
+        cryoVersion: CRYO_VERSION,
+        createdAt: createdAt.toISOString(),
+        checkpoint: { id, name, leaveRunning: body.leaveRunning, dumpMs },
+        container: { id: container.id, name: container.name },
+        image: { ref: container.image, id: container.imageId },
+        source: { ...this.host, criuVersion },
+        mounts,
+        rootfs,
+        // Entries are hashed on the first export, so that checkpoints stay as fast as the dump itself.
+        entries: [],
+      };
+      await writeJson(path.join(dir, CRYO_MANIFEST), manifest);
       const { sizeBytes } = await store.commit(id);
       staged = false;
 
@@ -78,7 +119,7 @@ export class CheckpointService {
         id,
         name,
         container: { id: container.id, name: container.name, image: container.image },
-        createdAt: new Date(started).toISOString(),
+        createdAt: createdAt.toISOString(),
         leaveRunning: body.leaveRunning,
         sizeBytes,
         stats: { dumpMs, totalMs: clock.now() - started },
@@ -109,79 +150,155 @@ export class CheckpointService {
 
   async remove(id: string): Promise<void> {
     this.get(id);
-    const release = this.locks.acquire(`checkpoint:${id}`, 'restore', `checkpoint "${id}"`);
+    if ((this.users.get(id) ?? 0) > 0) throw new CheckpointInUseError(id);
+    this.deps.catalog.remove(id);
+    await this.deps.store.remove(id);
+  }
+
+  /** Marks the checkpoint in use, so that it cannot be deleted, until `release` is called. */
+  retain(id: string): { checkpoint: Checkpoint; dir: string; release: () => void } {
+    const checkpoint = this.get(id);
+    this.users.set(id, (this.users.get(id) ?? 0) + 1);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      const n = (this.users.get(id) ?? 1) - 1;
+      if (n > 0) this.users.set(id, n);
+      else this.users.delete(id);
+    };
+    return { checkpoint, dir: this.deps.store.path(id), release };
+  }
+
+  /** Runs `fn` while the checkpoint is retained. */
+  async using<T>(id: string, fn: (checkpoint: Checkpoint, dir: string) => Promise<T>): Promise<T> {
+    const { checkpoint, dir, release } = this.retain(id);
     try {
-      this.deps.catalog.remove(id);
-      await this.deps.store.remove(id);
+      return await fn(checkpoint, dir);
     } finally {
       release();
     }
   }
 
-  async restore(id: string, body: RestoreBody): Promise<RestoreResult> {
-    const { runtime, store, clock } = this.deps;
-    const checkpoint = this.get(id);
-    const started = clock.now();
-    const releaseCheckpoint = this.locks.acquire(`checkpoint:${id}`, 'restore', `checkpoint "${id}"`);
-    try {
-      await this.requireCheckpointSupport();
-      const dir = store.path(id);
-      const imagesDir = path.join(dir, CHECKPOINT_IMAGES_DIR);
-      if (body.name === undefined) {
-        return await this.restoreInPlace(checkpoint, imagesDir, started);
-      }
-      if (await runtime.inspect(body.name)) throw new ContainerNameInUseError(body.name);
-      const config = JSON.parse(await readFile(path.join(dir, CONFIG_DUMP), 'utf8')) as unknown;
-      const created = await runtime.createFromConfig(config, body.name, {
-        [LABEL_RESTORED_FROM]: checkpoint.id,
-        [LABEL_SOURCE_CONTAINER]: checkpoint.container.id,
-      });
-      const release = this.locks.acquire(created.id, 'restore', `container "${created.name}"`);
-      try {
-        await runtime.restore(created.id, imagesDir);
-      } catch (err) {
-        // The new container never ran; remove it so a failed restore leaves nothing behind.
-        await runtime.remove(created.id);
-        throw err;
-      } finally {
-        release();
-      }
-      return { container: created, restoreMs: clock.now() - started };
-    } finally {
-      releaseCheckpoint();
-    }
+  isInUse(id: string): boolean {
+    return (this.users.get(id) ?? 0) > 0;
   }
 
-  private async restoreInPlace(
+  async restore(id: string, body: RestoreBody): Promise<RestoreResult> {
+    const started = this.deps.clock.now();
+    return this.using(id, async (checkpoint, dir) => {
+      const criuVersion = await this.requireCheckpointSupport();
+      const manifest = await readManifest(dir);
+      this.requireHostFits(manifest, criuVersion);
+      if (body.name === undefined) return this.restoreInPlace(checkpoint, dir, started);
+      return this.restoreAsNew(checkpoint, manifest, dir, body.name, started);
+    });
+  }
+
+  private async restoreAsNew(
     checkpoint: Checkpoint,
-    imagesDir: string,
+    manifest: Manifest,
+    dir: string,
+    name: string,
     started: number,
   ): Promise<RestoreResult> {
+    const { runtime, rootfs, clock } = this.deps;
+    if (await runtime.inspect(name)) throw new ContainerNameInUseError(name);
+    const config = JSON.parse(await readFile(path.join(dir, DOCKER_CONFIG), 'utf8')) as unknown;
+    if (!(await runtime.imageExists(manifest.image.id))) {
+      throw new ImageNotFoundError(manifest.image.ref, manifest.image.id);
+    }
+    const volumesBefore = await runtime.volumeNames();
+    const created = await runtime.createFromConfig(config, name, {
+      [LABEL_RESTORED_FROM]: checkpoint.id,
+      [LABEL_SOURCE_CONTAINER]: checkpoint.container.id,
+    });
+    const release = this.locks.acquire(created.id, 'restore', `container "${created.name}"`);
+    try {
+      await rootfs.apply(created.id, dir);
+      const fresh = new Set([...(await runtime.volumeNames())].filter((v) => !volumesBefore.has(v)));
+      await rootfs.applyVolumes(created.id, dir, manifest.mounts, fresh);
+      await runtime.restore(created.id, path.join(dir, CHECKPOINT_IMAGES_DIR));
+    } catch (err) {
+      // The new container never ran; remove it so that a failed restore leaves nothing behind.
+      await runtime.remove(created.id);
+      throw err;
+    } finally {
+      release();
+    }
+    return { container: created, restoreMs: clock.now() - started };
+  }
+
+  private async restoreInPlace(checkpoint: Checkpoint, dir: string, started: number): Promise<RestoreResult> {
     const { runtime, clock } = this.deps;
     const container = await runtime.inspect(checkpoint.container.id);
-    if (!container) {
-      throw new ContainerNotFoundError(checkpoint.container.name);
-    }
-    if (container.running) throw new ContainerRunningError(container.name);
+    if (!container) throw new ContainerNotFoundError(checkpoint.container.name);
     const release = this.locks.acquire(container.id, 'restore', `container "${container.name}"`);
     try {
-      await runtime.restore(container.id, imagesDir);
+      if (container.running) throw new ContainerRunningError(container.name);
+      await runtime.restore(container.id, path.join(dir, CHECKPOINT_IMAGES_DIR));
     } finally {
       release();
     }
     return { container: { id: container.id, name: container.name }, restoreMs: clock.now() - started };
   }
 
-  private async requireCheckpointSupport(): Promise<void> {
+  /** CRIU reads images of its own version or older, on the same architecture and a kernel at least as new. */
+  private requireHostFits(manifest: Manifest, criuVersion: string): void {
+    const { source } = manifest;
+    if (source.arch !== this.host.arch) {
+      throw new HostMismatchError(
+        `the checkpoint was taken on ${source.arch}, this host is ${this.host.arch}`,
+        'restore it on a host of the same architecture',
+      );
+    }
+    if (compareVersions(criuVersion, source.criuVersion) < 0) {
+      throw new HostMismatchError(
+        `the checkpoint was written by CRIU ${source.criuVersion}, this host has CRIU ${criuVersion}`,
+        `install CRIU >= ${source.criuVersion} on this host (native-scripts/install-criu.sh)`,
+      );
+    }
+    if (compareVersions(kernelVersion(this.host.kernel), kernelVersion(source.kernel)) < 0) {
+      throw new HostMismatchError(
+        `the checkpoint was taken on kernel ${source.kernel}, this host runs the older ${this.host.kernel}`,
+        'restore it on a host whose kernel is at least as new as the source host',
+      );
+    }
+  }
+
+  private async requireCheckpointSupport(): Promise<string> {
     const version = await this.deps.runtime.version();
     if (!version.experimental) throw new DockerNotExperimentalError();
     try {
-      await this.deps.engine.version();
+      return await this.deps.engine.version();
     } catch (err) {
       if (err instanceof CriuUnavailableError) throw err;
       throw new CriuUnavailableError(String(err), { cause: err });
     }
   }
+}
+
+export async function readManifest(dir: string): Promise<Manifest> {
+  return ManifestSchema.parse(JSON.parse(await readFile(path.join(dir, CRYO_MANIFEST), 'utf8')));
+}
+
+async function writeJson(file: string, value: unknown): Promise<void> {
+  await writeFile(file, JSON.stringify(value, null, 2), { mode: 0o600 });
+}
+
+function kernelVersion(release: string): string {
+  return /^(\d+\.\d+)/.exec(release)?.[1] ?? '0.0';
+}
+
+/** Compares dotted numeric versions: negative when a < b. */
+export function compareVersions(a: string, b: string): number {
+  const pa = a.split('.').map((x) => Number.parseInt(x, 10) || 0);
+  const pb = b.split('.').map((x) => Number.parseInt(x, 10) || 0);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
 }
 
 /** A time-ordered id: 11 base-36 digits of milliseconds, then 10 random ones. */

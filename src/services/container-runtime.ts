@@ -44,4 +44,8 @@ export interface ContainerRuntime {
   /** Starts a created or stopped container from the CRIU images in `imagesDir`. */
   restore(containerId: string, imagesDir: string): Promise<void>;
   remove(containerId: string): Promise<void>;
+  /** The OCI runtime spec the container runs with (while it runs), or undefined. */
+  runtimeSpec(containerId: string): Promise<unknown>;
+  imageExists(ref: string): Promise<boolean>;
+  volumeNames(): Promise<Set<string>>;
 }

@@ -6,10 +6,11 @@ import {
 } from '../../src/domain/checkpoint.js';
 
 test('an empty or missing create body means defaults', (t) => {
-  t.deepEqual(CreateCheckpointBodySchema.parse(null), { leaveRunning: false });
-  t.deepEqual(CreateCheckpointBodySchema.parse(undefined), { leaveRunning: false });
-  t.deepEqual(CreateCheckpointBodySchema.parse({}), { leaveRunning: false });
+  t.deepEqual(CreateCheckpointBodySchema.parse(null), { leaveRunning: false, includeVolumes: false });
+  t.deepEqual(CreateCheckpointBodySchema.parse(undefined), { leaveRunning: false, includeVolumes: false });
+  t.deepEqual(CreateCheckpointBodySchema.parse({}), { leaveRunning: false, includeVolumes: false });
   t.deepEqual(CreateCheckpointBodySchema.parse({ name: 'n', leaveRunning: true }), {
+    includeVolumes: false,
     name: 'n',
     leaveRunning: true,
   });

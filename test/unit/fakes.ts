@@ -1,5 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { MountRecord } from '../../src/domain/manifest.js';
+import type { RootfsChanges, RootfsSummary } from '../../src/services/rootfs-changes.js';
 import type { CheckpointEngine } from '../../src/services/checkpoint-engine.js';
 import type {
   CheckpointRequest,
@@ -15,6 +17,7 @@ export class FakeRuntime implements ContainerRuntime {
   failCheckpoint: Error | undefined;
   failRestore: Error | undefined;
   experimental = true;
+  images = new Set(['sha256:1']);
 
   add(info: Partial<ContainerInfo> & { id: string; name: string }): ContainerInfo {
     const full: ContainerInfo = {
@@ -24,8 +27,14 @@ export class FakeRuntime implements ContainerRuntime {
       paused: false,
       state: 'running',
       pid: 1234,
-      config: { Id: info.id },
       ...info,
+      config: {
+        Id: info.id,
+        Name: `/${info.name}`,
+        Created: new Date(0).toISOString(),
+        Image: info.imageId ?? 'sha256:1',
+        Config: { Image: info.image ?? 'img:1' },
+      },
     };
     this.containers.set(full.id, full);
     return full;
@@ -70,6 +79,18 @@ export class FakeRuntime implements ContainerRuntime {
     this.containers.delete(containerId);
   }
 
+  async runtimeSpec(): Promise<unknown> {
+    return { ociVersion: '1.0.2', annotations: {} };
+  }
+
+  async imageExists(ref: string): Promise<boolean> {
+    return this.images.has(ref);
+  }
+
+  async volumeNames(): Promise<Set<string>> {
+    return new Set();
+  }
+
   private set(id: string, patch: Partial<ContainerInfo>): void {
     const c = this.containers.get(id);
     if (c) this.containers.set(id, { ...c, ...patch });
@@ -81,4 +102,20 @@ export class FakeEngine implements CheckpointEngine {
     return '4.2.1';
   }
   async check(): Promise<void> {}
+}
+
+export class FakeRootfs implements RootfsChanges {
+  applied: string[] = [];
+  async record(_containerId: string, dir: string): Promise<RootfsSummary> {
+    await writeFile(path.join(dir, 'rootfs-diff.tar'), '');
+    await writeFile(path.join(dir, 'deleted.files'), '[]');
+    return { changed: 0, deleted: 0 };
+  }
+  async apply(containerId: string): Promise<void> {
+    this.applied.push(containerId);
+  }
+  async recordMounts(): Promise<MountRecord[]> {
+    return [];
+  }
+  async applyVolumes(): Promise<void> {}
 }

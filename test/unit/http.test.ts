@@ -5,11 +5,13 @@ import anyTest, { type TestFn } from 'ava';
 import type { FastifyInstance } from 'fastify';
 import { FsImageStore } from '../../src/adapters/store/fs-image-store.js';
 import { SqliteCheckpointCatalog } from '../../src/adapters/store/sqlite-checkpoint-catalog.js';
+import { TarArchiveCodec } from '../../src/adapters/archive/tar-archive-codec.js';
 import { buildApp } from '../../src/http/app.js';
+import { ArchiveService } from '../../src/services/archive-service.js';
 import { CheckpointService } from '../../src/services/checkpoint-service.js';
 import { systemClock } from '../../src/services/clock.js';
 import { HealthService } from '../../src/services/health-service.js';
-import { FakeEngine, FakeRuntime } from './fakes.js';
+import { FakeEngine, FakeRootfs, FakeRuntime } from './fakes.js';
 
 const TOKEN = 'unit-test-token-0123456789';
 const test = anyTest as TestFn<{
@@ -26,10 +28,26 @@ test.beforeEach(async (t) => {
   const catalog = new SqliteCheckpointCatalog(path.join(dir, 'cryo.db'));
   const store = new FsImageStore(dir);
   await store.init();
-  const checkpoints = new CheckpointService({ runtime, engine, catalog, store, clock: systemClock });
+  const checkpoints = new CheckpointService({
+    runtime,
+    engine,
+    catalog,
+    store,
+    rootfs: new FakeRootfs(),
+    clock: systemClock,
+  });
+  const archives = new ArchiveService({
+    checkpoints,
+    catalog,
+    store,
+    codec: new TarArchiveCodec(),
+    clock: systemClock,
+    maxImportBytes: 1 << 30,
+  });
   const app = await buildApp({
     token: TOKEN,
     checkpoints,
+    archives,
     health: new HealthService(runtime, engine),
     logLevel: 'silent',
   });

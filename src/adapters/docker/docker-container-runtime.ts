@@ -28,6 +28,8 @@ export interface DockerContainerRuntimeOptions {
   containerdSocket?: string;
   /** Where containerd unpacks a checkpoint for a restore. */
   containerdTmpDir?: string;
+  /** dockerd's --exec-root (default /var/run/docker), where the runtime bundles live. */
+  execRoot?: string;
 }
 
 interface DockerApiError {
@@ -161,6 +163,28 @@ export class DockerContainerRuntime implements ContainerRuntime {
       if ((err as DockerApiError).statusCode === 404) return;
       throw this.translate(err);
     }
+  }
+
+  async runtimeSpec(containerId: string): Promise<unknown> {
+    const execRoot = this.options.execRoot ?? '/var/run/docker';
+    const bundle = path.join(execRoot, 'containerd/daemon/io.containerd.runtime.v2.task/moby', containerId);
+    const text = await readFile(path.join(bundle, 'config.json'), 'utf8').catch(() => undefined);
+    return text === undefined ? undefined : (JSON.parse(text) as unknown);
+  }
+
+  async imageExists(ref: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(ref).inspect();
+      return true;
+    } catch (err) {
+      if ((err as DockerApiError).statusCode === 404) return false;
+      throw this.translate(err);
+    }
+  }
+
+  async volumeNames(): Promise<Set<string>> {
+    const list = await this.call(() => this.docker.listVolumes());
+    return new Set((list.Volumes ?? []).map((v) => v.Name));
   }
 
   private checkpointApi(containerId: string): CheckpointingContainer {

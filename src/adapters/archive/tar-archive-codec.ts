@@ -1,0 +1,255 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { link, lstat, mkdir, open, symlink } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import tar from 'tar-stream';
+import { safeArchivePath, symlinkStaysInside } from '../../domain/archive-path.js';
+import type { Compression } from '../../domain/checkpoint.js';
+import { AppError, ArchiveInvalidError } from '../../domain/errors.js';
+import { ARCHIVE_FORMAT_VERSION, CRYO_MANIFEST } from '../../domain/layout.js';
+import { ManifestSchema, type Manifest, type ManifestEntry } from '../../domain/manifest.js';
+import type { ArchiveCodec, ExtractLimits } from '../../services/archive-codec.js';
+import { compress, decompress, detectCompression, peek } from './compression.js';
+import { walkRelative, type TarHeader } from './tar-pack.js';
+
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+const MAX_ENTRIES = 200_000;
+const HINT_EXPORT = 'import only archives made by GET /v1/checkpoints/{id}/archive, unmodified and complete';
+
+/** Checkpoint archives as tar streams (tar-stream), optionally gzip- or zstd-compressed. */
+export class TarArchiveCodec implements ArchiveCodec {
+  async describe(dir: string): Promise<ManifestEntry[]> {
+    const rel = (await walkRelative(dir)).filter((p) => p !== CRYO_MANIFEST);
+    const files: string[] = [];
+    for (const p of rel) if ((await lstat(path.join(dir, p))).isFile()) files.push(p);
+    // Top-level files first (they are small and tell a reader what follows), then the directories' files.
+    files.sort((a, b) => Number(a.includes('/')) - Number(b.includes('/')) || (a < b ? -1 : a > b ? 1 : 0));
+    const entries: ManifestEntry[] = [];
+    for (const name of files) entries.push({ name, ...(await hashFile(path.join(dir, name))) });
+    return entries;
+  }
+
+  pack(dir: string, manifest: Manifest, kind: Compression): Readable {
+    const pack = tar.pack();
+    const fill = async () => {
+      const mtime = new Date(manifest.createdAt);
+      const body = Buffer.from(JSON.stringify(manifest, null, 2));
+      await entry(pack, { name: CRYO_MANIFEST, size: body.length, mode: 0o600, mtime }, body);
+      const dirs = new Set<string>();
+      for (const e of manifest.entries) {
+        const parts = e.name.split('/');
+        for (let i = 1; i < parts.length; i++) {
+          const d = parts.slice(0, i).join('/');
+          if (!dirs.has(d)) {
+            dirs.add(d);
+            await entry(pack, { name: `${d}/`, type: 'directory', mode: 0o700, mtime });
+          }
+        }
+        await entry(
+          pack,
+          { name: e.name, size: e.size, mode: 0o600, mtime },
+          createReadStream(path.join(dir, e.name)),
+        );
+      }
+      pack.finalize();
+    };
+    fill().catch((err: Error) => pack.destroy(err));
+    return compress(pack as unknown as Readable, kind);
+  }
+
+  async extract(input: Readable, dir: string, limits: ExtractLimits): Promise<Manifest> {
+    const { head, stream } = await peek(input, 4);
+    const kind = detectCompression(head);
+    const extract = tar.extract();
+    const feeding = pipeline(decompress(stream, kind), extract).catch((err: Error) => {
+      extract.destroy(err);
+    });
+    try {
+      const manifest = await this.verify(extract, dir, limits);
+      await feeding;
+      return manifest;
+    } catch (err) {
+      stream.destroy();
+      extract.destroy();
+      throw toArchiveError(err);
+    }
+  }
+
+  private async verify(extract: tar.Extract, dir: string, limits: ExtractLimits): Promise<Manifest> {
+    let manifest: Manifest | undefined;
+    let expected = new Map<string, ManifestEntry>();
+    const seen = new Set<string>();
+    const links = new Set<string>();
+    let total = 0;
+    let count = 0;
+    for await (const item of extract) {
+      const header = item.header;
+      count++;
+      if (count > MAX_ENTRIES) throw invalid(`more than ${MAX_ENTRIES} entries`);
+      const name = safeArchivePath(header.name);
+      if (!name) throw invalid(`entry "${header.name}" has an absolute path or ".."`);
+      if ([...links].some((l) => name.startsWith(`${l}/`)))
+        throw invalid(`entry "${name}" lies below a link`);
+      if (header.type !== 'directory') total += header.size ?? 0;
+      if (total > limits.maxBytes) {
+        throw new ArchiveInvalidError(
+          `the archive holds more than the allowed ${limits.maxBytes} bytes`,
+          'raise CRYO_MAX_IMPORT_BYTES, or import a smaller checkpoint',
+          413,
+        );
+      }
+
+      if (!manifest) {
+        if (name !== CRYO_MANIFEST || header.type !== 'file') {
+          throw invalid(`the first entry is "${name}", not ${CRYO_MANIFEST}`);
+        }
+        if ((header.size ?? 0) > MAX_MANIFEST_BYTES) throw invalid(`${CRYO_MANIFEST} is too large`);
+        manifest = parseManifest(await readAll(item as unknown as Readable));
+        if (manifest.formatVersion > ARCHIVE_FORMAT_VERSION) {
+          throw invalid(
+            `archive format ${manifest.formatVersion} is newer than this cryo reads (${ARCHIVE_FORMAT_VERSION})`,
+          );
+        }
+        expected = new Map(manifest.entries.map((e) => [e.name, e]));
+        limits.onManifest?.(manifest);
+        continue;
+      }
+
+      const target = path.join(dir, name);
+      switch (header.type) {
+        case 'directory':
+          await mkdir(target, { recursive: true, mode: 0o700 });
+          item.resume();
+          break;
+        case 'file':
+        case 'contiguous-file': {
+          const want = expected.get(name);
+          if (!want) throw invalid(`entry "${name}" is not listed in ${CRYO_MANIFEST}`);
+          if (seen.has(name)) throw invalid(`entry "${name}" appears twice`);
+          if (header.size !== want.size)
+            throw invalid(`entry "${name}" has ${header.size} bytes, ${CRYO_MANIFEST} says ${want.size}`);
+          await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
+          const got = await writeHashed(item as unknown as Readable, target);
+          if (got.size !== want.size)
+            throw invalid(`entry "${name}" is truncated (${got.size} of ${want.size} bytes)`);
+          if (got.sha256 !== want.sha256)
+            throw invalid(`entry "${name}" does not match its sha256 in ${CRYO_MANIFEST}`);
+          seen.add(name);
+          break;
+        }
+        case 'symlink': {
+          const linkname = header.linkname ?? '';
+          if (!symlinkStaysInside(name, linkname))
+            throw invalid(`symlink "${name}" points outside the archive (${linkname})`);
+          await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
+          await symlink(linkname, target);
+          links.add(name);
+          item.resume();
+          break;
+        }
+        case 'link': {
+          const linkTarget = safeArchivePath(header.linkname ?? '');
+          if (!linkTarget || !seen.has(linkTarget)) {
+            throw invalid(
+              `hard link "${name}" points outside the archive or at nothing before it (${header.linkname})`,
+            );
+          }
+          await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
+          await link(path.join(dir, linkTarget), target);
+          links.add(name);
+          item.resume();
+          break;
+        }
+        default:
+          throw invalid(`entry "${name}" is a ${header.type}; device nodes, fifos and the like are refused`);
+      }
+    }
+    if (!manifest) throw invalid(`the archive is empty or truncated: no ${CRYO_MANIFEST}`);
+    const missing = manifest.entries.filter((e) => !seen.has(e.name)).map((e) => e.name);
+    if (missing.length > 0) {
+      throw invalid(
+        `the archive is truncated: ${missing.length} listed entries are missing (${missing.slice(0, 3).join(', ')})`,
+      );
+    }
+    return manifest;
+  }
+}
+
+function invalid(message: string): ArchiveInvalidError {
+  return new ArchiveInvalidError(message, HINT_EXPORT);
+}
+
+function toArchiveError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  const message = (err as Error).message ?? String(err);
+  return new ArchiveInvalidError(
+    `the archive cannot be read: ${message}`,
+    `${HINT_EXPORT}; it may be truncated or corrupt`,
+  );
+}
+
+function parseManifest(text: Buffer): Manifest {
+  let json: unknown;
+  try {
+    json = JSON.parse(text.toString('utf8'));
+  } catch {
+    throw invalid(`${CRYO_MANIFEST} is not valid JSON`);
+  }
+  const parsed = ManifestSchema.safeParse(json);
+  if (!parsed.success)
+    throw invalid(`${CRYO_MANIFEST} is not a cryo manifest: ${parsed.error.issues[0]?.message}`);
+  for (const e of parsed.data.entries) {
+    if (safeArchivePath(e.name) !== e.name || e.name === CRYO_MANIFEST)
+      throw invalid(`${CRYO_MANIFEST} lists an unsafe entry "${e.name}"`);
+  }
+  return parsed.data;
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function writeHashed(input: Readable, file: string): Promise<{ size: number; sha256: string }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      size += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  // O_EXCL: an entry never overwrites, or writes through, something already there.
+  const handle = await open(file, 'wx', 0o600);
+  try {
+    await pipeline(input, tap, handle.createWriteStream({ autoClose: false }));
+  } finally {
+    await handle.close();
+  }
+  return { size, sha256: hash.digest('hex') };
+}
+
+async function hashFile(file: string): Promise<{ size: number; sha256: string }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { size, sha256: hash.digest('hex') };
+}
+
+function entry(pack: tar.Pack, header: TarHeader, body?: Buffer | Readable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (body === undefined || Buffer.isBuffer(body)) {
+      pack.entry(header as tar.Header, body ?? Buffer.alloc(0), (err) => (err ? reject(err) : resolve()));
+      return;
+    }
+    const sink = pack.entry(header as tar.Header, (err) => (err ? reject(err) : resolve()));
+    pipeline(body, sink).catch(reject);
+  });
+}

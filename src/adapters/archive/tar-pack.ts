@@ -1,0 +1,71 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import tar from 'tar-stream';
+
+/** The header fields cryo sets; tar-stream fills in the rest. */
+export type TarHeader = Partial<tar.Header> & { name: string };
+
+/** Every path below `root`, relative, parents before children, in a stable order. */
+export async function walkRelative(root: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (rel: string): Promise<void> => {
+    const entries = await readdir(path.join(root, rel), { withFileTypes: true });
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const entry of entries) {
+      const child = rel ? `${rel}/${entry.name}` : entry.name;
+      out.push(child);
+      if (entry.isDirectory()) await walk(child);
+    }
+  };
+  await walk('');
+  return out;
+}
+
+/**
+ * Writes an uncompressed tar of `relPaths` (relative to `root`) to `file`, keeping mode, owner and mtime.
+ * Regular files, directories and symlinks are stored; device nodes, fifos and sockets are left out.
+ */
+export async function writeTar(root: string, relPaths: string[], file: string): Promise<number> {
+  const pack = tar.pack();
+  const done = pipeline(pack as unknown as NodeJS.ReadableStream, createWriteStream(file, { mode: 0o600 }));
+  let count = 0;
+  try {
+    for (const rel of relPaths) {
+      const full = path.join(root, rel);
+      const st = await lstat(full);
+      const header = { name: rel, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
+      if (st.isDirectory()) {
+        await addEntry(pack, { ...header, type: 'directory' });
+      } else if (st.isSymbolicLink()) {
+        await addEntry(pack, { ...header, type: 'symlink', linkname: await readlink(full) });
+      } else if (st.isFile()) {
+        await addFile(pack, { ...header, type: 'file', size: st.size }, full);
+      } else {
+        continue;
+      }
+      count++;
+    }
+    pack.finalize();
+  } catch (err) {
+    pack.destroy(err as Error);
+    await done.catch(() => undefined);
+    throw err;
+  }
+  await done;
+  return count;
+}
+
+function addEntry(pack: tar.Pack, header: TarHeader): Promise<void> {
+  return new Promise((resolve, reject) => {
+    pack.entry(header as tar.Header, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+function addFile(pack: tar.Pack, header: TarHeader, file: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sink = pack.entry(header as tar.Header, (err) => (err ? reject(err) : resolve()));
+    pipeline(createReadStream(file), sink).catch(reject);
+  });
+}

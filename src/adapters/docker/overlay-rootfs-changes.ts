@@ -1,0 +1,164 @@
+import { createReadStream } from 'node:fs';
+import { chown, lstat, mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import Docker from 'dockerode';
+import { execa } from 'execa';
+import { ArchiveInvalidError, RootfsUnsupportedError } from '../../domain/errors.js';
+import { DELETED_FILES, ROOTFS_DIFF_TAR, VOLUMES_DIR } from '../../domain/layout.js';
+import type { MountRecord } from '../../domain/manifest.js';
+import { safeRootfsPath } from '../../domain/archive-path.js';
+import type { RootfsChanges, RootfsSummary } from '../../services/rootfs-changes.js';
+import { walkRelative, writeTar } from '../archive/tar-pack.js';
+
+const KIND_DELETED = 2;
+// Docker bind-mounts these over the container's own files; they are not the workload's changes.
+const DOCKER_MANAGED = ['/etc/hostname', '/etc/hosts', '/etc/resolv.conf', '/.dockerenv'];
+
+interface Change {
+  Path: string;
+  Kind: number;
+}
+
+interface InspectWithDriver {
+  GraphDriver: { Name: string; Data: Record<string, string> | null };
+  Mounts: { Type: string; Name?: string; Source: string; Destination: string; RW: boolean }[];
+}
+
+/** Root-filesystem changes read from, and written to, Docker's overlay2 layers. */
+export class OverlayRootfsChanges implements RootfsChanges {
+  private readonly docker: Docker;
+
+  constructor(socketPath = '/var/run/docker.sock') {
+    this.docker = new Docker({ socketPath });
+  }
+
+  async record(containerId: string, dir: string): Promise<RootfsSummary> {
+    const container = this.docker.getContainer(containerId);
+    const info = (await container.inspect()) as unknown as InspectWithDriver;
+    const upper = this.upperDir(info);
+    const excluded = [...DOCKER_MANAGED, ...info.Mounts.map((m) => m.Destination)];
+    const skip = (p: string) => excluded.some((e) => p === e || p.startsWith(`${e}/`));
+    const listed: unknown = await container.changes();
+    // Docker answers `null` (which dockerode passes on as text) when nothing changed.
+    const changes = (Array.isArray(listed) ? listed : []) as Change[];
+    const deleted = changes
+      .filter((c) => c.Kind === KIND_DELETED && !skip(c.Path))
+      .map((c) => c.Path)
+      .sort();
+    const changed: string[] = [];
+    for (const c of changes) {
+      if (c.Kind === KIND_DELETED || skip(c.Path)) continue;
+      // A modified directory is listed for its changed children; only what lives in the upper layer is new.
+      const st = await lstat(path.join(upper, c.Path)).catch(() => undefined);
+      if (!st || (st.isCharacterDevice() && st.rdev === 0)) continue;
+      if (st.isDirectory() && c.Kind !== 1) continue;
+      changed.push(c.Path.replace(/^\//, ''));
+    }
+    changed.sort();
+    await writeTar(upper, changed, path.join(dir, ROOTFS_DIFF_TAR));
+    await writeFile(path.join(dir, DELETED_FILES), JSON.stringify(deleted), { mode: 0o600 });
+    return { changed: changed.length, deleted: deleted.length };
+  }
+
+  async apply(containerId: string, dir: string): Promise<void> {
+    const container = this.docker.getContainer(containerId);
+    const info = (await container.inspect()) as unknown as InspectWithDriver;
+    const upper = this.upperDir(info);
+    const lowers = (info.GraphDriver.Data?.LowerDir ?? '').split(':').filter(Boolean);
+    const deleted = JSON.parse(await readFile(path.join(dir, DELETED_FILES), 'utf8')) as unknown;
+    if (!Array.isArray(deleted))
+      throw new ArchiveInvalidError(`${DELETED_FILES} is not a list`, 'export the checkpoint again');
+    for (const raw of deleted) {
+      const p = typeof raw === 'string' ? safeRootfsPath(raw) : undefined;
+      if (!p)
+        throw new ArchiveInvalidError(
+          `${DELETED_FILES} names an unsafe path: ${String(raw)}`,
+          'paths must be absolute without ".."',
+        );
+      await this.whiteout(upper, lowers, p);
+    }
+    // Docker extracts the changed files itself, confined to the container's root filesystem.
+    await container.putArchive(createReadStream(path.join(dir, ROOTFS_DIFF_TAR)), { path: '/' });
+  }
+
+  async recordMounts(containerId: string, dir: string, includeVolumes: boolean): Promise<MountRecord[]> {
+    const info = (await this.docker.getContainer(containerId).inspect()) as unknown as InspectWithDriver;
+    const records: MountRecord[] = [];
+    for (const m of info.Mounts) {
+      const isVolume = m.Type === 'volume' && m.Name !== undefined;
+      let included = false;
+      if (isVolume && includeVolumes) {
+        await mkdir(path.join(dir, VOLUMES_DIR), { recursive: true, mode: 0o700 });
+        await writeTar(m.Source, await walkRelative(m.Source), path.join(dir, VOLUMES_DIR, `${m.Name}.tar`));
+        included = true;
+      }
+      records.push({
+        type: m.Type,
+        ...(m.Name ? { name: m.Name } : {}),
+        source: m.Source,
+        destination: m.Destination,
+        readOnly: !m.RW,
+        included,
+      });
+    }
+    return records;
+  }
+
+  async applyVolumes(
+    containerId: string,
+    dir: string,
+    mounts: MountRecord[],
+    fresh: Set<string>,
+  ): Promise<void> {
+    const container = this.docker.getContainer(containerId);
+    const info = (await container.inspect()) as unknown as InspectWithDriver;
+    for (const record of mounts) {
+      if (!record.included || !record.name) continue;
+      const now = info.Mounts.find((m) => m.Destination === record.destination && m.Type === 'volume');
+      if (!now?.Name || !fresh.has(now.Name)) continue;
+      await container.putArchive(createReadStream(path.join(dir, VOLUMES_DIR, `${record.name}.tar`)), {
+        path: record.destination,
+      });
+    }
+  }
+
+  private upperDir(info: InspectWithDriver): string {
+    const upper = info.GraphDriver.Data?.UpperDir;
+    if (info.GraphDriver.Name !== 'overlay2' || !upper)
+      throw new RootfsUnsupportedError(info.GraphDriver.Name);
+    return upper;
+  }
+
+  /** Hides `p` of the image in a new container: an overlay whiteout (a 0:0 character device) in the upper layer. */
+  private async whiteout(upper: string, lowers: string[], p: string): Promise<void> {
+    const parts = p.split('/').filter(Boolean);
+    let rel = '';
+    for (const part of parts.slice(0, -1)) {
+      rel = `${rel}/${part}`;
+      const target = path.join(upper, rel);
+      const st = await lstat(target).catch(() => undefined);
+      if (st?.isDirectory()) continue;
+      if (st)
+        throw new ArchiveInvalidError(
+          `cannot delete ${p}: ${rel} is not a directory`,
+          'the archive does not fit this image',
+        );
+      const lower = await firstLstat(lowers, rel);
+      if (!lower?.isDirectory()) return; // the image has no such directory, so nothing to hide
+      await mkdir(target, { mode: lower.mode & 0o7777 });
+      await chown(target, lower.uid, lower.gid);
+      await utimes(target, lower.atime, lower.mtime);
+    }
+    const target = path.join(upper, p);
+    await rm(target, { recursive: true, force: true });
+    await execa('mknod', [target, 'c', '0', '0']);
+  }
+}
+
+async function firstLstat(roots: string[], rel: string) {
+  for (const root of roots) {
+    const st = await lstat(path.join(root, rel)).catch(() => undefined);
+    if (st) return st;
+  }
+  return undefined;
+}

@@ -1,0 +1,40 @@
+import { z } from 'zod';
+import { NameSchema } from './names.js';
+
+export const ManifestEntrySchema = z.object({
+  name: z.string().min(1).max(4096),
+  size: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+export type ManifestEntry = z.infer<typeof ManifestEntrySchema>;
+
+export const MountRecordSchema = z.object({
+  type: z.string(),
+  name: z.string().optional(),
+  source: z.string().optional(),
+  destination: z.string(),
+  readOnly: z.boolean(),
+  /** Whether the archive carries the volume's contents (volumes/<name>.tar). */
+  included: z.boolean(),
+});
+export type MountRecord = z.infer<typeof MountRecordSchema>;
+
+/** cryo.json: what a reader needs to trust and place an archive; it is the archive's first entry. */
+export const ManifestSchema = z.object({
+  formatVersion: z.number().int().positive(),
+  cryoVersion: z.string(),
+  createdAt: z.string(),
+  checkpoint: z.object({
+    id: z.string(),
+    name: NameSchema,
+    leaveRunning: z.boolean(),
+    dumpMs: z.number().nonnegative(),
+  }),
+  container: z.object({ id: z.string(), name: z.string() }),
+  image: z.object({ ref: z.string(), id: z.string() }),
+  source: z.object({ kernel: z.string(), criuVersion: z.string(), arch: z.string(), hostname: z.string() }),
+  mounts: z.array(MountRecordSchema),
+  rootfs: z.object({ changed: z.number().int().nonnegative(), deleted: z.number().int().nonnegative() }),
+  entries: z.array(ManifestEntrySchema),
+});
+export type Manifest = z.infer<typeof ManifestSchema>;

@@ -1,0 +1,76 @@
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { CheckpointSchema, ExportQuerySchema } from '../../domain/checkpoint.js';
+import { ErrorBodySchema } from '../../domain/error-body.js';
+import { CheckpointIdSchema } from '../../domain/names.js';
+import type { ArchiveService } from '../../services/archive-service.js';
+import type { Readable } from 'node:stream';
+
+// Archives arrive as raw bodies: any of these content types is handed to the importer as a stream.
+const ARCHIVE_TYPES = [
+  'application/x-tar',
+  'application/gzip',
+  'application/x-gzip',
+  'application/zstd',
+  'application/octet-stream',
+];
+
+export const archiveRoutes: FastifyPluginAsyncZod<{ archives: ArchiveService }> = async (
+  app,
+  { archives },
+) => {
+  app.addContentTypeParser(ARCHIVE_TYPES, (_request, payload, done) => done(null, payload));
+
+  app.get(
+    '/v1/checkpoints/:id/archive',
+    {
+      schema: {
+        summary: 'Export a checkpoint as one tar (Podman/CRI-O layout, cryo.json first)',
+        params: z.object({ id: CheckpointIdSchema }),
+        querystring: ExportQuerySchema,
+        response: {
+          200: z.unknown().describe('the archive: tar, tar.gz or tar.zst'),
+          400: ErrorBodySchema,
+          401: ErrorBodySchema,
+          404: ErrorBodySchema,
+          409: ErrorBodySchema,
+        },
+      },
+    },
+    async (request, reply) => {
+      const archive = await archives.export(request.params.id, request.query.compress);
+      return reply
+        .header('content-type', archive.contentType)
+        .header('content-disposition', `attachment; filename="${archive.filename}"`)
+        .send(archive.stream);
+    },
+  );
+
+  app.post(
+    '/v1/checkpoints',
+    {
+      bodyLimit: Number.MAX_SAFE_INTEGER,
+      schema: {
+        summary: 'Import a checkpoint archive (application/x-tar; gzip and zstd are detected)',
+        response: {
+          201: CheckpointSchema,
+          400: ErrorBodySchema,
+          401: ErrorBodySchema,
+          409: ErrorBodySchema,
+          413: ErrorBodySchema,
+          415: ErrorBodySchema,
+        },
+      },
+    },
+    async (request, reply) => {
+      try {
+        const checkpoint = await archives.import(request.body as Readable);
+        return reply.status(201).send(checkpoint);
+      } catch (err) {
+        // The client may still be sending a rejected archive; do not keep reading it.
+        void reply.header('connection', 'close');
+        throw err;
+      }
+    },
+  );
+};

@@ -1,0 +1,20 @@
+import type { Readable } from 'node:stream';
+import type { Compression } from '../domain/checkpoint.js';
+import type { Manifest } from '../domain/manifest.js';
+
+export interface ExtractLimits {
+  /** The most bytes the archive's entries may hold in all. */
+  maxBytes: number;
+  /** Called as soon as the manifest (the first entry) is read; throwing stops the import. */
+  onManifest?: (manifest: Manifest) => void;
+}
+
+/** Turns a checkpoint directory into an archive stream and back. */
+export interface ArchiveCodec {
+  /** Lists every file below `dir` (but the manifest) with its size and sha256, in archive order. */
+  describe(dir: string): Promise<Manifest['entries']>;
+  /** Streams `dir` as a tar, `manifest` first, then the manifest's entries, compressed as asked. */
+  pack(dir: string, manifest: Manifest, compress: Compression): Readable;
+  /** Reads an archive into the empty directory `dir`, verifying it as it streams; returns its manifest. */
+  extract(input: Readable, dir: string, limits: ExtractLimits): Promise<Manifest>;
+}

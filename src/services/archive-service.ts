@@ -1,0 +1,115 @@
+import { rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { Checkpoint, Compression } from '../domain/checkpoint.js';
+import { ArchiveInvalidError, CheckpointNameInUseError } from '../domain/errors.js';
+import { CHECKPOINT_IMAGES_DIR, CRYO_MANIFEST, DOCKER_CONFIG } from '../domain/layout.js';
+import type { Manifest } from '../domain/manifest.js';
+import type { ArchiveCodec } from './archive-codec.js';
+import type { CheckpointCatalog } from './checkpoint-catalog.js';
+import { newId, readManifest, type CheckpointService } from './checkpoint-service.js';
+import type { Clock } from './clock.js';
+import type { ImageStore } from './image-store.js';
+
+export interface ArchiveServiceDeps {
+  checkpoints: CheckpointService;
+  catalog: CheckpointCatalog;
+  store: ImageStore;
+  codec: ArchiveCodec;
+  clock: Clock;
+  maxImportBytes: number;
+}
+
+export interface ExportedArchive {
+  stream: Readable;
+  filename: string;
+  contentType: string;
+}
+
+const CONTENT_TYPES: Record<Compression, { type: string; ext: string }> = {
+  none: { type: 'application/x-tar', ext: 'tar' },
+  gzip: { type: 'application/gzip', ext: 'tar.gz' },
+  zstd: { type: 'application/zstd', ext: 'tar.zst' },
+};
+
+/** Exports checkpoints as self-contained, verifiable archives and imports them. */
+export class ArchiveService {
+  constructor(private readonly deps: ArchiveServiceDeps) {}
+
+  async export(id: string, compress: Compression): Promise<ExportedArchive> {
+    const { checkpoint, dir, release } = this.deps.checkpoints.retain(id);
+    try {
+      const manifest = await this.completeManifest(dir);
+      const stream = this.deps.codec.pack(dir, manifest, compress);
+      stream.once('close', release);
+      const { type, ext } = CONTENT_TYPES[compress];
+      return {
+        stream,
+        filename: `${checkpoint.container.name}-${checkpoint.name}.${ext}`,
+        contentType: type,
+      };
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  async import(input: Readable): Promise<Checkpoint> {
+    const { store, catalog, codec, clock } = this.deps;
+    const id = newId(clock.now());
+    const dir = await store.stage(id);
+    let committed = false;
+    try {
+      const manifest = await codec.extract(input, dir, {
+        maxBytes: this.deps.maxImportBytes,
+        onManifest: (m) => {
+          if (catalog.findByName(m.container.id, m.checkpoint.name)) {
+            throw new CheckpointNameInUseError(m.container.name, m.checkpoint.name);
+          }
+        },
+      });
+      requireRestorable(manifest);
+      const { sizeBytes } = await store.commit(id);
+      committed = true;
+      const checkpoint: Checkpoint = {
+        id,
+        name: manifest.checkpoint.name,
+        container: { ...manifest.container, image: manifest.image.ref },
+        createdAt: manifest.createdAt,
+        leaveRunning: manifest.checkpoint.leaveRunning,
+        sizeBytes,
+        stats: { dumpMs: manifest.checkpoint.dumpMs, totalMs: manifest.checkpoint.dumpMs },
+        status: 'complete',
+      };
+      catalog.add(checkpoint);
+      return checkpoint;
+    } catch (err) {
+      if (committed) await store.remove(id);
+      else await store.discard(id);
+      throw err;
+    }
+  }
+
+  /** The manifest with every entry's size and sha256, computed once and kept in the checkpoint. */
+  private async completeManifest(dir: string): Promise<Manifest> {
+    const manifest = await readManifest(dir);
+    if (manifest.entries.length > 0) return manifest;
+    const complete: Manifest = { ...manifest, entries: await this.deps.codec.describe(dir) };
+    const tmp = path.join(dir, `.${CRYO_MANIFEST}.${process.pid}.${Date.now()}`);
+    await writeFile(tmp, JSON.stringify(complete, null, 2), { mode: 0o600 });
+    await rename(tmp, path.join(dir, CRYO_MANIFEST));
+    return complete;
+  }
+}
+
+function requireRestorable(manifest: Manifest): void {
+  const names = new Set(manifest.entries.map((e) => e.name));
+  for (const needed of [DOCKER_CONFIG, `${CHECKPOINT_IMAGES_DIR}/inventory.img`]) {
+    if (!names.has(needed)) {
+      throw new ArchiveInvalidError(
+        `the archive has no ${needed}`,
+        'it is not a container checkpoint made by cryo',
+      );
+    }
+  }
+}
