@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { link, lstat, mkdir, open, symlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { safeArchivePath, symlinkStaysInside } from '../../domain/archive-path.js';
@@ -106,7 +106,8 @@ export class TarArchiveCodec implements ArchiveCodec {
           throw invalid(`the first entry is "${name}", not ${CRYO_MANIFEST}`);
         }
         if ((header.size ?? 0) > MAX_MANIFEST_BYTES) throw invalid(`${CRYO_MANIFEST} is too large`);
-        manifest = parseManifest(await readAll(item as unknown as Readable));
+        const raw = await readAll(item as unknown as AsyncIterable<Buffer>);
+        manifest = parseManifest(raw);
         if (manifest.formatVersion > ARCHIVE_FORMAT_VERSION) {
           throw invalid(
             `archive format ${manifest.formatVersion} is newer than this cryo reads (${ARCHIVE_FORMAT_VERSION})`,
@@ -114,6 +115,7 @@ export class TarArchiveCodec implements ArchiveCodec {
         }
         expected = new Map(manifest.entries.map((e) => [e.name, e]));
         limits.onManifest?.(manifest);
+        await writeFile(path.join(dir, CRYO_MANIFEST), raw, { mode: 0o600, flag: 'wx' });
         continue;
       }
 
@@ -131,7 +133,7 @@ export class TarArchiveCodec implements ArchiveCodec {
           if (header.size !== want.size)
             throw invalid(`entry "${name}" has ${header.size} bytes, ${CRYO_MANIFEST} says ${want.size}`);
           await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
-          const got = await writeHashed(item as unknown as Readable, target);
+          const got = await writeHashed(item as unknown as AsyncIterable<Buffer>, target);
           if (got.size !== want.size)
             throw invalid(`entry "${name}" is truncated (${got.size} of ${want.size} bytes)`);
           if (got.sha256 !== want.sha256)
@@ -207,26 +209,23 @@ function parseManifest(text: Buffer): Manifest {
   return parsed.data;
 }
 
-async function readAll(stream: Readable): Promise<Buffer> {
+async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(c as Buffer);
+  for await (const c of stream) chunks.push(c);
   return Buffer.concat(chunks);
 }
 
-async function writeHashed(input: Readable, file: string): Promise<{ size: number; sha256: string }> {
+async function writeHashed(input: AsyncIterable<Buffer>, file: string): Promise<{ size: number; sha256: string }> {
   const hash = createHash('sha256');
   let size = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      hash.update(chunk);
-      size += chunk.length;
-      cb(null, chunk);
-    },
-  });
   // O_EXCL: an entry never overwrites, or writes through, something already there.
   const handle = await open(file, 'wx', 0o600);
   try {
-    await pipeline(input, tap, handle.createWriteStream({ autoClose: false }));
+    for await (const chunk of input) {
+      hash.update(chunk);
+      size += chunk.length;
+      await handle.write(chunk);
+    }
   } finally {
     await handle.close();
   }
