@@ -8,6 +8,8 @@ export interface RunOptions {
   /** Container port to publish on 127.0.0.1 (a free host port). */
   publish?: number;
   name?: string;
+  /** `-v` arguments, e.g. "myvolume:/data". */
+  volumes?: string[];
 }
 
 /** Containers created by a test, removed by `removeAll` whatever the outcome. */
@@ -31,6 +33,7 @@ export class TestContainers {
     const args = ['run', '-d', '--name', name];
     for (const [k, v] of Object.entries(options.env ?? {})) args.push('-e', `${k}=${v}`);
     if (options.publish) args.push('-p', `127.0.0.1::${options.publish}`);
+    for (const v of options.volumes ?? []) args.push('-v', v);
     args.push(options.image, ...(options.cmd ?? []));
     const { stdout } = await execa('docker', args);
     return stdout.trim();

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig, type Config } from '../../src/config.js';
 import { startServer, type Server } from '../../src/server.js';
 
 export interface ApiResponse<T = Record<string, unknown>> {
@@ -9,28 +9,29 @@ export interface ApiResponse<T = Record<string, unknown>> {
   body: T;
 }
 
+export type TestCryoOptions = Partial<Record<keyof Config, unknown>>;
+
 /** A real cryo service on a free loopback port with its own data directory. */
 export class TestCryo {
   private constructor(
     readonly dataDir: string,
     private server: Server,
+    private readonly options: TestCryoOptions,
     private readonly ownsDataDir: boolean,
   ) {}
 
-  static async start(options: { dataDir?: string; token?: string } = {}): Promise<TestCryo> {
-    const dataDir = options.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'cryo-test-data-')));
-    const server = await startServer(
-      loadConfig(
-        {},
-        {
-          listen: '127.0.0.1:0',
-          dataDir,
-          logLevel: process.env.CRYO_TEST_LOG_LEVEL ?? 'fatal',
-          ...(options.token ? { token: options.token } : {}),
-        },
-      ),
+  static async start(options: TestCryoOptions = {}): Promise<TestCryo> {
+    const given = typeof options.dataDir === 'string' ? options.dataDir : undefined;
+    const dataDir = given ?? (await mkdtemp(path.join(os.tmpdir(), 'cryo-test-data-')));
+    const server = await startServer(TestCryo.config(dataDir, options));
+    return new TestCryo(dataDir, server, options, given === undefined);
+  }
+
+  private static config(dataDir: string, options: TestCryoOptions): Config {
+    return loadConfig(
+      {},
+      { listen: '127.0.0.1:0', logLevel: process.env.CRYO_TEST_LOG_LEVEL ?? 'fatal', ...options, dataDir },
     );
-    return new TestCryo(dataDir, server, options.dataDir === undefined);
   }
 
   get token(): string {
@@ -44,16 +45,7 @@ export class TestCryo {
   /** Stops the service and starts it again on the same data directory. */
   async restart(): Promise<void> {
     await this.server.close();
-    this.server = await startServer(
-      loadConfig(
-        {},
-        {
-          listen: '127.0.0.1:0',
-          dataDir: this.dataDir,
-          logLevel: process.env.CRYO_TEST_LOG_LEVEL ?? 'fatal',
-        },
-      ),
-    );
+    this.server = await startServer(TestCryo.config(this.dataDir, this.options));
   }
 
   async api<T = Record<string, unknown>>(
@@ -69,6 +61,29 @@ export class TestCryo {
       method,
       headers,
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
+  }
+
+  /** Downloads an exported archive. */
+  async download(id: string, compress = 'none'): Promise<Buffer> {
+    const res = await fetch(`${this.url}/v1/checkpoints/${id}/archive?compress=${compress}`, {
+      headers: { authorization: `Bearer ${this.token}` },
+    });
+    if (!res.ok) throw new Error(`export of ${id} failed: ${res.status} ${await res.text()}`);
+    return Buffer.from(await res.arrayBuffer());
+  }
+
+  /** Uploads an archive to POST /v1/checkpoints. */
+  async upload<T = Record<string, unknown>>(
+    archive: Buffer,
+    contentType = 'application/x-tar',
+  ): Promise<ApiResponse<T>> {
+    const res = await fetch(`${this.url}/v1/checkpoints`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${this.token}`, 'content-type': contentType },
+      body: archive,
     });
     const text = await res.text();
     return { status: res.status, body: (text ? JSON.parse(text) : null) as T };

@@ -1,0 +1,147 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { sleep } from './containers.js';
+
+/**
+ * A second Docker host on this machine: a network namespace joined to the host by a veth pair, and a second
+ * dockerd inside it with its own data root, exec root, pid file and API socket. `stop` tears all of it down.
+ */
+export class SecondHost {
+  private daemon: ResultPromise | undefined;
+
+  private constructor(
+    readonly netns: string,
+    readonly root: string,
+    readonly hostAddress: string,
+    readonly nsAddress: string,
+    private readonly vethHost: string,
+  ) {}
+
+  get dataRoot(): string {
+    return path.join(this.root, 'docker');
+  }
+
+  get execRoot(): string {
+    return `/run/${this.netns}`;
+  }
+
+  get socket(): string {
+    return path.join(this.root, 'docker.sock');
+  }
+
+  get containerdSocket(): string {
+    return path.join(this.execRoot, 'containerd', 'containerd.sock');
+  }
+
+  static async start(): Promise<SecondHost> {
+    const tag = randomBytes(3).toString('hex');
+    const subnet = 1 + (Number.parseInt(tag.slice(0, 2), 16) % 250);
+    const root = await mkdtemp('/var/lib/cryo-test-host-');
+    const host = new SecondHost(
+      `cryo-b-${tag}`,
+      root,
+      `10.213.${subnet}.1`,
+      `10.213.${subnet}.2`,
+      `cryoa${tag}`,
+    );
+    try {
+      await host.up();
+      return host;
+    } catch (err) {
+      await host.stop();
+      throw err;
+    }
+  }
+
+  /** Runs the docker CLI against this host's daemon. */
+  docker(args: string[]) {
+    return execa('docker', ['-H', `unix://${this.socket}`, ...args]);
+  }
+
+  /** Copies an image from the first host's dockerd into this one. */
+  async loadImage(image: string): Promise<void> {
+    const file = path.join(this.root, 'image.tar');
+    await execa('docker', ['save', '-o', file, image]);
+    await execa('docker', ['-H', `unix://${this.socket}`, 'load', '-i', file]);
+    await rm(file, { force: true });
+  }
+
+  private async up(): Promise<void> {
+    const vethNs = this.vethHost.replace('cryoa', 'cryob');
+    await execa('ip', ['netns', 'add', this.netns]);
+    await execa('ip', ['link', 'add', this.vethHost, 'type', 'veth', 'peer', 'name', vethNs]);
+    await execa('ip', ['link', 'set', vethNs, 'netns', this.netns]);
+    await execa('ip', ['addr', 'add', `${this.hostAddress}/30`, 'dev', this.vethHost]);
+    await execa('ip', ['link', 'set', this.vethHost, 'up']);
+    const inNs = (args: string[]) => execa('ip', ['netns', 'exec', this.netns, ...args]);
+    await inNs(['ip', 'addr', 'add', `${this.nsAddress}/30`, 'dev', vethNs]);
+    await inNs(['ip', 'link', 'set', vethNs, 'up']);
+    await inNs(['ip', 'link', 'set', 'lo', 'up']);
+
+    await mkdir(this.dataRoot, { recursive: true });
+    await writeFile(path.join(this.root, 'daemon.json'), JSON.stringify({ experimental: true }));
+    // dockerd wants its data root on a shared mount, or the second daemon's container mounts do not propagate.
+    await execa('mount', ['--bind', this.dataRoot, this.dataRoot]);
+    await execa('mount', ['--make-shared', this.dataRoot]);
+    // `ip netns exec` remounts /sys and breaks dockerd's cgroups; nsenter only switches the network namespace.
+    this.daemon = execa(
+      'nsenter',
+      [
+        `--net=/run/netns/${this.netns}`,
+        'dockerd',
+        '--data-root',
+        this.dataRoot,
+        '--exec-root',
+        this.execRoot,
+        '--pidfile',
+        path.join(this.root, 'docker.pid'),
+        '-H',
+        `unix://${this.socket}`,
+        '--config-file',
+        path.join(this.root, 'daemon.json'),
+      ],
+      {
+        reject: false,
+        stdout: { file: path.join(this.root, 'dockerd.log') },
+        stderr: { file: path.join(this.root, 'dockerd.err') },
+      },
+    );
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const v = await execa(
+        'docker',
+        ['-H', `unix://${this.socket}`, 'version', '--format', '{{.Server.Experimental}}'],
+        {
+          reject: false,
+        },
+      );
+      if (v.exitCode === 0 && v.stdout.trim() === 'true') return;
+      if (this.daemon.exitCode !== null && this.daemon.exitCode !== undefined) {
+        throw new Error(`the second dockerd exited; see ${this.root}/dockerd.err`);
+      }
+      if (Date.now() > deadline)
+        throw new Error(`the second dockerd did not answer; see ${this.root}/dockerd.err`);
+      await sleep(300);
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.daemon) {
+      const ids = await execa('docker', ['-H', `unix://${this.socket}`, 'ps', '-aq'], { reject: false });
+      const list = ids.stdout.split('\n').filter(Boolean);
+      if (list.length > 0)
+        await execa('docker', ['-H', `unix://${this.socket}`, 'rm', '-f', ...list], { reject: false });
+      this.daemon.kill('SIGTERM');
+      const timer = setTimeout(() => this.daemon?.kill('SIGKILL'), 20_000);
+      await this.daemon;
+      clearTimeout(timer);
+    }
+    await execa('umount', ['-R', this.dataRoot], { reject: false });
+    await rm(this.root, { recursive: true, force: true });
+    await rm(this.execRoot, { recursive: true, force: true });
+    await execa('ip', ['link', 'del', this.vethHost], { reject: false });
+    await execa('ip', ['netns', 'del', this.netns], { reject: false });
+  }
+}
