@@ -66,7 +66,7 @@ async function runContainer(name: string): Promise<Memory> {
     '/usr/bin/node',
     '/app/memory.js',
   ]);
-  return readJson<Memory>(name, 180_000);
+  return readJson<Memory>(name, 180_000, 8080, 120_000);
 }
 
 function check(label: string, got: Memory, want: string): void {
@@ -94,7 +94,7 @@ async function benchCryo(): Promise<{ checkpoint: number; restore: number; froze
     };
     const [cp, checkpoint] = await timed(() => call('POST', `/v1/containers/${name}/checkpoints`, {}));
     const [, restore] = await timed(() => call('POST', `/v1/checkpoints/${String(cp.id)}/restore`));
-    check('cryo', await readJson<Memory>(name, 60_000), before.initial);
+    check('cryo', await readJson<Memory>(name, 60_000, 8080, 120_000), before.initial);
     const stats = cp.stats as { frozenMs?: number };
     return { checkpoint, restore, ...(stats.frozenMs !== undefined ? { frozen: stats.frozenMs } : {}) };
   } finally {
@@ -110,7 +110,7 @@ async function benchDocker(): Promise<{ checkpoint: number; restore: number }> {
     const before = await runContainer(name);
     const [, checkpoint] = await timed(() => execa('docker', ['checkpoint', 'create', name, 'bench']));
     const [, restore] = await timed(() => execa('docker', ['start', '--checkpoint', 'bench', name]));
-    check('docker', await readJson<Memory>(name, 60_000), before.initial);
+    check('docker', await readJson<Memory>(name, 60_000, 8080, 120_000), before.initial);
     return { checkpoint, restore };
   } finally {
     await execa('docker', ['rm', '-f', name], { reject: false });

@@ -21,6 +21,11 @@ export const ConfigSchema = z.object({
     .int()
     .positive()
     .default(64 * 1024 ** 3),
+  scheduleGraceMs: z.coerce
+    .number()
+    .int()
+    .nonnegative()
+    .default(10 * 60 * 1000),
   criuBinary: z.string().min(1).default('criu'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -39,6 +44,7 @@ export function loadConfig(
     containerdSocket: env.CRYO_CONTAINERD_SOCKET,
     dockerExecRoot: env.CRYO_DOCKER_EXEC_ROOT,
     maxImportBytes: env.CRYO_MAX_IMPORT_BYTES,
+    scheduleGraceMs: env.CRYO_SCHEDULE_GRACE_MS,
     criuBinary: env.CRYO_CRIU,
     logLevel: env.CRYO_LOG_LEVEL,
   };

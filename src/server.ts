@@ -6,7 +6,10 @@ import { TarArchiveCodec } from './adapters/archive/tar-archive-codec.js';
 import { DockerContainerRuntime } from './adapters/docker/docker-container-runtime.js';
 import { OverlayRootfsChanges } from './adapters/docker/overlay-rootfs-changes.js';
 import { FsImageStore } from './adapters/store/fs-image-store.js';
+import { openDatabase } from './adapters/store/database.js';
 import { SqliteCheckpointCatalog } from './adapters/store/sqlite-checkpoint-catalog.js';
+import { SqliteScheduleStore } from './adapters/store/sqlite-schedule-store.js';
+import { CronerCron } from './adapters/cron/croner-cron.js';
 import { loadOrCreateToken } from './adapters/store/token-file.js';
 import type { Config } from './config.js';
 import { buildApp } from './http/app.js';
@@ -14,6 +17,7 @@ import { ArchiveService } from './services/archive-service.js';
 import { CheckpointService } from './services/checkpoint-service.js';
 import { systemClock } from './services/clock.js';
 import { HealthService } from './services/health-service.js';
+import { ScheduleService } from './services/schedule-service.js';
 
 export const CATALOG_FILE = 'cryo.db';
 
@@ -29,7 +33,8 @@ export interface Server {
 export async function startServer(config: Config): Promise<Server> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const token = config.token ?? (await loadOrCreateToken(config.dataDir));
-  const catalog = new SqliteCheckpointCatalog(path.join(config.dataDir, CATALOG_FILE));
+  const db = openDatabase(path.join(config.dataDir, CATALOG_FILE));
+  const catalog = new SqliteCheckpointCatalog(db);
   const store = new FsImageStore(config.dataDir);
   await store.init();
   const runtime = new DockerContainerRuntime({
@@ -48,8 +53,16 @@ export async function startServer(config: Config): Promise<Server> {
     clock: systemClock,
     maxImportBytes: config.maxImportBytes,
   });
+  const schedules = new ScheduleService({
+    store: new SqliteScheduleStore(db),
+    checkpoints,
+    runtime,
+    cron: new CronerCron(),
+    clock: systemClock,
+    catchUpGraceMs: config.scheduleGraceMs,
+  });
   const health = new HealthService(runtime, engine);
-  const app = await buildApp({ token, checkpoints, archives, health, logLevel: config.logLevel });
+  const app = await buildApp({ token, checkpoints, archives, schedules, health, logLevel: config.logLevel });
 
   // Half-written checkpoints from a crash are never visible; drop them.
   const swept = await store.sweep(catalog.ids());
@@ -57,8 +70,10 @@ export async function startServer(config: Config): Promise<Server> {
 
   try {
     await app.listen({ host: config.listen.host, port: config.listen.port });
+    await schedules.start();
   } catch (err) {
-    catalog.close();
+    await app.close();
+    db.close();
     throw err;
   }
   const address = app.server.address();
@@ -69,8 +84,9 @@ export async function startServer(config: Config): Promise<Server> {
     token,
     url: `http://${host}:${port}`,
     close: async () => {
+      await schedules.stop();
       await app.close();
-      catalog.close();
+      db.close();
     },
   };
 }

@@ -8,6 +8,7 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import type { ArchiveService } from '../services/archive-service.js';
+import type { ScheduleService } from '../services/schedule-service.js';
 import type { CheckpointService } from '../services/checkpoint-service.js';
 import type { HealthService } from '../services/health-service.js';
 import { CRYO_VERSION } from '../version.js';
@@ -16,11 +17,13 @@ import { installErrorHandler } from './error-handler.js';
 import { archiveRoutes } from './routes/archives.js';
 import { checkpointRoutes } from './routes/checkpoints.js';
 import { healthRoutes } from './routes/health.js';
+import { scheduleRoutes } from './routes/schedules.js';
 
 export interface AppDeps {
   token: string;
   checkpoints: CheckpointService;
   archives: ArchiveService;
+  schedules: ScheduleService;
   health: HealthService;
   logLevel?: string;
 }
@@ -53,5 +56,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes, { health: deps.health });
   await app.register(checkpointRoutes, { checkpoints: deps.checkpoints });
   await app.register(archiveRoutes, { archives: deps.archives });
+  await app.register(scheduleRoutes, { schedules: deps.schedules });
   return app;
 }

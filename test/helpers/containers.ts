@@ -86,13 +86,18 @@ export async function readCounter(ref: string, timeoutMs = 15_000): Promise<Coun
   return readJson<CounterReading>(ref, timeoutMs);
 }
 
-export async function readJson<T>(ref: string, timeoutMs = 15_000, containerPort = 8080): Promise<T> {
+export async function readJson<T>(
+  ref: string,
+  timeoutMs = 15_000,
+  containerPort = 8080,
+  requestTimeoutMs = 5_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
     try {
       const port = await hostPort(ref, containerPort);
-      const res = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(5_000) });
+      const res = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(requestTimeoutMs) });
       if (res.ok) return (await res.json()) as T;
       lastError = new Error(`HTTP ${res.status}`);
     } catch (err) {

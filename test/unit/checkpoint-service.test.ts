@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import { FsImageStore } from '../../src/adapters/store/fs-image-store.js';
+import { openDatabase, type Db } from '../../src/adapters/store/database.js';
 import { SqliteCheckpointCatalog } from '../../src/adapters/store/sqlite-checkpoint-catalog.js';
 import { AppError, CriuError } from '../../src/domain/errors.js';
 import { CheckpointService, newId } from '../../src/services/checkpoint-service.js';
@@ -11,7 +12,7 @@ import { FakeEngine, FakeRootfs, FakeRuntime } from './fakes.js';
 interface Ctx {
   dir: string;
   runtime: FakeRuntime;
-  catalog: SqliteCheckpointCatalog;
+  db: Db;
   service: CheckpointService;
 }
 const test = anyTest as TestFn<Ctx>;
@@ -19,7 +20,8 @@ const test = anyTest as TestFn<Ctx>;
 test.beforeEach(async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'cryo-svc-'));
   const runtime = new FakeRuntime();
-  const catalog = new SqliteCheckpointCatalog(path.join(dir, 'cryo.db'));
+  const db = openDatabase(path.join(dir, 'cryo.db'));
+  const catalog = new SqliteCheckpointCatalog(db);
   const store = new FsImageStore(dir);
   await store.init();
   let now = 1_000_000;
@@ -27,7 +29,7 @@ test.beforeEach(async (t) => {
   t.context = {
     dir,
     runtime,
-    catalog,
+    db,
     service: new CheckpointService({
       runtime,
       engine: new FakeEngine(),
@@ -40,7 +42,7 @@ test.beforeEach(async (t) => {
 });
 
 test.afterEach.always(async (t) => {
-  t.context.catalog.close();
+  t.context.db.close();
   await rm(t.context.dir, { recursive: true, force: true });
 });
 

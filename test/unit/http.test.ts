@@ -4,9 +4,13 @@ import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import type { FastifyInstance } from 'fastify';
 import { FsImageStore } from '../../src/adapters/store/fs-image-store.js';
+import { openDatabase, type Db } from '../../src/adapters/store/database.js';
 import { SqliteCheckpointCatalog } from '../../src/adapters/store/sqlite-checkpoint-catalog.js';
 import { TarArchiveCodec } from '../../src/adapters/archive/tar-archive-codec.js';
+import { CronerCron } from '../../src/adapters/cron/croner-cron.js';
+import { SqliteScheduleStore } from '../../src/adapters/store/sqlite-schedule-store.js';
 import { buildApp } from '../../src/http/app.js';
+import { ScheduleService } from '../../src/services/schedule-service.js';
 import { ArchiveService } from '../../src/services/archive-service.js';
 import { CheckpointService } from '../../src/services/checkpoint-service.js';
 import { systemClock } from '../../src/services/clock.js';
@@ -18,14 +22,15 @@ const test = anyTest as TestFn<{
   app: FastifyInstance;
   runtime: FakeRuntime;
   dir: string;
-  catalog: SqliteCheckpointCatalog;
+  db: Db;
 }>;
 
 test.beforeEach(async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'cryo-http-'));
   const runtime = new FakeRuntime();
   const engine = new FakeEngine();
-  const catalog = new SqliteCheckpointCatalog(path.join(dir, 'cryo.db'));
+  const db = openDatabase(path.join(dir, 'cryo.db'));
+  const catalog = new SqliteCheckpointCatalog(db);
   const store = new FsImageStore(dir);
   await store.init();
   const checkpoints = new CheckpointService({
@@ -44,19 +49,28 @@ test.beforeEach(async (t) => {
     clock: systemClock,
     maxImportBytes: 1 << 30,
   });
+  const schedules = new ScheduleService({
+    store: new SqliteScheduleStore(db),
+    checkpoints,
+    runtime,
+    cron: new CronerCron(),
+    clock: systemClock,
+    catchUpGraceMs: 0,
+  });
   const app = await buildApp({
     token: TOKEN,
     checkpoints,
     archives,
+    schedules,
     health: new HealthService(runtime, engine),
     logLevel: 'silent',
   });
-  t.context = { app, runtime, dir, catalog };
+  t.context = { app, runtime, dir, db };
 });
 
 test.afterEach.always(async (t) => {
   await t.context.app.close();
-  t.context.catalog.close();
+  t.context.db.close();
   await rm(t.context.dir, { recursive: true, force: true });
 });
 

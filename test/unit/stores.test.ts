@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { FsImageStore } from '../../src/adapters/store/fs-image-store.js';
+import { openDatabase } from '../../src/adapters/store/database.js';
 import { SqliteCheckpointCatalog } from '../../src/adapters/store/sqlite-checkpoint-catalog.js';
 import { loadOrCreateToken } from '../../src/adapters/store/token-file.js';
 import { CheckpointNameInUseError } from '../../src/domain/errors.js';
@@ -35,7 +36,8 @@ function checkpoint(
 test('the catalog keeps checkpoints across reopening and filters by container id, prefix or name', async (t) => {
   const dir = await tempDir(t);
   const file = path.join(dir, 'cryo.db');
-  let catalog = new SqliteCheckpointCatalog(file);
+  let db = openDatabase(file);
+  let catalog = new SqliteCheckpointCatalog(db);
   const a = checkpoint('00000000001aaaaaaaaaa', 'one');
   const b = checkpoint('00000000002bbbbbbbbbb', 'two', 'b'.repeat(64), 'db');
   catalog.add(a);
@@ -44,9 +46,10 @@ test('the catalog keeps checkpoints across reopening and filters by container id
     instanceOf: CheckpointNameInUseError,
   });
   t.is(dup?.statusCode, 409, 'names are unique per container');
-  catalog.close();
+  db.close();
 
-  catalog = new SqliteCheckpointCatalog(file);
+  db = openDatabase(file);
+  catalog = new SqliteCheckpointCatalog(db);
   t.deepEqual(catalog.get(a.id), a);
   t.deepEqual(catalog.list(), [a, b]);
   t.deepEqual(catalog.list({ container: 'web' }), [a]);
@@ -57,7 +60,7 @@ test('the catalog keeps checkpoints across reopening and filters by container id
   t.true(catalog.remove(a.id));
   t.false(catalog.remove(a.id));
   t.is(catalog.get(a.id), undefined);
-  catalog.close();
+  db.close();
 });
 
 test('the image store shows a checkpoint only after commit, and sweeps what a crash left', async (t) => {

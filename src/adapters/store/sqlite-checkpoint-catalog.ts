@@ -1,20 +1,7 @@
-import Database from 'better-sqlite3';
 import { CheckpointSchema, type Checkpoint } from '../../domain/checkpoint.js';
 import { CheckpointNameInUseError } from '../../domain/errors.js';
+import type { Db } from './database.js';
 import type { CheckpointCatalog, CheckpointFilter } from '../../services/checkpoint-catalog.js';
-
-const MIGRATIONS = [
-  `CREATE TABLE checkpoints (
-     id TEXT PRIMARY KEY,
-     name TEXT NOT NULL,
-     container_id TEXT NOT NULL,
-     container_name TEXT NOT NULL,
-     created_at TEXT NOT NULL,
-     body TEXT NOT NULL,
-     UNIQUE (container_id, name)
-   )`,
-  `CREATE INDEX checkpoints_container_name ON checkpoints (container_name)`,
-];
 
 interface Row {
   body: string;
@@ -22,15 +9,7 @@ interface Row {
 
 /** The checkpoint catalog in an embedded SQLite database (WAL, synchronous=FULL). */
 export class SqliteCheckpointCatalog implements CheckpointCatalog {
-  private readonly db: Database.Database;
-
-  constructor(file: string) {
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('foreign_keys = ON');
-    this.migrate();
-  }
+  constructor(private readonly db: Db) {}
 
   add(checkpoint: Checkpoint): void {
     try {
@@ -92,19 +71,6 @@ export class SqliteCheckpointCatalog implements CheckpointCatalog {
   ids(): Set<string> {
     const rows = this.db.prepare('SELECT id FROM checkpoints').all() as { id: string }[];
     return new Set(rows.map((r) => r.id));
-  }
-
-  close(): void {
-    this.db.close();
-  }
-
-  private migrate(): void {
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    const apply = this.db.transaction(() => {
-      for (let v = version; v < MIGRATIONS.length; v++) this.db.exec(MIGRATIONS[v] as string);
-      this.db.pragma(`user_version = ${MIGRATIONS.length}`);
-    });
-    apply();
   }
 }
 

@@ -1,0 +1,191 @@
+/**
+ * Export and import of a large checkpoint through a cryo service running as its own process, so that its
+ * peak RSS (VmHWM, reset before each step) is cryo's alone. In the same run: the disk's sequential write speed
+ * (dd with fsync), and the gzip and zstd ratio and speed on CRIU page images.
+ * BENCH_ARCHIVE_MIB (default 2048) sets the memory workload's size.
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { readJson, sleep } from '../test/helpers/containers.js';
+import { NODE_IMAGE, requirePrerequisites } from '../test/helpers/prerequisites.js';
+
+const MIB = Number(process.env.BENCH_ARCHIVE_MIB ?? 2048);
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+const MB = 1e6;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+    srv.once('error', reject);
+  });
+}
+
+async function peakRssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+async function resetPeak(pid: number): Promise<void> {
+  await writeFile(`/proc/${pid}/clear_refs`, '5');
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const start = performance.now();
+  const result = await fn();
+  return [result, (performance.now() - start) / 1000];
+}
+
+async function ddWriteSpeed(dir: string, mib: number): Promise<number> {
+  const file = path.join(dir, 'dd.bin');
+  const [, seconds] = await timed(() =>
+    execa('dd', ['if=/dev/zero', `of=${file}`, 'bs=1M', `count=${mib}`, 'conv=fsync'], { stderr: 'ignore' }),
+  );
+  await rm(file, { force: true });
+  return (mib * 1024 * 1024) / MB / seconds;
+}
+
+await requirePrerequisites();
+const work = await mkdtemp(path.join(os.tmpdir(), 'cryo-bench-archive-'));
+const token = randomBytes(24).toString('hex');
+const port = await freePort();
+const url = `http://127.0.0.1:${port}`;
+const auth = { authorization: `Bearer ${token}` };
+const cryo = execa('node', [path.join(repoRoot, 'dist/src/main.js'), 'serve'], {
+  env: {
+    CRYO_DATA_DIR: path.join(work, 'data'),
+    CRYO_LISTEN: `127.0.0.1:${port}`,
+    CRYO_TOKEN: token,
+    CRYO_LOG_LEVEL: 'warn',
+  },
+  reject: false,
+  stdout: 'ignore',
+  stderr: 'inherit',
+});
+const name = `cryo-bench-archive-${process.pid}`;
+
+async function api(method: string, urlPath: string, body?: unknown): Promise<Record<string, unknown>> {
+  const res = await fetch(`${url}${urlPath}`, {
+    method,
+    headers: { ...auth, ...(body ? { 'content-type': 'application/json' } : {}) },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${urlPath}: ${res.status} ${text}`);
+  return text ? (JSON.parse(text) as Record<string, unknown>) : {};
+}
+
+async function exportTo(id: string, compress: string, file: string): Promise<number> {
+  const res = await fetch(`${url}/v1/checkpoints/${id}/archive?compress=${compress}`, { headers: auth });
+  if (!res.ok || !res.body) throw new Error(`export: ${res.status}`);
+  const handle = await open(file, 'w');
+  await pipeline(Readable.fromWeb(res.body as never), handle.createWriteStream({ autoClose: false }));
+  await handle.sync();
+  await handle.close();
+  return (await stat(file)).size;
+}
+
+async function importFrom(file: string): Promise<Record<string, unknown>> {
+  const res = await fetch(`${url}/v1/checkpoints`, {
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'application/x-tar' },
+    body: Readable.toWeb(createReadStream(file)) as never,
+    duplex: 'half',
+  } as RequestInit);
+  const text = await res.text();
+  if (!res.ok) throw new Error(`import: ${res.status} ${text}`);
+  return JSON.parse(text) as Record<string, unknown>;
+}
+
+try {
+  for (let i = 0; i < 50; i++) {
+    if (
+      await fetch(`${url}/v1/health`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
+    await sleep(200);
+  }
+  const pid = cryo.pid!;
+  console.log(`archive bench: ${MIB} MiB memory workload, kernel ${os.release()}`);
+  await execa('docker', [
+    'run',
+    '-d',
+    '--name',
+    name,
+    '-p',
+    '127.0.0.1::8080',
+    '-e',
+    `MEMORY_MIB=${MIB}`,
+    NODE_IMAGE,
+    '/usr/bin/node',
+    '/app/memory.js',
+  ]);
+  // The workload hashes all its memory on every request: give it time.
+  await readJson(name, 600_000, 8080, 120_000);
+  const cp = await api('POST', `/v1/containers/${name}/checkpoints`, { leaveRunning: true });
+  const id = String(cp.id);
+  const sizeBytes = Number(cp.sizeBytes);
+
+  const ddMBs = await ddWriteSpeed(work, Math.min(MIB, 2048));
+  const archive = path.join(work, 'export.tar');
+
+  await resetPeak(pid);
+  const [, firstExport] = await timed(() => exportTo(id, 'none', archive));
+  const firstRss = await peakRssMb(pid);
+  await resetPeak(pid);
+  const [bytes, export2] = await timed(() => exportTo(id, 'none', archive));
+  const exportRss = await peakRssMb(pid);
+  await api('DELETE', `/v1/checkpoints/${id}`);
+  await resetPeak(pid);
+  const [imported, importSeconds] = await timed(() => importFrom(archive));
+  const importRss = await peakRssMb(pid);
+
+  const rows: string[] = [];
+  const row = (label: string, seconds: number, mb: number, rss: number) =>
+    rows.push(
+      `| ${label} | ${seconds.toFixed(2)} s | ${(mb / seconds).toFixed(0)} MB/s | ${((mb / seconds / ddMBs) * 100).toFixed(0)}% | ${rss.toFixed(0)} MB |`,
+    );
+  row('export, first (hashes every entry for cryo.json)', firstExport, bytes / MB, firstRss);
+  row('export, again', export2, bytes / MB, exportRss);
+  row('import (verifies sha256, fsync, rename)', importSeconds, bytes / MB, importRss);
+
+  console.log(
+    `\ncheckpoint: ${(sizeBytes / MB).toFixed(0)} MB on disk; archive ${(bytes / MB).toFixed(0)} MB`,
+  );
+  console.log(
+    `disk: dd if=/dev/zero bs=1M count=${Math.min(MIB, 2048)} conv=fsync -> ${ddMBs.toFixed(0)} MB/s\n`,
+  );
+  console.log('| step | time | throughput | of dd | cryo peak RSS |');
+  console.log('| --- | --- | --- | --- | --- |');
+  for (const r of rows) console.log(r);
+
+  const importedId = String(imported.id);
+  console.log('\n| compression | archive | ratio | time | throughput (uncompressed) |');
+  console.log('| --- | --- | --- | --- | --- |');
+  for (const compress of ['gzip', 'zstd']) {
+    const file = path.join(work, `export.${compress}`);
+    const [size, seconds] = await timed(() => exportTo(importedId, compress, file));
+    console.log(
+      `| ${compress} | ${(size / MB).toFixed(0)} MB | ${(size / bytes).toFixed(3)} | ${seconds.toFixed(2)} s | ${(bytes / MB / seconds).toFixed(0)} MB/s |`,
+    );
+    await rm(file, { force: true });
+  }
+} finally {
+  await execa('docker', ['rm', '-f', name], { reject: false });
+  cryo.kill('SIGTERM');
+  await cryo;
+  await rm(work, { recursive: true, force: true });
+}

@@ -1,0 +1,43 @@
+import Database from 'better-sqlite3';
+
+export type Db = Database.Database;
+
+// One list of migrations for the whole catalog; user_version counts how many have run.
+const MIGRATIONS = [
+  `CREATE TABLE checkpoints (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     container_id TEXT NOT NULL,
+     container_name TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     body TEXT NOT NULL,
+     UNIQUE (container_id, name)
+   )`,
+  `CREATE INDEX checkpoints_container_name ON checkpoints (container_name)`,
+  `CREATE TABLE schedules (
+     id TEXT PRIMARY KEY,
+     body TEXT NOT NULL
+   )`,
+  `CREATE TABLE schedule_runs (
+     id TEXT PRIMARY KEY,
+     schedule_id TEXT NOT NULL,
+     started_at TEXT NOT NULL,
+     checkpoint_id TEXT,
+     body TEXT NOT NULL
+   )`,
+  `CREATE INDEX schedule_runs_schedule ON schedule_runs (schedule_id, started_at)`,
+];
+
+/** Opens the catalog database (WAL, synchronous=FULL) and brings its schema up to date. */
+export function openDatabase(file: string): Db {
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  const version = db.pragma('user_version', { simple: true }) as number;
+  db.transaction(() => {
+    for (let v = version; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v] as string);
+    db.pragma(`user_version = ${MIGRATIONS.length}`);
+  })();
+  return db;
+}

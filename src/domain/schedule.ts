@@ -1,0 +1,97 @@
+import { z } from 'zod';
+import { ContainerRefSchema } from './names.js';
+
+/** An IANA time zone name that this runtime knows. */
+export const TimezoneSchema = z
+  .string()
+  .min(1)
+  .max(64)
+  .refine((tz) => {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: tz });
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'not a known IANA time zone (for example "UTC" or "Europe/Berlin")');
+
+const keep = z.number().int().min(1).max(10_000).optional();
+
+/** Grandfather-father-son retention: the union of what each bucket keeps (like `restic forget`). */
+export const RetentionSchema = z.strictObject({
+  last: keep.describe('the newest N'),
+  hourly: keep.describe('the newest of each of the last N hours that have one'),
+  daily: keep,
+  weekly: keep,
+  monthly: keep,
+});
+export type Retention = z.infer<typeof RetentionSchema>;
+
+export const ScheduleIdSchema = z
+  .string()
+  .regex(/^[0-9a-z]{8,64}$/, 'a schedule id is 8 to 64 lowercase letters and digits');
+
+export const ScheduleRunOutcomeSchema = z.enum(['running', 'succeeded', 'failed', 'skipped']);
+
+export const ScheduleRunSchema = z.object({
+  id: z.string(),
+  scheduleId: z.string(),
+  startedAt: z.string(),
+  endedAt: z.string().optional(),
+  outcome: ScheduleRunOutcomeSchema,
+  trigger: z.enum(['cron', 'catch-up', 'manual']),
+  checkpointId: z.string().optional(),
+  /** How long the container was frozen: the dump, during which Docker keeps it frozen. */
+  frozenMs: z.number().optional(),
+  error: z.string().optional(),
+  pruned: z.array(z.string()).optional(),
+});
+export type ScheduleRun = z.infer<typeof ScheduleRunSchema>;
+
+export const ScheduleSchema = z.object({
+  id: ScheduleIdSchema,
+  container: z.object({ id: z.string(), name: z.string() }),
+  cron: z.string(),
+  timezone: z.string().optional(),
+  leaveRunning: z.boolean(),
+  retain: RetentionSchema,
+  enabled: z.boolean(),
+  paused: z.object({ reason: z.string(), since: z.string() }).optional(),
+  createdAt: z.string(),
+  nextRunAt: z.string().optional(),
+  lastRun: ScheduleRunSchema.optional(),
+});
+export type Schedule = z.infer<typeof ScheduleSchema>;
+
+export const CreateScheduleBodySchema = z.strictObject({
+  container: ContainerRefSchema,
+  cron: z
+    .string()
+    .min(1)
+    .max(200)
+    .describe('5 fields, 6 with seconds first, or @hourly, @daily, @weekly, @monthly'),
+  timezone: TimezoneSchema.optional(),
+  leaveRunning: z.boolean().default(true),
+  retain: RetentionSchema.default({}),
+  enabled: z.boolean().default(true),
+});
+export type CreateScheduleBody = z.infer<typeof CreateScheduleBodySchema>;
+
+export const PatchScheduleBodySchema = z.strictObject({
+  cron: z.string().min(1).max(200).optional(),
+  timezone: TimezoneSchema.nullable().optional(),
+  leaveRunning: z.boolean().optional(),
+  retain: RetentionSchema.optional(),
+  enabled: z.boolean().optional(),
+});
+export type PatchScheduleBody = z.infer<typeof PatchScheduleBodySchema>;
+
+export const DeleteScheduleQuerySchema = z.strictObject({
+  deleteCheckpoints: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
+});
+
+export const ScheduleListSchema = z.object({ schedules: z.array(ScheduleSchema) });
+export const ScheduleRunListSchema = z.object({ runs: z.array(ScheduleRunSchema) });

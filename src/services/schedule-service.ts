@@ -1,0 +1,310 @@
+import {
+  AppError,
+  CheckpointInUseError,
+  ContainerNotFoundError,
+  InvalidCronError,
+  ScheduleNotFoundError,
+  ScheduleRunInProgressError,
+} from '../domain/errors.js';
+import { retained } from '../domain/retention.js';
+import type { CreateScheduleBody, PatchScheduleBody, Schedule, ScheduleRun } from '../domain/schedule.js';
+import { newId, type CheckpointService } from './checkpoint-service.js';
+import type { Clock } from './clock.js';
+import type { ContainerRuntime } from './container-runtime.js';
+import type { CronParser } from './cron.js';
+import type { ScheduleStore } from './schedule-store.js';
+
+export interface ScheduleServiceDeps {
+  store: ScheduleStore;
+  checkpoints: CheckpointService;
+  runtime: ContainerRuntime;
+  cron: CronParser;
+  clock: Clock;
+  /** Runs missed while cryo was down are caught up (once) only when missed by at most this long. */
+  catchUpGraceMs: number;
+  /** How often the timer looks for due schedules. */
+  tickMs?: number;
+  onError?: (err: unknown, schedule: Schedule) => void;
+}
+
+type Trigger = ScheduleRun['trigger'];
+
+/** Cron-scheduled snapshots with grandfather-father-son retention. */
+export class ScheduleService {
+  private readonly running = new Map<string, Promise<ScheduleRun>>();
+  private timer: NodeJS.Timeout | undefined;
+  private ticking = false;
+
+  constructor(private readonly deps: ScheduleServiceDeps) {}
+
+  async create(body: CreateScheduleBody): Promise<Schedule> {
+    const { runtime, clock, store } = this.deps;
+    this.requireCron(body.cron, body.timezone);
+    const container = await runtime.inspect(body.container);
+    if (!container) throw new ContainerNotFoundError(body.container);
+    const now = clock.now();
+    const schedule: Schedule = {
+      id: newId(now),
+      container: { id: container.id, name: container.name },
+      cron: body.cron.trim(),
+      ...(body.timezone ? { timezone: body.timezone } : {}),
+      leaveRunning: body.leaveRunning,
+      retain: body.retain,
+      enabled: body.enabled,
+      createdAt: new Date(now).toISOString(),
+    };
+    schedule.nextRunAt = this.nextRun(schedule, now);
+    store.save(schedule);
+    return schedule;
+  }
+
+  list(): Schedule[] {
+    return this.deps.store.list();
+  }
+
+  get(id: string): Schedule {
+    const schedule = this.deps.store.get(id);
+    if (!schedule) throw new ScheduleNotFoundError(id);
+    return schedule;
+  }
+
+  patch(id: string, body: PatchScheduleBody): Schedule {
+    const current = this.get(id);
+    const next: Schedule = { ...current };
+    if (body.cron !== undefined) next.cron = body.cron.trim();
+    if (body.timezone === null) delete next.timezone;
+    else if (body.timezone !== undefined) next.timezone = body.timezone;
+    if (body.leaveRunning !== undefined) next.leaveRunning = body.leaveRunning;
+    if (body.retain !== undefined) next.retain = body.retain;
+    if (body.enabled !== undefined) next.enabled = body.enabled;
+    this.requireCron(next.cron, next.timezone);
+    next.nextRunAt = this.nextRun(next, this.deps.clock.now());
+    this.deps.store.save(next);
+    return next;
+  }
+
+  async remove(id: string, deleteCheckpoints: boolean): Promise<void> {
+    this.get(id);
+    await this.running.get(id)?.catch(() => undefined);
+    const ids = this.deps.store.checkpointIds(id);
+    this.deps.store.remove(id);
+    if (deleteCheckpoints) {
+      for (const cp of ids) await this.deps.checkpoints.remove(cp).catch(ignoreGone);
+    }
+  }
+
+  runs(id: string): ScheduleRun[] {
+    this.get(id);
+    return this.deps.store.runs(id);
+  }
+
+  /** Takes one snapshot now, outside the cron timetable. */
+  async runNow(id: string): Promise<ScheduleRun> {
+    const schedule = this.get(id);
+    if (this.running.has(id)) throw new ScheduleRunInProgressError(id);
+    return this.execute(schedule, 'manual');
+  }
+
+  /** Starts the timer, after catching up (once) on what was missed while cryo was down. */
+  async start(): Promise<void> {
+    await this.catchUp();
+    this.timer = setInterval(() => {
+      if (this.ticking) return;
+      this.ticking = true;
+      this.runDue()
+        .catch(() => undefined)
+        .finally(() => {
+          this.ticking = false;
+        });
+    }, this.deps.tickMs ?? 250);
+    this.timer.unref();
+  }
+
+  /** Stops the timer and waits for the runs under way. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.idle();
+  }
+
+  async idle(): Promise<void> {
+    await Promise.allSettled([...this.running.values()]);
+  }
+
+  /** Runs missed while cryo was down: one catch-up run within the grace period, otherwise a skipped run. */
+  async catchUp(): Promise<void> {
+    const now = this.deps.clock.now();
+    for (const schedule of this.deps.store.list()) {
+      if (!schedule.enabled || !schedule.nextRunAt) continue;
+      const due = Date.parse(schedule.nextRunAt);
+      if (due > now) continue;
+      schedule.nextRunAt = this.nextRun(schedule, now);
+      this.deps.store.save(schedule);
+      if (now - due <= this.deps.catchUpGraceMs) {
+        void this.launch(schedule, 'catch-up');
+      } else {
+        this.record(schedule, {
+          outcome: 'skipped',
+          trigger: 'catch-up',
+          error: `missed at ${new Date(due).toISOString()} while cryo was down, outside the catch-up grace period of ${this.deps.catchUpGraceMs} ms`,
+        });
+      }
+    }
+  }
+
+  /** Starts every schedule that is due at the clock's current time; resolves once they are started. */
+  async runDue(): Promise<void> {
+    const now = this.deps.clock.now();
+    for (const schedule of this.deps.store.list()) {
+      if (!schedule.enabled || !schedule.nextRunAt || Date.parse(schedule.nextRunAt) > now) continue;
+      schedule.nextRunAt = this.nextRun(schedule, now);
+      this.deps.store.save(schedule);
+      if (this.running.has(schedule.id)) {
+        this.record(schedule, {
+          outcome: 'skipped',
+          trigger: 'cron',
+          error: 'the previous run was still in progress',
+        });
+        continue;
+      }
+      if (schedule.paused && !(await this.containerRuns(schedule))) continue;
+      void this.launch(schedule, 'cron');
+    }
+  }
+
+  private launch(schedule: Schedule, trigger: Trigger): Promise<ScheduleRun> {
+    return this.execute(schedule, trigger).catch((err: unknown) => {
+      this.deps.onError?.(err, schedule);
+      throw err;
+    });
+  }
+
+  private execute(schedule: Schedule, trigger: Trigger): Promise<ScheduleRun> {
+    const promise = this.snapshot(schedule, trigger).finally(() => this.running.delete(schedule.id));
+    this.running.set(schedule.id, promise);
+    return promise;
+  }
+
+  private async snapshot(schedule: Schedule, trigger: Trigger): Promise<ScheduleRun> {
+    const { clock, checkpoints, runtime } = this.deps;
+    const started = clock.now();
+    const run: ScheduleRun = {
+      id: newId(started),
+      scheduleId: schedule.id,
+      startedAt: new Date(started).toISOString(),
+      outcome: 'running',
+      trigger,
+    };
+    this.deps.store.saveRun(run);
+    const container =
+      (await runtime.inspect(schedule.container.id)) ?? (await runtime.inspect(schedule.container.name));
+    if (!container || !container.running || container.paused) {
+      const reason = container
+        ? `container "${container.name}" is ${container.state}`
+        : `container "${schedule.container.name}" was removed`;
+      this.update(schedule.id, (s) => ({ ...s, paused: s.paused ?? { reason, since: run.startedAt } }));
+      return this.finish(schedule.id, run, {
+        outcome: 'skipped',
+        error: `${reason}; the schedule is paused until it runs again`,
+      });
+    }
+    this.update(schedule.id, (s) => {
+      const { paused: _paused, ...rest } = s;
+      return { ...rest, container: { id: container.id, name: container.name } };
+    });
+    try {
+      const checkpoint = await checkpoints.create(container.id, {
+        name: `scheduled-${stamp(started)}-${run.id.slice(-4)}`,
+        leaveRunning: schedule.leaveRunning,
+        includeVolumes: false,
+      });
+      run.checkpointId = checkpoint.id;
+      this.deps.store.saveRun(run);
+      const pruned = await this.applyRetention(this.get(schedule.id));
+      return this.finish(schedule.id, run, {
+        outcome: 'succeeded',
+        frozenMs: checkpoint.stats.frozenMs ?? checkpoint.stats.dumpMs,
+        ...(pruned.length > 0 ? { pruned } : {}),
+      });
+    } catch (err) {
+      return this.finish(schedule.id, run, { outcome: 'failed', error: (err as Error).message });
+    }
+  }
+
+  /** Deletes this schedule's checkpoints that the policy does not keep, never the newest nor one in use. */
+  private async applyRetention(schedule: Schedule): Promise<string[]> {
+    const { checkpoints } = this.deps;
+    const mine = new Set(this.deps.store.checkpointIds(schedule.id));
+    const existing = checkpoints.list().filter((c) => mine.has(c.id));
+    if (existing.length === 0) return [];
+    const keep = retained(
+      existing.map((c) => ({ id: c.id, createdAt: Date.parse(c.createdAt) })),
+      schedule.retain,
+      schedule.timezone,
+    );
+    const newest = existing.reduce((a, b) => (Date.parse(b.createdAt) > Date.parse(a.createdAt) ? b : a));
+    keep.add(newest.id);
+    const pruned: string[] = [];
+    for (const c of existing) {
+      if (keep.has(c.id) || checkpoints.isInUse(c.id)) continue;
+      try {
+        await checkpoints.remove(c.id);
+        pruned.push(c.id);
+      } catch (err) {
+        if (!(err instanceof CheckpointInUseError)) ignoreGone(err);
+      }
+    }
+    return pruned;
+  }
+
+  private async containerRuns(schedule: Schedule): Promise<boolean> {
+    const { runtime } = this.deps;
+    const c =
+      (await runtime.inspect(schedule.container.id)) ?? (await runtime.inspect(schedule.container.name));
+    return Boolean(c?.running && !c.paused);
+  }
+
+  private finish(id: string, run: ScheduleRun, result: Partial<ScheduleRun>): ScheduleRun {
+    const done: ScheduleRun = { ...run, ...result, endedAt: new Date(this.deps.clock.now()).toISOString() };
+    this.deps.store.saveRun(done);
+    this.update(id, (s) => ({ ...s, lastRun: done }));
+    return done;
+  }
+
+  private record(schedule: Schedule, result: Pick<ScheduleRun, 'outcome' | 'trigger' | 'error'>): void {
+    const now = new Date(this.deps.clock.now()).toISOString();
+    const run: ScheduleRun = {
+      id: newId(this.deps.clock.now()),
+      scheduleId: schedule.id,
+      startedAt: now,
+      endedAt: now,
+      ...result,
+    };
+    this.deps.store.saveRun(run);
+    this.update(schedule.id, (s) => ({ ...s, lastRun: run }));
+  }
+
+  /** Read-modify-write of the stored schedule (it may have been patched or deleted meanwhile). */
+  private update(id: string, fn: (s: Schedule) => Schedule): void {
+    const current = this.deps.store.get(id);
+    if (current) this.deps.store.save(fn(current));
+  }
+
+  private requireCron(expression: string, timezone?: string): void {
+    const problem = this.deps.cron.problem(expression, timezone);
+    if (problem) throw new InvalidCronError(expression, problem);
+  }
+
+  private nextRun(schedule: Schedule, afterMs: number): string | undefined {
+    return this.deps.cron.next(schedule.cron, new Date(afterMs), schedule.timezone)?.toISOString();
+  }
+}
+
+function stamp(ms: number): string {
+  return new Date(ms).toISOString().replace(/[-:]/g, '').replace('.', '').replace('Z', '');
+}
+
+function ignoreGone(err: unknown): void {
+  if (err instanceof AppError && err.code === 'CHECKPOINT_NOT_FOUND') return;
+  throw err;
+}
