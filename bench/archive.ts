@@ -5,7 +5,7 @@
  * BENCH_ARCHIVE_MIB (default 2048) sets the memory workload's size.
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -88,8 +88,8 @@ async function api(method: string, urlPath: string, body?: unknown): Promise<Rec
 async function exportTo(id: string, compress: string, file: string): Promise<number> {
   const res = await fetch(`${url}/v1/checkpoints/${id}/archive?compress=${compress}`, { headers: auth });
   if (!res.ok || !res.body) throw new Error(`export: ${res.status}`);
-  const handle = await open(file, 'w');
-  await pipeline(Readable.fromWeb(res.body as never), handle.createWriteStream({ autoClose: false }));
+  await pipeline(Readable.fromWeb(res.body as never), createWriteStream(file));
+  const handle = await open(file, 'r+');
   await handle.sync();
   await handle.close();
   return (await stat(file)).size;

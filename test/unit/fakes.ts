@@ -15,6 +15,8 @@ export class FakeRuntime implements ContainerRuntime {
   containers = new Map<string, ContainerInfo>();
   calls: string[] = [];
   failCheckpoint: Error | undefined;
+  /** When set, a checkpoint waits for it before dumping (to hold a run in progress). */
+  checkpointGate: Promise<void> | undefined;
   failRestore: Error | undefined;
   experimental = true;
   images = new Set(['sha256:1']);
@@ -50,6 +52,7 @@ export class FakeRuntime implements ContainerRuntime {
 
   async checkpoint(containerId: string, request: CheckpointRequest): Promise<void> {
     this.calls.push(`checkpoint ${containerId}`);
+    if (this.checkpointGate) await this.checkpointGate;
     if (this.failCheckpoint) throw this.failCheckpoint;
     const dir = path.join(request.parentDir, request.checkpointId);
     await mkdir(dir);
