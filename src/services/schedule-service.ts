@@ -209,8 +209,9 @@ export class ScheduleService {
       });
     }
     this.update(schedule.id, (s) => {
-      const { paused: _paused, ...rest } = s;
-      return { ...rest, container: { id: container.id, name: container.name } };
+      const resumed: Schedule = { ...s, container: { id: container.id, name: container.name } };
+      delete resumed.paused;
+      return resumed;
     });
     try {
       const checkpoint = await checkpoints.create(container.id, {
