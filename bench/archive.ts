@@ -5,13 +5,10 @@
  * BENCH_ARCHIVE_MIB (default 2048) sets the memory workload's size.
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { readJson, sleep } from '../test/helpers/containers.js';
@@ -85,10 +82,9 @@ async function api(method: string, urlPath: string, body?: unknown): Promise<Rec
   return text ? (JSON.parse(text) as Record<string, unknown>) : {};
 }
 
+// curl is the client, as for users: the figures are cryo's, not a Node client's.
 async function exportTo(id: string, compress: string, file: string): Promise<number> {
-  const res = await fetch(`${url}/v1/checkpoints/${id}/archive?compress=${compress}`, { headers: auth });
-  if (!res.ok || !res.body) throw new Error(`export: ${res.status}`);
-  await pipeline(Readable.fromWeb(res.body as never), createWriteStream(file));
+  await execa('curl', ['-sSf', '-H', `authorization: ${auth.authorization}`, '-o', file, `${url}/v1/checkpoints/${id}/archive?compress=${compress}`]);
   const handle = await open(file, 'r+');
   await handle.sync();
   await handle.close();
@@ -96,15 +92,19 @@ async function exportTo(id: string, compress: string, file: string): Promise<num
 }
 
 async function importFrom(file: string): Promise<Record<string, unknown>> {
-  const res = await fetch(`${url}/v1/checkpoints`, {
-    method: 'POST',
-    headers: { ...auth, 'content-type': 'application/x-tar' },
-    body: Readable.toWeb(createReadStream(file)) as never,
-    duplex: 'half',
-  } as RequestInit);
-  const text = await res.text();
-  if (!res.ok) throw new Error(`import: ${res.status} ${text}`);
-  return JSON.parse(text) as Record<string, unknown>;
+  const { stdout } = await execa('curl', [
+    '-sSf',
+    '-X',
+    'POST',
+    '-H',
+    `authorization: ${auth.authorization}`,
+    '-H',
+    'content-type: application/x-tar',
+    '-T',
+    file,
+    `${url}/v1/checkpoints`,
+  ]);
+  return JSON.parse(stdout) as Record<string, unknown>;
 }
 
 try {
