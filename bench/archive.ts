@@ -84,7 +84,14 @@ async function api(method: string, urlPath: string, body?: unknown): Promise<Rec
 
 // curl is the client, as for users: the figures are cryo's, not a Node client's.
 async function exportTo(id: string, compress: string, file: string): Promise<number> {
-  await execa('curl', ['-sSf', '-H', `authorization: ${auth.authorization}`, '-o', file, `${url}/v1/checkpoints/${id}/archive?compress=${compress}`]);
+  await execa('curl', [
+    '-sSf',
+    '-H',
+    `authorization: ${auth.authorization}`,
+    '-o',
+    file,
+    `${url}/v1/checkpoints/${id}/archive?compress=${compress}`,
+  ]);
   const handle = await open(file, 'r+');
   await handle.sync();
   await handle.close();

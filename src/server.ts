@@ -10,6 +10,7 @@ import { openDatabase } from './adapters/store/database.js';
 import { SqliteCheckpointCatalog } from './adapters/store/sqlite-checkpoint-catalog.js';
 import { SqliteScheduleStore } from './adapters/store/sqlite-schedule-store.js';
 import { CronerCron } from './adapters/cron/croner-cron.js';
+import { HttpPeerAgent } from './adapters/peer/http-peer-agent.js';
 import { loadOrCreateToken } from './adapters/store/token-file.js';
 import type { Config } from './config.js';
 import { buildApp } from './http/app.js';
@@ -17,6 +18,8 @@ import { ArchiveService } from './services/archive-service.js';
 import { CheckpointService } from './services/checkpoint-service.js';
 import { systemClock } from './services/clock.js';
 import { HealthService } from './services/health-service.js';
+import { HostService } from './services/host-service.js';
+import { MigrationService } from './services/migration-service.js';
 import { ScheduleService } from './services/schedule-service.js';
 
 export const CATALOG_FILE = 'cryo.db';
@@ -61,8 +64,26 @@ export async function startServer(config: Config): Promise<Server> {
     clock: systemClock,
     catchUpGraceMs: config.scheduleGraceMs,
   });
+  const migrations = new MigrationService({
+    runtime,
+    engine,
+    checkpoints,
+    archives,
+    connect: (url, peerToken) => new HttpPeerAgent(url, peerToken),
+    clock: systemClock,
+  });
+  const host = new HostService(runtime, engine, config.dataDir);
   const health = new HealthService(runtime, engine);
-  const app = await buildApp({ token, checkpoints, archives, schedules, health, logLevel: config.logLevel });
+  const app = await buildApp({
+    token,
+    checkpoints,
+    archives,
+    schedules,
+    migrations,
+    host,
+    health,
+    logLevel: config.logLevel,
+  });
 
   // Half-written checkpoints from a crash are never visible; drop them.
   const swept = await store.sweep(catalog.ids());
@@ -78,11 +99,11 @@ export async function startServer(config: Config): Promise<Server> {
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.listen.port;
-  const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
+  const listenHost = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
   return {
     app,
     token,
-    url: `http://${host}:${port}`,
+    url: `http://${listenHost}:${port}`,
     close: async () => {
       await schedules.stop();
       await app.close();

@@ -52,6 +52,12 @@ export const RestoreBodySchema = z.preprocess(
     name: NameSchema.optional().describe(
       'restore into a new container with this name; without it, into the original container',
     ),
+    ports: z
+      .enum(['free', 'same'])
+      .default('free')
+      .describe(
+        'for a new container: publish on free host ports (default), or on the same ones as the original',
+      ),
   }),
 );
 export type RestoreBody = z.infer<typeof RestoreBodySchema>;

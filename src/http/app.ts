@@ -8,6 +8,8 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import type { ArchiveService } from '../services/archive-service.js';
+import type { HostService } from '../services/host-service.js';
+import type { MigrationService } from '../services/migration-service.js';
 import type { ScheduleService } from '../services/schedule-service.js';
 import type { CheckpointService } from '../services/checkpoint-service.js';
 import type { HealthService } from '../services/health-service.js';
@@ -17,13 +19,25 @@ import { installErrorHandler } from './error-handler.js';
 import { archiveRoutes } from './routes/archives.js';
 import { checkpointRoutes } from './routes/checkpoints.js';
 import { healthRoutes } from './routes/health.js';
+import { hostRoutes } from './routes/host.js';
+import { migrationRoutes } from './routes/migrations.js';
 import { scheduleRoutes } from './routes/schedules.js';
+
+const ARCHIVE_TYPES = [
+  'application/x-tar',
+  'application/gzip',
+  'application/x-gzip',
+  'application/zstd',
+  'application/octet-stream',
+];
 
 export interface AppDeps {
   token: string;
   checkpoints: CheckpointService;
   archives: ArchiveService;
   schedules: ScheduleService;
+  migrations: MigrationService;
+  host: HostService;
   health: HealthService;
   logLevel?: string;
 }
@@ -36,6 +50,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandler(app);
+  // Archives and images arrive as raw bodies: these content types reach the route as a stream.
+  app.addContentTypeParser(ARCHIVE_TYPES, (_request, payload, done) => done(null, payload));
   installAuth(app, deps.token);
 
   await app.register(swagger, {
@@ -57,5 +73,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(checkpointRoutes, { checkpoints: deps.checkpoints });
   await app.register(archiveRoutes, { archives: deps.archives });
   await app.register(scheduleRoutes, { schedules: deps.schedules });
+  await app.register(migrationRoutes, { migrations: deps.migrations });
+  await app.register(hostRoutes, { host: deps.host });
   return app;
 }

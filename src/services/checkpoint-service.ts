@@ -12,9 +12,9 @@ import {
   ContainerRunningError,
   CriuUnavailableError,
   DockerNotExperimentalError,
-  HostMismatchError,
   ImageNotFoundError,
 } from '../domain/errors.js';
+import { requireHostFits } from '../domain/host-fit.js';
 import { LABEL_RESTORED_FROM, LABEL_SOURCE_CONTAINER } from '../domain/labels.js';
 import {
   ARCHIVE_FORMAT_VERSION,
@@ -189,9 +189,9 @@ export class CheckpointService {
     return this.using(id, async (checkpoint, dir) => {
       const criuVersion = await this.requireCheckpointSupport();
       const manifest = await readManifest(dir);
-      this.requireHostFits(manifest, criuVersion);
+      requireHostFits(manifest.source, { ...this.host, criuVersion });
       if (body.name === undefined) return this.restoreInPlace(checkpoint, dir, started);
-      return this.restoreAsNew(checkpoint, manifest, dir, body.name, started);
+      return this.restoreAsNew(checkpoint, manifest, dir, body.name, body.ports, started);
     });
   }
 
@@ -200,6 +200,7 @@ export class CheckpointService {
     manifest: Manifest,
     dir: string,
     name: string,
+    ports: 'same' | 'free',
     started: number,
   ): Promise<RestoreResult> {
     const { runtime, rootfs, clock } = this.deps;
@@ -209,10 +210,12 @@ export class CheckpointService {
       throw new ImageNotFoundError(manifest.image.ref, manifest.image.id);
     }
     const volumesBefore = await runtime.volumeNames();
-    const created = await runtime.createFromConfig(config, name, {
-      [LABEL_RESTORED_FROM]: checkpoint.id,
-      [LABEL_SOURCE_CONTAINER]: checkpoint.container.id,
-    });
+    const created = await runtime.createFromConfig(
+      config,
+      name,
+      { [LABEL_RESTORED_FROM]: checkpoint.id, [LABEL_SOURCE_CONTAINER]: checkpoint.container.id },
+      ports,
+    );
     const release = this.locks.acquire(created.id, 'restore', `container "${created.name}"`);
     try {
       await rootfs.apply(created.id, dir);
@@ -243,29 +246,6 @@ export class CheckpointService {
     return { container: { id: container.id, name: container.name }, restoreMs: clock.now() - started };
   }
 
-  /** CRIU reads images of its own version or older, on the same architecture and a kernel at least as new. */
-  private requireHostFits(manifest: Manifest, criuVersion: string): void {
-    const { source } = manifest;
-    if (source.arch !== this.host.arch) {
-      throw new HostMismatchError(
-        `the checkpoint was taken on ${source.arch}, this host is ${this.host.arch}`,
-        'restore it on a host of the same architecture',
-      );
-    }
-    if (compareVersions(criuVersion, source.criuVersion) < 0) {
-      throw new HostMismatchError(
-        `the checkpoint was written by CRIU ${source.criuVersion}, this host has CRIU ${criuVersion}`,
-        `install CRIU >= ${source.criuVersion} on this host (native-scripts/install-criu.sh)`,
-      );
-    }
-    if (compareVersions(kernelVersion(this.host.kernel), kernelVersion(source.kernel)) < 0) {
-      throw new HostMismatchError(
-        `the checkpoint was taken on kernel ${source.kernel}, this host runs the older ${this.host.kernel}`,
-        'restore it on a host whose kernel is at least as new as the source host',
-      );
-    }
-  }
-
   private async requireCheckpointSupport(): Promise<string> {
     const version = await this.deps.runtime.version();
     if (!version.experimental) throw new DockerNotExperimentalError();
@@ -284,21 +264,6 @@ export async function readManifest(dir: string): Promise<Manifest> {
 
 async function writeJson(file: string, value: unknown): Promise<void> {
   await writeFile(file, JSON.stringify(value, null, 2), { mode: 0o600 });
-}
-
-function kernelVersion(release: string): string {
-  return /^(\d+\.\d+)/.exec(release)?.[1] ?? '0.0';
-}
-
-/** Compares dotted numeric versions: negative when a < b. */
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split('.').map((x) => Number.parseInt(x, 10) || 0);
-  const pb = b.split('.').map((x) => Number.parseInt(x, 10) || 0);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
 }
 
 /** A time-ordered id: 11 base-36 digits of milliseconds, then 10 random ones. */

@@ -40,6 +40,7 @@ export interface ContainerRuntime {
     config: unknown,
     name: string,
     labels: Record<string, string>,
+    ports?: 'same' | 'free',
   ): Promise<{ id: string; name: string }>;
   /** Starts a created or stopped container from the CRIU images in `imagesDir`. */
   restore(containerId: string, imagesDir: string): Promise<void>;
@@ -47,5 +48,9 @@ export interface ContainerRuntime {
   /** The OCI runtime spec the container runs with (while it runs), or undefined. */
   runtimeSpec(containerId: string): Promise<unknown>;
   imageExists(ref: string): Promise<boolean>;
+  /** The image as a `docker save` tar stream. */
+  saveImage(ref: string): Promise<NodeJS.ReadableStream>;
+  /** Loads a `docker save` tar stream. */
+  loadImage(tar: NodeJS.ReadableStream): Promise<void>;
   volumeNames(): Promise<Set<string>>;
 }

@@ -32,6 +32,8 @@ type Trigger = ScheduleRun['trigger'];
 /** Cron-scheduled snapshots with grandfather-father-son retention. */
 export class ScheduleService {
   private readonly running = new Map<string, Promise<ScheduleRun>>();
+  /** The last snapshot queued per container: two schedules of one container take turns instead of colliding. */
+  private readonly perContainer = new Map<string, Promise<unknown>>();
   private timer: NodeJS.Timeout | undefined;
   private ticking = false;
 
@@ -214,11 +216,13 @@ export class ScheduleService {
       return resumed;
     });
     try {
-      const checkpoint = await checkpoints.create(container.id, {
-        name: `scheduled-${stamp(started)}-${run.id.slice(-4)}`,
-        leaveRunning: schedule.leaveRunning,
-        includeVolumes: false,
-      });
+      const checkpoint = await this.inTurn(container.id, () =>
+        checkpoints.create(container.id, {
+          name: `scheduled-${stamp(started)}-${run.id.slice(-4)}`,
+          leaveRunning: schedule.leaveRunning,
+          includeVolumes: false,
+        }),
+      );
       run.checkpointId = checkpoint.id;
       this.deps.store.saveRun(run);
       const pruned = await this.applyRetention(this.get(schedule.id));
@@ -230,6 +234,17 @@ export class ScheduleService {
     } catch (err) {
       return this.finish(schedule.id, run, { outcome: 'failed', error: (err as Error).message });
     }
+  }
+
+  private inTurn<T>(containerId: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.perContainer.get(containerId) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(fn);
+    const settled = next.catch(() => undefined);
+    this.perContainer.set(containerId, settled);
+    void settled.then(() => {
+      if (this.perContainer.get(containerId) === settled) this.perContainer.delete(containerId);
+    });
+    return next;
   }
 
   /** Deletes this schedule's checkpoints that the policy does not keep, never the newest nor one in use. */

@@ -122,11 +122,11 @@ test('a failed restore into a new container removes that container and keeps the
   runtime.add({ id: 'c'.repeat(64), name: 'web' });
   const cp = await service.create('web', { leaveRunning: true, includeVolumes: false });
   runtime.failRestore = new CriuError('restore failed', ['Error: something']);
-  t.is(await code(service.restore(cp.id, { name: 'copy' })), 'CRIU_FAILED');
+  t.is(await code(service.restore(cp.id, { name: 'copy', ports: 'free' })), 'CRIU_FAILED');
   t.is(await runtime.inspect('copy'), undefined, 'the half-made container is gone');
   t.deepEqual(service.get(cp.id), cp, 'the checkpoint is kept');
   runtime.failRestore = undefined;
-  const ok = await service.restore(cp.id, { name: 'copy' });
+  const ok = await service.restore(cp.id, { name: 'copy', ports: 'free' });
   t.is(ok.container.name, 'copy');
 });
 
@@ -134,10 +134,10 @@ test('restore in place needs the original container, stopped', async (t) => {
   const { runtime, service } = t.context;
   runtime.add({ id: 'c'.repeat(64), name: 'web' });
   const cp = await service.create('web', { leaveRunning: true, includeVolumes: false });
-  t.is(await code(service.restore(cp.id, {})), 'CONTAINER_RUNNING');
+  t.is(await code(service.restore(cp.id, { ports: 'free' })), 'CONTAINER_RUNNING');
   runtime.containers.delete('c'.repeat(64));
-  t.is(await code(service.restore(cp.id, {})), 'CONTAINER_NOT_FOUND');
-  t.is(await code(service.restore('0000000000000000', {})), 'CHECKPOINT_NOT_FOUND');
+  t.is(await code(service.restore(cp.id, { ports: 'free' })), 'CONTAINER_NOT_FOUND');
+  t.is(await code(service.restore('0000000000000000', { ports: 'free' })), 'CHECKPOINT_NOT_FOUND');
 });
 
 test('ids sort by creation time and are valid checkpoint ids', (t) => {

@@ -90,6 +90,14 @@ export class FakeRuntime implements ContainerRuntime {
     return this.images.has(ref);
   }
 
+  async saveImage(): Promise<NodeJS.ReadableStream> {
+    throw new Error('FakeRuntime has no images to save');
+  }
+
+  async loadImage(): Promise<void> {
+    throw new Error('FakeRuntime cannot load images');
+  }
+
   async volumeNames(): Promise<Set<string>> {
     return new Set();
   }

@@ -10,6 +10,8 @@ import { TarArchiveCodec } from '../../src/adapters/archive/tar-archive-codec.js
 import { CronerCron } from '../../src/adapters/cron/croner-cron.js';
 import { SqliteScheduleStore } from '../../src/adapters/store/sqlite-schedule-store.js';
 import { buildApp } from '../../src/http/app.js';
+import { HostService } from '../../src/services/host-service.js';
+import { MigrationService } from '../../src/services/migration-service.js';
 import { ScheduleService } from '../../src/services/schedule-service.js';
 import { ArchiveService } from '../../src/services/archive-service.js';
 import { CheckpointService } from '../../src/services/checkpoint-service.js';
@@ -62,6 +64,17 @@ test.beforeEach(async (t) => {
     checkpoints,
     archives,
     schedules,
+    migrations: new MigrationService({
+      runtime,
+      engine,
+      checkpoints,
+      archives,
+      connect: () => {
+        throw new Error('no peers in unit tests');
+      },
+      clock: systemClock,
+    }),
+    host: new HostService(runtime, engine, dir),
     health: new HealthService(runtime, engine),
     logLevel: 'silent',
   });

@@ -216,7 +216,10 @@ async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-async function writeHashed(input: AsyncIterable<Buffer>, file: string): Promise<{ size: number; sha256: string }> {
+async function writeHashed(
+  input: AsyncIterable<Buffer>,
+  file: string,
+): Promise<{ size: number; sha256: string }> {
   const hash = createHash('sha256');
   let size = 0;
   // O_EXCL: an entry never overwrites, or writes through, something already there.

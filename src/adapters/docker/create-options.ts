@@ -7,17 +7,19 @@ interface PortBinding {
 
 /**
  * Turns `docker inspect` output into the options that create an equivalent container named `name`.
- * The image is pinned by id, because CRIU restores into exactly the files it dumped from. Published ports keep
- * their host address but take a free host port, so the new container can run beside the original.
+ * The image is pinned by id, because CRIU restores into exactly the files it dumped from. With `ports: 'free'`
+ * published ports keep their host address but take a free host port, so the new container can run beside the
+ * original; with `'same'` (a migration to another host) they keep their host ports too.
  */
 export function toCreateOptions(
   inspect: unknown,
   name: string,
   labels: Record<string, string>,
+  ports: 'same' | 'free' = 'free',
 ): Docker.ContainerCreateOptions {
   const raw = inspect as Docker.ContainerInspectInfo;
   const hostConfig: Docker.HostConfig = { ...(raw.HostConfig as Docker.HostConfig) };
-  if (hostConfig.PortBindings) {
+  if (hostConfig.PortBindings && ports === 'free') {
     const bindings: Record<string, PortBinding[]> = {};
     for (const [port, list] of Object.entries(
       hostConfig.PortBindings as Record<string, PortBinding[] | null>,

@@ -116,9 +116,10 @@ export class DockerContainerRuntime implements ContainerRuntime {
     config: unknown,
     name: string,
     labels: Record<string, string>,
+    ports: 'same' | 'free' = 'free',
   ): Promise<{ id: string; name: string }> {
     try {
-      const created = await this.docker.createContainer(toCreateOptions(config, name, labels));
+      const created = await this.docker.createContainer(toCreateOptions(config, name, labels, ports));
       return { id: created.id, name };
     } catch (err) {
       if ((err as DockerApiError).statusCode === 409) throw new ContainerNameInUseError(name);
@@ -180,6 +181,24 @@ export class DockerContainerRuntime implements ContainerRuntime {
       if ((err as DockerApiError).statusCode === 404) return false;
       throw this.translate(err);
     }
+  }
+
+  async saveImage(ref: string): Promise<NodeJS.ReadableStream> {
+    return this.call(() => this.docker.getImage(ref).get());
+  }
+
+  async loadImage(tar: NodeJS.ReadableStream): Promise<void> {
+    const progress = await this.call(() => this.docker.loadImage(tar));
+    await new Promise<void>((resolve, reject) => {
+      this.docker.modem.followProgress(progress, (err: Error | null, output: { error?: string }[]) => {
+        const failed = err ?? output.find((o) => o.error);
+        if (failed)
+          reject(
+            new DockerError(`docker load failed: ${err?.message ?? (failed as { error: string }).error}`),
+          );
+        else resolve();
+      });
+    });
   }
 
   async volumeNames(): Promise<Set<string>> {

@@ -6,21 +6,10 @@ import { CheckpointIdSchema } from '../../domain/names.js';
 import type { ArchiveService } from '../../services/archive-service.js';
 import type { Readable } from 'node:stream';
 
-// Archives arrive as raw bodies: any of these content types is handed to the importer as a stream.
-const ARCHIVE_TYPES = [
-  'application/x-tar',
-  'application/gzip',
-  'application/x-gzip',
-  'application/zstd',
-  'application/octet-stream',
-];
-
 export const archiveRoutes: FastifyPluginAsyncZod<{ archives: ArchiveService }> = async (
   app,
   { archives },
 ) => {
-  app.addContentTypeParser(ARCHIVE_TYPES, (_request, payload, done) => done(null, payload));
-
   app.get(
     '/v1/checkpoints/:id/archive',
     {

@@ -1,0 +1,104 @@
+import { Readable } from 'node:stream';
+import {
+  CheckpointSchema,
+  RestoreResultSchema,
+  type Checkpoint,
+  type RestoreResult,
+} from '../../domain/checkpoint.js';
+import { ErrorBodySchema } from '../../domain/error-body.js';
+import { TargetError } from '../../domain/errors.js';
+import { HostInfoSchema, type HostInfoReport } from '../../domain/migration.js';
+import type { PeerAgent } from '../../services/peer-agent.js';
+
+/** A cryo agent reached over its REST API with fetch; request bodies stream (no archive is buffered). */
+export class HttpPeerAgent implements PeerAgent {
+  constructor(
+    readonly url: string,
+    private readonly token: string,
+    private readonly timeoutMs = 30_000,
+  ) {}
+
+  async host(): Promise<HostInfoReport> {
+    return HostInfoSchema.parse(await this.json('GET', '/v1/host'));
+  }
+
+  async hasImage(id: string): Promise<boolean> {
+    const body = (await this.json('GET', `/v1/images/present?id=${encodeURIComponent(id)}`)) as {
+      present: boolean;
+    };
+    return body.present === true;
+  }
+
+  async loadImage(tar: NodeJS.ReadableStream): Promise<void> {
+    await this.json('POST', '/v1/images', tar, 'application/x-tar', 0);
+  }
+
+  async importArchive(archive: Readable): Promise<Checkpoint> {
+    return CheckpointSchema.parse(
+      await this.json('POST', '/v1/checkpoints', archive, 'application/x-tar', 0),
+    );
+  }
+
+  async restore(checkpointId: string, name: string): Promise<RestoreResult> {
+    const body = Readable.from([JSON.stringify({ name, ports: 'same' })]);
+    return RestoreResultSchema.parse(
+      await this.json('POST', `/v1/checkpoints/${checkpointId}/restore`, body, 'application/json', 0),
+    );
+  }
+
+  async deleteCheckpoint(checkpointId: string): Promise<void> {
+    await this.json('DELETE', `/v1/checkpoints/${checkpointId}`);
+  }
+
+  private async json(
+    method: string,
+    path: string,
+    body?: NodeJS.ReadableStream,
+    contentType?: string,
+    timeoutMs = this.timeoutMs,
+  ): Promise<unknown> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.url}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          ...(contentType ? { 'content-type': contentType } : {}),
+        },
+        ...(body
+          ? {
+              body: Readable.toWeb(Readable.from(body as AsyncIterable<Buffer>)) as ReadableStream,
+              duplex: 'half',
+            }
+          : {}),
+        ...(timeoutMs > 0 ? { signal: AbortSignal.timeout(timeoutMs) } : {}),
+      } as RequestInit);
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new TargetError(
+        'TARGET_UNREACHABLE',
+        `cannot reach the target ${this.url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`,
+        'check the target URL and that cryo runs and listens there (CRYO_LISTEN)',
+      );
+    }
+    const text = await res.text();
+    const parsed: unknown = text ? JSON.parse(text) : null;
+    if (res.status === 401) {
+      throw new TargetError(
+        'TARGET_UNAUTHORIZED',
+        `the target ${this.url} refused the token`,
+        "give the target's token (its CRYO_TOKEN or <data dir>/token) as targetToken",
+      );
+    }
+    if (!res.ok) {
+      const err = ErrorBodySchema.safeParse(parsed);
+      const detail = err.success ? `${err.data.code}: ${err.data.message}` : `HTTP ${res.status}`;
+      throw new TargetError(
+        'TARGET_REFUSED',
+        `the target ${this.url} answered ${method} ${path} with ${detail}`,
+        err.success && err.data.hint ? err.data.hint : "see the target's log",
+      );
+    }
+    return parsed;
+  }
+}

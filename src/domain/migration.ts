@@ -1,0 +1,71 @@
+import { z } from 'zod';
+import { NameSchema } from './names.js';
+
+export const MigrationPhaseNameSchema = z.enum([
+  'preflight',
+  'image',
+  'checkpoint',
+  'stream',
+  'restore',
+  'finish',
+  'rollback',
+]);
+export type MigrationPhaseName = z.infer<typeof MigrationPhaseNameSchema>;
+
+export const MigrationPhaseSchema = z.object({
+  name: MigrationPhaseNameSchema,
+  startedAt: z.string(),
+  ms: z.number().optional(),
+  status: z.enum(['running', 'done', 'failed', 'skipped']),
+  detail: z.string().optional(),
+});
+export type MigrationPhase = z.infer<typeof MigrationPhaseSchema>;
+
+export const MigrationStatusSchema = z.enum(['running', 'succeeded', 'failed', 'rolled_back']);
+
+export const MigrationSchema = z.object({
+  id: z.string(),
+  container: z.object({ id: z.string(), name: z.string() }),
+  target: z.string(),
+  status: MigrationStatusSchema,
+  phases: z.array(MigrationPhaseSchema),
+  startedAt: z.string(),
+  endedAt: z.string().optional(),
+  /** From the freeze on the source to the process running on the target. */
+  downtimeMs: z.number().optional(),
+  bytesSent: z.number(),
+  checkpointId: z.string().optional(),
+  targetCheckpointId: z.string().optional(),
+  targetContainer: z.object({ id: z.string(), name: z.string() }).optional(),
+  error: z.object({ phase: MigrationPhaseNameSchema, code: z.string(), message: z.string() }).optional(),
+});
+export type Migration = z.infer<typeof MigrationSchema>;
+
+const TargetUrlSchema = z
+  .string()
+  .url()
+  .refine((u) => /^https?:\/\//.test(u), 'the target must be an http:// or https:// URL of a cryo agent')
+  .transform((u) => u.replace(/\/+$/, ''));
+
+export const CreateMigrationBodySchema = z.strictObject({
+  target: TargetUrlSchema.describe('the target cryo agent, e.g. http://host-b:7070'),
+  targetToken: z.string().min(16).max(512),
+  name: NameSchema.optional().describe('the container name on the target (default: the same name)'),
+  keepSource: z
+    .boolean()
+    .default(false)
+    .describe('keep the source container, stopped, instead of removing it'),
+});
+export type CreateMigrationBody = z.infer<typeof CreateMigrationBodySchema>;
+
+export const HostInfoSchema = z.object({
+  kernel: z.string(),
+  arch: z.string(),
+  hostname: z.string(),
+  criuVersion: z.string(),
+  dockerVersion: z.string(),
+  freeBytes: z.number(),
+});
+export type HostInfoReport = z.infer<typeof HostInfoSchema>;
+
+export const MigrationListSchema = z.object({ migrations: z.array(MigrationSchema) });

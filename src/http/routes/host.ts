@@ -1,0 +1,50 @@
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { ErrorBodySchema } from '../../domain/error-body.js';
+import { HostInfoSchema } from '../../domain/migration.js';
+import type { HostService } from '../../services/host-service.js';
+
+/** What a peer agent asks before it migrates a container here. */
+export const hostRoutes: FastifyPluginAsyncZod<{ host: HostService }> = async (app, { host }) => {
+  app.get(
+    '/v1/host',
+    {
+      schema: {
+        summary: 'This host: kernel, architecture, CRIU and Docker versions, free space',
+        response: { 200: HostInfoSchema, 401: ErrorBodySchema },
+      },
+    },
+    async () => host.report(),
+  );
+  app.get(
+    '/v1/images/present',
+    {
+      schema: {
+        summary: 'Whether an image (by id or reference) is present',
+        querystring: z.strictObject({
+          id: z
+            .string()
+            .min(1)
+            .max(256)
+            .regex(/^[\w./:@-]+$/),
+        }),
+        response: { 200: z.object({ present: z.boolean() }), 400: ErrorBodySchema, 401: ErrorBodySchema },
+      },
+    },
+    async (request) => ({ present: await host.imagePresent(request.query.id) }),
+  );
+  app.post(
+    '/v1/images',
+    {
+      bodyLimit: Number.MAX_SAFE_INTEGER,
+      schema: {
+        summary: 'Load an image from a `docker save` tar (application/x-tar)',
+        response: { 201: z.object({ loaded: z.literal(true) }), 400: ErrorBodySchema, 401: ErrorBodySchema },
+      },
+    },
+    async (request, reply) => {
+      await host.loadImage(request.body as NodeJS.ReadableStream);
+      return reply.status(201).send({ loaded: true });
+    },
+  );
+};

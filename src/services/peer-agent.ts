@@ -1,0 +1,17 @@
+import type { Readable } from 'node:stream';
+import type { Checkpoint, RestoreResult } from '../domain/checkpoint.js';
+import type { HostInfoReport } from '../domain/migration.js';
+
+/** Another cryo agent, as a migration's source sees it. */
+export interface PeerAgent {
+  readonly url: string;
+  host(): Promise<HostInfoReport>;
+  hasImage(id: string): Promise<boolean>;
+  loadImage(tar: NodeJS.ReadableStream): Promise<void>;
+  /** Streams an archive into the peer's import; resolves with the checkpoint it made. */
+  importArchive(archive: Readable): Promise<Checkpoint>;
+  restore(checkpointId: string, name: string): Promise<RestoreResult>;
+  deleteCheckpoint(checkpointId: string): Promise<void>;
+}
+
+export type PeerConnector = (url: string, token: string) => PeerAgent;
