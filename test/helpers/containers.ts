@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { execa } from 'execa';
 
 export interface RunOptions {
@@ -8,6 +9,8 @@ export interface RunOptions {
   /** Container port to publish on 127.0.0.1 (a free host port). */
   publish?: number;
   name?: string;
+  /** A fixed host port for `publish` (default: a free one). */
+  hostPort?: number;
   /** `-v` arguments, e.g. "myvolume:/data". */
   volumes?: string[];
 }
@@ -32,7 +35,7 @@ export class TestContainers {
     this.created.add(name);
     const args = ['run', '-d', '--name', name];
     for (const [k, v] of Object.entries(options.env ?? {})) args.push('-e', `${k}=${v}`);
-    if (options.publish) args.push('-p', `127.0.0.1::${options.publish}`);
+    if (options.publish) args.push('-p', `127.0.0.1:${options.hostPort ?? ''}:${options.publish}`);
     for (const v of options.volumes ?? []) args.push('-v', v);
     args.push(options.image, ...(options.cmd ?? []));
     const { stdout } = await execa('docker', args);
@@ -121,4 +124,15 @@ export async function counterAtLeast(ref: string, min: number, timeoutMs = 20_00
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A TCP port that is free on 127.0.0.1 right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+    srv.once('error', reject);
+  });
 }

@@ -35,7 +35,8 @@ export class SecondHost {
     return path.join(this.execRoot, 'containerd', 'containerd.sock');
   }
 
-  static async start(): Promise<SecondHost> {
+  /** With `brokenCriu`, this host's runc finds a criu that always fails (to test rollbacks). */
+  static async start(options: { brokenCriu?: boolean } = {}): Promise<SecondHost> {
     const tag = randomBytes(3).toString('hex');
     const subnet = 1 + (Number.parseInt(tag.slice(0, 2), 16) % 250);
     const root = await mkdtemp('/var/lib/cryo-test-host-');
@@ -47,7 +48,7 @@ export class SecondHost {
       `cryoa${tag}`,
     );
     try {
-      await host.up();
+      await host.up(options.brokenCriu ?? false);
       return host;
     } catch (err) {
       await host.stop();
@@ -68,7 +69,7 @@ export class SecondHost {
     await rm(file, { force: true });
   }
 
-  private async up(): Promise<void> {
+  private async up(brokenCriu: boolean): Promise<void> {
     const vethNs = this.vethHost.replace('cryoa', 'cryob');
     await execa('ip', ['netns', 'add', this.netns]);
     await execa('ip', ['link', 'add', this.vethHost, 'type', 'veth', 'peer', 'name', vethNs]);
@@ -82,6 +83,15 @@ export class SecondHost {
 
     await mkdir(this.dataRoot, { recursive: true });
     await writeFile(path.join(this.root, 'daemon.json'), JSON.stringify({ experimental: true }));
+    const bin = path.join(this.root, 'bin');
+    if (brokenCriu) {
+      await mkdir(bin);
+      await writeFile(
+        path.join(bin, 'criu'),
+        '#!/bin/sh\necho "cryo test: this criu always fails" >&2\nexit 1\n',
+        { mode: 0o755 },
+      );
+    }
     // dockerd wants its data root on a shared mount, or the second daemon's container mounts do not propagate.
     await execa('mount', ['--bind', this.dataRoot, this.dataRoot]);
     await execa('mount', ['--make-shared', this.dataRoot]);
@@ -104,6 +114,9 @@ export class SecondHost {
       ],
       {
         reject: false,
+        env: {
+          PATH: `${brokenCriu ? `${bin}:` : ''}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
+        },
         stdout: { file: path.join(this.root, 'dockerd.log') },
         stderr: { file: path.join(this.root, 'dockerd.err') },
       },

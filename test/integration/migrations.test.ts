@@ -1,0 +1,254 @@
+import anyTest, { type TestFn } from 'ava';
+import { execa } from 'execa';
+import type { Checkpoint } from '../../src/domain/checkpoint.js';
+import type { ErrorBody } from '../../src/domain/error-body.js';
+import type { Migration } from '../../src/domain/migration.js';
+import {
+  TestContainers,
+  counterAtLeast,
+  freePort,
+  hostPort,
+  inspect,
+  readCounter,
+  sleep,
+} from '../helpers/containers.js';
+import { TestCryo } from '../helpers/cryo.js';
+import { NODE_IMAGE, requirePrerequisites } from '../helpers/prerequisites.js';
+import { SecondHost } from '../helpers/second-host.js';
+
+interface Ctx {
+  cryo: TestCryo;
+  containers: TestContainers;
+}
+const test = anyTest as TestFn<Ctx>;
+
+test.before(async (t) => {
+  await requirePrerequisites();
+  t.context = { cryo: await TestCryo.start(), containers: new TestContainers() };
+});
+
+test.after.always(async (t) => {
+  await t.context.containers?.removeAll();
+  await t.context.cryo?.stop();
+});
+
+async function bringUpHost(
+  t: { teardown(fn: () => Promise<void>): void },
+  options: { brokenCriu?: boolean } = {},
+) {
+  const host = await SecondHost.start(options);
+  t.teardown(() => host.stop());
+  const cryo = await TestCryo.start({
+    dockerSocket: host.socket,
+    containerdSocket: host.containerdSocket,
+    dockerExecRoot: host.execRoot,
+  });
+  t.teardown(() => cryo.stop());
+  return { host, cryo };
+}
+
+/** Follows a migration through its server-sent events until it ends; returns every update seen. */
+async function follow(cryo: TestCryo, id: string): Promise<Migration[]> {
+  const res = await fetch(`${cryo.url}/v1/migrations/${id}/events`, {
+    headers: { authorization: `Bearer ${cryo.token}` },
+  });
+  if (!res.ok || !res.body) throw new Error(`events: ${res.status}`);
+  const updates: Migration[] = [];
+  let buffer = '';
+  const decoder = new TextDecoder();
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const frame = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const event = /^event: (\w+)/m.exec(frame)?.[1];
+      const data = /^data: (.*)$/m.exec(frame)?.[1];
+      if (event === 'update' && data) updates.push(JSON.parse(data) as Migration);
+    }
+  }
+  return updates;
+}
+
+async function readOn(host: SecondHost, name: string): Promise<{ count: number; bootId: string }> {
+  const script = "fetch('http://127.0.0.1:8080/').then(r=>r.text()).then(t=>process.stdout.write(t))";
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const res = await host.docker(['exec', name, '/usr/bin/node', '-e', script]).catch((err: Error) => err);
+    if (!(res instanceof Error)) return JSON.parse(res.stdout) as { count: number; bootId: string };
+    if (Date.now() > deadline) throw res;
+    await sleep(300);
+  }
+}
+
+test.serial(
+  'a running counter moves to host B, whose image it sends first; it goes on there and is gone from A',
+  async (t) => {
+    const { cryo, containers } = t.context;
+    const b = await bringUpHost(t);
+    const name = containers.uniqueName('migrate');
+    await containers.run({ image: NODE_IMAGE, name, publish: 8080, hostPort: await freePort() });
+    await execa('docker', [
+      'exec',
+      name,
+      '/usr/bin/node',
+      '-e',
+      "require('fs').writeFileSync('/app/moved.txt','written on A')",
+    ]);
+    const before = await counterAtLeast(name, 10);
+    const portOnA = await hostPort(name, 8080);
+
+    const started = await cryo.api<Migration>('POST', `/v1/containers/${name}/migrations`, {
+      target: b.cryo.url,
+      targetToken: b.cryo.token,
+    });
+    t.is(started.status, 202, JSON.stringify(started.body));
+    t.is(started.body.status, 'running');
+    const again = await cryo.api<ErrorBody>('POST', `/v1/containers/${name}/migrations`, {
+      target: b.cryo.url,
+      targetToken: b.cryo.token,
+    });
+    t.is(again.status, 409, 'a second migration of the same container is refused');
+    t.is(again.body.code, 'MIGRATION_IN_PROGRESS');
+
+    const updates = await follow(cryo, started.body.id);
+    const done = updates.at(-1)!;
+    t.is(done.status, 'succeeded', JSON.stringify(done));
+    t.deepEqual(
+      done.phases.map((p) => `${p.name}:${p.status}`),
+      ['preflight:done', 'image:done', 'checkpoint:done', 'stream:done', 'restore:done', 'finish:done'],
+    );
+    t.true(updates.length > 3, 'progress streamed as it happened');
+    t.true(
+      done.downtimeMs! > 0 && done.bytesSent > 1_000_000,
+      `downtime ${done.downtimeMs} ms, ${done.bytesSent} bytes`,
+    );
+    t.is(done.targetContainer?.name, name);
+    t.deepEqual((await cryo.api<Migration>('GET', `/v1/migrations/${started.body.id}`)).body, done);
+
+    const onB = await readOn(b.host, name);
+    t.is(onB.bootId, before.bootId, 'the same process runs on B');
+    t.true(onB.count >= before.count, `the counter goes on from ${before.count}: ${onB.count}`);
+    const moved = await b.host.docker([
+      'exec',
+      name,
+      '/usr/bin/node',
+      '-e',
+      "process.stdout.write(require('fs').readFileSync('/app/moved.txt','utf8'))",
+    ]);
+    t.is(moved.stdout, 'written on A');
+    const portOnB = await b.host.docker(['port', name, '8080/tcp']);
+    t.regex(portOnB.stdout, new RegExp(`:${portOnA}$`, 'm'), 'the same host port is published on B');
+    await t.throwsAsync(inspect(name), undefined, 'A no longer has the container');
+    t.true(
+      (await cryo.api<{ checkpoints: Checkpoint[] }>('GET', `/v1/checkpoints?container=${name}`)).body
+        .checkpoints.length === 1,
+      'the checkpoint is kept on A',
+    );
+
+    // A second container of the same image: B has it now, so the image is not sent again.
+    const second = containers.uniqueName('migrate2');
+    await containers.run({ image: NODE_IMAGE, name: second, publish: 8080 });
+    await counterAtLeast(second, 3);
+    const next = await cryo.api<Migration>('POST', `/v1/containers/${second}/migrations`, {
+      target: b.cryo.url,
+      targetToken: b.cryo.token,
+      name: 'renamed-on-b',
+      keepSource: true,
+    });
+    t.is(next.status, 202, JSON.stringify(next.body));
+    const end = (await follow(cryo, next.body.id)).at(-1)!;
+    t.is(end.status, 'succeeded', JSON.stringify(end));
+    t.like(
+      end.phases.find((p) => p.name === 'image'),
+      { status: 'skipped' },
+    );
+    t.is((await readOn(b.host, 'renamed-on-b')).count >= 3, true);
+    t.false((await inspect(second)).State.Running, 'keepSource keeps the source, stopped');
+  },
+);
+
+test.serial('when B cannot restore, the migration rolls back and the counter runs on A again', async (t) => {
+  const { cryo, containers } = t.context;
+  const b = await bringUpHost(t, { brokenCriu: true });
+  await b.host.loadImage(NODE_IMAGE);
+  const name = containers.uniqueName('rollback');
+  await containers.run({ image: NODE_IMAGE, name, publish: 8080 });
+  const before = await counterAtLeast(name, 10);
+
+  const started = await cryo.api<Migration>('POST', `/v1/containers/${name}/migrations`, {
+    target: b.cryo.url,
+    targetToken: b.cryo.token,
+  });
+  t.is(started.status, 202, JSON.stringify(started.body));
+  const done = (await follow(cryo, started.body.id)).at(-1)!;
+  t.is(done.status, 'rolled_back', JSON.stringify(done));
+  t.is(done.error?.phase, 'restore');
+  t.regex(done.error?.message ?? '', /CRIU|criu/);
+  t.like(done.phases.at(-1), { name: 'rollback', status: 'done' });
+
+  const after = await readCounter(name);
+  t.is(after.bootId, before.bootId, 'the same process runs on A again');
+  t.true(after.count >= before.count);
+  t.true((await inspect(name)).State.Running);
+  t.is((await b.host.docker(['ps', '-aq'])).stdout.trim(), '', 'nothing half-restored on B');
+  t.deepEqual(
+    (await b.cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body.checkpoints,
+    [],
+    "B's copy is removed",
+  );
+  t.is(
+    (await cryo.api<{ checkpoints: Checkpoint[] }>('GET', `/v1/checkpoints?container=${name}`)).body
+      .checkpoints.length,
+    1,
+    'the checkpoint is kept',
+  );
+});
+
+test.serial(
+  'a wrong token, an unreachable target and a stopped container get clear errors, and nothing moves',
+  async (t) => {
+    const { cryo, containers } = t.context;
+    const name = containers.uniqueName('stay');
+    await containers.run({ image: NODE_IMAGE, name, publish: 8080 });
+    const before = await counterAtLeast(name, 3);
+    const other = await TestCryo.start();
+    t.teardown(() => other.stop());
+
+    const wrong = await cryo.api<ErrorBody>('POST', `/v1/containers/${name}/migrations`, {
+      target: other.url,
+      targetToken: 'x'.repeat(32),
+    });
+    t.is(wrong.status, 400, JSON.stringify(wrong.body));
+    t.is(wrong.body.code, 'TARGET_UNAUTHORIZED');
+    t.truthy(wrong.body.hint);
+
+    const unreachable = await cryo.api<ErrorBody>('POST', `/v1/containers/${name}/migrations`, {
+      target: 'http://127.0.0.1:9',
+      targetToken: 'x'.repeat(32),
+    });
+    t.is(unreachable.status, 502, JSON.stringify(unreachable.body));
+    t.is(unreachable.body.code, 'TARGET_UNREACHABLE');
+
+    const badUrl = await cryo.api<ErrorBody>('POST', `/v1/containers/${name}/migrations`, {
+      target: 'file:///etc/passwd',
+      targetToken: 'x'.repeat(32),
+    });
+    t.is(badUrl.status, 400);
+    t.is(badUrl.body.code, 'VALIDATION_FAILED');
+
+    const after = await readCounter(name);
+    t.is(after.bootId, before.bootId);
+    t.true((await inspect(name)).State.Running, 'the container never stopped');
+    const failed = (
+      await cryo.api<{ migrations: Migration[] }>('GET', '/v1/migrations')
+    ).body.migrations.filter((m) => m.container.name === name);
+    t.deepEqual(
+      failed.map((m) => [m.status, m.error?.code]),
+      [
+        ['failed', 'TARGET_UNAUTHORIZED'],
+        ['failed', 'TARGET_UNREACHABLE'],
+      ],
+    );
+  },
+);
