@@ -21,6 +21,11 @@ export const ConfigSchema = z.object({
     .int()
     .positive()
     .default(64 * 1024 ** 3),
+  migrationRetentionMs: z.coerce
+    .number()
+    .int()
+    .nonnegative()
+    .default(24 * 3_600_000),
   scheduleGraceMs: z.coerce
     .number()
     .int()
@@ -45,6 +50,7 @@ export function loadConfig(
     dockerExecRoot: env.CRYO_DOCKER_EXEC_ROOT,
     maxImportBytes: env.CRYO_MAX_IMPORT_BYTES,
     scheduleGraceMs: env.CRYO_SCHEDULE_GRACE_MS,
+    migrationRetentionMs: env.CRYO_MIGRATION_RETENTION_MS,
     criuBinary: env.CRYO_CRIU,
     logLevel: env.CRYO_LOG_LEVEL,
   };

@@ -71,6 +71,7 @@ export async function startServer(config: Config): Promise<Server> {
     archives,
     connect: (url, peerToken) => new HttpPeerAgent(url, peerToken),
     clock: systemClock,
+    retentionMs: config.migrationRetentionMs,
   });
   const host = new HostService(runtime, engine, config.dataDir);
   const health = new HealthService(runtime, engine);
@@ -92,6 +93,7 @@ export async function startServer(config: Config): Promise<Server> {
   try {
     await app.listen({ host: config.listen.host, port: config.listen.port });
     await schedules.start();
+    migrations.startSweeper();
   } catch (err) {
     await app.close();
     db.close();
@@ -105,6 +107,7 @@ export async function startServer(config: Config): Promise<Server> {
     token,
     url: `http://${listenHost}:${port}`,
     close: async () => {
+      migrations.stopSweeper();
       await schedules.stop();
       await app.close();
       db.close();

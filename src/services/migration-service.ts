@@ -26,7 +26,12 @@ export interface MigrationServiceDeps {
   archives: ArchiveService;
   connect: PeerConnector;
   clock: Clock;
+  /** How long a migration's checkpoint is kept, on both sides, after it was taken. */
+  retentionMs: number;
 }
+
+/** Checkpoints made by migrations carry this name prefix, here and on the target (the archive keeps the name). */
+export const MIGRATION_CHECKPOINT_PREFIX = 'migration-';
 
 /** Room a checkpoint needs on the target, estimated from the container's resident memory. */
 const SPACE_OVERHEAD_BYTES = 64 * 1024 * 1024;
@@ -36,9 +41,36 @@ export class MigrationService {
   private readonly migrations = new Map<string, Migration>();
   private readonly inFlight = new Map<string, string>();
   private readonly events = new EventEmitter();
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: MigrationServiceDeps) {
     this.events.setMaxListeners(0);
+  }
+
+  /** Starts the hourly removal of migration checkpoints older than the retention period. */
+  startSweeper(): void {
+    this.sweeper = setInterval(() => void this.sweep().catch(() => undefined), 3_600_000);
+    this.sweeper.unref();
+    void this.sweep().catch(() => undefined);
+  }
+
+  stopSweeper(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+  }
+
+  /** Removes migration checkpoints (sent or received) past the retention period, unless in use. */
+  async sweep(): Promise<string[]> {
+    const { checkpoints, clock, retentionMs } = this.deps;
+    const removed: string[] = [];
+    for (const c of checkpoints.list()) {
+      if (!c.name.startsWith(MIGRATION_CHECKPOINT_PREFIX)) continue;
+      if (Date.parse(c.createdAt) > clock.now() - retentionMs || checkpoints.isInUse(c.id)) continue;
+      await checkpoints.remove(c.id).then(
+        () => removed.push(c.id),
+        () => undefined,
+      );
+    }
+    return removed;
   }
 
   list(): Migration[] {

@@ -73,6 +73,7 @@ test.beforeEach(async (t) => {
         throw new Error('no peers in unit tests');
       },
       clock: systemClock,
+      retentionMs: 0,
     }),
     host: new HostService(runtime, engine, dir),
     health: new HealthService(runtime, engine),

@@ -10,6 +10,9 @@ import { TargetError } from '../../domain/errors.js';
 import { HostInfoSchema, type HostInfoReport } from '../../domain/migration.js';
 import type { PeerAgent } from '../../services/peer-agent.js';
 
+/** A restore on the target that takes longer than this counts as failed, and the migration rolls back. */
+const RESTORE_TIMEOUT_MS = 5 * 60_000;
+
 /** A cryo agent reached over its REST API with fetch; request bodies stream (no archive is buffered). */
 export class HttpPeerAgent implements PeerAgent {
   constructor(
@@ -42,7 +45,13 @@ export class HttpPeerAgent implements PeerAgent {
   async restore(checkpointId: string, name: string): Promise<RestoreResult> {
     const body = Readable.from([JSON.stringify({ name, ports: 'same' })]);
     return RestoreResultSchema.parse(
-      await this.json('POST', `/v1/checkpoints/${checkpointId}/restore`, body, 'application/json', 0),
+      await this.json(
+        'POST',
+        `/v1/checkpoints/${checkpointId}/restore`,
+        body,
+        'application/json',
+        RESTORE_TIMEOUT_MS,
+      ),
     );
   }
 
