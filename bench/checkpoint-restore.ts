@@ -5,52 +5,16 @@
  * Every path is checked: the restored workload must report the checksum it had before the checkpoint.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { loadConfig } from '../src/config.js';
 import { startServer } from '../src/server.js';
-import { readJson, sleep } from '../test/helpers/containers.js';
+import { readJson } from '../test/helpers/containers.js';
+import { rawCriu, timed, type Memory } from './raw-criu.js';
 import { NODE_IMAGE, requirePrerequisites } from '../test/helpers/prerequisites.js';
 
 const MIB = Number(process.env.BENCH_MIB ?? 512);
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-
-interface Memory {
-  sha256: string;
-  initial: string;
-}
-
-async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
-  const start = performance.now();
-  const result = await fn();
-  return [result, performance.now() - start];
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.once('error', reject);
-  });
-}
-
-async function fetchMemory(port: number, timeoutMs = 120_000): Promise<Memory> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/`);
-      return (await res.json()) as Memory;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await sleep(100);
-    }
-  }
-}
 
 async function runContainer(name: string): Promise<Memory> {
   await execa('docker', [
@@ -120,34 +84,8 @@ async function benchDocker(): Promise<{ checkpoint: number; restore: number }> {
 }
 
 async function benchCriu(): Promise<{ checkpoint: number; restore: number }> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'cryo-bench-criu-'));
-  const port = await freePort();
-  const proc = execa('node', [path.join(repoRoot, 'fixtures/workloads/memory.js')], {
-    env: { MEMORY_MIB: String(MIB), MEMORY_PORT: String(port) },
-    detached: true,
-    stdin: 'ignore',
-    stdout: 'ignore',
-    stderr: 'ignore',
-    reject: false,
-  });
-  const pid = proc.pid;
-  if (pid === undefined) throw new Error('could not start the raw workload');
-  void proc.then(({ exitCode }) => {
-    if (exitCode !== 0 && exitCode !== undefined) console.error(`raw workload exited with ${exitCode}`);
-  });
-  try {
-    const before = await fetchMemory(port);
-    const [, checkpoint] = await timed(() =>
-      execa('criu', ['dump', '-t', String(pid), '-D', dir, '-o', 'dump.log']),
-    );
-    await proc; // reaped: CRIU cannot restore over a PID that is still a zombie
-    const [, restore] = await timed(() => execa('criu', ['restore', '-D', dir, '-o', 'restore.log', '-d']));
-    check('criu', await fetchMemory(port), before.initial);
-    return { checkpoint, restore };
-  } finally {
-    await execa('kill', ['-9', String(pid)], { reject: false });
-    await rm(dir, { recursive: true, force: true });
-  }
+  const raw = await rawCriu(MIB, false);
+  return { checkpoint: raw.dump, restore: raw.restore };
 }
 
 const fmt = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
