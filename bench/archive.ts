@@ -6,27 +6,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { readJson, sleep } from '../test/helpers/containers.js';
-import { NODE_IMAGE, requirePrerequisites } from '../test/helpers/prerequisites.js';
+import { freePort, sleep } from '../test/helpers/containers.js';
+import { runMemoryContainer } from './raw-criu.js';
+import { requirePrerequisites } from '../test/helpers/prerequisites.js';
 
 const MIB = Number(process.env.BENCH_ARCHIVE_MIB ?? 2048);
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const MB = 1e6;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.once('error', reject);
-  });
-}
 
 async function peakRssMb(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
@@ -127,21 +117,7 @@ try {
   }
   const pid = cryo.pid!;
   console.log(`archive bench: ${MIB} MiB memory workload, kernel ${os.release()}`);
-  await execa('docker', [
-    'run',
-    '-d',
-    '--name',
-    name,
-    '-p',
-    '127.0.0.1::8080',
-    '-e',
-    `MEMORY_MIB=${MIB}`,
-    NODE_IMAGE,
-    '/usr/bin/node',
-    '/app/memory.js',
-  ]);
-  // The workload hashes all its memory on every request: give it time.
-  await readJson(name, 600_000, 8080, 120_000);
+  await runMemoryContainer(name, MIB);
   const cp = await api('POST', `/v1/containers/${name}/checkpoints`, { leaveRunning: true });
   const id = String(cp.id);
   const sizeBytes = Number(cp.sizeBytes);

@@ -11,27 +11,10 @@ import { execa } from 'execa';
 import { loadConfig } from '../src/config.js';
 import { startServer } from '../src/server.js';
 import { readJson } from '../test/helpers/containers.js';
-import { rawCriu, timed, type Memory } from './raw-criu.js';
-import { NODE_IMAGE, requirePrerequisites } from '../test/helpers/prerequisites.js';
+import { rawCriu, runMemoryContainer, timed, type Memory } from './raw-criu.js';
+import { requirePrerequisites } from '../test/helpers/prerequisites.js';
 
 const MIB = Number(process.env.BENCH_MIB ?? 512);
-
-async function runContainer(name: string): Promise<Memory> {
-  await execa('docker', [
-    'run',
-    '-d',
-    '--name',
-    name,
-    '-p',
-    '127.0.0.1::8080',
-    '-e',
-    `MEMORY_MIB=${MIB}`,
-    NODE_IMAGE,
-    '/usr/bin/node',
-    '/app/memory.js',
-  ]);
-  return readJson<Memory>(name, 180_000, 8080, 120_000);
-}
 
 function check(label: string, got: Memory, want: string): void {
   if (got.sha256 !== want) throw new Error(`${label}: memory checksum ${got.sha256} != ${want}`);
@@ -42,7 +25,7 @@ async function benchCryo(): Promise<{ checkpoint: number; restore: number; froze
   const server = await startServer(loadConfig({}, { listen: '127.0.0.1:0', dataDir, logLevel: 'warn' }));
   const name = `cryo-bench-cryo-${process.pid}`;
   try {
-    const before = await runContainer(name);
+    const before = await runMemoryContainer(name, MIB);
     const call = async (method: string, url: string, body?: unknown) => {
       const res = await fetch(`${server.url}${url}`, {
         method,
@@ -71,7 +54,7 @@ async function benchCryo(): Promise<{ checkpoint: number; restore: number; froze
 async function benchDocker(): Promise<{ checkpoint: number; restore: number }> {
   const name = `cryo-bench-docker-${process.pid}`;
   try {
-    const before = await runContainer(name);
+    const before = await runMemoryContainer(name, MIB);
     const [, checkpoint] = await timed(() => execa('docker', ['checkpoint', 'create', name, 'bench']));
     const [, restore] = await timed(() => execa('docker', ['start', '--checkpoint', 'bench', name]));
     check('docker', await readJson<Memory>(name, 60_000, 8080, 120_000), before.initial);

@@ -6,11 +6,11 @@
 import os from 'node:os';
 import { execa } from 'execa';
 import type { Migration } from '../src/domain/migration.js';
-import { readJson, sleep } from '../test/helpers/containers.js';
+import { sleep } from '../test/helpers/containers.js';
 import { TestCryo } from '../test/helpers/cryo.js';
 import { NODE_IMAGE, requirePrerequisites } from '../test/helpers/prerequisites.js';
 import { SecondHost } from '../test/helpers/second-host.js';
-import { rawCriu, timed } from './raw-criu.js';
+import { rawCriu, runMemoryContainer, timed } from './raw-criu.js';
 
 const MIB = Number(process.env.BENCH_MIB ?? 512);
 const fmt = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
@@ -30,20 +30,7 @@ const b = await TestCryo.start({
 const name = `cryo-bench-migrate-${process.pid}`;
 try {
   await hostB.loadImage(NODE_IMAGE);
-  await execa('docker', [
-    'run',
-    '-d',
-    '--name',
-    name,
-    '-p',
-    '127.0.0.1::8080',
-    '-e',
-    `MEMORY_MIB=${MIB}`,
-    NODE_IMAGE,
-    '/usr/bin/node',
-    '/app/memory.js',
-  ]);
-  const before = await readJson<{ initial: string }>(name, 180_000, 8080, 120_000);
+  const before = await runMemoryContainer(name, MIB);
   const [migration, total] = await timed(async () => {
     const started = await a.api<Migration>('POST', `/v1/containers/${name}/migrations`, {
       target: b.url,

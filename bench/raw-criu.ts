@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { freePort, sleep } from '../test/helpers/containers.js';
+import { freePort, readJson, sleep } from '../test/helpers/containers.js';
+import { NODE_IMAGE } from '../test/helpers/prerequisites.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -79,4 +80,23 @@ export async function rawCriu(mib: number, copyImages: boolean): Promise<RawTime
     await execa('kill', ['-9', String(pid)], { reject: false });
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** Runs the memory workload in a container (port 8080 on a free loopback port) and waits until it answers. */
+export async function runMemoryContainer(name: string, mib: number): Promise<Memory> {
+  await execa('docker', [
+    'run',
+    '-d',
+    '--name',
+    name,
+    '-p',
+    '127.0.0.1::8080',
+    '-e',
+    `MEMORY_MIB=${mib}`,
+    NODE_IMAGE,
+    '/usr/bin/node',
+    '/app/memory.js',
+  ]);
+  // The workload hashes all its memory on every request: give each request time.
+  return readJson<Memory>(name, 600_000, 8080, 120_000);
 }

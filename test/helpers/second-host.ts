@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { sleep } from './containers.js';
+import { TestCryo } from './cryo.js';
 
 /**
  * A second Docker host on this machine: a network namespace joined to the host by a veth pair, and a second
@@ -157,4 +158,20 @@ export class SecondHost {
     await execa('ip', ['link', 'del', this.vethHost], { reject: false });
     await execa('ip', ['netns', 'del', this.netns], { reject: false });
   }
+}
+
+/** A second host with its own cryo (talking to that host's dockerd), both torn down when the test ends. */
+export async function bringUpSecondHost(
+  t: { teardown(fn: () => Promise<void>): void },
+  options: { brokenCriu?: boolean } = {},
+): Promise<{ host: SecondHost; cryo: TestCryo }> {
+  const host = await SecondHost.start(options);
+  t.teardown(() => host.stop());
+  const cryo = await TestCryo.start({
+    dockerSocket: host.socket,
+    containerdSocket: host.containerdSocket,
+    dockerExecRoot: host.execRoot,
+  });
+  t.teardown(() => cryo.stop());
+  return { host, cryo };
 }

@@ -10,7 +10,7 @@ import type { Manifest } from '../../src/domain/manifest.js';
 import { TestContainers, counterAtLeast, readCounter, sleep } from '../helpers/containers.js';
 import { TestCryo } from '../helpers/cryo.js';
 import { NODE_IMAGE, requirePrerequisites } from '../helpers/prerequisites.js';
-import { SecondHost } from '../helpers/second-host.js';
+import { bringUpSecondHost } from '../helpers/second-host.js';
 import { readTar, sha256, writeTar, type TarItem } from '../helpers/tar.js';
 
 interface Ctx {
@@ -369,14 +369,7 @@ test.serial(
   async (t) => {
     const { archive, counterBefore, bootId } = t.context.made;
     t.true(archive.length > 0);
-    const hostB = await SecondHost.start();
-    t.teardown(() => hostB.stop());
-    const cryoB = await TestCryo.start({
-      dockerSocket: hostB.socket,
-      containerdSocket: hostB.containerdSocket,
-      dockerExecRoot: hostB.execRoot,
-    });
-    t.teardown(() => cryoB.stop());
+    const { host: hostB, cryo: cryoB } = await bringUpSecondHost(t);
 
     const imported = await cryoB.upload<Checkpoint>(archive);
     t.is(imported.status, 201, JSON.stringify(imported.body));

@@ -14,7 +14,7 @@ import {
 } from '../helpers/containers.js';
 import { TestCryo } from '../helpers/cryo.js';
 import { NODE_IMAGE, requirePrerequisites } from '../helpers/prerequisites.js';
-import { SecondHost } from '../helpers/second-host.js';
+import { bringUpSecondHost, type SecondHost } from '../helpers/second-host.js';
 
 interface Ctx {
   cryo: TestCryo;
@@ -31,21 +31,6 @@ test.after.always(async (t) => {
   await t.context.containers?.removeAll();
   await t.context.cryo?.stop();
 });
-
-async function bringUpHost(
-  t: { teardown(fn: () => Promise<void>): void },
-  options: { brokenCriu?: boolean } = {},
-) {
-  const host = await SecondHost.start(options);
-  t.teardown(() => host.stop());
-  const cryo = await TestCryo.start({
-    dockerSocket: host.socket,
-    containerdSocket: host.containerdSocket,
-    dockerExecRoot: host.execRoot,
-  });
-  t.teardown(() => cryo.stop());
-  return { host, cryo };
-}
 
 /** Follows a migration through its server-sent events until it ends; returns every update seen. */
 async function follow(cryo: TestCryo, id: string): Promise<Migration[]> {
@@ -85,7 +70,7 @@ test.serial(
   'a running counter moves to host B, whose image it sends first; it goes on there and is gone from A',
   async (t) => {
     const { cryo, containers } = t.context;
-    const b = await bringUpHost(t);
+    const b = await bringUpSecondHost(t);
     const name = containers.uniqueName('migrate');
     await containers.run({ image: NODE_IMAGE, name, publish: 8080, hostPort: await freePort() });
     await execa('docker', [
@@ -170,7 +155,7 @@ test.serial(
 
 test.serial('when B cannot restore, the migration rolls back and the counter runs on A again', async (t) => {
   const { cryo, containers } = t.context;
-  const b = await bringUpHost(t, { brokenCriu: true });
+  const b = await bringUpSecondHost(t, { brokenCriu: true });
   await b.host.loadImage(NODE_IMAGE);
   const name = containers.uniqueName('rollback');
   await containers.run({ image: NODE_IMAGE, name, publish: 8080 });

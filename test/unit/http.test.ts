@@ -3,21 +3,11 @@ import os from 'node:os';
 import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import type { FastifyInstance } from 'fastify';
-import { FsImageStore } from '../../src/adapters/store/fs-image-store.js';
 import { openDatabase, type Db } from '../../src/adapters/store/database.js';
-import { SqliteCheckpointCatalog } from '../../src/adapters/store/sqlite-checkpoint-catalog.js';
-import { TarArchiveCodec } from '../../src/adapters/archive/tar-archive-codec.js';
-import { CronerCron } from '../../src/adapters/cron/croner-cron.js';
-import { SqliteScheduleStore } from '../../src/adapters/store/sqlite-schedule-store.js';
 import { buildApp } from '../../src/http/app.js';
-import { HostService } from '../../src/services/host-service.js';
-import { MigrationService } from '../../src/services/migration-service.js';
-import { ScheduleService } from '../../src/services/schedule-service.js';
-import { ArchiveService } from '../../src/services/archive-service.js';
-import { CheckpointService } from '../../src/services/checkpoint-service.js';
 import { systemClock } from '../../src/services/clock.js';
-import { HealthService } from '../../src/services/health-service.js';
-import { FakeEngine, FakeRootfs, FakeRuntime } from './fakes.js';
+import { fakeServices } from './fake-services.js';
+import type { FakeRuntime } from './fakes.js';
 
 const TOKEN = 'unit-test-token-0123456789';
 const test = anyTest as TestFn<{
@@ -29,56 +19,10 @@ const test = anyTest as TestFn<{
 
 test.beforeEach(async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'cryo-http-'));
-  const runtime = new FakeRuntime();
-  const engine = new FakeEngine();
   const db = openDatabase(path.join(dir, 'cryo.db'));
-  const catalog = new SqliteCheckpointCatalog(db);
-  const store = new FsImageStore(dir);
-  await store.init();
-  const checkpoints = new CheckpointService({
-    runtime,
-    engine,
-    catalog,
-    store,
-    rootfs: new FakeRootfs(),
-    clock: systemClock,
-  });
-  const archives = new ArchiveService({
-    checkpoints,
-    catalog,
-    store,
-    codec: new TarArchiveCodec(),
-    clock: systemClock,
-    maxImportBytes: 1 << 30,
-  });
-  const schedules = new ScheduleService({
-    store: new SqliteScheduleStore(db),
-    checkpoints,
-    runtime,
-    cron: new CronerCron(),
-    clock: systemClock,
-    catchUpGraceMs: 0,
-  });
-  const app = await buildApp({
-    token: TOKEN,
-    checkpoints,
-    archives,
-    schedules,
-    migrations: new MigrationService({
-      runtime,
-      engine,
-      checkpoints,
-      archives,
-      connect: () => {
-        throw new Error('no peers in unit tests');
-      },
-      clock: systemClock,
-      retentionMs: 0,
-    }),
-    host: new HostService(runtime, engine, dir),
-    health: new HealthService(runtime, engine),
-    logLevel: 'silent',
-  });
+  const services = await fakeServices(dir, db, systemClock);
+  const app = await buildApp({ ...services, token: TOKEN, logLevel: 'silent' });
+  const { runtime } = services;
   t.context = { app, runtime, dir, db };
 });
 

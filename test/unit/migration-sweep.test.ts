@@ -2,14 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { TarArchiveCodec } from '../../src/adapters/archive/tar-archive-codec.js';
 import { openDatabase } from '../../src/adapters/store/database.js';
-import { FsImageStore } from '../../src/adapters/store/fs-image-store.js';
-import { SqliteCheckpointCatalog } from '../../src/adapters/store/sqlite-checkpoint-catalog.js';
-import { ArchiveService } from '../../src/services/archive-service.js';
-import { CheckpointService } from '../../src/services/checkpoint-service.js';
-import { MigrationService } from '../../src/services/migration-service.js';
-import { FakeEngine, FakeRootfs, FakeRuntime } from './fakes.js';
+import { fakeServices } from './fake-services.js';
 
 test('migration checkpoints are kept for the retention period on each side, then removed unless in use', async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'cryo-sweep-'));
@@ -20,39 +14,8 @@ test('migration checkpoints are kept for the retention period on each side, then
   });
   const now = { ms: Date.UTC(2026, 10, 21) };
   const clock = { now: () => now.ms };
-  const runtime = new FakeRuntime();
+  const { runtime, checkpoints, migrations } = await fakeServices(dir, db, clock);
   runtime.add({ id: 'c'.repeat(64), name: 'web' });
-  const catalog = new SqliteCheckpointCatalog(db);
-  const store = new FsImageStore(dir);
-  await store.init();
-  const engine = new FakeEngine();
-  const checkpoints = new CheckpointService({
-    runtime,
-    engine,
-    catalog,
-    store,
-    rootfs: new FakeRootfs(),
-    clock,
-  });
-  const archives = new ArchiveService({
-    checkpoints,
-    catalog,
-    store,
-    codec: new TarArchiveCodec(),
-    clock,
-    maxImportBytes: 1 << 20,
-  });
-  const migrations = new MigrationService({
-    runtime,
-    engine,
-    checkpoints,
-    archives,
-    connect: () => {
-      throw new Error('no peers here');
-    },
-    clock,
-    retentionMs: 3_600_000,
-  });
   const create = (name: string) =>
     checkpoints.create('web', { name, leaveRunning: true, includeVolumes: false });
   const old = await create('migration-aaaa');

@@ -1,0 +1,67 @@
+import { TarArchiveCodec } from './adapters/archive/tar-archive-codec.js';
+import { CronerCron } from './adapters/cron/croner-cron.js';
+import type { Db } from './adapters/store/database.js';
+import { SqliteCheckpointCatalog } from './adapters/store/sqlite-checkpoint-catalog.js';
+import { SqliteScheduleStore } from './adapters/store/sqlite-schedule-store.js';
+import { ArchiveService } from './services/archive-service.js';
+import { CheckpointService } from './services/checkpoint-service.js';
+import type { CheckpointEngine } from './services/checkpoint-engine.js';
+import type { Clock } from './services/clock.js';
+import type { ContainerRuntime } from './services/container-runtime.js';
+import { HealthService } from './services/health-service.js';
+import { HostService } from './services/host-service.js';
+import type { ImageStore } from './services/image-store.js';
+import { MigrationService } from './services/migration-service.js';
+import type { PeerConnector } from './services/peer-agent.js';
+import type { RootfsChanges } from './services/rootfs-changes.js';
+import { ScheduleService } from './services/schedule-service.js';
+
+export interface ServiceDeps {
+  runtime: ContainerRuntime;
+  engine: CheckpointEngine;
+  rootfs: RootfsChanges;
+  db: Db;
+  store: ImageStore;
+  connect: PeerConnector;
+  clock: Clock;
+  dataDir: string;
+  maxImportBytes: number;
+  scheduleGraceMs: number;
+  migrationRetentionMs: number;
+}
+
+export type Services = ReturnType<typeof createServices>;
+
+/** Builds every use case on the given adapters: the real ones in the server, fakes in unit tests. */
+export function createServices(d: ServiceDeps) {
+  const catalog = new SqliteCheckpointCatalog(d.db);
+  const checkpoints = new CheckpointService({ ...d, catalog });
+  const archives = new ArchiveService({
+    checkpoints,
+    catalog,
+    store: d.store,
+    codec: new TarArchiveCodec(),
+    clock: d.clock,
+    maxImportBytes: d.maxImportBytes,
+  });
+  const schedules = new ScheduleService({
+    store: new SqliteScheduleStore(d.db),
+    checkpoints,
+    runtime: d.runtime,
+    cron: new CronerCron(),
+    clock: d.clock,
+    catchUpGraceMs: d.scheduleGraceMs,
+  });
+  const migrations = new MigrationService({
+    runtime: d.runtime,
+    engine: d.engine,
+    checkpoints,
+    archives,
+    connect: d.connect,
+    clock: d.clock,
+    retentionMs: d.migrationRetentionMs,
+  });
+  const host = new HostService(d.runtime, d.engine, d.dataDir);
+  const health = new HealthService(d.runtime, d.engine);
+  return { catalog, checkpoints, archives, schedules, migrations, host, health };
+}

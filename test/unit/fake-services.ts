@@ -1,0 +1,32 @@
+import type { Db } from '../../src/adapters/store/database.js';
+import { FsImageStore } from '../../src/adapters/store/fs-image-store.js';
+import type { Clock } from '../../src/services/clock.js';
+import { createServices, type Services } from '../../src/services.js';
+import { FakeEngine, FakeRootfs, FakeRuntime } from './fakes.js';
+
+/** Every service on fake Docker and CRIU adapters, with the real stores in `dir`. */
+export async function fakeServices(
+  dir: string,
+  db: Db,
+  clock: Clock,
+  runtime = new FakeRuntime(),
+): Promise<Services & { runtime: FakeRuntime }> {
+  const store = new FsImageStore(dir);
+  await store.init();
+  const services = createServices({
+    runtime,
+    engine: new FakeEngine(),
+    rootfs: new FakeRootfs(),
+    db,
+    store,
+    connect: () => {
+      throw new Error('no peers in unit tests');
+    },
+    clock,
+    dataDir: dir,
+    maxImportBytes: 1 << 30,
+    scheduleGraceMs: 0,
+    migrationRetentionMs: 3_600_000,
+  });
+  return { ...services, runtime };
+}
