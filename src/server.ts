@@ -7,6 +7,7 @@ import { OverlayRootfsChanges } from './adapters/docker/overlay-rootfs-changes.j
 import { FsImageStore } from './adapters/store/fs-image-store.js';
 import { openDatabase } from './adapters/store/database.js';
 import { HttpPeerAgent } from './adapters/peer/http-peer-agent.js';
+import { ProcInspector } from './adapters/proc/proc-inspector.js';
 import { loadOrCreateToken } from './adapters/store/token-file.js';
 import type { Config } from './config.js';
 import { buildApp } from './http/app.js';
@@ -38,6 +39,7 @@ export async function startServer(config: Config): Promise<Server> {
     }),
     engine: new CriuCheckpointEngine({ binary: config.criuBinary }),
     rootfs: new OverlayRootfsChanges(config.dockerSocket),
+    inspector: new ProcInspector(),
     db,
     store,
     connect: (url, peerToken) => new HttpPeerAgent(url, peerToken),

@@ -11,6 +11,8 @@ import type { ContainerRuntime } from './services/container-runtime.js';
 import { HealthService } from './services/health-service.js';
 import { HostService } from './services/host-service.js';
 import type { ImageStore } from './services/image-store.js';
+import { ProcessService } from './services/process-service.js';
+import type { ProcessInspector } from './services/process-inspector.js';
 import { MigrationService } from './services/migration-service.js';
 import type { PeerConnector } from './services/peer-agent.js';
 import type { RootfsChanges } from './services/rootfs-changes.js';
@@ -20,6 +22,7 @@ export interface ServiceDeps {
   runtime: ContainerRuntime;
   engine: CheckpointEngine;
   rootfs: RootfsChanges;
+  inspector: ProcessInspector;
   db: Db;
   store: ImageStore;
   connect: PeerConnector;
@@ -35,7 +38,8 @@ export type Services = ReturnType<typeof createServices>;
 /** Builds every use case on the given adapters: the real ones in the server, fakes in unit tests. */
 export function createServices(d: ServiceDeps) {
   const catalog = new SqliteCheckpointCatalog(d.db);
-  const checkpoints = new CheckpointService({ ...d, catalog });
+  const processes = new ProcessService({ ...d, catalog });
+  const checkpoints = new CheckpointService({ ...d, catalog, processes });
   const archives = new ArchiveService({
     checkpoints,
     catalog,
@@ -63,5 +67,5 @@ export function createServices(d: ServiceDeps) {
   });
   const host = new HostService(d.runtime, d.engine, d.dataDir);
   const health = new HealthService(d.runtime, d.engine);
-  return { catalog, checkpoints, archives, schedules, migrations, host, health };
+  return { catalog, checkpoints, processes, archives, schedules, migrations, host, health };
 }

@@ -5,6 +5,11 @@ export const CheckpointStatsSchema = z.object({
   dumpMs: z.number().describe('time spent in the dump itself (runtime and CRIU)'),
   totalMs: z.number().describe('time of the whole operation, storing and cataloguing included'),
   frozenMs: z.number().optional().describe("CRIU's frozen time, when the runtime reports it"),
+  freezingMs: z.number().optional(),
+  memdumpMs: z.number().optional(),
+  memwriteMs: z.number().optional(),
+  pagesScanned: z.number().optional(),
+  pagesWritten: z.number().optional(),
 });
 export type CheckpointStats = z.infer<typeof CheckpointStatsSchema>;
 
@@ -18,10 +23,20 @@ export const CheckpointContainerSchema = z.object({
 });
 export type CheckpointContainer = z.infer<typeof CheckpointContainerSchema>;
 
+export const CheckpointKindSchema = z.enum(['container', 'process']);
+
+export const CheckpointProcessSchema = z.object({
+  pid: z.number(),
+  comm: z.string(),
+  cmdline: z.array(z.string()),
+});
+
 export const CheckpointSchema = z.object({
   id: CheckpointIdSchema,
   name: NameSchema,
-  container: CheckpointContainerSchema,
+  kind: CheckpointKindSchema.default('container'),
+  container: CheckpointContainerSchema.optional().describe('for kind "container"'),
+  process: CheckpointProcessSchema.optional().describe('for kind "process": the root of the dumped tree'),
   createdAt: z.string().describe('ISO 8601'),
   leaveRunning: z.boolean(),
   sizeBytes: z.number().int().nonnegative(),
@@ -42,6 +57,7 @@ export const CreateCheckpointBodySchema = z.preprocess(
       .boolean()
       .default(false)
       .describe("also store the contents of the container's named volumes (volumes/<name>.tar)"),
+    force: z.boolean().default(false).describe('skip the pre-flight check'),
   }),
 );
 export type CreateCheckpointBody = z.infer<typeof CreateCheckpointBodySchema>;
@@ -63,8 +79,16 @@ export const RestoreBodySchema = z.preprocess(
 export type RestoreBody = z.infer<typeof RestoreBodySchema>;
 
 export const RestoreResultSchema = z.object({
-  container: z.object({ id: z.string(), name: z.string() }),
+  container: z.object({ id: z.string(), name: z.string() }).optional(),
+  pid: z.number().optional().describe('for a process checkpoint: the restored root pid'),
   restoreMs: z.number(),
+  stats: z
+    .object({
+      pagesRestored: z.number().optional(),
+      forkingMs: z.number().optional(),
+      restoreMs: z.number().optional(),
+    })
+    .optional(),
 });
 export type RestoreResult = z.infer<typeof RestoreResultSchema>;
 

@@ -9,6 +9,7 @@ import {
 } from 'fastify-type-provider-zod';
 import type { ArchiveService } from '../services/archive-service.js';
 import type { HostService } from '../services/host-service.js';
+import type { ProcessService } from '../services/process-service.js';
 import type { MigrationService } from '../services/migration-service.js';
 import type { ScheduleService } from '../services/schedule-service.js';
 import type { CheckpointService } from '../services/checkpoint-service.js';
@@ -21,6 +22,7 @@ import { checkpointRoutes } from './routes/checkpoints.js';
 import { healthRoutes } from './routes/health.js';
 import { hostRoutes } from './routes/host.js';
 import { migrationRoutes } from './routes/migrations.js';
+import { processRoutes } from './routes/processes.js';
 import { scheduleRoutes } from './routes/schedules.js';
 
 const ARCHIVE_TYPES = [
@@ -38,6 +40,7 @@ export interface AppDeps {
   schedules: ScheduleService;
   migrations: MigrationService;
   host: HostService;
+  processes: ProcessService;
   health: HealthService;
   logLevel?: string;
 }
@@ -75,5 +78,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(scheduleRoutes, { schedules: deps.schedules });
   await app.register(migrationRoutes, { migrations: deps.migrations });
   await app.register(hostRoutes, { host: deps.host });
+  await app.register(processRoutes, { processes: deps.processes });
   return app;
 }

@@ -45,7 +45,7 @@ export class ArchiveService {
       const { type, ext } = CONTENT_TYPES[compress];
       return {
         stream,
-        filename: `${checkpoint.container.name}-${checkpoint.name}.${ext}`,
+        filename: `${checkpoint.container?.name ?? checkpoint.process?.comm ?? 'checkpoint'}-${checkpoint.name}.${ext}`,
         contentType: type,
       };
     } catch (err) {
@@ -74,6 +74,7 @@ export class ArchiveService {
       const checkpoint: Checkpoint = {
         id,
         name: manifest.checkpoint.name,
+        kind: 'container',
         container: { ...manifest.container, image: manifest.image.ref },
         createdAt: manifest.createdAt,
         leaveRunning: manifest.checkpoint.leaveRunning,

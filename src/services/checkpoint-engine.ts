@@ -1,7 +1,26 @@
+import type { CriuOptions } from '../domain/process.js';
+import type { CriuStats } from '../domain/criu-stats.js';
+
+export interface DumpResult {
+  stats: CriuStats;
+}
+
+export interface RestoreResult {
+  /** The restored tree's root pid. */
+  pid: number;
+  stats: CriuStats;
+}
+
 /** The checkpoint/restore tool (CRIU) as the services see it. */
 export interface CheckpointEngine {
   /** The tool's version, e.g. "4.2.1"; throws CriuUnavailableError when it is missing. */
   version(): Promise<string>;
   /** Runs the tool's own host check; throws CriuUnavailableError when it fails. */
   check(): Promise<void>;
+  /** Whether `criu check --feature <name>` passes. */
+  feature(name: string): Promise<boolean>;
+  /** Dumps the process tree rooted at `pid` into `dir`; throws CriuError with the log tail on failure. */
+  dump(pid: number, dir: string, options: CriuOptions & { leaveRunning: boolean }): Promise<DumpResult>;
+  /** Restores the tree in `dir`, detached; throws CriuError with the log tail on failure. */
+  restore(dir: string, options: CriuOptions): Promise<RestoreResult>;
 }

@@ -13,6 +13,7 @@ import {
   CriuUnavailableError,
   DockerNotExperimentalError,
   ImageNotFoundError,
+  PreflightFailedError,
 } from '../domain/errors.js';
 import { requireHostFits } from '../domain/host-fit.js';
 import { LABEL_RESTORED_FROM, LABEL_SOURCE_CONTAINER } from '../domain/labels.js';
@@ -35,6 +36,7 @@ import { configDump, fallbackSpec, networkStatus } from './engine-configs.js';
 import { localHost, type HostInfo } from './host-info.js';
 import type { ImageStore } from './image-store.js';
 import { KeyedLocks } from './keyed-locks.js';
+import type { ProcessService } from './process-service.js';
 import type { RootfsChanges } from './rootfs-changes.js';
 
 export interface CheckpointServiceDeps {
@@ -44,9 +46,14 @@ export interface CheckpointServiceDeps {
   store: ImageStore;
   rootfs: RootfsChanges;
   clock: Clock;
+  /** Pre-flight checks and process checkpoint restores. */
+  processes?: ProcessService;
   host?: HostInfo;
   locks?: KeyedLocks;
 }
+
+export type CreateCheckpointOptions = Omit<CreateCheckpointBody, 'includeVolumes' | 'force'> &
+  Partial<Pick<CreateCheckpointBody, 'includeVolumes' | 'force'>>;
 
 /** Checkpoints Docker containers and restores them, into the same container or a new one. */
 export class CheckpointService {
@@ -59,7 +66,7 @@ export class CheckpointService {
     this.host = deps.host ?? localHost();
   }
 
-  async create(ref: string, body: CreateCheckpointBody): Promise<Checkpoint> {
+  async create(ref: string, body: CreateCheckpointOptions): Promise<Checkpoint> {
     const { runtime, catalog, store, clock } = this.deps;
     const started = clock.now();
     const container = await runtime.inspect(ref);
@@ -73,6 +80,10 @@ export class CheckpointService {
       const name = body.name ?? `checkpoint-${id}`;
       if (catalog.findByName(container.id, name)) throw new CheckpointNameInUseError(container.name, name);
       const criuVersion = await this.requireCheckpointSupport();
+      if (!body.force && this.deps.processes) {
+        const preflight = await this.deps.processes.preflightContainer(container.id);
+        if (!preflight.checkpointable) throw new PreflightFailedError(preflight.problems);
+      }
 
       const dir = await store.stage(id);
       staged = true;
@@ -91,7 +102,7 @@ export class CheckpointService {
       const dumpMs = clock.now() - dumpStarted;
       await rename(path.join(dir, id), path.join(dir, CHECKPOINT_IMAGES_DIR));
       const rootfs = await this.deps.rootfs.record(container.id, dir);
-      const mounts = await this.deps.rootfs.recordMounts(container.id, dir, body.includeVolumes);
+      const mounts = await this.deps.rootfs.recordMounts(container.id, dir, body.includeVolumes ?? false);
       const createdAt = new Date(started);
       const network = networkStatus(container.config);
       await writeJson(path.join(dir, DOCKER_CONFIG), container.config);
@@ -118,6 +129,7 @@ export class CheckpointService {
       const checkpoint: Checkpoint = {
         id,
         name,
+        kind: 'container',
         container: { id: container.id, name: container.name, image: container.image },
         createdAt: createdAt.toISOString(),
         leaveRunning: body.leaveRunning,
@@ -187,6 +199,10 @@ export class CheckpointService {
   async restore(id: string, body: RestoreBody): Promise<RestoreResult> {
     const started = this.deps.clock.now();
     return this.using(id, async (checkpoint, dir) => {
+      if (checkpoint.kind === 'process') {
+        if (!this.deps.processes) throw new Error('process restores are not wired');
+        return this.deps.processes.restore(checkpoint, dir);
+      }
       const criuVersion = await this.requireCheckpointSupport();
       const manifest = await readManifest(dir);
       requireHostFits(manifest.source, { ...this.host, criuVersion });
@@ -213,7 +229,7 @@ export class CheckpointService {
     const created = await runtime.createFromConfig(
       config,
       name,
-      { [LABEL_RESTORED_FROM]: checkpoint.id, [LABEL_SOURCE_CONTAINER]: checkpoint.container.id },
+      { [LABEL_RESTORED_FROM]: checkpoint.id, [LABEL_SOURCE_CONTAINER]: checkpoint.container?.id ?? '' },
       ports,
     );
     const release = this.locks.acquire(created.id, 'restore', `container "${created.name}"`);
@@ -234,8 +250,9 @@ export class CheckpointService {
 
   private async restoreInPlace(checkpoint: Checkpoint, dir: string, started: number): Promise<RestoreResult> {
     const { runtime, clock } = this.deps;
-    const container = await runtime.inspect(checkpoint.container.id);
-    if (!container) throw new ContainerNotFoundError(checkpoint.container.name);
+    const original = checkpoint.container;
+    const container = original ? await runtime.inspect(original.id) : undefined;
+    if (!container) throw new ContainerNotFoundError(original?.name ?? checkpoint.name);
     const release = this.locks.acquire(container.id, 'restore', `container "${container.name}"`);
     try {
       if (container.running) throw new ContainerRunningError(container.name);

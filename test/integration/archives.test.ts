@@ -116,7 +116,7 @@ test.serial(
     const imported = await cryo.upload<Checkpoint>(archive);
     t.is(imported.status, 201, JSON.stringify(imported.body));
     t.is(imported.body.name, 'portable');
-    t.is(imported.body.container.name, name);
+    t.is(imported.body.container!.name, name);
 
     const restoredName = containers.uniqueName('restored');
     const restored = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${imported.body.id}/restore`, {

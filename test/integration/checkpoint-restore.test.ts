@@ -66,8 +66,8 @@ test('checkpoint stops the counter, the catalog survives a restart, and the rest
   t.is(created.status, 201, JSON.stringify(created.body));
   const checkpoint = created.body;
   t.is(checkpoint.name, 'first');
-  t.is(checkpoint.container.name, name);
-  t.is(checkpoint.container.image, NODE_IMAGE);
+  t.is(checkpoint.container!.name, name);
+  t.is(checkpoint.container!.image, NODE_IMAGE);
   t.is(checkpoint.status, 'complete');
   t.false(checkpoint.leaveRunning);
   t.true(checkpoint.sizeBytes > 1_000_000, `sizeBytes ${checkpoint.sizeBytes}`);
@@ -84,7 +84,7 @@ test('checkpoint stops the counter, the catalog survives a restart, and the rest
 
   const restored = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${checkpoint.id}/restore`);
   t.is(restored.status, 201, JSON.stringify(restored.body));
-  t.is(restored.body.container.id, checkpoint.container.id);
+  t.is(restored.body.container!.id, checkpoint.container!.id);
   t.true(restored.body.restoreMs > 0);
 
   const after = await readCounter(name);
@@ -124,7 +124,7 @@ test('leaveRunning keeps the original serving, and a restore under a new name ru
   t.is(created.status, 201, JSON.stringify(created.body));
   t.true(created.body.leaveRunning);
   t.regex(created.body.name, /^checkpoint-/);
-  t.is(created.body.container.id, originalId);
+  t.is(created.body.container!.id, originalId);
 
   const state = (await inspect(name)).State;
   t.true(state.Running);
@@ -139,8 +139,8 @@ test('leaveRunning keeps the original serving, and a restore under a new name ru
     name: clone,
   });
   t.is(restored.status, 201, JSON.stringify(restored.body));
-  t.is(restored.body.container.name, clone);
-  t.not(restored.body.container.id, originalId);
+  t.is(restored.body.container!.name, clone);
+  t.not(restored.body.container!.id, originalId);
 
   const cloned = await readCounter(clone);
   t.is(cloned.bootId, before.bootId, 'the clone carries the checkpointed process');

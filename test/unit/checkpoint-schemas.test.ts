@@ -5,12 +5,14 @@ import {
   RestoreBodySchema,
 } from '../../src/domain/checkpoint.js';
 
+const DEFAULTS = { leaveRunning: false, includeVolumes: false, force: false };
+
 test('an empty or missing create body means defaults', (t) => {
-  t.deepEqual(CreateCheckpointBodySchema.parse(null), { leaveRunning: false, includeVolumes: false });
-  t.deepEqual(CreateCheckpointBodySchema.parse(undefined), { leaveRunning: false, includeVolumes: false });
-  t.deepEqual(CreateCheckpointBodySchema.parse({}), { leaveRunning: false, includeVolumes: false });
+  t.deepEqual(CreateCheckpointBodySchema.parse(null), DEFAULTS);
+  t.deepEqual(CreateCheckpointBodySchema.parse(undefined), DEFAULTS);
+  t.deepEqual(CreateCheckpointBodySchema.parse({}), DEFAULTS);
   t.deepEqual(CreateCheckpointBodySchema.parse({ name: 'n', leaveRunning: true }), {
-    includeVolumes: false,
+    ...DEFAULTS,
     name: 'n',
     leaveRunning: true,
   });
@@ -29,6 +31,7 @@ test('a checkpoint record round-trips through its schema', (t) => {
   const cp = {
     id: '000mwqii0as2ccolnyz48',
     name: 'first',
+    kind: 'container' as const,
     container: { id: 'a'.repeat(64), name: 'c1', image: 'img:1' },
     createdAt: new Date(0).toISOString(),
     leaveRunning: false,

@@ -55,8 +55,8 @@ const code = async (p: Promise<unknown>): Promise<string | undefined> =>
 test('a checkpoint is catalogued with its container, and stored under checkpoints/<id>', async (t) => {
   const { runtime, service, dir } = t.context;
   runtime.add({ id: 'c'.repeat(64), name: 'web' });
-  const cp = await service.create('web', { leaveRunning: false, includeVolumes: false });
-  t.is(cp.container.name, 'web');
+  const cp = await service.create('web', { leaveRunning: false });
+  t.is(cp.container!.name, 'web');
   t.is(cp.sizeBytes > 100, true);
   t.deepEqual((await readdir(path.join(dir, 'checkpoints', cp.id))).sort(), [
     'checkpoint',
@@ -75,34 +75,22 @@ test('a failed dump still thaws the container, and leaves no files and no catalo
   const { runtime, service, dir } = t.context;
   runtime.add({ id: 'c'.repeat(64), name: 'web' });
   runtime.failCheckpoint = new CriuError('dump failed', ['Error (criu/sk-inet.c:200): Connected TCP socket']);
-  t.is(await code(service.create('web', { leaveRunning: true, includeVolumes: false })), 'CRIU_FAILED');
+  t.is(await code(service.create('web', { leaveRunning: true })), 'CRIU_FAILED');
   t.true(runtime.calls.includes(`ensureNotFrozen ${'c'.repeat(64)}`));
   t.deepEqual(await readdir(path.join(dir, 'staging')), []);
   t.deepEqual(await readdir(path.join(dir, 'checkpoints')), []);
   t.deepEqual(service.list(), []);
   runtime.failCheckpoint = undefined;
-  await t.notThrowsAsync(
-    service.create('web', { leaveRunning: true, includeVolumes: false }),
-    'the lock was released',
-  );
+  await t.notThrowsAsync(service.create('web', { leaveRunning: true }), 'the lock was released');
 });
 
 test('refusals: unknown, stopped, duplicate name, docker without experimental', async (t) => {
   const { runtime, service } = t.context;
-  t.is(
-    await code(service.create('nope', { leaveRunning: false, includeVolumes: false })),
-    'CONTAINER_NOT_FOUND',
-  );
+  t.is(await code(service.create('nope', { leaveRunning: false })), 'CONTAINER_NOT_FOUND');
   runtime.add({ id: 's'.repeat(64), name: 'stopped', running: false, state: 'exited' });
-  t.is(
-    await code(service.create('stopped', { leaveRunning: false, includeVolumes: false })),
-    'CONTAINER_NOT_RUNNING',
-  );
+  t.is(await code(service.create('stopped', { leaveRunning: false })), 'CONTAINER_NOT_RUNNING');
   runtime.add({ id: 'p'.repeat(64), name: 'paused', paused: true, state: 'paused' });
-  t.is(
-    await code(service.create('paused', { leaveRunning: false, includeVolumes: false })),
-    'CONTAINER_NOT_RUNNING',
-  );
+  t.is(await code(service.create('paused', { leaveRunning: false })), 'CONTAINER_NOT_RUNNING');
   runtime.add({ id: 'w'.repeat(64), name: 'web' });
   await service.create('web', { name: 'a', leaveRunning: true, includeVolumes: false });
   t.is(
@@ -110,30 +98,27 @@ test('refusals: unknown, stopped, duplicate name, docker without experimental', 
     'CHECKPOINT_NAME_IN_USE',
   );
   runtime.experimental = false;
-  t.is(
-    await code(service.create('web', { leaveRunning: true, includeVolumes: false })),
-    'DOCKER_NOT_EXPERIMENTAL',
-  );
+  t.is(await code(service.create('web', { leaveRunning: true })), 'DOCKER_NOT_EXPERIMENTAL');
   t.false(runtime.calls.some((c) => c.startsWith('checkpoint') && c.includes('s'.repeat(64))));
 });
 
 test('a failed restore into a new container removes that container and keeps the checkpoint', async (t) => {
   const { runtime, service } = t.context;
   runtime.add({ id: 'c'.repeat(64), name: 'web' });
-  const cp = await service.create('web', { leaveRunning: true, includeVolumes: false });
+  const cp = await service.create('web', { leaveRunning: true });
   runtime.failRestore = new CriuError('restore failed', ['Error: something']);
   t.is(await code(service.restore(cp.id, { name: 'copy', ports: 'free' })), 'CRIU_FAILED');
   t.is(await runtime.inspect('copy'), undefined, 'the half-made container is gone');
   t.deepEqual(service.get(cp.id), cp, 'the checkpoint is kept');
   runtime.failRestore = undefined;
   const ok = await service.restore(cp.id, { name: 'copy', ports: 'free' });
-  t.is(ok.container.name, 'copy');
+  t.is(ok.container!.name, 'copy');
 });
 
 test('restore in place needs the original container, stopped', async (t) => {
   const { runtime, service } = t.context;
   runtime.add({ id: 'c'.repeat(64), name: 'web' });
-  const cp = await service.create('web', { leaveRunning: true, includeVolumes: false });
+  const cp = await service.create('web', { leaveRunning: true });
   t.is(await code(service.restore(cp.id, { ports: 'free' })), 'CONTAINER_RUNNING');
   runtime.containers.delete('c'.repeat(64));
   t.is(await code(service.restore(cp.id, { ports: 'free' })), 'CONTAINER_NOT_FOUND');

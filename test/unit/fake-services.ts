@@ -2,7 +2,7 @@ import type { Db } from '../../src/adapters/store/database.js';
 import { FsImageStore } from '../../src/adapters/store/fs-image-store.js';
 import type { Clock } from '../../src/services/clock.js';
 import { createServices, type Services } from '../../src/services.js';
-import { FakeEngine, FakeRootfs, FakeRuntime } from './fakes.js';
+import { FakeEngine, FakeInspector, FakeRootfs, FakeRuntime } from './fakes.js';
 
 /** Every service on fake Docker and CRIU adapters, with the real stores in `dir`. */
 export async function fakeServices(
@@ -17,6 +17,7 @@ export async function fakeServices(
     runtime,
     engine: new FakeEngine(),
     rootfs: new FakeRootfs(),
+    inspector: new FakeInspector(),
     db,
     store,
     connect: () => {

@@ -1,7 +1,13 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { ProcessReport } from '../../src/domain/process.js';
+import type { ProcessInspector } from '../../src/services/process-inspector.js';
 import type { MountRecord } from '../../src/domain/manifest.js';
 import type { RootfsChanges, RootfsSummary } from '../../src/services/rootfs-changes.js';
+import type {
+  DumpResult,
+  RestoreResult as EngineRestoreResult,
+} from '../../src/services/checkpoint-engine.js';
 import type { CheckpointEngine } from '../../src/services/checkpoint-engine.js';
 import type {
   CheckpointRequest,
@@ -113,6 +119,15 @@ export class FakeEngine implements CheckpointEngine {
     return '4.2.1';
   }
   async check(): Promise<void> {}
+  async feature(): Promise<boolean> {
+    return true;
+  }
+  async dump(): Promise<DumpResult> {
+    throw new Error('FakeEngine does not dump processes');
+  }
+  async restore(): Promise<EngineRestoreResult> {
+    throw new Error('FakeEngine does not restore processes');
+  }
 }
 
 export class FakeRootfs implements RootfsChanges {
@@ -129,4 +144,14 @@ export class FakeRootfs implements RootfsChanges {
     return [];
   }
   async applyVolumes(): Promise<void> {}
+}
+
+/** A process inspector that sees an empty, harmless tree. */
+export class FakeInspector implements ProcessInspector {
+  async exists(): Promise<boolean> {
+    return true;
+  }
+  async report(root: number): Promise<ProcessReport> {
+    return { root, processes: [] };
+  }
 }

@@ -24,6 +24,7 @@ function checkpoint(
   return {
     id,
     name,
+    kind: 'container',
     container: { id: containerId, name: containerName, image: 'img:1' },
     createdAt: new Date(Number.parseInt(id.slice(0, 11), 36)).toISOString(),
     leaveRunning: false,
@@ -55,7 +56,7 @@ test('the catalog keeps checkpoints across reopening and filters by container id
   t.deepEqual(catalog.list({ container: 'web' }), [a]);
   t.deepEqual(catalog.list({ container: 'bbbb' }), [b]);
   t.deepEqual(catalog.list({ container: 'nothing' }), []);
-  t.deepEqual(catalog.findByName(a.container.id, 'one'), a);
+  t.deepEqual(catalog.findByName(a.container!.id, 'one'), a);
   t.deepEqual([...catalog.ids()].sort(), [a.id, b.id]);
   t.true(catalog.remove(a.id));
   t.false(catalog.remove(a.id));

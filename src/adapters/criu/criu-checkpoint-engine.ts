@@ -1,7 +1,15 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { execa, ExecaError } from 'execa';
-import { CriuUnavailableError } from '../../domain/errors.js';
-import type { CheckpointEngine } from '../../services/checkpoint-engine.js';
+import { CriuError, CriuUnavailableError } from '../../domain/errors.js';
+import type { CriuOptions } from '../../domain/process.js';
+import type { CheckpointEngine, DumpResult, RestoreResult } from '../../services/checkpoint-engine.js';
 import { tailLines } from './log-tail.js';
+import { parseStatsImage } from './stats-image.js';
+
+const DUMP_LOG = 'dump.log';
+const RESTORE_LOG = 'restore.log';
+const PIDFILE = 'restored.pid';
 
 export interface CriuCheckpointEngineOptions {
   /** The criu executable (default: criu on PATH). */
@@ -31,6 +39,68 @@ export class CriuCheckpointEngine implements CheckpointEngine {
     await this.run(['check']);
   }
 
+  async feature(name: string): Promise<boolean> {
+    const result = await execa(this.binary, ['check', '--feature', name], { reject: false, all: true });
+    return result.exitCode === 0;
+  }
+
+  async dump(
+    pid: number,
+    dir: string,
+    options: CriuOptions & { leaveRunning: boolean },
+  ): Promise<DumpResult> {
+    const args = [
+      'dump',
+      '--tree',
+      String(pid),
+      '--images-dir',
+      dir,
+      '--log-file',
+      DUMP_LOG,
+      '-v4',
+      ...flags(options),
+    ];
+    if (options.leaveRunning) args.push('--leave-running');
+    await this.criu(args, dir, DUMP_LOG, 'dump');
+    return { stats: await readStats(path.join(dir, 'stats-dump')) };
+  }
+
+  async restore(dir: string, options: CriuOptions): Promise<RestoreResult> {
+    const args = [
+      'restore',
+      '--images-dir',
+      dir,
+      '--log-file',
+      RESTORE_LOG,
+      '-v4',
+      '--restore-detached',
+      '--pidfile',
+      PIDFILE,
+      ...flags(options),
+    ];
+    await this.criu(args, dir, RESTORE_LOG, 'restore');
+    const pid = Number((await readFile(path.join(dir, PIDFILE), 'utf8')).trim());
+    return { pid, stats: await readStats(path.join(dir, 'stats-restore')) };
+  }
+
+  /** Runs criu; a failure becomes a CriuError that wraps the ExecaError and carries the log's last lines. */
+  private async criu(args: string[], dir: string, log: string, action: string): Promise<void> {
+    try {
+      await execa(this.binary, args, { all: true, timeout: 10 * 60_000 });
+    } catch (err) {
+      if (!(err instanceof ExecaError)) throw err;
+      const logPath = path.join(dir, log);
+      const text = await readFile(logPath, 'utf8').catch(() => String(err.all ?? ''));
+      const errors = tailLines(text, 400).filter((l) => /Error|error/.test(l));
+      throw new CriuError(
+        `criu ${action} failed: ${errors.at(-1) ?? err.shortMessage}`,
+        tailLines(text, 25),
+        logPath,
+        { cause: err },
+      );
+    }
+  }
+
   private async run(args: string[]): Promise<string> {
     try {
       const result = await execa(this.binary, args, { timeout: this.timeoutMs, all: true });
@@ -49,4 +119,17 @@ export class CriuCheckpointEngine implements CheckpointEngine {
       throw err;
     }
   }
+}
+
+function flags(o: CriuOptions): string[] {
+  return [
+    ...(o.tcpEstablished ? ['--tcp-established'] : []),
+    ...(o.fileLocks ? ['--file-locks'] : []),
+    ...(o.shellJob ? ['--shell-job'] : []),
+    ...(o.externalUnixSockets ? ['--ext-unix-sk'] : []),
+  ];
+}
+
+async function readStats(file: string) {
+  return parseStatsImage(await readFile(file).catch(() => Buffer.alloc(0)));
 }

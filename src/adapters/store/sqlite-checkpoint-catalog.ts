@@ -16,7 +16,7 @@ export class SqliteCheckpointCatalog implements CheckpointCatalog {
       this.insert(checkpoint);
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
-        throw new CheckpointNameInUseError(checkpoint.container.name, checkpoint.name);
+        throw new CheckpointNameInUseError(owner(checkpoint).name, checkpoint.name);
       }
       throw err;
     }
@@ -31,8 +31,8 @@ export class SqliteCheckpointCatalog implements CheckpointCatalog {
       .run({
         id: checkpoint.id,
         name: checkpoint.name,
-        containerId: checkpoint.container.id,
-        containerName: checkpoint.container.name,
+        containerId: owner(checkpoint).id,
+        containerName: owner(checkpoint).name,
         createdAt: checkpoint.createdAt,
         body: JSON.stringify(checkpoint),
       });
@@ -76,4 +76,10 @@ export class SqliteCheckpointCatalog implements CheckpointCatalog {
 
 function parse(row: Row): Checkpoint {
   return CheckpointSchema.parse(JSON.parse(row.body));
+}
+
+/** What a checkpoint belongs to: its container, or for a process checkpoint "pid:<pid>" and the command name. */
+function owner(checkpoint: Checkpoint): { id: string; name: string } {
+  if (checkpoint.container) return checkpoint.container;
+  return { id: `pid:${checkpoint.process?.pid ?? 0}`, name: checkpoint.process?.comm ?? '' };
 }

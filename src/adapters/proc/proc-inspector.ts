@@ -1,0 +1,267 @@
+import { readdir, readFile, readlink, stat } from 'node:fs/promises';
+import { execa } from 'execa';
+import type { Fd, ProcessInfo, ProcessReport } from '../../domain/process.js';
+import type { ProcessInspector } from '../../services/process-inspector.js';
+
+const TCP_STATES: Record<string, string> = {
+  '01': 'ESTABLISHED',
+  '02': 'SYN_SENT',
+  '03': 'SYN_RECV',
+  '04': 'FIN_WAIT1',
+  '05': 'FIN_WAIT2',
+  '06': 'TIME_WAIT',
+  '07': 'CLOSE',
+  '08': 'CLOSE_WAIT',
+  '09': 'LAST_ACK',
+  '0A': 'LISTEN',
+  '0B': 'CLOSING',
+};
+const UNIX_TYPES: Record<string, string> = { '0001': 'stream', '0002': 'dgram', '0005': 'seqpacket' };
+
+interface InetSocket {
+  proto: string;
+  local: string;
+  remote: string;
+  state: string;
+}
+
+interface UnixSocket {
+  type: string;
+  state: string;
+  path?: string;
+  peerInode?: number;
+}
+
+/** Reads a process tree's state from /proc, and unix socket peers with `ss` inside its network namespace. */
+export class ProcInspector implements ProcessInspector {
+  async exists(pid: number): Promise<boolean> {
+    return stat(`/proc/${pid}`).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  async report(root: number): Promise<ProcessReport> {
+    const pids = await this.tree(root);
+    const [inet, unix] = await Promise.all([this.inetSockets(root), this.unixSockets(root)]);
+    const processes: ProcessInfo[] = [];
+    for (const pid of pids) {
+      const info = await this.process(pid, inet, unix).catch(() => undefined);
+      if (info) processes.push(info);
+    }
+    const treeSockets = new Set(
+      processes.flatMap((p) => p.fds.filter((f) => f.kind === 'unix').map((f) => f.inode)),
+    );
+    for (const p of processes) {
+      for (const f of p.fds) {
+        if (f.kind === 'unix' && f.socket?.peerInode !== undefined)
+          f.socket.peerOutsideTree = !treeSockets.has(f.socket.peerInode);
+      }
+    }
+    return { root, processes };
+  }
+
+  /** The root and all its descendants, parents before children. */
+  private async tree(root: number): Promise<number[]> {
+    const parent = new Map<number, number>();
+    for (const entry of await readdir('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      const st = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+      const ppid = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
+      if (st) parent.set(Number(entry), ppid);
+    }
+    const children = new Map<number, number[]>();
+    for (const [pid, ppid] of parent) children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+    const out: number[] = [];
+    const queue = [root];
+    while (queue.length > 0) {
+      const pid = queue.shift()!;
+      out.push(pid);
+      queue.push(...(children.get(pid) ?? []).sort((a, b) => a - b));
+    }
+    return out;
+  }
+
+  private async process(
+    pid: number,
+    inet: Map<number, InetSocket>,
+    unix: Map<number, UnixSocket>,
+  ): Promise<ProcessInfo> {
+    const base = `/proc/${pid}`;
+    const statText = await readFile(`${base}/stat`, 'utf8');
+    const comm = statText.slice(statText.indexOf('(') + 1, statText.lastIndexOf(')'));
+    const [state, ppid] = statText.slice(statText.lastIndexOf(')') + 2).split(' ');
+    const status = await readFile(`${base}/status`, 'utf8');
+    const cmdline = (await readFile(`${base}/cmdline`, 'utf8').catch(() => '')).split('\0').filter(Boolean);
+    const namespaces: Record<string, number> = {};
+    for (const ns of await readdir(`${base}/ns`).catch(() => [] as string[])) {
+      const link = await readlink(`${base}/ns/${ns}`).catch(() => '');
+      const ino = /\[(\d+)\]/.exec(link)?.[1];
+      if (ino) namespaces[ns] = Number(ino);
+    }
+    const rollup = await readFile(`${base}/smaps_rollup`, 'utf8').catch(() => '');
+    const kb = (key: string) =>
+      Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? 0) * 1024;
+    const rss = kb('Rss');
+    const anonymous = kb('Anonymous');
+    return {
+      pid,
+      ppid: Number(ppid),
+      comm,
+      cmdline,
+      state: state ?? '?',
+      threads: Number(/^Threads:\s+(\d+)/m.exec(status)?.[1] ?? 1),
+      namespaces,
+      cgroup: (await readFile(`${base}/cgroup`, 'utf8').catch(() => '')).trim(),
+      memory: {
+        rss,
+        anonymous,
+        fileBacked: Math.max(0, rss - anonymous - kb('Pss_Shmem')),
+        shared: kb('Shared_Clean') + kb('Shared_Dirty'),
+      },
+      fds: await this.fds(pid, inet, unix),
+    };
+  }
+
+  private async fds(
+    pid: number,
+    inet: Map<number, InetSocket>,
+    unix: Map<number, UnixSocket>,
+  ): Promise<Fd[]> {
+    const out: Fd[] = [];
+    const entries = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+    for (const entry of entries.map(Number).sort((a, b) => a - b)) {
+      const path = `/proc/${pid}/fd/${entry}`;
+      const target = await readlink(path).catch(() => undefined);
+      if (target === undefined) continue;
+      out.push(await classify(entry, target, path, inet, unix));
+    }
+    return out;
+  }
+
+  private async inetSockets(pid: number): Promise<Map<number, InetSocket>> {
+    const out = new Map<number, InetSocket>();
+    for (const proto of ['tcp', 'tcp6', 'udp', 'udp6']) {
+      const text = await readFile(`/proc/${pid}/net/${proto}`, 'utf8').catch(() => '');
+      for (const line of text.split('\n').slice(1)) {
+        const f = line.trim().split(/\s+/);
+        if (f.length < 10) continue;
+        out.set(Number(f[9]), {
+          proto,
+          local: address(f[1]!),
+          remote: address(f[2]!),
+          state: proto.startsWith('tcp')
+            ? (TCP_STATES[f[3]!] ?? f[3]!)
+            : f[3] === '01'
+              ? 'ESTABLISHED'
+              : 'UNCONN',
+        });
+      }
+    }
+    return out;
+  }
+
+  private async unixSockets(pid: number): Promise<Map<number, UnixSocket>> {
+    const out = new Map<number, UnixSocket>();
+    const text = await readFile(`/proc/${pid}/net/unix`, 'utf8').catch(() => '');
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 7) continue;
+      out.set(Number(f[6]), {
+        type: UNIX_TYPES[f[4]!] ?? f[4]!,
+        state: f[5] === '03' ? 'connected' : f[5] === '01' ? 'unconnected' : f[5]!,
+        ...(f[7] ? { path: f[7] } : {}),
+      });
+    }
+    // /proc/net/unix has no peers; ss reads them over sock_diag, inside the process's network namespace.
+    const ss = await execa('nsenter', [`--net=/proc/${pid}/ns/net`, 'ss', '-xanH'], { reject: false });
+    for (const line of ss.stdout.split('\n')) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 8) continue;
+      const inode = Number(f[5]);
+      const peer = Number(f[7]);
+      const known = out.get(inode);
+      if (known && peer > 0) known.peerInode = peer;
+    }
+    return out;
+  }
+}
+
+async function classify(
+  fd: number,
+  target: string,
+  path: string,
+  inet: Map<number, InetSocket>,
+  unix: Map<number, UnixSocket>,
+): Promise<Fd> {
+  const inode = Number(/\[(\d+)\]$/.exec(target)?.[1] ?? NaN);
+  if (target.startsWith('socket:')) {
+    const u = unix.get(inode);
+    if (u)
+      return {
+        fd,
+        kind: 'unix',
+        target,
+        inode,
+        socket: {
+          type: u.type,
+          state: u.state,
+          ...(u.path ? { path: u.path } : {}),
+          ...(u.peerInode ? { peerInode: u.peerInode } : {}),
+        },
+      };
+    const i = inet.get(inode);
+    if (i)
+      return {
+        fd,
+        kind: 'inet',
+        target,
+        inode,
+        socket: { proto: i.proto, local: i.local, remote: i.remote, state: i.state },
+      };
+    return { fd, kind: 'socket', target, inode };
+  }
+  if (target.startsWith('pipe:')) return { fd, kind: 'pipe', target, inode };
+  if (target.startsWith('anon_inode:')) {
+    const name = target.slice('anon_inode:'.length).replace(/^\[|\]$/g, '');
+    const kinds: Record<string, Fd['kind']> = {
+      eventfd: 'eventfd',
+      eventpoll: 'epoll',
+      signalfd: 'signalfd',
+      timerfd: 'timerfd',
+      inotify: 'inotify',
+      io_uring: 'io_uring',
+    };
+    return { fd, kind: kinds[name] ?? 'anon', target };
+  }
+  const deleted = target.endsWith(' (deleted)');
+  const st = await stat(path).catch(() => undefined);
+  if (st?.isCharacterDevice() || st?.isBlockDevice()) {
+    const major = Math.floor(st.rdev / 256) & 0xfff;
+    const minor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);
+    const tty = major === 4 || major === 5 || (major >= 136 && major <= 143);
+    return { fd, kind: tty ? 'tty' : 'device', target, device: `${major}:${minor}` };
+  }
+  if (st?.isDirectory()) return { fd, kind: 'directory', target };
+  if (st?.isFile() || deleted) return { fd, kind: 'file', target, deleted };
+  return { fd, kind: 'other', target };
+}
+
+/** "0100007F:1F90" -> "127.0.0.1:8080"; IPv6 words are little-endian too. */
+function address(hex: string): string {
+  const [ip, port] = hex.split(':');
+  const p = Number.parseInt(port ?? '0', 16);
+  if (!ip) return `?:${p}`;
+  if (ip.length === 8) {
+    const b = Buffer.from(ip, 'hex').reverse();
+    return `${[...b].join('.')}:${p}`;
+  }
+  const words: string[] = [];
+  for (let i = 0; i < 32; i += 8) {
+    const w = Buffer.from(ip.slice(i, i + 8), 'hex')
+      .reverse()
+      .toString('hex');
+    words.push(w.slice(0, 4), w.slice(4));
+  }
+  return `[${words.map((w) => w.replace(/^0+(?=.)/, '')).join(':')}]:${p}`;
+}

@@ -1,0 +1,71 @@
+import type { CriuOptions, Problem, ProcessReport } from './process.js';
+
+// Character devices CRIU restores by path: memory devices (1:*), ttys and ptys, and /dev/net/tun (10:200).
+const DUMPABLE_DEVICE = /^(1:\d+|10:200)$/;
+
+/**
+ * The reasons a CRIU dump of this tree would fail, read from what it holds. Each one here was seen to make a
+ * real `criu dump` fail (see test/integration/processes.test.ts).
+ */
+export function preflightProblems(report: ProcessReport, options: CriuOptions): Problem[] {
+  const problems: Problem[] = [];
+  for (const p of report.processes) {
+    for (const f of p.fds) {
+      if (
+        f.kind === 'inet' &&
+        f.socket?.proto?.startsWith('tcp') &&
+        f.socket.state === 'ESTABLISHED' &&
+        !options.tcpEstablished
+      ) {
+        problems.push({
+          code: 'TCP_ESTABLISHED',
+          message: `fd ${f.fd} of pid ${p.pid} is an established TCP connection (${f.socket.local} -> ${f.socket.remote})`,
+          hint: 'pass tcpEstablished: true to checkpoint it (CRIU --tcp-established), or close the connection first',
+          pid: p.pid,
+          fd: f.fd,
+        });
+      }
+      if (f.kind === 'unix' && f.socket?.peerOutsideTree && !options.externalUnixSockets) {
+        problems.push({
+          code: 'UNIX_SOCKET_EXTERNAL_PEER',
+          message: `fd ${f.fd} of pid ${p.pid} is a unix socket whose peer (inode ${f.socket.peerInode}) is outside the tree`,
+          hint: 'checkpoint the peer with it, close the connection, or pass externalUnixSockets: true if the peer will be there again at restore',
+          pid: p.pid,
+          fd: f.fd,
+        });
+      }
+      if (f.kind === 'io_uring') {
+        problems.push({
+          code: 'IO_URING',
+          message: `fd ${f.fd} of pid ${p.pid} is an io_uring instance, which CRIU cannot dump`,
+          hint: 'run the workload without io_uring (for Node.js: UV_USE_IO_URING=0)',
+          pid: p.pid,
+          fd: f.fd,
+        });
+      }
+      if (f.kind === 'device' && f.device && !DUMPABLE_DEVICE.test(f.device)) {
+        problems.push({
+          code: 'DEVICE_FILE',
+          message: `fd ${f.fd} of pid ${p.pid} is the device ${f.target} (${f.device}), which CRIU cannot dump`,
+          hint: 'close the device (GPUs, /dev/kvm, /dev/fuse and the like) before checkpointing',
+          pid: p.pid,
+          fd: f.fd,
+        });
+      }
+      if (
+        f.kind === 'tty' &&
+        !options.shellJob &&
+        !report.processes.some((q) => q.fds.some((g) => g.target === '/dev/ptmx'))
+      ) {
+        problems.push({
+          code: 'TTY_NOT_OWNED',
+          message: `fd ${f.fd} of pid ${p.pid} is the terminal ${f.target}, which the tree does not own`,
+          hint: 'pass shellJob: true (CRIU --shell-job), or start the workload detached from the terminal',
+          pid: p.pid,
+          fd: f.fd,
+        });
+      }
+    }
+  }
+  return problems;
+}

@@ -1,0 +1,91 @@
+import { z } from 'zod';
+
+export const PidSchema = z.coerce
+  .number()
+  .int('a pid is a whole number')
+  .min(2, 'pid 0 and 1 cannot be checkpointed')
+  .max(4_194_304, 'no pid is that large');
+
+export const FdSchema = z.object({
+  fd: z.number().int(),
+  kind: z.enum([
+    'file',
+    'directory',
+    'pipe',
+    'unix',
+    'inet',
+    'netlink',
+    'socket',
+    'eventfd',
+    'epoll',
+    'signalfd',
+    'timerfd',
+    'inotify',
+    'io_uring',
+    'tty',
+    'device',
+    'anon',
+    'other',
+  ]),
+  target: z.string(),
+  deleted: z.boolean().optional(),
+  inode: z.number().optional(),
+  device: z.string().optional().describe('major:minor'),
+  socket: z
+    .object({
+      type: z.string().optional(),
+      state: z.string().optional(),
+      path: z.string().optional(),
+      peerInode: z.number().optional(),
+      peerOutsideTree: z.boolean().optional(),
+      proto: z.string().optional(),
+      local: z.string().optional(),
+      remote: z.string().optional(),
+    })
+    .optional(),
+});
+export type Fd = z.infer<typeof FdSchema>;
+
+export const ProcessInfoSchema = z.object({
+  pid: z.number(),
+  ppid: z.number(),
+  comm: z.string(),
+  cmdline: z.array(z.string()),
+  state: z.string(),
+  threads: z.number(),
+  namespaces: z.record(z.string(), z.number()),
+  cgroup: z.string(),
+  memory: z.object({ rss: z.number(), anonymous: z.number(), fileBacked: z.number(), shared: z.number() }),
+  fds: z.array(FdSchema),
+});
+export type ProcessInfo = z.infer<typeof ProcessInfoSchema>;
+
+export const ProcessReportSchema = z.object({
+  root: z.number(),
+  processes: z.array(ProcessInfoSchema),
+});
+export type ProcessReport = z.infer<typeof ProcessReportSchema>;
+
+export const ProblemSchema = z.object({
+  code: z.string(),
+  message: z.string(),
+  hint: z.string(),
+  pid: z.number().optional(),
+  fd: z.number().optional(),
+});
+export type Problem = z.infer<typeof ProblemSchema>;
+
+export const PreflightSchema = z.object({ checkpointable: z.boolean(), problems: z.array(ProblemSchema) });
+export type Preflight = z.infer<typeof PreflightSchema>;
+
+/** The CRIU options cryo passes through; anything else is refused before it reaches criu. */
+export const CriuOptionsSchema = z.strictObject({
+  tcpEstablished: z.boolean().default(false),
+  fileLocks: z.boolean().default(false),
+  shellJob: z.boolean().default(false),
+  externalUnixSockets: z
+    .boolean()
+    .default(false)
+    .describe('let CRIU dump unix sockets whose peer is outside the tree'),
+});
+export type CriuOptions = z.infer<typeof CriuOptionsSchema>;

@@ -1,0 +1,97 @@
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { CheckpointSchema } from '../../domain/checkpoint.js';
+import { ErrorBodySchema } from '../../domain/error-body.js';
+import { ContainerRefSchema, NameSchema } from '../../domain/names.js';
+import { CriuOptionsSchema, PidSchema, PreflightSchema, ProcessReportSchema } from '../../domain/process.js';
+import type { ProcessService } from '../../services/process-service.js';
+
+const errors = { 400: ErrorBodySchema, 401: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema };
+const pidParams = z.object({ pid: PidSchema });
+const refParams = z.object({ ref: ContainerRefSchema });
+const PreflightQuerySchema = z.strictObject({
+  tcpEstablished: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
+  shellJob: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
+  externalUnixSockets: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
+});
+const ProcessCheckpointBodySchema = z.preprocess(
+  (v) => v ?? {},
+  CriuOptionsSchema.extend({
+    name: NameSchema.optional(),
+    leaveRunning: z.boolean().default(false),
+    force: z.boolean().default(false).describe('skip the pre-flight check'),
+  }),
+);
+
+export const processRoutes: FastifyPluginAsyncZod<{ processes: ProcessService }> = async (
+  app,
+  { processes },
+) => {
+  app.get(
+    '/v1/processes/:pid',
+    {
+      schema: {
+        summary: 'What a process tree holds, from /proc',
+        params: pidParams,
+        response: { 200: ProcessReportSchema, ...errors },
+      },
+    },
+    async (request) => processes.inspect(request.params.pid),
+  );
+  app.get(
+    '/v1/processes/:pid/preflight',
+    {
+      schema: {
+        summary: 'Whether CRIU could dump this tree, and why not',
+        params: pidParams,
+        querystring: PreflightQuerySchema,
+        response: { 200: PreflightSchema, ...errors },
+      },
+    },
+    async (request) => processes.preflight(request.params.pid, { ...request.query, fileLocks: false }),
+  );
+  app.post(
+    '/v1/processes/:pid/checkpoints',
+    {
+      schema: {
+        summary: 'Checkpoint a process tree with CRIU',
+        params: pidParams,
+        body: ProcessCheckpointBodySchema,
+        response: { 201: CheckpointSchema, ...errors },
+      },
+    },
+    async (request, reply) =>
+      reply.status(201).send(await processes.checkpoint(request.params.pid, request.body)),
+  );
+  app.get(
+    '/v1/containers/:ref/processes',
+    {
+      schema: {
+        summary: "What a container's processes hold",
+        params: refParams,
+        response: { 200: ProcessReportSchema, ...errors },
+      },
+    },
+    async (request) => processes.inspectContainer(request.params.ref),
+  );
+  app.get(
+    '/v1/containers/:ref/preflight',
+    {
+      schema: {
+        summary: 'Whether a checkpoint of this container would succeed',
+        params: refParams,
+        response: { 200: PreflightSchema, ...errors },
+      },
+    },
+    async (request) => processes.preflightContainer(request.params.ref),
+  );
+};

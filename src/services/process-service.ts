@@ -1,0 +1,206 @@
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import type { Checkpoint, RestoreResult } from '../domain/checkpoint.js';
+import {
+  CheckpointNameInUseError,
+  ContainerNotFoundError,
+  ContainerNotRunningError,
+  CriuUnavailableError,
+  PreflightFailedError,
+  ProcessNotFoundError,
+  ProcessRefusedError,
+  ProcessRunningError,
+} from '../domain/errors.js';
+import { compareVersions } from '../domain/host-fit.js';
+import { CHECKPOINT_IMAGES_DIR } from '../domain/layout.js';
+import { preflightProblems } from '../domain/preflight.js';
+import {
+  CriuOptionsSchema,
+  type CriuOptions,
+  type Preflight,
+  type Problem,
+  type ProcessReport,
+} from '../domain/process.js';
+import type { CheckpointCatalog } from './checkpoint-catalog.js';
+import type { CheckpointEngine } from './checkpoint-engine.js';
+import { newId } from './checkpoint-service.js';
+import type { Clock } from './clock.js';
+import type { ContainerRuntime } from './container-runtime.js';
+import type { ImageStore } from './image-store.js';
+import { KeyedLocks } from './keyed-locks.js';
+import type { ProcessInspector } from './process-inspector.js';
+
+/** What a process checkpoint keeps beside its images, to restore it the same way. */
+export const PROCESS_RECORD = 'process.json';
+const MIN_CRIU = '4.2';
+const ZOMBIE_WAIT_MS = 10_000;
+
+const ProcessRecordSchema = z.object({ pid: z.number(), options: CriuOptionsSchema });
+
+export interface ProcessServiceDeps {
+  inspector: ProcessInspector;
+  engine: CheckpointEngine;
+  runtime: ContainerRuntime;
+  catalog: CheckpointCatalog;
+  store: ImageStore;
+  clock: Clock;
+  locks?: KeyedLocks;
+}
+
+export interface ProcessCheckpointBody extends CriuOptions {
+  name?: string | undefined;
+  leaveRunning: boolean;
+  force: boolean;
+}
+
+/** Inspects process trees, says whether CRIU can dump them, and checkpoints and restores them with CRIU. */
+export class ProcessService {
+  private readonly locks: KeyedLocks;
+
+  constructor(private readonly deps: ProcessServiceDeps) {
+    this.locks = deps.locks ?? new KeyedLocks();
+  }
+
+  async inspect(pid: number): Promise<ProcessReport> {
+    await this.requireProcess(pid);
+    return this.deps.inspector.report(pid);
+  }
+
+  async inspectContainer(ref: string): Promise<ProcessReport> {
+    return this.deps.inspector.report(await this.containerPid(ref));
+  }
+
+  async preflight(pid: number, options: CriuOptions): Promise<Preflight> {
+    await this.requireProcess(pid);
+    return this.check(pid, options);
+  }
+
+  async preflightContainer(ref: string): Promise<Preflight> {
+    // Docker's checkpoint API passes no CRIU options, so the defaults apply.
+    return this.check(await this.containerPid(ref), CriuOptionsSchema.parse({}));
+  }
+
+  async checkpoint(pid: number, body: ProcessCheckpointBody): Promise<Checkpoint> {
+    const { engine, catalog, store, clock, inspector } = this.deps;
+    await this.requireProcess(pid);
+    const started = clock.now();
+    const release = this.locks.acquire(`pid:${pid}`, 'checkpoint', `pid ${pid}`);
+    const id = newId(started);
+    let staged = false;
+    try {
+      const report = await inspector.report(pid);
+      const root = report.processes[0]!;
+      const name = body.name ?? `checkpoint-${id}`;
+      if (catalog.findByName(`pid:${pid}`, name)) throw new CheckpointNameInUseError(root.comm, name);
+      const options = CriuOptionsSchema.parse(body);
+      if (!body.force) {
+        const { problems } = await this.check(pid, options, report);
+        if (problems.length > 0) throw new PreflightFailedError(problems);
+      }
+      const dir = await store.stage(id);
+      staged = true;
+      const images = path.join(dir, CHECKPOINT_IMAGES_DIR);
+      await mkdir(images);
+      const dumpStarted = clock.now();
+      const { stats } = await engine.dump(pid, images, { ...options, leaveRunning: body.leaveRunning });
+      const dumpMs = clock.now() - dumpStarted;
+      await writeFile(path.join(dir, PROCESS_RECORD), JSON.stringify({ pid, options }), { mode: 0o600 });
+      const { sizeBytes } = await store.commit(id);
+      staged = false;
+      const checkpoint: Checkpoint = {
+        id,
+        name,
+        kind: 'process',
+        process: { pid, comm: root.comm, cmdline: root.cmdline },
+        createdAt: new Date(started).toISOString(),
+        leaveRunning: body.leaveRunning,
+        sizeBytes,
+        stats: { dumpMs, totalMs: clock.now() - started, ...stats },
+        status: 'complete',
+      };
+      try {
+        catalog.add(checkpoint);
+      } catch (err) {
+        await store.remove(id);
+        throw err;
+      }
+      return checkpoint;
+    } finally {
+      if (staged) await store.discard(id);
+      release();
+    }
+  }
+
+  /** Restores a process checkpoint detached; CRIU needs the tree's own pids, so it waits for a zombie to go. */
+  async restore(checkpoint: Checkpoint, dir: string): Promise<RestoreResult> {
+    const started = this.deps.clock.now();
+    const record = ProcessRecordSchema.parse(
+      JSON.parse(await readFile(path.join(dir, PROCESS_RECORD), 'utf8')),
+    );
+    const release = this.locks.acquire(`pid:${record.pid}`, 'restore', `pid ${record.pid}`);
+    try {
+      await this.waitGone(record.pid);
+      const images = path.join(dir, CHECKPOINT_IMAGES_DIR);
+      await rm(path.join(images, 'restored.pid'), { force: true });
+      const { pid, stats } = await this.deps.engine.restore(images, record.options);
+      return {
+        pid,
+        restoreMs: this.deps.clock.now() - started,
+        stats: {
+          ...(stats.pagesRestored !== undefined ? { pagesRestored: stats.pagesRestored } : {}),
+          ...(stats.forkingMs !== undefined ? { forkingMs: stats.forkingMs } : {}),
+          ...(stats.restoreMs !== undefined ? { restoreMs: stats.restoreMs } : {}),
+        },
+      };
+    } finally {
+      release();
+      void checkpoint;
+    }
+  }
+
+  private async check(pid: number, options: CriuOptions, known?: ProcessReport): Promise<Preflight> {
+    const report = known ?? (await this.deps.inspector.report(pid));
+    const problems: Problem[] = preflightProblems(report, options);
+    try {
+      const version = await this.deps.engine.version();
+      if (compareVersions(version, MIN_CRIU) < 0) {
+        problems.push({
+          code: 'CRIU_TOO_OLD',
+          message: `CRIU ${version} is older than ${MIN_CRIU}`,
+          hint: 'install CRIU >= 4.2 (native-scripts/install-criu.sh)',
+        });
+      }
+    } catch (err) {
+      if (!(err instanceof CriuUnavailableError)) throw err;
+      problems.push({ code: 'CRIU_UNAVAILABLE', message: err.message, hint: err.hint ?? '' });
+    }
+    return { checkpointable: problems.length === 0, problems };
+  }
+
+  private async requireProcess(pid: number): Promise<void> {
+    if (pid === process.pid || pid === process.ppid)
+      throw new ProcessRefusedError(pid, 'it is cryo itself or its parent');
+    if (!(await this.deps.inspector.exists(pid))) throw new ProcessNotFoundError(pid);
+  }
+
+  private async containerPid(ref: string): Promise<number> {
+    const container = await this.deps.runtime.inspect(ref);
+    if (!container) throw new ContainerNotFoundError(ref);
+    if (!container.running) throw new ContainerNotRunningError(ref, container.state);
+    return container.pid;
+  }
+
+  private async waitGone(pid: number): Promise<void> {
+    const deadline = this.deps.clock.now() + ZOMBIE_WAIT_MS;
+    for (;;) {
+      const state = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+      if (state === undefined) return;
+      const zombie = state.slice(state.lastIndexOf(')') + 2).startsWith('Z');
+      if (!zombie) throw new ProcessRunningError(pid);
+      // PID 1 reaps late here; CRIU cannot restore over a pid that is still a zombie.
+      if (this.deps.clock.now() > deadline) throw new ProcessRunningError(pid);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
