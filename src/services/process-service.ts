@@ -36,7 +36,11 @@ export const PROCESS_RECORD = 'process.json';
 const MIN_CRIU = '4.2';
 const ZOMBIE_WAIT_MS = 10_000;
 
-const ProcessRecordSchema = z.object({ pid: z.number(), options: CriuOptionsSchema });
+const ProcessRecordSchema = z.object({
+  pid: z.number(),
+  pids: z.array(z.number()).default([]),
+  options: CriuOptionsSchema,
+});
 
 export interface ProcessServiceDeps {
   inspector: ProcessInspector;
@@ -93,7 +97,12 @@ export class ProcessService {
       const root = report.processes[0]!;
       const name = body.name ?? `checkpoint-${id}`;
       if (catalog.findByName(`pid:${pid}`, name)) throw new CheckpointNameInUseError(root.comm, name);
-      const options = CriuOptionsSchema.parse(body);
+      const options: CriuOptions = {
+        tcpEstablished: body.tcpEstablished,
+        fileLocks: body.fileLocks,
+        shellJob: body.shellJob,
+        externalUnixSockets: body.externalUnixSockets,
+      };
       if (!body.force) {
         const { problems } = await this.check(pid, options, report);
         if (problems.length > 0) throw new PreflightFailedError(problems);
@@ -105,7 +114,11 @@ export class ProcessService {
       const dumpStarted = clock.now();
       const { stats } = await engine.dump(pid, images, { ...options, leaveRunning: body.leaveRunning });
       const dumpMs = clock.now() - dumpStarted;
-      await writeFile(path.join(dir, PROCESS_RECORD), JSON.stringify({ pid, options }), { mode: 0o600 });
+      await writeFile(
+        path.join(dir, PROCESS_RECORD),
+        JSON.stringify({ pid, pids: report.processes.map((p) => p.pid), options }),
+        { mode: 0o600 },
+      );
       const { sizeBytes } = await store.commit(id);
       staged = false;
       const checkpoint: Checkpoint = {
@@ -132,7 +145,7 @@ export class ProcessService {
     }
   }
 
-  /** Restores a process checkpoint detached; CRIU needs the tree's own pids, so it waits for a zombie to go. */
+  /** Restores a process checkpoint detached; CRIU needs the tree's own pids, so it waits for zombies to go. */
   async restore(checkpoint: Checkpoint, dir: string): Promise<RestoreResult> {
     const started = this.deps.clock.now();
     const record = ProcessRecordSchema.parse(
@@ -140,7 +153,7 @@ export class ProcessService {
     );
     const release = this.locks.acquire(`pid:${record.pid}`, 'restore', `pid ${record.pid}`);
     try {
-      await this.waitGone(record.pid);
+      for (const p of new Set([record.pid, ...record.pids])) await this.waitGone(p);
       const images = path.join(dir, CHECKPOINT_IMAGES_DIR);
       await rm(path.join(images, 'restored.pid'), { force: true });
       const { pid, stats } = await this.deps.engine.restore(images, record.options);

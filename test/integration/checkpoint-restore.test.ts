@@ -175,7 +175,7 @@ test('leaveRunning keeps the original serving, and a restore under a new name ru
   t.is(running.body.code, 'CONTAINER_RUNNING');
 });
 
-test('a failed checkpoint reports CRIU_FAILED with the log tail and leaves the container running, unpaused, with nothing stored', async (t) => {
+test('the pre-flight refuses an established connection; forced, the checkpoint fails with CRIU_FAILED and the log tail and leaves the container running, unpaused, with nothing stored', async (t) => {
   const { cryo, containers } = t.context;
   const name = containers.uniqueName('tcp');
   await containers.run({ image: NODE_IMAGE, name, publish: 8080 });
@@ -187,10 +187,23 @@ test('a failed checkpoint reports CRIU_FAILED with the log tail and leaves the c
   await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
   await sleep(300);
   try {
-    const res = await cryo.api<ErrorBody & { details: { logTail: string[] } }>(
+    const preflight = await cryo.api<ErrorBody & { details: { problems: { code: string }[] } }>(
       'POST',
       `/v1/containers/${name}/checkpoints`,
       { name: 'doomed' },
+    );
+    t.is(preflight.status, 409, 'the pre-flight refuses before anything is frozen');
+    t.is(preflight.body.code, 'PREFLIGHT_FAILED');
+    t.deepEqual(
+      preflight.body.details.problems.map((p) => p.code),
+      ['TCP_ESTABLISHED'],
+    );
+    const report = await cryo.api<{ checkpointable: boolean }>('GET', `/v1/containers/${name}/preflight`);
+    t.false(report.body.checkpointable);
+    const res = await cryo.api<ErrorBody & { details: { logTail: string[] } }>(
+      'POST',
+      `/v1/containers/${name}/checkpoints`,
+      { name: 'doomed', force: true },
     );
     t.is(res.status, 500, JSON.stringify(res.body));
     t.is(res.body.code, 'CRIU_FAILED');
@@ -235,8 +248,13 @@ test('two checkpoints of one container at once: one succeeds, the other gets 409
     leaveRunning: true,
     name: 'b',
   });
+  // Once the first checkpoint is being written (after its pre-flight), it must not be listed yet.
+  let staged: string[] = [];
+  for (let i = 0; i < 100 && staged.length === 0; i++) {
+    staged = await readdir(path.join(cryo.dataDir, 'staging'));
+    if (staged.length === 0) await sleep(20);
+  }
   const during = await cryo.api<{ checkpoints: Checkpoint[] }>('GET', `/v1/checkpoints?container=${name}`);
-  const staged = await readdir(path.join(cryo.dataDir, 'staging'));
   const done = await first;
 
   t.is(second.status, 409, JSON.stringify(second.body));

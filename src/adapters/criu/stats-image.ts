@@ -14,9 +14,9 @@ const DUMP_FIELDS: Record<number, keyof CriuStats> = {
   7: 'pagesWritten',
 };
 const RESTORE_FIELDS: Record<number, keyof CriuStats> = {
-  1: 'pagesRestored',
   3: 'forkingMs',
   4: 'restoreMs',
+  5: 'pagesRestored',
 };
 const TIMES = new Set<keyof CriuStats>([
   'freezingMs',

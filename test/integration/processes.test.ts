@@ -1,0 +1,331 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import anyTest, { type TestFn } from 'ava';
+import { execa } from 'execa';
+import type { Checkpoint, RestoreResult } from '../../src/domain/checkpoint.js';
+import type { ErrorBody } from '../../src/domain/error-body.js';
+import type { Preflight, ProcessReport } from '../../src/domain/process.js';
+import { freePort, sleep } from '../helpers/containers.js';
+import { TestCryo } from '../helpers/cryo.js';
+import { requirePrerequisites } from '../helpers/prerequisites.js';
+
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+const ECHO = path.join(repoRoot, 'fixtures/workloads/echo.js');
+
+interface Ctx {
+  cryo: TestCryo;
+  dir: string;
+  pids: Set<number>;
+}
+const test = anyTest as TestFn<Ctx>;
+
+test.before(async (t) => {
+  await requirePrerequisites();
+  t.context = {
+    cryo: await TestCryo.start(),
+    dir: await mkdtemp(path.join(os.tmpdir(), 'cryo-proc-')),
+    pids: new Set(),
+  };
+});
+
+test.after.always(async (t) => {
+  for (const pid of t.context.pids ?? []) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  }
+  await t.context.cryo?.stop();
+  await rm(t.context.dir, { recursive: true, force: true });
+});
+
+/** Starts a detached process tree (own session, no terminal); it is killed when the tests end. */
+function spawnDetached(
+  t: { context: Ctx },
+  command: string,
+  args: string[],
+  env: Record<string, string> = {},
+): number {
+  const child = execa(command, args, {
+    env,
+    detached: true,
+    stdin: 'ignore',
+    stdout: 'ignore',
+    stderr: 'ignore',
+    reject: false,
+  });
+  child.catch(() => undefined);
+  t.context.pids.add(child.pid!);
+  return child.pid!;
+}
+
+async function connectEcho(
+  port: number,
+): Promise<{ ask: (line: string) => Promise<string>; socket: net.Socket }> {
+  for (let i = 0; ; i++) {
+    try {
+      const socket = await new Promise<net.Socket>((resolve, reject) => {
+        const s = net.connect(port, '127.0.0.1');
+        s.once('connect', () => resolve(s)).once('error', reject);
+      });
+      let buffered = '';
+      const waiting: ((line: string) => void)[] = [];
+      socket.on('data', (chunk) => {
+        buffered += chunk.toString();
+        let n;
+        while ((n = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, n);
+          buffered = buffered.slice(n + 1);
+          waiting.shift()?.(line);
+        }
+      });
+      const ask = (line: string) =>
+        new Promise<string>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`no answer to ${line}`)), 10_000);
+          waiting.push((l) => {
+            clearTimeout(timer);
+            resolve(l);
+          });
+          socket.write(`${line}\n`);
+        });
+      return { ask, socket };
+    } catch (err) {
+      if (i > 50) throw err;
+      await sleep(100);
+    }
+  }
+}
+
+async function waitForFd(pid: number, kind: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const links = await execa('ls', ['-l', `/proc/${pid}/fd`], { reject: false });
+    if (links.stdout.includes(kind)) return;
+    await sleep(100);
+  }
+  throw new Error(`pid ${pid} never opened ${kind}`);
+}
+
+test.serial(
+  'an established TCP connection: the pre-flight reports it, and a dump with tcpEstablished keeps it across the restore',
+  async (t) => {
+    const { cryo } = t.context;
+    const port = await freePort();
+    const pid = spawnDetached(t, 'node', [ECHO], { ECHO_PORT: String(port) });
+    const client = await connectEcho(port);
+    t.is(await client.ask('one'), '1 one');
+
+    const report = await cryo.api<ProcessReport>('GET', `/v1/processes/${pid}`);
+    t.is(report.status, 200);
+    const root = report.body.processes[0]!;
+    t.is(root.pid, pid);
+    t.is(root.comm, 'node');
+    t.true(root.memory.rss > 0 && root.threads >= 1);
+    t.truthy(root.namespaces.net);
+    const conn = root.fds.find((f) => f.kind === 'inet' && f.socket?.state === 'ESTABLISHED');
+    t.truthy(conn, JSON.stringify(root.fds));
+    t.is(conn?.socket?.local, `127.0.0.1:${port}`);
+    t.true(root.fds.some((f) => f.kind === 'inet' && f.socket?.state === 'LISTEN'));
+    t.true(root.fds.some((f) => f.kind === 'epoll'));
+
+    const pre = await cryo.api<Preflight>('GET', `/v1/processes/${pid}/preflight`);
+    t.false(pre.body.checkpointable);
+    t.deepEqual(
+      pre.body.problems.map((p) => p.code),
+      ['TCP_ESTABLISHED'],
+    );
+    const preOk = await cryo.api<Preflight>('GET', `/v1/processes/${pid}/preflight?tcpEstablished=true`);
+    t.true(preOk.body.checkpointable);
+
+    const refused = await cryo.api<ErrorBody & { details: { problems: { code: string }[] } }>(
+      'POST',
+      `/v1/processes/${pid}/checkpoints`,
+      {},
+    );
+    t.is(refused.status, 409);
+    t.is(refused.body.code, 'PREFLIGHT_FAILED');
+    t.deepEqual(
+      refused.body.details.problems.map((p) => p.code),
+      ['TCP_ESTABLISHED'],
+    );
+    t.is(await client.ask('still'), '2 still', 'refused before anything was frozen');
+
+    const created = await cryo.api<Checkpoint>('POST', `/v1/processes/${pid}/checkpoints`, {
+      name: 'echo',
+      tcpEstablished: true,
+    });
+    t.is(created.status, 201, JSON.stringify(created.body));
+    t.is(created.body.kind, 'process');
+    t.is(created.body.process?.pid, pid);
+    t.true(
+      (created.body.stats.frozenMs ?? 0) > 0 && (created.body.stats.pagesWritten ?? 0) > 0,
+      JSON.stringify(created.body.stats),
+    );
+    const listed = (await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body.checkpoints;
+    t.true(
+      listed.some((c) => c.id === created.body.id),
+      'listed with the others',
+    );
+
+    const restored = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${created.body.id}/restore`);
+    t.is(restored.status, 201, JSON.stringify(restored.body));
+    t.is(restored.body.pid, pid, 'CRIU restores the tree under its own pids');
+    t.is(
+      await client.ask('again'),
+      '3 again',
+      'the same client connection gets an answer, and the count goes on',
+    );
+    client.socket.destroy();
+  },
+);
+
+test.serial('a deleted file and a pipe with data in it survive a dump and restore', async (t) => {
+  const { cryo, dir } = t.context;
+  const deleted = path.join(dir, 'deleted.txt');
+  const out = path.join(dir, 'pipe.out');
+  const out2 = path.join(dir, 'deleted.out');
+  await writeFile(deleted, 'contents of a deleted file');
+  const script = `exec 3<${deleted}; rm ${deleted}; printf data-in-the-pipe | (sleep 4; cat > ${out}); cat <&3 > ${out2}; sleep 1000`;
+  const pid = spawnDetached(t, 'sh', ['-c', script]);
+  await sleep(700);
+  const report = (await cryo.api<ProcessReport>('GET', `/v1/processes/${pid}`)).body;
+  t.true(report.processes.length >= 2, 'the tree has the shell and its children');
+  t.true(
+    report.processes.some((p) => p.fds.some((f) => f.kind === 'file' && f.deleted)),
+    'the deleted file is seen',
+  );
+  t.true(report.processes.some((p) => p.fds.some((f) => f.kind === 'pipe')));
+  t.true((await cryo.api<Preflight>('GET', `/v1/processes/${pid}/preflight`)).body.checkpointable);
+
+  const created = await cryo.api<Checkpoint>('POST', `/v1/processes/${pid}/checkpoints`, {});
+  t.is(created.status, 201, JSON.stringify(created.body));
+  await sleep(500);
+  const restored = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${created.body.id}/restore`);
+  t.is(restored.status, 201, JSON.stringify(restored.body));
+  for (let i = 0; i < 100; i++) {
+    if ((await readFile(out2, 'utf8').catch(() => '')).length > 0) break;
+    await sleep(100);
+  }
+  t.is(await readFile(out, 'utf8'), 'data-in-the-pipe', 'the data in the pipe came back');
+  t.is(await readFile(out2, 'utf8'), 'contents of a deleted file', 'the deleted file came back');
+});
+
+test.serial(
+  'io_uring, a unix socket to an outside peer, a device and a foreign terminal: refused by the pre-flight, and a forced dump really fails',
+  async (t) => {
+    const { cryo, dir } = t.context;
+    const peerPath = path.join(dir, 'peer.sock');
+    const peer = net.createServer((s) => s.on('error', () => undefined)).listen(peerPath);
+    t.teardown(() => peer.close());
+    const cases: { code: string; start: () => Promise<number>; body?: Record<string, unknown> }[] = [
+      {
+        code: 'IO_URING',
+        start: async () => {
+          const pid = spawnDetached(t, 'node', [ECHO], {
+            ECHO_PORT: String(await freePort()),
+            UV_USE_IO_URING: '1',
+            ECHO_READ_FILE: '/etc/hostname',
+          });
+          await waitForFd(pid, 'io_uring');
+          return pid;
+        },
+      },
+      {
+        code: 'UNIX_SOCKET_EXTERNAL_PEER',
+        start: async () => {
+          const pid = spawnDetached(t, 'node', [ECHO], {
+            ECHO_PORT: String(await freePort()),
+            ECHO_UNIX_PEER: peerPath,
+          });
+          await waitForFd(pid, 'socket');
+          await sleep(500);
+          return pid;
+        },
+      },
+      {
+        code: 'DEVICE_FILE',
+        start: async () => {
+          const pid = spawnDetached(t, 'node', [ECHO], {
+            ECHO_PORT: String(await freePort()),
+            ECHO_OPEN: '/dev/kvm',
+          });
+          await waitForFd(pid, '/dev/kvm');
+          return pid;
+        },
+      },
+      {
+        code: 'TTY_NOT_OWNED',
+        start: async () => {
+          const script = spawnDetached(t, 'script', ['-q', '-c', 'sleep 1000', '/dev/null']);
+          for (let i = 0; i < 100; i++) {
+            const child = (await execa('pgrep', ['-P', String(script)], { reject: false })).stdout
+              .split('\n')
+              .filter(Boolean)[0];
+            if (child) return Number(child);
+            await sleep(100);
+          }
+          throw new Error('script started no child');
+        },
+      },
+    ];
+    for (const c of cases) {
+      const pid = await c.start();
+      const pre = await cryo.api<Preflight>('GET', `/v1/processes/${pid}/preflight`);
+      t.is(pre.status, 200);
+      t.false(pre.body.checkpointable, c.code);
+      t.true(
+        pre.body.problems.some((p) => p.code === c.code && p.pid !== undefined && p.hint.length > 0),
+        `${c.code}: ${JSON.stringify(pre.body.problems)}`,
+      );
+      const refused = await cryo.api<ErrorBody>('POST', `/v1/processes/${pid}/checkpoints`, {
+        leaveRunning: true,
+      });
+      t.is(refused.status, 409, c.code);
+      t.is(refused.body.code, 'PREFLIGHT_FAILED');
+      const forced = await cryo.api<ErrorBody & { details: { logTail: string[] } }>(
+        'POST',
+        `/v1/processes/${pid}/checkpoints`,
+        { leaveRunning: true, force: true },
+      );
+      t.is(forced.status, 500, `${c.code}: a forced dump must really fail: ${JSON.stringify(forced.body)}`);
+      t.is(forced.body.code, 'CRIU_FAILED', c.code);
+      t.true(
+        forced.body.details.logTail.some((l) => /Error/.test(l)),
+        `${c.code}: ${forced.body.details.logTail.join('\n')}`,
+      );
+      t.true(
+        (await execa('kill', ['-0', String(pid)], { reject: false })).exitCode === 0,
+        `${c.code}: the process still runs`,
+      );
+    }
+  },
+);
+
+test.serial('bad pids get clear 4xx errors', async (t) => {
+  const { cryo } = t.context;
+  for (const pid of ['0', '-5', '1', 'abc', '1.5']) {
+    const res = await cryo.api<ErrorBody>('GET', `/v1/processes/${pid}`);
+    t.is(res.status, 400, pid);
+    t.is(res.body.code, 'VALIDATION_FAILED', pid);
+    const post = await cryo.api<ErrorBody>('POST', `/v1/processes/${pid}/checkpoints`, {});
+    t.is(post.status, 400, pid);
+  }
+  const missing = await cryo.api<ErrorBody>('GET', '/v1/processes/4000000');
+  t.is(missing.status, 404);
+  t.is(missing.body.code, 'PROCESS_NOT_FOUND');
+  const self = await cryo.api<ErrorBody>('POST', `/v1/processes/${process.pid}/checkpoints`, {});
+  t.is(self.status, 400);
+  t.is(self.body.code, 'PROCESS_REFUSED');
+  const unknownOption = await cryo.api<ErrorBody>('POST', `/v1/processes/${process.pid}/checkpoints`, {
+    evasiveDevices: true,
+  });
+  t.is(unknownOption.status, 400);
+  t.is(unknownOption.body.code, 'VALIDATION_FAILED');
+});
