@@ -10,6 +10,7 @@ import type { CheckpointCatalog } from './checkpoint-catalog.js';
 import { newId, readManifest, type CheckpointService } from './checkpoint-service.js';
 import type { Clock } from './clock.js';
 import type { ImageStore } from './image-store.js';
+import { publishCheckpoint } from './publish-checkpoint.js';
 
 export interface ArchiveServiceDeps {
   checkpoints: CheckpointService;
@@ -57,21 +58,23 @@ export class ArchiveService {
   async import(input: Readable): Promise<Checkpoint> {
     const { store, catalog, codec, clock } = this.deps;
     const id = newId(clock.now());
-    const dir = await store.stage(id);
-    let committed = false;
-    try {
-      const manifest = await codec.extract(input, dir, {
-        maxBytes: this.deps.maxImportBytes,
-        onManifest: (m) => {
-          if (catalog.findByName(m.container.id, m.checkpoint.name)) {
-            throw new CheckpointNameInUseError(m.container.name, m.checkpoint.name);
-          }
-        },
-      });
-      requireRestorable(manifest);
-      const { sizeBytes } = await store.commit(id);
-      committed = true;
-      const checkpoint: Checkpoint = {
+    return publishCheckpoint(
+      store,
+      catalog,
+      id,
+      async (dir) => {
+        const manifest = await codec.extract(input, dir, {
+          maxBytes: this.deps.maxImportBytes,
+          onManifest: (m) => {
+            if (catalog.findByName(m.container.id, m.checkpoint.name)) {
+              throw new CheckpointNameInUseError(m.container.name, m.checkpoint.name);
+            }
+          },
+        });
+        requireRestorable(manifest);
+        return manifest;
+      },
+      (manifest, sizeBytes) => ({
         id,
         name: manifest.checkpoint.name,
         kind: 'container',
@@ -81,14 +84,8 @@ export class ArchiveService {
         sizeBytes,
         stats: { dumpMs: manifest.checkpoint.dumpMs, totalMs: manifest.checkpoint.dumpMs },
         status: 'complete',
-      };
-      catalog.add(checkpoint);
-      return checkpoint;
-    } catch (err) {
-      if (committed) await store.remove(id);
-      else await store.discard(id);
-      throw err;
-    }
+      }),
+    );
   }
 
   /** The manifest with every entry's size and sha256, computed once and kept in the checkpoint. */

@@ -37,6 +37,7 @@ import { localHost, type HostInfo } from './host-info.js';
 import type { ImageStore } from './image-store.js';
 import { KeyedLocks } from './keyed-locks.js';
 import type { ProcessService } from './process-service.js';
+import { publishCheckpoint } from './publish-checkpoint.js';
 import type { RootfsChanges } from './rootfs-changes.js';
 
 export interface CheckpointServiceDeps {
@@ -74,7 +75,6 @@ export class CheckpointService {
     // Lock before looking at the state: a container being dumped shows as paused for a while.
     const release = this.locks.acquire(container.id, 'checkpoint', `container "${container.name}"`);
     const id = newId(started);
-    let staged = false;
     try {
       if (!container.running || container.paused) throw new ContainerNotRunningError(ref, container.state);
       const name = body.name ?? `checkpoint-${id}`;
@@ -84,68 +84,62 @@ export class CheckpointService {
         const preflight = await this.deps.processes.preflightContainer(container.id);
         if (!preflight.checkpointable) throw new PreflightFailedError(preflight.problems);
       }
-
-      const dir = await store.stage(id);
-      staged = true;
-      const spec = (await runtime.runtimeSpec(container.id)) ?? fallbackSpec(container.config);
-      const dumpStarted = clock.now();
-      try {
-        await runtime.checkpoint(container.id, {
-          checkpointId: id,
-          parentDir: dir,
-          exit: !body.leaveRunning,
-        });
-      } finally {
-        // A failed (or a leave-running) checkpoint must never leave the container paused or frozen.
-        await runtime.ensureNotFrozen(container.id);
-      }
-      const dumpMs = clock.now() - dumpStarted;
-      await rename(path.join(dir, id), path.join(dir, CHECKPOINT_IMAGES_DIR));
-      const rootfs = await this.deps.rootfs.record(container.id, dir);
-      const mounts = await this.deps.rootfs.recordMounts(container.id, dir, body.includeVolumes ?? false);
       const createdAt = new Date(started);
-      const network = networkStatus(container.config);
-      await writeJson(path.join(dir, DOCKER_CONFIG), container.config);
-      await writeJson(path.join(dir, CONFIG_DUMP), configDump(container.config, createdAt));
-      await writeJson(path.join(dir, SPEC_DUMP), spec);
-      if (network) await writeJson(path.join(dir, NETWORK_STATUS), network);
-      const manifest: Manifest = {
-        formatVersion: ARCHIVE_FORMAT_VERSION,
-        cryoVersion: CRYO_VERSION,
-        createdAt: createdAt.toISOString(),
-        checkpoint: { id, name, leaveRunning: body.leaveRunning, dumpMs },
-        container: { id: container.id, name: container.name },
-        image: { ref: container.image, id: container.imageId },
-        source: { ...this.host, criuVersion },
-        mounts,
-        rootfs,
-        // Entries are hashed on the first export, so that checkpoints stay as fast as the dump itself.
-        entries: [],
-      };
-      await writeJson(path.join(dir, CRYO_MANIFEST), manifest);
-      const { sizeBytes } = await store.commit(id);
-      staged = false;
-
-      const checkpoint: Checkpoint = {
+      return await publishCheckpoint(
+        store,
+        catalog,
         id,
-        name,
-        kind: 'container',
-        container: { id: container.id, name: container.name, image: container.image },
-        createdAt: createdAt.toISOString(),
-        leaveRunning: body.leaveRunning,
-        sizeBytes,
-        stats: { dumpMs, totalMs: clock.now() - started },
-        status: 'complete',
-      };
-      try {
-        catalog.add(checkpoint);
-      } catch (err) {
-        await store.remove(id);
-        throw err;
-      }
-      return checkpoint;
+        async (dir) => {
+          const spec = (await runtime.runtimeSpec(container.id)) ?? fallbackSpec(container.config);
+          const dumpStarted = clock.now();
+          try {
+            await runtime.checkpoint(container.id, {
+              checkpointId: id,
+              parentDir: dir,
+              exit: !body.leaveRunning,
+            });
+          } finally {
+            // A failed (or a leave-running) checkpoint must never leave the container paused or frozen.
+            await runtime.ensureNotFrozen(container.id);
+          }
+          const dumpMs = clock.now() - dumpStarted;
+          await rename(path.join(dir, id), path.join(dir, CHECKPOINT_IMAGES_DIR));
+          const rootfs = await this.deps.rootfs.record(container.id, dir);
+          const mounts = await this.deps.rootfs.recordMounts(container.id, dir, body.includeVolumes ?? false);
+          const network = networkStatus(container.config);
+          await writeJson(path.join(dir, DOCKER_CONFIG), container.config);
+          await writeJson(path.join(dir, CONFIG_DUMP), configDump(container.config, createdAt));
+          await writeJson(path.join(dir, SPEC_DUMP), spec);
+          if (network) await writeJson(path.join(dir, NETWORK_STATUS), network);
+          const manifest: Manifest = {
+            formatVersion: ARCHIVE_FORMAT_VERSION,
+            cryoVersion: CRYO_VERSION,
+            createdAt: createdAt.toISOString(),
+            checkpoint: { id, name, leaveRunning: body.leaveRunning, dumpMs },
+            container: { id: container.id, name: container.name },
+            image: { ref: container.image, id: container.imageId },
+            source: { ...this.host, criuVersion },
+            mounts,
+            rootfs,
+            // Entries are hashed on the first export, so that checkpoints stay as fast as the dump itself.
+            entries: [],
+          };
+          await writeJson(path.join(dir, CRYO_MANIFEST), manifest);
+          return dumpMs;
+        },
+        (dumpMs, sizeBytes) => ({
+          id,
+          name,
+          kind: 'container',
+          container: { id: container.id, name: container.name, image: container.image },
+          createdAt: createdAt.toISOString(),
+          leaveRunning: body.leaveRunning,
+          sizeBytes,
+          stats: { dumpMs, totalMs: clock.now() - started },
+          status: 'complete',
+        }),
+      );
     } finally {
-      if (staged) await store.discard(id);
       release();
     }
   }

@@ -144,7 +144,7 @@ export class MigrationService {
   ): Promise<void> {
     const { runtime, checkpoints, archives, clock } = this.deps;
     try {
-      if (imagePresent) this.skip(migration, 'image', 'the target has the image');
+      if (imagePresent) this.markSkipped(migration, 'image', 'the target has the image');
       else
         await this.phase(migration, 'image', async () =>
           peer.loadImage(await runtime.saveImage(container.imageId)),
@@ -241,7 +241,7 @@ export class MigrationService {
     }
   }
 
-  private skip(migration: Migration, name: MigrationPhaseName, detail: string): void {
+  private markSkipped(migration: Migration, name: MigrationPhaseName, detail: string): void {
     migration.phases.push({
       name,
       startedAt: new Date(this.deps.clock.now()).toISOString(),

@@ -30,6 +30,7 @@ import type { ContainerRuntime } from './container-runtime.js';
 import type { ImageStore } from './image-store.js';
 import { KeyedLocks } from './keyed-locks.js';
 import type { ProcessInspector } from './process-inspector.js';
+import { publishCheckpoint } from './publish-checkpoint.js';
 
 /** What a process checkpoint keeps beside its images, to restore it the same way. */
 export const PROCESS_RECORD = 'process.json';
@@ -91,7 +92,6 @@ export class ProcessService {
     const started = clock.now();
     const release = this.locks.acquire(`pid:${pid}`, 'checkpoint', `pid ${pid}`);
     const id = newId(started);
-    let staged = false;
     try {
       const report = await inspector.report(pid);
       const root = report.processes[0]!;
@@ -107,40 +107,33 @@ export class ProcessService {
         const { problems } = await this.check(pid, options, report);
         if (problems.length > 0) throw new PreflightFailedError(problems);
       }
-      const dir = await store.stage(id);
-      staged = true;
-      const images = path.join(dir, CHECKPOINT_IMAGES_DIR);
-      await mkdir(images);
-      const dumpStarted = clock.now();
-      const { stats } = await engine.dump(pid, images, { ...options, leaveRunning: body.leaveRunning });
-      const dumpMs = clock.now() - dumpStarted;
-      await writeFile(
-        path.join(dir, PROCESS_RECORD),
-        JSON.stringify({ pid, pids: report.processes.map((p) => p.pid), options }),
-        { mode: 0o600 },
-      );
-      const { sizeBytes } = await store.commit(id);
-      staged = false;
-      const checkpoint: Checkpoint = {
+      return await publishCheckpoint(
+        store,
+        catalog,
         id,
-        name,
-        kind: 'process',
-        process: { pid, comm: root.comm, cmdline: root.cmdline },
-        createdAt: new Date(started).toISOString(),
-        leaveRunning: body.leaveRunning,
-        sizeBytes,
-        stats: { dumpMs, totalMs: clock.now() - started, ...stats },
-        status: 'complete',
-      };
-      try {
-        catalog.add(checkpoint);
-      } catch (err) {
-        await store.remove(id);
-        throw err;
-      }
-      return checkpoint;
+        async (dir) => {
+          const images = path.join(dir, CHECKPOINT_IMAGES_DIR);
+          await mkdir(images);
+          const dumpStarted = clock.now();
+          const { stats } = await engine.dump(pid, images, { ...options, leaveRunning: body.leaveRunning });
+          const dumpMs = clock.now() - dumpStarted;
+          const record = { pid, pids: report.processes.map((p) => p.pid), options };
+          await writeFile(path.join(dir, PROCESS_RECORD), JSON.stringify(record), { mode: 0o600 });
+          return { dumpMs, stats };
+        },
+        ({ dumpMs, stats }, sizeBytes) => ({
+          id,
+          name,
+          kind: 'process',
+          process: { pid, comm: root.comm, cmdline: root.cmdline },
+          createdAt: new Date(started).toISOString(),
+          leaveRunning: body.leaveRunning,
+          sizeBytes,
+          stats: { dumpMs, totalMs: clock.now() - started, ...stats },
+          status: 'complete',
+        }),
+      );
     } finally {
-      if (staged) await store.discard(id);
       release();
     }
   }

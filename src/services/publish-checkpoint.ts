@@ -1,0 +1,34 @@
+import type { Checkpoint } from '../domain/checkpoint.js';
+import type { CheckpointCatalog } from './checkpoint-catalog.js';
+import type { ImageStore } from './image-store.js';
+
+/**
+ * The one way a checkpoint comes into being: its files are written into a staging directory by `fill`, then
+ * made durable and visible (fsync, rename) and catalogued. Whatever fails on the way, nothing is left behind.
+ */
+export async function publishCheckpoint<T>(
+  store: ImageStore,
+  catalog: CheckpointCatalog,
+  id: string,
+  fill: (dir: string) => Promise<T>,
+  describe: (filled: T, sizeBytes: number) => Checkpoint,
+): Promise<Checkpoint> {
+  const dir = await store.stage(id);
+  let filled: T;
+  let sizeBytes: number;
+  try {
+    filled = await fill(dir);
+    ({ sizeBytes } = await store.commit(id));
+  } catch (err) {
+    await store.discard(id);
+    throw err;
+  }
+  const checkpoint = describe(filled, sizeBytes);
+  try {
+    catalog.add(checkpoint);
+  } catch (err) {
+    await store.remove(id);
+    throw err;
+  }
+  return checkpoint;
+}
