@@ -2,6 +2,7 @@ import { TarArchiveCodec } from './adapters/archive/tar-archive-codec.js';
 import { CronerCron } from './adapters/cron/croner-cron.js';
 import type { Db } from './adapters/store/database.js';
 import { SqliteCheckpointCatalog } from './adapters/store/sqlite-checkpoint-catalog.js';
+import { SqliteMigrationStore } from './adapters/store/sqlite-migration-store.js';
 import { SqliteScheduleStore } from './adapters/store/sqlite-schedule-store.js';
 import { ArchiveService } from './services/archive-service.js';
 import { CheckpointService } from './services/checkpoint-service.js';
@@ -64,6 +65,7 @@ export function createServices(d: ServiceDeps) {
     connect: d.connect,
     clock: d.clock,
     retentionMs: d.migrationRetentionMs,
+    store: new SqliteMigrationStore(d.db),
   });
   const host = new HostService(d.runtime, d.engine, d.dataDir);
   const health = new HealthService(d.runtime, d.engine);

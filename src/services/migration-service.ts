@@ -17,6 +17,7 @@ import type { CheckpointEngine } from './checkpoint-engine.js';
 import type { Clock } from './clock.js';
 import type { ContainerInfo, ContainerRuntime } from './container-runtime.js';
 import { localHost } from './host-info.js';
+import type { MigrationStore } from './migration-store.js';
 import type { PeerAgent, PeerConnector } from './peer-agent.js';
 
 export interface MigrationServiceDeps {
@@ -28,6 +29,7 @@ export interface MigrationServiceDeps {
   clock: Clock;
   /** How long a migration's checkpoint is kept, on both sides, after it was taken. */
   retentionMs: number;
+  store: MigrationStore;
 }
 
 /** Checkpoints made by migrations carry this name prefix, here and on the target (the archive keeps the name). */
@@ -45,6 +47,20 @@ export class MigrationService {
 
   constructor(private readonly deps: MigrationServiceDeps) {
     this.events.setMaxListeners(0);
+    for (const m of deps.store.list()) {
+      // A migration still running when cryo stopped did not finish; its checkpoint is kept on this side.
+      if (m.status === 'running') {
+        m.status = 'failed';
+        m.endedAt = m.endedAt ?? new Date(deps.clock.now()).toISOString();
+        m.error = m.error ?? {
+          phase: m.phases.at(-1)?.name ?? 'preflight',
+          code: 'INTERRUPTED',
+          message: 'cryo stopped during the migration',
+        };
+        deps.store.save(m);
+      }
+      this.migrations.set(m.id, m);
+    }
   }
 
   /** Starts the hourly removal of migration checkpoints older than the retention period. */
@@ -272,6 +288,7 @@ export class MigrationService {
   }
 
   private emit(migration: Migration): void {
+    this.deps.store.save(migration);
     this.events.emit('update', structuredClone(migration));
   }
 }

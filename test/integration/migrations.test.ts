@@ -235,5 +235,12 @@ test.serial(
         ['failed', 'TARGET_UNREACHABLE'],
       ],
     );
+    await cryo.restart();
+    const kept = (await cryo.api<{ migrations: Migration[] }>('GET', '/v1/migrations')).body.migrations;
+    t.deepEqual(
+      kept.filter((m) => m.container.name === name),
+      failed,
+      'the migration history survives a restart',
+    );
   },
 );

@@ -26,6 +26,11 @@ const MIGRATIONS = [
      body TEXT NOT NULL
    )`,
   `CREATE INDEX schedule_runs_schedule ON schedule_runs (schedule_id, started_at)`,
+  `CREATE TABLE migrations (
+     id TEXT PRIMARY KEY,
+     started_at TEXT NOT NULL,
+     body TEXT NOT NULL
+   )`,
 ];
 
 /** Opens the catalog database (WAL, synchronous=FULL) and brings its schema up to date. */
