@@ -130,6 +130,11 @@ function flags(o: CriuOptions): string[] {
   ];
 }
 
+/** CRIU's stats; a missing or unreadable stats image only means no stats, never a failed dump or restore. */
 async function readStats(file: string) {
-  return parseStatsImage(await readFile(file).catch(() => Buffer.alloc(0)));
+  try {
+    return parseStatsImage(await readFile(file));
+  } catch {
+    return {};
+  }
 }
