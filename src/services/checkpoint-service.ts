@@ -81,7 +81,7 @@ export class CheckpointService {
       if (catalog.findByName(container.id, name)) throw new CheckpointNameInUseError(container.name, name);
       const criuVersion = await this.requireCheckpointSupport();
       if (!body.force && this.deps.processes) {
-        const preflight = await this.deps.processes.preflightContainer(container.id);
+        const preflight = await this.deps.processes.preflightContainerPid(container.pid);
         if (!preflight.checkpointable) throw new PreflightFailedError(preflight.problems);
       }
       const createdAt = new Date(started);
@@ -156,7 +156,7 @@ export class CheckpointService {
 
   async remove(id: string): Promise<void> {
     this.get(id);
-    if ((this.users.get(id) ?? 0) > 0) throw new CheckpointInUseError(id);
+    if (this.isInUse(id)) throw new CheckpointInUseError(id);
     this.deps.catalog.remove(id);
     await this.deps.store.remove(id);
   }
@@ -195,7 +195,7 @@ export class CheckpointService {
     return this.using(id, async (checkpoint, dir) => {
       if (checkpoint.kind === 'process') {
         if (!this.deps.processes) throw new Error('process restores are not wired');
-        return this.deps.processes.restore(checkpoint, dir);
+        return this.deps.processes.restore(dir);
       }
       const criuVersion = await this.requireCheckpointSupport();
       const manifest = await readManifest(dir);

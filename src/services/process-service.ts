@@ -37,6 +37,9 @@ export const PROCESS_RECORD = 'process.json';
 const MIN_CRIU = '4.2';
 const ZOMBIE_WAIT_MS = 10_000;
 
+// Docker's checkpoint API passes no CRIU options, so a container is dumped with the defaults.
+const DOCKER_CRIU_OPTIONS: CriuOptions = CriuOptionsSchema.parse({});
+
 const ProcessRecordSchema = z.object({
   pid: z.number(),
   pids: z.array(z.number()).default([]),
@@ -82,8 +85,12 @@ export class ProcessService {
   }
 
   async preflightContainer(ref: string): Promise<Preflight> {
-    // Docker's checkpoint API passes no CRIU options, so the defaults apply.
-    return this.check(await this.containerPid(ref), CriuOptionsSchema.parse({}));
+    return this.preflightContainerPid(await this.containerPid(ref));
+  }
+
+  /** The pre-flight of a container whose main pid the caller already knows. */
+  preflightContainerPid(pid: number): Promise<Preflight> {
+    return this.check(pid, DOCKER_CRIU_OPTIONS);
   }
 
   async checkpoint(pid: number, body: ProcessCheckpointBody): Promise<Checkpoint> {
@@ -139,7 +146,7 @@ export class ProcessService {
   }
 
   /** Restores a process checkpoint detached; CRIU needs the tree's own pids, so it waits for zombies to go. */
-  async restore(checkpoint: Checkpoint, dir: string): Promise<RestoreResult> {
+  async restore(dir: string): Promise<RestoreResult> {
     const started = this.deps.clock.now();
     const record = ProcessRecordSchema.parse(
       JSON.parse(await readFile(path.join(dir, PROCESS_RECORD), 'utf8')),
@@ -150,18 +157,9 @@ export class ProcessService {
       const images = path.join(dir, CHECKPOINT_IMAGES_DIR);
       await rm(path.join(images, 'restored.pid'), { force: true });
       const { pid, stats } = await this.deps.engine.restore(images, record.options);
-      return {
-        pid,
-        restoreMs: this.deps.clock.now() - started,
-        stats: {
-          ...(stats.pagesRestored !== undefined ? { pagesRestored: stats.pagesRestored } : {}),
-          ...(stats.forkingMs !== undefined ? { forkingMs: stats.forkingMs } : {}),
-          ...(stats.restoreMs !== undefined ? { restoreMs: stats.restoreMs } : {}),
-        },
-      };
+      return { pid, restoreMs: this.deps.clock.now() - started, stats };
     } finally {
       release();
-      void checkpoint;
     }
   }
 

@@ -167,8 +167,11 @@ export class DockerContainerRuntime implements ContainerRuntime {
   }
 
   async runtimeSpec(containerId: string): Promise<unknown> {
-    const execRoot = this.options.execRoot ?? '/var/run/docker';
-    const bundle = path.join(execRoot, 'containerd/daemon/io.containerd.runtime.v2.task/moby', containerId);
+    const bundle = path.join(
+      this.execRoot(),
+      'containerd/daemon/io.containerd.runtime.v2.task/moby',
+      containerId,
+    );
     const text = await readFile(path.join(bundle, 'config.json'), 'utf8').catch(() => undefined);
     return text === undefined ? undefined : (JSON.parse(text) as unknown);
   }
@@ -204,6 +207,10 @@ export class DockerContainerRuntime implements ContainerRuntime {
   async volumeNames(): Promise<Set<string>> {
     const list = await this.call(() => this.docker.listVolumes());
     return new Set((list.Volumes ?? []).map((v) => v.Name));
+  }
+
+  private execRoot(): string {
+    return this.options.execRoot ?? '/var/run/docker';
   }
 
   private checkpointApi(containerId: string): CheckpointingContainer {
@@ -246,8 +253,9 @@ export class DockerContainerRuntime implements ContainerRuntime {
 
   private async containerdSocket(): Promise<string | undefined> {
     if (this.options.containerdSocket) return this.options.containerdSocket;
+    // dockerd runs its own containerd under its exec root, unless a system containerd was there first.
     for (const candidate of [
-      '/var/run/docker/containerd/containerd.sock',
+      path.join(this.execRoot(), 'containerd/containerd.sock'),
       '/run/containerd/containerd.sock',
     ]) {
       if (await exists(candidate)) return candidate;
