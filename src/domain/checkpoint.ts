@@ -10,6 +10,10 @@ export const CheckpointStatsSchema = z.object({
   memwriteMs: z.number().optional(),
   pagesScanned: z.number().optional(),
   pagesWritten: z.number().optional(),
+  path: z
+    .enum(['runc', 'docker'])
+    .optional()
+    .describe("how the container was dumped: straight through runc, or through Docker's checkpoint API"),
 });
 export type CheckpointStats = z.infer<typeof CheckpointStatsSchema>;
 
@@ -48,9 +52,32 @@ export type Checkpoint = z.infer<typeof CheckpointSchema>;
 // A POST without a body arrives as null; it means "all defaults".
 const orEmpty = (v: unknown) => v ?? {};
 
+/** The CRIU options that Docker does not expose, passed per request (recorded, and used again at restore). */
+export const ContainerCriuOptionsSchema = z.strictObject({
+  tcpEstablished: z
+    .boolean()
+    .default(false)
+    .describe('keep established TCP connections across checkpoint and restore (CRIU --tcp-established)'),
+  fileLocks: z.boolean().default(false).describe('dump and restore file locks (CRIU --file-locks)'),
+  externalUnixSockets: z
+    .boolean()
+    .default(false)
+    .describe('let CRIU dump unix sockets whose peer is outside the container (CRIU --ext-unix-sk)'),
+  ghostLimitBytes: z
+    .number()
+    .int()
+    .positive()
+    .max(1 << 30)
+    .optional()
+    .describe(
+      "largest deleted-but-open file CRIU stores in the image (CRIU --ghost-limit; CRIU's default is 1 MiB)",
+    ),
+});
+export type ContainerCriuOptions = z.infer<typeof ContainerCriuOptionsSchema>;
+
 export const CreateCheckpointBodySchema = z.preprocess(
   orEmpty,
-  z.strictObject({
+  ContainerCriuOptionsSchema.extend({
     name: NameSchema.optional(),
     leaveRunning: z.boolean().default(false).describe('keep the container running after the dump'),
     includeVolumes: z

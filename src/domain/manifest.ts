@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ContainerCriuOptionsSchema } from './checkpoint.js';
 import { NameSchema } from './names.js';
 
 export const ManifestEntrySchema = z.object({
@@ -29,6 +30,8 @@ export const ManifestSchema = z.object({
     name: NameSchema,
     leaveRunning: z.boolean(),
     dumpMs: z.number().nonnegative(),
+    /** The CRIU options of the dump; a restore needs the same ones. */
+    criu: ContainerCriuOptionsSchema.optional(),
   }),
   container: z.object({ id: z.string(), name: z.string() }),
   image: z.object({ ref: z.string(), id: z.string() }),

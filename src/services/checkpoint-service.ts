@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Checkpoint, CreateCheckpointBody, RestoreBody, RestoreResult } from '../domain/checkpoint.js';
+import type {
+  Checkpoint,
+  ContainerCriuOptions,
+  CreateCheckpointBody,
+  RestoreBody,
+  RestoreResult,
+} from '../domain/checkpoint.js';
 import {
   CheckpointInUseError,
   CheckpointNameInUseError,
@@ -31,7 +37,7 @@ import { CRYO_VERSION } from '../version.js';
 import type { CheckpointCatalog, CheckpointFilter } from './checkpoint-catalog.js';
 import type { CheckpointEngine } from './checkpoint-engine.js';
 import type { Clock } from './clock.js';
-import type { ContainerRuntime } from './container-runtime.js';
+import type { ContainerRuntime, RuntimeCheckpointResult } from './container-runtime.js';
 import { configDump, fallbackSpec, networkStatus } from './engine-configs.js';
 import { localHost, type HostInfo } from './host-info.js';
 import type { ImageStore } from './image-store.js';
@@ -53,8 +59,8 @@ export interface CheckpointServiceDeps {
   locks?: KeyedLocks;
 }
 
-export type CreateCheckpointOptions = Omit<CreateCheckpointBody, 'includeVolumes' | 'force'> &
-  Partial<Pick<CreateCheckpointBody, 'includeVolumes' | 'force'>>;
+export type CreateCheckpointOptions = Pick<CreateCheckpointBody, 'leaveRunning'> &
+  Partial<Omit<CreateCheckpointBody, 'leaveRunning'>>;
 
 /** Checkpoints Docker containers and restores them, into the same container or a new one. */
 export class CheckpointService {
@@ -80,8 +86,14 @@ export class CheckpointService {
       const name = body.name ?? `checkpoint-${id}`;
       if (catalog.findByName(container.id, name)) throw new CheckpointNameInUseError(container.name, name);
       const criuVersion = await this.requireCheckpointSupport();
+      const criu: ContainerCriuOptions = {
+        tcpEstablished: body.tcpEstablished ?? false,
+        fileLocks: body.fileLocks ?? false,
+        externalUnixSockets: body.externalUnixSockets ?? false,
+        ...(body.ghostLimitBytes !== undefined ? { ghostLimitBytes: body.ghostLimitBytes } : {}),
+      };
       if (!body.force && this.deps.processes) {
-        const preflight = await this.deps.processes.preflightContainerPid(container.pid);
+        const preflight = await this.deps.processes.preflightContainerPid(container.pid, criu);
         if (!preflight.checkpointable) throw new PreflightFailedError(preflight.problems);
       }
       const createdAt = new Date(started);
@@ -92,11 +104,13 @@ export class CheckpointService {
         async (dir) => {
           const spec = (await runtime.runtimeSpec(container.id)) ?? fallbackSpec(container.config);
           const dumpStarted = clock.now();
+          let dumped: RuntimeCheckpointResult;
           try {
-            await runtime.checkpoint(container.id, {
+            dumped = await runtime.checkpoint(container.id, {
               checkpointId: id,
               parentDir: dir,
               exit: !body.leaveRunning,
+              criu,
             });
           } finally {
             // A failed (or a leave-running) checkpoint must never leave the container paused or frozen.
@@ -115,7 +129,7 @@ export class CheckpointService {
             formatVersion: ARCHIVE_FORMAT_VERSION,
             cryoVersion: CRYO_VERSION,
             createdAt: createdAt.toISOString(),
-            checkpoint: { id, name, leaveRunning: body.leaveRunning, dumpMs },
+            checkpoint: { id, name, leaveRunning: body.leaveRunning, dumpMs, criu },
             container: { id: container.id, name: container.name },
             image: { ref: container.image, id: container.imageId },
             source: { ...this.host, criuVersion },
@@ -125,9 +139,9 @@ export class CheckpointService {
             entries: [],
           };
           await writeJson(path.join(dir, CRYO_MANIFEST), manifest);
-          return dumpMs;
+          return { dumpMs, dumped };
         },
-        (dumpMs, sizeBytes) => ({
+        ({ dumpMs, dumped }, sizeBytes) => ({
           id,
           name,
           kind: 'container',
@@ -135,7 +149,7 @@ export class CheckpointService {
           createdAt: createdAt.toISOString(),
           leaveRunning: body.leaveRunning,
           sizeBytes,
-          stats: { dumpMs, totalMs: clock.now() - started },
+          stats: { dumpMs, totalMs: clock.now() - started, ...dumped.stats, path: dumped.path },
           status: 'complete',
         }),
       );
@@ -200,7 +214,7 @@ export class CheckpointService {
       const criuVersion = await this.requireCheckpointSupport();
       const manifest = await readManifest(dir);
       requireHostFits(manifest.source, { ...this.host, criuVersion });
-      if (body.name === undefined) return this.restoreInPlace(checkpoint, dir, started);
+      if (body.name === undefined) return this.restoreInPlace(checkpoint, manifest, dir, started);
       return this.restoreAsNew(checkpoint, manifest, dir, body.name, body.ports, started);
     });
   }
@@ -231,7 +245,7 @@ export class CheckpointService {
       await rootfs.apply(created.id, dir);
       const fresh = new Set([...(await runtime.volumeNames())].filter((v) => !volumesBefore.has(v)));
       await rootfs.applyVolumes(created.id, dir, manifest.mounts, fresh);
-      await runtime.restore(created.id, path.join(dir, CHECKPOINT_IMAGES_DIR));
+      await runtime.restore(created.id, path.join(dir, CHECKPOINT_IMAGES_DIR), criuOf(manifest));
     } catch (err) {
       // The new container never ran; remove it so that a failed restore leaves nothing behind.
       await runtime.remove(created.id);
@@ -242,7 +256,12 @@ export class CheckpointService {
     return { container: created, restoreMs: clock.now() - started };
   }
 
-  private async restoreInPlace(checkpoint: Checkpoint, dir: string, started: number): Promise<RestoreResult> {
+  private async restoreInPlace(
+    checkpoint: Checkpoint,
+    manifest: Manifest,
+    dir: string,
+    started: number,
+  ): Promise<RestoreResult> {
     const { runtime, clock } = this.deps;
     const original = checkpoint.container;
     const container = original ? await runtime.inspect(original.id) : undefined;
@@ -250,7 +269,7 @@ export class CheckpointService {
     const release = this.locks.acquire(container.id, 'restore', `container "${container.name}"`);
     try {
       if (container.running) throw new ContainerRunningError(container.name);
-      await runtime.restore(container.id, path.join(dir, CHECKPOINT_IMAGES_DIR));
+      await runtime.restore(container.id, path.join(dir, CHECKPOINT_IMAGES_DIR), criuOf(manifest));
     } finally {
       release();
     }
@@ -271,6 +290,10 @@ export class CheckpointService {
 
 export async function readManifest(dir: string): Promise<Manifest> {
   return ManifestSchema.parse(JSON.parse(await readFile(path.join(dir, CRYO_MANIFEST), 'utf8')));
+}
+
+function criuOf(manifest: Manifest): ContainerCriuOptions {
+  return manifest.checkpoint.criu ?? { tcpEstablished: false, fileLocks: false, externalUnixSockets: false };
 }
 
 async function writeJson(file: string, value: unknown): Promise<void> {

@@ -1,3 +1,6 @@
+import type { ContainerCriuOptions } from '../domain/checkpoint.js';
+import type { CriuStats } from '../domain/criu-stats.js';
+
 /** What cryo needs from a container engine to checkpoint and restore containers. */
 export interface ContainerInfo {
   id: string;
@@ -25,6 +28,14 @@ export interface CheckpointRequest {
   parentDir: string;
   /** Stop the container after the dump (false: it keeps running). */
   exit: boolean;
+  criu: ContainerCriuOptions;
+}
+
+export interface RuntimeCheckpointResult {
+  /** CRIU's own statistics, when the engine's path keeps them. */
+  stats: CriuStats;
+  /** 'runc': dumped straight through the OCI runtime; 'docker': through the engine's checkpoint API. */
+  path: 'runc' | 'docker';
 }
 
 export interface ContainerRuntime {
@@ -32,7 +43,7 @@ export interface ContainerRuntime {
   /** Resolves an id, unique id prefix or name; undefined when no container matches. */
   inspect(ref: string): Promise<ContainerInfo | undefined>;
   /** Dumps the container with CRIU; throws CriuError with CRIU's log tail on failure. */
-  checkpoint(containerId: string, request: CheckpointRequest): Promise<void>;
+  checkpoint(containerId: string, request: CheckpointRequest): Promise<RuntimeCheckpointResult>;
   /** Makes sure the container is neither paused nor frozen (after a checkpoint, failed or not). */
   ensureNotFrozen(containerId: string): Promise<void>;
   /** Creates (does not start) a container named `name` from another container's config. */
@@ -42,8 +53,8 @@ export interface ContainerRuntime {
     labels: Record<string, string>,
     ports?: 'same' | 'free',
   ): Promise<{ id: string; name: string }>;
-  /** Starts a created or stopped container from the CRIU images in `imagesDir`. */
-  restore(containerId: string, imagesDir: string): Promise<void>;
+  /** Starts a created or stopped container from the CRIU images in `imagesDir`, with the dump's CRIU options. */
+  restore(containerId: string, imagesDir: string, criu: ContainerCriuOptions): Promise<void>;
   remove(containerId: string): Promise<void>;
   /** The OCI runtime spec the container runs with (while it runs), or undefined. */
   runtimeSpec(containerId: string): Promise<unknown>;

@@ -1,7 +1,7 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import type { Checkpoint, RestoreResult } from '../domain/checkpoint.js';
+import type { Checkpoint, ContainerCriuOptions, RestoreResult } from '../domain/checkpoint.js';
 import {
   CheckpointNameInUseError,
   ContainerNotFoundError,
@@ -38,7 +38,6 @@ const MIN_CRIU = '4.2';
 const ZOMBIE_WAIT_MS = 10_000;
 
 // Docker's checkpoint API passes no CRIU options, so a container is dumped with the defaults.
-const DOCKER_CRIU_OPTIONS: CriuOptions = CriuOptionsSchema.parse({});
 
 const ProcessRecordSchema = z.object({
   pid: z.number(),
@@ -84,13 +83,20 @@ export class ProcessService {
     return this.check(pid, options);
   }
 
-  async preflightContainer(ref: string): Promise<Preflight> {
-    return this.preflightContainerPid(await this.containerPid(ref));
+  async preflightContainer(ref: string, options: Partial<ContainerCriuOptions> = {}): Promise<Preflight> {
+    return this.preflightContainerPid(await this.containerPid(ref), options);
   }
 
   /** The pre-flight of a container whose main pid the caller already knows. */
-  preflightContainerPid(pid: number): Promise<Preflight> {
-    return this.check(pid, DOCKER_CRIU_OPTIONS);
+  preflightContainerPid(pid: number, options: Partial<ContainerCriuOptions> = {}): Promise<Preflight> {
+    return this.check(
+      pid,
+      CriuOptionsSchema.parse({
+        tcpEstablished: options.tcpEstablished ?? false,
+        fileLocks: options.fileLocks ?? false,
+        externalUnixSockets: options.externalUnixSockets ?? false,
+      }),
+    );
   }
 
   async checkpoint(pid: number, body: ProcessCheckpointBody): Promise<Checkpoint> {

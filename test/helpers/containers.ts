@@ -13,6 +13,8 @@ export interface RunOptions {
   hostPort?: number;
   /** `-v` arguments, e.g. "myvolume:/data". */
   volumes?: string[];
+  /** Docker's restart policy, e.g. "always". */
+  restart?: string;
 }
 
 /** Containers created by a test, removed by `removeAll` whatever the outcome. */
@@ -37,6 +39,7 @@ export class TestContainers {
     for (const [k, v] of Object.entries(options.env ?? {})) args.push('-e', `${k}=${v}`);
     if (options.publish) args.push('-p', `127.0.0.1:${options.hostPort ?? ''}:${options.publish}`);
     for (const v of options.volumes ?? []) args.push('-v', v);
+    if (options.restart) args.push('--restart', options.restart);
     args.push(options.image, ...(options.cmd ?? []));
     const { stdout } = await execa('docker', args);
     return stdout.trim();

@@ -5,7 +5,14 @@ import {
   RestoreBodySchema,
 } from '../../src/domain/checkpoint.js';
 
-const DEFAULTS = { leaveRunning: false, includeVolumes: false, force: false };
+const DEFAULTS = {
+  leaveRunning: false,
+  includeVolumes: false,
+  force: false,
+  tcpEstablished: false,
+  fileLocks: false,
+  externalUnixSockets: false,
+};
 
 test('an empty or missing create body means defaults', (t) => {
   t.deepEqual(CreateCheckpointBodySchema.parse(null), DEFAULTS);

@@ -11,6 +11,7 @@ import type {
 import type { CheckpointEngine } from '../../src/services/checkpoint-engine.js';
 import type {
   CheckpointRequest,
+  RuntimeCheckpointResult,
   ContainerInfo,
   ContainerRuntime,
   RuntimeVersion,
@@ -56,7 +57,7 @@ export class FakeRuntime implements ContainerRuntime {
     return [...this.containers.values()].find((c) => c.id === ref || c.name === ref || c.id.startsWith(ref));
   }
 
-  async checkpoint(containerId: string, request: CheckpointRequest): Promise<void> {
+  async checkpoint(containerId: string, request: CheckpointRequest): Promise<RuntimeCheckpointResult> {
     this.calls.push(`checkpoint ${containerId}`);
     if (this.checkpointGate) await this.checkpointGate;
     if (this.failCheckpoint) throw this.failCheckpoint;
@@ -64,6 +65,7 @@ export class FakeRuntime implements ContainerRuntime {
     await mkdir(dir);
     await writeFile(path.join(dir, 'inventory.img'), 'x'.repeat(100));
     if (request.exit) this.set(containerId, { running: false, state: 'exited' });
+    return { stats: { frozenMs: 5 }, path: 'runc' };
   }
 
   async ensureNotFrozen(containerId: string): Promise<void> {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { access, copyFile, link, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import Docker from 'dockerode';
 import { execa } from 'execa';
@@ -11,15 +11,18 @@ import {
   DockerError,
   DockerUnavailableError,
 } from '../../domain/errors.js';
+import type { ContainerCriuOptions } from '../../domain/checkpoint.js';
 import type {
   CheckpointRequest,
   ContainerInfo,
   ContainerRuntime,
+  RuntimeCheckpointResult,
   RuntimeVersion,
 } from '../../services/container-runtime.js';
 import { tailLines } from '../criu/log-tail.js';
 import { Mutex } from './mutex.js';
 import { toCreateOptions } from './create-options.js';
+import { criuConfigLines, RuncCheckpointer } from './runc-checkpointer.js';
 
 export interface DockerContainerRuntimeOptions {
   /** Path of dockerd's API socket (default: /var/run/docker.sock). */
@@ -30,6 +33,12 @@ export interface DockerContainerRuntimeOptions {
   containerdTmpDir?: string;
   /** dockerd's --exec-root (default /var/run/docker), where the runtime bundles live. */
   execRoot?: string;
+  /** The runc binary for direct dumps (default: runc on PATH). */
+  runc?: string;
+  /** The CRIU configuration file runc reads on every restore (default /etc/criu/runc.conf). */
+  runcCriuConfig?: string;
+  /** Dump through Docker's checkpoint API even where runc could be driven directly. */
+  dockerCheckpointApi?: boolean;
 }
 
 interface DockerApiError {
@@ -55,9 +64,11 @@ export class DockerContainerRuntime implements ContainerRuntime {
   private rootDir: string | undefined;
   // Restores run one at a time so that each can tell its own containerd leftovers in /tmp from another's.
   private readonly restoreMutex = new Mutex();
+  private readonly runc: RuncCheckpointer;
 
   constructor(private readonly options: DockerContainerRuntimeOptions = {}) {
     this.docker = new Docker({ socketPath: options.socketPath ?? '/var/run/docker.sock' });
+    this.runc = new RuncCheckpointer(options.runc);
   }
 
   async version(): Promise<RuntimeVersion> {
@@ -86,7 +97,45 @@ export class DockerContainerRuntime implements ContainerRuntime {
     };
   }
 
-  async checkpoint(containerId: string, request: CheckpointRequest): Promise<void> {
+  async checkpoint(containerId: string, request: CheckpointRequest): Promise<RuntimeCheckpointResult> {
+    const root = this.options.dockerCheckpointApi
+      ? undefined
+      : await this.runc.rootFor(this.execRoot(), containerId);
+    if (!root) return this.checkpointThroughDocker(containerId, request);
+    const imagesDir = path.join(request.parentDir, request.checkpointId);
+    const container = this.docker.getContainer(containerId);
+    const policy = request.exit
+      ? (await this.call(() => container.inspect())).HostConfig.RestartPolicy
+      : undefined;
+    // Docker restarts a container that a checkpoint stopped when its restart policy says so, which would lose
+    // the checkpoint's point in time (moby/moby#37369); the policy is set aside until Docker has seen the exit.
+    const holdPolicy = policy?.Name !== undefined && policy.Name !== '' && policy.Name !== 'no';
+    if (holdPolicy) await this.call(() => container.update({ RestartPolicy: { Name: 'no' } }));
+    try {
+      const stats = await this.runc.checkpoint({
+        root,
+        containerId,
+        imagesDir,
+        workDir: request.parentDir,
+        leaveRunning: !request.exit,
+        criu: request.criu,
+      });
+      if (request.exit) await this.waitStopped(containerId);
+      return { stats, path: 'runc' };
+    } finally {
+      if (holdPolicy) await this.call(() => container.update({ RestartPolicy: policy }));
+    }
+  }
+
+  private async checkpointThroughDocker(
+    containerId: string,
+    request: CheckpointRequest,
+  ): Promise<RuntimeCheckpointResult> {
+    if (criuConfigLines(request.criu).length > 0) {
+      throw new DockerError(
+        "CRIU options need cryo's direct runc path, and this container is not run by dockerd's runc",
+      );
+    }
     const container = this.checkpointApi(containerId);
     try {
       await container.createCheckpoint({
@@ -97,6 +146,17 @@ export class DockerContainerRuntime implements ContainerRuntime {
     } catch (err) {
       throw await this.checkpointError(err, 'checkpoint');
     }
+    return { stats: {}, path: 'docker' };
+  }
+
+  /** Waits until dockerd has seen the container's processes end (its exit event arrives asynchronously). */
+  private async waitStopped(containerId: string): Promise<void> {
+    for (let attempt = 0; attempt < 200; attempt++) {
+      const info = await this.inspect(containerId);
+      if (!info?.running) return;
+      await sleep(25);
+    }
+    throw new DockerError(`dockerd still reports container ${containerId} running 5 s after its checkpoint`);
   }
 
   async ensureNotFrozen(containerId: string): Promise<void> {
@@ -127,7 +187,7 @@ export class DockerContainerRuntime implements ContainerRuntime {
     }
   }
 
-  async restore(containerId: string, imagesDir: string): Promise<void> {
+  async restore(containerId: string, imagesDir: string, criu: ContainerCriuOptions): Promise<void> {
     const root = await this.dockerRootDir();
     const checkpointName = `cryo-${randomBytes(6).toString('hex')}`;
     const checkpointsDir = path.join(root, 'containers', containerId, 'checkpoints');
@@ -136,10 +196,10 @@ export class DockerContainerRuntime implements ContainerRuntime {
       const tmpBefore = await this.containerdLeftovers();
       try {
         // `docker start --checkpoint-dir` is refused ("custom checkpointdir is not supported", moby/moby#37344),
-        // so the images go into the container's own checkpoints directory, as hard links where possible.
-        await linkTree(imagesDir, target);
+        // so the images go into the container's own checkpoints directory, as links into cryo's storage.
+        await linkImages(imagesDir, target);
         await this.requireListed(containerId, checkpointName);
-        await this.startFromCheckpoint(containerId, checkpointName);
+        await this.withRestoreOptions(criu, () => this.startFromCheckpoint(containerId, checkpointName));
       } finally {
         await this.checkpointApi(containerId)
           .deleteCheckpoint(checkpointName)
@@ -207,6 +267,29 @@ export class DockerContainerRuntime implements ContainerRuntime {
   async volumeNames(): Promise<Set<string>> {
     const list = await this.call(() => this.docker.listVolumes());
     return new Set((list.Volumes ?? []).map((v) => v.Name));
+  }
+
+  /**
+   * runc reads one CRIU configuration file on every restore, and dockerd offers no per-container annotation
+   * to name another (org.criu.config needs API 1.43); restores are serialised, so the options are written
+   * there for the length of this one restore and the file is put back as it was.
+   */
+  private async withRestoreOptions(criu: ContainerCriuOptions, fn: () => Promise<void>): Promise<void> {
+    const lines = criuConfigLines({ ...criu, ghostLimitBytes: undefined });
+    if (lines.length === 0) return fn();
+    const file = this.options.runcCriuConfig ?? '/etc/criu/runc.conf';
+    const before = await readFile(file, 'utf8').catch(() => undefined);
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(
+      file,
+      `${before ?? ''}${before && !before.endsWith('\n') ? '\n' : ''}${lines.join('\n')}\n`,
+    );
+    try {
+      await fn();
+    } finally {
+      if (before === undefined) await rm(file, { force: true });
+      else await writeFile(file, before);
+    }
   }
 
   private execRoot(): string {
@@ -356,19 +439,23 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Recreates the tree at `from` under `to` with hard links (copies across filesystems). */
-async function linkTree(from: string, to: string): Promise<void> {
+/**
+ * Recreates the image directory at `from` under `to` as symlinks. Docker tars the checkpoint directory into
+ * containerd's content store and containerd unpacks it into /tmp for runc (moby/moby#37344), so links there
+ * cost nothing while copies cost seconds per GiB. CRIU opens some images from inside the container's mount
+ * namespace, where absolute paths do not exist, so each link climbs from wherever containerd unpacked it to
+ * the host's root (extra `..` stop at the root) and names the image from there.
+ */
+async function linkImages(from: string, to: string): Promise<void> {
+  const climb = '../'.repeat(LINK_CLIMB);
   await mkdir(to, { recursive: true });
   for (const entry of await readdir(from, { withFileTypes: true })) {
-    const src = path.join(from, entry.name);
+    const src = path.resolve(from, entry.name);
     const dst = path.join(to, entry.name);
-    if (entry.isDirectory()) {
-      await linkTree(src, dst);
-    } else if (entry.isFile()) {
-      await link(src, dst).catch(async (err: NodeJS.ErrnoException) => {
-        if (err.code !== 'EXDEV' && err.code !== 'EPERM') throw err;
-        await copyFile(src, dst);
-      });
-    }
+    if (entry.isDirectory()) await linkImages(src, dst);
+    else if (entry.isFile()) await symlink(`${climb}${src.slice(1)}`, dst);
   }
 }
+
+/** Directory depth that an image link climbs out of; containerd unpacks into /tmp or $XDG_RUNTIME_DIR. */
+const LINK_CLIMB = 32;

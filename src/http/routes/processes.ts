@@ -23,6 +23,15 @@ const PreflightQuerySchema = z.strictObject({
     .default('false')
     .transform((v) => v === 'true'),
 });
+const flag = z
+  .enum(['true', 'false'])
+  .default('false')
+  .transform((v) => v === 'true');
+const ContainerPreflightQuerySchema = z.strictObject({
+  tcpEstablished: flag,
+  fileLocks: flag,
+  externalUnixSockets: flag,
+});
 const ProcessCheckpointBodySchema = z.preprocess(
   (v) => v ?? {},
   CriuOptionsSchema.extend({
@@ -87,11 +96,12 @@ export const processRoutes: FastifyPluginAsyncZod<{ processes: ProcessService }>
     '/v1/containers/:ref/preflight',
     {
       schema: {
-        summary: 'Whether a checkpoint of this container would succeed',
+        summary: 'Whether a checkpoint of this container would succeed, with these CRIU options',
         params: refParams,
+        querystring: ContainerPreflightQuerySchema,
         response: { 200: PreflightSchema, ...errors },
       },
     },
-    async (request) => processes.preflightContainer(request.params.ref),
+    async (request) => processes.preflightContainer(request.params.ref, request.query),
   );
 };
