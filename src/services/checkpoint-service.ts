@@ -67,6 +67,7 @@ export class CheckpointService {
   private readonly locks: KeyedLocks;
   private readonly host: HostInfo;
   private readonly users = new Map<string, number>();
+  private support: { at: number; criuVersion: string } | undefined;
 
   constructor(private readonly deps: CheckpointServiceDeps) {
     this.locks = deps.locks ?? new KeyedLocks();
@@ -85,24 +86,26 @@ export class CheckpointService {
       if (!container.running || container.paused) throw new ContainerNotRunningError(ref, container.state);
       const name = body.name ?? `checkpoint-${id}`;
       if (catalog.findByName(container.id, name)) throw new CheckpointNameInUseError(container.name, name);
-      const criuVersion = await this.requireCheckpointSupport();
       const criu: ContainerCriuOptions = {
         tcpEstablished: body.tcpEstablished ?? false,
         fileLocks: body.fileLocks ?? false,
         externalUnixSockets: body.externalUnixSockets ?? false,
         ...(body.ghostLimitBytes !== undefined ? { ghostLimitBytes: body.ghostLimitBytes } : {}),
       };
-      if (!body.force && this.deps.processes) {
-        const preflight = await this.deps.processes.preflightContainerPid(container.pid, criu);
-        if (!preflight.checkpointable) throw new PreflightFailedError(preflight.problems);
-      }
+      const processes = body.force ? undefined : this.deps.processes;
+      const [criuVersion, preflight, runtimeSpec] = await Promise.all([
+        this.requireCheckpointSupport(),
+        processes?.preflightContainerPid(container.pid, criu),
+        runtime.runtimeSpec(container.id),
+      ]);
+      if (preflight && !preflight.checkpointable) throw new PreflightFailedError(preflight.problems);
+      const spec = runtimeSpec ?? fallbackSpec(container.config);
       const createdAt = new Date(started);
       return await publishCheckpoint(
         store,
         catalog,
         id,
         async (dir) => {
-          const spec = (await runtime.runtimeSpec(container.id)) ?? fallbackSpec(container.config);
           const dumpStarted = clock.now();
           let dumped: RuntimeCheckpointResult;
           try {
@@ -112,33 +115,45 @@ export class CheckpointService {
               exit: !body.leaveRunning,
               criu,
             });
-          } finally {
-            // A failed (or a leave-running) checkpoint must never leave the container paused or frozen.
+          } catch (err) {
+            // A failed checkpoint must never leave the container paused or frozen.
             await runtime.ensureNotFrozen(container.id);
+            throw err;
           }
+          // Nor a leave-running one; after a stop-mode dump CRIU has killed the tasks, and `settled` waits for
+          // Docker to see that.
+          if (body.leaveRunning) await runtime.ensureNotFrozen(container.id);
           const dumpMs = clock.now() - dumpStarted;
-          await rename(path.join(dir, id), path.join(dir, CHECKPOINT_IMAGES_DIR));
-          const rootfs = await this.deps.rootfs.record(container.id, dir);
-          const mounts = await this.deps.rootfs.recordMounts(container.id, dir, body.includeVolumes ?? false);
-          const network = networkStatus(container.config);
-          await writeJson(path.join(dir, DOCKER_CONFIG), container.config);
-          await writeJson(path.join(dir, CONFIG_DUMP), configDump(container.config, createdAt));
-          await writeJson(path.join(dir, SPEC_DUMP), spec);
-          if (network) await writeJson(path.join(dir, NETWORK_STATUS), network);
-          const manifest: Manifest = {
-            formatVersion: ARCHIVE_FORMAT_VERSION,
-            cryoVersion: CRYO_VERSION,
-            createdAt: createdAt.toISOString(),
-            checkpoint: { id, name, leaveRunning: body.leaveRunning, dumpMs, criu },
-            container: { id: container.id, name: container.name },
-            image: { ref: container.image, id: container.imageId },
-            source: { ...this.host, criuVersion },
-            mounts,
-            rootfs,
-            // Entries are hashed on the first export, so that checkpoints stay as fast as the dump itself.
-            entries: [],
-          };
-          await writeJson(path.join(dir, CRYO_MANIFEST), manifest);
+          try {
+            await rename(path.join(dir, id), path.join(dir, CHECKPOINT_IMAGES_DIR));
+            const rootfs = await this.deps.rootfs.record(container.id, dir);
+            const mounts = await this.deps.rootfs.recordMounts(
+              container.id,
+              dir,
+              body.includeVolumes ?? false,
+            );
+            const network = networkStatus(container.config);
+            await writeJson(path.join(dir, DOCKER_CONFIG), container.config);
+            await writeJson(path.join(dir, CONFIG_DUMP), configDump(container.config, createdAt));
+            await writeJson(path.join(dir, SPEC_DUMP), spec);
+            if (network) await writeJson(path.join(dir, NETWORK_STATUS), network);
+            const manifest: Manifest = {
+              formatVersion: ARCHIVE_FORMAT_VERSION,
+              cryoVersion: CRYO_VERSION,
+              createdAt: createdAt.toISOString(),
+              checkpoint: { id, name, leaveRunning: body.leaveRunning, dumpMs, criu },
+              container: { id: container.id, name: container.name },
+              image: { ref: container.image, id: container.imageId },
+              source: { ...this.host, criuVersion },
+              mounts,
+              rootfs,
+              // Entries are hashed on the first export, so that checkpoints stay as fast as the dump itself.
+              entries: [],
+            };
+            await writeJson(path.join(dir, CRYO_MANIFEST), manifest);
+          } finally {
+            await dumped.settled;
+          }
           return { dumpMs, dumped };
         },
         ({ dumpMs, dumped }, sizeBytes) => ({
@@ -276,17 +291,25 @@ export class CheckpointService {
     return { container: { id: container.id, name: container.name }, restoreMs: clock.now() - started };
   }
 
+  /** Docker's experimental mode and CRIU's version, asked again at most every few seconds. */
   private async requireCheckpointSupport(): Promise<string> {
+    const now = this.deps.clock.now();
+    if (this.support && now - this.support.at < SUPPORT_TTL_MS) return this.support.criuVersion;
     const version = await this.deps.runtime.version();
     if (!version.experimental) throw new DockerNotExperimentalError();
+    let criuVersion: string;
     try {
-      return await this.deps.engine.version();
+      criuVersion = await this.deps.engine.version();
     } catch (err) {
       if (err instanceof CriuUnavailableError) throw err;
       throw new CriuUnavailableError(String(err), { cause: err });
     }
+    this.support = { at: now, criuVersion };
+    return criuVersion;
   }
 }
+
+const SUPPORT_TTL_MS = 5_000;
 
 export async function readManifest(dir: string): Promise<Manifest> {
   return ManifestSchema.parse(JSON.parse(await readFile(path.join(dir, CRYO_MANIFEST), 'utf8')));

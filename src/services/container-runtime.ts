@@ -36,6 +36,11 @@ export interface RuntimeCheckpointResult {
   stats: CriuStats;
   /** 'runc': dumped straight through the OCI runtime; 'docker': through the engine's checkpoint API. */
   path: 'runc' | 'docker';
+  /**
+   * Resolves once the engine's own view agrees with the dump (a stopped container shows as exited, its restart
+   * policy is back); the images are complete before that, so the caller can store them meanwhile.
+   */
+  settled: Promise<void>;
 }
 
 export interface ContainerRuntime {

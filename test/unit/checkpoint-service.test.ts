@@ -11,6 +11,8 @@ import { FakeEngine, FakeRootfs, FakeRuntime } from './fakes.js';
 
 interface Ctx {
   dir: string;
+  /** Moves the injected clock on. */
+  advance: (ms: number) => void;
   runtime: FakeRuntime;
   db: Db;
   service: CheckpointService;
@@ -28,6 +30,7 @@ test.beforeEach(async (t) => {
   const clock = { now: () => (now += 5) };
   t.context = {
     dir,
+    advance: (ms) => (now += ms),
     runtime,
     db,
     service: new CheckpointService({
@@ -68,7 +71,10 @@ test('a checkpoint is catalogued with its container, and stored under checkpoint
     'spec.dump',
   ]);
   t.deepEqual(service.list({ container: 'web' }), [cp]);
-  t.deepEqual(runtime.calls, [`checkpoint ${'c'.repeat(64)}`, `ensureNotFrozen ${'c'.repeat(64)}`]);
+  t.deepEqual(runtime.calls, [`checkpoint ${'c'.repeat(64)}`], 'a stop-mode dump leaves nothing to thaw');
+  runtime.add({ id: 'd'.repeat(64), name: 'api' });
+  await service.create('api', { leaveRunning: true });
+  t.deepEqual(runtime.calls.slice(1), [`checkpoint ${'d'.repeat(64)}`, `ensureNotFrozen ${'d'.repeat(64)}`]);
 });
 
 test('a failed dump still thaws the container, and leaves no files and no catalog entry', async (t) => {
@@ -98,6 +104,7 @@ test('refusals: unknown, stopped, duplicate name, docker without experimental', 
     'CHECKPOINT_NAME_IN_USE',
   );
   runtime.experimental = false;
+  t.context.advance(5_000);
   t.is(await code(service.create('web', { leaveRunning: true })), 'DOCKER_NOT_EXPERIMENTAL');
   t.false(runtime.calls.some((c) => c.startsWith('checkpoint') && c.includes('s'.repeat(64))));
 });

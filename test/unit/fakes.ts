@@ -65,7 +65,7 @@ export class FakeRuntime implements ContainerRuntime {
     await mkdir(dir);
     await writeFile(path.join(dir, 'inventory.img'), 'x'.repeat(100));
     if (request.exit) this.set(containerId, { running: false, state: 'exited' });
-    return { stats: { frozenMs: 5 }, path: 'runc' };
+    return { stats: { frozenMs: 5 }, path: 'runc', settled: Promise.resolve() };
   }
 
   async ensureNotFrozen(containerId: string): Promise<void> {

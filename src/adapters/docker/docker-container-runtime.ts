@@ -12,6 +12,7 @@ import {
   DockerUnavailableError,
 } from '../../domain/errors.js';
 import type { ContainerCriuOptions } from '../../domain/checkpoint.js';
+import type { CriuStats } from '../../domain/criu-stats.js';
 import type {
   CheckpointRequest,
   ContainerInfo,
@@ -111,8 +112,12 @@ export class DockerContainerRuntime implements ContainerRuntime {
     // the checkpoint's point in time (moby/moby#37369); the policy is set aside until Docker has seen the exit.
     const holdPolicy = policy?.Name !== undefined && policy.Name !== '' && policy.Name !== 'no';
     if (holdPolicy) await this.call(() => container.update({ RestartPolicy: { Name: 'no' } }));
+    const putBack = async () => {
+      if (holdPolicy) await this.call(() => container.update({ RestartPolicy: policy }));
+    };
+    let stats: CriuStats;
     try {
-      const stats = await this.runc.checkpoint({
+      stats = await this.runc.checkpoint({
         root,
         containerId,
         imagesDir,
@@ -120,11 +125,21 @@ export class DockerContainerRuntime implements ContainerRuntime {
         leaveRunning: !request.exit,
         criu: request.criu,
       });
-      if (request.exit) await this.waitStopped(containerId);
-      return { stats, path: 'runc' };
-    } finally {
-      if (holdPolicy) await this.call(() => container.update({ RestartPolicy: policy }));
+    } catch (err) {
+      await putBack();
+      throw err;
     }
+    // dockerd takes a few hundred ms to handle the exit (task delete, network teardown); the caller stores
+    // the images meanwhile and waits for this before it reports the checkpoint.
+    const settled = (async () => {
+      try {
+        if (request.exit) await this.waitStopped(containerId);
+      } finally {
+        await putBack();
+      }
+    })();
+    settled.catch(() => undefined);
+    return { stats, path: 'runc', settled };
   }
 
   private async checkpointThroughDocker(
@@ -146,7 +161,7 @@ export class DockerContainerRuntime implements ContainerRuntime {
     } catch (err) {
       throw await this.checkpointError(err, 'checkpoint');
     }
-    return { stats: {}, path: 'docker' };
+    return { stats: {}, path: 'docker', settled: Promise.resolve() };
   }
 
   /** Waits until dockerd has seen the container's processes end (its exit event arrives asynchronously). */

@@ -44,10 +44,16 @@ export class ProcInspector implements ProcessInspector {
   async report(root: number): Promise<ProcessReport> {
     const pids = await this.tree(root);
     const [inet, unix] = await Promise.all([this.inetSockets(root), this.unixSockets(root)]);
-    const processes: ProcessInfo[] = [];
-    for (const pid of pids) {
-      const info = await this.process(pid, inet, unix).catch(() => undefined);
-      if (info) processes.push(info);
+    const processes = (
+      await Promise.all(pids.map((pid) => this.process(pid, inet, unix).catch(() => undefined)))
+    ).filter((p): p is ProcessInfo => p !== undefined);
+    const unixFds = processes.flatMap((p) => p.fds.filter((f) => f.kind === 'unix' && f.socket));
+    if (unixFds.length > 0) {
+      const peers = await this.unixPeers(root);
+      for (const f of unixFds) {
+        const peer = peers.get(f.inode ?? NaN);
+        if (peer !== undefined && f.socket) f.socket.peerInode = peer;
+      }
     }
     const treeSockets = new Set(
       processes.flatMap((p) => p.fds.filter((f) => f.kind === 'unix').map((f) => f.inode)),
@@ -63,6 +69,30 @@ export class ProcInspector implements ProcessInspector {
 
   /** The root and all its descendants, parents before children. */
   private async tree(root: number): Promise<number[]> {
+    const out: number[] = [];
+    const queue = [root];
+    while (queue.length > 0) {
+      const pid = queue.shift()!;
+      const children = await this.children(pid);
+      if (children === undefined) return this.treeByScan(root);
+      out.push(pid);
+      queue.push(...children);
+    }
+    return out;
+  }
+
+  /** A process's children from /proc/<pid>/task/<tid>/children; undefined where the kernel lacks that file. */
+  private async children(pid: number): Promise<number[] | undefined> {
+    const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+    const lists = await Promise.all(
+      tasks.map((t) => readFile(`/proc/${pid}/task/${t}/children`, 'utf8').catch(() => undefined)),
+    );
+    if (tasks.length > 0 && lists.every((l) => l === undefined)) return undefined;
+    return lists.flatMap((l) => (l ?? '').split(' ').filter(Boolean).map(Number)).sort((a, b) => a - b);
+  }
+
+  /** The same tree from every process's parent, for kernels without CONFIG_PROC_CHILDREN. */
+  private async treeByScan(root: number): Promise<number[]> {
     const parent = new Map<number, number>();
     for (const entry of await readdir('/proc')) {
       if (!/^\d+$/.test(entry)) continue;
@@ -173,17 +203,20 @@ export class ProcInspector implements ProcessInspector {
         ...(f[7] ? { path: f[7] } : {}),
       });
     }
-    // /proc/net/unix has no peers; ss reads them over sock_diag, inside the process's network namespace.
+    return out;
+  }
+
+  /** Unix socket peers by inode: /proc/net/unix has none, ss reads them over sock_diag in the netns. */
+  private async unixPeers(pid: number): Promise<Map<number, number>> {
+    const peers = new Map<number, number>();
     const ss = await execa('nsenter', [`--net=/proc/${pid}/ns/net`, 'ss', '-xanH'], { reject: false });
     for (const line of ss.stdout.split('\n')) {
       const f = line.trim().split(/\s+/);
       if (f.length < 8) continue;
-      const inode = Number(f[5]);
       const peer = Number(f[7]);
-      const known = out.get(inode);
-      if (known && peer > 0) known.peerInode = peer;
+      if (peer > 0) peers.set(Number(f[5]), peer);
     }
-    return out;
+    return peers;
   }
 }
 
