@@ -146,8 +146,13 @@ async function benchCryo(mib: number): Promise<CryoTimes> {
         ...auth,
         '-H',
         'content-type: application/x-tar',
-        '--data-binary',
-        `@${file}`,
+        '-H',
+        'expect:',
+        // -T streams the file; --data-binary would read it all into memory first.
+        '-X',
+        'POST',
+        '-T',
+        file,
         `${server.url}/v1/checkpoints`,
       ]);
       const imported = JSON.parse(stdout) as { id: string };

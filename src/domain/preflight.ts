@@ -34,6 +34,15 @@ export function preflightProblems(report: ProcessReport, options: CriuOptions): 
           fd: f.fd,
         });
       }
+      if (f.mountDetached) {
+        problems.push({
+          code: 'FILE_ON_DETACHED_MOUNT',
+          message: `fd ${f.fd} of pid ${p.pid} is ${f.target} on mount ${f.mountId}, which has been unmounted (lazily) and is in no mount table CRIU can read`,
+          hint: 'close the file, or mount the filesystem again and reopen it, before checkpointing',
+          pid: p.pid,
+          fd: f.fd,
+        });
+      }
       if (f.kind === 'io_uring') {
         problems.push({
           code: 'IO_URING',

@@ -31,6 +31,11 @@ export const FdSchema = z.object({
   deleted: z.boolean().optional(),
   inode: z.number().optional(),
   device: z.string().optional().describe('major:minor'),
+  mountId: z.number().optional().describe('for files and directories: the mount they are on'),
+  mountDetached: z
+    .boolean()
+    .optional()
+    .describe("true when that mount is no longer in the process's mount table (unmounted with umount -l)"),
   socket: z
     .object({
       type: z.string().optional(),

@@ -1,4 +1,4 @@
-import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -262,6 +262,23 @@ test.serial(
             ECHO_OPEN: device,
           });
           await waitForFd(pid, device);
+          return pid;
+        },
+      },
+      {
+        code: 'FILE_ON_DETACHED_MOUNT',
+        start: async () => {
+          // A file held open on a tmpfs that was then unmounted lazily: the mount is in no table CRIU can read.
+          const mnt = path.join(dir, 'lazy');
+          await mkdir(mnt, { recursive: true });
+          await execa('mount', ['-t', 'tmpfs', 'cryo-test', mnt]);
+          await writeFile(path.join(mnt, 'held'), 'on a mount that is gone');
+          const pid = spawnDetached(t, 'node', [ECHO], {
+            ECHO_PORT: String(await freePort()),
+            ECHO_OPEN: path.join(mnt, 'held'),
+          });
+          await waitForFd(pid, 'held');
+          await execa('umount', ['-l', mnt]);
           return pid;
         },
       },

@@ -160,11 +160,22 @@ export class ProcInspector implements ProcessInspector {
   ): Promise<Fd[]> {
     const out: Fd[] = [];
     const entries = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+    let mounts: Set<number> | undefined;
     for (const entry of entries.map(Number).sort((a, b) => a - b)) {
       const path = `/proc/${pid}/fd/${entry}`;
       const target = await readlink(path).catch(() => undefined);
       if (target === undefined) continue;
-      out.push(await classify(entry, target, path, inet, unix));
+      const fd = await classify(entry, target, path, inet, unix);
+      if (fd.kind === 'file' || fd.kind === 'directory') {
+        const info = await readFile(`/proc/${pid}/fdinfo/${entry}`, 'utf8').catch(() => '');
+        const mountId = Number(/^mnt_id:\s+(\d+)/m.exec(info)?.[1] ?? NaN);
+        if (Number.isFinite(mountId)) {
+          mounts ??= await mountIds(pid);
+          fd.mountId = mountId;
+          if (!mounts.has(mountId)) fd.mountDetached = true;
+        }
+      }
+      out.push(fd);
     }
     return out;
   }
@@ -218,6 +229,17 @@ export class ProcInspector implements ProcessInspector {
     }
     return peers;
   }
+}
+
+/** The ids of the mounts the process can see (the first field of each /proc/<pid>/mountinfo line). */
+async function mountIds(pid: number): Promise<Set<number>> {
+  const text = await readFile(`/proc/${pid}/mountinfo`, 'utf8').catch(() => '');
+  return new Set(
+    text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => Number(l.split(' ')[0])),
+  );
 }
 
 async function classify(
