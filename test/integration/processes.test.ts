@@ -224,7 +224,13 @@ test.serial(
     const peerPath = path.join(dir, 'peer.sock');
     const peer = net.createServer((s) => s.on('error', () => undefined)).listen(peerPath);
     t.teardown(() => peer.close());
-    const cases: { code: string; start: () => Promise<number>; body?: Record<string, unknown> }[] = [
+    const cases: {
+      code: string;
+      start: () => Promise<number>;
+      body?: Record<string, unknown>;
+      /** What CRIU's log must say, where the reason is specific. */
+      reason?: RegExp;
+    }[] = [
       {
         code: 'IO_URING',
         start: async () => {
@@ -267,6 +273,7 @@ test.serial(
       },
       {
         code: 'FILE_ON_DETACHED_MOUNT',
+        reason: /Can't lookup mount/,
         start: async () => {
           // A file held open on a tmpfs that was then unmounted lazily: the mount is in no table CRIU can read.
           const mnt = path.join(dir, 'lazy');
@@ -322,6 +329,7 @@ test.serial(
         forced.body.details.logTail.some((l) => /Error/.test(l)),
         `${c.code}: ${forced.body.details.logTail.join('\n')}`,
       );
+      if (c.reason) t.regex(forced.body.details.logTail.join('\n'), c.reason, c.code);
       t.true(
         (await execa('kill', ['-0', String(pid)], { reject: false })).exitCode === 0,
         `${c.code}: the process still runs`,
