@@ -34,6 +34,15 @@ export function preflightProblems(report: ProcessReport, options: CriuOptions): 
           fd: f.fd,
         });
       }
+      if (f.locks && !options.fileLocks) {
+        problems.push({
+          code: 'FILE_LOCK',
+          message: `fd ${f.fd} of pid ${p.pid} holds ${f.locks} file lock(s) on ${f.target}`,
+          hint: 'pass fileLocks: true to dump and restore the locks (CRIU --file-locks), or release them first',
+          pid: p.pid,
+          fd: f.fd,
+        });
+      }
       if (f.mountDetached) {
         problems.push({
           code: 'FILE_ON_DETACHED_MOUNT',

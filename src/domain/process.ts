@@ -32,6 +32,7 @@ export const FdSchema = z.object({
   inode: z.number().optional(),
   device: z.string().optional().describe('major:minor'),
   mountId: z.number().optional().describe('for files and directories: the mount they are on'),
+  locks: z.number().optional().describe('file locks (flock, POSIX, OFD) held through this descriptor'),
   mountDetached: z
     .boolean()
     .optional()

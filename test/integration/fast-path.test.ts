@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import anyTest, { type TestFn } from 'ava';
 import { execa } from 'execa';
@@ -256,4 +257,54 @@ test('bad CRIU options are refused before anything is frozen', async (t) => {
       .checkpoints.length,
     0,
   );
+});
+
+test('fileLocks: a container holding a file lock is refused without it; with it, the lock is held again after the restore, and runc.conf is put back as it was', async (t) => {
+  const { cryo, containers } = t.context;
+  const name = containers.uniqueName('flock');
+  // util-linux flock needs only libc, which the node image carries; it holds the lock while the counter runs.
+  await execa('docker', [
+    'create',
+    '--name',
+    name,
+    '-p',
+    '127.0.0.1::8080',
+    NODE_IMAGE,
+    '/flock',
+    '/tmp/held.lock',
+    '/usr/bin/node',
+    '/app/counter.js',
+  ]);
+  await execa('docker', ['cp', '/usr/bin/flock', `${name}:/flock`]);
+  await execa('docker', ['start', name]);
+  const before = await counterAtLeast(name, 5);
+  const lockHeld = async () =>
+    (
+      await execa('docker', ['exec', name, '/flock', '-n', '/tmp/held.lock', '/usr/bin/node', '-e', '0'], {
+        reject: false,
+      })
+    ).exitCode !== 0;
+  t.true(await lockHeld());
+
+  const pre = await cryo.api<Preflight>('GET', `/v1/containers/${name}/preflight`);
+  t.true(
+    pre.body.problems.some((p) => p.code === 'FILE_LOCK'),
+    JSON.stringify(pre.body),
+  );
+  t.true(
+    (await cryo.api<Preflight>('GET', `/v1/containers/${name}/preflight?fileLocks=true`)).body.checkpointable,
+  );
+
+  const runcConf = '/etc/criu/runc.conf';
+  const confBefore = await readFile(runcConf, 'utf8').catch(() => undefined);
+  const created = await cryo.api<Checkpoint>('POST', `/v1/containers/${name}/checkpoints`, {
+    fileLocks: true,
+  });
+  t.is(created.status, 201, JSON.stringify(created.body));
+  const restored = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${created.body.id}/restore`);
+  t.is(restored.status, 201, JSON.stringify(restored.body));
+  const after = await readCounter(name);
+  t.is(after.bootId, before.bootId);
+  t.true(await lockHeld(), 'the restored container holds the lock again');
+  t.is(await readFile(runcConf, 'utf8').catch(() => undefined), confBefore, 'runc.conf is as it was');
 });

@@ -186,6 +186,50 @@ test.serial(
   },
 );
 
+test.serial(
+  'a held file lock: the pre-flight reports it, a forced dump fails for that reason, and with fileLocks the lock is still held after the restore',
+  async (t) => {
+    const { cryo, dir } = t.context;
+    const lockFile = path.join(dir, 'held.lock');
+    await writeFile(lockFile, '');
+    const pid = spawnDetached(t, 'flock', [lockFile, 'sleep', '100000']);
+    await waitForFd(pid, 'held.lock');
+    const lockHeld = async () =>
+      (await execa('flock', ['-n', lockFile, 'true'], { reject: false })).exitCode !== 0;
+    t.true(await lockHeld());
+
+    const report = (await cryo.api<ProcessReport>('GET', `/v1/processes/${pid}`)).body;
+    t.true(
+      report.processes.some((p) => p.fds.some((f) => (f.locks ?? 0) > 0)),
+      JSON.stringify(report),
+    );
+    const pre = await cryo.api<Preflight>('GET', `/v1/processes/${pid}/preflight`);
+    const codes = pre.body.problems.map((p) => p.code);
+    t.true(codes.length > 0 && codes.every((c) => c === 'FILE_LOCK'), JSON.stringify(codes));
+    t.true(
+      (await cryo.api<Preflight>('GET', `/v1/processes/${pid}/preflight?fileLocks=true`)).body.checkpointable,
+    );
+    const forced = await cryo.api<ErrorBody & { details: { logTail: string[] } }>(
+      'POST',
+      `/v1/processes/${pid}/checkpoints`,
+      { leaveRunning: true, force: true },
+    );
+    t.is(forced.status, 500, JSON.stringify(forced.body));
+    t.regex(forced.body.details.logTail.join('\n'), /file locks/i);
+
+    const created = await cryo.api<Checkpoint>('POST', `/v1/processes/${pid}/checkpoints`, {
+      fileLocks: true,
+    });
+    t.is(created.status, 201, JSON.stringify(created.body));
+    await execa('sh', ['-c', `while kill -0 ${pid} 2>/dev/null; do sleep 0.05; done`]);
+    t.false(await lockHeld(), 'the dump stopped the tree and released the lock');
+    const restored = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${created.body.id}/restore`);
+    t.is(restored.status, 201, JSON.stringify(restored.body));
+    t.is(restored.body.pid, pid);
+    t.true(await lockHeld(), 'the restored tree holds the lock again');
+  },
+);
+
 test.serial('a deleted file and a pipe with data in it survive a dump and restore', async (t) => {
   const { cryo, dir } = t.context;
   const deleted = path.join(dir, 'deleted.txt');

@@ -168,6 +168,8 @@ export class ProcInspector implements ProcessInspector {
       const fd = await classify(entry, target, path, inet, unix);
       if (fd.kind === 'file' || fd.kind === 'directory') {
         const info = await readFile(`/proc/${pid}/fdinfo/${entry}`, 'utf8').catch(() => '');
+        const locks = info.split('\n').filter((l) => l.startsWith('lock:')).length;
+        if (locks > 0) fd.locks = locks;
         const mountId = Number(/^mnt_id:\s+(\d+)/m.exec(info)?.[1] ?? NaN);
         if (Number.isFinite(mountId)) {
           mounts ??= await mountIds(pid);

@@ -18,6 +18,10 @@ const PreflightQuerySchema = z.strictObject({
     .enum(['true', 'false'])
     .default('false')
     .transform((v) => v === 'true'),
+  fileLocks: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
   externalUnixSockets: z
     .enum(['true', 'false'])
     .default('false')
@@ -66,7 +70,7 @@ export const processRoutes: FastifyPluginAsyncZod<{ processes: ProcessService }>
         response: { 200: PreflightSchema, ...errors },
       },
     },
-    async (request) => processes.preflight(request.params.pid, { ...request.query, fileLocks: false }),
+    async (request) => processes.preflight(request.params.pid, request.query),
   );
   app.post(
     '/v1/processes/:pid/checkpoints',
