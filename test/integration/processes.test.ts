@@ -382,6 +382,44 @@ test.serial(
   },
 );
 
+test.serial(
+  "a CRIU older than 4.2 (Debian 12's own, at /usr/sbin/criu): the pre-flight says CRIU_TOO_OLD, and a forced dump with it really fails",
+  async (t) => {
+    const oldCriu = '/usr/sbin/criu';
+    const { stdout } = await execa(oldCriu, ['--version']);
+    const version = /Version:\s*(\S+)/.exec(stdout)?.[1] ?? '';
+    t.regex(version, /^3\./, `setup-host.sh installs Debian 12's criu 3.x at ${oldCriu}; found ${version}`);
+    const old = await TestCryo.start({ criuBinary: oldCriu });
+    t.teardown(() => old.stop());
+    const pid = spawnDetached(t, 'sleep', ['100000']);
+    await sleep(200);
+
+    const pre = await old.api<Preflight>('GET', `/v1/processes/${pid}/preflight`);
+    t.is(pre.status, 200);
+    t.deepEqual(
+      pre.body.problems.map((p) => p.code),
+      ['CRIU_TOO_OLD'],
+    );
+    const refused = await old.api<ErrorBody>('POST', `/v1/processes/${pid}/checkpoints`, {
+      leaveRunning: true,
+    });
+    t.is(refused.status, 409);
+    t.is(refused.body.code, 'PREFLIGHT_FAILED');
+    const forced = await old.api<ErrorBody & { details: { logTail: string[] } }>(
+      'POST',
+      `/v1/processes/${pid}/checkpoints`,
+      { leaveRunning: true, force: true },
+    );
+    t.is(forced.status, 500, JSON.stringify(forced.body));
+    t.is(forced.body.code, 'CRIU_FAILED');
+    t.regex(forced.body.details.logTail.join('\n'), /Error/);
+    t.is((await execa('kill', ['-0', String(pid)], { reject: false })).exitCode, 0, 'the process still runs');
+
+    const fine = await t.context.cryo.api<Preflight>('GET', `/v1/processes/${pid}/preflight`);
+    t.true(fine.body.checkpointable, 'the same process passes with the CRIU cryo installs');
+  },
+);
+
 test.serial('bad pids get clear 4xx errors', async (t) => {
   const { cryo } = t.context;
   for (const pid of ['0', '-5', '1', 'abc', '1.5']) {
