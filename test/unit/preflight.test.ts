@@ -1,0 +1,47 @@
+import test from 'ava';
+import { preflightProblems } from '../../src/domain/preflight.js';
+import { CriuOptionsSchema, type Fd, type ProcessReport } from '../../src/domain/process.js';
+
+function report(fds: Fd[]): ProcessReport {
+  return {
+    root: 100,
+    processes: [
+      {
+        pid: 100,
+        ppid: 1,
+        comm: 'app',
+        cmdline: ['app'],
+        state: 'S',
+        threads: 1,
+        namespaces: {},
+        cgroup: '0::/',
+        memory: { rss: 0, anonymous: 0, fileBacked: 0, shared: 0 },
+        fds,
+      },
+    ],
+  };
+}
+
+const defaults = CriuOptionsSchema.parse({});
+const codes = (fds: Fd[], options = defaults) => preflightProblems(report(fds), options).map((p) => p.code);
+
+test('a held file lock is a problem unless fileLocks is asked for', (t) => {
+  const fd: Fd = { fd: 3, kind: 'file', target: '/data/app.lock', locks: 1 };
+  t.deepEqual(codes([fd]), ['FILE_LOCK']);
+  t.deepEqual(codes([fd], { ...defaults, fileLocks: true }), []);
+  t.deepEqual(codes([{ ...fd, locks: undefined }]), []);
+});
+
+test('a file on a detached mount is a problem whatever the options', (t) => {
+  const fd: Fd = { fd: 4, kind: 'file', target: '/held', mountId: 43, mountDetached: true };
+  t.deepEqual(codes([fd]), ['FILE_ON_DETACHED_MOUNT']);
+  t.deepEqual(
+    codes([fd], { tcpEstablished: true, fileLocks: true, shellJob: true, externalUnixSockets: true }),
+    ['FILE_ON_DETACHED_MOUNT'],
+  );
+  t.deepEqual(codes([{ ...fd, mountDetached: undefined }]), []);
+  const [problem] = preflightProblems(report([fd]), defaults);
+  t.is(problem?.pid, 100);
+  t.is(problem?.fd, 4);
+  t.true((problem?.hint.length ?? 0) > 0);
+});
