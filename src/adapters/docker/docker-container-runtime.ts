@@ -108,8 +108,8 @@ export class DockerContainerRuntime implements ContainerRuntime {
     const policy = request.exit
       ? (await this.call(() => container.inspect())).HostConfig.RestartPolicy
       : undefined;
-    // Docker restarts a container that a checkpoint stopped when its restart policy says so, which would lose
-    // the checkpoint's point in time (moby/moby#37369); the policy is set aside until Docker has seen the exit.
+    // dockerd 20.10 restarts a container that a checkpoint stopped, from scratch, when its restart policy says so
+    // (seen with `docker checkpoint create` here); the policy is set aside until Docker has seen the exit.
     const holdPolicy = policy?.Name !== undefined && policy.Name !== '' && policy.Name !== 'no';
     if (holdPolicy) await this.call(() => container.update({ RestartPolicy: { Name: 'no' } }));
     const putBack = async () => {
@@ -456,8 +456,8 @@ function sleep(ms: number): Promise<void> {
 
 /**
  * Recreates the image directory at `from` under `to` as symlinks. Docker tars the checkpoint directory into
- * containerd's content store and containerd unpacks it into /tmp for runc (moby/moby#37344), so links there
- * cost nothing while copies cost seconds per GiB. CRIU opens some images from inside the container's mount
+ * containerd's content store and containerd unpacks it into /tmp for runc, so links there cost nothing while
+ * copies cost seconds per GiB. CRIU opens some images from inside the container's mount
  * namespace, where absolute paths do not exist, so each link climbs from wherever containerd unpacked it to
  * the host's root (extra `..` stop at the root) and names the image from there.
  */

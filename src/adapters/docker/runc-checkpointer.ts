@@ -42,7 +42,7 @@ export function criuConfigLines(o: ContainerCriuOptions): string[] {
 
 /**
  * Dumps a container straight through runc, the way containerd's shim would, but into cryo's own storage:
- * Docker's checkpoint API copies every image through containerd's content store twice (moby/moby#37344).
+ * Docker's checkpoint API copies every image through containerd's content store twice.
  */
 export class RuncCheckpointer {
   constructor(private readonly binary = 'runc') {}
