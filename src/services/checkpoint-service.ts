@@ -151,8 +151,9 @@ export class CheckpointService {
               entries: [],
             };
             await writeJson(path.join(dir, CRYO_MANIFEST), manifest);
-          } finally {
-            await dumped.settled;
+          } catch (err) {
+            await dumped.settled.catch(() => undefined);
+            throw err;
           }
           return { dumpMs, dumped };
         },
@@ -167,6 +168,8 @@ export class CheckpointService {
           stats: { dumpMs, totalMs: clock.now() - started, ...dumped.stats, path: dumped.path },
           status: 'complete',
         }),
+        // Docker handles the container's exit while the images are fsynced.
+        ({ dumped }) => dumped.settled,
       );
     } finally {
       release();

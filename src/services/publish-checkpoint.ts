@@ -12,15 +12,26 @@ export async function publishCheckpoint<T>(
   id: string,
   fill: (dir: string) => Promise<T>,
   describe: (filled: T, sizeBytes: number) => Checkpoint,
+  /** Work that `fill` started and that must end well before the checkpoint is catalogued; it runs during the fsync. */
+  settle: (filled: T) => Promise<void> = async () => undefined,
 ): Promise<Checkpoint> {
   const dir = await store.stage(id);
   let filled: T;
   let sizeBytes: number;
   try {
     filled = await fill(dir);
-    ({ sizeBytes } = await store.commit(id));
   } catch (err) {
     await store.discard(id);
+    throw err;
+  }
+  try {
+    const [committed, settled] = await Promise.allSettled([store.commit(id), settle(filled)]);
+    if (committed.status === 'rejected') throw committed.reason;
+    if (settled.status === 'rejected') throw settled.reason;
+    ({ sizeBytes } = committed.value);
+  } catch (err) {
+    await store.discard(id);
+    await store.remove(id);
     throw err;
   }
   const checkpoint = describe(filled, sizeBytes);

@@ -5,7 +5,7 @@ import anyTest, { type TestFn } from 'ava';
 import { FsImageStore } from '../../src/adapters/store/fs-image-store.js';
 import { openDatabase, type Db } from '../../src/adapters/store/database.js';
 import { SqliteCheckpointCatalog } from '../../src/adapters/store/sqlite-checkpoint-catalog.js';
-import { AppError, CriuError } from '../../src/domain/errors.js';
+import { AppError, CriuError, DockerError } from '../../src/domain/errors.js';
 import { CheckpointService, newId } from '../../src/services/checkpoint-service.js';
 import { FakeEngine, FakeRootfs, FakeRuntime } from './fakes.js';
 
@@ -88,6 +88,16 @@ test('a failed dump still thaws the container, and leaves no files and no catalo
   t.deepEqual(service.list(), []);
   runtime.failCheckpoint = undefined;
   await t.notThrowsAsync(service.create('web', { leaveRunning: true }), 'the lock was released');
+});
+
+test('a dump whose container Docker never shows stopped is not published, and leaves no files', async (t) => {
+  const { runtime, service, dir } = t.context;
+  runtime.add({ id: 'c'.repeat(64), name: 'web' });
+  runtime.failSettle = new DockerError('dockerd still reports the container running');
+  t.is(await code(service.create('web', { leaveRunning: false })), 'DOCKER_FAILED');
+  t.deepEqual(await readdir(path.join(dir, 'staging')), []);
+  t.deepEqual(await readdir(path.join(dir, 'checkpoints')), []);
+  t.deepEqual(service.list(), []);
 });
 
 test('refusals: unknown, stopped, duplicate name, docker without experimental', async (t) => {

@@ -22,6 +22,8 @@ export class FakeRuntime implements ContainerRuntime {
   containers = new Map<string, ContainerInfo>();
   calls: string[] = [];
   failCheckpoint: Error | undefined;
+  /** Makes the engine's view fail to settle after an otherwise good dump. */
+  failSettle: Error | undefined;
   /** When set, a checkpoint waits for it before dumping (to hold a run in progress). */
   checkpointGate: Promise<void> | undefined;
   failRestore: Error | undefined;
@@ -65,7 +67,9 @@ export class FakeRuntime implements ContainerRuntime {
     await mkdir(dir);
     await writeFile(path.join(dir, 'inventory.img'), 'x'.repeat(100));
     if (request.exit) this.set(containerId, { running: false, state: 'exited' });
-    return { stats: { frozenMs: 5 }, path: 'runc', settled: Promise.resolve() };
+    const settled = this.failSettle ? Promise.reject(this.failSettle) : Promise.resolve();
+    settled.catch(() => undefined);
+    return { stats: { frozenMs: 5 }, path: 'runc', settled };
   }
 
   async ensureNotFrozen(containerId: string): Promise<void> {
