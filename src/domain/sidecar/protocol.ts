@@ -1,0 +1,106 @@
+import { z } from 'zod';
+
+/**
+ * The sidecar protocol between cryo and a stream job: newline-delimited JSON frames, every one with the protocol
+ * version `v`. State bytes travel as a `state` frame followed by exactly `size` raw bytes.
+ */
+export const PROTOCOL_VERSION = 1;
+/** Largest JSON frame (one line) either side accepts. */
+export const MAX_FRAME_BYTES = 1 << 20;
+/** Largest state payload one `state` frame may announce. */
+export const MAX_STATE_CHUNK_BYTES = 64 << 20;
+
+const Id = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/);
+const CheckpointId = z.number().int().positive();
+const Subtask = z.number().int().nonnegative().max(32767);
+const Sha256 = z.string().regex(/^[0-9a-f]{64}$/);
+
+export const KeyGroupRangeSchema = z
+  .object({ start: z.number().int().nonnegative(), end: z.number().int().nonnegative() })
+  .refine((r) => r.start <= r.end, 'start must not be after end');
+
+export const OperatorSchema = z.object({
+  id: Id,
+  kind: z.enum(['source', 'keyed', 'multi-input', 'sink', 'map']),
+  parallelism: z.number().int().positive().max(32768),
+});
+
+export const StateHandleSchema = z.object({
+  /** The file the state was streamed to, relative to the checkpoint's operator directory. */
+  name: z.string().min(1).max(256),
+  keyGroupRange: KeyGroupRangeSchema.optional(),
+  size: z.number().int().nonnegative(),
+  sha256: Sha256,
+});
+export type StateHandle = z.infer<typeof StateHandleSchema>;
+
+const Offsets = z.record(z.string().max(256), z.number().int().nonnegative());
+
+const frame = <K extends string, T extends z.ZodRawShape>(type: K, shape: T) =>
+  z.strictObject({ v: z.literal(PROTOCOL_VERSION), type: z.literal(type), ...shape });
+
+export const RegisterFrameSchema = frame('register', {
+  job: Id,
+  maxParallelism: z.number().int().positive().max(32768),
+  operators: z.array(OperatorSchema).min(1).max(256),
+});
+export const TriggerFrameSchema = frame('trigger', {
+  checkpointId: CheckpointId,
+  timestamp: z.number().int().nonnegative(),
+  mode: z.enum(['exactly_once', 'at_least_once']),
+});
+export const StateFrameSchema = frame('state', {
+  checkpointId: CheckpointId,
+  operator: Id,
+  subtask: Subtask,
+  name: z.string().min(1).max(256),
+  size: z.number().int().nonnegative().max(MAX_STATE_CHUNK_BYTES),
+});
+export const AckFrameSchema = frame('ack', {
+  checkpointId: CheckpointId,
+  operator: Id,
+  subtask: Subtask,
+  handles: z.array(StateHandleSchema).max(4096),
+  offsets: Offsets.optional(),
+});
+export const DeclineFrameSchema = frame('decline', {
+  checkpointId: CheckpointId,
+  operator: Id,
+  subtask: Subtask,
+  reason: z.string().max(4096),
+});
+export const CompleteFrameSchema = frame('complete', { checkpointId: CheckpointId });
+export const AbortFrameSchema = frame('abort', { checkpointId: CheckpointId, reason: z.string().max(4096) });
+export const AssignmentSchema = z.object({
+  operator: Id,
+  subtask: Subtask,
+  keyGroupRange: KeyGroupRangeSchema.optional(),
+  handles: z.array(StateHandleSchema).max(4096),
+  offsets: Offsets.optional(),
+});
+export const RestoreFrameSchema = frame('restore', {
+  checkpointId: CheckpointId,
+  assignments: z.array(AssignmentSchema).max(32768),
+});
+export const ErrorFrameSchema = frame('error', { code: z.string().max(64), message: z.string().max(4096) });
+
+export const FrameSchema = z.discriminatedUnion('type', [
+  RegisterFrameSchema,
+  TriggerFrameSchema,
+  StateFrameSchema,
+  AckFrameSchema,
+  DeclineFrameSchema,
+  CompleteFrameSchema,
+  AbortFrameSchema,
+  RestoreFrameSchema,
+  ErrorFrameSchema,
+]);
+export type Frame = z.infer<typeof FrameSchema>;
+export type RegisterFrame = z.infer<typeof RegisterFrameSchema>;
+export type AckFrame = z.infer<typeof AckFrameSchema>;
+export type DeclineFrame = z.infer<typeof DeclineFrameSchema>;
+export type TriggerFrame = z.infer<typeof TriggerFrameSchema>;
