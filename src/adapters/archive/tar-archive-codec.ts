@@ -16,6 +16,8 @@ import { walkRelative, type TarHeader } from './tar-pack.js';
 
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const CHUNK = 4 * 1024 * 1024;
+/** How much an import writes before it asks the kernel to flush it. */
+const SYNC_EVERY = 64 * 1024 * 1024;
 const MAX_ENTRIES = 200_000;
 const HINT_EXPORT = 'import only archives made by GET /v1/checkpoints/{id}/archive, unmodified and complete';
 
@@ -224,6 +226,11 @@ async function writeHashed(
   let size = 0;
   // O_EXCL: an entry never overwrites, or writes through, something already there.
   const handle = await open(file, 'wx', 0o600);
+  // One write stays in flight while the next batch is read and hashed: the main thread never waits on the
+  // disk and the socket at the same time.
+  let writing: Promise<unknown> = Promise.resolve();
+  let syncing: Promise<unknown> | undefined;
+  let unsynced = 0;
   try {
     // Socket-sized chunks are gathered into large writes: far fewer syscalls on multi-GiB images.
     let pending: Buffer[] = [];
@@ -234,13 +241,29 @@ async function writeHashed(
       pending.push(chunk);
       pendingBytes += chunk.length;
       if (pendingBytes >= CHUNK) {
-        await handle.writev(pending);
+        await writing;
+        writing = handle.writev(pending);
+        // Observed by the next await; never an unhandled rejection while the loop waits for input.
+        writing.catch(() => undefined);
         pending = [];
         pendingBytes = 0;
+        unsynced += CHUNK;
+        if (unsynced >= SYNC_EVERY && !syncing) {
+          // The kernel starts writeback late; flushing as we go keeps the disk busy while the stream goes on,
+          // so that the fsync before the checkpoint becomes visible finds little left to write.
+          unsynced = 0;
+          const started = writing.then(() => handle.datasync());
+          syncing = started.finally(() => (syncing = undefined));
+          syncing.catch(() => undefined);
+        }
       }
     }
+    await writing;
     if (pendingBytes > 0) await handle.writev(pending);
+    await syncing;
   } finally {
+    await writing.catch(() => undefined);
+    await syncing?.catch(() => undefined);
     await handle.close();
   }
   return { size, sha256: hash.digest('hex') };
