@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa, ExecaError } from 'execa';
-import { CriuError, CriuUnavailableError } from '../../domain/errors.js';
+import { CriuUnavailableError } from '../../domain/errors.js';
 import type { CriuOptions } from '../../domain/process.js';
 import type { CheckpointEngine, DumpResult, RestoreResult } from '../../services/checkpoint-engine.js';
-import { tailLines } from './log-tail.js';
-import { parseStatsImage } from './stats-image.js';
+import { criuFailure, tailLines } from './log-tail.js';
+import { readStatsImage } from './stats-image.js';
 
 const DUMP_LOG = 'dump.log';
 const RESTORE_LOG = 'restore.log';
@@ -62,7 +62,7 @@ export class CriuCheckpointEngine implements CheckpointEngine {
     ];
     if (options.leaveRunning) args.push('--leave-running');
     await this.criu(args, dir, DUMP_LOG, 'dump');
-    return { stats: await readStats(path.join(dir, 'stats-dump')) };
+    return { stats: await readStatsImage(path.join(dir, 'stats-dump')) };
   }
 
   async restore(dir: string, options: CriuOptions): Promise<RestoreResult> {
@@ -80,7 +80,7 @@ export class CriuCheckpointEngine implements CheckpointEngine {
     ];
     await this.criu(args, dir, RESTORE_LOG, 'restore');
     const pid = Number((await readFile(path.join(dir, PIDFILE), 'utf8')).trim());
-    return { pid, stats: await readStats(path.join(dir, 'stats-restore')) };
+    return { pid, stats: await readStatsImage(path.join(dir, 'stats-restore')) };
   }
 
   /** Runs criu; a failure becomes a CriuError that wraps the ExecaError and carries the log's last lines. */
@@ -89,15 +89,7 @@ export class CriuCheckpointEngine implements CheckpointEngine {
       await execa(this.binary, args, { all: true, timeout: 10 * 60_000 });
     } catch (err) {
       if (!(err instanceof ExecaError)) throw err;
-      const logPath = path.join(dir, log);
-      const text = await readFile(logPath, 'utf8').catch(() => String(err.all ?? ''));
-      const errors = tailLines(text, 400).filter((l) => /Error|error/.test(l));
-      throw new CriuError(
-        `criu ${action} failed: ${errors.at(-1) ?? err.shortMessage}`,
-        tailLines(text, 25),
-        logPath,
-        { cause: err },
-      );
+      throw await criuFailure(`criu ${action}`, path.join(dir, log), err);
     }
   }
 
@@ -128,13 +120,4 @@ function flags(o: CriuOptions): string[] {
     ...(o.shellJob ? ['--shell-job'] : []),
     ...(o.externalUnixSockets ? ['--ext-unix-sk'] : []),
   ];
-}
-
-/** CRIU's stats; a missing or unreadable stats image only means no stats, never a failed dump or restore. */
-async function readStats(file: string) {
-  try {
-    return parseStatsImage(await readFile(file));
-  } catch {
-    return {};
-  }
 }

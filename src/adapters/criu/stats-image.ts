@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import type { CriuStats } from '../../domain/criu-stats.js';
 
 /**
@@ -70,5 +71,14 @@ function* fields(buf: Buffer): Generator<[number, bigint | Buffer]> {
     } else if (wire === 1) i += 8;
     else if (wire === 5) i += 4;
     else return;
+  }
+}
+
+/** CRIU's stats from an image file; a missing or unreadable one only means no stats, never a failed operation. */
+export async function readStatsImage(file: string): Promise<CriuStats> {
+  try {
+    return parseStatsImage(await readFile(file));
+  } catch {
+    return {};
   }
 }

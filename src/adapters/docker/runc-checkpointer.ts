@@ -4,10 +4,9 @@ import path from 'node:path';
 import { execa, ExecaError } from 'execa';
 import type { ContainerCriuOptions } from '../../domain/checkpoint.js';
 import type { CriuStats } from '../../domain/criu-stats.js';
-import { CriuError } from '../../domain/errors.js';
 import { DUMP_LOG, STATS_DUMP } from '../../domain/layout.js';
-import { tailLines } from '../criu/log-tail.js';
-import { parseStatsImage } from '../criu/stats-image.js';
+import { criuFailure } from '../criu/log-tail.js';
+import { readStatsImage } from '../criu/stats-image.js';
 
 export interface RuncDump {
   /** The runc state directory that holds the container (`runc --root`). */
@@ -83,25 +82,10 @@ export class RuncCheckpointer {
       await execa(this.binary, args, { all: true, env, timeout: 10 * 60_000 });
     } catch (err) {
       if (!(err instanceof ExecaError)) throw err;
-      const logPath = path.join(dump.workDir, DUMP_LOG);
-      const log = await readFile(logPath, 'utf8').catch(() => '');
-      const errors = tailLines(log, 400).filter((l) => /Error/.test(l));
-      const reason = errors.at(-1) ?? tailLines(String(err.all ?? ''), 1)[0] ?? err.shortMessage;
-      throw new CriuError(
-        `runc checkpoint failed: ${reason}`,
-        tailLines(log || String(err.all ?? ''), 25),
-        logPath,
-        {
-          cause: err,
-        },
-      );
+      throw await criuFailure('runc checkpoint', path.join(dump.workDir, DUMP_LOG), err);
     } finally {
       if (confDir) await rm(confDir, { recursive: true, force: true });
     }
-    try {
-      return parseStatsImage(await readFile(path.join(dump.workDir, STATS_DUMP)));
-    } catch {
-      return {};
-    }
+    return readStatsImage(path.join(dump.workDir, STATS_DUMP));
   }
 }
