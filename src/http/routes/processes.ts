@@ -9,24 +9,7 @@ import type { ProcessService } from '../../services/process-service.js';
 const errors = { 400: ErrorBodySchema, 401: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema };
 const pidParams = z.object({ pid: PidSchema });
 const refParams = z.object({ ref: ContainerRefSchema });
-const PreflightQuerySchema = z.strictObject({
-  tcpEstablished: z
-    .enum(['true', 'false'])
-    .default('false')
-    .transform((v) => v === 'true'),
-  shellJob: z
-    .enum(['true', 'false'])
-    .default('false')
-    .transform((v) => v === 'true'),
-  fileLocks: z
-    .enum(['true', 'false'])
-    .default('false')
-    .transform((v) => v === 'true'),
-  externalUnixSockets: z
-    .enum(['true', 'false'])
-    .default('false')
-    .transform((v) => v === 'true'),
-});
+/** A query flag: "true" or "false", false when absent. */
 const flag = z
   .enum(['true', 'false'])
   .default('false')
@@ -36,6 +19,7 @@ const ContainerPreflightQuerySchema = z.strictObject({
   fileLocks: flag,
   externalUnixSockets: flag,
 });
+const PreflightQuerySchema = ContainerPreflightQuerySchema.extend({ shellJob: flag });
 const ProcessCheckpointBodySchema = z.preprocess(
   (v) => v ?? {},
   CriuOptionsSchema.extend({
