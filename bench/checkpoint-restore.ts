@@ -18,7 +18,7 @@ import { parseStatsImage } from '../src/adapters/criu/stats-image.js';
 import { loadConfig } from '../src/config.js';
 import { startServer } from '../src/server.js';
 import { readJson } from '../test/helpers/containers.js';
-import { requirePrerequisites } from '../test/helpers/prerequisites.js';
+import { BUSYBOX_IMAGE, requirePrerequisites } from '../test/helpers/prerequisites.js';
 import { rawCriu, runMemoryContainer, timed, type Memory } from './raw-criu.js';
 import { podmanAvailable, podmanCheckpointRestore } from './podman.js';
 
@@ -201,7 +201,7 @@ async function dockerStartCost(): Promise<number> {
       name,
       '-p',
       '127.0.0.1::8080',
-      'cryo-fixture/busybox:1',
+      BUSYBOX_IMAGE,
       'sleep',
       '1000',
     ]);

@@ -6,9 +6,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { freePort, sleep } from '../test/helpers/containers.js';
+import { freePort } from '../test/helpers/containers.js';
 import { NODE_IMAGE } from '../test/helpers/prerequisites.js';
-import { timed, type Memory } from './raw-criu.js';
+import { fetchMemory, timed } from './raw-criu.js';
 
 const PODMAN_IMAGE = `localhost/${NODE_IMAGE}`;
 
@@ -16,18 +16,6 @@ const PODMAN_IMAGE = `localhost/${NODE_IMAGE}`;
 export async function podmanAvailable(): Promise<string | undefined> {
   const result = await execa('podman', ['--version'], { reject: false });
   return result.exitCode === 0 ? result.stdout.trim() : undefined;
-}
-
-async function fetchMemory(port: number, timeoutMs = 600_000): Promise<Memory> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return (await (await fetch(`http://127.0.0.1:${port}/`)).json()) as Memory;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await sleep(200);
-    }
-  }
 }
 
 export async function podmanCheckpointRestore(mib: number): Promise<{ checkpoint: number; restore: number }> {
@@ -55,7 +43,7 @@ export async function podmanCheckpointRestore(mib: number): Promise<{ checkpoint
       '/usr/bin/node',
       '/app/memory.js',
     ]);
-    const before = await fetchMemory(port);
+    const before = await fetchMemory(port, 600_000);
     const [, checkpoint] = await timed(() =>
       execa('podman', ['container', 'checkpoint', '--compress', 'none', '--export', archive, name]),
     );

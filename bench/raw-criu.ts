@@ -29,7 +29,8 @@ export async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   return [result, performance.now() - start];
 }
 
-async function fetchMemory(port: number, timeoutMs = 120_000): Promise<Memory> {
+/** The workload's memory report on a loopback port, retried until it answers. */
+export async function fetchMemory(port: number, timeoutMs = 120_000): Promise<Memory> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
