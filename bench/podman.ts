@@ -49,7 +49,7 @@ export async function podmanCheckpointRestore(mib: number): Promise<{ checkpoint
     );
     await execa('podman', ['rm', '-f', name]);
     const [, restore] = await timed(() => execa('podman', ['container', 'restore', '--import', archive]));
-    const after = await fetchMemory(port);
+    const after = await fetchMemory(port, 600_000);
     if (after.sha256 !== before.initial)
       throw new Error(`podman: memory checksum ${after.sha256} != ${before.initial}`);
     return { checkpoint, restore };
