@@ -6,6 +6,7 @@ import { DockerContainerRuntime } from './adapters/docker/docker-container-runti
 import { OverlayRootfsChanges } from './adapters/docker/overlay-rootfs-changes.js';
 import { FsImageStore } from './adapters/store/fs-image-store.js';
 import { openDatabase } from './adapters/store/database.js';
+import { UnixSidecarConnector } from './adapters/sidecar/unix-sidecar-connector.js';
 import { HttpPeerAgent } from './adapters/peer/http-peer-agent.js';
 import { ProcInspector } from './adapters/proc/proc-inspector.js';
 import { loadOrCreateToken } from './adapters/store/token-file.js';
@@ -43,6 +44,7 @@ export async function startServer(config: Config): Promise<Server> {
     db,
     store,
     connect: (url, peerToken) => new HttpPeerAgent(url, peerToken),
+    sidecar: new UnixSidecarConnector(),
     clock: systemClock,
     dataDir: config.dataDir,
     maxImportBytes: config.maxImportBytes,

@@ -18,6 +18,12 @@ import { MigrationService } from './services/migration-service.js';
 import type { PeerConnector } from './services/peer-agent.js';
 import type { RootfsChanges } from './services/rootfs-changes.js';
 import { ScheduleService } from './services/schedule-service.js';
+import {
+  systemCoordinatorClock,
+  type CoordinatorOptions,
+} from './services/sidecar/checkpoint-coordinator.js';
+import type { SidecarConnector } from './services/sidecar/sidecar-connector.js';
+import { SidecarService } from './services/sidecar/sidecar-service.js';
 
 export interface ServiceDeps {
   runtime: ContainerRuntime;
@@ -32,6 +38,9 @@ export interface ServiceDeps {
   maxImportBytes: number;
   scheduleGraceMs: number;
   migrationRetentionMs: number;
+  /** Reaches stream jobs' sidecars; without it, `application` checkpoints are not offered. */
+  sidecar?: SidecarConnector;
+  sidecarCoordinator?: Partial<CoordinatorOptions>;
 }
 
 export type Services = ReturnType<typeof createServices>;
@@ -40,7 +49,15 @@ export type Services = ReturnType<typeof createServices>;
 export function createServices(d: ServiceDeps) {
   const catalog = new SqliteCheckpointCatalog(d.db);
   const processes = new ProcessService({ ...d, catalog });
-  const checkpoints = new CheckpointService({ ...d, catalog, processes });
+  const sidecar = d.sidecar
+    ? new SidecarService({
+        connector: d.sidecar,
+        dataDir: d.dataDir,
+        clock: systemCoordinatorClock,
+        ...(d.sidecarCoordinator ? { coordinator: d.sidecarCoordinator } : {}),
+      })
+    : undefined;
+  const checkpoints = new CheckpointService({ ...d, catalog, processes, sidecar });
   const archives = new ArchiveService({
     checkpoints,
     catalog,

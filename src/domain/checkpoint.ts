@@ -35,6 +35,18 @@ export const CheckpointProcessSchema = z.object({
   cmdline: z.array(z.string()),
 });
 
+export const ApplicationModeSchema = z.enum(['exactly_once', 'at_least_once']);
+export type ApplicationMode = z.infer<typeof ApplicationModeSchema>;
+
+export const CheckpointApplicationSchema = z.object({
+  job: z.string(),
+  checkpointId: z.number().int().positive().describe("the operator checkpoint's id (operators/chk-<n>)"),
+  mode: ApplicationModeSchema,
+  subtasks: z.number().int().nonnegative(),
+  stateBytes: z.number().int().nonnegative(),
+});
+export type CheckpointApplication = z.infer<typeof CheckpointApplicationSchema>;
+
 export const CheckpointSchema = z.object({
   id: CheckpointIdSchema,
   name: NameSchema,
@@ -43,6 +55,13 @@ export const CheckpointSchema = z.object({
   process: CheckpointProcessSchema.optional().describe('for kind "process": the root of the dumped tree'),
   createdAt: z.string().describe('ISO 8601'),
   leaveRunning: z.boolean(),
+  processImage: z
+    .boolean()
+    .optional()
+    .describe('false when the checkpoint holds no CRIU image (application: "only")'),
+  application: CheckpointApplicationSchema.optional().describe(
+    "the job's operator state, for a checkpoint taken with application",
+  ),
   sizeBytes: z.number().int().nonnegative(),
   stats: CheckpointStatsSchema,
   status: CheckpointStatusSchema,
@@ -85,6 +104,15 @@ export const CreateCheckpointBodySchema = z.preprocess(
       .default(false)
       .describe("also store the contents of the container's named volumes (volumes/<name>.tar)"),
     force: z.boolean().default(false).describe('skip the pre-flight check'),
+    application: z
+      .union([z.boolean(), z.literal('only')])
+      .default(false)
+      .describe(
+        'true: take the stream job\'s operator state through its sidecar first, then the CRIU dump; "only": the operator state alone, without CRIU',
+      ),
+    applicationMode: ApplicationModeSchema.default('exactly_once').describe(
+      'barriers aligned (exactly_once) or only tracked (at_least_once)',
+    ),
   }),
 );
 export type CreateCheckpointBody = z.infer<typeof CreateCheckpointBodySchema>;
@@ -95,6 +123,19 @@ export const RestoreBodySchema = z.preprocess(
     name: NameSchema.optional().describe(
       'restore into a new container with this name; without it, into the original container',
     ),
+    mode: z
+      .enum(['process', 'application', 'auto'])
+      .optional()
+      .describe(
+        'process: CRIU (the default with an image); application: start the container afresh and load the operator state; auto: process, else application',
+      ),
+    env: z
+      .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*=/, 'NAME=value'))
+      .max(256)
+      .optional()
+      .describe(
+        'for an application restore into a new container: environment to set, e.g. a new parallelism',
+      ),
     ports: z
       .enum(['free', 'same'])
       .default('free')
@@ -108,6 +149,12 @@ export type RestoreBody = z.infer<typeof RestoreBodySchema>;
 export const RestoreResultSchema = z.object({
   container: z.object({ id: z.string(), name: z.string() }).optional(),
   pid: z.number().optional().describe('for a process checkpoint: the restored root pid'),
+  mode: z.enum(['process', 'application']).optional().describe('how the container was restored'),
+  fallback: z.string().optional().describe('mode auto: why the process restore was not used'),
+  application: z
+    .object({ checkpointId: z.number(), subtasks: z.number() })
+    .optional()
+    .describe('for an application restore: the operator checkpoint loaded, into how many subtasks'),
   restoreMs: z.number(),
   stats: z
     .object({

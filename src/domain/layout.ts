@@ -17,3 +17,8 @@ export const DOCKER_CONFIG = 'docker-config.json';
 
 /** The archive format cryo writes; an import refuses a newer one. */
 export const ARCHIVE_FORMAT_VERSION = 1;
+
+/** Operator state of an application-consistent checkpoint, after Flink: operators/chk-<n>/_metadata. */
+export const OPERATORS_DIR = 'operators';
+export const OPERATORS_METADATA = '_metadata';
+export const operatorCheckpointDir = (checkpointId: number): string => `chk-${checkpointId}`;

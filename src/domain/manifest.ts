@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ContainerCriuOptionsSchema } from './checkpoint.js';
+import { CheckpointApplicationSchema, ContainerCriuOptionsSchema } from './checkpoint.js';
 import { NameSchema } from './names.js';
 
 export const ManifestEntrySchema = z.object({
@@ -32,6 +32,9 @@ export const ManifestSchema = z.object({
     dumpMs: z.number().nonnegative(),
     /** The CRIU options of the dump; a restore needs the same ones. */
     criu: ContainerCriuOptionsSchema.optional(),
+    /** False for an application-only checkpoint: no checkpoint/ directory. */
+    processImage: z.boolean().optional(),
+    application: CheckpointApplicationSchema.optional(),
   }),
   container: z.object({ id: z.string(), name: z.string() }),
   image: z.object({ ref: z.string(), id: z.string() }),

@@ -2,13 +2,19 @@ import { randomBytes } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type {
+  ApplicationMode,
   Checkpoint,
+  CheckpointApplication,
   ContainerCriuOptions,
   CreateCheckpointBody,
   RestoreBody,
   RestoreResult,
 } from '../domain/checkpoint.js';
 import {
+  AppError,
+  ApplicationRestoreFailedError,
+  RestoreModeUnavailableError,
+  ValidationError,
   CheckpointInUseError,
   CheckpointNameInUseError,
   CheckpointNotFoundError,
@@ -37,7 +43,9 @@ import { CRYO_VERSION } from '../version.js';
 import type { CheckpointCatalog, CheckpointFilter } from './checkpoint-catalog.js';
 import type { CheckpointEngine } from './checkpoint-engine.js';
 import type { Clock } from './clock.js';
-import type { ContainerRuntime, RuntimeCheckpointResult } from './container-runtime.js';
+import type { ContainerInfo, ContainerRuntime, RuntimeCheckpointResult } from './container-runtime.js';
+import { SIDECAR_RESTORE_MARKER } from '../domain/sidecar/protocol.js';
+import { operatorsOf, type OperatorsView } from '../domain/sidecar/metadata.js';
 import { configDump, fallbackSpec, networkStatus } from './engine-configs.js';
 import { localHost, type HostInfo } from './host-info.js';
 import type { ImageStore } from './image-store.js';
@@ -45,6 +53,7 @@ import { KeyedLocks } from './keyed-locks.js';
 import type { ProcessService } from './process-service.js';
 import { publishCheckpoint } from './publish-checkpoint.js';
 import type { RootfsChanges } from './rootfs-changes.js';
+import type { ApplicationCut, SidecarService } from './sidecar/sidecar-service.js';
 
 export interface CheckpointServiceDeps {
   runtime: ContainerRuntime;
@@ -57,6 +66,8 @@ export interface CheckpointServiceDeps {
   processes?: ProcessService;
   host?: HostInfo;
   locks?: KeyedLocks;
+  /** Operator checkpoints of stream jobs through their sidecar (`application`). */
+  sidecar?: SidecarService | undefined;
 }
 
 export type CreateCheckpointOptions = Pick<CreateCheckpointBody, 'leaveRunning'> &
@@ -92,6 +103,12 @@ export class CheckpointService {
         externalUnixSockets: body.externalUnixSockets ?? false,
         ...(body.ghostLimitBytes !== undefined ? { ghostLimitBytes: body.ghostLimitBytes } : {}),
       };
+      const application = body.application ?? false;
+      const applicationMode = body.applicationMode ?? 'exactly_once';
+      const sidecar = application ? this.requireSidecar() : undefined;
+      if (application === 'only' && sidecar) {
+        return await this.createApplicationOnly(container, id, name, started, applicationMode, sidecar);
+      }
       const processes = body.force ? undefined : this.deps.processes;
       const [criuVersion, preflight, runtimeSpec] = await Promise.all([
         this.requireCheckpointSupport(),
@@ -101,11 +118,14 @@ export class CheckpointService {
       if (preflight && !preflight.checkpointable) throw new PreflightFailedError(preflight.problems);
       const spec = runtimeSpec ?? fallbackSpec(container.config);
       const createdAt = new Date(started);
-      return await publishCheckpoint(
+      let cut: ApplicationCut | undefined;
+      const published = publishCheckpoint(
         store,
         catalog,
         id,
         async (dir) => {
+          // The operator cut comes first, and its connection is closed before CRIU looks at the sockets.
+          if (sidecar) cut = await sidecar.cut(container.pid, dir, applicationMode, false);
           const dumpStarted = clock.now();
           let dumped: RuntimeCheckpointResult;
           try {
@@ -141,7 +161,14 @@ export class CheckpointService {
               formatVersion: ARCHIVE_FORMAT_VERSION,
               cryoVersion: CRYO_VERSION,
               createdAt: createdAt.toISOString(),
-              checkpoint: { id, name, leaveRunning: body.leaveRunning, dumpMs, criu },
+              checkpoint: {
+                id,
+                name,
+                leaveRunning: body.leaveRunning,
+                dumpMs,
+                criu,
+                ...(cut ? { application: applicationOf(cut) } : {}),
+              },
               container: { id: container.id, name: container.name },
               image: { ref: container.image, id: container.imageId },
               source: { ...this.host, criuVersion },
@@ -164,6 +191,7 @@ export class CheckpointService {
           container: { id: container.id, name: container.name, image: container.image },
           createdAt: createdAt.toISOString(),
           leaveRunning: body.leaveRunning,
+          ...(cut ? { application: applicationOf(cut) } : {}),
           sizeBytes,
           stats: { dumpMs, totalMs: clock.now() - started, ...dumped.stats, path: dumped.path },
           status: 'complete',
@@ -171,9 +199,120 @@ export class CheckpointService {
         // Docker handles the container's exit while the images are fsynced.
         ({ dumped }) => dumped.settled,
       );
+      if (!sidecar) return await published;
+      // The job commits the cut's output only once the checkpoint is published; a stopped job will on restore.
+      const outcome = await published.then(
+        (c) => ({ ok: true as const, c }),
+        (err: unknown) => ({ ok: false as const, err }),
+      );
+      if (cut && body.leaveRunning) await sidecar.finish(container.pid, cut, outcome.ok);
+      if (!outcome.ok) throw outcome.err;
+      return outcome.c;
     } finally {
       release();
     }
+  }
+
+  /** `application: "only"`: the job's operator state without CRIU; nothing is frozen. */
+  private async createApplicationOnly(
+    container: ContainerInfo,
+    id: string,
+    name: string,
+    started: number,
+    mode: ApplicationMode,
+    sidecar: SidecarService,
+  ): Promise<Checkpoint> {
+    const { catalog, store, clock, runtime } = this.deps;
+    const createdAt = new Date(started);
+    const spec = (await runtime.runtimeSpec(container.id)) ?? fallbackSpec(container.config);
+    let cut: ApplicationCut | undefined;
+    let checkpoint: Checkpoint;
+    try {
+      checkpoint = await publishCheckpoint(
+        store,
+        catalog,
+        id,
+        async (dir) => {
+          cut = await sidecar.cut(container.pid, dir, mode, true);
+          const dumpMs = clock.now() - started;
+          await writeJson(path.join(dir, DOCKER_CONFIG), container.config);
+          await writeJson(path.join(dir, CONFIG_DUMP), configDump(container.config, createdAt));
+          await writeJson(path.join(dir, SPEC_DUMP), spec);
+          const manifest: Manifest = {
+            formatVersion: ARCHIVE_FORMAT_VERSION,
+            cryoVersion: CRYO_VERSION,
+            createdAt: createdAt.toISOString(),
+            checkpoint: {
+              id,
+              name,
+              leaveRunning: true,
+              dumpMs,
+              processImage: false,
+              application: applicationOf(cut),
+            },
+            container: { id: container.id, name: container.name },
+            image: { ref: container.image, id: container.imageId },
+            source: { ...this.host, criuVersion: '' },
+            mounts: [],
+            rootfs: { changed: 0, deleted: 0 },
+            entries: [],
+          };
+          await writeJson(path.join(dir, CRYO_MANIFEST), manifest);
+          return { dumpMs, cut };
+        },
+        ({ dumpMs, cut: c }, sizeBytes) => ({
+          id,
+          name,
+          kind: 'container',
+          container: { id: container.id, name: container.name, image: container.image },
+          createdAt: createdAt.toISOString(),
+          leaveRunning: true,
+          processImage: false,
+          application: applicationOf(c),
+          sizeBytes,
+          stats: { dumpMs, totalMs: clock.now() - started },
+          status: 'complete',
+        }),
+      );
+    } catch (err) {
+      if (cut) await sidecar.finish(container.pid, cut, false);
+      throw err;
+    }
+    await sidecar.finish(container.pid, cut!, true);
+    return checkpoint;
+  }
+
+  /** What the stream job inside a container registers, and its latest checkpoint with operator state. */
+  async operators(ref: string): Promise<OperatorsView> {
+    const container = await this.deps.runtime.inspect(ref);
+    if (!container) throw new ContainerNotFoundError(ref);
+    if (!container.running || container.paused) throw new ContainerNotRunningError(ref, container.state);
+    const register = await this.requireSidecar().describe(container.pid);
+    const last = this.deps.catalog
+      .list({ container: container.id })
+      .filter((c) => c.application?.job === register.job)
+      .at(-1);
+    return {
+      job: register.job,
+      maxParallelism: register.maxParallelism,
+      finished: register.finished,
+      lastCheckpointId: register.lastCheckpointId,
+      operators: operatorsOf(register),
+      ...(last?.application
+        ? {
+            lastCompleted: {
+              checkpoint: last.id,
+              checkpointId: last.application.checkpointId,
+              createdAt: last.createdAt,
+            },
+          }
+        : {}),
+    };
+  }
+
+  private requireSidecar(): SidecarService {
+    if (!this.deps.sidecar) throw new Error('the sidecar service is not wired');
+    return this.deps.sidecar;
   }
 
   list(filter: CheckpointFilter = {}): Checkpoint[] {
@@ -229,12 +368,126 @@ export class CheckpointService {
         if (!this.deps.processes) throw new Error('process restores are not wired');
         return this.deps.processes.restore(dir);
       }
-      const criuVersion = await this.requireCheckpointSupport();
+      const hasImage = checkpoint.processImage !== false;
+      const mode = body.mode ?? (hasImage ? 'process' : 'application');
+      if (mode === 'process' && !hasImage) throw new RestoreModeUnavailableError(id, 'process');
+      if (mode === 'application' && !checkpoint.application)
+        throw new RestoreModeUnavailableError(id, 'application');
+      if (body.env && (mode === 'process' || body.name === undefined)) {
+        throw new ValidationError(
+          'env applies to an application restore into a new container',
+          'give mode "application" (or "auto") and a name',
+        );
+      }
       const manifest = await readManifest(dir);
-      requireHostFits(manifest.source, { ...this.host, criuVersion });
-      if (body.name === undefined) return this.restoreInPlace(checkpoint, manifest, dir, started);
-      return this.restoreAsNew(checkpoint, manifest, dir, body.name, body.ports, started);
+      let fallback: string | undefined;
+      if (mode !== 'application' && hasImage) {
+        try {
+          const restored = await this.restoreProcess(checkpoint, manifest, dir, body, started);
+          if (checkpoint.application && restored.container)
+            await this.notifyRestored(restored.container.id, checkpoint);
+          return { ...restored, mode: 'process' as const };
+        } catch (err) {
+          if (
+            mode === 'process' ||
+            !checkpoint.application ||
+            !(err instanceof AppError) ||
+            !FALLBACK_CODES.has(err.code)
+          )
+            throw err;
+          fallback = `${err.code}: ${err.message}`;
+        }
+      } else if (mode === 'auto') fallback = 'the checkpoint holds no CRIU image';
+      const restored = await this.restoreApplication(checkpoint, manifest, dir, body, started);
+      return { ...restored, mode: 'application' as const, ...(fallback ? { fallback } : {}) };
     });
+  }
+
+  private async restoreProcess(
+    checkpoint: Checkpoint,
+    manifest: Manifest,
+    dir: string,
+    body: RestoreBody,
+    started: number,
+  ): Promise<RestoreResult> {
+    const criuVersion = await this.requireCheckpointSupport();
+    requireHostFits(manifest.source, { ...this.host, criuVersion });
+    if (body.name === undefined) return this.restoreInPlace(checkpoint, manifest, dir, started);
+    return this.restoreAsNew(checkpoint, manifest, dir, body.name, body.ports, started);
+  }
+
+  /** The restored process's cut was never confirmed to it: `complete` lets its sink commit that epoch. */
+  private async notifyRestored(containerId: string, checkpoint: Checkpoint): Promise<void> {
+    const info = await this.deps.runtime.inspect(containerId);
+    if (!info?.running || !checkpoint.application) return;
+    await this.requireSidecar().finish(
+      info.pid,
+      { checkpointId: checkpoint.application.checkpointId, channel: undefined },
+      true,
+    );
+  }
+
+  /**
+   * Starts the container afresh, with a marker that makes the SDK wait, and hands the job its operator state:
+   * each subtask's key groups and the sources' offsets. On failure the new container is removed, or the
+   * original one stopped again; the checkpoint stays.
+   */
+  private async restoreApplication(
+    checkpoint: Checkpoint,
+    manifest: Manifest,
+    dir: string,
+    body: RestoreBody,
+    started: number,
+  ): Promise<RestoreResult> {
+    const { runtime, rootfs, clock } = this.deps;
+    const sidecar = this.requireSidecar();
+    const application = checkpoint.application!;
+    let target: { id: string; name: string };
+    let created = false;
+    if (body.name === undefined) {
+      const original = checkpoint.container;
+      const container = original ? await runtime.inspect(original.id) : undefined;
+      if (!container) throw new ContainerNotFoundError(original?.name ?? checkpoint.name);
+      if (container.running) throw new ContainerRunningError(container.name);
+      target = { id: container.id, name: container.name };
+    } else {
+      if (await runtime.inspect(body.name)) throw new ContainerNameInUseError(body.name);
+      if (!(await runtime.imageExists(manifest.image.id))) {
+        throw new ImageNotFoundError(manifest.image.ref, manifest.image.id);
+      }
+      const config = withEnv(
+        JSON.parse(await readFile(path.join(dir, DOCKER_CONFIG), 'utf8')) as unknown,
+        body.env,
+      );
+      target = await runtime.createFromConfig(
+        config,
+        body.name,
+        { [LABEL_RESTORED_FROM]: checkpoint.id, [LABEL_SOURCE_CONTAINER]: checkpoint.container?.id ?? '' },
+        body.ports,
+      );
+      created = true;
+    }
+    const release = this.locks.acquire(target.id, 'restore', `container "${target.name}"`);
+    try {
+      if (created && checkpoint.processImage !== false) await rootfs.apply(target.id, dir);
+      await runtime.putFile(
+        target.id,
+        SIDECAR_RESTORE_MARKER,
+        Buffer.from(JSON.stringify({ checkpoint: checkpoint.id, checkpointId: application.checkpointId })),
+      );
+      await runtime.start(target.id);
+      const info = await runtime.inspect(target.id);
+      if (!info?.running)
+        throw new ApplicationRestoreFailedError(`container "${target.name}" exited at start`);
+      const loaded = await sidecar.restore(info.pid, dir);
+      return { container: target, restoreMs: clock.now() - started, application: loaded };
+    } catch (err) {
+      if (created) await runtime.remove(target.id);
+      else await runtime.stop(target.id).catch(() => undefined);
+      throw err;
+    } finally {
+      release();
+    }
   }
 
   private async restoreAsNew(
@@ -316,6 +569,34 @@ const SUPPORT_TTL_MS = 5_000;
 
 export async function readManifest(dir: string): Promise<Manifest> {
   return ManifestSchema.parse(JSON.parse(await readFile(path.join(dir, CRYO_MANIFEST), 'utf8')));
+}
+
+/** Failures after which mode auto restores the operator state instead: CRIU or this host cannot. */
+const FALLBACK_CODES = new Set([
+  'CRIU_FAILED',
+  'CRIU_UNAVAILABLE',
+  'HOST_MISMATCH',
+  'DOCKER_NOT_EXPERIMENTAL',
+  'DOCKER_FAILED',
+]);
+
+function applicationOf(cut: ApplicationCut): CheckpointApplication {
+  return {
+    job: cut.job,
+    checkpointId: cut.checkpointId,
+    mode: cut.mode,
+    subtasks: cut.subtasks,
+    stateBytes: cut.stateBytes,
+  };
+}
+
+/** Docker's config with `env` (NAME=value) set over its environment. */
+function withEnv(config: unknown, env: string[] | undefined): unknown {
+  if (!env || env.length === 0) return config;
+  const c = config as { Config?: { Env?: string[] } };
+  const names = new Set(env.map((e) => e.slice(0, e.indexOf('='))));
+  const kept = (c.Config?.Env ?? []).filter((e) => !names.has(e.slice(0, e.indexOf('='))));
+  return { ...c, Config: { ...c.Config, Env: [...kept, ...env] } };
 }
 
 function criuOf(manifest: Manifest): ContainerCriuOptions {

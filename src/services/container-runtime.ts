@@ -61,6 +61,12 @@ export interface ContainerRuntime {
   /** Starts a created or stopped container from the CRIU images in `imagesDir`, with the dump's CRIU options. */
   restore(containerId: string, imagesDir: string, criu: ContainerCriuOptions): Promise<void>;
   remove(containerId: string): Promise<void>;
+  /** Starts a created or stopped container afresh (no checkpoint). */
+  start(containerId: string): Promise<void>;
+  /** Stops a running container (SIGTERM, then SIGKILL after the engine's grace period). */
+  stop(containerId: string): Promise<void>;
+  /** Writes one file into a container's root filesystem (created or stopped), creating its directories. */
+  putFile(containerId: string, file: string, content: Buffer): Promise<void>;
   /** The OCI runtime spec the container runs with (while it runs), or undefined. */
   runtimeSpec(containerId: string): Promise<unknown>;
   imageExists(ref: string): Promise<boolean>;

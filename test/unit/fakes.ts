@@ -94,6 +94,23 @@ export class FakeRuntime implements ContainerRuntime {
     this.containers.delete(containerId);
   }
 
+  async start(containerId: string): Promise<void> {
+    this.calls.push(`start ${containerId}`);
+    this.set(containerId, { running: true, state: 'running' });
+  }
+
+  async stop(containerId: string): Promise<void> {
+    this.calls.push(`stop ${containerId}`);
+    this.set(containerId, { running: false, state: 'exited' });
+  }
+
+  readonly files = new Map<string, Buffer>();
+
+  async putFile(containerId: string, file: string, content: Buffer): Promise<void> {
+    this.calls.push(`put ${containerId} ${file}`);
+    this.files.set(`${containerId}:${file}`, content);
+  }
+
   async runtimeSpec(): Promise<unknown> {
     return { ociVersion: '1.0.2', annotations: {} };
   }

@@ -22,6 +22,7 @@ import type {
 } from '../../services/container-runtime.js';
 import { tailLines } from '../criu/log-tail.js';
 import { Mutex } from './mutex.js';
+import { singleFileTar } from './single-file-tar.js';
 import { toCreateOptions } from './create-options.js';
 import { criuConfigLines, RuncCheckpointer } from './runc-checkpointer.js';
 
@@ -239,6 +240,26 @@ export class DockerContainerRuntime implements ContainerRuntime {
       if ((err as DockerApiError).statusCode === 404) return;
       throw this.translate(err);
     }
+  }
+
+  async start(containerId: string): Promise<void> {
+    await this.call(() => this.docker.getContainer(containerId).start());
+  }
+
+  async stop(containerId: string): Promise<void> {
+    try {
+      await this.docker.getContainer(containerId).stop({ t: 5 });
+    } catch (err) {
+      // 304: already stopped.
+      if ((err as DockerApiError).statusCode === 304) return;
+      throw this.translate(err);
+    }
+  }
+
+  async putFile(containerId: string, file: string, content: Buffer): Promise<void> {
+    await this.call(() =>
+      this.docker.getContainer(containerId).putArchive(singleFileTar(file, content), { path: '/' }),
+    );
   }
 
   async runtimeSpec(containerId: string): Promise<unknown> {

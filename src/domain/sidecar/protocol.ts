@@ -9,6 +9,10 @@ export const PROTOCOL_VERSION = 1;
 export const MAX_FRAME_BYTES = 1 << 20;
 /** Largest state payload one `state` frame may announce. */
 export const MAX_STATE_CHUNK_BYTES = 64 << 20;
+/** Where the SDK listens inside the container; cryo reaches it through /proc/<pid>/root. */
+export const SIDECAR_SOCKET_PATH = '/run/cryo/sidecar.sock';
+/** Present at start when cryo restores the job's state: the SDK waits for a `restore` before it reads input. */
+export const SIDECAR_RESTORE_MARKER = '/run/cryo/restore.json';
 
 const Id = z
   .string()
@@ -30,8 +34,8 @@ export const OperatorSchema = z.object({
 });
 
 export const StateHandleSchema = z.object({
-  /** The file the state was streamed to, relative to the checkpoint's operator directory. */
-  name: z.string().min(1).max(256),
+  /** The file the state was streamed to, in the checkpoint's operator directory: a plain file name. */
+  name: Id,
   keyGroupRange: KeyGroupRangeSchema.optional(),
   size: z.number().int().nonnegative(),
   sha256: Sha256,
@@ -47,6 +51,10 @@ export const RegisterFrameSchema = frame('register', {
   job: Id,
   maxParallelism: z.number().int().positive().max(32768),
   operators: z.array(OperatorSchema).min(1).max(256),
+  /** Every source has reached the end of its input; a checkpoint now commits the last output. */
+  finished: z.boolean(),
+  /** The latest checkpoint the job restored from or saw complete (0: none). */
+  lastCheckpointId: z.number().int().nonnegative(),
 });
 export const TriggerFrameSchema = frame('trigger', {
   checkpointId: CheckpointId,
@@ -57,7 +65,8 @@ export const StateFrameSchema = frame('state', {
   checkpointId: CheckpointId,
   operator: Id,
   subtask: Subtask,
-  name: z.string().min(1).max(256),
+  /** Several frames with one name append to one state file. */
+  name: Id,
   size: z.number().int().nonnegative().max(MAX_STATE_CHUNK_BYTES),
 });
 export const AckFrameSchema = frame('ack', {
@@ -86,6 +95,8 @@ export const RestoreFrameSchema = frame('restore', {
   checkpointId: CheckpointId,
   assignments: z.array(AssignmentSchema).max(32768),
 });
+/** The SDK has loaded every assigned state handle and offset of a `restore`, and runs again. */
+export const RestoredFrameSchema = frame('restored', { checkpointId: CheckpointId });
 export const ErrorFrameSchema = frame('error', { code: z.string().max(64), message: z.string().max(4096) });
 
 export const FrameSchema = z.discriminatedUnion('type', [
@@ -97,6 +108,7 @@ export const FrameSchema = z.discriminatedUnion('type', [
   CompleteFrameSchema,
   AbortFrameSchema,
   RestoreFrameSchema,
+  RestoredFrameSchema,
   ErrorFrameSchema,
 ]);
 export type Frame = z.infer<typeof FrameSchema>;
@@ -104,3 +116,8 @@ export type RegisterFrame = z.infer<typeof RegisterFrameSchema>;
 export type AckFrame = z.infer<typeof AckFrameSchema>;
 export type DeclineFrame = z.infer<typeof DeclineFrameSchema>;
 export type TriggerFrame = z.infer<typeof TriggerFrameSchema>;
+export type StateFrame = z.infer<typeof StateFrameSchema>;
+export type RestoreFrame = z.infer<typeof RestoreFrameSchema>;
+export type Assignment = z.infer<typeof AssignmentSchema>;
+export type Operator = z.infer<typeof OperatorSchema>;
+export type Mode = TriggerFrame['mode'];

@@ -9,10 +9,17 @@ import {
   RestoreResultSchema,
 } from '../../domain/checkpoint.js';
 import { ErrorBodySchema } from '../../domain/error-body.js';
+import { OperatorsViewSchema } from '../../domain/sidecar/metadata.js';
 import { CheckpointIdSchema, ContainerRefSchema } from '../../domain/names.js';
 import type { CheckpointService } from '../../services/checkpoint-service.js';
 
-const errors = { 400: ErrorBodySchema, 401: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema };
+const errors = {
+  400: ErrorBodySchema,
+  401: ErrorBodySchema,
+  404: ErrorBodySchema,
+  409: ErrorBodySchema,
+  502: ErrorBodySchema,
+};
 
 export const checkpointRoutes: FastifyPluginAsyncZod<{ checkpoints: CheckpointService }> = async (
   app,
@@ -30,6 +37,18 @@ export const checkpointRoutes: FastifyPluginAsyncZod<{ checkpoints: CheckpointSe
     },
     async (request, reply) =>
       reply.status(201).send(await checkpoints.create(request.params.ref, request.body)),
+  );
+
+  app.get(
+    '/v1/containers/:ref/operators',
+    {
+      schema: {
+        summary: "The stream job registered by the container's sidecar, and its latest operator checkpoint",
+        params: z.object({ ref: ContainerRefSchema }),
+        response: { 200: OperatorsViewSchema, ...errors },
+      },
+    },
+    async (request) => checkpoints.operators(request.params.ref),
   );
 
   app.get(

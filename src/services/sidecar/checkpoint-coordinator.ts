@@ -1,10 +1,21 @@
+import type { CheckpointMetadata } from '../../domain/sidecar/metadata.js';
 import type { AckFrame, DeclineFrame, Frame, StateHandle } from '../../domain/sidecar/protocol.js';
+
+export type { CheckpointMetadata };
 
 /** Timers the coordinator uses, injected so that tests drive time. */
 export interface CoordinatorClock {
   now(): number;
   setTimeout(fn: () => void, ms: number): { cancel(): void };
 }
+
+export const systemCoordinatorClock: CoordinatorClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    return { cancel: () => clearTimeout(t) };
+  },
+};
 
 /** Where the coordinator keeps what must survive it: the last checkpoint id, and each complete `_metadata`. */
 export interface CoordinatorStore {
@@ -21,15 +32,6 @@ export interface CoordinatorStore {
 export interface SubtaskRef {
   operator: string;
   subtask: number;
-}
-
-export interface CheckpointMetadata {
-  checkpointId: number;
-  job: string;
-  timestamp: number;
-  mode: 'exactly_once' | 'at_least_once';
-  maxParallelism: number;
-  subtasks: (SubtaskRef & { handles: StateHandle[]; offsets: Record<string, number> })[];
 }
 
 export interface CoordinatorOptions {
@@ -56,7 +58,8 @@ export type CheckpointOutcome =
   | { status: 'complete'; checkpointId: number; metadata: CheckpointMetadata }
   | { status: 'aborted'; checkpointId: number; reason: AbortReason; message: string };
 
-export type AbortReason = 'EXPIRED' | 'DECLINED' | 'SUBSUMED' | 'METADATA_FAILED' | 'COORDINATOR_STOPPED';
+export type AbortReason =
+  'EXPIRED' | 'DECLINED' | 'SUBSUMED' | 'METADATA_FAILED' | 'COORDINATOR_STOPPED' | 'CONNECTION_LOST';
 
 /** Why a trigger was not started at all. */
 export class TriggerRefusedError extends Error {
@@ -187,6 +190,11 @@ export class CheckpointCoordinator {
     const p = this.pending.get(decline.checkpointId);
     if (!p || p.finishing) return;
     await this.abort(p.id, 'DECLINED', `${decline.operator}/${decline.subtask} declined: ${decline.reason}`);
+  }
+
+  /** Aborts every checkpoint in flight (the job's connection is gone); it counts as a failure. */
+  async abortPending(reason: 'CONNECTION_LOST' | 'DECLINED', message: string): Promise<void> {
+    for (const id of [...this.pending.keys()]) await this.abort(id, reason, message);
   }
 
   /** Aborts everything in flight; later acks are discarded. */

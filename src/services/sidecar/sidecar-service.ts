@@ -1,0 +1,458 @@
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  ApplicationCheckpointFailedError,
+  ApplicationRestoreFailedError,
+  CheckpointTriggerRefusedError,
+} from '../../domain/errors.js';
+import { OPERATORS_DIR, OPERATORS_METADATA, operatorCheckpointDir } from '../../domain/layout.js';
+import { assignState, AssignmentError } from '../../domain/sidecar/assign.js';
+import { CheckpointMetadataSchema, type CheckpointMetadata } from '../../domain/sidecar/metadata.js';
+import {
+  PROTOCOL_VERSION,
+  type AckFrame,
+  type Frame,
+  type Mode,
+  type RegisterFrame,
+  type StateFrame,
+  type StateHandle,
+} from '../../domain/sidecar/protocol.js';
+import type { Decoded } from '../../sidecar/frame-codec.js';
+import {
+  CheckpointCoordinator,
+  TriggerRefusedError,
+  type CoordinatorClock,
+  type CoordinatorOptions,
+  type CoordinatorStore,
+} from './checkpoint-coordinator.js';
+import type { SidecarChannel, SidecarConnector } from './sidecar-connector.js';
+
+export interface SidecarServiceDeps {
+  connector: SidecarConnector;
+  /** Where each job's last checkpoint id is kept, so that ids increase across restarts of cryo and the job. */
+  dataDir: string;
+  clock: CoordinatorClock;
+  coordinator?: Partial<CoordinatorOptions>;
+  /** How long to wait for a job's socket and register, and for a restore to be loaded. */
+  connectTimeoutMs?: number;
+  restoreTimeoutMs?: number;
+}
+
+/** A complete operator cut, written into a checkpoint directory; `complete` is sent once the checkpoint is published. */
+export interface ApplicationCut {
+  job: string;
+  checkpointId: number;
+  mode: Mode;
+  subtasks: number;
+  stateBytes: number;
+  channel: SidecarChannel | undefined;
+}
+
+export const DEFAULT_SIDECAR_COORDINATOR: Partial<CoordinatorOptions> = { tolerableFailures: 3 };
+const STATE_CHUNK_BYTES = 8 << 20;
+
+/**
+ * Application-consistent checkpoints of the stream job inside a container: cryo triggers barriers through the
+ * job's sidecar socket, stores every subtask's state and `_metadata` under operators/chk-<n>/ in the checkpoint,
+ * and restores that state into a fresh job, redistributed over its key groups.
+ */
+export class SidecarService {
+  private readonly sessions = new Map<string, JobSession>();
+
+  constructor(private readonly deps: SidecarServiceDeps) {}
+
+  /** Registers and closes: what the job inside the container reports. */
+  async describe(pid: number): Promise<RegisterFrame> {
+    const channel = await this.connect(pid, false);
+    await channel.close();
+    return channel.register;
+  }
+
+  /** Takes one operator checkpoint into `dir`/operators/chk-<n>/, and closes the connection before any dump. */
+  async cut(pid: number, dir: string, mode: Mode, keepOpen: boolean): Promise<ApplicationCut> {
+    const channel = await this.connect(pid, false);
+    const session = this.session(pid, channel.register);
+    try {
+      const outcome = await session.run(channel, path.join(dir, OPERATORS_DIR), mode);
+      if (outcome.status !== 'complete') {
+        throw new ApplicationCheckpointFailedError(outcome.reason, outcome.message);
+      }
+      const { metadata } = outcome;
+      const cut: ApplicationCut = {
+        job: metadata.job,
+        checkpointId: metadata.checkpointId,
+        mode,
+        subtasks: metadata.subtasks.length,
+        stateBytes: metadata.subtasks.reduce((n, s) => n + s.handles.reduce((m, h) => m + h.size, 0), 0),
+        channel: keepOpen ? channel : undefined,
+      };
+      if (!keepOpen) await channel.close();
+      return cut;
+    } catch (err) {
+      await channel.close();
+      if (err instanceof TriggerRefusedError) throw new CheckpointTriggerRefusedError(err.code, err.message);
+      throw err;
+    }
+  }
+
+  /**
+   * Tells the job that its cut is part of a published checkpoint (`complete`: two-phase-commit sinks make the
+   * epoch's output visible), or that it is not (`abort`). The job may be gone: a later complete commits as well.
+   */
+  async finish(
+    pid: number,
+    cut: Pick<ApplicationCut, 'checkpointId' | 'channel'>,
+    complete: boolean,
+  ): Promise<void> {
+    const frame: Frame = complete
+      ? { v: PROTOCOL_VERSION, type: 'complete', checkpointId: cut.checkpointId }
+      : {
+          v: PROTOCOL_VERSION,
+          type: 'abort',
+          checkpointId: cut.checkpointId,
+          reason: 'the checkpoint failed',
+        };
+    const channel =
+      cut.channel ?? (await this.deps.connector.connect(pid, { timeoutMs: 5_000 }).catch(() => undefined));
+    if (!channel) return;
+    try {
+      await channel.send(frame);
+    } catch {
+      // The job went away; it commits on its next complete, or is restored.
+    } finally {
+      await channel.close();
+    }
+  }
+
+  /** Restores the job started in the container whose init is `pid` from the operator state in `dir`. */
+  async restore(pid: number, dir: string): Promise<{ checkpointId: number; subtasks: number }> {
+    const { metadata, chkDir } = await readLatestMetadata(dir);
+    const channel = await this.connect(pid, true);
+    try {
+      const { register } = channel;
+      let assignments;
+      try {
+        assignments = assignState(metadata, register.operators, register.maxParallelism);
+      } catch (err) {
+        if (err instanceof AssignmentError) throw new ApplicationRestoreFailedError(err.message);
+        throw err;
+      }
+      const loaded = new Promise<void>((resolve, reject) => {
+        channel.onFrame(async ({ frame }) => {
+          if (frame.type === 'restored' && frame.checkpointId === metadata.checkpointId) resolve();
+          else if (frame.type === 'error')
+            reject(new ApplicationRestoreFailedError(`${frame.code}: ${frame.message}`));
+        });
+        void channel.closed.then((err) =>
+          reject(
+            new ApplicationRestoreFailedError(
+              `the job closed the connection${err ? `: ${err.message}` : ''}`,
+            ),
+          ),
+        );
+      });
+      loaded.catch(() => undefined);
+      await channel.send({
+        v: PROTOCOL_VERSION,
+        type: 'restore',
+        checkpointId: metadata.checkpointId,
+        assignments,
+      });
+      const sent = new Set<string>();
+      for (const a of assignments) {
+        for (const h of a.handles) {
+          if (sent.has(h.name)) continue;
+          sent.add(h.name);
+          await sendStateFile(
+            channel,
+            path.join(chkDir, h.name),
+            metadata.checkpointId,
+            a.operator,
+            a.subtask,
+            h,
+          );
+        }
+      }
+      const timeoutMs = this.deps.restoreTimeoutMs ?? 60_000;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        loaded,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new ApplicationRestoreFailedError(`the job did not load its state within ${timeoutMs} ms`),
+              ),
+            timeoutMs,
+          );
+        }),
+      ]).finally(() => clearTimeout(timer));
+      return { checkpointId: metadata.checkpointId, subtasks: assignments.length };
+    } finally {
+      await channel.close();
+    }
+  }
+
+  private connect(pid: number, waitForSocket: boolean): Promise<SidecarChannel> {
+    return this.deps.connector.connect(pid, {
+      timeoutMs: this.deps.connectTimeoutMs ?? 30_000,
+      waitForSocket,
+    });
+  }
+
+  /** One coordinator per running job process: a restarted job starts with a clean failure count, as in Flink. */
+  private session(pid: number, register: RegisterFrame): JobSession {
+    const topology = {
+      job: register.job,
+      maxParallelism: register.maxParallelism,
+      subtasks: register.operators.flatMap((o) =>
+        Array.from({ length: o.parallelism }, (_, subtask) => ({ operator: o.id, subtask })),
+      ),
+    };
+    const key = `${register.job}@${pid}:${JSON.stringify(topology.subtasks)}`;
+    let session = this.sessions.get(key);
+    if (!session) {
+      for (const [k, s] of this.sessions) if (s.job === register.job) this.sessions.delete(k);
+      session = new JobSession(
+        register.job,
+        path.join(this.deps.dataDir, 'sidecar', `${register.job}.last-id`),
+        (store, send) =>
+          new CheckpointCoordinator(topology, store, this.deps.clock, send, {
+            ...DEFAULT_SIDECAR_COORDINATOR,
+            ...this.deps.coordinator,
+          }),
+      );
+      this.sessions.set(key, session);
+    }
+    return session;
+  }
+}
+
+interface StateFile {
+  handle: FileHandle;
+  hash: Hash;
+  size: number;
+  sha256?: string;
+}
+
+/** The coordinator of one job, and the files of the checkpoint it is taking. */
+class JobSession implements CoordinatorStore {
+  private readonly coordinator: CheckpointCoordinator;
+  private channel: SidecarChannel | undefined;
+  private operatorsDir: string | undefined;
+  private current:
+    { id: number; dir: string; files: Map<string, StateFile>; writes: Promise<void> } | undefined;
+
+  constructor(
+    readonly job: string,
+    private readonly counterFile: string,
+    create: (store: CoordinatorStore, send: (frame: Frame) => void) => CheckpointCoordinator,
+  ) {
+    this.coordinator = create(this, (frame) => this.send(frame));
+  }
+
+  async run(channel: SidecarChannel, operatorsDir: string, mode: Mode) {
+    this.channel = channel;
+    this.operatorsDir = operatorsDir;
+    channel.onFrame((d) => this.onFrame(d));
+    const lost = channel.closed.then(() =>
+      this.coordinator.abortPending(
+        'CONNECTION_LOST',
+        'the connection to the job closed during the checkpoint',
+      ),
+    );
+    try {
+      return await this.coordinator.trigger(mode);
+    } finally {
+      this.channel = undefined;
+      await this.closeFiles();
+      this.current = undefined;
+      void lost;
+    }
+  }
+
+  // --- CoordinatorStore ---------------------------------------------------------------------------------------
+
+  async lastCheckpointId(): Promise<number> {
+    const text = await readFile(this.counterFile, 'utf8').catch(() => '0');
+    const n = Number(text.trim());
+    return Number.isSafeInteger(n) && n >= 0 ? n : 0;
+  }
+
+  async reserveCheckpointId(id: number): Promise<void> {
+    await mkdir(path.dirname(this.counterFile), { recursive: true, mode: 0o700 });
+    await writeDurably(this.counterFile, `${id}\n`);
+  }
+
+  async writeMetadata(id: number, metadata: CheckpointMetadata): Promise<void> {
+    const current = this.current;
+    if (current?.id !== id) throw new Error(`checkpoint ${id} is not the one being taken`);
+    await mkdir(current.dir, { recursive: true, mode: 0o700 });
+    await writeDurably(path.join(current.dir, OPERATORS_METADATA), JSON.stringify(metadata));
+  }
+
+  async discard(id: number, handles: StateHandle[]): Promise<void> {
+    const current = this.current;
+    if (current?.id !== id) return;
+    await current.writes;
+    for (const h of handles) {
+      const f = current.files.get(h.name);
+      current.files.delete(h.name);
+      await f?.handle.close().catch(() => undefined);
+      await rm(path.join(current.dir, h.name), { force: true });
+    }
+  }
+
+  // --- frames ------------------------------------------------------------------------------------------------
+
+  private send(frame: Frame): void {
+    if (frame.type === 'trigger' && this.operatorsDir) {
+      this.current = {
+        id: frame.checkpointId,
+        dir: path.join(this.operatorsDir, operatorCheckpointDir(frame.checkpointId)),
+        files: new Map(),
+        writes: Promise.resolve(),
+      };
+    }
+    // `complete` waits until the whole checkpoint is published (SidecarService.finish).
+    if (frame.type === 'complete') return;
+    this.channel?.send(frame).catch(() => undefined);
+  }
+
+  private async onFrame({ frame, payload }: Decoded): Promise<void> {
+    switch (frame.type) {
+      case 'state':
+        await this.writeState(frame, payload ?? Buffer.alloc(0));
+        return;
+      case 'ack': {
+        const problem = await this.verify(frame);
+        if (problem) {
+          await this.coordinator.onDecline({ ...frame, type: 'decline', reason: problem });
+        } else await this.coordinator.onAck(frame);
+        return;
+      }
+      case 'decline':
+        await this.coordinator.onDecline(frame);
+        return;
+      case 'error':
+        await this.coordinator.abortPending('DECLINED', `the job answered ${frame.code}: ${frame.message}`);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private async writeState(frame: StateFrame, payload: Buffer): Promise<void> {
+    const current = this.current;
+    if (current?.id !== frame.checkpointId) return;
+    let f = current.files.get(frame.name);
+    if (!f) {
+      await mkdir(current.dir, { recursive: true, mode: 0o700 });
+      f = {
+        handle: await open(path.join(current.dir, frame.name), 'wx', 0o600),
+        hash: createHash('sha256'),
+        size: 0,
+      };
+      current.files.set(frame.name, f);
+    }
+    f.hash.update(payload);
+    f.size += payload.length;
+    await f.handle.write(payload);
+  }
+
+  /** The files an ack names must be the ones streamed, whole: their size and sha256; then they are synced. */
+  private async verify(ack: AckFrame): Promise<string | undefined> {
+    const current = this.current;
+    if (current?.id !== ack.checkpointId) return undefined;
+    for (const h of ack.handles) {
+      let f = current.files.get(h.name);
+      if (!f && h.size === 0) {
+        await this.writeState(
+          {
+            v: PROTOCOL_VERSION,
+            type: 'state',
+            checkpointId: ack.checkpointId,
+            operator: ack.operator,
+            subtask: ack.subtask,
+            name: h.name,
+            size: 0,
+          },
+          Buffer.alloc(0),
+        );
+        f = current.files.get(h.name);
+      }
+      if (!f) return `state ${h.name} was never sent`;
+      f.sha256 ??= f.hash.digest('hex');
+      if (f.size !== h.size || f.sha256 !== h.sha256)
+        return `state ${h.name} does not match its size or sha256`;
+      await f.handle.datasync();
+    }
+    return undefined;
+  }
+
+  private async closeFiles(): Promise<void> {
+    for (const f of this.current?.files.values() ?? []) await f.handle.close().catch(() => undefined);
+  }
+}
+
+async function writeDurably(file: string, text: string): Promise<void> {
+  const tmp = `${file}.tmp`;
+  const fh = await open(tmp, 'w', 0o600);
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, file);
+}
+
+/** The operator checkpoint a cryo checkpoint holds (the highest chk-<n>, there is normally one). */
+export async function readLatestMetadata(
+  dir: string,
+): Promise<{ metadata: CheckpointMetadata; chkDir: string }> {
+  const base = path.join(dir, OPERATORS_DIR);
+  const ids = (await readdir(base).catch(() => [] as string[]))
+    .map((n) => /^chk-(\d+)$/.exec(n)?.[1])
+    .filter((n): n is string => n !== undefined)
+    .map(Number)
+    .sort((a, b) => b - a);
+  for (const id of ids) {
+    const chkDir = path.join(base, operatorCheckpointDir(id));
+    const text = await readFile(path.join(chkDir, OPERATORS_METADATA), 'utf8').catch(() => undefined);
+    if (text !== undefined) return { metadata: CheckpointMetadataSchema.parse(JSON.parse(text)), chkDir };
+  }
+  throw new ApplicationRestoreFailedError('the checkpoint holds no complete operator checkpoint');
+}
+
+async function sendStateFile(
+  channel: SidecarChannel,
+  file: string,
+  checkpointId: number,
+  operator: string,
+  subtask: number,
+  handle: StateHandle,
+): Promise<void> {
+  let sent = 0;
+  for await (const chunk of createReadStream(file, {
+    highWaterMark: STATE_CHUNK_BYTES,
+  }) as AsyncIterable<Buffer>) {
+    await channel.send(
+      {
+        v: PROTOCOL_VERSION,
+        type: 'state',
+        checkpointId,
+        operator,
+        subtask,
+        name: handle.name,
+        size: chunk.length,
+      },
+      chunk,
+    );
+    sent += chunk.length;
+  }
+  if (sent !== handle.size)
+    throw new ApplicationRestoreFailedError(`state ${handle.name} is ${sent} bytes, not ${handle.size}`);
+}

@@ -1,0 +1,290 @@
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import anyTest, { type ExecutionContext, type TestFn } from 'ava';
+import { execa } from 'execa';
+import type { Checkpoint, RestoreResult } from '../../src/domain/checkpoint.js';
+import type { ErrorBody } from '../../src/domain/error-body.js';
+import type { OperatorsView } from '../../src/domain/sidecar/metadata.js';
+import { TestContainers, sleep } from '../helpers/containers.js';
+import { TestCryo } from '../helpers/cryo.js';
+import { BUSYBOX_IMAGE, NODE_IMAGE, repoRoot, requirePrerequisites } from '../helpers/prerequisites.js';
+
+interface Context {
+  cryo: TestCryo;
+  containers: TestContainers;
+  dirs: string[];
+}
+const test = anyTest.serial as TestFn<Context>;
+
+test.before(async (t) => {
+  await requirePrerequisites();
+  t.context.cryo = await TestCryo.start();
+  t.context.containers = new TestContainers();
+  t.context.dirs = [];
+});
+
+test.afterEach.always(async (t) => {
+  await t.context.containers.removeAll();
+  for (const d of t.context.dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+
+test.after.always(async (t) => {
+  await t.context.containers?.removeAll();
+  await t.context.cryo?.stop();
+});
+
+const KILL_POINTS = 20;
+
+/** Seeded, so that a failure can be replayed: the seed is in the test's log. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 2 ** 32;
+  };
+}
+
+interface Job {
+  name: string;
+  input: string;
+  output: string;
+  expected: Map<string, number>;
+}
+
+/** Two input files of random words, and the counts a batch run computes from them. */
+async function wordcountJob(t: ExecutionContext<Context>, lines: number, seed: number): Promise<Job> {
+  const input = await mkdtemp(path.join(os.tmpdir(), 'cryo-wc-in-'));
+  const output = await mkdtemp(path.join(os.tmpdir(), 'cryo-wc-out-'));
+  t.context.dirs.push(input, output);
+  const random = rng(seed);
+  const expected = new Map<string, number>();
+  for (let f = 0; f < 2; f++) {
+    const text: string[] = [];
+    for (let l = 0; l < lines; l++) {
+      const words = Array.from({ length: 8 }, () => `w${Math.floor(random() * 200)}`);
+      for (const w of words) expected.set(w, (expected.get(w) ?? 0) + 1);
+      text.push(words.join(' '));
+    }
+    await writeFile(path.join(input, `input-${f}.txt`), `${text.join('\n')}\n`);
+  }
+  return { name: t.context.containers.uniqueName('wc'), input, output, expected };
+}
+
+async function startWordcount(
+  t: ExecutionContext<Context>,
+  job: Job,
+  env: Record<string, string>,
+): Promise<void> {
+  await t.context.containers.run({
+    image: NODE_IMAGE,
+    name: job.name,
+    cmd: ['/usr/bin/node', '/app/wordcount.mjs'],
+    env,
+    volumes: [
+      `${repoRoot}dist:/opt/cryo/dist:ro`,
+      `${repoRoot}node_modules/zod:/opt/cryo/node_modules/zod:ro`,
+      `${job.input}:/data/in:ro`,
+      `${job.output}:/data/out`,
+    ],
+  });
+  // The job is up once its sidecar answers.
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const res = await t.context.cryo.api('GET', `/v1/containers/${job.name}/operators`);
+    if (res.status === 200) return;
+    if (Date.now() > deadline) throw new Error(`the job never registered: ${JSON.stringify(res.body)}`);
+    await sleep(100);
+  }
+}
+
+/** Every committed "word n" line: for each word exactly 1..expected, once each. */
+async function committedOutput(dir: string, expected: Map<string, number>) {
+  const seen = new Map<string, number>();
+  for (const f of await readdir(dir)) {
+    if (!f.startsWith('part-')) continue;
+    for (const line of (await readFile(path.join(dir, f), 'utf8')).split('\n')) {
+      if (line !== '') seen.set(line, (seen.get(line) ?? 0) + 1);
+    }
+  }
+  const duplicates = [...seen].filter(([, n]) => n > 1).map(([l]) => l);
+  const missing: string[] = [];
+  let wanted = 0;
+  for (const [w, n] of expected) {
+    for (let i = 1; i <= n; i++) {
+      wanted++;
+      if (!seen.has(`${w} ${i}`)) missing.push(`${w} ${i}`);
+    }
+  }
+  const extra = seen.size - (wanted - missing.length);
+  return { lines: seen.size, duplicates, missing, extra };
+}
+
+async function operators(cryo: TestCryo, ref: string): Promise<OperatorsView> {
+  const res = await cryo.api<OperatorsView>('GET', `/v1/containers/${ref}/operators`);
+  if (res.status !== 200) throw new Error(`operators: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+/** Runs the job to the end of its input, then takes the checkpoint that commits its last output. */
+async function runToEnd(cryo: TestCryo, ref: string): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (!(await operators(cryo, ref)).finished) {
+    if (Date.now() > deadline) throw new Error('the job did not finish in 2 minutes');
+    await sleep(200);
+  }
+  const final = await cryo.api<Checkpoint>('POST', `/v1/containers/${ref}/checkpoints`, {
+    application: 'only',
+  });
+  if (final.status !== 201)
+    throw new Error(`final checkpoint: ${final.status} ${JSON.stringify(final.body)}`);
+}
+
+async function checkpoint(
+  t: ExecutionContext<Context>,
+  ref: string,
+  application: true | 'only',
+): Promise<Checkpoint> {
+  const res = await t.context.cryo.api<Checkpoint>('POST', `/v1/containers/${ref}/checkpoints`, {
+    leaveRunning: true,
+    application,
+  });
+  if (res.status !== 201) throw new Error(`checkpoint: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+async function restore(
+  t: ExecutionContext<Context>,
+  id: string,
+  body: Record<string, unknown>,
+): Promise<RestoreResult> {
+  const res = await t.context.cryo.api<RestoreResult>('POST', `/v1/checkpoints/${id}/restore`, body);
+  if (res.status !== 201) throw new Error(`restore: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+for (const mode of ['process', 'application', 'auto'] as const) {
+  test(`exactly-once over ${KILL_POINTS} random kills, restore mode ${mode}`, async (t) => {
+    const seed = Math.floor(Math.random() * 2 ** 31);
+    t.log(`seed ${seed}`);
+    const random = rng(seed);
+    const job = await wordcountJob(t, 5000, seed);
+    await startWordcount(t, job, { WC_RATE: '400' });
+    const { cryo } = t.context;
+    const used = new Set<string>();
+    for (let k = 0; k < KILL_POINTS; k++) {
+      await sleep(150 + random() * 450);
+      // auto: every other checkpoint has no CRIU image, so auto restores the operator state there.
+      const application = mode === 'application' || (mode === 'auto' && k % 2 === 1) ? 'only' : true;
+      const ck = await checkpoint(t, job.name, application);
+      t.is(ck.processImage === false, application === 'only');
+      t.truthy(ck.application && ck.application.subtasks === 7 && ck.application.stateBytes > 0);
+      await sleep(random() * 400);
+      await execa('docker', ['kill', job.name]);
+      const restored = await restore(t, ck.id, mode === 'process' ? {} : { mode });
+      t.is(restored.mode, application === 'only' ? 'application' : 'process');
+      used.add(restored.mode!);
+      if (restored.mode === 'application')
+        t.is(restored.application?.checkpointId, ck.application!.checkpointId);
+    }
+    t.deepEqual([...used].sort(), mode === 'auto' ? ['application', 'process'] : [mode]);
+    await runToEnd(cryo, job.name);
+    const out = await committedOutput(job.output, job.expected);
+    t.deepEqual(out.duplicates, [], 'no line is committed twice');
+    t.deepEqual(out.missing.slice(0, 10), [], 'no line is lost');
+    t.is(out.extra, 0);
+    t.is(
+      out.lines,
+      [...job.expected.values()].reduce((a, b) => a + b, 0),
+    );
+  });
+}
+
+test('rescale 2 -> 3 -> 1 through application restores into new containers', async (t) => {
+  const { cryo, containers } = t.context;
+  const seed = Math.floor(Math.random() * 2 ** 31);
+  t.log(`seed ${seed}`);
+  const job = await wordcountJob(t, 3000, seed);
+  await startWordcount(t, job, { WC_RATE: '1000' });
+  let ref = job.name;
+  for (const parallelism of [3, 1]) {
+    await sleep(800);
+    const ck = await checkpoint(t, ref, 'only');
+    await execa('docker', ['kill', ref]);
+    const name = containers.uniqueName(`wc-p${parallelism}`);
+    const restored = await restore(t, ck.id, {
+      mode: 'application',
+      name,
+      env: [`WC_PARALLELISM=${parallelism}`],
+    });
+    t.is(restored.container?.name, name);
+    ref = name;
+    const view = await operators(cryo, ref);
+    const count = view.operators.find((o) => o.id === 'count')!;
+    t.is(count.parallelism, parallelism);
+    // The subtasks' key-group ranges are disjoint and cover every key group.
+    const ranges = count.subtasks.map((s) => s.keyGroupRange!);
+    t.is(ranges[0]!.start, 0);
+    t.is(ranges.at(-1)!.end, view.maxParallelism - 1);
+    for (let i = 1; i < ranges.length; i++) t.is(ranges[i]!.start, ranges[i - 1]!.end + 1);
+    t.true(view.lastCheckpointId >= ck.application!.checkpointId);
+  }
+  await runToEnd(cryo, ref);
+  const out = await committedOutput(job.output, job.expected);
+  t.deepEqual(out.duplicates, []);
+  t.deepEqual(out.missing.slice(0, 10), []);
+  t.is(out.extra, 0);
+});
+
+test('operator checkpoints refuse clearly: no sidecar, no operator state, no CRIU image, env without a name', async (t) => {
+  const { cryo, containers } = t.context;
+  const plain = await containers.run({ image: BUSYBOX_IMAGE, cmd: ['sleep', '600'] });
+  const none = await cryo.api<ErrorBody>('POST', `/v1/containers/${plain}/checkpoints`, {
+    leaveRunning: true,
+    application: 'only',
+  });
+  t.is(none.status, 409);
+  t.is(none.body.code, 'SIDECAR_UNAVAILABLE');
+  t.truthy(none.body.hint);
+  const view = await cryo.api<ErrorBody>('GET', `/v1/containers/${plain}/operators`);
+  t.is(view.body.code, 'SIDECAR_UNAVAILABLE');
+  // The container was never frozen or stopped, and no checkpoint was kept.
+  t.is((await execa('docker', ['inspect', '-f', '{{.State.Status}}', plain])).stdout, 'running');
+  t.is(
+    (await cryo.api<{ checkpoints: Checkpoint[] }>('GET', `/v1/checkpoints?container=${plain}`)).body
+      .checkpoints.length,
+    0,
+  );
+
+  const processOnly = await cryo.api<Checkpoint>('POST', `/v1/containers/${plain}/checkpoints`, {
+    leaveRunning: true,
+  });
+  t.is(processOnly.status, 201);
+  const noState = await cryo.api<ErrorBody>('POST', `/v1/checkpoints/${processOnly.body.id}/restore`, {
+    mode: 'application',
+  });
+  t.is(noState.status, 409);
+  t.is(noState.body.code, 'NO_APPLICATION_STATE');
+
+  const job = await wordcountJob(t, 200, 7);
+  await startWordcount(t, job, {});
+  const only = await checkpoint(t, job.name, 'only');
+  await execa('docker', ['kill', job.name]);
+  const noImage = await cryo.api<ErrorBody>('POST', `/v1/checkpoints/${only.id}/restore`, {
+    mode: 'process',
+  });
+  t.is(noImage.status, 409);
+  t.is(noImage.body.code, 'NO_PROCESS_IMAGE');
+  const envInPlace = await cryo.api<ErrorBody>('POST', `/v1/checkpoints/${only.id}/restore`, {
+    mode: 'application',
+    env: ['WC_PARALLELISM=3'],
+  });
+  t.is(envInPlace.status, 400);
+  t.is(envInPlace.body.code, 'VALIDATION_FAILED');
+  const badApplication = await cryo.api<ErrorBody>('POST', `/v1/containers/${job.name}/checkpoints`, {
+    application: 'sometimes',
+  });
+  t.is(badApplication.status, 400);
+});
