@@ -12,6 +12,8 @@ const DEFAULTS = {
   tcpEstablished: false,
   fileLocks: false,
   externalUnixSockets: false,
+  application: false,
+  applicationMode: 'exactly_once',
 };
 
 test('an empty or missing create body means defaults', (t) => {
