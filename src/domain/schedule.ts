@@ -48,12 +48,20 @@ export const ScheduleRunSchema = z.object({
 });
 export type ScheduleRun = z.infer<typeof ScheduleRunSchema>;
 
+/** As for a checkpoint: the stream job's operator state too (true), or alone ("only", nothing frozen). */
+export const ScheduleApplicationSchema = z
+  .union([z.boolean(), z.literal('only')])
+  .describe(
+    'take the operator state of the stream job through its sidecar: true (with the CRIU dump) or "only"',
+  );
+
 export const ScheduleSchema = z.object({
   id: ScheduleIdSchema,
   container: z.object({ id: z.string(), name: z.string() }),
   cron: z.string(),
   timezone: z.string().optional(),
   leaveRunning: z.boolean(),
+  application: ScheduleApplicationSchema.optional(),
   retain: RetentionSchema,
   enabled: z.boolean(),
   paused: z.object({ reason: z.string(), since: z.string() }).optional(),
@@ -72,6 +80,7 @@ export const CreateScheduleBodySchema = z.strictObject({
     .describe('5 fields, 6 with seconds first, or @hourly, @daily, @weekly, @monthly'),
   timezone: TimezoneSchema.optional(),
   leaveRunning: z.boolean().default(true),
+  application: ScheduleApplicationSchema.default(false),
   retain: RetentionSchema.default({}),
   enabled: z.boolean().default(true),
 });
@@ -81,6 +90,7 @@ export const PatchScheduleBodySchema = z.strictObject({
   cron: z.string().min(1).max(200).optional(),
   timezone: TimezoneSchema.nullable().optional(),
   leaveRunning: z.boolean().optional(),
+  application: ScheduleApplicationSchema.optional(),
   retain: RetentionSchema.optional(),
   enabled: z.boolean().optional(),
 });

@@ -51,6 +51,7 @@ export class ScheduleService {
       cron: body.cron.trim(),
       ...(body.timezone ? { timezone: body.timezone } : {}),
       leaveRunning: body.leaveRunning,
+      ...(body.application ? { application: body.application } : {}),
       retain: body.retain,
       enabled: body.enabled,
       createdAt: new Date(now).toISOString(),
@@ -77,6 +78,7 @@ export class ScheduleService {
     if (body.timezone === null) delete next.timezone;
     else if (body.timezone !== undefined) next.timezone = body.timezone;
     if (body.leaveRunning !== undefined) next.leaveRunning = body.leaveRunning;
+    if (body.application !== undefined) next.application = body.application;
     if (body.retain !== undefined) next.retain = body.retain;
     if (body.enabled !== undefined) next.enabled = body.enabled;
     this.requireCron(next.cron, next.timezone);
@@ -221,6 +223,7 @@ export class ScheduleService {
           name: `scheduled-${stamp(started)}-${run.id.slice(-4)}`,
           leaveRunning: schedule.leaveRunning,
           includeVolumes: false,
+          application: schedule.application ?? false,
         }),
       );
       run.checkpointId = checkpoint.id;
@@ -228,7 +231,8 @@ export class ScheduleService {
       const pruned = await this.applyRetention(this.get(schedule.id));
       return this.finish(schedule.id, run, {
         outcome: 'succeeded',
-        frozenMs: checkpoint.stats.frozenMs ?? checkpoint.stats.dumpMs,
+        frozenMs:
+          checkpoint.processImage === false ? 0 : (checkpoint.stats.frozenMs ?? checkpoint.stats.dumpMs),
         ...(pruned.length > 0 ? { pruned } : {}),
       });
     } catch (err) {

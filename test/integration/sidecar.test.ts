@@ -288,3 +288,43 @@ test('operator checkpoints refuse clearly: no sidecar, no operator state, no CRI
   });
   t.is(badApplication.status, 400);
 });
+
+test('scheduled application-only snapshots commit the output, keep the retention, and restore', async (t) => {
+  const { cryo } = t.context;
+  const job = await wordcountJob(t, 3000, 11);
+  await startWordcount(t, job, { WC_RATE: '500' });
+  const created = await cryo.api<{ id: string; application: unknown }>('POST', '/v1/schedules', {
+    container: job.name,
+    cron: '* * * * * *',
+    application: 'only',
+    retain: { last: 2 },
+  });
+  t.is(created.status, 201, JSON.stringify(created.body));
+  t.is(created.body.application, 'only');
+  t.teardown(() =>
+    cryo.api('DELETE', `/v1/schedules/${created.body.id}?deleteCheckpoints=true`).then(() => undefined),
+  );
+  const deadline = Date.now() + 30_000;
+  let runs: { outcome: string; checkpointId?: string }[] = [];
+  while (runs.filter((r) => r.outcome === 'succeeded').length < 4) {
+    if (Date.now() > deadline) throw new Error(`runs: ${JSON.stringify(runs)}`);
+    await sleep(250);
+    runs = (await cryo.api<{ runs: typeof runs }>('GET', `/v1/schedules/${created.body.id}/runs`)).body.runs;
+  }
+  // Output is committed by the scheduled checkpoints alone, while the job runs.
+  t.true((await readdir(job.output)).some((f) => f.startsWith('part-')));
+  const kept = (await cryo.api<{ checkpoints: Checkpoint[] }>('GET', `/v1/checkpoints?container=${job.name}`))
+    .body.checkpoints;
+  t.true(kept.length <= 3, `retention keeps the newest 2 (and one in flight): ${kept.length}`);
+  t.true(kept.every((c) => c.processImage === false && c.application?.job === 'wordcount'));
+  await cryo.api('PATCH', `/v1/schedules/${created.body.id}`, { enabled: false });
+  const latest = kept.at(-1)!;
+  await execa('docker', ['kill', job.name]);
+  const restored = await restore(t, latest.id, {});
+  t.is(restored.mode, 'application');
+  await runToEnd(cryo, job.name);
+  const out = await committedOutput(job.output, job.expected);
+  t.deepEqual(out.duplicates, []);
+  t.deepEqual(out.missing.slice(0, 10), []);
+  t.is(out.extra, 0);
+});
