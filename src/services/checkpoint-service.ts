@@ -297,6 +297,7 @@ export class CheckpointService {
       maxParallelism: register.maxParallelism,
       finished: register.finished,
       lastCheckpointId: register.lastCheckpointId,
+      committedCheckpointId: register.committedCheckpointId,
       operators: operatorsOf(register),
       ...(last?.application
         ? {

@@ -38,6 +38,8 @@ export function encodeFrame(frame: Frame, payload?: Buffer): Buffer {
 export class FrameDecoder {
   private buffered: Buffer = Buffer.alloc(0);
   private state: { frame: Frame & { type: 'state' }; size: number } | undefined;
+  private payload: Buffer[] = [];
+  private payloadBytes = 0;
   private failed: ProtocolError | undefined;
 
   constructor(private readonly maxFrameBytes = MAX_FRAME_BYTES) {}
@@ -53,16 +55,21 @@ export class FrameDecoder {
   }
 
   private decode(chunk: Buffer): Decoded[] {
-    this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
     const out: Decoded[] = [];
+    if (this.state) {
+      // State bytes are gathered as a list and joined once: joining on every chunk is quadratic in the payload.
+      this.payload.push(chunk);
+      this.payloadBytes += chunk.length;
+      if (this.payloadBytes < this.state.size) return out;
+      const all = Buffer.concat(this.payload, this.payloadBytes);
+      this.payload = [];
+      this.payloadBytes = 0;
+      out.push({ frame: this.state.frame, payload: all.subarray(0, this.state.size) });
+      chunk = all.subarray(this.state.size);
+      this.state = undefined;
+    }
+    this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
     for (;;) {
-      if (this.state) {
-        if (this.buffered.length < this.state.size) return out;
-        out.push({ frame: this.state.frame, payload: this.buffered.subarray(0, this.state.size) });
-        this.buffered = this.buffered.subarray(this.state.size);
-        this.state = undefined;
-        continue;
-      }
       const nl = this.buffered.indexOf(0x0a);
       if (nl < 0) {
         if (this.buffered.length > this.maxFrameBytes) {
@@ -77,8 +84,20 @@ export class FrameDecoder {
       this.buffered = this.buffered.subarray(nl + 1);
       if (line.trim() === '') continue;
       const frame = parseFrame(line);
-      if (frame.type === 'state') this.state = { frame, size: frame.size };
-      else out.push({ frame });
+      if (frame.type !== 'state') {
+        out.push({ frame });
+        continue;
+      }
+      if (this.buffered.length >= frame.size) {
+        out.push({ frame, payload: this.buffered.subarray(0, frame.size) });
+        this.buffered = this.buffered.subarray(frame.size);
+        continue;
+      }
+      this.state = { frame, size: frame.size };
+      this.payload = this.buffered.length > 0 ? [this.buffered] : [];
+      this.payloadBytes = this.buffered.length;
+      this.buffered = Buffer.alloc(0);
+      return out;
     }
   }
 }

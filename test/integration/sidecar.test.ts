@@ -26,7 +26,8 @@ test.before(async (t) => {
 
 test.afterEach.always(async (t) => {
   await t.context.containers.removeAll();
-  for (const d of t.context.dirs.splice(0)) await rm(d, { recursive: true, force: true });
+  for (const d of t.context.dirs.splice(0))
+    if (!process.env.CRYO_KEEP_DIRS) await rm(d, { recursive: true, force: true });
 });
 
 test.after.always(async (t) => {
@@ -119,6 +120,19 @@ async function committedOutput(dir: string, expected: Map<string, number>) {
     }
   }
   const extra = seen.size - (wanted - missing.length);
+  if (missing.length > 0 || duplicates.length > 0) {
+    const files = (await readdir(dir)).sort();
+    const words = new Map<string, string[]>();
+    for (const m of missing)
+      words.set(m.split(' ')[0]!, [...(words.get(m.split(' ')[0]!) ?? []), m.split(' ')[1]!]);
+    console.error(
+      `output check: ${missing.length} missing, ${duplicates.length} duplicated; files ${files.join(' ')}; ` +
+        `missing e.g. ${[...words]
+          .slice(0, 5)
+          .map(([w, ns]) => `${w}: ${ns.slice(0, 8).join(',')}`)
+          .join('; ')}`,
+    );
+  }
   return { lines: seen.size, duplicates, missing, extra };
 }
 
@@ -140,6 +154,11 @@ async function runToEnd(cryo: TestCryo, ref: string): Promise<void> {
   });
   if (final.status !== 201)
     throw new Error(`final checkpoint: ${final.status} ${JSON.stringify(final.body)}`);
+  // The sink commits after `complete`, on its own time: wait until the job says the output is visible.
+  while ((await operators(cryo, ref)).committedCheckpointId < final.body.application!.checkpointId) {
+    if (Date.now() > deadline) throw new Error('the final checkpoint was never committed');
+    await sleep(50);
+  }
 }
 
 async function checkpoint(

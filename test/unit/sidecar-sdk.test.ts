@@ -9,6 +9,7 @@ import type { CheckpointMetadata } from '../../src/domain/sidecar/metadata.js';
 import { encodeFrame, FrameDecoder } from '../../src/sidecar/frame-codec.js';
 import { FileLinesSource } from '../../src/sidecar/sdk/file-source.js';
 import { KeyedStateBackend } from '../../src/sidecar/sdk/keyed-state.js';
+import { SinkLogic } from '../../src/sidecar/sdk/sink-logic.js';
 import { StreamJob } from '../../src/sidecar/sdk/stream-job.js';
 import { Task, type Barrier, type TaskSnapshot } from '../../src/sidecar/sdk/task.js';
 
@@ -202,8 +203,9 @@ async function jobOnSocket(t: import('ava').ExecutionContext) {
     .sink('out', {
       open: () => ({
         write: () => undefined,
-        preCommit: (id) => ({ checkpointId: id, subtask: 0, data: '' }),
-        commit: () => undefined,
+        preCommit: (id) => ({ checkpointId: id, subtask: 0, data: Buffer.alloc(0) }),
+        commit: async () => undefined,
+        commitSync: () => undefined,
         rewind: () => undefined,
       }),
     });
@@ -281,4 +283,36 @@ test('the SDK answers malformed, unknown-version and oversized frames with an er
   );
   t.is(after[0], 'register');
   t.is(after.filter((f) => f === 'ack').length, 4, `one ack per subtask: ${after.join(',')}`);
+});
+
+test('a transaction stays in every snapshot until its commit has finished', async (t) => {
+  const committed: number[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const sink = new SinkLogic({
+    write: () => undefined,
+    preCommit: (id) => ({ checkpointId: id, subtask: 0, data: Buffer.from(`epoch ${id}\n`) }),
+    commit: async (txs) => {
+      await gate;
+      committed.push(...txs.map((tx) => tx.checkpointId));
+    },
+    commitSync: () => undefined,
+    rewind: () => undefined,
+  });
+  const ids = (s: TaskSnapshot) => {
+    const bytes = Buffer.concat(s.operator!());
+    return [...bytes.toString('latin1').matchAll(/epoch (\d+)/g)].map((m) => Number(m[1]));
+  };
+  sink.snapshot(barrier(1));
+  sink.complete(1); // the commit of 1 hangs
+  t.deepEqual(ids(sink.snapshot(barrier(2))), [1, 2], 'a restore from 2 commits 1 again');
+  release();
+  await sink.settled();
+  t.deepEqual(committed, [1]);
+  t.is(sink.committedId, 1);
+  t.deepEqual(ids(sink.snapshot(barrier(3))), [2, 3]);
+  sink.complete(3);
+  await sink.settled();
+  t.deepEqual(committed, [1, 2, 3]);
+  t.is(sink.committedId, 3);
 });

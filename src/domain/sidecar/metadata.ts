@@ -27,6 +27,9 @@ export const OperatorsViewSchema = z.object({
   lastCheckpointId: z
     .number()
     .describe('the latest operator checkpoint the job saw complete or restored from'),
+  committedCheckpointId: z
+    .number()
+    .describe("the sinks' output is visible up to this operator checkpoint (commits follow completion)"),
   operators: z.array(
     z.object({
       id: z.string(),

@@ -55,6 +55,8 @@ export const RegisterFrameSchema = frame('register', {
   finished: z.boolean(),
   /** The latest checkpoint the job restored from or saw complete (0: none). */
   lastCheckpointId: z.number().int().nonnegative(),
+  /** Every sink's output is visible up to this checkpoint (commits run after `complete`, asynchronously). */
+  committedCheckpointId: z.number().int().nonnegative(),
 });
 export const TriggerFrameSchema = frame('trigger', {
   checkpointId: CheckpointId,

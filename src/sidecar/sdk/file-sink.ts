@@ -8,13 +8,14 @@ import {
   rmSync,
   writeSync,
 } from 'node:fs';
+import { open, rename } from 'node:fs/promises';
 import path from 'node:path';
 
 /** One transaction: the output of one epoch, pre-committed at barrier `checkpointId`. */
 export interface Transaction {
   checkpointId: number;
   subtask: number;
-  data: string;
+  data: Buffer;
 }
 
 /** A sink with two-phase commit: output of epoch n becomes visible only when checkpoint n is complete. */
@@ -26,8 +27,10 @@ export interface SinkWriter<T> {
   write(value: T): void;
   /** Closes the current epoch into a transaction, at barrier `checkpointId`. */
   preCommit(checkpointId: number): Transaction;
-  /** Makes transactions visible; must be idempotent, since a restore commits them again. */
-  commit(transactions: Transaction[]): void;
+  /** Makes transactions visible, in order; must be idempotent, since a restore commits them again. */
+  commit(transactions: Transaction[]): Promise<void>;
+  /** The same, synchronously (during a restore, before the job reads input). */
+  commitSync(transactions: Transaction[]): void;
   /** After a restore from `checkpointId`: drops visible output of later epochs, which will be produced again. */
   rewind(checkpointId: number): void;
 }
@@ -49,11 +52,34 @@ export class TransactionalFileSink<T> implements TwoPhaseCommitSink<T> {
     return {
       write: (value) => void epoch.push(this.format(value)),
       preCommit(checkpointId) {
-        const tx = { checkpointId, subtask, data: epoch.join('') };
+        const tx = { checkpointId, subtask, data: Buffer.from(epoch.join('')) };
         epoch = [];
         return tx;
       },
-      commit(transactions) {
+      async commit(transactions) {
+        // Off the job's thread (libuv's pool): a commit of a busy epoch's output would stall the records.
+        for (const tx of transactions) {
+          const name = partName(tx.subtask, tx.checkpointId);
+          const tmp = path.join(dir, `.${name}.tmp`);
+          const fh = await open(tmp, 'w');
+          try {
+            await fh.writeFile(tx.data);
+            await fh.sync();
+          } finally {
+            await fh.close();
+          }
+          await rename(tmp, path.join(dir, name));
+        }
+        if (transactions.length > 0) {
+          const d = await open(dir, 'r');
+          try {
+            await d.sync();
+          } finally {
+            await d.close();
+          }
+        }
+      },
+      commitSync(transactions) {
         for (const tx of transactions) {
           const name = partName(tx.subtask, tx.checkpointId);
           const tmp = path.join(dir, `.${name}.tmp`);
@@ -66,13 +92,11 @@ export class TransactionalFileSink<T> implements TwoPhaseCommitSink<T> {
           }
           renameSync(tmp, path.join(dir, name));
         }
-        if (transactions.length > 0) {
-          const d = openSync(dir, 'r');
-          try {
-            fsyncSync(d);
-          } finally {
-            closeSync(d);
-          }
+        const d = openSync(dir, 'r');
+        try {
+          fsyncSync(d);
+        } finally {
+          closeSync(d);
         }
       },
       rewind(checkpointId) {

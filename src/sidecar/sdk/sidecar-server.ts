@@ -143,6 +143,7 @@ export class SidecarServer {
         operators: this.job.operators(),
         finished: this.job.finished,
         lastCheckpointId: this.job.lastCheckpointId,
+        committedCheckpointId: this.job.committedCheckpointId,
       }),
     ).catch(() => undefined);
   }
@@ -243,9 +244,24 @@ function stateFrame(
   return { v: PROTOCOL_VERSION, type: 'state', checkpointId, operator, subtask, name, size };
 }
 
+/** Frames of at most CHUNK_BYTES; small pieces are joined, so that a frame is never a few bytes. */
 function* split(chunks: Buffer[]): Generator<Buffer> {
   const max = Math.min(CHUNK_BYTES, MAX_STATE_CHUNK_BYTES);
-  for (const c of chunks) for (let o = 0; o < c.length; o += max) yield c.subarray(o, o + max);
+  let small: Buffer[] = [];
+  let smallBytes = 0;
+  for (const c of chunks) {
+    for (let o = 0; o < c.length; o += max) {
+      const piece = c.subarray(o, o + max);
+      if (smallBytes + piece.length > max) {
+        if (smallBytes > 0) yield Buffer.concat(small, smallBytes);
+        small = [];
+        smallBytes = 0;
+      }
+      small.push(piece);
+      smallBytes += piece.length;
+    }
+  }
+  if (smallBytes > 0) yield Buffer.concat(small, smallBytes);
 }
 
 function write(socket: net.Socket, bytes: Buffer): Promise<void> {

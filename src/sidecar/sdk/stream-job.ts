@@ -13,7 +13,8 @@ import {
   type Mode,
   type Operator,
 } from '../../domain/sidecar/protocol.js';
-import type { SinkWriter, Transaction, TwoPhaseCommitSink } from './file-sink.js';
+import type { TwoPhaseCommitSink } from './file-sink.js';
+import { SinkLogic } from './sink-logic.js';
 import type { SourceFunction, SourceReader } from './file-source.js';
 import { KeyedStateBackend, type MapState, type ValueState } from './keyed-state.js';
 import { SidecarServer } from './sidecar-server.js';
@@ -27,6 +28,8 @@ export interface StreamJobOptions {
   restoreMarker?: string;
   /** Exit `run()` once every input is read and a checkpoint taken after that has completed. */
   exitAfterFinalCheckpoint?: boolean;
+  /** Called once, when every input has been read and processed. */
+  onFinished?: (stats: { records: number; ms: number }) => void;
   log?: (message: string) => void;
 }
 
@@ -155,6 +158,8 @@ export class StreamJob {
   private stopped = false;
   private restoring: { resolve: () => void; promise: Promise<void> } | undefined;
   private done: (() => void) | undefined;
+  private startedAt = 0;
+  private reportedFinish = false;
   lastCheckpointId = 0;
   recordsIn = 0;
 
@@ -209,6 +214,12 @@ export class StreamJob {
     return this.nodes.map((n) => ({ id: n.id, kind: n.kind, parallelism: n.parallelism }));
   }
 
+  /** Every sink's output is visible up to this checkpoint. */
+  get committedCheckpointId(): number {
+    const sinks = this.nodes.flatMap((n) => n.sinks);
+    return sinks.length === 0 ? this.lastCheckpointId : Math.min(...sinks.map((s) => s.committedId));
+  }
+
   get finished(): boolean {
     return this.started && this.nodes.every((n) => n.tasks.every((t) => t.finished));
   }
@@ -228,6 +239,7 @@ export class StreamJob {
       rmSync(marker, { force: true });
     }
     this.started = true;
+    this.startedAt = performance.now();
     const finished = new Promise<void>((r) => (this.done = r));
     const loops = this.nodes.flatMap((n) =>
       n.tasks.map((t, i) => (n.source ? this.sourceLoop(n, t, i) : undefined)),
@@ -235,6 +247,7 @@ export class StreamJob {
     await Promise.race([finished, Promise.all(loops)]);
     this.stop();
     await Promise.allSettled(loops);
+    await Promise.all(this.nodes.flatMap((n) => n.sinks.map((s) => s.settled())));
     await this.server.close();
   }
 
@@ -469,7 +482,13 @@ export class StreamJob {
           this.pendingBarriers.set(task, []);
           for (const b of barriers) task.injectBarrier(b);
         }
-        if (!task.finished && !reader.poll(count, batch)) task.end();
+        if (!task.finished && !reader.poll(count, batch)) {
+          task.end();
+          if (this.finished && !this.reportedFinish) {
+            this.reportedFinish = true;
+            this.options.onFinished?.({ records: this.recordsIn, ms: performance.now() - this.startedAt });
+          }
+        }
         if (task.finished) await this.sleep(undefined);
         else await this.sleep(pause);
       }
@@ -495,39 +514,6 @@ export class StreamJob {
   private readonly log = (message: string): void => {
     (this.options.log ?? ((m: string) => process.stderr.write(`[sidecar] ${m}\n`)))(message);
   };
-}
-
-class SinkLogic implements TaskLogic {
-  private pending: Transaction[] = [];
-
-  constructor(private readonly writer: SinkWriter<unknown>) {}
-
-  process(_input: number, value: unknown): void {
-    this.writer.write(value);
-  }
-
-  snapshot(barrier: Barrier): TaskSnapshot {
-    this.pending.push(this.writer.preCommit(barrier.id));
-    const pending = [...this.pending];
-    return { operator: () => [Buffer.from(JSON.stringify(pending))] };
-  }
-
-  complete(checkpointId: number): void {
-    const ready = this.pending.filter((t) => t.checkpointId <= checkpointId);
-    if (ready.length === 0) return;
-    this.writer.commit(ready);
-    this.pending = this.pending.filter((t) => t.checkpointId > checkpointId);
-  }
-
-  rewind(checkpointId: number): void {
-    this.writer.rewind(checkpointId);
-  }
-
-  /** The restored checkpoint is complete: its pending transactions are committed (again, harmlessly). */
-  restore(bytes: Buffer, checkpointId: number): void {
-    const txs = JSON.parse(bytes.toString('utf8')) as Transaction[];
-    this.writer.commit(txs.filter((t) => t.checkpointId <= checkpointId));
-  }
 }
 
 function statelessContext<R>(): KeyedContext<R> & { bind(emit: (v: unknown) => void): void } {
