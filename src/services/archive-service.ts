@@ -3,7 +3,14 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Checkpoint, Compression } from '../domain/checkpoint.js';
 import { ArchiveInvalidError, CheckpointNameInUseError } from '../domain/errors.js';
-import { CHECKPOINT_IMAGES_DIR, CRYO_MANIFEST, DOCKER_CONFIG } from '../domain/layout.js';
+import {
+  CHECKPOINT_IMAGES_DIR,
+  CRYO_MANIFEST,
+  DOCKER_CONFIG,
+  OPERATORS_DIR,
+  OPERATORS_METADATA,
+  operatorCheckpointDir,
+} from '../domain/layout.js';
 import type { Manifest } from '../domain/manifest.js';
 import type { ArchiveCodec } from './archive-codec.js';
 import type { CheckpointCatalog } from './checkpoint-catalog.js';
@@ -81,6 +88,8 @@ export class ArchiveService {
         container: { ...manifest.container, image: manifest.image.ref },
         createdAt: manifest.createdAt,
         leaveRunning: manifest.checkpoint.leaveRunning,
+        ...(manifest.checkpoint.processImage === false ? { processImage: false } : {}),
+        ...(manifest.checkpoint.application ? { application: manifest.checkpoint.application } : {}),
         sizeBytes,
         stats: { dumpMs: manifest.checkpoint.dumpMs, totalMs: manifest.checkpoint.dumpMs },
         status: 'complete',
@@ -101,11 +110,19 @@ export class ArchiveService {
 }
 
 function requireRestorable(manifest: Manifest): void {
-  const names = new Set(manifest.entries.map((e) => e.name));
-  for (const needed of [DOCKER_CONFIG, `${CHECKPOINT_IMAGES_DIR}/inventory.img`]) {
-    if (!names.has(needed)) {
+  const names = [...new Set(manifest.entries.map((e) => e.name))];
+  const { application, processImage } = manifest.checkpoint;
+  const needed = [
+    DOCKER_CONFIG,
+    ...(processImage === false ? [] : [`${CHECKPOINT_IMAGES_DIR}/inventory.img`]),
+    ...(application
+      ? [`${OPERATORS_DIR}/${operatorCheckpointDir(application.checkpointId)}/${OPERATORS_METADATA}`]
+      : []),
+  ];
+  for (const need of needed) {
+    if (!names.includes(need)) {
       throw new ArchiveInvalidError(
-        `the archive has no ${needed}`,
+        `the archive has no ${need}`,
         'it is not a container checkpoint made by cryo',
       );
     }

@@ -8,6 +8,7 @@ import type { ErrorBody } from '../../src/domain/error-body.js';
 import type { OperatorsView } from '../../src/domain/sidecar/metadata.js';
 import { TestContainers, sleep } from '../helpers/containers.js';
 import { TestCryo } from '../helpers/cryo.js';
+import { readTar } from '../helpers/tar.js';
 import { BUSYBOX_IMAGE, NODE_IMAGE, repoRoot, requirePrerequisites } from '../helpers/prerequisites.js';
 
 interface Context {
@@ -342,6 +343,38 @@ test('scheduled application-only snapshots commit the output, keep the retention
   const restored = await restore(t, latest.id, {});
   t.is(restored.mode, 'application');
   await runToEnd(cryo, job.name);
+  const out = await committedOutput(job.output, job.expected);
+  t.deepEqual(out.duplicates, []);
+  t.deepEqual(out.missing.slice(0, 10), []);
+  t.is(out.extra, 0);
+});
+
+test('an application-only checkpoint travels as an archive: export, delete, import, restore into a new container', async (t) => {
+  const { cryo, containers } = t.context;
+  const job = await wordcountJob(t, 2000, 23);
+  await startWordcount(t, job, { WC_RATE: '1000' });
+  await sleep(700);
+  const ck = await checkpoint(t, job.name, 'only');
+  const archive = await cryo.download(ck.id);
+  const items = await readTar(archive);
+  t.is(items[0]?.header.name, 'cryo.json');
+  const manifest = JSON.parse(items[0]!.body.toString('utf8')) as { entries: { name: string }[] };
+  const chk = `operators/chk-${ck.application!.checkpointId}`;
+  t.true(manifest.entries.some((e) => e.name === `${chk}/_metadata`));
+  t.false(
+    manifest.entries.some((e) => e.name.startsWith('checkpoint/')),
+    'no CRIU image',
+  );
+  t.is((await cryo.api('DELETE', `/v1/checkpoints/${ck.id}`)).status, 204);
+  await execa('docker', ['rm', '-f', job.name]);
+  const imported = await cryo.upload<Checkpoint>(archive);
+  t.is(imported.status, 201, JSON.stringify(imported.body));
+  t.is(imported.body.processImage, false);
+  t.deepEqual(imported.body.application, ck.application);
+  const name = containers.uniqueName('wc-imported');
+  const restored = await restore(t, imported.body.id, { name });
+  t.is(restored.mode, 'application');
+  await runToEnd(cryo, name);
   const out = await committedOutput(job.output, job.expected);
   t.deepEqual(out.duplicates, []);
   t.deepEqual(out.missing.slice(0, 10), []);
