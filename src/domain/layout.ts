@@ -21,4 +21,6 @@ export const ARCHIVE_FORMAT_VERSION = 1;
 /** Operator state of an application-consistent checkpoint, after Flink: operators/chk-<n>/_metadata. */
 export const OPERATORS_DIR = 'operators';
 export const OPERATORS_METADATA = '_metadata';
+/** State that later checkpoints may reference unchanged; hard links, so that each checkpoint keeps its own. */
+export const OPERATORS_SHARED_DIR = 'shared';
 export const operatorCheckpointDir = (checkpointId: number): string => `chk-${checkpointId}`;

@@ -125,7 +125,7 @@ export class CheckpointService {
         id,
         async (dir) => {
           // The operator cut comes first, and its connection is closed before CRIU looks at the sockets.
-          if (sidecar) cut = await sidecar.cut(container.pid, dir, applicationMode, false);
+          if (sidecar) cut = await sidecar.cut(container.pid, dir, store.path(id), applicationMode, false);
           const dumpStarted = clock.now();
           let dumped: RuntimeCheckpointResult;
           try {
@@ -233,7 +233,7 @@ export class CheckpointService {
         catalog,
         id,
         async (dir) => {
-          cut = await sidecar.cut(container.pid, dir, mode, true);
+          cut = await sidecar.cut(container.pid, dir, store.path(id), mode, true);
           const dumpMs = clock.now() - started;
           await writeJson(path.join(dir, DOCKER_CONFIG), container.config);
           await writeJson(path.join(dir, CONFIG_DUMP), configDump(container.config, createdAt));

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
@@ -375,6 +375,41 @@ test('an application-only checkpoint travels as an archive: export, delete, impo
   const restored = await restore(t, imported.body.id, { name });
   t.is(restored.mode, 'application');
   await runToEnd(cryo, name);
+  const out = await committedOutput(job.output, job.expected);
+  t.deepEqual(out.duplicates, []);
+  t.deepEqual(out.missing.slice(0, 10), []);
+  t.is(out.extra, 0);
+});
+
+test('unchanged keyed state is shared between checkpoints through hard links in operators/shared/, and outlives the checkpoint that wrote it', async (t) => {
+  const { cryo } = t.context;
+  // Slow enough that the two back-to-back checkpoints see (almost) no new input.
+  const job = await wordcountJob(t, 60, 31);
+  await startWordcount(t, job, { WC_RATE: '5' });
+  await sleep(1500);
+  const a = await checkpoint(t, job.name, 'only');
+  const b = await checkpoint(t, job.name, 'only');
+  const sharedOf = async (id: string) => {
+    const dir = path.join(cryo.dataDir, 'checkpoints', id, 'operators', 'shared');
+    return Promise.all((await readdir(dir)).map(async (n) => ({ n, st: await stat(path.join(dir, n)) })));
+  };
+  const [inA, inB] = [await sharedOf(a.id), await sharedOf(b.id)];
+  const inodesA = new Set(inA.map((f) => f.st.ino));
+  const linked = inB.filter((f) => inodesA.has(f.st.ino));
+  t.true(inB.length > 0);
+  t.true(linked.length > 0, 'the second checkpoint reuses blocks of the first');
+  t.true(
+    linked.every((f) => f.st.nlink === 2),
+    'one file, two links',
+  );
+  t.is((await cryo.api('DELETE', `/v1/checkpoints/${a.id}`)).status, 204);
+  const after = await sharedOf(b.id);
+  t.is(after.length, inB.length, 'deleting the first checkpoint keeps what the second references');
+  t.true(after.every((f) => f.st.nlink === 1));
+  await execa('docker', ['kill', job.name]);
+  const restored = await restore(t, b.id, {});
+  t.is(restored.mode, 'application');
+  await runToEnd(cryo, job.name);
   const out = await committedOutput(job.output, job.expected);
   t.deepEqual(out.duplicates, []);
   t.deepEqual(out.missing.slice(0, 10), []);

@@ -8,7 +8,11 @@ import { keyGroupFor, keyGroupRange } from '../../src/domain/sidecar/key-groups.
 import type { CheckpointMetadata } from '../../src/domain/sidecar/metadata.js';
 import { encodeFrame, FrameDecoder } from '../../src/sidecar/frame-codec.js';
 import { FileLinesSource } from '../../src/sidecar/sdk/file-source.js';
-import { KeyedStateBackend } from '../../src/sidecar/sdk/keyed-state.js';
+import {
+  KEY_GROUPS_PER_BLOCK,
+  KeyedStateBackend,
+  type KeyedSnapshot,
+} from '../../src/sidecar/sdk/keyed-state.js';
 import { SinkLogic } from '../../src/sidecar/sdk/sink-logic.js';
 import { StreamJob } from '../../src/sidecar/sdk/stream-job.js';
 import { Task, type Barrier, type TaskSnapshot } from '../../src/sidecar/sdk/task.js';
@@ -18,6 +22,7 @@ const barrier = (id: number, mode: Barrier['mode'] = 'exactly_once'): Barrier =>
   id,
   timestamp: 0,
   mode,
+  incremental: false,
 });
 
 /** A two-input summing task; each snapshot records the sum at the barrier. */
@@ -85,6 +90,10 @@ test('a newer barrier first aborts the older alignment; stale and aborted barrie
   t.deepEqual(snapshots, [{ id: 2, sum: 5 }]);
 });
 
+/** Serialises every new block of a keyed snapshot into one buffer. */
+const bytesOf = (snap: KeyedSnapshot) =>
+  Buffer.concat(snap.parts.flatMap((p) => ('write' in p ? p.write() : [])));
+
 test('keyed state: a snapshot is the state at the barrier, whatever is written afterwards', (t) => {
   const b = new KeyedStateBackend(128);
   const count = b.valueState<number>('count');
@@ -94,24 +103,66 @@ test('keyed state: a snapshot is the state at the barrier, whatever is written a
     count.set(1);
     seen.put('x', 1);
   }
-  const write = b.snapshot();
+  const snap = b.snapshot(false);
   b.currentKey = 'a';
   count.set(2);
   seen.put('x', 2);
   seen.put('y', 3);
-  const bytes = Buffer.concat(write());
+  const bytes = bytesOf(snap);
   const restored = new KeyedStateBackend(128);
-  t.is(restored.restore(bytes, { start: 0, end: 127 }), 6);
+  t.is(restored.restore(bytes), 6);
   restored.currentKey = 'a';
   t.is(restored.valueState<number>('count').get(), 1);
   t.deepEqual([...restored.mapState<number>('seen').entries()], [['x', 1]]);
   // A subtask keeps only the keys of its key groups.
   const g = keyGroupFor('a', 128);
-  const only = new KeyedStateBackend(128);
-  only.restore(bytes, { start: g, end: g });
+  const only = new KeyedStateBackend(128, { start: g, end: g });
+  only.restore(bytes);
   only.currentKey = 'a';
   t.is(only.valueState<number>('count').get(), 1);
   t.is(only.keys(), ['a', 'b', 'c'].filter((k) => keyGroupFor(k, 128) === g).length * 2);
+});
+
+test('incremental snapshots send only the blocks written since the last completed checkpoint', (t) => {
+  const b = new KeyedStateBackend(128);
+  const v = b.valueState<number>('v');
+  const keys = Array.from({ length: 400 }, (_, i) => `k${i}`);
+  for (const k of keys) {
+    b.currentKey = k;
+    v.set(1);
+  }
+  const first = b.snapshot(true);
+  t.is(first.parts.length, 128 / KEY_GROUPS_PER_BLOCK);
+  t.true(
+    first.parts.every((p) => 'write' in p),
+    'nothing is confirmed yet',
+  );
+  const handles = new Map(
+    first.parts.map((p) => [p.block, { name: `h${p.block}`, size: 1, sha256: 'a'.repeat(64), shared: true }]),
+  );
+  b.confirm(first.epoch, handles);
+  b.currentKey = 'k7';
+  v.set(2);
+  const changed = Math.floor(keyGroupFor('k7', 128) / KEY_GROUPS_PER_BLOCK);
+  const second = b.snapshot(true);
+  t.deepEqual(
+    second.parts.filter((p) => 'write' in p).map((p) => p.block),
+    [changed],
+  );
+  t.true(second.parts.every((p) => 'write' in p || p.reuse.name === `h${p.block}`));
+  t.true(
+    b.snapshot(false).parts.every((p) => 'write' in p),
+    'a full snapshot when cryo asks for one',
+  );
+  // Restoring every part of the second snapshot (new and reused) gives the state at its barrier.
+  const all = Buffer.concat([bytesOf(first), bytesOf(second)]);
+  const r = new KeyedStateBackend(128);
+  r.restore(all);
+  r.currentKey = 'k7';
+  t.is(r.valueState<number>('v').get(), 2);
+  t.is(r.keys(), 400);
+  b.forgetConfirmed();
+  t.true(b.snapshot(true).parts.every((p) => 'write' in p));
 });
 
 test('a file source resumes exactly at its offsets, across multi-byte text and a last line without newline', async (t) => {

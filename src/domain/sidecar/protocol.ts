@@ -39,6 +39,8 @@ export const StateHandleSchema = z.object({
   keyGroupRange: KeyGroupRangeSchema.optional(),
   size: z.number().int().nonnegative(),
   sha256: Sha256,
+  /** In operators/shared/: may be referenced by later checkpoints, unchanged (incremental snapshots). */
+  shared: z.boolean().optional(),
 });
 export type StateHandle = z.infer<typeof StateHandleSchema>;
 
@@ -62,6 +64,8 @@ export const TriggerFrameSchema = frame('trigger', {
   checkpointId: CheckpointId,
   timestamp: z.number().int().nonnegative(),
   mode: z.enum(['exactly_once', 'at_least_once']),
+  /** The job may reference shared state of its last completed checkpoint instead of sending it again. */
+  incremental: z.boolean().optional(),
 });
 export const StateFrameSchema = frame('state', {
   checkpointId: CheckpointId,
@@ -69,6 +73,7 @@ export const StateFrameSchema = frame('state', {
   subtask: Subtask,
   /** Several frames with one name append to one state file. */
   name: Id,
+  shared: z.boolean().optional(),
   size: z.number().int().nonnegative().max(MAX_STATE_CHUNK_BYTES),
 });
 export const AckFrameSchema = frame('ack', {

@@ -121,7 +121,10 @@ export class CheckpointCoordinator {
   }
 
   /** Starts checkpoint n+1; resolves when it completes or aborts. */
-  async trigger(mode: 'exactly_once' | 'at_least_once' = 'exactly_once'): Promise<CheckpointOutcome> {
+  async trigger(
+    mode: 'exactly_once' | 'at_least_once' = 'exactly_once',
+    options: { incremental?: boolean } = {},
+  ): Promise<CheckpointOutcome> {
     if (this.stopped) throw new TriggerRefusedError('STOPPED', 'the coordinator is stopped');
     if (this.failures > this.options.tolerableFailures) {
       throw new TriggerRefusedError(
@@ -169,7 +172,14 @@ export class CheckpointCoordinator {
         finishing: false,
       };
       this.pending.set(id, p);
-      this.send({ v: 1, type: 'trigger', checkpointId: id, timestamp: now, mode });
+      this.send({
+        v: 1,
+        type: 'trigger',
+        checkpointId: id,
+        timestamp: now,
+        mode,
+        ...(options.incremental ? { incremental: true } : {}),
+      });
     });
   }
 

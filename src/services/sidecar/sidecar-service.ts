@@ -1,13 +1,18 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import {
   ApplicationCheckpointFailedError,
   ApplicationRestoreFailedError,
   CheckpointTriggerRefusedError,
 } from '../../domain/errors.js';
-import { OPERATORS_DIR, OPERATORS_METADATA, operatorCheckpointDir } from '../../domain/layout.js';
+import {
+  OPERATORS_DIR,
+  OPERATORS_METADATA,
+  OPERATORS_SHARED_DIR,
+  operatorCheckpointDir,
+} from '../../domain/layout.js';
 import { assignState, AssignmentError } from '../../domain/sidecar/assign.js';
 import { CheckpointMetadataSchema, type CheckpointMetadata } from '../../domain/sidecar/metadata.js';
 import {
@@ -70,12 +75,27 @@ export class SidecarService {
     return channel.register;
   }
 
-  /** Takes one operator checkpoint into `dir`/operators/chk-<n>/, and closes the connection before any dump. */
-  async cut(pid: number, dir: string, mode: Mode, keepOpen: boolean): Promise<ApplicationCut> {
+  /**
+   * Takes one operator checkpoint into `dir`/operators/ (chk-<n>/ and shared/), and closes the connection before
+   * any dump unless `keepOpen`. `publishedDir` is where `dir` will be once published: later checkpoints link
+   * the shared state they reference from there.
+   */
+  async cut(
+    pid: number,
+    dir: string,
+    publishedDir: string,
+    mode: Mode,
+    keepOpen: boolean,
+  ): Promise<ApplicationCut> {
     const channel = await this.connect(pid, false);
     const session = this.session(pid, channel.register);
     try {
-      const outcome = await session.run(channel, path.join(dir, OPERATORS_DIR), mode);
+      const outcome = await session.run(
+        channel,
+        path.join(dir, OPERATORS_DIR),
+        path.join(publishedDir, OPERATORS_DIR),
+        mode,
+      );
       if (outcome.status !== 'complete') {
         throw new ApplicationCheckpointFailedError(outcome.reason, outcome.message);
       }
@@ -165,14 +185,10 @@ export class SidecarService {
         for (const h of a.handles) {
           if (sent.has(h.name)) continue;
           sent.add(h.name);
-          await sendStateFile(
-            channel,
-            path.join(chkDir, h.name),
-            metadata.checkpointId,
-            a.operator,
-            a.subtask,
-            h,
-          );
+          const file = h.shared
+            ? path.join(chkDir, '..', OPERATORS_SHARED_DIR, h.name)
+            : path.join(chkDir, h.name);
+          await sendStateFile(channel, file, metadata.checkpointId, a.operator, a.subtask, h);
         }
       }
       const timeoutMs = this.deps.restoreTimeoutMs ?? 60_000;
@@ -231,6 +247,8 @@ export class SidecarService {
 }
 
 interface StateFile {
+  path: string;
+  shared: boolean;
   handle: FileHandle;
   hash: Hash;
   size: number;
@@ -243,7 +261,10 @@ class JobSession implements CoordinatorStore {
   private channel: SidecarChannel | undefined;
   private operatorsDir: string | undefined;
   private current:
-    { id: number; dir: string; files: Map<string, StateFile>; writes: Promise<void> } | undefined;
+    | { id: number; dir: string; sharedDir: string; files: Map<string, StateFile>; writes: Promise<void> }
+    | undefined;
+  /** Where each shared state file of this job's completed checkpoints is, once published (hard links). */
+  private readonly sharedFiles = new Map<string, Set<string>>();
 
   constructor(
     readonly job: string,
@@ -253,7 +274,7 @@ class JobSession implements CoordinatorStore {
     this.coordinator = create(this, (frame) => this.send(frame));
   }
 
-  async run(channel: SidecarChannel, operatorsDir: string, mode: Mode) {
+  async run(channel: SidecarChannel, operatorsDir: string, publishedOperatorsDir: string, mode: Mode) {
     this.channel = channel;
     this.operatorsDir = operatorsDir;
     channel.onFrame((d) => this.onFrame(d));
@@ -264,7 +285,22 @@ class JobSession implements CoordinatorStore {
       ),
     );
     try {
-      return await this.coordinator.trigger(mode);
+      // A new session knows no shared state yet: the job sends all of it once.
+      const outcome = await this.coordinator.trigger(mode, { incremental: this.sharedFiles.size > 0 });
+      if (outcome.status === 'complete') {
+        const names = outcome.metadata.subtasks.flatMap((s) =>
+          s.handles.filter((h) => h.shared).map((h) => h.name),
+        );
+        const referenced = new Set(names);
+        for (const name of [...this.sharedFiles.keys()])
+          if (!referenced.has(name)) this.sharedFiles.delete(name);
+        for (const name of names) {
+          const places = this.sharedFiles.get(name) ?? new Set<string>();
+          places.add(path.join(publishedOperatorsDir, OPERATORS_SHARED_DIR, name));
+          this.sharedFiles.set(name, places);
+        }
+      }
+      return outcome;
     } finally {
       this.channel = undefined;
       await this.closeFiles();
@@ -301,7 +337,7 @@ class JobSession implements CoordinatorStore {
       const f = current.files.get(h.name);
       current.files.delete(h.name);
       await f?.handle.close().catch(() => undefined);
-      await rm(path.join(current.dir, h.name), { force: true });
+      await rm(path.join(h.shared ? current.sharedDir : current.dir, h.name), { force: true });
     }
   }
 
@@ -312,6 +348,7 @@ class JobSession implements CoordinatorStore {
       this.current = {
         id: frame.checkpointId,
         dir: path.join(this.operatorsDir, operatorCheckpointDir(frame.checkpointId)),
+        sharedDir: path.join(this.operatorsDir, OPERATORS_SHARED_DIR),
         files: new Map(),
         writes: Promise.resolve(),
       };
@@ -349,9 +386,13 @@ class JobSession implements CoordinatorStore {
     if (current?.id !== frame.checkpointId) return;
     let f = current.files.get(frame.name);
     if (!f) {
-      await mkdir(current.dir, { recursive: true, mode: 0o700 });
+      const dir = frame.shared ? current.sharedDir : current.dir;
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const file = path.join(dir, frame.name);
       f = {
-        handle: await open(path.join(current.dir, frame.name), 'wx', 0o600),
+        path: file,
+        shared: frame.shared === true,
+        handle: await open(file, 'wx', 0o600),
         hash: createHash('sha256'),
         size: 0,
       };
@@ -378,10 +419,16 @@ class JobSession implements CoordinatorStore {
             subtask: ack.subtask,
             name: h.name,
             size: 0,
+            ...(h.shared ? { shared: true } : {}),
           },
           Buffer.alloc(0),
         );
         f = current.files.get(h.name);
+      }
+      if (!f && h.shared) {
+        const problem = await this.linkShared(h);
+        if (problem) return problem;
+        continue;
       }
       if (!f) return `state ${h.name} was never sent`;
       f.sha256 ??= f.hash.digest('hex');
@@ -390,6 +437,32 @@ class JobSession implements CoordinatorStore {
       await f.handle.datasync();
     }
     return undefined;
+  }
+
+  /** An unchanged block of an earlier checkpoint: this checkpoint gets its own hard link to the same file. */
+  private async linkShared(h: StateHandle): Promise<string | undefined> {
+    const current = this.current!;
+    const target = path.join(current.sharedDir, h.name);
+    if (
+      await stat(target).then(
+        () => true,
+        () => false,
+      )
+    )
+      return undefined;
+    await mkdir(current.sharedDir, { recursive: true, mode: 0o700 });
+    for (const source of this.sharedFiles.get(h.name) ?? []) {
+      const st = await stat(source).catch(() => undefined);
+      if (!st || st.size !== h.size) continue;
+      if (
+        await link(source, target).then(
+          () => true,
+          () => false,
+        )
+      )
+        return undefined;
+    }
+    return `shared state ${h.name} is no longer kept by any checkpoint`;
   }
 
   private async closeFiles(): Promise<void> {

@@ -1,4 +1,5 @@
 import { keyGroupFor, type KeyGroupRange } from '../../domain/sidecar/key-groups.js';
+import type { StateHandle } from '../../domain/sidecar/protocol.js';
 
 /** One value per key. Values are replaced, never mutated in place: a snapshot holds the old one. */
 export interface ValueState<V> {
@@ -21,38 +22,75 @@ interface MapCell {
   map: Map<string, unknown>;
 }
 
+/** The state of one key group: named value tables and map tables, each keyed by the key. */
+interface GroupState {
+  values: Map<string, Map<string, unknown>>;
+  maps: Map<string, Map<string, MapCell>>;
+}
+
+/** Key groups are snapshotted in blocks of this many; a block unchanged since the last completed one is reused. */
+export const KEY_GROUPS_PER_BLOCK = 8;
+
+/** One block of a keyed snapshot: either new bytes to send, or the handle of an unchanged block to reference. */
+export type KeyedPart =
+  | { block: number; range: KeyGroupRange; reuse: StateHandle }
+  | { block: number; range: KeyGroupRange; write: () => Buffer[] };
+
+export interface KeyedSnapshot {
+  epoch: number;
+  parts: KeyedPart[];
+}
+
 /**
- * The keyed state of one subtask: named value and map states, each a map from key to value. A snapshot copies
- * the outer maps (synchronous, cheap) and serialises later; map cells written after a snapshot are copied first.
+ * The keyed state of one subtask, stored per key group. A snapshot copies the tables of the blocks that
+ * changed (synchronous, cheap) and serialises them later; map cells written after a snapshot are copied first.
+ * Blocks whose state has not changed since the last completed checkpoint are referenced, not sent again.
  */
 export class KeyedStateBackend {
-  private readonly values = new Map<string, Map<string, unknown>>();
-  private readonly maps = new Map<string, Map<string, MapCell>>();
+  private readonly groups = new Map<number, GroupState>();
+  /** The epoch of each block's latest write; a snapshot taken at epoch e covers writes of epochs up to e. */
+  private readonly written = new Map<number, number>();
+  /** The handle of each block in the latest completed checkpoint, and the epoch of that snapshot. */
+  private readonly confirmed = new Map<number, { epoch: number; handle: StateHandle }>();
   private epoch = 0;
-  currentKey = '';
+  private key = '';
+  private group: number | undefined;
 
-  constructor(readonly maxParallelism: number) {}
+  constructor(
+    readonly maxParallelism: number,
+    private readonly range: KeyGroupRange = { start: 0, end: maxParallelism - 1 },
+  ) {}
+
+  get currentKey(): string {
+    return this.key;
+  }
+
+  set currentKey(key: string) {
+    this.key = key;
+    this.group = undefined;
+  }
 
   valueState<V>(name: string): ValueState<V> {
-    const table = this.table(this.values, name);
     return {
-      get: () => table.get(this.currentKey) as V | undefined,
-      set: (value) => void table.set(this.currentKey, value),
-      clear: () => void table.delete(this.currentKey),
+      get: () => this.state(false)?.values.get(name)?.get(this.key) as V | undefined,
+      set: (value) => void table(this.state(true)!.values, name).set(this.key, value),
+      clear: () => void this.state(true)!.values.get(name)?.delete(this.key),
     };
   }
 
   mapState<V>(name: string): MapState<V> {
-    const table = this.table(this.maps, name);
     const cell = (write: boolean): MapCell | undefined => {
-      let c = table.get(this.currentKey);
+      const gs = this.state(write);
+      if (!gs) return undefined;
+      const t = table(gs.maps, name);
+      let c = t.get(this.key);
       if (!write) return c;
       if (!c) {
         c = { epoch: this.epoch, map: new Map() };
-        table.set(this.currentKey, c);
+        t.set(this.key, c);
       } else if (c.epoch < this.epoch) {
         c = { epoch: this.epoch, map: new Map(c.map) };
-        table.set(this.currentKey, c);
+        t.set(this.key, c);
       }
       return c;
     };
@@ -65,29 +103,75 @@ export class KeyedStateBackend {
     };
   }
 
-  /** Takes the synchronous part of a snapshot; the returned function serialises it into chunks. */
-  snapshot(): () => Buffer[] {
-    this.epoch++;
-    const values = [...this.values].map(([name, t]) => [name, new Map(t)] as const);
-    const maps = [...this.maps].map(([name, t]) => [name, new Map(t)] as const);
-    return () => {
-      const w = new EntryWriter();
-      for (const [name, t] of values) for (const [k, v] of t) w.entry(KIND_VALUE, name, k, v);
-      for (const [name, t] of maps)
-        for (const [k, c] of t) w.entry(KIND_MAP, name, k, Object.fromEntries(c.map));
-      return w.finish();
-    };
+  /**
+   * Takes the synchronous part of a snapshot. With `incremental`, blocks unchanged since the last confirmed
+   * checkpoint are referenced; `confirm` is called with the snapshot's handles once its checkpoint completes.
+   */
+  snapshot(incremental: boolean): KeyedSnapshot {
+    const epoch = this.epoch++;
+    const parts: KeyedPart[] = [];
+    const first = Math.floor(this.range.start / KEY_GROUPS_PER_BLOCK);
+    const last = Math.floor(this.range.end / KEY_GROUPS_PER_BLOCK);
+    for (let block = first; block <= last; block++) {
+      const range = {
+        start: Math.max(block * KEY_GROUPS_PER_BLOCK, this.range.start),
+        end: Math.min((block + 1) * KEY_GROUPS_PER_BLOCK - 1, this.range.end),
+      };
+      const done = this.confirmed.get(block);
+      if (incremental && done && (this.written.get(block) ?? -1) <= done.epoch) {
+        parts.push({ block, range, reuse: done.handle });
+        continue;
+      }
+      const copies: GroupState[] = [];
+      for (let g = range.start; g <= range.end; g++) {
+        const gs = this.groups.get(g);
+        if (!gs) continue;
+        copies.push({
+          values: new Map([...gs.values].map(([n, t]) => [n, new Map(t)])),
+          maps: new Map([...gs.maps].map(([n, t]) => [n, new Map(t)])),
+        });
+      }
+      if (copies.length === 0) continue;
+      parts.push({
+        block,
+        range,
+        write: () => {
+          const w = new EntryWriter();
+          for (const gs of copies) {
+            for (const [name, t] of gs.values) for (const [k, v] of t) w.entry(KIND_VALUE, name, k, v);
+            for (const [name, t] of gs.maps)
+              for (const [k, c] of t) w.entry(KIND_MAP, name, k, Object.fromEntries(c.map));
+          }
+          return w.finish();
+        },
+      });
+    }
+    return { epoch, parts };
   }
 
-  /** Loads the entries of a state file whose keys fall into `range`; the others belong to other subtasks. */
-  restore(bytes: Buffer, range: KeyGroupRange): number {
+  /** The snapshot of `epoch` is part of a completed checkpoint: its blocks may be referenced from now on. */
+  confirm(epoch: number, handles: Map<number, StateHandle>): void {
+    for (const [block, handle] of handles) {
+      const current = this.confirmed.get(block);
+      if (!current || current.epoch < epoch) this.confirmed.set(block, { epoch, handle });
+    }
+  }
+
+  /** Forgets every confirmed block (after an abort): the next snapshot sends everything. */
+  forgetConfirmed(): void {
+    this.confirmed.clear();
+  }
+
+  /** Loads the entries of a state file whose keys fall into this subtask's range. */
+  restore(bytes: Buffer): number {
     let loaded = 0;
     for (const { kind, name, key, value } of readEntries(bytes)) {
       const group = keyGroupFor(key, this.maxParallelism);
-      if (group < range.start || group > range.end) continue;
-      if (kind === KIND_VALUE) this.table(this.values, name).set(key, value);
+      if (group < this.range.start || group > this.range.end) continue;
+      const gs = this.groupState(group);
+      if (kind === KIND_VALUE) table(gs.values, name).set(key, value);
       else
-        this.table(this.maps, name).set(key, {
+        table(gs.maps, name).set(key, {
           epoch: this.epoch,
           map: new Map(Object.entries(value as Record<string, unknown>)),
         });
@@ -98,19 +182,37 @@ export class KeyedStateBackend {
 
   keys(): number {
     let n = 0;
-    for (const t of this.values.values()) n += t.size;
-    for (const t of this.maps.values()) n += t.size;
+    for (const gs of this.groups.values()) {
+      for (const t of gs.values.values()) n += t.size;
+      for (const t of gs.maps.values()) n += t.size;
+    }
     return n;
   }
 
-  private table<T>(tables: Map<string, Map<string, T>>, name: string): Map<string, T> {
-    let t = tables.get(name);
-    if (!t) {
-      t = new Map();
-      tables.set(name, t);
-    }
-    return t;
+  private state(write: boolean): GroupState | undefined {
+    const g = (this.group ??= keyGroupFor(this.key, this.maxParallelism));
+    if (!write) return this.groups.get(g);
+    this.written.set(Math.floor(g / KEY_GROUPS_PER_BLOCK), this.epoch);
+    return this.groupState(g);
   }
+
+  private groupState(g: number): GroupState {
+    let gs = this.groups.get(g);
+    if (!gs) {
+      gs = { values: new Map(), maps: new Map() };
+      this.groups.set(g, gs);
+    }
+    return gs;
+  }
+}
+
+function table<T>(tables: Map<string, Map<string, T>>, name: string): Map<string, T> {
+  let t = tables.get(name);
+  if (!t) {
+    t = new Map();
+    tables.set(name, t);
+  }
+  return t;
 }
 
 const KIND_VALUE = 0x76;

@@ -24,6 +24,8 @@ export class SidecarServer {
   private readonly sockets = new Set<net.Socket>();
   /** Where acks of a checkpoint go: the connection that triggered it. */
   private readonly ackTo = new Map<number, net.Socket>();
+  /** What to tell the keyed backends when a checkpoint completes: the handles of its blocks. */
+  private readonly confirmations = new Map<number, (() => void)[]>();
 
   constructor(
     private readonly job: StreamJob,
@@ -60,28 +62,41 @@ export class SidecarServer {
     const { checkpointId, operator, subtask, snapshot } = r;
     try {
       const handles: StateHandle[] = [];
-      const parts: { chunks: Buffer[]; range?: { start: number; end: number } }[] = [];
-      if (snapshot.keyed) parts.push({ chunks: snapshot.keyed.write(), range: snapshot.keyed.range });
-      if (snapshot.operator) parts.push({ chunks: snapshot.operator() });
-      for (const part of parts) {
+      const send = async (chunks: Buffer[], extra: Partial<StateHandle>): Promise<StateHandle> => {
         const name = randomUUID();
         const hash = createHash('sha256');
         let size = 0;
-        for (const chunk of split(part.chunks)) {
+        for (const chunk of split(chunks)) {
           hash.update(chunk);
           size += chunk.length;
           await write(
             socket,
-            encodeFrame(stateFrame(checkpointId, operator, subtask, name, chunk.length), chunk),
+            encodeFrame(
+              stateFrame(checkpointId, operator, subtask, name, chunk.length, extra.shared === true),
+              chunk,
+            ),
           );
         }
-        handles.push({
-          name,
-          size,
-          sha256: hash.digest('hex'),
-          ...(part.range ? { keyGroupRange: part.range } : {}),
-        });
+        const handle: StateHandle = { name, size, sha256: hash.digest('hex'), ...extra };
+        handles.push(handle);
+        return handle;
+      };
+      if (snapshot.keyed) {
+        const blocks = new Map<number, StateHandle>();
+        for (const part of snapshot.keyed.parts) {
+          if ('reuse' in part) {
+            handles.push(part.reuse);
+            blocks.set(part.block, part.reuse);
+          } else {
+            blocks.set(part.block, await send(part.write(), { keyGroupRange: part.range, shared: true }));
+          }
+        }
+        const confirm = snapshot.keyed.confirm;
+        const list = this.confirmations.get(checkpointId) ?? [];
+        list.push(() => confirm(blocks));
+        this.confirmations.set(checkpointId, list);
       }
+      if (snapshot.operator) await send(snapshot.operator(), {});
       await write(
         socket,
         encodeFrame({
@@ -169,13 +184,19 @@ export class SidecarServer {
           return restore;
         }
         this.ackTo.set(frame.checkpointId, socket);
-        this.job.trigger(frame.checkpointId, frame.timestamp, frame.mode);
+        this.job.trigger(frame.checkpointId, frame.timestamp, frame.mode, frame.incremental === true);
         return restore;
       case 'complete':
+        for (const id of [...this.confirmations.keys()].sort((a, b) => a - b)) {
+          if (id > frame.checkpointId) continue;
+          for (const confirm of this.confirmations.get(id)!) confirm();
+          this.confirmations.delete(id);
+        }
         this.job.complete(frame.checkpointId);
         this.ackTo.delete(frame.checkpointId);
         return restore;
       case 'abort':
+        this.confirmations.delete(frame.checkpointId);
         this.job.abort(frame.checkpointId);
         this.ackTo.delete(frame.checkpointId);
         return restore;
@@ -240,8 +261,18 @@ function stateFrame(
   subtask: number,
   name: string,
   size: number,
+  shared: boolean,
 ): Frame {
-  return { v: PROTOCOL_VERSION, type: 'state', checkpointId, operator, subtask, name, size };
+  return {
+    v: PROTOCOL_VERSION,
+    type: 'state',
+    checkpointId,
+    operator,
+    subtask,
+    name,
+    size,
+    ...(shared ? { shared: true } : {}),
+  };
 }
 
 /** Frames of at most CHUNK_BYTES; small pieces are joined, so that a frame is never a few bytes. */

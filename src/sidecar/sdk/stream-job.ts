@@ -262,9 +262,9 @@ export class StreamJob {
     return this.restoring !== undefined;
   }
 
-  trigger(checkpointId: number, timestamp: number, mode: Mode): void {
+  trigger(checkpointId: number, timestamp: number, mode: Mode, incremental = false): void {
     if (this.finished) this.triggeredAfterFinish.add(checkpointId);
-    const barrier: Barrier = { kind: 'barrier', id: checkpointId, timestamp, mode };
+    const barrier: Barrier = { kind: 'barrier', id: checkpointId, timestamp, mode, incremental };
     for (const node of this.nodes) {
       if (!node.source) continue;
       for (const task of node.tasks) {
@@ -290,6 +290,8 @@ export class StreamJob {
       );
     }
     for (const node of this.nodes) for (const t of node.tasks) t.cancel(checkpointId);
+    // A referenced block may be what failed (cryo no longer has it): the next snapshot sends everything.
+    for (const node of this.nodes) for (const b of node.backends) b.forgetConfirmed();
   }
 
   /** Loads the state cryo assigned to each subtask; the job starts reading input afterwards. */
@@ -306,8 +308,7 @@ export class StreamJob {
       for (const h of a.handles) {
         const bytes = files.get(h.name);
         if (!bytes) throw new Error(`state ${h.name} was not sent`);
-        if (backend && h.keyGroupRange)
-          backend.restore(bytes, keyGroupRange(a.subtask, node.parallelism, this.maxParallelism));
+        if (backend && h.keyGroupRange) backend.restore(bytes);
         else if (sink) sink.restore(bytes, checkpointId);
       }
     }
@@ -360,9 +361,9 @@ export class StreamJob {
       parallelism,
       inputs.map((i) => ({ from: i.node, partition: { type: 'key', keyOf: i.keyOf } })),
       (subtask) => {
-        const backend = new KeyedStateBackend(this.maxParallelism);
-        node.backends[subtask] = backend;
         const range = keyGroupRange(subtask, parallelism, this.maxParallelism);
+        const backend = new KeyedStateBackend(this.maxParallelism, range);
+        node.backends[subtask] = backend;
         let emit: (v: unknown) => void = () => undefined;
         const ctx: KeyedContext<R> = {
           get key() {
@@ -381,7 +382,12 @@ export class StreamJob {
             emit = e;
             fn(input, value, ctx);
           },
-          snapshot: () => ({ keyed: { range, write: backend.snapshot() } }),
+          snapshot: (barrier) => {
+            const snap = backend.snapshot(barrier.incremental);
+            return {
+              keyed: { parts: snap.parts, confirm: (handles) => backend.confirm(snap.epoch, handles) },
+            };
+          },
         };
       },
     );

@@ -1,11 +1,13 @@
-import type { KeyGroupRange } from '../../domain/sidecar/key-groups.js';
-import type { Mode } from '../../domain/sidecar/protocol.js';
+import type { Mode, StateHandle } from '../../domain/sidecar/protocol.js';
+import type { KeyedPart } from './keyed-state.js';
 
 export interface Barrier {
   kind: 'barrier';
   id: number;
   timestamp: number;
   mode: Mode;
+  /** Unchanged keyed state may be referenced instead of sent. */
+  incremental: boolean;
 }
 
 /** What flows on a channel between two subtasks. */
@@ -14,8 +16,8 @@ export type Item = { kind: 'record'; value: unknown } | Barrier | { kind: 'end' 
 /** A subtask's snapshot, taken synchronously at the barrier; `write` serialises it later, off the hot path. */
 export interface TaskSnapshot {
   offsets?: Record<string, number>;
-  /** Keyed state: one handle covering the subtask's key-group range. */
-  keyed?: { range: KeyGroupRange; write: () => Buffer[] };
+  /** Keyed state, per block of key groups; `confirm` is told each block's handle once the checkpoint completes. */
+  keyed?: { parts: KeyedPart[]; confirm: (handles: Map<number, StateHandle>) => void };
   /** Operator state (a sink's pending transactions): one handle without a key-group range. */
   operator?: () => Buffer[];
 }
