@@ -406,8 +406,17 @@ test('unchanged keyed state is shared between checkpoints through hard links in 
   const after = await sharedOf(b.id);
   t.is(after.length, inB.length, 'deleting the first checkpoint keeps what the second references');
   t.true(after.every((f) => f.st.nlink === 1));
+  // With every checkpoint that held them deleted, the next one asks the job for everything, and succeeds.
+  const c = await checkpoint(t, job.name, 'only');
+  t.is((await cryo.api('DELETE', `/v1/checkpoints/${c.id}`)).status, 204);
+  t.is((await cryo.api('DELETE', `/v1/checkpoints/${b.id}`)).status, 204);
+  const d = await checkpoint(t, job.name, 'only');
+  t.true(
+    (await sharedOf(d.id)).every((f) => f.st.nlink === 1),
+    'nothing left to link',
+  );
   await execa('docker', ['kill', job.name]);
-  const restored = await restore(t, b.id, {});
+  const restored = await restore(t, d.id, {});
   t.is(restored.mode, 'application');
   await runToEnd(cryo, job.name);
   const out = await committedOutput(job.output, job.expected);

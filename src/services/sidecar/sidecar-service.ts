@@ -286,7 +286,7 @@ class JobSession implements CoordinatorStore {
     );
     try {
       // A new session knows no shared state yet: the job sends all of it once.
-      const outcome = await this.coordinator.trigger(mode, { incremental: this.sharedFiles.size > 0 });
+      const outcome = await this.coordinator.trigger(mode, { incremental: await this.sharedStillKept() });
       if (outcome.status === 'complete') {
         const names = outcome.metadata.subtasks.flatMap((s) =>
           s.handles.filter((h) => h.shared).map((h) => h.name),
@@ -437,6 +437,29 @@ class JobSession implements CoordinatorStore {
       await f.handle.datasync();
     }
     return undefined;
+  }
+
+  /**
+   * Whether every shared file of the last completed checkpoint is still kept by some checkpoint: otherwise (one
+   * was deleted) the job is asked for a full snapshot, since it may reference any of them.
+   */
+  private async sharedStillKept(): Promise<boolean> {
+    if (this.sharedFiles.size === 0) return false;
+    for (const places of this.sharedFiles.values()) {
+      for (const p of [...places])
+        if (
+          !(await stat(p).then(
+            () => true,
+            () => false,
+          ))
+        )
+          places.delete(p);
+      if (places.size === 0) {
+        this.sharedFiles.clear();
+        return false;
+      }
+    }
+    return true;
   }
 
   /** An unchanged block of an earlier checkpoint: this checkpoint gets its own hard link to the same file. */
