@@ -300,6 +300,7 @@ class JobSession implements CoordinatorStore {
           this.sharedFiles.set(name, places);
         }
       }
+      if (outcome.status !== 'complete') await this.removeFiles();
       return outcome;
     } finally {
       this.channel = undefined;
@@ -307,6 +308,12 @@ class JobSession implements CoordinatorStore {
       this.current = undefined;
       void lost;
     }
+  }
+
+  /** An aborted checkpoint leaves no state files: whatever was streamed for it goes. */
+  private async removeFiles(): Promise<void> {
+    await this.closeFiles();
+    for (const f of this.current?.files.values() ?? []) await rm(f.path, { force: true });
   }
 
   // --- CoordinatorStore ---------------------------------------------------------------------------------------
