@@ -410,7 +410,7 @@ class JobSession implements CoordinatorStore {
     await f.handle.write(payload);
   }
 
-  /** The files an ack names must be the ones streamed, whole: their size and sha256; then they are synced. */
+  /** The files an ack names must be the ones streamed, whole: their size and sha256. */
   private async verify(ack: AckFrame): Promise<string | undefined> {
     const current = this.current;
     if (current?.id !== ack.checkpointId) return undefined;
@@ -441,7 +441,8 @@ class JobSession implements CoordinatorStore {
       f.sha256 ??= f.hash.digest('hex');
       if (f.size !== h.size || f.sha256 !== h.sha256)
         return `state ${h.name} does not match its size or sha256`;
-      await f.handle.datasync();
+      // Made durable with the whole checkpoint (fsync of every file, then the rename that publishes it), before
+      // `complete` is sent.
     }
     return undefined;
   }
