@@ -31,6 +31,10 @@ export const ConfigSchema = z.object({
     .int()
     .nonnegative()
     .default(10 * 60 * 1000),
+  sidecarTimeoutMs: z.coerce.number().int().positive().default(60_000),
+  sidecarMinPauseMs: z.coerce.number().int().nonnegative().default(0),
+  sidecarMaxConcurrent: z.coerce.number().int().positive().max(16).default(1),
+  sidecarTolerableFailures: z.coerce.number().int().nonnegative().default(3),
   criuBinary: z.string().min(1).default('criu'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -51,6 +55,10 @@ export function loadConfig(
     maxImportBytes: env.CRYO_MAX_IMPORT_BYTES,
     scheduleGraceMs: env.CRYO_SCHEDULE_GRACE_MS,
     migrationRetentionMs: env.CRYO_MIGRATION_RETENTION_MS,
+    sidecarTimeoutMs: env.CRYO_SIDECAR_TIMEOUT_MS,
+    sidecarMinPauseMs: env.CRYO_SIDECAR_MIN_PAUSE_MS,
+    sidecarMaxConcurrent: env.CRYO_SIDECAR_MAX_CONCURRENT,
+    sidecarTolerableFailures: env.CRYO_SIDECAR_TOLERABLE_FAILURES,
     criuBinary: env.CRYO_CRIU,
     logLevel: env.CRYO_LOG_LEVEL,
   };

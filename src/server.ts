@@ -45,6 +45,12 @@ export async function startServer(config: Config): Promise<Server> {
     store,
     connect: (url, peerToken) => new HttpPeerAgent(url, peerToken),
     sidecar: new UnixSidecarConnector(),
+    sidecarCoordinator: {
+      timeoutMs: config.sidecarTimeoutMs,
+      minPauseMs: config.sidecarMinPauseMs,
+      maxConcurrent: config.sidecarMaxConcurrent,
+      tolerableFailures: config.sidecarTolerableFailures,
+    },
     clock: systemClock,
     dataDir: config.dataDir,
     maxImportBytes: config.maxImportBytes,
