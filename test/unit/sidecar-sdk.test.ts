@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +7,7 @@ import { assignState, AssignmentError } from '../../src/domain/sidecar/assign.js
 import { keyGroupFor, keyGroupRange } from '../../src/domain/sidecar/key-groups.js';
 import type { CheckpointMetadata } from '../../src/domain/sidecar/metadata.js';
 import { encodeFrame, FrameDecoder } from '../../src/sidecar/frame-codec.js';
+import { TransactionalFileSink } from '../../src/sidecar/sdk/file-sink.js';
 import { FileLinesSource } from '../../src/sidecar/sdk/file-source.js';
 import {
   KEY_GROUPS_PER_BLOCK,
@@ -254,7 +255,7 @@ async function jobOnSocket(t: import('ava').ExecutionContext) {
     .sink('out', {
       open: () => ({
         write: () => undefined,
-        preCommit: (id) => ({ checkpointId: id, subtask: 0, data: Buffer.alloc(0) }),
+        preCommit: async (id) => ({ checkpointId: id, subtask: 0, staged: `s${id}`, size: 0 }),
         commit: async () => undefined,
         commitSync: () => undefined,
         rewind: () => undefined,
@@ -336,13 +337,18 @@ test('the SDK answers malformed, unknown-version and oversized frames with an er
   t.is(after.filter((f) => f === 'ack').length, 4, `one ack per subtask: ${after.join(',')}`);
 });
 
-test('a transaction stays in every snapshot until its commit has finished', async (t) => {
+test('a transaction stays in every snapshot until its commit has finished, and is staged before the ack', async (t) => {
   const committed: number[] = [];
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
+  let stage!: () => void;
+  const staging = new Promise<void>((r) => (stage = r));
   const sink = new SinkLogic({
     write: () => undefined,
-    preCommit: (id) => ({ checkpointId: id, subtask: 0, data: Buffer.from(`epoch ${id}\n`) }),
+    preCommit: async (id) => {
+      if (id === 1) await staging;
+      return { checkpointId: id, subtask: 0, staged: `.pending-0-${id}`, size: 0 };
+    },
     commit: async (txs) => {
       await gate;
       committed.push(...txs.map((tx) => tx.checkpointId));
@@ -350,20 +356,44 @@ test('a transaction stays in every snapshot until its commit has finished', asyn
     commitSync: () => undefined,
     rewind: () => undefined,
   });
-  const ids = (s: TaskSnapshot) => {
-    const bytes = Buffer.concat(s.operator!());
-    return [...bytes.toString('latin1').matchAll(/epoch (\d+)/g)].map((m) => Number(m[1]));
+  const ids = async (s: TaskSnapshot) => {
+    const bytes = Buffer.concat(await s.operator!());
+    return (JSON.parse(bytes.toString('utf8')) as { checkpointId: number }[]).map((tx) => tx.checkpointId);
   };
-  sink.snapshot(barrier(1));
+  const first = ids(sink.snapshot(barrier(1)));
+  let acked = false;
+  void first.then(() => (acked = true));
+  await new Promise((r) => setTimeout(r, 20));
+  t.false(acked, 'no ack before the epoch is staged');
+  stage();
+  t.deepEqual(await first, [1]);
   sink.complete(1); // the commit of 1 hangs
-  t.deepEqual(ids(sink.snapshot(barrier(2))), [1, 2], 'a restore from 2 commits 1 again');
+  t.deepEqual(await ids(sink.snapshot(barrier(2))), [1, 2], 'a restore from 2 commits 1 again');
   release();
   await sink.settled();
   t.deepEqual(committed, [1]);
   t.is(sink.committedId, 1);
-  t.deepEqual(ids(sink.snapshot(barrier(3))), [2, 3]);
+  t.deepEqual(await ids(sink.snapshot(barrier(3))), [2, 3]);
   sink.complete(3);
   await sink.settled();
   t.deepEqual(committed, [1, 2, 3]);
   t.is(sink.committedId, 3);
+});
+
+test('the file sink stages an epoch as a hidden file, commits by rename (twice is harmless), and rewinds later epochs', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cryo-sink-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const w = new TransactionalFileSink<string>(dir, (l) => `${l}\n`).open(0);
+  w.write('a');
+  const tx1 = await w.preCommit(1);
+  w.write('b');
+  const tx2 = await w.preCommit(2);
+  t.deepEqual((await readdir(dir)).sort(), ['.pending-0-0000000001', '.pending-0-0000000002']);
+  await w.commit([tx1]);
+  await w.commit([tx1]);
+  t.is(await readFile(path.join(dir, 'part-0-0000000001'), 'utf8'), 'a\n');
+  w.rewind(1);
+  t.deepEqual(await readdir(dir), ['part-0-0000000001'], 'epoch 2 will be produced again');
+  await t.throwsAsync(w.commit([tx2]), { code: 'ENOENT' });
+  w.commitSync([tx1]);
 });

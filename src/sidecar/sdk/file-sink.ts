@@ -6,16 +6,18 @@ import {
   readdirSync,
   renameSync,
   rmSync,
-  writeSync,
+  statSync,
 } from 'node:fs';
-import { open, rename } from 'node:fs/promises';
+import { open, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 
-/** One transaction: the output of one epoch, pre-committed at barrier `checkpointId`. */
+/** One pre-committed transaction: what a snapshot keeps of an epoch's output (a reference, not the data). */
 export interface Transaction {
   checkpointId: number;
   subtask: number;
-  data: Buffer;
+  /** The staged output, as the sink names it (for the file sink: a hidden file in its directory). */
+  staged: string;
+  size: number;
 }
 
 /** A sink with two-phase commit: output of epoch n becomes visible only when checkpoint n is complete. */
@@ -25,19 +27,26 @@ export interface TwoPhaseCommitSink<T> {
 
 export interface SinkWriter<T> {
   write(value: T): void;
-  /** Closes the current epoch into a transaction, at barrier `checkpointId`. */
-  preCommit(checkpointId: number): Transaction;
-  /** Makes transactions visible, in order; must be idempotent, since a restore commits them again. */
+  /**
+   * Closes the current epoch at barrier `checkpointId` (synchronously: later writes belong to the next epoch) and
+   * stages its output durably; resolves to the transaction once staged.
+   */
+  preCommit(checkpointId: number): Promise<Transaction>;
+  /** Makes transactions visible, in order; idempotent, since a restore commits them again. */
   commit(transactions: Transaction[]): Promise<void>;
   /** The same, synchronously (during a restore, before the job reads input). */
   commitSync(transactions: Transaction[]): void;
-  /** After a restore from `checkpointId`: drops visible output of later epochs, which will be produced again. */
+  /** After a restore from `checkpointId`: drops output of later epochs, visible or staged; it will come again. */
   rewind(checkpointId: number): void;
 }
 
+const PART = /^part-(\d+)-(\d+)$/;
+const PENDING = /^\.pending-(\d+)-(\d+)$/;
+
 /**
- * Writes each committed transaction as one file, `part-<subtask>-<checkpoint id>` in `dir`, through a temporary
- * file, fsync and rename: a transaction is visible whole or not at all, and committing it again is harmless.
+ * Like Flink's FileSink: an epoch's output is staged at the barrier as a hidden pending file (written, fsynced),
+ * and committed by renaming it to `part-<subtask>-<checkpoint id>`, so a transaction is visible whole or not at all.
+ * The output directory must outlive the container (a volume or bind mount) for a restore to find staged output.
  */
 export class TransactionalFileSink<T> implements TwoPhaseCommitSink<T> {
   constructor(
@@ -46,29 +55,36 @@ export class TransactionalFileSink<T> implements TwoPhaseCommitSink<T> {
   ) {}
 
   open(subtask: number): SinkWriter<T> {
-    mkdirSync(this.dir, { recursive: true });
-    let epoch: string[] = [];
     const dir = this.dir;
+    mkdirSync(dir, { recursive: true });
+    let epoch: string[] = [];
+    const names = (tx: Transaction) => ({
+      from: path.join(dir, tx.staged),
+      to: path.join(dir, partName(tx.subtask, tx.checkpointId)),
+    });
     return {
       write: (value) => void epoch.push(this.format(value)),
-      preCommit(checkpointId) {
-        const tx = { checkpointId, subtask, data: Buffer.from(epoch.join('')) };
+      async preCommit(checkpointId) {
+        const data = Buffer.from(epoch.join(''));
         epoch = [];
-        return tx;
+        const staged = `.pending-${subtask}-${pad(checkpointId)}`;
+        // Off the job's thread (libuv's pool); the ack waits for it.
+        const fh = await open(path.join(dir, staged), 'w');
+        try {
+          await fh.writeFile(data);
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        return { checkpointId, subtask, staged, size: data.length };
       },
       async commit(transactions) {
-        // Off the job's thread (libuv's pool): a commit of a busy epoch's output would stall the records.
         for (const tx of transactions) {
-          const name = partName(tx.subtask, tx.checkpointId);
-          const tmp = path.join(dir, `.${name}.tmp`);
-          const fh = await open(tmp, 'w');
-          try {
-            await fh.writeFile(tx.data);
-            await fh.sync();
-          } finally {
-            await fh.close();
-          }
-          await rename(tmp, path.join(dir, name));
+          const { from, to } = names(tx);
+          await rename(from, to).catch(async (err: NodeJS.ErrnoException) => {
+            // Committed already (by this job before it was restored, or by an earlier commit).
+            if (err.code !== 'ENOENT' || !(await stat(to).catch(() => undefined))) throw err;
+          });
         }
         if (transactions.length > 0) {
           const d = await open(dir, 'r');
@@ -81,16 +97,13 @@ export class TransactionalFileSink<T> implements TwoPhaseCommitSink<T> {
       },
       commitSync(transactions) {
         for (const tx of transactions) {
-          const name = partName(tx.subtask, tx.checkpointId);
-          const tmp = path.join(dir, `.${name}.tmp`);
-          const fd = openSync(tmp, 'w');
+          const { from, to } = names(tx);
           try {
-            writeSync(fd, tx.data);
-            fsyncSync(fd);
-          } finally {
-            closeSync(fd);
+            renameSync(from, to);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !statSync(to, { throwIfNoEntry: false }))
+              throw err;
           }
-          renameSync(tmp, path.join(dir, name));
         }
         const d = openSync(dir, 'r');
         try {
@@ -101,15 +114,16 @@ export class TransactionalFileSink<T> implements TwoPhaseCommitSink<T> {
       },
       rewind(checkpointId) {
         for (const name of readdirSync(dir)) {
-          const m = /^part-\d+-(\d+)$/.exec(name);
-          if ((m && Number(m[1]) > checkpointId) || name.endsWith('.tmp'))
-            rmSync(path.join(dir, name), { force: true });
+          const m = PART.exec(name) ?? PENDING.exec(name);
+          if (m && Number(m[2]) > checkpointId) rmSync(path.join(dir, name), { force: true });
         }
       },
     };
   }
 }
 
+const pad = (id: number) => String(id).padStart(10, '0');
+
 function partName(subtask: number, checkpointId: number): string {
-  return `part-${subtask}-${String(checkpointId).padStart(10, '0')}`;
+  return `part-${subtask}-${pad(checkpointId)}`;
 }

@@ -96,7 +96,7 @@ export class SidecarServer {
         list.push(() => confirm(blocks));
         this.confirmations.set(checkpointId, list);
       }
-      if (snapshot.operator) await send(snapshot.operator(), {});
+      if (snapshot.operator) await send(await snapshot.operator(), {});
       await write(
         socket,
         encodeFrame({

@@ -19,7 +19,7 @@ export interface TaskSnapshot {
   /** Keyed state, per block of key groups; `confirm` is told each block's handle once the checkpoint completes. */
   keyed?: { parts: KeyedPart[]; confirm: (handles: Map<number, StateHandle>) => void };
   /** Operator state (a sink's pending transactions): one handle without a key-group range. */
-  operator?: () => Buffer[];
+  operator?: () => Buffer[] | Promise<Buffer[]>;
 }
 
 /** The operator logic of one subtask. */
