@@ -335,6 +335,12 @@ test('the SDK answers malformed, unknown-version and oversized frames with an er
   );
   t.is(after[0], 'register');
   t.is(after.filter((f) => f === 'ack').length, 4, `one ack per subtask: ${after.join(',')}`);
+  // A trigger at or below an id the job has seen is refused at once, never silently ignored.
+  const stale = await exchange(
+    socket,
+    encodeFrame({ v: 1, type: 'trigger', checkpointId: 1, timestamp: 0, mode: 'exactly_once' }),
+  );
+  t.deepEqual(stale, ['register', 'error:STALE_CHECKPOINT_ID']);
 });
 
 test('a transaction stays in every snapshot until its commit has finished, and is staged before the ack', async (t) => {

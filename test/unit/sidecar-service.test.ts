@@ -107,3 +107,25 @@ test('a job that never acks expires the checkpoint; a state file that does not m
   t.regex((declined as AppError).message, /DECLINED.*sha256/);
   t.deepEqual(await readdir(path.join(ck2, 'operators', 'chk-1')).catch(() => [] as string[]), []);
 });
+
+test('checkpoint ids start above the highest the job has seen, whatever cryo remembers', async (t) => {
+  const seen: number[] = [];
+  const restoredJob = encodeFrame({
+    v: 1,
+    type: 'register',
+    job: 'fake',
+    maxParallelism: 128,
+    operators: [{ id: 'src', kind: 'source', parallelism: 1 }],
+    finished: false,
+    lastCheckpointId: 41,
+    committedCheckpointId: 41,
+  });
+  const { service, dir } = await fakeJob(t, restoredJob, (s, id) => {
+    seen.push(id);
+    s.write(encodeFrame({ v: 1, type: 'ack', checkpointId: id, operator: 'src', subtask: 0, handles: [] }));
+  });
+  const ck = path.join(dir, 'ck');
+  const cut = await service.cut(process.pid, ck, ck, 'exactly_once', false);
+  t.is(cut.checkpointId, 42);
+  t.deepEqual(seen, [42]);
+});

@@ -55,7 +55,7 @@ export const RegisterFrameSchema = frame('register', {
   operators: z.array(OperatorSchema).min(1).max(256),
   /** Every source has reached the end of its input; a checkpoint now commits the last output. */
   finished: z.boolean(),
-  /** The latest checkpoint the job restored from or saw complete (0: none). */
+  /** The highest checkpoint id the job has been triggered with, restored from or seen complete (0: none). */
   lastCheckpointId: z.number().int().nonnegative(),
   /** Every sink's output is visible up to this checkpoint (commits run after `complete`, asynchronously). */
   committedCheckpointId: z.number().int().nonnegative(),

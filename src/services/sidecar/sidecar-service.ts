@@ -234,6 +234,7 @@ export class SidecarService {
       session = new JobSession(
         register.job,
         path.join(this.deps.dataDir, 'sidecar', `${register.job}.last-id`),
+        register.lastCheckpointId,
         (store, send) =>
           new CheckpointCoordinator(topology, store, this.deps.clock, send, {
             ...DEFAULT_SIDECAR_COORDINATOR,
@@ -269,6 +270,7 @@ class JobSession implements CoordinatorStore {
   constructor(
     readonly job: string,
     private readonly counterFile: string,
+    private readonly floor: number,
     create: (store: CoordinatorStore, send: (frame: Frame) => void) => CheckpointCoordinator,
   ) {
     this.coordinator = create(this, (frame) => this.send(frame));
@@ -321,7 +323,8 @@ class JobSession implements CoordinatorStore {
   async lastCheckpointId(): Promise<number> {
     const text = await readFile(this.counterFile, 'utf8').catch(() => '0');
     const n = Number(text.trim());
-    return Number.isSafeInteger(n) && n >= 0 ? n : 0;
+    // A job restored elsewhere, or a cryo with another data directory: never below what the job has seen.
+    return Math.max(Number.isSafeInteger(n) && n >= 0 ? n : 0, this.floor);
   }
 
   async reserveCheckpointId(id: number): Promise<void> {

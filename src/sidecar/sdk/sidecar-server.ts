@@ -157,7 +157,7 @@ export class SidecarServer {
         maxParallelism: this.job.maxParallelism,
         operators: this.job.operators(),
         finished: this.job.finished,
-        lastCheckpointId: this.job.lastCheckpointId,
+        lastCheckpointId: this.job.highestCheckpointId,
         committedCheckpointId: this.job.committedCheckpointId,
       }),
     ).catch(() => undefined);
@@ -179,6 +179,19 @@ export class SidecarServer {
               type: 'error',
               code: 'RESTORE_PENDING',
               message: 'the job waits for its state',
+            }),
+          );
+          return restore;
+        }
+        if (frame.checkpointId <= this.job.highestCheckpointId) {
+          // Ids only increase: an older one would name epochs (and committed output) that exist already.
+          void write(
+            socket,
+            encodeFrame({
+              v: PROTOCOL_VERSION,
+              type: 'error',
+              code: 'STALE_CHECKPOINT_ID',
+              message: `checkpoint ${frame.checkpointId} is not above ${this.job.highestCheckpointId}, which the job has seen`,
             }),
           );
           return restore;

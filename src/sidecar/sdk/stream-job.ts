@@ -161,6 +161,8 @@ export class StreamJob {
   private startedAt = 0;
   private reportedFinish = false;
   lastCheckpointId = 0;
+  /** The highest checkpoint id the job has been triggered with, seen complete, or restored from. */
+  highestCheckpointId = 0;
   recordsIn = 0;
 
   constructor(private readonly options: StreamJobOptions) {
@@ -263,6 +265,7 @@ export class StreamJob {
   }
 
   trigger(checkpointId: number, timestamp: number, mode: Mode, incremental = false): void {
+    this.highestCheckpointId = Math.max(this.highestCheckpointId, checkpointId);
     if (this.finished) this.triggeredAfterFinish.add(checkpointId);
     const barrier: Barrier = { kind: 'barrier', id: checkpointId, timestamp, mode, incremental };
     for (const node of this.nodes) {
@@ -278,6 +281,7 @@ export class StreamJob {
 
   complete(checkpointId: number): void {
     this.lastCheckpointId = Math.max(this.lastCheckpointId, checkpointId);
+    this.highestCheckpointId = Math.max(this.highestCheckpointId, checkpointId);
     for (const node of this.nodes) for (const s of node.sinks) s.complete(checkpointId);
     if (this.triggeredAfterFinish.has(checkpointId) && this.options.exitAfterFinalCheckpoint) this.done?.();
   }
@@ -313,6 +317,7 @@ export class StreamJob {
       }
     }
     this.lastCheckpointId = checkpointId;
+    this.highestCheckpointId = Math.max(this.highestCheckpointId, checkpointId);
     this.restoring.resolve();
     this.restoring = undefined;
   }
