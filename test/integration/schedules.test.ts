@@ -92,10 +92,15 @@ test.serial(
     t.true(created.body.leaveRunning, 'scheduled snapshots leave the container running by default');
     t.truthy(created.body.nextRunAt);
     const id = created.body.id;
+    // Whatever fails below, the schedule does not outlive this test.
+    t.teardown(() => cryo.api('DELETE', `/v1/schedules/${id}`).then(() => undefined));
 
     await waitForRuns(cryo, id, 2);
     await cryo.restart(); // cryo goes down and up in the middle of the schedule
     const runs = await waitForRuns(cryo, id, 5);
+    // Every run needs a counter sample taken after it ended.
+    const lastEnd = Math.max(...runs.map((r) => Date.parse(r.endedAt ?? r.startedAt)));
+    while ((watch.samples.at(-1)?.at ?? 0) < lastEnd) await sleep(50);
     await watch.stop();
 
     const succeeded = runs.filter((r) => r.outcome === 'succeeded');
