@@ -424,3 +424,21 @@ test('unchanged keyed state is shared between checkpoints through hard links in 
   t.deepEqual(out.missing.slice(0, 10), []);
   t.is(out.extra, 0);
 });
+
+test('operator checkpoint ids go on increasing across a restart of cryo', async (t) => {
+  const { cryo } = t.context;
+  const job = await wordcountJob(t, 200, 41);
+  await startWordcount(t, job, { WC_RATE: '50' });
+  const first = await checkpoint(t, job.name, 'only');
+  await cryo.restart();
+  // A fresh job too (not restored): it has seen no id, so only cryo's own record keeps ids increasing.
+  await execa('docker', ['restart', '-t', '1', job.name]);
+  for (let i = 0; (await cryo.api('GET', `/v1/containers/${job.name}/operators`)).status !== 200; i++) {
+    if (i > 150) throw new Error('the restarted job never registered');
+    await sleep(100);
+  }
+  t.is((await operators(cryo, job.name)).lastCheckpointId, 0);
+  const second = await checkpoint(t, job.name, 'only');
+  t.true(second.application!.checkpointId > first.application!.checkpointId);
+  t.is((await operators(cryo, job.name)).lastCheckpointId, second.application!.checkpointId);
+});

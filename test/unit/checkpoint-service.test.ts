@@ -7,6 +7,7 @@ import { openDatabase, type Db } from '../../src/adapters/store/database.js';
 import { SqliteCheckpointCatalog } from '../../src/adapters/store/sqlite-checkpoint-catalog.js';
 import { AppError, CriuError, DockerError } from '../../src/domain/errors.js';
 import { CheckpointService, newId } from '../../src/services/checkpoint-service.js';
+import type { SidecarService } from '../../src/services/sidecar/sidecar-service.js';
 import { FakeEngine, FakeRootfs, FakeRuntime } from './fakes.js';
 
 interface Ctx {
@@ -147,4 +148,61 @@ test('ids sort by creation time and are valid checkpoint ids', (t) => {
   const b = newId(1_700_000_000_001);
   t.true(a < b);
   t.regex(a, /^[0-9a-z]{21}$/);
+});
+
+test('restore mode auto falls back to the operator state when the CRIU restore fails; mode process does not', async (t) => {
+  const { runtime, dir } = t.context;
+  const calls: string[] = [];
+  const sidecar = {
+    cut: async () => ({
+      job: 'wc',
+      checkpointId: 7,
+      mode: 'exactly_once',
+      subtasks: 2,
+      stateBytes: 10,
+      channel: undefined,
+    }),
+    finish: async (_pid: number, cut: { checkpointId: number }, complete: boolean) => {
+      calls.push(`finish ${cut.checkpointId} ${complete}`);
+    },
+    restore: async (pid: number) => {
+      calls.push(`restore ${pid}`);
+      return { checkpointId: 7, subtasks: 2 };
+    },
+  } as unknown as SidecarService;
+  const other = path.join(dir, 'other');
+  const db = openDatabase(path.join(dir, 'other.db'));
+  t.teardown(() => db.close());
+  const store = new FsImageStore(other);
+  await store.init();
+  let now = 2_000_000;
+  const service = new CheckpointService({
+    runtime,
+    engine: new FakeEngine(),
+    catalog: new SqliteCheckpointCatalog(db),
+    store,
+    rootfs: new FakeRootfs(),
+    clock: { now: () => (now += 5) },
+    sidecar,
+  });
+  runtime.add({ id: 'c'.repeat(64), name: 'wc' });
+  const cp = await service.create('wc', { leaveRunning: true, application: true });
+  t.deepEqual(cp.application, {
+    job: 'wc',
+    checkpointId: 7,
+    mode: 'exactly_once',
+    subtasks: 2,
+    stateBytes: 10,
+  });
+  t.deepEqual(calls, ['finish 7 true'], 'complete only once the checkpoint is published');
+
+  runtime.failRestore = new CriuError('restore failed', ['Error (criu/files-reg.c): File has bad size']);
+  t.is(await code(service.restore(cp.id, { name: 'p', ports: 'free', mode: 'process' })), 'CRIU_FAILED');
+  const auto = await service.restore(cp.id, { name: 'a', ports: 'free', mode: 'auto' });
+  t.is(auto.mode, 'application');
+  t.regex(auto.fallback ?? '', /^CRIU_FAILED/);
+  t.deepEqual(auto.application, { checkpointId: 7, subtasks: 2 });
+  t.true(runtime.calls.includes(`start ${auto.container!.id}`), 'the new container started afresh');
+  t.true(runtime.files.has(`${auto.container!.id}:/run/cryo/restore.json`), 'with the restore marker');
+  t.deepEqual(service.get(cp.id), cp, 'the checkpoint is kept');
 });
