@@ -27,6 +27,7 @@ test.before(async (t) => {
 
 test.afterEach.always(async (t) => {
   await t.context.containers.removeAll();
+  // CRYO_KEEP_DIRS=1 keeps a failed run's input and committed output for a look.
   for (const d of t.context.dirs.splice(0))
     if (!process.env.CRYO_KEEP_DIRS) await rm(d, { recursive: true, force: true });
 });
@@ -441,4 +442,30 @@ test('operator checkpoint ids go on increasing across a restart of cryo', async 
   const second = await checkpoint(t, job.name, 'only');
   t.true(second.application!.checkpointId > first.application!.checkpointId);
   t.is((await operators(cryo, job.name)).lastCheckpointId, second.application!.checkpointId);
+});
+
+test('application: true in stop mode: the container exits, and after the CRIU restore the job commits the cut and runs to the end', async (t) => {
+  const { cryo } = t.context;
+  const job = await wordcountJob(t, 600, 53);
+  await startWordcount(t, job, { WC_RATE: '300' });
+  await sleep(800);
+  const res = await cryo.api<Checkpoint>('POST', `/v1/containers/${job.name}/checkpoints`, {
+    application: true,
+  });
+  t.is(res.status, 201, JSON.stringify(res.body));
+  t.is(res.body.processImage, undefined, 'a CRIU image and the operator state');
+  t.is((await execa('docker', ['inspect', '-f', '{{.State.Status}}', job.name])).stdout, 'exited');
+  const restored = await restore(t, res.body.id, {});
+  t.is(restored.mode, 'process');
+  // cryo sent the restored job the `complete` its image had not seen: the cut's epoch is committed.
+  const deadline = Date.now() + 10_000;
+  while ((await operators(cryo, job.name)).committedCheckpointId < res.body.application!.checkpointId) {
+    if (Date.now() > deadline) throw new Error('the restored job never committed the cut');
+    await sleep(100);
+  }
+  await runToEnd(cryo, job.name);
+  const out = await committedOutput(job.output, job.expected);
+  t.deepEqual(out.duplicates, []);
+  t.deepEqual(out.missing.slice(0, 10), []);
+  t.is(out.extra, 0);
 });

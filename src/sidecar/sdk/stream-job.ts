@@ -4,7 +4,6 @@ import {
   keyGroupFor,
   keyGroupRange,
   subtaskFor,
-  type KeyGroupRange,
 } from '../../domain/sidecar/key-groups.js';
 import {
   SIDECAR_RESTORE_MARKER,
@@ -540,5 +539,3 @@ function statelessContext<R>(): KeyedContext<R> & { bind(emit: (v: unknown) => v
     bind: (e) => (emit = e),
   };
 }
-
-export type { KeyGroupRange };
