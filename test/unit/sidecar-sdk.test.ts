@@ -403,3 +403,11 @@ test('the file sink stages an epoch as a hidden file, commits by rename (twice i
   await t.throwsAsync(w.commit([tx2]), { code: 'ENOENT' });
   w.commitSync([tx1]);
 });
+
+test('the SDK is exported from the package as cryo/sidecar', async (t) => {
+  const specifier = 'cryo/sidecar';
+  const sdk = (await import(specifier)) as Record<string, unknown>;
+  for (const name of ['StreamJob', 'FileLinesSource', 'TransactionalFileSink', 'keyGroupFor'])
+    t.is(typeof sdk[name], 'function', name);
+  t.is(sdk.SIDECAR_SOCKET_PATH, '/run/cryo/sidecar.sock');
+});
