@@ -38,7 +38,7 @@ import {
   NETWORK_STATUS,
   SPEC_DUMP,
 } from '../domain/layout.js';
-import { ManifestSchema, type Manifest } from '../domain/manifest.js';
+import { ManifestSchema, type Manifest, type MountRecord } from '../domain/manifest.js';
 import { CRYO_VERSION } from '../version.js';
 import type { CheckpointCatalog, CheckpointFilter } from './checkpoint-catalog.js';
 import type { CheckpointEngine } from './checkpoint-engine.js';
@@ -152,32 +152,18 @@ export class CheckpointService {
               dir,
               body.includeVolumes ?? false,
             );
-            const network = networkStatus(container.config);
-            await writeJson(path.join(dir, DOCKER_CONFIG), container.config);
-            await writeJson(path.join(dir, CONFIG_DUMP), configDump(container.config, createdAt));
-            await writeJson(path.join(dir, SPEC_DUMP), spec);
-            if (network) await writeJson(path.join(dir, NETWORK_STATUS), network);
-            const manifest: Manifest = {
-              formatVersion: ARCHIVE_FORMAT_VERSION,
-              cryoVersion: CRYO_VERSION,
-              createdAt: createdAt.toISOString(),
-              checkpoint: {
+            await writeConfigs(dir, container, createdAt, spec);
+            await writeJson(
+              path.join(dir, CRYO_MANIFEST),
+              this.manifest(container, createdAt, criuVersion, mounts, rootfs, {
                 id,
                 name,
                 leaveRunning: body.leaveRunning,
                 dumpMs,
                 criu,
                 ...(cut ? { application: applicationOf(cut) } : {}),
-              },
-              container: { id: container.id, name: container.name },
-              image: { ref: container.image, id: container.imageId },
-              source: { ...this.host, criuVersion },
-              mounts,
-              rootfs,
-              // Entries are hashed on the first export, so that checkpoints stay as fast as the dump itself.
-              entries: [],
-            };
-            await writeJson(path.join(dir, CRYO_MANIFEST), manifest);
+              }),
+            );
           } catch (err) {
             await dumped.settled.catch(() => undefined);
             throw err;
@@ -235,29 +221,25 @@ export class CheckpointService {
         async (dir) => {
           cut = await sidecar.cut(container.pid, dir, store.path(id), mode, true);
           const dumpMs = clock.now() - started;
-          await writeJson(path.join(dir, DOCKER_CONFIG), container.config);
-          await writeJson(path.join(dir, CONFIG_DUMP), configDump(container.config, createdAt));
-          await writeJson(path.join(dir, SPEC_DUMP), spec);
-          const manifest: Manifest = {
-            formatVersion: ARCHIVE_FORMAT_VERSION,
-            cryoVersion: CRYO_VERSION,
-            createdAt: createdAt.toISOString(),
-            checkpoint: {
-              id,
-              name,
-              leaveRunning: true,
-              dumpMs,
-              processImage: false,
-              application: applicationOf(cut),
-            },
-            container: { id: container.id, name: container.name },
-            image: { ref: container.image, id: container.imageId },
-            source: { ...this.host, criuVersion: '' },
-            mounts: [],
-            rootfs: { changed: 0, deleted: 0 },
-            entries: [],
-          };
-          await writeJson(path.join(dir, CRYO_MANIFEST), manifest);
+          await writeConfigs(dir, container, createdAt, spec);
+          await writeJson(
+            path.join(dir, CRYO_MANIFEST),
+            this.manifest(
+              container,
+              createdAt,
+              '',
+              [],
+              { changed: 0, deleted: 0 },
+              {
+                id,
+                name,
+                leaveRunning: true,
+                dumpMs,
+                processImage: false,
+                application: applicationOf(cut),
+              },
+            ),
+          );
           return { dumpMs, cut };
         },
         ({ dumpMs, cut: c }, sizeBytes) => ({
@@ -308,6 +290,29 @@ export class CheckpointService {
             },
           }
         : {}),
+    };
+  }
+
+  /** cryo.json of a container checkpoint; entries are hashed on the first export, so checkpoints stay fast. */
+  private manifest(
+    container: ContainerInfo,
+    createdAt: Date,
+    criuVersion: string,
+    mounts: MountRecord[],
+    rootfs: Manifest['rootfs'],
+    checkpoint: Manifest['checkpoint'],
+  ): Manifest {
+    return {
+      formatVersion: ARCHIVE_FORMAT_VERSION,
+      cryoVersion: CRYO_VERSION,
+      createdAt: createdAt.toISOString(),
+      checkpoint,
+      container: { id: container.id, name: container.name },
+      image: { ref: container.image, id: container.imageId },
+      source: { ...this.host, criuVersion },
+      mounts,
+      rootfs,
+      entries: [],
     };
   }
 
@@ -602,6 +607,20 @@ function withEnv(config: unknown, env: string[] | undefined): unknown {
 
 function criuOf(manifest: Manifest): ContainerCriuOptions {
   return manifest.checkpoint.criu ?? { tcpEstablished: false, fileLocks: false, externalUnixSockets: false };
+}
+
+/** Docker's config, config.dump, spec.dump and (when known) network.status: what a restore elsewhere needs. */
+async function writeConfigs(
+  dir: string,
+  container: ContainerInfo,
+  createdAt: Date,
+  spec: unknown,
+): Promise<void> {
+  const network = networkStatus(container.config);
+  await writeJson(path.join(dir, DOCKER_CONFIG), container.config);
+  await writeJson(path.join(dir, CONFIG_DUMP), configDump(container.config, createdAt));
+  await writeJson(path.join(dir, SPEC_DUMP), spec);
+  if (network) await writeJson(path.join(dir, NETWORK_STATUS), network);
 }
 
 async function writeJson(file: string, value: unknown): Promise<void> {
