@@ -9,17 +9,12 @@ import {
   RestoreResultSchema,
 } from '../../domain/checkpoint.js';
 import { ErrorBodySchema } from '../../domain/error-body.js';
+import { peerErrorResponses } from './error-responses.js';
 import { OperatorsViewSchema } from '../../domain/sidecar/metadata.js';
 import { CheckpointIdSchema, ContainerRefSchema } from '../../domain/names.js';
 import type { CheckpointService } from '../../services/checkpoint-service.js';
 
-const errors = {
-  400: ErrorBodySchema,
-  401: ErrorBodySchema,
-  404: ErrorBodySchema,
-  409: ErrorBodySchema,
-  502: ErrorBodySchema,
-};
+const errors = peerErrorResponses;
 
 export const checkpointRoutes: FastifyPluginAsyncZod<{ checkpoints: CheckpointService }> = async (
   app,

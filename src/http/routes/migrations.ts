@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ErrorBodySchema } from '../../domain/error-body.js';
+import { peerErrorResponses } from './error-responses.js';
 import {
   CreateMigrationBodySchema,
   MigrationListSchema,
@@ -10,13 +11,7 @@ import {
 import { ContainerRefSchema } from '../../domain/names.js';
 import type { MigrationService } from '../../services/migration-service.js';
 
-const errors = {
-  400: ErrorBodySchema,
-  401: ErrorBodySchema,
-  404: ErrorBodySchema,
-  409: ErrorBodySchema,
-  502: ErrorBodySchema,
-};
+const errors = peerErrorResponses;
 const params = z.object({ id: z.string().regex(/^[0-9a-z]{8,64}$/) });
 
 export const migrationRoutes: FastifyPluginAsyncZod<{ migrations: MigrationService }> = async (

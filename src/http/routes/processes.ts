@@ -1,12 +1,12 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { CheckpointSchema } from '../../domain/checkpoint.js';
-import { ErrorBodySchema } from '../../domain/error-body.js';
+import { errorResponses } from './error-responses.js';
 import { ContainerRefSchema, NameSchema } from '../../domain/names.js';
 import { CriuOptionsSchema, PidSchema, PreflightSchema, ProcessReportSchema } from '../../domain/process.js';
 import type { ProcessService } from '../../services/process-service.js';
 
-const errors = { 400: ErrorBodySchema, 401: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema };
+const errors = errorResponses;
 const pidParams = z.object({ pid: PidSchema });
 const refParams = z.object({ ref: ContainerRefSchema });
 /** A query flag: "true" or "false", false when absent. */

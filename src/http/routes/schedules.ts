@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ErrorBodySchema } from '../../domain/error-body.js';
+import { errorResponses } from './error-responses.js';
 import {
   CreateScheduleBodySchema,
   DeleteScheduleQuerySchema,
@@ -13,7 +14,7 @@ import {
 } from '../../domain/schedule.js';
 import type { ScheduleService } from '../../services/schedule-service.js';
 
-const errors = { 400: ErrorBodySchema, 401: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema };
+const errors = errorResponses;
 const params = z.object({ id: ScheduleIdSchema });
 
 export const scheduleRoutes: FastifyPluginAsyncZod<{ schedules: ScheduleService }> = async (
