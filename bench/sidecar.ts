@@ -50,6 +50,23 @@ async function waitRegistered(name: string): Promise<void> {
   }
 }
 
+/** Runs fixtures/workloads/<script> in the node image with cryo's SDK mounted, until its sidecar answers. */
+async function startJob(name: string, script: string, input: string, output?: string): Promise<string> {
+  names.push(name);
+  await execa('docker', [
+    'run',
+    '-d',
+    '--name',
+    name,
+    ...mounts(input, output),
+    NODE_IMAGE,
+    '/usr/bin/node',
+    `/app/${script}`,
+  ]);
+  await waitRegistered(name);
+  return name;
+}
+
 /** The job's own report of how long it took to read and process its input. */
 async function finishedMs(name: string, pattern: RegExp): Promise<number> {
   for (let i = 0; ; i++) {
@@ -76,19 +93,12 @@ try {
     }
     const throughput = async (checkpointEveryMs: number | undefined) => {
       const out = await mkdtemp(path.join(dir, 'wc-out-'));
-      const name = `cryo-bench-wc-${process.pid}-${names.length}`;
-      names.push(name);
-      await execa('docker', [
-        'run',
-        '-d',
-        '--name',
-        name,
-        ...mounts(input, out),
-        NODE_IMAGE,
-        '/usr/bin/node',
-        '/app/wordcount.mjs',
-      ]);
-      await waitRegistered(name);
+      const name = await startJob(
+        `cryo-bench-wc-${process.pid}-${names.length}`,
+        'wordcount.mjs',
+        input,
+        out,
+      );
       let checkpoints = 0;
       let stop = false;
       const loop = (async () => {
@@ -134,19 +144,7 @@ try {
       path.join(ksIn, 'keys.txt'),
       `${Array.from({ length: keys }, (_, i) => `key-${i}`).join('\n')}\n`,
     );
-    const name = `cryo-bench-ks-${process.pid}`;
-    names.push(name);
-    await execa('docker', [
-      'run',
-      '-d',
-      '--name',
-      name,
-      ...mounts(ksIn),
-      NODE_IMAGE,
-      '/usr/bin/node',
-      '/app/keyed-state.mjs',
-    ]);
-    await waitRegistered(name);
+    const name = await startJob(`cryo-bench-ks-${process.pid}`, 'keyed-state.mjs', ksIn);
     await finishedMs(name, /loaded \d+ keys in (\d+) ms/);
     // Deleting every checkpoint of the job makes the next one full; the one after it references all unchanged blocks.
     const full = { wall: [] as number[], cut: [] as number[] };

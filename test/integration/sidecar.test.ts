@@ -163,6 +163,19 @@ async function runToEnd(cryo: TestCryo, ref: string): Promise<void> {
   }
 }
 
+/** Runs the job to its end, then checks its committed output line by line: no duplicate, no loss, nothing else. */
+async function expectExactlyOnce(t: ExecutionContext<Context>, ref: string, job: Job): Promise<void> {
+  await runToEnd(t.context.cryo, ref);
+  const out = await committedOutput(job.output, job.expected);
+  t.deepEqual(out.duplicates, [], 'no line is committed twice');
+  t.deepEqual(out.missing.slice(0, 10), [], 'no line is lost');
+  t.is(out.extra, 0, 'no line that a batch run would not write');
+  t.is(
+    out.lines,
+    [...job.expected.values()].reduce((a, b) => a + b, 0),
+  );
+}
+
 async function checkpoint(
   t: ExecutionContext<Context>,
   ref: string,
@@ -193,7 +206,6 @@ for (const mode of ['process', 'application', 'auto'] as const) {
     const random = rng(seed);
     const job = await wordcountJob(t, 5000, seed);
     await startWordcount(t, job, { WC_RATE: '400' });
-    const { cryo } = t.context;
     const used = new Set<string>();
     for (let k = 0; k < KILL_POINTS; k++) {
       await sleep(150 + random() * 450);
@@ -211,15 +223,7 @@ for (const mode of ['process', 'application', 'auto'] as const) {
         t.is(restored.application?.checkpointId, ck.application!.checkpointId);
     }
     t.deepEqual([...used].sort(), mode === 'auto' ? ['application', 'process'] : [mode]);
-    await runToEnd(cryo, job.name);
-    const out = await committedOutput(job.output, job.expected);
-    t.deepEqual(out.duplicates, [], 'no line is committed twice');
-    t.deepEqual(out.missing.slice(0, 10), [], 'no line is lost');
-    t.is(out.extra, 0);
-    t.is(
-      out.lines,
-      [...job.expected.values()].reduce((a, b) => a + b, 0),
-    );
+    await expectExactlyOnce(t, job.name, job);
   });
 }
 
@@ -252,11 +256,7 @@ test('rescale 2 -> 3 -> 1 through application restores into new containers', asy
     for (let i = 1; i < ranges.length; i++) t.is(ranges[i]!.start, ranges[i - 1]!.end + 1);
     t.true(view.lastCheckpointId >= ck.application!.checkpointId);
   }
-  await runToEnd(cryo, ref);
-  const out = await committedOutput(job.output, job.expected);
-  t.deepEqual(out.duplicates, []);
-  t.deepEqual(out.missing.slice(0, 10), []);
-  t.is(out.extra, 0);
+  await expectExactlyOnce(t, ref, job);
 });
 
 test('operator checkpoints refuse clearly: no sidecar, no operator state, no CRIU image, env without a name', async (t) => {
@@ -343,11 +343,7 @@ test('scheduled application-only snapshots commit the output, keep the retention
   await execa('docker', ['kill', job.name]);
   const restored = await restore(t, latest.id, {});
   t.is(restored.mode, 'application');
-  await runToEnd(cryo, job.name);
-  const out = await committedOutput(job.output, job.expected);
-  t.deepEqual(out.duplicates, []);
-  t.deepEqual(out.missing.slice(0, 10), []);
-  t.is(out.extra, 0);
+  await expectExactlyOnce(t, job.name, job);
 });
 
 test('an application-only checkpoint travels as an archive: export, delete, import, restore into a new container', async (t) => {
@@ -375,11 +371,7 @@ test('an application-only checkpoint travels as an archive: export, delete, impo
   const name = containers.uniqueName('wc-imported');
   const restored = await restore(t, imported.body.id, { name });
   t.is(restored.mode, 'application');
-  await runToEnd(cryo, name);
-  const out = await committedOutput(job.output, job.expected);
-  t.deepEqual(out.duplicates, []);
-  t.deepEqual(out.missing.slice(0, 10), []);
-  t.is(out.extra, 0);
+  await expectExactlyOnce(t, name, job);
 });
 
 test('unchanged keyed state is shared between checkpoints through hard links in operators/shared/, and outlives the checkpoint that wrote it', async (t) => {
@@ -419,11 +411,7 @@ test('unchanged keyed state is shared between checkpoints through hard links in 
   await execa('docker', ['kill', job.name]);
   const restored = await restore(t, d.id, {});
   t.is(restored.mode, 'application');
-  await runToEnd(cryo, job.name);
-  const out = await committedOutput(job.output, job.expected);
-  t.deepEqual(out.duplicates, []);
-  t.deepEqual(out.missing.slice(0, 10), []);
-  t.is(out.extra, 0);
+  await expectExactlyOnce(t, job.name, job);
 });
 
 test('operator checkpoint ids go on increasing across a restart of cryo', async (t) => {
@@ -463,9 +451,5 @@ test('application: true in stop mode: the container exits, and after the CRIU re
     if (Date.now() > deadline) throw new Error('the restored job never committed the cut');
     await sleep(100);
   }
-  await runToEnd(cryo, job.name);
-  const out = await committedOutput(job.output, job.expected);
-  t.deepEqual(out.duplicates, []);
-  t.deepEqual(out.missing.slice(0, 10), []);
-  t.is(out.extra, 0);
+  await expectExactlyOnce(t, job.name, job);
 });

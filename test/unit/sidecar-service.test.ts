@@ -9,16 +9,19 @@ import { encodeFrame, FrameDecoder } from '../../src/sidecar/frame-codec.js';
 import { systemCoordinatorClock } from '../../src/services/sidecar/checkpoint-coordinator.js';
 import { SidecarService } from '../../src/services/sidecar/sidecar-service.js';
 
-const register = encodeFrame({
-  v: 1,
-  type: 'register',
-  job: 'fake',
-  maxParallelism: 128,
-  operators: [{ id: 'src', kind: 'source', parallelism: 1 }],
-  finished: false,
-  lastCheckpointId: 0,
-  committedCheckpointId: 0,
-});
+/** What a job with one source subtask registers, having seen checkpoint ids up to `seen`. */
+const registerFrame = (seen: number) =>
+  encodeFrame({
+    v: 1,
+    type: 'register',
+    job: 'fake',
+    maxParallelism: 128,
+    operators: [{ id: 'src', kind: 'source', parallelism: 1 }],
+    finished: false,
+    lastCheckpointId: seen,
+    committedCheckpointId: seen,
+  });
+const register = registerFrame(0);
 
 /** A fake job on a unix socket: `onTrigger` decides what it answers. Reached as /proc/<own pid>/root/<path>. */
 async function fakeJob(
@@ -110,16 +113,7 @@ test('a job that never acks expires the checkpoint; a state file that does not m
 
 test('checkpoint ids start above the highest the job has seen, whatever cryo remembers', async (t) => {
   const seen: number[] = [];
-  const restoredJob = encodeFrame({
-    v: 1,
-    type: 'register',
-    job: 'fake',
-    maxParallelism: 128,
-    operators: [{ id: 'src', kind: 'source', parallelism: 1 }],
-    finished: false,
-    lastCheckpointId: 41,
-    committedCheckpointId: 41,
-  });
+  const restoredJob = registerFrame(41);
   const { service, dir } = await fakeJob(t, restoredJob, (s, id) => {
     seen.push(id);
     s.write(encodeFrame({ v: 1, type: 'ack', checkpointId: id, operator: 'src', subtask: 0, handles: [] }));
