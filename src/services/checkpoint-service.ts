@@ -451,26 +451,11 @@ export class CheckpointService {
     let target: { id: string; name: string };
     let created = false;
     if (body.name === undefined) {
-      const original = checkpoint.container;
-      const container = original ? await runtime.inspect(original.id) : undefined;
-      if (!container) throw new ContainerNotFoundError(original?.name ?? checkpoint.name);
+      const container = await this.originalContainer(checkpoint);
       if (container.running) throw new ContainerRunningError(container.name);
       target = { id: container.id, name: container.name };
     } else {
-      if (await runtime.inspect(body.name)) throw new ContainerNameInUseError(body.name);
-      if (!(await runtime.imageExists(manifest.image.id))) {
-        throw new ImageNotFoundError(manifest.image.ref, manifest.image.id);
-      }
-      const config = withEnv(
-        JSON.parse(await readFile(path.join(dir, DOCKER_CONFIG), 'utf8')) as unknown,
-        body.env,
-      );
-      target = await runtime.createFromConfig(
-        config,
-        body.name,
-        { [LABEL_RESTORED_FROM]: checkpoint.id, [LABEL_SOURCE_CONTAINER]: checkpoint.container?.id ?? '' },
-        body.ports,
-      );
+      target = await this.createRestoreTarget(checkpoint, manifest, dir, body.name, body.ports, body.env);
       created = true;
     }
     const release = this.locks.acquire(target.id, 'restore', `container "${target.name}"`);
@@ -496,6 +481,37 @@ export class CheckpointService {
     }
   }
 
+  /** The container a checkpoint was taken of, for a restore in place. */
+  private async originalContainer(checkpoint: Checkpoint): Promise<ContainerInfo> {
+    const original = checkpoint.container;
+    const container = original ? await this.deps.runtime.inspect(original.id) : undefined;
+    if (!container) throw new ContainerNotFoundError(original?.name ?? checkpoint.name);
+    return container;
+  }
+
+  /** A new, never started container named `name` from the checkpoint's Docker config (with `env` set over it). */
+  private async createRestoreTarget(
+    checkpoint: Checkpoint,
+    manifest: Manifest,
+    dir: string,
+    name: string,
+    ports: 'same' | 'free',
+    env?: string[],
+  ): Promise<{ id: string; name: string }> {
+    const { runtime } = this.deps;
+    if (await runtime.inspect(name)) throw new ContainerNameInUseError(name);
+    const config = withEnv(JSON.parse(await readFile(path.join(dir, DOCKER_CONFIG), 'utf8')) as unknown, env);
+    if (!(await runtime.imageExists(manifest.image.id))) {
+      throw new ImageNotFoundError(manifest.image.ref, manifest.image.id);
+    }
+    return runtime.createFromConfig(
+      config,
+      name,
+      { [LABEL_RESTORED_FROM]: checkpoint.id, [LABEL_SOURCE_CONTAINER]: checkpoint.container?.id ?? '' },
+      ports,
+    );
+  }
+
   private async restoreAsNew(
     checkpoint: Checkpoint,
     manifest: Manifest,
@@ -505,18 +521,8 @@ export class CheckpointService {
     started: number,
   ): Promise<RestoreResult> {
     const { runtime, rootfs, clock } = this.deps;
-    if (await runtime.inspect(name)) throw new ContainerNameInUseError(name);
-    const config = JSON.parse(await readFile(path.join(dir, DOCKER_CONFIG), 'utf8')) as unknown;
-    if (!(await runtime.imageExists(manifest.image.id))) {
-      throw new ImageNotFoundError(manifest.image.ref, manifest.image.id);
-    }
     const volumesBefore = await runtime.volumeNames();
-    const created = await runtime.createFromConfig(
-      config,
-      name,
-      { [LABEL_RESTORED_FROM]: checkpoint.id, [LABEL_SOURCE_CONTAINER]: checkpoint.container?.id ?? '' },
-      ports,
-    );
+    const created = await this.createRestoreTarget(checkpoint, manifest, dir, name, ports);
     const release = this.locks.acquire(created.id, 'restore', `container "${created.name}"`);
     try {
       await rootfs.apply(created.id, dir);
@@ -540,9 +546,7 @@ export class CheckpointService {
     started: number,
   ): Promise<RestoreResult> {
     const { runtime, clock } = this.deps;
-    const original = checkpoint.container;
-    const container = original ? await runtime.inspect(original.id) : undefined;
-    if (!container) throw new ContainerNotFoundError(original?.name ?? checkpoint.name);
+    const container = await this.originalContainer(checkpoint);
     const release = this.locks.acquire(container.id, 'restore', `container "${container.name}"`);
     try {
       if (container.running) throw new ContainerRunningError(container.name);
