@@ -24,3 +24,8 @@ export const OPERATORS_METADATA = '_metadata';
 /** State that later checkpoints may reference unchanged; hard links, so that each checkpoint keeps its own. */
 export const OPERATORS_SHARED_DIR = 'shared';
 export const operatorCheckpointDir = (checkpointId: number): string => `chk-${checkpointId}`;
+/** The checkpoint id of an operators/chk-<n> directory name, or undefined for any other name. */
+export const operatorCheckpointIdOf = (name: string): number | undefined => {
+  const m = /^chk-(\d+)$/.exec(name);
+  return m ? Number(m[1]) : undefined;
+};

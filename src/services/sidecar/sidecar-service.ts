@@ -12,6 +12,7 @@ import {
   OPERATORS_METADATA,
   OPERATORS_SHARED_DIR,
   operatorCheckpointDir,
+  operatorCheckpointIdOf,
 } from '../../domain/layout.js';
 import { assignState, AssignmentError } from '../../domain/sidecar/assign.js';
 import { CheckpointMetadataSchema, type CheckpointMetadata } from '../../domain/sidecar/metadata.js';
@@ -249,7 +250,6 @@ export class SidecarService {
 
 interface StateFile {
   path: string;
-  shared: boolean;
   handle: FileHandle;
   hash: Hash;
   size: number;
@@ -261,9 +261,7 @@ class JobSession implements CoordinatorStore {
   private readonly coordinator: CheckpointCoordinator;
   private channel: SidecarChannel | undefined;
   private operatorsDir: string | undefined;
-  private current:
-    | { id: number; dir: string; sharedDir: string; files: Map<string, StateFile>; writes: Promise<void> }
-    | undefined;
+  private current: { id: number; dir: string; sharedDir: string; files: Map<string, StateFile> } | undefined;
   /** Where each shared state file of this job's completed checkpoints is, once published (hard links). */
   private readonly sharedFiles = new Map<string, Set<string>>();
 
@@ -301,8 +299,7 @@ class JobSession implements CoordinatorStore {
           places.add(path.join(publishedOperatorsDir, OPERATORS_SHARED_DIR, name));
           this.sharedFiles.set(name, places);
         }
-      }
-      if (outcome.status !== 'complete') await this.removeFiles();
+      } else await this.removeFiles();
       return outcome;
     } finally {
       this.channel = undefined;
@@ -342,7 +339,6 @@ class JobSession implements CoordinatorStore {
   async discard(id: number, handles: StateHandle[]): Promise<void> {
     const current = this.current;
     if (current?.id !== id) return;
-    await current.writes;
     for (const h of handles) {
       const f = current.files.get(h.name);
       current.files.delete(h.name);
@@ -360,7 +356,6 @@ class JobSession implements CoordinatorStore {
         dir: path.join(this.operatorsDir, operatorCheckpointDir(frame.checkpointId)),
         sharedDir: path.join(this.operatorsDir, OPERATORS_SHARED_DIR),
         files: new Map(),
-        writes: Promise.resolve(),
       };
     }
     // `complete` waits until the whole checkpoint is published (SidecarService.finish).
@@ -401,7 +396,6 @@ class JobSession implements CoordinatorStore {
       const file = path.join(dir, frame.name);
       f = {
         path: file,
-        shared: frame.shared === true,
         handle: await open(file, 'wx', 0o600),
         hash: createHash('sha256'),
         size: 0,
@@ -457,14 +451,7 @@ class JobSession implements CoordinatorStore {
   private async sharedStillKept(): Promise<boolean> {
     if (this.sharedFiles.size === 0) return false;
     for (const places of this.sharedFiles.values()) {
-      for (const p of [...places])
-        if (
-          !(await stat(p).then(
-            () => true,
-            () => false,
-          ))
-        )
-          places.delete(p);
+      for (const p of [...places]) if (!(await exists(p))) places.delete(p);
       if (places.size === 0) {
         this.sharedFiles.clear();
         return false;
@@ -477,13 +464,7 @@ class JobSession implements CoordinatorStore {
   private async linkShared(h: StateHandle): Promise<string | undefined> {
     const current = this.current!;
     const target = path.join(current.sharedDir, h.name);
-    if (
-      await stat(target).then(
-        () => true,
-        () => false,
-      )
-    )
-      return undefined;
+    if (await exists(target)) return undefined;
     await mkdir(current.sharedDir, { recursive: true, mode: 0o700 });
     for (const source of this.sharedFiles.get(h.name) ?? []) {
       const st = await stat(source).catch(() => undefined);
@@ -504,6 +485,12 @@ class JobSession implements CoordinatorStore {
   }
 }
 
+const exists = (p: string): Promise<boolean> =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
+
 async function writeDurably(file: string, text: string): Promise<void> {
   const tmp = `${file}.tmp`;
   const fh = await open(tmp, 'w', 0o600);
@@ -522,9 +509,8 @@ export async function readLatestMetadata(
 ): Promise<{ metadata: CheckpointMetadata; chkDir: string }> {
   const base = path.join(dir, OPERATORS_DIR);
   const ids = (await readdir(base).catch(() => [] as string[]))
-    .map((n) => /^chk-(\d+)$/.exec(n)?.[1])
-    .filter((n): n is string => n !== undefined)
-    .map(Number)
+    .map(operatorCheckpointIdOf)
+    .filter((n): n is number => n !== undefined)
     .sort((a, b) => b - a);
   for (const id of ids) {
     const chkDir = path.join(base, operatorCheckpointDir(id));
