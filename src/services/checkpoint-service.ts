@@ -185,15 +185,16 @@ export class CheckpointService {
         // Docker handles the container's exit while the images are fsynced.
         ({ dumped }) => dumped.settled,
       );
-      if (!sidecar) return await published;
       // The job commits the cut's output only once the checkpoint is published; a stopped job will on restore.
-      const outcome = await published.then(
-        (c) => ({ ok: true as const, c }),
-        (err: unknown) => ({ ok: false as const, err }),
-      );
-      if (cut && body.leaveRunning) await sidecar.finish(container.pid, cut, outcome.ok);
-      if (!outcome.ok) throw outcome.err;
-      return outcome.c;
+      let checkpoint: Checkpoint;
+      try {
+        checkpoint = await published;
+      } catch (err) {
+        if (sidecar && cut && body.leaveRunning) await sidecar.finish(container.pid, cut, false);
+        throw err;
+      }
+      if (sidecar && cut && body.leaveRunning) await sidecar.finish(container.pid, cut, true);
+      return checkpoint;
     } finally {
       release();
     }
