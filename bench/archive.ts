@@ -4,18 +4,15 @@
  * (dd with fsync), and the gzip and zstd ratio and speed on CRIU page images.
  * BENCH_ARCHIVE_MIB (default 2048) sets the memory workload's size.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { freePort, sleep } from '../test/helpers/containers.js';
 import { runMemoryContainer } from './raw-criu.js';
 import { requirePrerequisites } from '../test/helpers/prerequisites.js';
+import { CryoProcess } from './cryo-process.js';
 
 const MIB = Number(process.env.BENCH_ARCHIVE_MIB ?? 2048);
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const MB = 1e6;
 
 async function peakRssMb(pid: number): Promise<number> {
@@ -43,34 +40,11 @@ async function ddWriteSpeed(dir: string, mib: number): Promise<number> {
 }
 
 await requirePrerequisites();
-const work = await mkdtemp(path.join(os.tmpdir(), 'cryo-bench-archive-'));
-const token = randomBytes(24).toString('hex');
-const port = await freePort();
-const url = `http://127.0.0.1:${port}`;
-const auth = { authorization: `Bearer ${token}` };
-const cryo = execa('node', [path.join(repoRoot, 'dist/src/main.js'), 'serve'], {
-  env: {
-    CRYO_DATA_DIR: path.join(work, 'data'),
-    CRYO_LISTEN: `127.0.0.1:${port}`,
-    CRYO_TOKEN: token,
-    CRYO_LOG_LEVEL: 'warn',
-  },
-  reject: false,
-  stdout: 'ignore',
-  stderr: 'inherit',
-});
+const cryo = await CryoProcess.start();
+const { url, work } = cryo;
+const auth = { authorization: `Bearer ${cryo.token}` };
+const api = (method: string, urlPath: string, body?: unknown) => cryo.api(method, urlPath, body);
 const name = `cryo-bench-archive-${process.pid}`;
-
-async function api(method: string, urlPath: string, body?: unknown): Promise<Record<string, unknown>> {
-  const res = await fetch(`${url}${urlPath}`, {
-    method,
-    headers: { ...auth, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${urlPath}: ${res.status} ${text}`);
-  return text ? (JSON.parse(text) as Record<string, unknown>) : {};
-}
 
 // curl is the client, as for users: the figures are cryo's, not a Node client's.
 async function exportTo(id: string, compress: string, file: string): Promise<number> {
@@ -105,17 +79,7 @@ async function importFrom(file: string): Promise<Record<string, unknown>> {
 }
 
 try {
-  for (let i = 0; i < 50; i++) {
-    if (
-      await fetch(`${url}/v1/health`).then(
-        (r) => r.ok,
-        () => false,
-      )
-    )
-      break;
-    await sleep(200);
-  }
-  const pid = cryo.pid!;
+  const pid = cryo.pid;
   console.log(`archive bench: ${MIB} MiB memory workload, kernel ${os.release()}`);
   await runMemoryContainer(name, MIB);
   const cp = await api('POST', `/v1/containers/${name}/checkpoints`, { leaveRunning: true });
@@ -168,7 +132,5 @@ try {
   }
 } finally {
   await execa('docker', ['rm', '-f', name], { reject: false });
-  cryo.kill('SIGTERM');
-  await cryo;
-  await rm(work, { recursive: true, force: true });
+  await cryo.stop();
 }

@@ -19,7 +19,7 @@ import { loadConfig } from '../src/config.js';
 import { startServer } from '../src/server.js';
 import { readJson } from '../test/helpers/containers.js';
 import { BUSYBOX_IMAGE, requirePrerequisites } from '../test/helpers/prerequisites.js';
-import { rawCriu, runMemoryContainer, timed, type Memory } from './raw-criu.js';
+import { median, rawCriu, runMemoryContainer, timed, type Memory } from './raw-criu.js';
 import { podmanAvailable, podmanCheckpointRestore } from './podman.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '512,2048').split(',').map(Number);
@@ -213,10 +213,6 @@ async function dockerStartCost(): Promise<number> {
   }
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-};
 const fmt = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const fmtMs = (ms: number) => `${ms.toFixed(0)} ms`;
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;

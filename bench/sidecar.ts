@@ -12,6 +12,7 @@ import type { Checkpoint, RestoreResult } from '../src/domain/checkpoint.js';
 import { sleep } from '../test/helpers/containers.js';
 import { TestCryo } from '../test/helpers/cryo.js';
 import { NODE_IMAGE, repoRoot, requirePrerequisites } from '../test/helpers/prerequisites.js';
+import { median } from './raw-criu.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const WC_LINES = Number(process.env.BENCH_WC_LINES ?? 600_000);
@@ -19,7 +20,6 @@ const STATE_MB = Number(process.env.BENCH_STATE_MB ?? 100);
 const VALUE_BYTES = 1000;
 const PARTS = new Set((process.env.BENCH_PARTS ?? 'throughput,state').split(','));
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const mounts = (input: string, output?: string) => [
   '-v',
   `${repoRoot}dist:/opt/cryo/dist:ro`,

@@ -57,12 +57,19 @@ export function createServices(d: ServiceDeps) {
         ...(d.sidecarCoordinator ? { coordinator: d.sidecarCoordinator } : {}),
       })
     : undefined;
-  const checkpoints = new CheckpointService({ ...d, catalog, processes, sidecar });
+  const codec = new TarArchiveCodec();
+  const checkpoints = new CheckpointService({
+    ...d,
+    catalog,
+    processes,
+    sidecar,
+    describeEntries: (dir) => codec.describe(dir),
+  });
   const archives = new ArchiveService({
     checkpoints,
     catalog,
     store: d.store,
-    codec: new TarArchiveCodec(),
+    codec,
     clock: d.clock,
     maxImportBytes: d.maxImportBytes,
   });

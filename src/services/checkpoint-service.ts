@@ -38,7 +38,7 @@ import {
   NETWORK_STATUS,
   SPEC_DUMP,
 } from '../domain/layout.js';
-import { ManifestSchema, type Manifest, type MountRecord } from '../domain/manifest.js';
+import { ManifestSchema, type Manifest, type ManifestEntry, type MountRecord } from '../domain/manifest.js';
 import { CRYO_VERSION } from '../version.js';
 import type { CheckpointCatalog, CheckpointFilter } from './checkpoint-catalog.js';
 import type { CheckpointEngine } from './checkpoint-engine.js';
@@ -68,10 +68,20 @@ export interface CheckpointServiceDeps {
   locks?: KeyedLocks;
   /** Operator checkpoints of stream jobs through their sidecar (`application`). */
   sidecar?: SidecarService | undefined;
+  /** Every file of a checkpoint directory (but the manifest) with its size and sha256, as an export lists them. */
+  describeEntries?: (dir: string) => Promise<ManifestEntry[]>;
 }
 
 export type CreateCheckpointOptions = Pick<CreateCheckpointBody, 'leaveRunning'> &
   Partial<Omit<CreateCheckpointBody, 'leaveRunning'>>;
+
+export interface CreateCheckpointInternals {
+  /**
+   * Hash every entry for cryo.json now, while Docker handles the exit, rather than on the first export: a
+   * checkpoint that is about to be sent (a migration) saves a full read of its images during the downtime.
+   */
+  hashEntries?: boolean;
+}
 
 /** Checkpoints Docker containers and restores them, into the same container or a new one. */
 export class CheckpointService {
@@ -85,7 +95,11 @@ export class CheckpointService {
     this.host = deps.host ?? localHost();
   }
 
-  async create(ref: string, body: CreateCheckpointOptions): Promise<Checkpoint> {
+  async create(
+    ref: string,
+    body: CreateCheckpointOptions,
+    internals: CreateCheckpointInternals = {},
+  ): Promise<Checkpoint> {
     const { runtime, catalog, store, clock } = this.deps;
     const started = clock.now();
     const container = await runtime.inspect(ref);
@@ -153,16 +167,26 @@ export class CheckpointService {
               body.includeVolumes ?? false,
             );
             await writeConfigs(dir, container, createdAt, spec);
+            const entries =
+              internals.hashEntries && this.deps.describeEntries ? await this.deps.describeEntries(dir) : [];
             await writeJson(
               path.join(dir, CRYO_MANIFEST),
-              this.manifest(container, createdAt, criuVersion, mounts, rootfs, {
-                id,
-                name,
-                leaveRunning: body.leaveRunning,
-                dumpMs,
-                criu,
-                ...(cut ? { application: applicationOf(cut) } : {}),
-              }),
+              this.manifest(
+                container,
+                createdAt,
+                criuVersion,
+                mounts,
+                rootfs,
+                {
+                  id,
+                  name,
+                  leaveRunning: body.leaveRunning,
+                  dumpMs,
+                  criu,
+                  ...(cut ? { application: applicationOf(cut) } : {}),
+                },
+                entries,
+              ),
             );
           } catch (err) {
             await dumped.settled.catch(() => undefined);
@@ -294,7 +318,7 @@ export class CheckpointService {
     };
   }
 
-  /** cryo.json of a container checkpoint; entries are hashed on the first export, so checkpoints stay fast. */
+  /** cryo.json of a container checkpoint; without `entries`, they are hashed on the first export. */
   private manifest(
     container: ContainerInfo,
     createdAt: Date,
@@ -302,6 +326,7 @@ export class CheckpointService {
     mounts: MountRecord[],
     rootfs: Manifest['rootfs'],
     checkpoint: Manifest['checkpoint'],
+    entries: ManifestEntry[] = [],
   ): Manifest {
     return {
       formatVersion: ARCHIVE_FORMAT_VERSION,
@@ -313,7 +338,7 @@ export class CheckpointService {
       source: { ...this.host, criuVersion },
       mounts,
       rootfs,
-      entries: [],
+      entries,
     };
   }
 

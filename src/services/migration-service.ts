@@ -175,11 +175,11 @@ export class MigrationService {
     try {
       frozenAt = clock.now();
       const checkpoint = await this.phase(migration, 'checkpoint', () =>
-        checkpoints.create(container.id, {
-          name: `migration-${migration.id}`,
-          leaveRunning: false,
-          includeVolumes: true,
-        }),
+        checkpoints.create(
+          container.id,
+          { name: `migration-${migration.id}`, leaveRunning: false, includeVolumes: true },
+          { hashEntries: true },
+        ),
       );
       migration.checkpointId = checkpoint.id;
       failedIn = 'stream';

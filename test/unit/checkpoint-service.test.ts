@@ -5,8 +5,9 @@ import anyTest, { type TestFn } from 'ava';
 import { FsImageStore } from '../../src/adapters/store/fs-image-store.js';
 import { openDatabase, type Db } from '../../src/adapters/store/database.js';
 import { SqliteCheckpointCatalog } from '../../src/adapters/store/sqlite-checkpoint-catalog.js';
+import { TarArchiveCodec } from '../../src/adapters/archive/tar-archive-codec.js';
 import { AppError, CriuError, DockerError } from '../../src/domain/errors.js';
-import { CheckpointService, newId } from '../../src/services/checkpoint-service.js';
+import { CheckpointService, newId, readManifest } from '../../src/services/checkpoint-service.js';
 import type { SidecarService } from '../../src/services/sidecar/sidecar-service.js';
 import { FakeEngine, FakeRootfs, FakeRuntime } from './fakes.js';
 
@@ -41,6 +42,7 @@ test.beforeEach(async (t) => {
       store,
       rootfs: new FakeRootfs(),
       clock,
+      describeEntries: (d) => new TarArchiveCodec().describe(d),
     }),
   };
 });
@@ -76,6 +78,22 @@ test('a checkpoint is catalogued with its container, and stored under checkpoint
   runtime.add({ id: 'd'.repeat(64), name: 'api' });
   await service.create('api', { leaveRunning: true });
   t.deepEqual(runtime.calls.slice(1), [`checkpoint ${'d'.repeat(64)}`, `ensureNotFrozen ${'d'.repeat(64)}`]);
+});
+
+test('entries are hashed at checkpoint time only when asked (a migration), else on the first export', async (t) => {
+  const { runtime, service, dir } = t.context;
+  runtime.add({ id: 'c'.repeat(64), name: 'web' });
+  const plain = await service.create('web', { leaveRunning: true });
+  t.deepEqual((await readManifest(path.join(dir, 'checkpoints', plain.id))).entries, []);
+  const sent = await service.create('web', { leaveRunning: true }, { hashEntries: true });
+  const cpDir = path.join(dir, 'checkpoints', sent.id);
+  const entries = (await readManifest(cpDir)).entries;
+  t.deepEqual(
+    entries,
+    await new TarArchiveCodec().describe(cpDir),
+    'what an export would list, unchanged since',
+  );
+  t.true(entries.some((e) => e.name === 'config.dump' && e.sha256.length === 64));
 });
 
 test('a failed dump still thaws the container, and leaves no files and no catalog entry', async (t) => {

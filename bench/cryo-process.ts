@@ -1,0 +1,77 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { freePort, sleep } from '../test/helpers/containers.js';
+import { repoRoot } from '../test/helpers/prerequisites.js';
+
+/**
+ * cryo as its own process (dist/src/main.js serve) on a free loopback port with its own data directory: its
+ * CPU, memory and event loop are its own, as on a host of its own.
+ */
+export class CryoProcess {
+  private constructor(
+    readonly url: string,
+    readonly token: string,
+    readonly work: string,
+    private readonly child: ResultPromise,
+  ) {}
+
+  /** `env` adds CRYO_* settings (another Docker socket, say). */
+  static async start(env: Record<string, string> = {}): Promise<CryoProcess> {
+    const work = await mkdtemp(path.join(os.tmpdir(), 'cryo-bench-'));
+    const token = randomBytes(24).toString('hex');
+    const port = await freePort();
+    const child = execa('node', [path.join(repoRoot, 'dist/src/main.js'), 'serve'], {
+      env: {
+        CRYO_DATA_DIR: path.join(work, 'data'),
+        CRYO_LISTEN: `127.0.0.1:${port}`,
+        CRYO_TOKEN: token,
+        CRYO_LOG_LEVEL: 'warn',
+        ...env,
+      },
+      reject: false,
+      stdout: 'ignore',
+      stderr: 'inherit',
+    });
+    const cryo = new CryoProcess(`http://127.0.0.1:${port}`, token, work, child);
+    for (let i = 0; ; i++) {
+      const up = await fetch(`${cryo.url}/v1/health`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (up) return cryo;
+      if (i === 100 || child.exitCode !== null) {
+        await cryo.stop();
+        throw new Error('cryo did not come up');
+      }
+      await sleep(200);
+    }
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Calls the API; anything but 2xx throws with the answer. */
+  async api<T = Record<string, unknown>>(method: string, urlPath: string, body?: unknown): Promise<T> {
+    const res = await fetch(`${this.url}${urlPath}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${this.token}`,
+        ...(body ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${urlPath}: ${res.status} ${text}`);
+    return (text ? JSON.parse(text) : {}) as T;
+  }
+
+  async stop(): Promise<void> {
+    this.child.kill('SIGTERM');
+    await this.child;
+    await rm(this.work, { recursive: true, force: true });
+  }
+}
