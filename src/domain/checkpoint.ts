@@ -142,6 +142,12 @@ export const RestoreBodySchema = z.preprocess(
       .describe(
         'for a new container: publish on free host ports (default), or on the same ones as the original',
       ),
+    abandonOnDisconnect: z
+      .boolean()
+      .optional()
+      .describe(
+        'for a new container: remove it again if the caller disconnects before the answer (a migration source rolls back then, and the workload must not run twice)',
+      ),
   }),
 );
 export type RestoreBody = z.infer<typeof RestoreBodySchema>;

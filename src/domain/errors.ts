@@ -397,6 +397,17 @@ export class ApplicationRestoreFailedError extends AppError {
   }
 }
 
+export class RestoreAbandonedError extends AppError {
+  constructor(name: string) {
+    super(
+      'RESTORE_ABANDONED',
+      409,
+      `the caller went away before the restore of "${name}" was answered; the new container was removed`,
+      'restore again; with abandonOnDisconnect, stay connected until the answer',
+    );
+  }
+}
+
 export class RestoreModeUnavailableError extends AppError {
   constructor(id: string, mode: 'process' | 'application') {
     super(

@@ -13,6 +13,7 @@ import type {
 import {
   AppError,
   ApplicationRestoreFailedError,
+  RestoreAbandonedError,
   RestoreModeUnavailableError,
   ValidationError,
   CheckpointInUseError,
@@ -393,8 +394,16 @@ export class CheckpointService {
     return (this.users.get(id) ?? 0) > 0;
   }
 
-  async restore(id: string, body: RestoreBody): Promise<RestoreResult> {
+  /** `abandoned` (with body.abandonOnDisconnect) aborts when the caller has gone: the new container goes too. */
+  async restore(id: string, body: RestoreBody, abandoned?: AbortSignal): Promise<RestoreResult> {
     const started = this.deps.clock.now();
+    if (body.abandonOnDisconnect && body.name === undefined) {
+      throw new ValidationError(
+        'abandonOnDisconnect applies to a restore into a new container',
+        'give a name for the new container',
+      );
+    }
+    const gone = body.abandonOnDisconnect ? abandoned : undefined;
     return this.using(id, async (checkpoint, dir) => {
       if (checkpoint.kind === 'process') {
         if (!this.deps.processes) throw new Error('process restores are not wired');
@@ -415,7 +424,7 @@ export class CheckpointService {
       let fallback: string | undefined;
       if (mode !== 'application' && hasImage) {
         try {
-          const restored = await this.restoreProcess(checkpoint, manifest, dir, body, started);
+          const restored = await this.restoreProcess(checkpoint, manifest, dir, body, started, gone);
           if (checkpoint.application && restored.container)
             await this.notifyRestored(restored.container.id, checkpoint);
           return { ...restored, mode: 'process' as const };
@@ -430,7 +439,7 @@ export class CheckpointService {
           fallback = `${err.code}: ${err.message}`;
         }
       } else if (mode === 'auto') fallback = 'the checkpoint holds no CRIU image';
-      const restored = await this.restoreApplication(checkpoint, manifest, dir, body, started);
+      const restored = await this.restoreApplication(checkpoint, manifest, dir, body, started, gone);
       return { ...restored, mode: 'application' as const, ...(fallback ? { fallback } : {}) };
     });
   }
@@ -441,11 +450,12 @@ export class CheckpointService {
     dir: string,
     body: RestoreBody,
     started: number,
+    abandoned?: AbortSignal,
   ): Promise<RestoreResult> {
     const criuVersion = await this.requireCheckpointSupport();
     requireHostFits(manifest.source, { ...this.host, criuVersion });
     if (body.name === undefined) return this.restoreInPlace(checkpoint, manifest, dir, started);
-    return this.restoreAsNew(checkpoint, manifest, dir, body.name, body.ports, started);
+    return this.restoreAsNew(checkpoint, manifest, dir, body.name, body.ports, started, abandoned);
   }
 
   /** The restored process's cut was never confirmed to it: `complete` lets its sink commit that epoch. */
@@ -470,6 +480,7 @@ export class CheckpointService {
     dir: string,
     body: RestoreBody,
     started: number,
+    abandoned?: AbortSignal,
   ): Promise<RestoreResult> {
     const { runtime, rootfs, clock } = this.deps;
     const sidecar = this.requireSidecar();
@@ -497,6 +508,7 @@ export class CheckpointService {
       if (!info?.running)
         throw new ApplicationRestoreFailedError(`container "${target.name}" exited at start`);
       const loaded = await sidecar.restore(info.pid, dir);
+      if (abandoned?.aborted) throw new RestoreAbandonedError(target.name);
       return { container: target, restoreMs: clock.now() - started, application: loaded };
     } catch (err) {
       if (created) await runtime.remove(target.id);
@@ -545,6 +557,7 @@ export class CheckpointService {
     name: string,
     ports: 'same' | 'free',
     started: number,
+    abandoned?: AbortSignal,
   ): Promise<RestoreResult> {
     const { runtime, rootfs, clock } = this.deps;
     const volumesBefore = await runtime.volumeNames();
@@ -554,9 +567,12 @@ export class CheckpointService {
       await rootfs.apply(created.id, dir);
       const fresh = new Set([...(await runtime.volumeNames())].filter((v) => !volumesBefore.has(v)));
       await rootfs.applyVolumes(created.id, dir, manifest.mounts, fresh);
+      if (abandoned?.aborted) throw new RestoreAbandonedError(created.name);
       await runtime.restore(created.id, path.join(dir, CHECKPOINT_IMAGES_DIR), criuOf(manifest));
+      // Nobody can learn that it runs: a migration's source has rolled back, so this copy must not run on.
+      if (abandoned?.aborted) throw new RestoreAbandonedError(created.name);
     } catch (err) {
-      // The new container never ran; remove it so that a failed restore leaves nothing behind.
+      // A failed or abandoned restore leaves nothing behind: the new container is removed (killed if it ran).
       await runtime.remove(created.id);
       throw err;
     } finally {

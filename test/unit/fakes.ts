@@ -27,6 +27,8 @@ export class FakeRuntime implements ContainerRuntime {
   /** When set, a checkpoint waits for it before dumping (to hold a run in progress). */
   checkpointGate: Promise<void> | undefined;
   failRestore: Error | undefined;
+  /** When set, a restore waits for it before the container runs (to hold a restore in progress). */
+  restoreGate: Promise<void> | undefined;
   experimental = true;
   images = new Set(['sha256:1']);
 
@@ -85,6 +87,7 @@ export class FakeRuntime implements ContainerRuntime {
 
   async restore(containerId: string): Promise<void> {
     this.calls.push(`restore ${containerId}`);
+    if (this.restoreGate) await this.restoreGate;
     if (this.failRestore) throw this.failRestore;
     this.set(containerId, { running: true, state: 'running' });
   }

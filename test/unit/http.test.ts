@@ -7,6 +7,7 @@ import { openDatabase, type Db } from '../../src/adapters/store/database.js';
 import { buildApp } from '../../src/http/app.js';
 import { systemClock } from '../../src/services/clock.js';
 import { fakeServices } from './fake-services.js';
+import { sleep } from '../helpers/containers.js';
 import type { FakeRuntime } from './fakes.js';
 
 const TOKEN = 'unit-test-token-0123456789';
@@ -117,6 +118,50 @@ test('create, list, get, restore and delete through the routes', async (t) => {
   t.is(del.statusCode, 204);
   t.is(del.body, '');
   t.is((await app.inject({ method: 'GET', url: `/v1/checkpoints/${id}`, headers: auth })).statusCode, 404);
+});
+
+test('a restore with abandonOnDisconnect whose caller goes away removes its new container; the checkpoint stays', async (t) => {
+  const { app, runtime } = t.context;
+  runtime.add({ id: 'c'.repeat(64), name: 'web' });
+  const created = await app.inject({ method: 'POST', url: '/v1/containers/web/checkpoints', headers: auth });
+  const id = created.json().id as string;
+  const refused = await app.inject({
+    method: 'POST',
+    url: `/v1/checkpoints/${id}/restore`,
+    headers: auth,
+    payload: { abandonOnDisconnect: true },
+  });
+  t.is(refused.statusCode, 400, 'only a new container can be abandoned');
+  t.is(refused.json().code, 'VALIDATION_FAILED');
+
+  let release!: () => void;
+  runtime.restoreGate = new Promise((r) => (release = r));
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  const caller = new AbortController();
+  const answer = fetch(`${url}/v1/checkpoints/${id}/restore`, {
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'web-b', abandonOnDisconnect: true }),
+    signal: caller.signal,
+  });
+  while (!runtime.calls.includes(`restore ${'newweb-b'.padEnd(64, '0')}`)) await sleep(5);
+  caller.abort();
+  await t.throwsAsync(answer, { any: true, name: 'AbortError' });
+  await sleep(50);
+  release();
+  const newId = 'newweb-b'.padEnd(64, '0');
+  for (let i = 0; i < 200 && !runtime.calls.includes(`remove ${newId}`); i++) await sleep(10);
+  t.false(runtime.containers.has(newId), 'the copy nobody was told about does not run on');
+  t.is((await app.inject({ method: 'GET', url: `/v1/checkpoints/${id}`, headers: auth })).statusCode, 200);
+
+  // The same restore with its caller still there answers, and the container stays.
+  const kept = await fetch(`${url}/v1/checkpoints/${id}/restore`, {
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'web-b', abandonOnDisconnect: true }),
+  });
+  t.is(kept.status, 201);
+  t.true(runtime.containers.get(newId)?.running);
 });
 
 test('the OpenAPI document describes the public contract', async (t) => {

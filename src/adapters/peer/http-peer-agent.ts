@@ -43,7 +43,8 @@ export class HttpPeerAgent implements PeerAgent {
   }
 
   async restore(checkpointId: string, name: string): Promise<RestoreResult> {
-    const body = Readable.from([JSON.stringify({ name, ports: 'same' })]);
+    // Should this request time out or its connection drop, the source rolls back: the target must not keep a copy.
+    const body = Readable.from([JSON.stringify({ name, ports: 'same', abandonOnDisconnect: true })]);
     return RestoreResultSchema.parse(
       await this.json(
         'POST',

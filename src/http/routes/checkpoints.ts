@@ -13,6 +13,7 @@ import { peerErrorResponses } from './error-responses.js';
 import { OperatorsViewSchema } from '../../domain/sidecar/metadata.js';
 import { CheckpointIdSchema, ContainerRefSchema } from '../../domain/names.js';
 import type { CheckpointService } from '../../services/checkpoint-service.js';
+import { disconnectSignal } from '../disconnect-signal.js';
 
 const errors = peerErrorResponses;
 
@@ -96,6 +97,8 @@ export const checkpointRoutes: FastifyPluginAsyncZod<{ checkpoints: CheckpointSe
       },
     },
     async (request, reply) =>
-      reply.status(201).send(await checkpoints.restore(request.params.id, request.body)),
+      reply
+        .status(201)
+        .send(await checkpoints.restore(request.params.id, request.body, disconnectSignal(reply.raw))),
   );
 };
