@@ -175,6 +175,49 @@ test('leaveRunning keeps the original serving, and a restore under a new name ru
   t.is(running.body.code, 'CONTAINER_RUNNING');
 });
 
+test('a restore with abandonOnDisconnect whose caller goes away leaves no container; the checkpoint restores later', async (t) => {
+  const { cryo, containers } = t.context;
+  const name = containers.uniqueName('abandoned');
+  await containers.run({ image: NODE_IMAGE, name, publish: 8080 });
+  const before = await counterAtLeast(name, 5);
+  const created = await cryo.api<Checkpoint>('POST', `/v1/containers/${name}/checkpoints`, {
+    leaveRunning: true,
+  });
+  t.is(created.status, 201, JSON.stringify(created.body));
+
+  const copy = containers.uniqueName('copy');
+  const caller = new AbortController();
+  const answer = fetch(`${cryo.url}/v1/checkpoints/${created.body.id}/restore`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${cryo.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: copy, abandonOnDisconnect: true }),
+    signal: caller.signal,
+  });
+  // Gone while Docker creates or restores the copy.
+  for (let i = 0; i < 200; i++) {
+    if ((await execa('docker', ['ps', '-aq', '--filter', `name=^${copy}$`])).stdout) break;
+    await sleep(10);
+  }
+  caller.abort();
+  await t.throwsAsync(answer, { any: true, name: 'AbortError' });
+  let left = 'unset';
+  for (let i = 0; i < 100; i++) {
+    await sleep(100);
+    left = (await execa('docker', ['ps', '-aq', '--filter', `name=^${copy}$`])).stdout;
+    if (!left) break;
+  }
+  t.is(left, '', 'the copy whose caller went away is removed, whether or not it had started');
+
+  const again = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${created.body.id}/restore`, {
+    name: copy,
+    abandonOnDisconnect: true,
+  });
+  t.is(again.status, 201, JSON.stringify(again.body));
+  const restored = await readCounter(copy);
+  t.is(restored.bootId, before.bootId, 'the checkpoint is intact and restores');
+  t.true(restored.count >= before.count);
+});
+
 test('the pre-flight refuses an established connection; forced, the checkpoint fails with CRIU_FAILED and the log tail and leaves the container running, unpaused, with nothing stored', async (t) => {
   const { cryo, containers } = t.context;
   const name = containers.uniqueName('tcp');
