@@ -21,6 +21,7 @@ import { readJson } from '../test/helpers/containers.js';
 import { BUSYBOX_IMAGE, requirePrerequisites } from '../test/helpers/prerequisites.js';
 import { median, rawCriu, runMemoryContainer, timed, type Memory } from './raw-criu.js';
 import { podmanAvailable, podmanCheckpointRestore } from './podman.js';
+import { callApi } from './cryo-process.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '512,2048').split(',').map(Number);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -111,20 +112,7 @@ async function benchCryo(mib: number): Promise<CryoTimes> {
   const copy = `${name}-imported`;
   try {
     const before = await runMemoryContainer(name, mib);
-    const call = async (method: string, url: string, body?: unknown) => {
-      const res = await fetch(`${server.url}${url}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${server.token}`,
-          ...(body ? { 'content-type': 'application/json' } : {}),
-        },
-        ...(body ? { body: JSON.stringify(body) } : {}),
-      });
-      const text = await res.text();
-      const json = (text ? JSON.parse(text) : {}) as Record<string, unknown>;
-      if (!res.ok) throw new Error(`${method} ${url}: ${res.status} ${JSON.stringify(json)}`);
-      return json;
-    };
+    const call = (method: string, url: string, body?: unknown) => callApi(server, method, url, body);
     const frozen = (cp: Record<string, unknown>) => (cp.stats as { frozenMs?: number }).frozenMs ?? NaN;
     const [lcp, leave] = await timed(() =>
       call('POST', `/v1/containers/${name}/checkpoints`, { leaveRunning: true }),

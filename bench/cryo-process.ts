@@ -54,19 +54,8 @@ export class CryoProcess {
     return this.child.pid!;
   }
 
-  /** Calls the API; anything but 2xx throws with the answer. */
-  async api<T = Record<string, unknown>>(method: string, urlPath: string, body?: unknown): Promise<T> {
-    const res = await fetch(`${this.url}${urlPath}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${this.token}`,
-        ...(body ? { 'content-type': 'application/json' } : {}),
-      },
-      ...(body ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`${method} ${urlPath}: ${res.status} ${text}`);
-    return (text ? JSON.parse(text) : {}) as T;
+  api<T = Record<string, unknown>>(method: string, urlPath: string, body?: unknown): Promise<T> {
+    return callApi<T>(this, method, urlPath, body);
   }
 
   async stop(): Promise<void> {
@@ -74,4 +63,24 @@ export class CryoProcess {
     await this.child;
     await rm(this.work, { recursive: true, force: true });
   }
+}
+
+/** Calls a cryo's API with its token; anything but 2xx throws with the answer. */
+export async function callApi<T = Record<string, unknown>>(
+  cryo: { url: string; token: string },
+  method: string,
+  urlPath: string,
+  body?: unknown,
+): Promise<T> {
+  const res = await fetch(`${cryo.url}${urlPath}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${cryo.token}`,
+      ...(body ? { 'content-type': 'application/json' } : {}),
+    },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${urlPath}: ${res.status} ${text}`);
+  return (text ? JSON.parse(text) : {}) as T;
 }
