@@ -84,6 +84,17 @@ export interface CreateCheckpointInternals {
   hashEntries?: boolean;
 }
 
+/** One restore of a container checkpoint, as every way of restoring it needs it. */
+interface RestoreJob {
+  checkpoint: Checkpoint;
+  manifest: Manifest;
+  dir: string;
+  body: RestoreBody;
+  started: number;
+  /** Set only with body.abandonOnDisconnect: aborts when the caller has gone. */
+  abandoned: AbortSignal | undefined;
+}
+
 /** Checkpoints Docker containers and restores them, into the same container or a new one. */
 export class CheckpointService {
   private readonly locks: KeyedLocks;
@@ -420,11 +431,18 @@ export class CheckpointService {
           'give mode "application" (or "auto") and a name',
         );
       }
-      const manifest = await readManifest(dir);
+      const job: RestoreJob = {
+        checkpoint,
+        manifest: await readManifest(dir),
+        dir,
+        body,
+        started,
+        abandoned: gone,
+      };
       let fallback: string | undefined;
       if (mode !== 'application' && hasImage) {
         try {
-          const restored = await this.restoreProcess(checkpoint, manifest, dir, body, started, gone);
+          const restored = await this.restoreProcess(job);
           if (checkpoint.application && restored.container)
             await this.notifyRestored(restored.container.id, checkpoint);
           return { ...restored, mode: 'process' as const };
@@ -439,23 +457,16 @@ export class CheckpointService {
           fallback = `${err.code}: ${err.message}`;
         }
       } else if (mode === 'auto') fallback = 'the checkpoint holds no CRIU image';
-      const restored = await this.restoreApplication(checkpoint, manifest, dir, body, started, gone);
+      const restored = await this.restoreApplication(job);
       return { ...restored, mode: 'application' as const, ...(fallback ? { fallback } : {}) };
     });
   }
 
-  private async restoreProcess(
-    checkpoint: Checkpoint,
-    manifest: Manifest,
-    dir: string,
-    body: RestoreBody,
-    started: number,
-    abandoned?: AbortSignal,
-  ): Promise<RestoreResult> {
+  private async restoreProcess(job: RestoreJob): Promise<RestoreResult> {
     const criuVersion = await this.requireCheckpointSupport();
-    requireHostFits(manifest.source, { ...this.host, criuVersion });
-    if (body.name === undefined) return this.restoreInPlace(checkpoint, manifest, dir, started);
-    return this.restoreAsNew(checkpoint, manifest, dir, body.name, body.ports, started, abandoned);
+    requireHostFits(job.manifest.source, { ...this.host, criuVersion });
+    if (job.body.name === undefined) return this.restoreInPlace(job);
+    return this.restoreAsNew(job, job.body.name);
   }
 
   /** The restored process's cut was never confirmed to it: `complete` lets its sink commit that epoch. */
@@ -474,14 +485,8 @@ export class CheckpointService {
    * each subtask's key groups and the sources' offsets. On failure the new container is removed, or the
    * original one stopped again; the checkpoint stays.
    */
-  private async restoreApplication(
-    checkpoint: Checkpoint,
-    manifest: Manifest,
-    dir: string,
-    body: RestoreBody,
-    started: number,
-    abandoned?: AbortSignal,
-  ): Promise<RestoreResult> {
+  private async restoreApplication(job: RestoreJob): Promise<RestoreResult> {
+    const { checkpoint, dir, body, started, abandoned } = job;
     const { runtime, rootfs, clock } = this.deps;
     const sidecar = this.requireSidecar();
     const application = checkpoint.application!;
@@ -492,7 +497,7 @@ export class CheckpointService {
       if (container.running) throw new ContainerRunningError(container.name);
       target = { id: container.id, name: container.name };
     } else {
-      target = await this.createRestoreTarget(checkpoint, manifest, dir, body.name, body.ports, body.env);
+      target = await this.createRestoreTarget(job, body.name, body.env);
       created = true;
     }
     const release = this.locks.acquire(target.id, 'restore', `container "${target.name}"`);
@@ -529,13 +534,11 @@ export class CheckpointService {
 
   /** A new, never started container named `name` from the checkpoint's Docker config (with `env` set over it). */
   private async createRestoreTarget(
-    checkpoint: Checkpoint,
-    manifest: Manifest,
-    dir: string,
+    job: RestoreJob,
     name: string,
-    ports: 'same' | 'free',
     env?: string[],
   ): Promise<{ id: string; name: string }> {
+    const { checkpoint, manifest, dir } = job;
     const { runtime } = this.deps;
     if (await runtime.inspect(name)) throw new ContainerNameInUseError(name);
     const config = withEnv(JSON.parse(await readFile(path.join(dir, DOCKER_CONFIG), 'utf8')) as unknown, env);
@@ -546,22 +549,15 @@ export class CheckpointService {
       config,
       name,
       { [LABEL_RESTORED_FROM]: checkpoint.id, [LABEL_SOURCE_CONTAINER]: checkpoint.container?.id ?? '' },
-      ports,
+      job.body.ports,
     );
   }
 
-  private async restoreAsNew(
-    checkpoint: Checkpoint,
-    manifest: Manifest,
-    dir: string,
-    name: string,
-    ports: 'same' | 'free',
-    started: number,
-    abandoned?: AbortSignal,
-  ): Promise<RestoreResult> {
+  private async restoreAsNew(job: RestoreJob, name: string): Promise<RestoreResult> {
+    const { manifest, dir, started, abandoned } = job;
     const { runtime, rootfs, clock } = this.deps;
     const volumesBefore = await runtime.volumeNames();
-    const created = await this.createRestoreTarget(checkpoint, manifest, dir, name, ports);
+    const created = await this.createRestoreTarget(job, name);
     const release = this.locks.acquire(created.id, 'restore', `container "${created.name}"`);
     try {
       await rootfs.apply(created.id, dir);
@@ -581,12 +577,8 @@ export class CheckpointService {
     return { container: created, restoreMs: clock.now() - started };
   }
 
-  private async restoreInPlace(
-    checkpoint: Checkpoint,
-    manifest: Manifest,
-    dir: string,
-    started: number,
-  ): Promise<RestoreResult> {
+  private async restoreInPlace(job: RestoreJob): Promise<RestoreResult> {
+    const { checkpoint, manifest, dir, started } = job;
     const { runtime, clock } = this.deps;
     const container = await this.originalContainer(checkpoint);
     const release = this.locks.acquire(container.id, 'restore', `container "${container.name}"`);
