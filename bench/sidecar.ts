@@ -22,9 +22,7 @@ const PARTS = new Set((process.env.BENCH_PARTS ?? 'throughput,state').split(',')
 
 const mounts = (input: string, output?: string) => [
   '-v',
-  `${repoRoot}dist:/opt/cryo/dist:ro`,
-  '-v',
-  `${repoRoot}node_modules/zod:/opt/cryo/node_modules/zod:ro`,
+  `${repoRoot}dist/cryo-sidecar.mjs:/opt/cryo/cryo-sidecar.mjs:ro`,
   '-v',
   `${input}:/data/in:ro`,
   ...(output ? ['-v', `${output}:/data/out`] : []),

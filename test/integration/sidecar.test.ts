@@ -87,8 +87,8 @@ async function startWordcount(
     cmd: ['/usr/bin/node', '/app/wordcount.mjs'],
     env,
     volumes: [
-      `${repoRoot}dist:/opt/cryo/dist:ro`,
-      `${repoRoot}node_modules/zod:/opt/cryo/node_modules/zod:ro`,
+      // The SDK as users ship it: one bundled file, no node_modules.
+      `${repoRoot}dist/cryo-sidecar.mjs:/opt/cryo/cryo-sidecar.mjs:ro`,
       `${job.input}:/data/in:ro`,
       `${job.output}:/data/out`,
     ],
