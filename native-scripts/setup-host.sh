@@ -53,6 +53,10 @@ step "installing npm dependencies and building cryo"
 cd "$repo"
 npm ci --no-audit --no-fund
 npm run build
+# The `cryo` command (service and client) on root's PATH, for this checkout.
+printf '#!/bin/sh\nexec node %s/dist/src/main.js "$@"\n' "$repo" > /usr/local/bin/cryo
+chmod 0755 /usr/local/bin/cryo
+say "cryo command: /usr/local/bin/cryo -> $repo/dist/src/main.js"
 
 step "building the fixture images (docker import, no registry needed)"
 "$repo/fixtures/build-images.sh"

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { ZodError } from 'zod';
+import { addClientCommands, reportCliError } from './cli/client-commands.js';
 import { loadConfig } from './config.js';
 import { startServer } from './server.js';
 import { CRYO_VERSION } from './version.js';
@@ -39,4 +40,10 @@ program
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
 
-await program.parseAsync(process.argv);
+addClientCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (!reportCliError(err)) throw err;
+}

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import { execa } from 'execa';
 import type { Checkpoint } from '../../src/domain/checkpoint.js';
@@ -13,7 +14,7 @@ import {
   sleep,
 } from '../helpers/containers.js';
 import { TestCryo } from '../helpers/cryo.js';
-import { NODE_IMAGE, requirePrerequisites } from '../helpers/prerequisites.js';
+import { NODE_IMAGE, repoRoot, requirePrerequisites } from '../helpers/prerequisites.js';
 import { bringUpSecondHost, type SecondHost } from '../helpers/second-host.js';
 
 interface Ctx {
@@ -131,18 +132,31 @@ test.serial(
       'the checkpoint is kept on A',
     );
 
-    // A second container of the same image: B has it now, so the image is not sent again.
+    // A second container of the same image, moved with the command line, which waits for the outcome: B has the
+    // image now, so it is not sent again.
     const second = containers.uniqueName('migrate2');
     await containers.run({ image: NODE_IMAGE, name: second, publish: 8080 });
     await counterAtLeast(second, 3);
-    const next = await cryo.api<Migration>('POST', `/v1/containers/${second}/migrations`, {
-      target: b.cryo.url,
-      targetToken: b.cryo.token,
-      name: 'renamed-on-b',
-      keepSource: true,
-    });
-    t.is(next.status, 202, JSON.stringify(next.body));
-    const end = (await follow(cryo, next.body.id)).at(-1)!;
+    const cli = await execa(
+      'node',
+      [
+        path.join(repoRoot, 'dist/src/main.js'),
+        'migrate',
+        second,
+        '--target',
+        b.cryo.url,
+        '--target-token',
+        b.cryo.token,
+        '--name',
+        'renamed-on-b',
+        '--keep-source',
+      ],
+      { env: { CRYO_URL: cryo.url, CRYO_TOKEN: cryo.token }, reject: false },
+    );
+    t.is(cli.exitCode, 0, cli.stderr);
+    t.regex(cli.stderr, /^preflight: done in \d+ ms\nimage: skipped \(the target has the image\)\n/);
+    t.regex(cli.stderr, /\nfinish: done in \d+ ms$/);
+    const end = JSON.parse(cli.stdout) as Migration;
     t.is(end.status, 'succeeded', JSON.stringify(end));
     t.like(
       end.phases.find((p) => p.name === 'image'),

@@ -1,0 +1,265 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { readFile, rename, rm } from 'node:fs/promises';
+import type { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import type { Checkpoint } from '../domain/checkpoint.js';
+import type { Migration } from '../domain/migration.js';
+import { CliError, CryoClient } from './cryo-client.js';
+
+const DEFAULT_URL = 'http://127.0.0.1:7070';
+const DEFAULT_DATA_DIR = '/var/lib/cryo';
+const MIGRATION_POLL_MS = 200;
+
+interface GlobalOptions {
+  url?: string;
+  token?: string;
+}
+
+/** Where a command writes: JSON results to stdout, progress and errors to stderr. */
+export interface CliOutput {
+  stdout: Writable;
+  stderr: Writable;
+}
+
+/**
+ * The client commands (`cryo checkpoint`, `cryo restore`, `cryo migrate`, ...) on `program`: each is one call
+ * of the REST API, with docker/podman-style flags, printing the API's JSON answer.
+ */
+export function addClientCommands(program: Command, out: CliOutput = process): void {
+  program
+    .option('--url <url>', `cryo's API (CRYO_URL, default ${DEFAULT_URL})`)
+    .option('--token <token>', "the API token (CRYO_TOKEN, else the one in cryo's data directory)");
+
+  const run =
+    <A extends unknown[]>(fn: (client: CryoClient, ...args: A) => Promise<unknown>) =>
+    async (...args: A) => {
+      const client = new CryoClient(...(await endpoint(program.opts<GlobalOptions>())));
+      const result = await fn(client, ...args);
+      if (result !== undefined) out.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    };
+
+  program
+    .command('checkpoint')
+    .description('checkpoint a running container (docker checkpoint create, podman container checkpoint)')
+    .argument('<container>', 'name or id')
+    .option('--name <name>', 'checkpoint name')
+    .option('--leave-running', 'keep the container running after the dump')
+    .option('--tcp-established', 'keep established TCP connections (CRIU --tcp-established)')
+    .option('--file-locks', 'dump file locks (CRIU --file-locks)')
+    .option('--external-unix-sockets', 'dump unix sockets with a peer outside (CRIU --ext-unix-sk)')
+    .option('--ghost-limit <bytes>', 'largest deleted-but-open file kept in the image', positiveInt)
+    .option('--include-volumes', "include named volumes' contents")
+    .option('--force', 'skip the pre-flight')
+    .addOption(
+      new Option(
+        '--application [what]',
+        'take an operator cut through the sidecar too ("only": nothing else)',
+      )
+        .choices(['only'])
+        .preset(true),
+    )
+    .action(
+      run(async (client, container: string, o: Record<string, unknown>) =>
+        client.json<Checkpoint>('POST', `/v1/containers/${seg(container)}/checkpoints`, {
+          ...pick(o, ['name', 'leaveRunning', 'tcpEstablished', 'fileLocks', 'externalUnixSockets']),
+          ...pick(o, ['includeVolumes', 'force', 'application']),
+          ...(o.ghostLimit !== undefined ? { ghostLimitBytes: o.ghostLimit } : {}),
+        }),
+      ),
+    );
+
+  program
+    .command('checkpoints')
+    .alias('ls')
+    .description('list checkpoints')
+    .option('--container <container>', "only this container's")
+    .action(
+      run(async (client, o: { container?: string }) =>
+        client.json(
+          'GET',
+          `/v1/checkpoints${o.container ? `?container=${encodeURIComponent(o.container)}` : ''}`,
+        ),
+      ),
+    );
+
+  program
+    .command('restore')
+    .description('restore a checkpoint into its stopped container, or into a new one (--name)')
+    .argument('<checkpoint>', 'checkpoint id')
+    .option('--name <name>', 'restore into a new container with this name')
+    .addOption(new Option('--ports <ports>', 'host ports of a new container').choices(['free', 'same']))
+    .addOption(
+      new Option('--mode <mode>', 'CRIU image, operator state, or either').choices([
+        'process',
+        'application',
+        'auto',
+      ]),
+    )
+    .option('--env <NAME=value...>', 'environment of a new container (application restores)')
+    .action(
+      run(async (client, id: string, o: Record<string, unknown>) =>
+        client.json('POST', `/v1/checkpoints/${seg(id)}/restore`, pick(o, ['name', 'ports', 'mode', 'env'])),
+      ),
+    );
+
+  program
+    .command('rm')
+    .description('delete a checkpoint')
+    .argument('<checkpoint...>', 'checkpoint ids')
+    .action(
+      run(async (client, ids: string[]) => {
+        for (const id of ids) await client.json('DELETE', `/v1/checkpoints/${seg(id)}`);
+      }),
+    );
+
+  program
+    .command('export')
+    .description('write a checkpoint as one archive (podman container checkpoint --export)')
+    .argument('<checkpoint>', 'checkpoint id')
+    .requiredOption('-o, --output <file>', 'the archive file ("-": standard output)')
+    .addOption(
+      new Option('--compress <kind>', 'compression').choices(['none', 'gzip', 'zstd']).default('none'),
+    )
+    .action(
+      run(async (client, id: string, o: { output: string; compress: string }) => {
+        const archive = await client.download(`/v1/checkpoints/${seg(id)}/archive?compress=${o.compress}`);
+        if (o.output === '-') await pipeline(archive, out.stdout, { end: false });
+        else await writeAtomically(archive, o.output);
+      }),
+    );
+
+  program
+    .command('import')
+    .description('import an archive as a checkpoint (gzip and zstd are detected)')
+    .argument('<file>', 'the archive ("-": standard input)')
+    .action(
+      run(async (client, file: string) =>
+        client.upload<Checkpoint>(
+          '/v1/checkpoints',
+          file === '-' ? process.stdin : createReadStream(file),
+          'application/x-tar',
+        ),
+      ),
+    );
+
+  program
+    .command('migrate')
+    .description('move a running container to another cryo agent, and wait for the outcome')
+    .argument('<container>', 'name or id')
+    .requiredOption('--target <url>', 'the target agent, e.g. http://host-b:7070')
+    .requiredOption('--target-token <token>', "the target's API token")
+    .option('--name <name>', 'the container name on the target')
+    .option('--keep-source', 'keep the source container, stopped')
+    .option('--no-wait', 'print the migration as started, and do not wait')
+    .action(
+      run(async (client, container: string, o: Record<string, unknown>) => {
+        let m = await client.json<Migration>('POST', `/v1/containers/${seg(container)}/migrations`, {
+          target: o.target,
+          targetToken: o.targetToken,
+          ...pick(o, ['name', 'keepSource']),
+        });
+        if (o.wait === false) return m;
+        let reported = 0;
+        for (;;) {
+          for (const p of m.phases.slice(reported)) {
+            if (p.status === 'running') break;
+            const how = p.status === 'skipped' ? ` (${p.detail})` : ` in ${p.ms} ms`;
+            out.stderr.write(`${p.name}: ${p.status}${how}\n`);
+            reported++;
+          }
+          if (m.status !== 'running') break;
+          await new Promise((r) => setTimeout(r, MIGRATION_POLL_MS));
+          m = await client.json<Migration>('GET', `/v1/migrations/${m.id}`);
+        }
+        if (m.status !== 'succeeded') {
+          out.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
+          throw new CliError(
+            m.error?.code ?? 'MIGRATION_FAILED',
+            `migration ${m.id} ended ${m.status}${m.error ? ` in ${m.error.phase}: ${m.error.message}` : ''}`,
+          );
+        }
+        return m;
+      }),
+    );
+
+  program
+    .command('inspect')
+    .description('what a process tree holds, from /proc')
+    .argument('<pid>', 'process id', positiveInt)
+    .action(run(async (client, pid: number) => client.json('GET', `/v1/processes/${pid}`)));
+
+  program
+    .command('preflight')
+    .description('whether CRIU can dump a container (or, with --pid, a process tree), and why not')
+    .argument('<target>', 'container name or id, or a pid with --pid')
+    .option('--pid', 'the target is a process id')
+    .option('--tcp-established', 'established TCP connections will be kept')
+    .option('--file-locks', 'file locks will be dumped')
+    .option('--external-unix-sockets', 'unix sockets with a peer outside will be dumped')
+    .action(
+      run(async (client, target: string, o: Record<string, unknown>) => {
+        const flags = Object.keys(pick(o, ['tcpEstablished', 'fileLocks', 'externalUnixSockets']));
+        const query = flags.length > 0 ? `?${flags.map((f) => `${f}=true`).join('&')}` : '';
+        return client.json(
+          'GET',
+          o.pid
+            ? `/v1/processes/${positiveInt(target)}/preflight${query}`
+            : `/v1/containers/${seg(target)}/preflight${query}`,
+        );
+      }),
+    );
+}
+
+/** Reports a failed client command on stderr, the API's code, message and hint, and sets the exit code. */
+export function reportCliError(err: unknown, out: CliOutput = process): boolean {
+  if (!(err instanceof CliError)) return false;
+  out.stderr.write(`cryo: ${err.code}: ${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ''}`);
+  process.exitCode = 1;
+  return true;
+}
+
+async function endpoint(o: GlobalOptions): Promise<[string, string]> {
+  const url = (o.url ?? process.env.CRYO_URL ?? DEFAULT_URL).replace(/\/+$/, '');
+  let token = o.token ?? process.env.CRYO_TOKEN;
+  if (!token) {
+    const file = `${process.env.CRYO_DATA_DIR ?? DEFAULT_DATA_DIR}/token`;
+    token = await readFile(file, 'utf8').then(
+      (t) => t.trim(),
+      () => {
+        throw new CliError(
+          'NO_TOKEN',
+          `no API token: no --token, no CRYO_TOKEN, and ${file} cannot be read`,
+          'run as root on the host where cryo runs, or give --token',
+        );
+      },
+    );
+  }
+  return [url, token];
+}
+
+/** The archive appears under its name only once complete. */
+async function writeAtomically(input: Readable, file: string): Promise<void> {
+  const partial = `${file}.partial-${process.pid}`;
+  try {
+    await pipeline(input, createWriteStream(partial, { flags: 'wx', mode: 0o600 }));
+    await rename(partial, file);
+  } catch (err) {
+    await rm(partial, { force: true });
+    throw err;
+  }
+}
+
+function pick(o: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]]));
+}
+
+/** One path segment: the server validates names and ids; this only keeps them from changing the path. */
+function seg(value: string): string {
+  return encodeURIComponent(value);
+}
+
+function positiveInt(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('a positive integer');
+  return Number(value);
+}

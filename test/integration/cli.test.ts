@@ -1,0 +1,135 @@
+import { access, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import anyTest, { type TestFn } from 'ava';
+import { execa } from 'execa';
+import type { Checkpoint, CheckpointList, RestoreResult } from '../../src/domain/checkpoint.js';
+import type { Preflight } from '../../src/domain/process.js';
+import { TestContainers, counterAtLeast, inspect, readCounter } from '../helpers/containers.js';
+import { TestCryo } from '../helpers/cryo.js';
+import { NODE_IMAGE, repoRoot, requirePrerequisites } from '../helpers/prerequisites.js';
+
+const test = anyTest as TestFn<{ cryo: TestCryo; containers: TestContainers; work: string }>;
+
+test.before(async (t) => {
+  await requirePrerequisites();
+  t.context.cryo = await TestCryo.start();
+  t.context.containers = new TestContainers();
+  t.context.work = await mkdtemp(path.join(os.tmpdir(), 'cryo-test-cli-'));
+});
+
+test.afterEach.always(async (t) => {
+  await t.context.containers.removeAll();
+});
+
+test.after.always(async (t) => {
+  await t.context.containers?.removeAll();
+  await t.context.cryo?.stop();
+  if (t.context.work) await rm(t.context.work, { recursive: true, force: true });
+});
+
+/** The `cryo` command as users run it, against the test's cryo (CRYO_URL and CRYO_TOKEN). */
+async function cli(cryo: TestCryo, args: string[]) {
+  return execa('node', [path.join(repoRoot, 'dist/src/main.js'), ...args], {
+    env: { CRYO_URL: cryo.url, CRYO_TOKEN: cryo.token },
+    reject: false,
+  });
+}
+
+async function cliJson<T>(cryo: TestCryo, args: string[]): Promise<T> {
+  const result = await cli(cryo, args);
+  if (result.exitCode !== 0) throw new Error(`cryo ${args.join(' ')}: ${result.stderr}`);
+  return JSON.parse(result.stdout) as T;
+}
+
+test('cryo checkpoint, ls and restore: the counter goes on from where it was', async (t) => {
+  const { cryo, containers } = t.context;
+  const name = containers.uniqueName('cli');
+  await containers.run({ image: NODE_IMAGE, name, publish: 8080 });
+  const before = await counterAtLeast(name, 5);
+
+  const preflight = await cliJson<Preflight>(cryo, ['preflight', name]);
+  t.true(preflight.checkpointable, JSON.stringify(preflight.problems));
+
+  const checkpoint = await cliJson<Checkpoint>(cryo, ['checkpoint', name, '--name', 'first']);
+  t.is(checkpoint.name, 'first');
+  t.false((await inspect(name)).State.Running, 'stop mode by default, as docker checkpoint create');
+  const listed = await cliJson<CheckpointList>(cryo, ['ls', '--container', name]);
+  t.deepEqual(
+    listed.checkpoints.map((c) => c.id),
+    [checkpoint.id],
+  );
+
+  const restored = await cliJson<RestoreResult>(cryo, ['restore', checkpoint.id]);
+  t.is(restored.container!.name, name);
+  const after = await readCounter(name);
+  t.is(after.bootId, before.bootId, 'the same process, restored');
+  t.true(after.count >= before.count);
+
+  const removed = await cli(cryo, ['rm', checkpoint.id]);
+  t.is(removed.exitCode, 0, removed.stderr);
+  t.is((await cryo.api('GET', `/v1/checkpoints/${checkpoint.id}`)).status, 404);
+});
+
+test('cryo export -o, rm, import and restore --name: a copy carries the process; the archive file is replaced only whole', async (t) => {
+  const { cryo, containers, work } = t.context;
+  const name = containers.uniqueName('cli-export');
+  await containers.run({ image: NODE_IMAGE, name, publish: 8080 });
+  const before = await counterAtLeast(name, 5);
+  const checkpoint = await cliJson<Checkpoint>(cryo, ['checkpoint', name, '--leave-running']);
+  t.true((await inspect(name)).State.Running);
+
+  const file = path.join(work, 'counter.tar.zst');
+  const exported = await cli(cryo, ['export', checkpoint.id, '-o', file, '--compress', 'zstd']);
+  t.is(exported.exitCode, 0, exported.stderr);
+  await t.notThrowsAsync(access(file));
+  // Again, uncompressed, over the same file: it is replaced whole, and no partial file stays behind.
+  const again = await cli(cryo, ['export', checkpoint.id, '-o', file]);
+  t.is(again.exitCode, 0, again.stderr);
+  t.deepEqual(await readdir(work), [path.basename(file)]);
+  t.is((await readFile(file)).subarray(0, 4).toString('hex') === '28b52ffd', false, 'no longer zstd');
+
+  t.is((await cli(cryo, ['rm', checkpoint.id])).exitCode, 0);
+  const imported = await cliJson<Checkpoint>(cryo, ['import', file]);
+  t.is(imported.name, checkpoint.name);
+
+  const copy = containers.uniqueName('cli-copy');
+  const restored = await cliJson<RestoreResult>(cryo, ['restore', imported.id, '--name', copy]);
+  t.is(restored.container!.name, copy);
+  const cloned = await readCounter(copy);
+  t.is(cloned.bootId, before.bootId);
+  t.true(cloned.count >= before.count);
+  await cli(cryo, ['rm', imported.id]);
+});
+
+test('cryo reports the API error with its code and hint, exits 1, and refuses bad flags before any request', async (t) => {
+  const { cryo } = t.context;
+  const missing = await cli(cryo, ['checkpoint', 'cryo-test-no-such-container']);
+  t.is(missing.exitCode, 1);
+  t.regex(missing.stderr, /^cryo: CONTAINER_NOT_FOUND: .*\nhint: .+/);
+  t.is(missing.stdout, '');
+
+  const badPorts = await cli(cryo, ['restore', '000000000000000000000000', '--ports', 'everywhere']);
+  t.not(badPorts.exitCode, 0);
+  t.regex(badPorts.stderr, /--ports.*everywhere|Allowed choices/s);
+
+  const badPid = await cli(cryo, ['inspect', '0']);
+  t.not(badPid.exitCode, 0);
+  t.regex(badPid.stderr, /positive integer/);
+
+  const wrongToken = await execa(
+    'node',
+    [path.join(repoRoot, 'dist/src/main.js'), 'ls', '--url', cryo.url, '--token', 'not-the-token-at-all'],
+    { reject: false },
+  );
+  t.is(wrongToken.exitCode, 1);
+  t.regex(wrongToken.stderr, /UNAUTHORIZED/);
+
+  const nobody = await execa(
+    'node',
+    [path.join(repoRoot, 'dist/src/main.js'), 'ls', '--url', 'http://127.0.0.1:9', '--token', cryo.token],
+    { reject: false },
+  );
+  t.is(nobody.exitCode, 1);
+  t.regex(nobody.stderr, /CRYO_UNREACHABLE[\s\S]*hint: /);
+});
