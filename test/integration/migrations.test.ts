@@ -256,5 +256,23 @@ test.serial(
       failed,
       'the migration history survives a restart',
     );
+
+    // The command line says the same, on stderr, and exits 1.
+    const cli = await execa(
+      'node',
+      [
+        path.join(repoRoot, 'dist/src/main.js'),
+        'migrate',
+        name,
+        '--target',
+        other.url,
+        '--target-token',
+        'x'.repeat(32),
+      ],
+      { env: { CRYO_URL: cryo.url, CRYO_TOKEN: cryo.token }, reject: false },
+    );
+    t.is(cli.exitCode, 1);
+    t.regex(cli.stderr, /^cryo: TARGET_UNAUTHORIZED: .+\nhint: .+/);
+    t.true((await inspect(name)).State.Running);
   },
 );
