@@ -1,8 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { execa } from 'execa';
 import { loadConfig, type Config } from '../../src/config.js';
 import { startServer, type Server } from '../../src/server.js';
+import { repoRoot } from './prerequisites.js';
 
 export interface ApiResponse<T = Record<string, unknown>> {
   status: number;
@@ -64,6 +66,14 @@ export class TestCryo {
     });
     const text = await res.text();
     return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
+  }
+
+  /** The `cryo` command as users run it, pointed at this service (CRYO_URL, CRYO_TOKEN; flags in `args` win). */
+  cli(args: string[]) {
+    return execa('node', [path.join(repoRoot, 'dist/src/main.js'), ...args], {
+      env: { CRYO_URL: this.url, CRYO_TOKEN: this.token },
+      reject: false,
+    });
   }
 
   /** Downloads an exported archive. */

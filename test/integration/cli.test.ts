@@ -2,12 +2,11 @@ import { access, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
-import { execa } from 'execa';
 import type { Checkpoint, CheckpointList, RestoreResult } from '../../src/domain/checkpoint.js';
 import type { Preflight } from '../../src/domain/process.js';
 import { TestContainers, counterAtLeast, inspect, readCounter } from '../helpers/containers.js';
 import { TestCryo } from '../helpers/cryo.js';
-import { NODE_IMAGE, repoRoot, requirePrerequisites } from '../helpers/prerequisites.js';
+import { NODE_IMAGE, requirePrerequisites } from '../helpers/prerequisites.js';
 
 const test = anyTest as TestFn<{ cryo: TestCryo; containers: TestContainers; work: string }>;
 
@@ -28,16 +27,8 @@ test.after.always(async (t) => {
   if (t.context.work) await rm(t.context.work, { recursive: true, force: true });
 });
 
-/** The `cryo` command as users run it, against the test's cryo (CRYO_URL and CRYO_TOKEN). */
-async function cli(cryo: TestCryo, args: string[]) {
-  return execa('node', [path.join(repoRoot, 'dist/src/main.js'), ...args], {
-    env: { CRYO_URL: cryo.url, CRYO_TOKEN: cryo.token },
-    reject: false,
-  });
-}
-
 async function cliJson<T>(cryo: TestCryo, args: string[]): Promise<T> {
-  const result = await cli(cryo, args);
+  const result = await cryo.cli(args);
   if (result.exitCode !== 0) throw new Error(`cryo ${args.join(' ')}: ${result.stderr}`);
   return JSON.parse(result.stdout) as T;
 }
@@ -66,7 +57,7 @@ test('cryo checkpoint, ls and restore: the counter goes on from where it was', a
   t.is(after.bootId, before.bootId, 'the same process, restored');
   t.true(after.count >= before.count);
 
-  const removed = await cli(cryo, ['rm', checkpoint.id]);
+  const removed = await cryo.cli(['rm', checkpoint.id]);
   t.is(removed.exitCode, 0, removed.stderr);
   t.is((await cryo.api('GET', `/v1/checkpoints/${checkpoint.id}`)).status, 404);
 });
@@ -80,16 +71,16 @@ test('cryo export -o, rm, import and restore --name: a copy carries the process;
   t.true((await inspect(name)).State.Running);
 
   const file = path.join(work, 'counter.tar.zst');
-  const exported = await cli(cryo, ['export', checkpoint.id, '-o', file, '--compress', 'zstd']);
+  const exported = await cryo.cli(['export', checkpoint.id, '-o', file, '--compress', 'zstd']);
   t.is(exported.exitCode, 0, exported.stderr);
   await t.notThrowsAsync(access(file));
   // Again, uncompressed, over the same file: it is replaced whole, and no partial file stays behind.
-  const again = await cli(cryo, ['export', checkpoint.id, '-o', file]);
+  const again = await cryo.cli(['export', checkpoint.id, '-o', file]);
   t.is(again.exitCode, 0, again.stderr);
   t.deepEqual(await readdir(work), [path.basename(file)]);
   t.is((await readFile(file)).subarray(0, 4).toString('hex') === '28b52ffd', false, 'no longer zstd');
 
-  t.is((await cli(cryo, ['rm', checkpoint.id])).exitCode, 0);
+  t.is((await cryo.cli(['rm', checkpoint.id])).exitCode, 0);
   const imported = await cliJson<Checkpoint>(cryo, ['import', file]);
   t.is(imported.name, checkpoint.name);
 
@@ -99,37 +90,29 @@ test('cryo export -o, rm, import and restore --name: a copy carries the process;
   const cloned = await readCounter(copy);
   t.is(cloned.bootId, before.bootId);
   t.true(cloned.count >= before.count);
-  await cli(cryo, ['rm', imported.id]);
+  await cryo.cli(['rm', imported.id]);
 });
 
 test('cryo reports the API error with its code and hint, exits 1, and refuses bad flags before any request', async (t) => {
   const { cryo } = t.context;
-  const missing = await cli(cryo, ['checkpoint', 'cryo-test-no-such-container']);
+  const missing = await cryo.cli(['checkpoint', 'cryo-test-no-such-container']);
   t.is(missing.exitCode, 1);
   t.regex(missing.stderr, /^cryo: CONTAINER_NOT_FOUND: .*\nhint: .+/);
   t.is(missing.stdout, '');
 
-  const badPorts = await cli(cryo, ['restore', '000000000000000000000000', '--ports', 'everywhere']);
+  const badPorts = await cryo.cli(['restore', '000000000000000000000000', '--ports', 'everywhere']);
   t.not(badPorts.exitCode, 0);
   t.regex(badPorts.stderr, /--ports.*everywhere|Allowed choices/s);
 
-  const badPid = await cli(cryo, ['inspect', '0']);
+  const badPid = await cryo.cli(['inspect', '0']);
   t.not(badPid.exitCode, 0);
   t.regex(badPid.stderr, /positive integer/);
 
-  const wrongToken = await execa(
-    'node',
-    [path.join(repoRoot, 'dist/src/main.js'), 'ls', '--url', cryo.url, '--token', 'not-the-token-at-all'],
-    { reject: false },
-  );
+  const wrongToken = await cryo.cli(['ls', '--token', 'not-the-token-at-all']);
   t.is(wrongToken.exitCode, 1);
   t.regex(wrongToken.stderr, /UNAUTHORIZED/);
 
-  const nobody = await execa(
-    'node',
-    [path.join(repoRoot, 'dist/src/main.js'), 'ls', '--url', 'http://127.0.0.1:9', '--token', cryo.token],
-    { reject: false },
-  );
+  const nobody = await cryo.cli(['ls', '--url', 'http://127.0.0.1:9']);
   t.is(nobody.exitCode, 1);
   t.regex(nobody.stderr, /CRYO_UNREACHABLE[\s\S]*hint: /);
 });

@@ -1,4 +1,3 @@
-import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import { execa } from 'execa';
 import type { Checkpoint } from '../../src/domain/checkpoint.js';
@@ -14,7 +13,7 @@ import {
   sleep,
 } from '../helpers/containers.js';
 import { TestCryo } from '../helpers/cryo.js';
-import { NODE_IMAGE, repoRoot, requirePrerequisites } from '../helpers/prerequisites.js';
+import { NODE_IMAGE, requirePrerequisites } from '../helpers/prerequisites.js';
 import { bringUpSecondHost, type SecondHost } from '../helpers/second-host.js';
 
 interface Ctx {
@@ -137,22 +136,17 @@ test.serial(
     const second = containers.uniqueName('migrate2');
     await containers.run({ image: NODE_IMAGE, name: second, publish: 8080 });
     await counterAtLeast(second, 3);
-    const cli = await execa(
-      'node',
-      [
-        path.join(repoRoot, 'dist/src/main.js'),
-        'migrate',
-        second,
-        '--target',
-        b.cryo.url,
-        '--target-token',
-        b.cryo.token,
-        '--name',
-        'renamed-on-b',
-        '--keep-source',
-      ],
-      { env: { CRYO_URL: cryo.url, CRYO_TOKEN: cryo.token }, reject: false },
-    );
+    const cli = await cryo.cli([
+      'migrate',
+      second,
+      '--target',
+      b.cryo.url,
+      '--target-token',
+      b.cryo.token,
+      '--name',
+      'renamed-on-b',
+      '--keep-source',
+    ]);
     t.is(cli.exitCode, 0, cli.stderr);
     t.regex(cli.stderr, /^preflight: done in \d+ ms\nimage: skipped \(the target has the image\)\n/);
     t.regex(cli.stderr, /\nfinish: done in \d+ ms$/);
@@ -258,19 +252,7 @@ test.serial(
     );
 
     // The command line says the same, on stderr, and exits 1.
-    const cli = await execa(
-      'node',
-      [
-        path.join(repoRoot, 'dist/src/main.js'),
-        'migrate',
-        name,
-        '--target',
-        other.url,
-        '--target-token',
-        'x'.repeat(32),
-      ],
-      { env: { CRYO_URL: cryo.url, CRYO_TOKEN: cryo.token }, reject: false },
-    );
+    const cli = await cryo.cli(['migrate', name, '--target', other.url, '--target-token', 'x'.repeat(32)]);
     t.is(cli.exitCode, 1);
     t.regex(cli.stderr, /^cryo: TARGET_UNAUTHORIZED: .+\nhint: .+/);
     t.true((await inspect(name)).State.Running);
