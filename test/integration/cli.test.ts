@@ -4,6 +4,7 @@ import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import type { Checkpoint, CheckpointList, RestoreResult } from '../../src/domain/checkpoint.js';
 import type { Preflight } from '../../src/domain/process.js';
+import type { Schedule, ScheduleRun } from '../../src/domain/schedule.js';
 import { TestContainers, counterAtLeast, inspect, readCounter } from '../helpers/containers.js';
 import { TestCryo } from '../helpers/cryo.js';
 import { NODE_IMAGE, requirePrerequisites } from '../helpers/prerequisites.js';
@@ -115,4 +116,55 @@ test('cryo reports the API error with its code and hint, exits 1, and refuses ba
   const nobody = await cryo.cli(['ls', '--url', 'http://127.0.0.1:9']);
   t.is(nobody.exitCode, 1);
   t.regex(nobody.stderr, /CRYO_UNREACHABLE[\s\S]*hint: /);
+});
+
+test('cryo schedule create, run, runs, ls and rm --delete-checkpoints: snapshots kept under the retention, then gone', async (t) => {
+  const { cryo, containers } = t.context;
+  const name = containers.uniqueName('cli-schedule');
+  await containers.run({ image: NODE_IMAGE, name, publish: 8080 });
+  await counterAtLeast(name, 3);
+  const created = await cliJson<Schedule>(cryo, [
+    'schedule',
+    'create',
+    name,
+    '--cron',
+    '@monthly',
+    '--keep-last',
+    '2',
+  ]);
+  t.like(created, { cron: '@monthly', leaveRunning: true, enabled: true, retain: { last: 2 } });
+
+  const runs: ScheduleRun[] = [];
+  for (let i = 0; i < 3; i++) runs.push(await cliJson<ScheduleRun>(cryo, ['schedule', 'run', created.id]));
+  t.deepEqual(
+    runs.map((r) => r.outcome),
+    ['succeeded', 'succeeded', 'succeeded'],
+  );
+  t.true((await inspect(name)).State.Running, 'a scheduled snapshot leaves the container running');
+  const kept = await cliJson<CheckpointList>(cryo, ['ls', '--container', name]);
+  t.deepEqual(
+    kept.checkpoints.map((c) => c.id).sort(),
+    runs
+      .slice(1)
+      .map((r) => r.checkpointId!)
+      .sort(),
+    'the retention keeps the newest 2',
+  );
+  const listedRuns = await cliJson<{ runs: ScheduleRun[] }>(cryo, ['schedule', 'runs', created.id]);
+  t.is(listedRuns.runs.length, 3);
+  const listed = await cliJson<{ schedules: Schedule[] }>(cryo, ['schedule', 'ls']);
+  t.true(listed.schedules.some((s) => s.id === created.id));
+
+  const removed = await cryo.cli(['schedule', 'rm', created.id, '--delete-checkpoints']);
+  t.is(removed.exitCode, 0, removed.stderr);
+  t.false(
+    (await cliJson<{ schedules: Schedule[] }>(cryo, ['schedule', 'ls'])).schedules.some(
+      (s) => s.id === created.id,
+    ),
+  );
+  t.deepEqual((await cliJson<CheckpointList>(cryo, ['ls', '--container', name])).checkpoints, []);
+
+  const bad = await cryo.cli(['schedule', 'create', name, '--cron', 'every tuesday']);
+  t.is(bad.exitCode, 1);
+  t.regex(bad.stderr, /^cryo: [A-Z_]+: .*cron/i);
 });
