@@ -7,6 +7,8 @@ export class CliError extends Error {
     readonly code: string,
     message: string,
     readonly hint?: string,
+    /** The API's details, such as the tail of CRIU's log. */
+    readonly details?: unknown,
   ) {
     super(message);
   }
@@ -76,7 +78,7 @@ export class CryoClient {
       parsed = undefined;
     }
     const err = ErrorBodySchema.safeParse(parsed);
-    if (err.success) throw new CliError(err.data.code, err.data.message, err.data.hint);
+    if (err.success) throw new CliError(err.data.code, err.data.message, err.data.hint, err.data.details);
     throw new CliError(
       `HTTP_${res.status}`,
       `${method} ${path} answered ${res.status}: ${text.slice(0, 200)}`,

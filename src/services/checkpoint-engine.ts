@@ -3,6 +3,8 @@ import type { CriuStats } from '../domain/criu-stats.js';
 
 export interface DumpResult {
   stats: CriuStats;
+  /** The pids of the dumped tree's tasks and threads: a restore needs them free. */
+  pids: number[];
 }
 
 export interface RestoreResult {

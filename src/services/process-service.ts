@@ -128,9 +128,15 @@ export class ProcessService {
           const images = path.join(dir, CHECKPOINT_IMAGES_DIR);
           await mkdir(images);
           const dumpStarted = clock.now();
-          const { stats } = await engine.dump(pid, images, { ...options, leaveRunning: body.leaveRunning });
+          const dumped = await engine.dump(pid, images, { ...options, leaveRunning: body.leaveRunning });
+          const { stats } = dumped;
           const dumpMs = clock.now() - dumpStarted;
-          const record = { pid, pids: report.processes.map((p) => p.pid), options };
+          // The tree as CRIU dumped it: children started since the report hold pids, and PID 1 reaps them late.
+          const record = {
+            pid,
+            pids: [...new Set([...report.processes.map((p) => p.pid), ...dumped.pids])],
+            options,
+          };
           await writeFile(path.join(dir, PROCESS_RECORD), JSON.stringify(record), { mode: 0o600 });
           return { dumpMs, stats };
         },

@@ -420,6 +420,48 @@ test.serial(
   },
 );
 
+test.serial(
+  'the cryo command inspects, checks, dumps and restores a process tree by pid; it counts on',
+  async (t) => {
+    const { cryo, dir } = t.context;
+    const counter = path.join(dir, 'cli-counter');
+    const pid = spawnDetached(t, 'sh', [
+      '-c',
+      `i=0; while :; do i=$((i+1)); echo $i > ${counter}.tmp; mv ${counter}.tmp ${counter}; sleep 0.05; done`,
+    ]);
+    const read = async () => Number((await readFile(counter, 'utf8').catch(() => '0')).trim());
+    while ((await read()) < 5) await sleep(50);
+
+    const json = async <T>(args: string[]): Promise<T> => {
+      const result = await cryo.cli(args);
+      if (result.exitCode !== 0) throw new Error(`cryo ${args.join(' ')}: ${result.stderr}`);
+      return JSON.parse(result.stdout) as T;
+    };
+    const report = await json<ProcessReport>(['inspect', String(pid)]);
+    t.is(report.root, pid);
+    t.true((await json<Preflight>(['preflight', '--pid', String(pid)])).checkpointable);
+
+    const created = await json<Checkpoint>(['checkpoint', '--pid', String(pid)]);
+    t.is(created.kind, 'process');
+    const atDump = await read();
+    await sleep(300);
+    t.is(await read(), atDump, 'the tree stopped at the dump');
+    const restored = await json<RestoreResult>(['restore', created.id]);
+    t.is(restored.pid, pid);
+    for (let i = 0; i < 100 && (await read()) <= atDump; i++) await sleep(50);
+    const after = await read();
+    t.true(after > atDump && after < atDump + 50, `the counter goes on from ${atDump}: ${after}`);
+
+    const notPid = await cryo.cli(['checkpoint', '--pid', 'web']);
+    t.is(notPid.exitCode, 1);
+    t.regex(notPid.stderr, /^cryo: VALIDATION_FAILED: "web" is not a pid\nhint: /);
+    const misplaced = await cryo.cli(['checkpoint', '--pid', String(pid), '--include-volumes']);
+    t.is(misplaced.exitCode, 1, 'a container-only flag with --pid is refused by the API');
+    t.regex(misplaced.stderr, /^cryo: VALIDATION_FAILED: /);
+    await cryo.cli(['rm', created.id]);
+  },
+);
+
 test.serial('bad pids get clear 4xx errors', async (t) => {
   const { cryo } = t.context;
   for (const pid of ['0', '-5', '1', 'abc', '1.5']) {

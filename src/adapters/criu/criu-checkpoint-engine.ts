@@ -5,6 +5,7 @@ import { CriuUnavailableError } from '../../domain/errors.js';
 import type { CriuOptions } from '../../domain/process.js';
 import type { CheckpointEngine, DumpResult, RestoreResult } from '../../services/checkpoint-engine.js';
 import { criuFailure, tailLines } from './log-tail.js';
+import { PSTREE_IMAGE, readPstreePids } from './pstree-image.js';
 import { readStatsImage } from './stats-image.js';
 
 const DUMP_LOG = 'dump.log';
@@ -62,7 +63,10 @@ export class CriuCheckpointEngine implements CheckpointEngine {
     ];
     if (options.leaveRunning) args.push('--leave-running');
     await this.criu(args, dir, DUMP_LOG, 'dump');
-    return { stats: await readStatsImage(path.join(dir, 'stats-dump')) };
+    return {
+      stats: await readStatsImage(path.join(dir, 'stats-dump')),
+      pids: await readPstreePids(path.join(dir, PSTREE_IMAGE)),
+    };
   }
 
   async restore(dir: string, options: CriuOptions): Promise<RestoreResult> {

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { CriuStats } from '../../domain/criu-stats.js';
+import { imageEntries, protobufFields } from './image-file.js';
 
 /**
  * CRIU's stats-dump and stats-restore images: a magic (u32), a second magic (u32), the payload size (u32), then a
@@ -29,49 +30,19 @@ const TIMES = new Set<keyof CriuStats>([
 ]);
 
 export function parseStatsImage(image: Buffer): CriuStats {
-  if (image.length < 12) return {};
-  const size = image.readUInt32LE(8);
-  const payload = image.subarray(12, 12 + size);
+  const payload = imageEntries(image).next().value;
+  if (!payload) return {};
   const out: CriuStats = {};
-  for (const [field, value] of fields(payload)) {
+  for (const [field, value] of protobufFields(payload)) {
     if (!Buffer.isBuffer(value)) continue;
     const map = field === 1 ? DUMP_FIELDS : field === 2 ? RESTORE_FIELDS : undefined;
     if (!map) continue;
-    for (const [sub, n] of fields(value)) {
+    for (const [sub, n] of protobufFields(value)) {
       const key = map[sub];
       if (key && typeof n === 'bigint') out[key] = TIMES.has(key) ? Number(n) / 1000 : Number(n);
     }
   }
   return out;
-}
-
-/** The fields of a protobuf message: varints as bigint, length-delimited as Buffer; others are skipped. */
-function* fields(buf: Buffer): Generator<[number, bigint | Buffer]> {
-  let i = 0;
-  const varint = (): bigint => {
-    let result = 0n;
-    let shift = 0n;
-    for (;;) {
-      if (i >= buf.length) throw new Error('truncated varint');
-      const byte = buf[i++]!;
-      result |= BigInt(byte & 0x7f) << shift;
-      if ((byte & 0x80) === 0) return result;
-      shift += 7n;
-    }
-  };
-  while (i < buf.length) {
-    const key = Number(varint());
-    const field = key >> 3;
-    const wire = key & 7;
-    if (wire === 0) yield [field, varint()];
-    else if (wire === 2) {
-      const len = Number(varint());
-      yield [field, buf.subarray(i, i + len)];
-      i += len;
-    } else if (wire === 1) i += 8;
-    else if (wire === 5) i += 4;
-    else return;
-  }
 }
 
 /** CRIU's stats from an image file; a missing or unreadable one only means no stats, never a failed operation. */
