@@ -7,7 +7,12 @@ const DUMPABLE_DEVICE = /^(1:\d+|10:200)$/;
  * The reasons a CRIU dump of this tree would fail, read from what it holds. Each one here was seen to make a
  * real `criu dump` fail (see test/integration/processes.test.ts).
  */
-export function preflightProblems(report: ProcessReport, options: CriuOptions): Problem[] {
+export function preflightProblems(
+  report: ProcessReport,
+  options: CriuOptions,
+  /** Terminals (major:minor) the runtime hands CRIU as external: a container's console. */
+  consoles: ReadonlySet<string> = new Set(),
+): Problem[] {
   const problems: Problem[] = [];
   for (const p of report.processes) {
     for (const f of p.fds) {
@@ -73,6 +78,7 @@ export function preflightProblems(report: ProcessReport, options: CriuOptions): 
       if (
         f.kind === 'tty' &&
         !options.shellJob &&
+        !(f.device && consoles.has(f.device)) &&
         !report.processes.some((q) => q.fds.some((g) => g.target === '/dev/ptmx'))
       ) {
         problems.push({

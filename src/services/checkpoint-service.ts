@@ -138,7 +138,7 @@ export class CheckpointService {
       const processes = body.force ? undefined : this.deps.processes;
       const [criuVersion, preflight, runtimeSpec] = await Promise.all([
         this.requireCheckpointSupport(),
-        processes?.preflightContainerPid(container.pid, criu),
+        processes?.preflightOf(container, criu),
         runtime.runtimeSpec(container.id),
       ]);
       if (preflight && !preflight.checkpointable) throw new PreflightFailedError(preflight.problems);

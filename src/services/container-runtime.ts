@@ -12,6 +12,8 @@ export interface ContainerInfo {
   /** Docker's state word: created, running, paused, restarting, removing, exited or dead. */
   state: string;
   pid: number;
+  /** Whether it runs on a console of its own (`docker run -t`), which the runtime hands CRIU as external. */
+  tty: boolean;
   /** The engine's full description of the container, kept as config.dump. */
   config: unknown;
 }

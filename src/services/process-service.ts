@@ -26,7 +26,7 @@ import type { CheckpointCatalog } from './checkpoint-catalog.js';
 import type { CheckpointEngine } from './checkpoint-engine.js';
 import { newId } from './checkpoint-service.js';
 import type { Clock } from './clock.js';
-import type { ContainerRuntime } from './container-runtime.js';
+import type { ContainerInfo, ContainerRuntime } from './container-runtime.js';
 import type { ImageStore } from './image-store.js';
 import { KeyedLocks } from './keyed-locks.js';
 import type { ProcessInspector } from './process-inspector.js';
@@ -75,7 +75,7 @@ export class ProcessService {
   }
 
   async inspectContainer(ref: string): Promise<ProcessReport> {
-    return this.deps.inspector.report(await this.containerPid(ref));
+    return this.deps.inspector.report((await this.runningContainer(ref)).pid);
   }
 
   async preflight(pid: number, options: CriuOptions): Promise<Preflight> {
@@ -84,18 +84,23 @@ export class ProcessService {
   }
 
   async preflightContainer(ref: string, options: Partial<ContainerCriuOptions> = {}): Promise<Preflight> {
-    return this.preflightContainerPid(await this.containerPid(ref), options);
+    return this.preflightOf(await this.runningContainer(ref), options);
   }
 
-  /** The pre-flight of a container whose main pid the caller already knows. */
-  preflightContainerPid(pid: number, options: Partial<ContainerCriuOptions> = {}): Promise<Preflight> {
+  /** The pre-flight of a container the caller has already inspected. */
+  preflightOf(
+    container: Pick<ContainerInfo, 'pid' | 'tty'>,
+    options: Partial<ContainerCriuOptions> = {},
+  ): Promise<Preflight> {
     return this.check(
-      pid,
+      container.pid,
       CriuOptionsSchema.parse({
         tcpEstablished: options.tcpEstablished ?? false,
         fileLocks: options.fileLocks ?? false,
         externalUnixSockets: options.externalUnixSockets ?? false,
       }),
+      undefined,
+      container.tty,
     );
   }
 
@@ -175,9 +180,21 @@ export class ProcessService {
     }
   }
 
-  private async check(pid: number, options: CriuOptions, known?: ProcessReport): Promise<Preflight> {
+  /** `console`: the tree is a container on a console of its own, the terminal on its root's stdio. */
+  private async check(
+    pid: number,
+    options: CriuOptions,
+    known?: ProcessReport,
+    console = false,
+  ): Promise<Preflight> {
     const report = known ?? (await this.deps.inspector.report(pid));
-    const problems: Problem[] = preflightProblems(report, options);
+    const root = report.processes.find((p) => p.pid === report.root);
+    const consoles = new Set(
+      console
+        ? (root?.fds ?? []).filter((f) => f.fd <= 2 && f.kind === 'tty' && f.device).map((f) => f.device!)
+        : [],
+    );
+    const problems: Problem[] = preflightProblems(report, options, consoles);
     try {
       const version = await this.deps.engine.version();
       if (compareVersions(version, MIN_CRIU) < 0) {
@@ -200,11 +217,11 @@ export class ProcessService {
     if (!(await this.deps.inspector.exists(pid))) throw new ProcessNotFoundError(pid);
   }
 
-  private async containerPid(ref: string): Promise<number> {
+  private async runningContainer(ref: string): Promise<ContainerInfo> {
     const container = await this.deps.runtime.inspect(ref);
     if (!container) throw new ContainerNotFoundError(ref);
     if (!container.running) throw new ContainerNotRunningError(ref, container.state);
-    return container.pid;
+    return container;
   }
 
   private async waitGone(pid: number): Promise<void> {

@@ -15,6 +15,8 @@ export interface RunOptions {
   volumes?: string[];
   /** Docker's restart policy, e.g. "always". */
   restart?: string;
+  /** A console of its own, as `docker run -it`. */
+  tty?: boolean;
 }
 
 /** Containers created by a test, removed by `removeAll` whatever the outcome. */
@@ -40,6 +42,7 @@ export class TestContainers {
     if (options.publish) args.push('-p', `127.0.0.1:${options.hostPort ?? ''}:${options.publish}`);
     for (const v of options.volumes ?? []) args.push('-v', v);
     if (options.restart) args.push('--restart', options.restart);
+    if (options.tty) args.push('-it');
     args.push(options.image, ...(options.cmd ?? []));
     const { stdout } = await execa('docker', args);
     return stdout.trim();
@@ -62,7 +65,7 @@ export async function inspect(ref: string): Promise<{
   Id: string;
   Name: string;
   State: ContainerState;
-  Config: { Labels: Record<string, string> | null };
+  Config: { Labels: Record<string, string> | null; Tty?: boolean };
 }> {
   const { stdout } = await execa('docker', ['inspect', ref]);
   return (JSON.parse(stdout) as never[])[0] as never;

@@ -6,6 +6,7 @@ import anyTest, { type TestFn } from 'ava';
 import { execa } from 'execa';
 import type { Checkpoint, RestoreResult } from '../../src/domain/checkpoint.js';
 import type { ErrorBody } from '../../src/domain/error-body.js';
+import type { Preflight } from '../../src/domain/process.js';
 import type { Health } from '../../src/domain/health.js';
 import { LABEL_RESTORED_FROM } from '../../src/domain/labels.js';
 import {
@@ -216,6 +217,32 @@ test('a restore with abandonOnDisconnect whose caller goes away leaves no contai
   const restored = await readCounter(copy);
   t.is(restored.bootId, before.bootId, 'the checkpoint is intact and restores');
   t.true(restored.count >= before.count);
+});
+
+test('a container on a console of its own (docker run -it): the pre-flight passes, and it checkpoints and restores', async (t) => {
+  const { cryo, containers } = t.context;
+  const name = containers.uniqueName('console');
+  await containers.run({ image: NODE_IMAGE, name, publish: 8080, tty: true, env: { COUNTER_LOG: '1' } });
+  t.true((await inspect(name)).Config.Tty);
+  const before = await counterAtLeast(name, 5);
+
+  const preflight = await cryo.api<Preflight>('GET', `/v1/containers/${name}/preflight`);
+  t.true(preflight.body.checkpointable, JSON.stringify(preflight.body.problems));
+  const created = await cryo.api<Checkpoint>('POST', `/v1/containers/${name}/checkpoints`, {});
+  t.is(created.status, 201, JSON.stringify(created.body));
+  const restored = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${created.body.id}/restore`);
+  t.is(restored.status, 201, JSON.stringify(restored.body));
+  const after = await readCounter(name);
+  t.is(after.bootId, before.bootId, 'the same process, on its console again');
+  t.true(after.count >= before.count);
+  // What the restored process prints still reaches Docker's console.
+  const later = await counterAtLeast(name, after.count + 3);
+  let logs = '';
+  for (let i = 0; i < 50 && !logs.includes(`count ${later.count}`); i++) {
+    logs = (await execa('docker', ['logs', name])).stdout;
+    await sleep(100);
+  }
+  t.true(logs.includes(`count ${later.count}`), 'the restored process writes to its console');
 });
 
 test('the pre-flight refuses an established connection; forced, the checkpoint fails with CRIU_FAILED and the log tail and leaves the container running, unpaused, with nothing stored', async (t) => {

@@ -40,6 +40,7 @@ export class FakeRuntime implements ContainerRuntime {
       paused: false,
       state: 'running',
       pid: 1234,
+      tty: false,
       ...info,
       config: {
         Id: info.id,

@@ -45,3 +45,14 @@ test('a file on a detached mount is a problem whatever the options', (t) => {
   t.is(problem?.fd, 4);
   t.true((problem?.hint.length ?? 0) > 0);
 });
+
+test("a terminal the tree does not own is a problem, but not the container's console that the runtime hands CRIU", (t) => {
+  const console: Fd = { fd: 0, kind: 'tty', target: '/dev/pts/0', device: '136:0' };
+  const other: Fd = { fd: 5, kind: 'tty', target: '/dev/pts/3', device: '136:3' };
+  t.deepEqual(codes([console]), ['TTY_NOT_OWNED']);
+  t.deepEqual(
+    preflightProblems(report([console, other]), defaults, new Set(['136:0'])).map((p) => `${p.code} ${p.fd}`),
+    ['TTY_NOT_OWNED 5'],
+  );
+  t.deepEqual(codes([console, other], { ...defaults, shellJob: true }), []);
+});

@@ -95,6 +95,7 @@ export class DockerContainerRuntime implements ContainerRuntime {
       paused: raw.State.Paused,
       state: raw.State.Status,
       pid: raw.State.Pid,
+      tty: raw.Config.Tty === true,
       config: raw,
     };
   }
