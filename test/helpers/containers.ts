@@ -17,6 +17,8 @@ export interface RunOptions {
   restart?: string;
   /** A console of its own, as `docker run -it`. */
   tty?: boolean;
+  /** docker-init as PID 1, as `docker run --init`. */
+  init?: boolean;
 }
 
 /** Containers created by a test, removed by `removeAll` whatever the outcome. */
@@ -43,6 +45,7 @@ export class TestContainers {
     for (const v of options.volumes ?? []) args.push('-v', v);
     if (options.restart) args.push('--restart', options.restart);
     if (options.tty) args.push('-it');
+    if (options.init) args.push('--init');
     args.push(options.image, ...(options.cmd ?? []));
     const { stdout } = await execa('docker', args);
     return stdout.trim();

@@ -1,4 +1,6 @@
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import net from 'node:net';
 import anyTest, { type TestFn } from 'ava';
 import { execa } from 'execa';
@@ -234,6 +236,50 @@ test('ghostLimitBytes reaches CRIU per request: of two concurrent dumps of a con
   t.is(restored.status, 201, JSON.stringify(restored.body));
   const { stdout } = await execa('docker', ['exec', copy, 'sh', '-c', 'md5sum < /proc/1/fd/3']);
   t.is(stdout.split(' ')[0], sum, 'the deleted file came back with its contents');
+});
+
+test('a container with a host file bind-mounted and docker-init (--init) restores, also while another container is dumped, and runc.conf is put back', async (t) => {
+  const { cryo, containers } = t.context;
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cryo-test-bind-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const conf = path.join(dir, 'app.conf');
+  await writeFile(conf, 'setting = 1\n');
+  const name = containers.uniqueName('bindfile');
+  await containers.run({
+    image: NODE_IMAGE,
+    name,
+    publish: 8080,
+    init: true,
+    volumes: [`${conf}:/etc/app.conf:ro`],
+  });
+  const other = containers.uniqueName('alongside');
+  await containers.run({ image: NODE_IMAGE, name: other, publish: 8080 });
+  const before = await counterAtLeast(name, 3);
+  const runcConf = await readFile('/etc/criu/runc.conf', 'utf8').catch(() => undefined);
+
+  for (let round = 0; round < 3; round++) {
+    const created = await cryo.api<Checkpoint>('POST', `/v1/containers/${name}/checkpoints`, {});
+    t.is(created.status, 201, JSON.stringify(created.body));
+    // runc reads runc.conf on dumps too, and refuses the restore-only option there: the two must not overlap.
+    const [restored, dumped] = await Promise.all([
+      cryo.api<RestoreResult>('POST', `/v1/checkpoints/${created.body.id}/restore`),
+      cryo.api<Checkpoint>('POST', `/v1/containers/${other}/checkpoints`, { leaveRunning: true }),
+    ]);
+    t.is(restored.status, 201, JSON.stringify(restored.body));
+    t.is(dumped.status, 201, JSON.stringify(dumped.body));
+  }
+  const after = await readCounter(name);
+  t.is(after.bootId, before.bootId, 'the same process, restored three times');
+  t.true(after.count >= before.count);
+  t.is(
+    await dockerExec(name, [
+      '/usr/bin/node',
+      '-e',
+      "process.stdout.write(require('fs').readFileSync('/etc/app.conf', 'utf8'))",
+    ]),
+    'setting = 1',
+  );
+  t.is(await readFile('/etc/criu/runc.conf', 'utf8').catch(() => undefined), runcConf);
 });
 
 test('bad CRIU options are refused before anything is frozen', async (t) => {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { access, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import Docker from 'dockerode';
 import { execa } from 'execa';
@@ -22,6 +22,7 @@ import type {
 } from '../../services/container-runtime.js';
 import { tailLines } from '../criu/log-tail.js';
 import { Mutex } from './mutex.js';
+import { SharedLock } from './shared-lock.js';
 import { singleFileTar } from './single-file-tar.js';
 import { toCreateOptions } from './create-options.js';
 import { criuConfigLines, RuncCheckpointer } from './runc-checkpointer.js';
@@ -66,6 +67,8 @@ export class DockerContainerRuntime implements ContainerRuntime {
   private rootDir: string | undefined;
   // Restores run one at a time so that each can tell its own containerd leftovers in /tmp from another's.
   private readonly restoreMutex = new Mutex();
+  /** Held shared by every runc dump, exclusively while a restore has written CRIU options into runc's file. */
+  private readonly runcConfig = new SharedLock();
   private readonly runc: RuncCheckpointer;
 
   constructor(private readonly options: DockerContainerRuntimeOptions = {}) {
@@ -119,14 +122,16 @@ export class DockerContainerRuntime implements ContainerRuntime {
     };
     let stats: CriuStats;
     try {
-      stats = await this.runc.checkpoint({
-        root,
-        containerId,
-        imagesDir,
-        workDir: request.parentDir,
-        leaveRunning: !request.exit,
-        criu: request.criu,
-      });
+      stats = await this.runcConfig.shared(() =>
+        this.runc.checkpoint({
+          root,
+          containerId,
+          imagesDir,
+          workDir: request.parentDir,
+          leaveRunning: !request.exit,
+          criu: request.criu,
+        }),
+      );
     } catch (err) {
       await putBack();
       throw err;
@@ -216,7 +221,11 @@ export class DockerContainerRuntime implements ContainerRuntime {
         // so the images go into the container's own checkpoints directory, as links into cryo's storage.
         await linkImages(imagesDir, target);
         await this.requireListed(containerId, checkpointName);
-        await this.withRestoreOptions(criu, () => this.startFromCheckpoint(containerId, checkpointName));
+        const lines = [
+          ...criuConfigLines({ ...criu, ghostLimitBytes: undefined }),
+          ...((await this.bindsFiles(containerId)) ? ['mntns-compat-mode'] : []),
+        ];
+        await this.withRestoreOptions(lines, () => this.startFromCheckpoint(containerId, checkpointName));
       } finally {
         await this.checkpointApi(containerId)
           .deleteCheckpoint(checkpointName)
@@ -307,13 +316,32 @@ export class DockerContainerRuntime implements ContainerRuntime {
   }
 
   /**
+   * Whether the container has a single file bind-mounted from the host (`-v ./app.conf:/etc/app.conf`, or
+   * docker-init with `--init`): CRIU 4.2's mount engine (mount-v2) cannot restore those here ("Can't remount ...
+   * with MS_PRIVATE: No such file or directory"), its compat engine can.
+   */
+  private async bindsFiles(containerId: string): Promise<boolean> {
+    const raw = await this.call(() => this.docker.getContainer(containerId).inspect());
+    if (raw.HostConfig.Init === true) return true;
+    for (const m of raw.Mounts ?? []) {
+      if (m.Type !== 'bind' || !m.Source) continue;
+      if ((await stat(m.Source).catch(() => undefined))?.isFile()) return true;
+    }
+    return false;
+  }
+
+  /**
    * runc reads one CRIU configuration file on every restore, and dockerd offers no per-container annotation
    * to name another (org.criu.config needs API 1.43); restores are serialised, so the options are written
-   * there for the length of this one restore and the file is put back as it was.
+   * there for the length of this one restore and the file is put back as it was. runc reads it on dumps too,
+   * and some options are refused there, so no dump starts meanwhile.
    */
-  private async withRestoreOptions(criu: ContainerCriuOptions, fn: () => Promise<void>): Promise<void> {
-    const lines = criuConfigLines({ ...criu, ghostLimitBytes: undefined });
+  private async withRestoreOptions(lines: string[], fn: () => Promise<void>): Promise<void> {
     if (lines.length === 0) return fn();
+    return this.runcConfig.exclusive(() => this.writingRestoreOptions(lines, fn));
+  }
+
+  private async writingRestoreOptions(lines: string[], fn: () => Promise<void>): Promise<void> {
     const file = this.options.runcCriuConfig ?? '/etc/criu/runc.conf';
     const before = await readFile(file, 'utf8').catch(() => undefined);
     await mkdir(path.dirname(file), { recursive: true });
