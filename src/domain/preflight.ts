@@ -7,14 +7,40 @@ const DUMPABLE_DEVICE = /^(1:\d+|10:200)$/;
  * The reasons a CRIU dump of this tree would fail, read from what it holds. Each one here was seen to make a
  * real `criu dump` fail (see test/integration/processes.test.ts).
  */
+/** Who runs CRIU (cryo, whose ids and capabilities the tools it starts inherit). */
+export interface Dumper {
+  uid: number;
+  gid: number;
+  /** CAP_SYS_RESOURCE: CRIU reads every task's resource limits, another user's only with it. */
+  sysResource: boolean;
+}
+
+export interface PreflightContext {
+  /** Terminals (major:minor) the runtime hands CRIU as external: a container's console. */
+  consoles?: ReadonlySet<string>;
+  dumper?: Dumper;
+}
+
 export function preflightProblems(
   report: ProcessReport,
   options: CriuOptions,
-  /** Terminals (major:minor) the runtime hands CRIU as external: a container's console. */
-  consoles: ReadonlySet<string> = new Set(),
+  context: PreflightContext = {},
 ): Problem[] {
+  const consoles = context.consoles ?? new Set<string>();
+  const { dumper } = context;
   const problems: Problem[] = [];
   for (const p of report.processes) {
+    // prlimit(2) on another process needs its real, effective and saved ids to be the caller's real ones.
+    const foreign =
+      p.uids.slice(0, 3).some((u) => u !== dumper?.uid) || p.gids.slice(0, 3).some((g) => g !== dumper?.gid);
+    if (dumper && !dumper.sysResource && foreign) {
+      problems.push({
+        code: 'CAP_SYS_RESOURCE_MISSING',
+        message: `pid ${p.pid} runs as uid ${p.uids[1]} and gid ${p.gids[1]}, and CRIU would run without CAP_SYS_RESOURCE: it cannot read that process's resource limits`,
+        hint: 'run cryo with CAP_SYS_RESOURCE (root with the full capability set), or the workload as the user cryo runs as',
+        pid: p.pid,
+      });
+    }
     for (const f of p.fds) {
       if (
         f.kind === 'inet' &&

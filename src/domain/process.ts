@@ -59,6 +59,9 @@ export const ProcessInfoSchema = z.object({
   cmdline: z.array(z.string()),
   state: z.string(),
   threads: z.number(),
+  /** Real, effective, saved and filesystem uid, from /proc/<pid>/status. */
+  uids: z.array(z.number()),
+  gids: z.array(z.number()),
   namespaces: z.record(z.string(), z.number()),
   cgroup: z.string(),
   memory: z.object({ rss: z.number(), anonymous: z.number(), fileBacked: z.number(), shared: z.number() }),

@@ -194,7 +194,10 @@ export class ProcessService {
         ? (root?.fds ?? []).filter((f) => f.fd <= 2 && f.kind === 'tty' && f.device).map((f) => f.device!)
         : [],
     );
-    const problems: Problem[] = preflightProblems(report, options, consoles);
+    const problems: Problem[] = preflightProblems(report, options, {
+      consoles,
+      dumper: await this.deps.inspector.dumper(),
+    });
     try {
       const version = await this.deps.engine.version();
       if (compareVersions(version, MIN_CRIU) < 0) {

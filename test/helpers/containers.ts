@@ -19,6 +19,8 @@ export interface RunOptions {
   tty?: boolean;
   /** docker-init as PID 1, as `docker run --init`. */
   init?: boolean;
+  /** `docker run --user`. */
+  user?: string;
 }
 
 /** Containers created by a test, removed by `removeAll` whatever the outcome. */
@@ -46,6 +48,7 @@ export class TestContainers {
     if (options.restart) args.push('--restart', options.restart);
     if (options.tty) args.push('-it');
     if (options.init) args.push('--init');
+    if (options.user) args.push('--user', options.user);
     args.push(options.image, ...(options.cmd ?? []));
     const { stdout } = await execa('docker', args);
     return stdout.trim();

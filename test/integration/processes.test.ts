@@ -8,9 +8,9 @@ import { execa } from 'execa';
 import type { Checkpoint, RestoreResult } from '../../src/domain/checkpoint.js';
 import type { ErrorBody } from '../../src/domain/error-body.js';
 import type { Preflight, ProcessReport } from '../../src/domain/process.js';
-import { freePort, sleep } from '../helpers/containers.js';
+import { TestContainers, freePort, inspect, sleep } from '../helpers/containers.js';
 import { TestCryo } from '../helpers/cryo.js';
-import { requirePrerequisites } from '../helpers/prerequisites.js';
+import { BUSYBOX_IMAGE, requirePrerequisites } from '../helpers/prerequisites.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const ECHO = path.join(repoRoot, 'fixtures/workloads/echo.js');
@@ -459,6 +459,49 @@ test.serial(
     t.is(misplaced.exitCode, 1, 'a container-only flag with --pid is refused by the API');
     t.regex(misplaced.stderr, /^cryo: VALIDATION_FAILED: /);
     await cryo.cli(['rm', created.id]);
+  },
+);
+
+test.serial(
+  "another user's container: without CAP_SYS_RESOURCE the pre-flight says CAP_SYS_RESOURCE_MISSING and a forced dump really fails; with it, the dump and restore work",
+  async (t) => {
+    const { cryo } = t.context;
+    const containers = new TestContainers();
+    t.teardown(() => containers.removeAll());
+    const name = containers.uniqueName('user1000');
+    await containers.run({
+      image: BUSYBOX_IMAGE,
+      name,
+      user: '1000:1000',
+      cmd: ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done'],
+    });
+    await sleep(500);
+    const status = await readFile('/proc/self/status', 'utf8');
+    const capable = (BigInt(`0x${/^CapEff:\s+([0-9a-f]+)$/m.exec(status)![1]}`) & (1n << 24n)) !== 0n;
+    const pre = (await cryo.api<Preflight>('GET', `/v1/containers/${name}/preflight`)).body;
+    const created = await cryo.api<Checkpoint | ErrorBody>('POST', `/v1/containers/${name}/checkpoints`, {
+      force: true,
+    });
+    if (capable) {
+      t.true(pre.checkpointable, JSON.stringify(pre.problems));
+      t.is(created.status, 201, JSON.stringify(created.body));
+      const restored = await cryo.api('POST', `/v1/checkpoints/${(created.body as Checkpoint).id}/restore`);
+      t.is(restored.status, 201, JSON.stringify(restored.body));
+    } else {
+      t.false(pre.checkpointable);
+      t.true(pre.problems.some((p) => p.code === 'CAP_SYS_RESOURCE_MISSING'));
+      t.is(created.status, 500);
+      const failed = created.body as ErrorBody;
+      t.is(failed.code, 'CRIU_FAILED');
+      t.regex(JSON.stringify(failed.details), /Can't get rlimit/);
+      const refused = await cryo.api<ErrorBody>('POST', `/v1/containers/${name}/checkpoints`, {});
+      t.is(refused.status, 409);
+      t.is(refused.body.code, 'PREFLIGHT_FAILED');
+      t.true(
+        (await inspect(name)).State.Running,
+        'nothing was frozen for the refusal, and the failed dump left it running',
+      );
+    }
   },
 );
 

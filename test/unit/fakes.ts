@@ -1,5 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Dumper } from '../../src/domain/preflight.js';
 import type { ProcessReport } from '../../src/domain/process.js';
 import type { ProcessInspector } from '../../src/services/process-inspector.js';
 import type { MountRecord } from '../../src/domain/manifest.js';
@@ -180,5 +181,8 @@ export class FakeInspector implements ProcessInspector {
   }
   async report(root: number): Promise<ProcessReport> {
     return { root, processes: [] };
+  }
+  async dumper(): Promise<Dumper> {
+    return { uid: 0, gid: 0, sysResource: true };
   }
 }

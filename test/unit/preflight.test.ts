@@ -13,6 +13,8 @@ function report(fds: Fd[]): ProcessReport {
         cmdline: ['app'],
         state: 'S',
         threads: 1,
+        uids: [1000, 1000, 1000, 1000],
+        gids: [1000, 1000, 1000, 1000],
         namespaces: {},
         cgroup: '0::/',
         memory: { rss: 0, anonymous: 0, fileBacked: 0, shared: 0 },
@@ -51,8 +53,19 @@ test("a terminal the tree does not own is a problem, but not the container's con
   const other: Fd = { fd: 5, kind: 'tty', target: '/dev/pts/3', device: '136:3' };
   t.deepEqual(codes([console]), ['TTY_NOT_OWNED']);
   t.deepEqual(
-    preflightProblems(report([console, other]), defaults, new Set(['136:0'])).map((p) => `${p.code} ${p.fd}`),
+    preflightProblems(report([console, other]), defaults, { consoles: new Set(['136:0']) }).map(
+      (p) => `${p.code} ${p.fd}`,
+    ),
     ['TTY_NOT_OWNED 5'],
   );
   t.deepEqual(codes([console, other], { ...defaults, shellJob: true }), []);
+});
+
+test("another user's process is a problem only when CRIU would run without CAP_SYS_RESOURCE", (t) => {
+  const of = (dumper: { uid: number; gid: number; sysResource: boolean }) =>
+    preflightProblems(report([]), defaults, { dumper }).map((p) => p.code);
+  t.deepEqual(of({ uid: 0, gid: 0, sysResource: false }), ['CAP_SYS_RESOURCE_MISSING']);
+  t.deepEqual(of({ uid: 0, gid: 0, sysResource: true }), []);
+  t.deepEqual(of({ uid: 1000, gid: 1000, sysResource: false }), [], 'its own user needs no capability');
+  t.deepEqual(of({ uid: 1000, gid: 0, sysResource: false }), ['CAP_SYS_RESOURCE_MISSING']);
 });

@@ -1,7 +1,11 @@
 import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { execa } from 'execa';
+import type { Dumper } from '../../domain/preflight.js';
 import type { Fd, ProcessInfo, ProcessReport } from '../../domain/process.js';
 import type { ProcessInspector } from '../../services/process-inspector.js';
+
+/** capability(7): lets a process read and set another user's resource limits, as CRIU does for every task. */
+const CAP_SYS_RESOURCE = 24n;
 
 const TCP_STATES: Record<string, string> = {
   '01': 'ESTABLISHED',
@@ -34,6 +38,16 @@ interface UnixSocket {
 
 /** Reads a process tree's state from /proc, and unix socket peers with `ss` inside its network namespace. */
 export class ProcInspector implements ProcessInspector {
+  async dumper(): Promise<Dumper> {
+    const status = await readFile('/proc/self/status', 'utf8');
+    const effective = BigInt(`0x${/^CapEff:\s+([0-9a-f]+)$/m.exec(status)?.[1] ?? '0'}`);
+    return {
+      uid: ids(status, 'Uid')[0] ?? 0,
+      gid: ids(status, 'Gid')[0] ?? 0,
+      sysResource: (effective & (1n << CAP_SYS_RESOURCE)) !== 0n,
+    };
+  }
+
   async exists(pid: number): Promise<boolean> {
     return stat(`/proc/${pid}`).then(
       () => true,
@@ -141,6 +155,8 @@ export class ProcInspector implements ProcessInspector {
       cmdline,
       state: state ?? '?',
       threads: Number(/^Threads:\s+(\d+)/m.exec(status)?.[1] ?? 1),
+      uids: ids(status, 'Uid'),
+      gids: ids(status, 'Gid'),
       namespaces,
       cgroup: (await readFile(`${base}/cgroup`, 'utf8').catch(() => '')).trim(),
       memory: {
@@ -321,4 +337,12 @@ function address(hex: string): string {
     words.push(w.slice(0, 4), w.slice(4));
   }
   return `[${words.map((w) => w.replace(/^0+(?=.)/, '')).join(':')}]:${p}`;
+}
+
+/** The Uid: or Gid: line of /proc/<pid>/status: real, effective, saved, filesystem. */
+function ids(status: string, key: 'Uid' | 'Gid'): number[] {
+  return (new RegExp(`^${key}:\\s+(.*)$`, 'm').exec(status)?.[1] ?? '')
+    .split(/\s+/)
+    .filter(Boolean)
+    .map(Number);
 }
