@@ -9,9 +9,13 @@ const ListenSchema = z
   })
   .refine((l) => l.port >= 0 && l.port <= 65535, 'port out of range');
 
+/** Where cryo listens and keeps its data unless told otherwise; the command-line client looks there too. */
+export const DEFAULT_LISTEN = { host: '127.0.0.1', port: 7070 };
+export const DEFAULT_DATA_DIR = '/var/lib/cryo';
+
 export const ConfigSchema = z.object({
-  listen: ListenSchema.default({ host: '127.0.0.1', port: 7070 }),
-  dataDir: z.string().min(1).default('/var/lib/cryo'),
+  listen: ListenSchema.default(DEFAULT_LISTEN),
+  dataDir: z.string().min(1).default(DEFAULT_DATA_DIR),
   token: z.string().min(16, 'CRYO_TOKEN must be at least 16 characters').optional(),
   dockerSocket: z.string().min(1).default('/var/run/docker.sock'),
   containerdSocket: z.string().min(1).optional(),

@@ -1,14 +1,16 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { readFile, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_DATA_DIR, DEFAULT_LISTEN } from '../config.js';
 import type { Checkpoint } from '../domain/checkpoint.js';
 import type { Migration } from '../domain/migration.js';
+import { TOKEN_FILE } from '../adapters/store/token-file.js';
 import { CliError, CryoClient } from './cryo-client.js';
 
-const DEFAULT_URL = 'http://127.0.0.1:7070';
-const DEFAULT_DATA_DIR = '/var/lib/cryo';
+const DEFAULT_URL = `http://${DEFAULT_LISTEN.host}:${DEFAULT_LISTEN.port}`;
 const MIGRATION_POLL_MS = 200;
 
 interface GlobalOptions {
@@ -303,7 +305,7 @@ async function endpoint(o: GlobalOptions): Promise<[string, string]> {
   const url = (o.url ?? process.env.CRYO_URL ?? DEFAULT_URL).replace(/\/+$/, '');
   let token = o.token ?? process.env.CRYO_TOKEN;
   if (!token) {
-    const file = `${process.env.CRYO_DATA_DIR ?? DEFAULT_DATA_DIR}/token`;
+    const file = path.join(process.env.CRYO_DATA_DIR ?? DEFAULT_DATA_DIR, TOKEN_FILE);
     token = await readFile(file, 'utf8').then(
       (t) => t.trim(),
       () => {
