@@ -201,6 +201,26 @@ export function addClientCommands(program: Command, out: CliOutput = process): v
       }),
     );
 
+  program
+    .command('migrations')
+    .description('migrations from this host, or one of them')
+    .argument('[migration]', 'migration id')
+    .action(
+      run(async (client, id: string | undefined) =>
+        client.json('GET', id ? `/v1/migrations/${seg(id)}` : '/v1/migrations'),
+      ),
+    );
+
+  program
+    .command('operators')
+    .description('the stream job in a container: its operators, key groups and last operator checkpoint')
+    .argument('<container>', 'name or id')
+    .action(
+      run(async (client, container: string) =>
+        client.json('GET', `/v1/containers/${seg(container)}/operators`),
+      ),
+    );
+
   const schedule = program.command('schedule').description('cron-scheduled snapshots and their retention');
   schedule
     .command('create')

@@ -152,6 +152,8 @@ test.serial(
     t.regex(cli.stderr, /\nfinish: done in \d+ ms$/);
     const end = JSON.parse(cli.stdout) as Migration;
     t.is(end.status, 'succeeded', JSON.stringify(end));
+    const shown = await cryo.cli(['migrations', end.id]);
+    t.deepEqual(JSON.parse(shown.stdout), end, 'cryo migrations <id> shows the same record');
     t.like(
       end.phases.find((p) => p.name === 'image'),
       { status: 'skipped' },

@@ -430,6 +430,12 @@ test('operator checkpoint ids go on increasing across a restart of cryo', async 
   const second = await checkpoint(t, job.name, 'only');
   t.true(second.application!.checkpointId > first.application!.checkpointId);
   t.is((await operators(cryo, job.name)).lastCheckpointId, second.application!.checkpointId);
+  // The command line shows the same view.
+  const cli = await cryo.cli(['operators', job.name]);
+  t.is(cli.exitCode, 0, cli.stderr);
+  const view = JSON.parse(cli.stdout) as OperatorsView;
+  t.is(view.lastCheckpointId, second.application!.checkpointId);
+  t.is(view.lastCompleted?.checkpoint, second.id);
 });
 
 test('application: true in stop mode: the container exits, and after the CRIU restore the job commits the cut and runs to the end', async (t) => {
