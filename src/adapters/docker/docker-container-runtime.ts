@@ -67,7 +67,7 @@ export class DockerContainerRuntime implements ContainerRuntime {
   private rootDir: string | undefined;
   // Restores run one at a time so that each can tell its own containerd leftovers in /tmp from another's.
   private readonly restoreMutex = new Mutex();
-  /** Held shared by every runc dump, exclusively while a restore has written CRIU options into runc's file. */
+  /** Held shared by every dump (runc's or Docker's), exclusively while a restore has written CRIU options into runc's file. */
   private readonly runcConfig = new SharedLock();
   private readonly runc: RuncCheckpointer;
 
@@ -160,11 +160,13 @@ export class DockerContainerRuntime implements ContainerRuntime {
     }
     const container = this.checkpointApi(containerId);
     try {
-      await container.createCheckpoint({
-        CheckpointID: request.checkpointId,
-        CheckpointDir: request.parentDir,
-        Exit: request.exit,
-      });
+      await this.runcConfig.shared(() =>
+        container.createCheckpoint({
+          CheckpointID: request.checkpointId,
+          CheckpointDir: request.parentDir,
+          Exit: request.exit,
+        }),
+      );
     } catch (err) {
       throw await this.checkpointError(err, 'checkpoint');
     }
