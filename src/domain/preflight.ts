@@ -3,10 +3,6 @@ import type { CriuOptions, Problem, ProcessReport } from './process.js';
 // Character devices CRIU restores by path: memory devices (1:*), ttys and ptys, and /dev/net/tun (10:200).
 const DUMPABLE_DEVICE = /^(1:\d+|10:200)$/;
 
-/**
- * The reasons a CRIU dump of this tree would fail, read from what it holds. Each one here was seen to make a
- * real `criu dump` fail (see test/integration/processes.test.ts).
- */
 /** Who runs CRIU (cryo, whose ids and capabilities the tools it starts inherit). */
 export interface Dumper {
   uid: number;
@@ -21,6 +17,10 @@ export interface PreflightContext {
   dumper?: Dumper;
 }
 
+/**
+ * The reasons a CRIU dump of this tree would fail, read from what it holds. Each one here was seen to make a
+ * real `criu dump` fail (see test/integration/processes.test.ts).
+ */
 export function preflightProblems(
   report: ProcessReport,
   options: CriuOptions,

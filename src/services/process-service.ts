@@ -99,8 +99,7 @@ export class ProcessService {
         fileLocks: options.fileLocks ?? false,
         externalUnixSockets: options.externalUnixSockets ?? false,
       }),
-      undefined,
-      container.tty,
+      { console: container.tty },
     );
   }
 
@@ -122,7 +121,7 @@ export class ProcessService {
         externalUnixSockets: body.externalUnixSockets,
       };
       if (!body.force) {
-        const { problems } = await this.check(pid, options, report);
+        const { problems } = await this.check(pid, options, { known: report });
         if (problems.length > 0) throw new PreflightFailedError(problems);
       }
       return await publishCheckpoint(
@@ -180,12 +179,14 @@ export class ProcessService {
     }
   }
 
-  /** `console`: the tree is a container on a console of its own, the terminal on its root's stdio. */
+  /**
+   * `known`: the report, when the caller has read it already; `console`: the tree is a container on a console
+   * of its own, the terminal on its root's stdio.
+   */
   private async check(
     pid: number,
     options: CriuOptions,
-    known?: ProcessReport,
-    console = false,
+    { known, console = false }: { known?: ProcessReport; console?: boolean } = {},
   ): Promise<Preflight> {
     const report = known ?? (await this.deps.inspector.report(pid));
     const root = report.processes.find((p) => p.pid === report.root);
