@@ -42,13 +42,8 @@ export class RouteNotFoundError extends AppError {
 }
 
 export class ContainerNotFoundError extends AppError {
-  constructor(ref: string) {
-    super(
-      'CONTAINER_NOT_FOUND',
-      404,
-      `no container matches "${ref}"`,
-      'give a container id, a unique id prefix or a name (docker ps -a)',
-    );
+  constructor(ref: string, hint = 'give a container id, a unique id prefix or a name (docker ps -a)') {
+    super('CONTAINER_NOT_FOUND', 404, `no container matches "${ref}"`, hint);
   }
 }
 

@@ -528,7 +528,12 @@ export class CheckpointService {
   private async originalContainer(checkpoint: Checkpoint): Promise<ContainerInfo> {
     const original = checkpoint.container;
     const container = original ? await this.deps.runtime.inspect(original.id) : undefined;
-    if (!container) throw new ContainerNotFoundError(original?.name ?? checkpoint.name);
+    if (!container) {
+      throw new ContainerNotFoundError(
+        original?.name ?? checkpoint.name,
+        'the container this checkpoint was taken of is gone; restore into a new one with {"name": "..."}',
+      );
+    }
     return container;
   }
 

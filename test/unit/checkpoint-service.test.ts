@@ -157,7 +157,9 @@ test('restore in place needs the original container, stopped', async (t) => {
   const cp = await service.create('web', { leaveRunning: true });
   t.is(await code(service.restore(cp.id, { ports: 'free' })), 'CONTAINER_RUNNING');
   runtime.containers.delete('c'.repeat(64));
-  t.is(await code(service.restore(cp.id, { ports: 'free' })), 'CONTAINER_NOT_FOUND');
+  const gone = await service.restore(cp.id, { ports: 'free' }).catch((e: AppError) => e);
+  t.is((gone as AppError).code, 'CONTAINER_NOT_FOUND');
+  t.regex((gone as AppError).hint ?? '', /restore into a new one with \{"name"/);
   t.is(await code(service.restore('0000000000000000', { ports: 'free' })), 'CHECKPOINT_NOT_FOUND');
 });
 
