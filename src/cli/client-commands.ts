@@ -312,8 +312,13 @@ export function addClientCommands(program: Command, out: CliOutput = process): v
     );
 }
 
-/** Reports a failed client command on stderr, the API's code, message and hint, and sets the exit code. */
+/** Reports a failed client command on stderr, the API's code, message and hint, and sets the exit code; false for anything else. */
 export function reportCliError(err: unknown, out: CliOutput = process): boolean {
+  // The reader went away (`cryo export ... -o - | head`): stop quietly, as a command killed by SIGPIPE would.
+  if ((err as NodeJS.ErrnoException).code === 'EPIPE') {
+    process.exitCode = 141;
+    return true;
+  }
   if (!(err instanceof CliError)) return false;
   out.stderr.write(`cryo: ${err.code}: ${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ''}`);
   if (err.details !== undefined) out.stderr.write(`details: ${JSON.stringify(err.details, null, 2)}\n`);

@@ -2,13 +2,15 @@ import { access, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
+import { execa } from 'execa';
 import type { Checkpoint, CheckpointList, RestoreResult } from '../../src/domain/checkpoint.js';
 import type { Preflight } from '../../src/domain/process.js';
 import type { Schedule, ScheduleRun } from '../../src/domain/schedule.js';
 import { TestContainers, counterAtLeast, inspect, readCounter } from '../helpers/containers.js';
 import { TestCryo } from '../helpers/cryo.js';
-import { NODE_IMAGE, requirePrerequisites } from '../helpers/prerequisites.js';
+import { NODE_IMAGE, repoRoot, requirePrerequisites } from '../helpers/prerequisites.js';
 
+const main = path.join(repoRoot, 'dist/src/main.js');
 const test = anyTest as TestFn<{ cryo: TestCryo; containers: TestContainers; work: string }>;
 
 test.before(async (t) => {
@@ -84,6 +86,25 @@ test('cryo export -o, rm, import and restore --name: a copy carries the process;
   t.is((await cryo.cli(['rm', checkpoint.id])).exitCode, 0);
   const imported = await cliJson<Checkpoint>(cryo, ['import', file]);
   t.is(imported.name, checkpoint.name);
+
+  // Host to host through a pipe, as with ssh: export to stdout, import from stdin.
+  const other = await TestCryo.start();
+  t.teardown(() => other.stop());
+  const piped = await execa('node', [main, 'export', imported.id, '-o', '-', '--compress', 'gzip'], {
+    env: { CRYO_URL: cryo.url, CRYO_TOKEN: cryo.token },
+  }).pipe('node', [main, 'import', '-'], { env: { CRYO_URL: other.url, CRYO_TOKEN: other.token } });
+  t.is((JSON.parse(piped.stdout) as Checkpoint).name, checkpoint.name);
+  // A reader that stops early ends the export quietly, as SIGPIPE would.
+  const early = await execa(
+    'sh',
+    ['-c', `node ${main} export ${imported.id} -o - | head -c 100 > /dev/null`],
+    {
+      env: { CRYO_URL: cryo.url, CRYO_TOKEN: cryo.token, PATH: process.env.PATH ?? '' },
+      reject: false,
+    },
+  );
+  t.is(early.exitCode, 0);
+  t.is(early.stderr, '', 'no stack trace on a closed pipe');
 
   const copy = containers.uniqueName('cli-copy');
   const restored = await cliJson<RestoreResult>(cryo, ['restore', imported.id, '--name', copy]);
