@@ -132,13 +132,15 @@ export class ProcessService {
           const images = path.join(dir, CHECKPOINT_IMAGES_DIR);
           await mkdir(images);
           const dumpStarted = clock.now();
-          const dumped = await engine.dump(pid, images, { ...options, leaveRunning: body.leaveRunning });
-          const { stats } = dumped;
+          const { stats, pids } = await engine.dump(pid, images, {
+            ...options,
+            leaveRunning: body.leaveRunning,
+          });
           const dumpMs = clock.now() - dumpStarted;
           // The tree as CRIU dumped it: children started since the report hold pids, and PID 1 reaps them late.
           const record = {
             pid,
-            pids: [...new Set([...report.processes.map((p) => p.pid), ...dumped.pids])],
+            pids: [...new Set([...report.processes.map((p) => p.pid), ...pids])],
             options,
           };
           await writeFile(path.join(dir, PROCESS_RECORD), JSON.stringify(record), { mode: 0o600 });

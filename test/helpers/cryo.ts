@@ -76,6 +76,13 @@ export class TestCryo {
     });
   }
 
+  /** The `cryo` command's JSON answer; a failed command throws with its stderr. */
+  async cliJson<T>(args: string[]): Promise<T> {
+    const result = await this.cli(args);
+    if (result.exitCode !== 0) throw new Error(`cryo ${args.join(' ')}: ${result.stderr}`);
+    return JSON.parse(result.stdout) as T;
+  }
+
   /** Downloads an exported archive. */
   async download(id: string, compress = 'none'): Promise<Buffer> {
     const res = await fetch(`${this.url}/v1/checkpoints/${id}/archive?compress=${compress}`, {

@@ -30,31 +30,25 @@ test.after.always(async (t) => {
   if (t.context.work) await rm(t.context.work, { recursive: true, force: true });
 });
 
-async function cliJson<T>(cryo: TestCryo, args: string[]): Promise<T> {
-  const result = await cryo.cli(args);
-  if (result.exitCode !== 0) throw new Error(`cryo ${args.join(' ')}: ${result.stderr}`);
-  return JSON.parse(result.stdout) as T;
-}
-
 test('cryo checkpoint, ls and restore: the counter goes on from where it was', async (t) => {
   const { cryo, containers } = t.context;
   const name = containers.uniqueName('cli');
   await containers.run({ image: NODE_IMAGE, name, publish: 8080 });
   const before = await counterAtLeast(name, 5);
 
-  const preflight = await cliJson<Preflight>(cryo, ['preflight', name]);
+  const preflight = await cryo.cliJson<Preflight>(['preflight', name]);
   t.true(preflight.checkpointable, JSON.stringify(preflight.problems));
 
-  const checkpoint = await cliJson<Checkpoint>(cryo, ['checkpoint', name, '--name', 'first']);
+  const checkpoint = await cryo.cliJson<Checkpoint>(['checkpoint', name, '--name', 'first']);
   t.is(checkpoint.name, 'first');
   t.false((await inspect(name)).State.Running, 'stop mode by default, as docker checkpoint create');
-  const listed = await cliJson<CheckpointList>(cryo, ['ls', '--container', name]);
+  const listed = await cryo.cliJson<CheckpointList>(['ls', '--container', name]);
   t.deepEqual(
     listed.checkpoints.map((c) => c.id),
     [checkpoint.id],
   );
 
-  const restored = await cliJson<RestoreResult>(cryo, ['restore', checkpoint.id]);
+  const restored = await cryo.cliJson<RestoreResult>(['restore', checkpoint.id]);
   t.is(restored.container!.name, name);
   const after = await readCounter(name);
   t.is(after.bootId, before.bootId, 'the same process, restored');
@@ -70,7 +64,7 @@ test('cryo export -o, rm, import and restore --name: a copy carries the process;
   const name = containers.uniqueName('cli-export');
   await containers.run({ image: NODE_IMAGE, name, publish: 8080 });
   const before = await counterAtLeast(name, 5);
-  const checkpoint = await cliJson<Checkpoint>(cryo, ['checkpoint', name, '--leave-running']);
+  const checkpoint = await cryo.cliJson<Checkpoint>(['checkpoint', name, '--leave-running']);
   t.true((await inspect(name)).State.Running);
 
   const file = path.join(work, 'counter.tar.zst');
@@ -84,7 +78,7 @@ test('cryo export -o, rm, import and restore --name: a copy carries the process;
   t.is((await readFile(file)).subarray(0, 4).toString('hex') === '28b52ffd', false, 'no longer zstd');
 
   t.is((await cryo.cli(['rm', checkpoint.id])).exitCode, 0);
-  const imported = await cliJson<Checkpoint>(cryo, ['import', file]);
+  const imported = await cryo.cliJson<Checkpoint>(['import', file]);
   t.is(imported.name, checkpoint.name);
 
   // Host to host through a pipe, as with ssh: export to stdout, import from stdin.
@@ -107,7 +101,7 @@ test('cryo export -o, rm, import and restore --name: a copy carries the process;
   t.is(early.stderr, '', 'no stack trace on a closed pipe');
 
   const copy = containers.uniqueName('cli-copy');
-  const restored = await cliJson<RestoreResult>(cryo, ['restore', imported.id, '--name', copy]);
+  const restored = await cryo.cliJson<RestoreResult>(['restore', imported.id, '--name', copy]);
   t.is(restored.container!.name, copy);
   const cloned = await readCounter(copy);
   t.is(cloned.bootId, before.bootId);
@@ -144,7 +138,7 @@ test('cryo schedule create, run, runs, ls and rm --delete-checkpoints: snapshots
   const name = containers.uniqueName('cli-schedule');
   await containers.run({ image: NODE_IMAGE, name, publish: 8080 });
   await counterAtLeast(name, 3);
-  const created = await cliJson<Schedule>(cryo, [
+  const created = await cryo.cliJson<Schedule>([
     'schedule',
     'create',
     name,
@@ -156,13 +150,13 @@ test('cryo schedule create, run, runs, ls and rm --delete-checkpoints: snapshots
   t.like(created, { cron: '@monthly', leaveRunning: true, enabled: true, retain: { last: 2 } });
 
   const runs: ScheduleRun[] = [];
-  for (let i = 0; i < 3; i++) runs.push(await cliJson<ScheduleRun>(cryo, ['schedule', 'run', created.id]));
+  for (let i = 0; i < 3; i++) runs.push(await cryo.cliJson<ScheduleRun>(['schedule', 'run', created.id]));
   t.deepEqual(
     runs.map((r) => r.outcome),
     ['succeeded', 'succeeded', 'succeeded'],
   );
   t.true((await inspect(name)).State.Running, 'a scheduled snapshot leaves the container running');
-  const kept = await cliJson<CheckpointList>(cryo, ['ls', '--container', name]);
+  const kept = await cryo.cliJson<CheckpointList>(['ls', '--container', name]);
   t.deepEqual(
     kept.checkpoints.map((c) => c.id).sort(),
     runs
@@ -171,19 +165,19 @@ test('cryo schedule create, run, runs, ls and rm --delete-checkpoints: snapshots
       .sort(),
     'the retention keeps the newest 2',
   );
-  const listedRuns = await cliJson<{ runs: ScheduleRun[] }>(cryo, ['schedule', 'runs', created.id]);
+  const listedRuns = await cryo.cliJson<{ runs: ScheduleRun[] }>(['schedule', 'runs', created.id]);
   t.is(listedRuns.runs.length, 3);
-  const listed = await cliJson<{ schedules: Schedule[] }>(cryo, ['schedule', 'ls']);
+  const listed = await cryo.cliJson<{ schedules: Schedule[] }>(['schedule', 'ls']);
   t.true(listed.schedules.some((s) => s.id === created.id));
 
   const removed = await cryo.cli(['schedule', 'rm', created.id, '--delete-checkpoints']);
   t.is(removed.exitCode, 0, removed.stderr);
   t.false(
-    (await cliJson<{ schedules: Schedule[] }>(cryo, ['schedule', 'ls'])).schedules.some(
+    (await cryo.cliJson<{ schedules: Schedule[] }>(['schedule', 'ls'])).schedules.some(
       (s) => s.id === created.id,
     ),
   );
-  t.deepEqual((await cliJson<CheckpointList>(cryo, ['ls', '--container', name])).checkpoints, []);
+  t.deepEqual((await cryo.cliJson<CheckpointList>(['ls', '--container', name])).checkpoints, []);
 
   const bad = await cryo.cli(['schedule', 'create', name, '--cron', 'every tuesday']);
   t.is(bad.exitCode, 1);

@@ -432,21 +432,16 @@ test.serial(
     const read = async () => Number((await readFile(counter, 'utf8').catch(() => '0')).trim());
     while ((await read()) < 5) await sleep(50);
 
-    const json = async <T>(args: string[]): Promise<T> => {
-      const result = await cryo.cli(args);
-      if (result.exitCode !== 0) throw new Error(`cryo ${args.join(' ')}: ${result.stderr}`);
-      return JSON.parse(result.stdout) as T;
-    };
-    const report = await json<ProcessReport>(['inspect', String(pid)]);
+    const report = await cryo.cliJson<ProcessReport>(['inspect', String(pid)]);
     t.is(report.root, pid);
-    t.true((await json<Preflight>(['preflight', '--pid', String(pid)])).checkpointable);
+    t.true((await cryo.cliJson<Preflight>(['preflight', '--pid', String(pid)])).checkpointable);
 
-    const created = await json<Checkpoint>(['checkpoint', '--pid', String(pid)]);
+    const created = await cryo.cliJson<Checkpoint>(['checkpoint', '--pid', String(pid)]);
     t.is(created.kind, 'process');
     const atDump = await read();
     await sleep(300);
     t.is(await read(), atDump, 'the tree stopped at the dump');
-    const restored = await json<RestoreResult>(['restore', created.id]);
+    const restored = await cryo.cliJson<RestoreResult>(['restore', created.id]);
     t.is(restored.pid, pid);
     for (let i = 0; i < 100 && (await read()) <= atDump; i++) await sleep(50);
     const after = await read();
