@@ -1,18 +1,21 @@
 /**
  * Export and import of a large checkpoint through a cryo service running as its own process, so that its
- * peak RSS (VmHWM, reset before each step) is cryo's alone. In the same run: the disk's sequential write speed
- * (dd with fsync), and the gzip and zstd ratio and speed on CRIU page images.
+ * peak RSS (VmHWM, reset before each step) is cryo's alone. The disk's sequential write speed (dd with fsync)
+ * is measured right before each export and each import: on these VMs it swings several-fold from one minute
+ * to the next, so each step is compared with the dd next to it, and BENCH_RUNS (default 5) rounds give
+ * medians. Also in the same run: the gzip and zstd ratio and speed on CRIU page images.
  * BENCH_ARCHIVE_MIB (default 2048) sets the memory workload's size.
  */
 import { open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { runMemoryContainer } from './raw-criu.js';
+import { median, runMemoryContainer, timed } from './raw-criu.js';
 import { requirePrerequisites } from '../test/helpers/prerequisites.js';
 import { CryoProcess } from './cryo-process.js';
 
 const MIB = Number(process.env.BENCH_ARCHIVE_MIB ?? 2048);
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const MB = 1e6;
 
 async function peakRssMb(pid: number): Promise<number> {
@@ -24,19 +27,22 @@ async function resetPeak(pid: number): Promise<void> {
   await writeFile(`/proc/${pid}/clear_refs`, '5');
 }
 
-async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
-  const start = performance.now();
-  const result = await fn();
-  return [result, (performance.now() - start) / 1000];
-}
+const seconds = async <T>(fn: () => Promise<T>): Promise<[T, number]> => {
+  const [result, ms] = await timed(fn);
+  return [result, ms / 1000];
+};
 
-async function ddWriteSpeed(dir: string, mib: number): Promise<number> {
+/** MB/s of `dd if=/dev/zero bs=1M conv=fsync` writing `bytes` into `dir`. */
+async function ddWriteSpeed(dir: string, bytes: number): Promise<number> {
   const file = path.join(dir, 'dd.bin');
-  const [, seconds] = await timed(() =>
-    execa('dd', ['if=/dev/zero', `of=${file}`, 'bs=1M', `count=${mib}`, 'conv=fsync'], { stderr: 'ignore' }),
+  const count = Math.ceil(bytes / 2 ** 20);
+  const [, s] = await seconds(() =>
+    execa('dd', ['if=/dev/zero', `of=${file}`, 'bs=1M', `count=${count}`, 'conv=fsync'], {
+      stderr: 'ignore',
+    }),
   );
   await rm(file, { force: true });
-  return (mib * 1024 * 1024) / MB / seconds;
+  return (count * 2 ** 20) / MB / s;
 }
 
 await requirePrerequisites();
@@ -56,6 +62,7 @@ async function exportTo(id: string, compress: string, file: string): Promise<num
     file,
     `${url}/v1/checkpoints/${id}/archive?compress=${compress}`,
   ]);
+  if (file === '/dev/null') return 0;
   const handle = await open(file, 'r+');
   await handle.sync();
   await handle.close();
@@ -78,55 +85,87 @@ async function importFrom(file: string): Promise<Record<string, unknown>> {
   return JSON.parse(stdout) as Record<string, unknown>;
 }
 
+interface Step {
+  seconds: number;
+  dd: number;
+  rss: number;
+}
+
+const range = (xs: number[], digits = 0) =>
+  `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)})`;
+
+/**
+ * One line of the table: the step's medians, and its throughput against the dd right before it and against
+ * the median of every dd in the run (the disk's moods swing either figure; the report shows both).
+ */
+function stepRow(label: string, steps: Step[], bytes: number, ddAll: number[]): string {
+  const rates = steps.map((s) => bytes / MB / s.seconds);
+  const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
+  return [
+    label,
+    `${median(steps.map((s) => s.seconds)).toFixed(2)} s`,
+    `${range(rates)} MB/s`,
+    `${range(steps.map((s) => s.dd))} MB/s`,
+    pct(median(rates.map((r, i) => r / steps[i]!.dd))),
+    pct(median(rates) / median(ddAll)),
+    `${Math.max(...steps.map((s) => s.rss)).toFixed(0)} MB`,
+  ].join(' | ');
+}
+
 try {
   const pid = cryo.pid;
-  console.log(`archive bench: ${MIB} MiB memory workload, kernel ${os.release()}`);
+  console.log(`archive bench: ${MIB} MiB memory workload, ${RUNS} rounds, kernel ${os.release()}`);
   await runMemoryContainer(name, MIB);
   const cp = await api('POST', `/v1/containers/${name}/checkpoints`, { leaveRunning: true });
-  const id = String(cp.id);
+  let id = String(cp.id);
   const sizeBytes = Number(cp.sizeBytes);
-
-  const ddMBs = await ddWriteSpeed(work, Math.min(MIB, 2048));
   const archive = path.join(work, 'export.tar');
 
-  await resetPeak(pid);
-  const [, firstExport] = await timed(() => exportTo(id, 'none', archive));
-  const firstRss = await peakRssMb(pid);
-  await resetPeak(pid);
-  const [bytes, export2] = await timed(() => exportTo(id, 'none', archive));
-  const exportRss = await peakRssMb(pid);
-  await api('DELETE', `/v1/checkpoints/${id}`);
-  await resetPeak(pid);
-  const [imported, importSeconds] = await timed(() => importFrom(archive));
-  const importRss = await peakRssMb(pid);
+  // Each step runs right after a dd of the same size, so that both meet the disk in the same mood.
+  const measure = async <T>(bytes: number, fn: () => Promise<T>): Promise<[T, Step]> => {
+    const dd = await ddWriteSpeed(work, bytes);
+    await resetPeak(pid);
+    const [result, s] = await seconds(fn);
+    return [result, { seconds: s, dd, rss: await peakRssMb(pid) }];
+  };
 
-  const rows: string[] = [];
-  const row = (label: string, seconds: number, mb: number, rss: number) =>
-    rows.push(
-      `| ${label} | ${seconds.toFixed(2)} s | ${(mb / seconds).toFixed(0)} MB/s | ${((mb / seconds / ddMBs) * 100).toFixed(0)}% | ${rss.toFixed(0)} MB |`,
-    );
-  row('export, first (hashes every entry for cryo.json)', firstExport, bytes / MB, firstRss);
-  row('export, again', export2, bytes / MB, exportRss);
-  row('import (verifies sha256, fsync, rename)', importSeconds, bytes / MB, importRss);
+  const [bytes, first] = await measure(sizeBytes, () => exportTo(id, 'none', archive));
+  const exports: Step[] = [];
+  const imports: Step[] = [];
+  const sends: Step[] = [];
+  for (let round = 0; round < RUNS; round++) {
+    exports.push((await measure(bytes, () => exportTo(id, 'none', archive)))[1]);
+    // Without the disk: what cryo's side of an export can do (curl throws the bytes away).
+    sends.push((await measure(bytes, () => exportTo(id, 'none', '/dev/null')))[1]);
+    await api('DELETE', `/v1/checkpoints/${id}`);
+    const [imported, step] = await measure(bytes, () => importFrom(archive));
+    imports.push(step);
+    id = String(imported.id);
+  }
 
   console.log(
-    `\ncheckpoint: ${(sizeBytes / MB).toFixed(0)} MB on disk; archive ${(bytes / MB).toFixed(0)} MB`,
+    `\ncheckpoint: ${(sizeBytes / MB).toFixed(0)} MB on disk; archive ${(bytes / MB).toFixed(0)} MB; dd: if=/dev/zero bs=1M conv=fsync of the same size, right before each step`,
   );
+  const ddAll = [first, ...exports, ...sends, ...imports].map((s) => s.dd);
+  console.log(`every dd of the run: median ${range(ddAll)} MB/s`);
   console.log(
-    `disk: dd if=/dev/zero bs=1M count=${Math.min(MIB, 2048)} conv=fsync -> ${ddMBs.toFixed(0)} MB/s\n`,
+    `\n| step (median of ${RUNS}) | time | MB/s (range) | dd right before it, MB/s | of that dd | of the run's median dd | cryo peak RSS |`,
   );
-  console.log('| step | time | throughput | of dd | cryo peak RSS |');
-  console.log('| --- | --- | --- | --- | --- |');
-  for (const r of rows) console.log(r);
+  console.log('| --- | --- | --- | --- | --- | --- | --- |');
+  console.log(
+    `| ${stepRow('export, first (hashes every entry for cryo.json; one run)', [first], bytes, ddAll)} |`,
+  );
+  console.log(`| ${stepRow('export (curl -o file, fsync)', exports, bytes, ddAll)} |`);
+  console.log(`| ${stepRow('import (verifies sha256, fsync, rename)', imports, bytes, ddAll)} |`);
+  console.log(`| ${stepRow('export to /dev/null (no disk: cryo and curl only)', sends, bytes, ddAll)} |`);
 
-  const importedId = String(imported.id);
   console.log('\n| compression | archive | ratio | time | throughput (uncompressed) |');
   console.log('| --- | --- | --- | --- | --- |');
   for (const compress of ['gzip', 'zstd']) {
     const file = path.join(work, `export.${compress}`);
-    const [size, seconds] = await timed(() => exportTo(importedId, compress, file));
+    const [size, s] = await seconds(() => exportTo(id, compress, file));
     console.log(
-      `| ${compress} | ${(size / MB).toFixed(0)} MB | ${(size / bytes).toFixed(3)} | ${seconds.toFixed(2)} s | ${(bytes / MB / seconds).toFixed(0)} MB/s |`,
+      `| ${compress} | ${(size / MB).toFixed(0)} MB | ${(size / bytes).toFixed(3)} | ${s.toFixed(2)} s | ${(bytes / MB / s).toFixed(0)} MB/s |`,
     );
     await rm(file, { force: true });
   }

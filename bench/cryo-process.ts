@@ -23,7 +23,8 @@ export class CryoProcess {
     const work = await mkdtemp(path.join(os.tmpdir(), 'cryo-bench-'));
     const token = randomBytes(24).toString('hex');
     const port = await freePort();
-    const child = execa('node', [path.join(repoRoot, 'dist/src/main.js'), 'serve'], {
+    // As native-scripts/start-cryo.sh runs it.
+    const child = execa('node', ['--max-semi-space-size=1', path.join(repoRoot, 'dist/src/main.js'), 'serve'], {
       env: {
         CRYO_DATA_DIR: path.join(work, 'data'),
         CRYO_LISTEN: `127.0.0.1:${port}`,

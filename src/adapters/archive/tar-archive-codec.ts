@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { link, lstat, mkdir, open, symlink, writeFile } from 'node:fs/promises';
+import { link, lstat, mkdir, open, symlink, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -12,13 +11,19 @@ import { ARCHIVE_FORMAT_VERSION, CRYO_MANIFEST } from '../../domain/layout.js';
 import { ManifestSchema, type Manifest, type ManifestEntry } from '../../domain/manifest.js';
 import type { ArchiveCodec, ExtractLimits } from '../../services/archive-codec.js';
 import { compress, decompress, detectCompression, peek } from './compression.js';
+import { FileHasher } from './file-hasher.js';
 import { walkRelative, type TarHeader } from './tar-pack.js';
 
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
-const CHUNK = 4 * 1024 * 1024;
+/**
+ * Reads and writes of entries. Larger gains nothing measurable and costs memory: dead chunks wait for the next
+ * garbage collection, and at 4 MiB an export of a 2 GiB checkpoint peaked 14 MB higher (150 against 136 MB).
+ */
+const CHUNK = 1024 * 1024;
 /** How much an import writes before it asks the kernel to flush it. */
 const SYNC_EVERY = 64 * 1024 * 1024;
 const MAX_ENTRIES = 200_000;
+const hasher = new FileHasher();
 const HINT_EXPORT = 'import only archives made by GET /v1/checkpoints/{id}/archive, unmodified and complete';
 
 /** Checkpoint archives as tar streams (tar-stream), optionally gzip- or zstd-compressed. */
@@ -222,12 +227,12 @@ async function writeHashed(
   input: AsyncIterable<Buffer>,
   file: string,
 ): Promise<{ size: number; sha256: string }> {
-  const hash = createHash('sha256');
   let size = 0;
-  // O_EXCL: an entry never overwrites, or writes through, something already there.
-  const handle = await open(file, 'wx', 0o600);
-  // One write stays in flight while the next batch is read and hashed: the main thread never waits on the
-  // disk and the socket at the same time.
+  // O_EXCL: an entry never overwrites, or writes through, something already there. Read and write: the
+  // hashing thread reads it back.
+  const handle = await open(file, 'wx+', 0o600);
+  const hashing = hasher.begin(handle.fd);
+  // One write stays in flight while the next batch is read; the bytes written are hashed on another thread.
   let writing: Promise<unknown> = Promise.resolve();
   let syncing: Promise<unknown> | undefined;
   let unsynced = 0;
@@ -235,19 +240,23 @@ async function writeHashed(
     // Socket-sized chunks are gathered into large writes: far fewer syscalls on multi-GiB images.
     let pending: Buffer[] = [];
     let pendingBytes = 0;
+    const write = () => {
+      const batch = pending;
+      const end = size;
+      writing = writeAll(handle, batch, end - pendingBytes).then(() => hashing.upto(end));
+      // Observed by the next await; never an unhandled rejection while the loop waits for input.
+      writing.catch(() => undefined);
+      pending = [];
+      pendingBytes = 0;
+    };
     for await (const chunk of input) {
-      hash.update(chunk);
       size += chunk.length;
       pending.push(chunk);
       pendingBytes += chunk.length;
       if (pendingBytes >= CHUNK) {
         await writing;
-        writing = handle.writev(pending);
-        // Observed by the next await; never an unhandled rejection while the loop waits for input.
-        writing.catch(() => undefined);
-        pending = [];
-        pendingBytes = 0;
-        unsynced += CHUNK;
+        unsynced += pendingBytes;
+        write();
         if (unsynced >= SYNC_EVERY && !syncing) {
           // The kernel starts writeback late; flushing as we go keeps the disk busy while the stream goes on,
           // so that the fsync before the checkpoint becomes visible finds little left to write.
@@ -259,24 +268,41 @@ async function writeHashed(
       }
     }
     await writing;
-    if (pendingBytes > 0) await handle.writev(pending);
+    if (pendingBytes > 0) write();
+    await writing;
     await syncing;
+    const hashed = await hashing.digest();
+    if (hashed.size !== size) throw new Error(`hashed ${hashed.size} of ${size} bytes`);
+    return { size, sha256: hashed.sha256 };
   } finally {
+    hashing.cancel();
     await writing.catch(() => undefined);
     await syncing?.catch(() => undefined);
     await handle.close();
   }
-  return { size, sha256: hash.digest('hex') };
+}
+
+/** Writes `chunks` at `position`, all of them (a regular file may take a writev in parts). */
+async function writeAll(handle: FileHandle, chunks: Buffer[], position: number): Promise<void> {
+  const total = chunks.reduce((n, c) => n + c.length, 0);
+  let done = (await handle.writev(chunks, position)).bytesWritten;
+  if (done === total) return;
+  const rest = Buffer.concat(chunks).subarray(done);
+  for (let at = 0; at < rest.length; at += done) {
+    done = (await handle.write(rest, at, rest.length - at, position + total - rest.length + at)).bytesWritten;
+  }
 }
 
 async function hashFile(file: string): Promise<{ size: number; sha256: string }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: CHUNK })) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
+  const handle = await open(file, 'r');
+  const hashing = hasher.begin(handle.fd);
+  try {
+    hashing.upto((await handle.stat()).size);
+    return await hashing.digest();
+  } finally {
+    hashing.cancel();
+    await handle.close();
   }
-  return { size, sha256: hash.digest('hex') };
 }
 
 function entry(pack: tar.Pack, header: TarHeader, body?: Buffer | Readable): Promise<void> {

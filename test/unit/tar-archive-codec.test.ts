@@ -1,0 +1,107 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import test from 'ava';
+import { TarArchiveCodec } from '../../src/adapters/archive/tar-archive-codec.js';
+import { ArchiveInvalidError } from '../../src/domain/errors.js';
+import { CRYO_MANIFEST } from '../../src/domain/layout.js';
+import type { Manifest } from '../../src/domain/manifest.js';
+import { readTar, sha256, writeTar } from '../helpers/tar.js';
+
+const codec = new TarArchiveCodec();
+const MIB = 1024 * 1024;
+
+/** A checkpoint-like directory: small files, an empty one, and a page image spanning several write batches. */
+async function source(t: { teardown: (fn: () => Promise<void>) => void }) {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'cryo-codec-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const dir = path.join(root, 'src');
+  const files: Record<string, Buffer> = {
+    'config.dump': Buffer.from('{"id":"x"}'),
+    'checkpoint/inventory.img': randomBytes(100),
+    'checkpoint/empty.img': Buffer.alloc(0),
+    'checkpoint/pages-1.img': randomBytes(9 * MIB + 12345),
+  };
+  for (const [name, body] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(dir, name)), { recursive: true });
+    await writeFile(path.join(dir, name), body);
+  }
+  const manifest = {
+    formatVersion: 1,
+    cryoVersion: 'test',
+    createdAt: new Date(0).toISOString(),
+    checkpoint: { id: 'x', name: 'x', leaveRunning: true, dumpMs: 1 },
+    container: { id: 'c', name: 'c' },
+    image: { ref: 'i', id: 'i' },
+    source: { kernel: 'k', criuVersion: '4.2', arch: 'x86_64', hostname: 'h' },
+    mounts: [],
+    rootfs: { changed: 0, deleted: 0 },
+    entries: await codec.describe(dir),
+  } satisfies Manifest;
+  return { root, dir, files, manifest };
+}
+
+test('describe gives every file its size and sha256', async (t) => {
+  const { files, manifest } = await source(t);
+  t.deepEqual(
+    Object.fromEntries(manifest.entries.map((e) => [e.name, { size: e.size, sha256: e.sha256 }])),
+    Object.fromEntries(
+      Object.entries(files).map(([name, body]) => [name, { size: body.length, sha256: sha256(body) }]),
+    ),
+  );
+});
+
+test('an archive packed from a directory extracts to the same files', async (t) => {
+  const { root, dir, files, manifest } = await source(t);
+  const archive = await buffer(codec.pack(dir, manifest, 'none'));
+  const out = path.join(root, 'out');
+  await mkdir(out);
+  const got = await codec.extract(Readable.from([archive]), out, { maxBytes: 1e9 });
+  t.deepEqual(got, manifest);
+  for (const [name, body] of Object.entries(files)) {
+    t.true((await readFile(path.join(out, name))).equals(body), name);
+  }
+});
+
+test('a changed byte deep inside a large entry is refused as ARCHIVE_INVALID', async (t) => {
+  const { root, dir, manifest } = await source(t);
+  const items = await readTar(await buffer(codec.pack(dir, manifest, 'none')));
+  const pages = items.find((i) => i.header.name === 'checkpoint/pages-1.img')!;
+  // Past the first write batches, so that the check cannot be a check of the start only.
+  pages.body[pages.body.length - 7]! ^= 0xff;
+  const out = path.join(root, 'out');
+  await mkdir(out);
+  const err = await t.throwsAsync(
+    codec.extract(Readable.from([await writeTar(items)]), out, { maxBytes: 1e9 }),
+    { instanceOf: ArchiveInvalidError },
+  );
+  t.regex(err!.message, /"checkpoint\/pages-1\.img" does not match its sha256/);
+  t.true((await readdir(out)).includes(CRYO_MANIFEST));
+});
+
+test('a stream that ends inside an entry is refused as truncated', async (t) => {
+  const { root, dir, manifest } = await source(t);
+  const archive = await buffer(codec.pack(dir, manifest, 'none'));
+  const out = path.join(root, 'out');
+  await mkdir(out);
+  await t.throwsAsync(
+    codec.extract(Readable.from([archive.subarray(0, archive.length - 5 * MIB)]), out, { maxBytes: 1e9 }),
+    { instanceOf: ArchiveInvalidError },
+  );
+});
+
+test('imports side by side each verify their own entries', async (t) => {
+  const { root, dir, files, manifest } = await source(t);
+  const archive = await buffer(codec.pack(dir, manifest, 'none'));
+  const outs = [0, 1, 2].map((i) => path.join(root, `out-${i}`));
+  for (const out of outs) await mkdir(out);
+  await Promise.all(outs.map((out) => codec.extract(Readable.from([archive]), out, { maxBytes: 1e9 })));
+  for (const out of outs) {
+    t.true(
+      (await readFile(path.join(out, 'checkpoint/pages-1.img'))).equals(files['checkpoint/pages-1.img']!),
+    );
+  }
+});
