@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { link, lstat, mkdir, open, symlink, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,7 +12,6 @@ import { ARCHIVE_FORMAT_VERSION, CRYO_MANIFEST } from '../../domain/layout.js';
 import { ManifestSchema, type Manifest, type ManifestEntry } from '../../domain/manifest.js';
 import type { ArchiveCodec, ExtractLimits } from '../../services/archive-codec.js';
 import { compress, decompress, detectCompression, peek } from './compression.js';
-import { FileHasher } from './file-hasher.js';
 import { walkRelative, type TarHeader } from './tar-pack.js';
 
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -23,7 +23,6 @@ const CHUNK = 1024 * 1024;
 /** How much an import writes before it asks the kernel to flush it. */
 const SYNC_EVERY = 64 * 1024 * 1024;
 const MAX_ENTRIES = 200_000;
-const hasher = new FileHasher();
 const HINT_EXPORT = 'import only archives made by GET /v1/checkpoints/{id}/archive, unmodified and complete';
 
 /** Checkpoint archives as tar streams (tar-stream), optionally gzip- or zstd-compressed. */
@@ -227,12 +226,12 @@ async function writeHashed(
   input: AsyncIterable<Buffer>,
   file: string,
 ): Promise<{ size: number; sha256: string }> {
+  const hash = createHash('sha256');
   let size = 0;
-  // O_EXCL: an entry never overwrites, or writes through, something already there. Read and write: the
-  // hashing thread reads it back.
-  const handle = await open(file, 'wx+', 0o600);
-  const hashing = hasher.begin(handle.fd);
-  // One write stays in flight while the next batch is read; the bytes written are hashed on another thread.
+  // O_EXCL: an entry never overwrites, or writes through, something already there.
+  const handle = await open(file, 'wx', 0o600);
+  // One write stays in flight while the next batch is read and hashed: the main thread never waits on the
+  // disk and the socket at the same time.
   let writing: Promise<unknown> = Promise.resolve();
   let syncing: Promise<unknown> | undefined;
   let unsynced = 0;
@@ -240,23 +239,19 @@ async function writeHashed(
     // Socket-sized chunks are gathered into large writes: far fewer syscalls on multi-GiB images.
     let pending: Buffer[] = [];
     let pendingBytes = 0;
-    const write = () => {
-      const batch = pending;
-      const end = size;
-      writing = writeAll(handle, batch, end - pendingBytes).then(() => hashing.upto(end));
-      // Observed by the next await; never an unhandled rejection while the loop waits for input.
-      writing.catch(() => undefined);
-      pending = [];
-      pendingBytes = 0;
-    };
     for await (const chunk of input) {
+      hash.update(chunk);
       size += chunk.length;
       pending.push(chunk);
       pendingBytes += chunk.length;
       if (pendingBytes >= CHUNK) {
         await writing;
+        writing = writeAll(handle, pending, size - pendingBytes);
+        // Observed by the next await; never an unhandled rejection while the loop waits for input.
+        writing.catch(() => undefined);
         unsynced += pendingBytes;
-        write();
+        pending = [];
+        pendingBytes = 0;
         if (unsynced >= SYNC_EVERY && !syncing) {
           // The kernel starts writeback late; flushing as we go keeps the disk busy while the stream goes on,
           // so that the fsync before the checkpoint becomes visible finds little left to write.
@@ -268,21 +263,17 @@ async function writeHashed(
       }
     }
     await writing;
-    if (pendingBytes > 0) write();
-    await writing;
+    if (pendingBytes > 0) await writeAll(handle, pending, size - pendingBytes);
     await syncing;
-    const hashed = await hashing.digest();
-    if (hashed.size !== size) throw new Error(`hashed ${hashed.size} of ${size} bytes`);
-    return { size, sha256: hashed.sha256 };
   } finally {
-    hashing.cancel();
     await writing.catch(() => undefined);
     await syncing?.catch(() => undefined);
     await handle.close();
   }
+  return { size, sha256: hash.digest('hex') };
 }
 
-/** Writes `chunks` at `position`, all of them (a regular file may take a writev in parts). */
+/** Writes `chunks` at `position`, all of them: a writev to a regular file may stop short (a full disk). */
 async function writeAll(handle: FileHandle, chunks: Buffer[], position: number): Promise<void> {
   const total = chunks.reduce((n, c) => n + c.length, 0);
   let done = (await handle.writev(chunks, position)).bytesWritten;
@@ -294,15 +285,13 @@ async function writeAll(handle: FileHandle, chunks: Buffer[], position: number):
 }
 
 async function hashFile(file: string): Promise<{ size: number; sha256: string }> {
-  const handle = await open(file, 'r');
-  const hashing = hasher.begin(handle.fd);
-  try {
-    hashing.upto((await handle.stat()).size);
-    return await hashing.digest();
-  } finally {
-    hashing.cancel();
-    await handle.close();
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of createReadStream(file, { highWaterMark: CHUNK })) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
   }
+  return { size, sha256: hash.digest('hex') };
 }
 
 function entry(pack: tar.Pack, header: TarHeader, body?: Buffer | Readable): Promise<void> {
