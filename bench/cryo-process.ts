@@ -24,18 +24,22 @@ export class CryoProcess {
     const token = randomBytes(24).toString('hex');
     const port = await freePort();
     // As native-scripts/start-cryo.sh runs it.
-    const child = execa('node', ['--max-semi-space-size=1', path.join(repoRoot, 'dist/src/main.js'), 'serve'], {
-      env: {
-        CRYO_DATA_DIR: path.join(work, 'data'),
-        CRYO_LISTEN: `127.0.0.1:${port}`,
-        CRYO_TOKEN: token,
-        CRYO_LOG_LEVEL: 'warn',
-        ...env,
+    const child = execa(
+      'node',
+      ['--max-semi-space-size=1', path.join(repoRoot, 'dist/src/main.js'), 'serve'],
+      {
+        env: {
+          CRYO_DATA_DIR: path.join(work, 'data'),
+          CRYO_LISTEN: `127.0.0.1:${port}`,
+          CRYO_TOKEN: token,
+          CRYO_LOG_LEVEL: 'warn',
+          ...env,
+        },
+        reject: false,
+        stdout: 'ignore',
+        stderr: 'inherit',
       },
-      reject: false,
-      stdout: 'ignore',
-      stderr: 'inherit',
-    });
+    );
     const cryo = new CryoProcess(`http://127.0.0.1:${port}`, token, work, child);
     for (let i = 0; ; i++) {
       const up = await fetch(`${cryo.url}/v1/health`).then(

@@ -63,7 +63,7 @@ export function createServices(d: ServiceDeps) {
     catalog,
     processes,
     sidecar,
-    describeEntries: (dir) => codec.describe(dir),
+    describeEntries: (dir, signal) => codec.describe(dir, signal),
   });
   const archives = new ArchiveService({
     checkpoints,

@@ -1,11 +1,8 @@
-import { rename, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Checkpoint, Compression } from '../domain/checkpoint.js';
 import { ArchiveInvalidError, CheckpointNameInUseError } from '../domain/errors.js';
 import {
   CHECKPOINT_IMAGES_DIR,
-  CRYO_MANIFEST,
   DOCKER_CONFIG,
   OPERATORS_DIR,
   OPERATORS_METADATA,
@@ -14,7 +11,7 @@ import {
 import type { Manifest } from '../domain/manifest.js';
 import type { ArchiveCodec } from './archive-codec.js';
 import type { CheckpointCatalog } from './checkpoint-catalog.js';
-import { newId, readManifest, type CheckpointService } from './checkpoint-service.js';
+import { newId, type CheckpointService } from './checkpoint-service.js';
 import type { Clock } from './clock.js';
 import type { ImageStore } from './image-store.js';
 import { publishCheckpoint } from './publish-checkpoint.js';
@@ -47,7 +44,7 @@ export class ArchiveService {
   async export(id: string, compress: Compression): Promise<ExportedArchive> {
     const { checkpoint, dir, release } = this.deps.checkpoints.retain(id);
     try {
-      const manifest = await this.completeManifest(dir);
+      const manifest = await this.deps.checkpoints.completeManifest(id);
       const stream = this.deps.codec.pack(dir, manifest, compress);
       stream.once('close', release);
       const { type, ext } = CONTENT_TYPES[compress];
@@ -95,17 +92,6 @@ export class ArchiveService {
         status: 'complete',
       }),
     );
-  }
-
-  /** The manifest with every entry's size and sha256, computed once and kept in the checkpoint. */
-  private async completeManifest(dir: string): Promise<Manifest> {
-    const manifest = await readManifest(dir);
-    if (manifest.entries.length > 0) return manifest;
-    const complete: Manifest = { ...manifest, entries: await this.deps.codec.describe(dir) };
-    const tmp = path.join(dir, `.${CRYO_MANIFEST}.${process.pid}.${Date.now()}`);
-    await writeFile(tmp, JSON.stringify(complete, null, 2), { mode: 0o600 });
-    await rename(tmp, path.join(dir, CRYO_MANIFEST));
-    return complete;
   }
 }
 

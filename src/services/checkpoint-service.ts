@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type {
   ApplicationMode,
@@ -70,7 +70,7 @@ export interface CheckpointServiceDeps {
   /** Operator checkpoints of stream jobs through their sidecar (`application`). */
   sidecar?: SidecarService | undefined;
   /** Every file of a checkpoint directory (but the manifest) with its size and sha256, as an export lists them. */
-  describeEntries?: (dir: string) => Promise<ManifestEntry[]>;
+  describeEntries?: (dir: string, signal?: AbortSignal) => Promise<ManifestEntry[]>;
 }
 
 export type CreateCheckpointOptions = Pick<CreateCheckpointBody, 'leaveRunning'> &
@@ -100,6 +100,8 @@ export class CheckpointService {
   private readonly locks: KeyedLocks;
   private readonly host: HostInfo;
   private readonly users = new Map<string, number>();
+  /** Checkpoints whose entries are being hashed into cryo.json after they were published. */
+  private readonly sealing = new Map<string, { abort: AbortController; done: Promise<unknown> }>();
   private support: { at: number; criuVersion: string } | undefined;
 
   constructor(private readonly deps: CheckpointServiceDeps) {
@@ -230,6 +232,7 @@ export class CheckpointService {
         throw err;
       }
       if (sidecar && cut && body.leaveRunning) await sidecar.finish(container.pid, cut, true);
+      if (!internals.hashEntries) this.sealInBackground(id);
       return checkpoint;
     } finally {
       release();
@@ -373,7 +376,48 @@ export class CheckpointService {
     this.get(id);
     if (this.isInUse(id)) throw new CheckpointInUseError(id);
     this.deps.catalog.remove(id);
+    const sealing = this.sealing.get(id);
+    sealing?.abort.abort();
+    await sealing?.done;
     await this.deps.store.remove(id);
+  }
+
+  /**
+   * The checkpoint's manifest with every entry's size and sha256, as an export needs it: hashed once, after
+   * the checkpoint was published (see sealInBackground) or now, and kept in the checkpoint.
+   */
+  async completeManifest(id: string): Promise<Manifest> {
+    await this.sealing.get(id)?.done;
+    return this.seal(this.deps.store.path(id));
+  }
+
+  /** Closes the service: background hashing stops (an export does it later). */
+  async close(): Promise<void> {
+    for (const { abort } of this.sealing.values()) abort.abort();
+    await Promise.all([...this.sealing.values()].map((s) => s.done));
+  }
+
+  /**
+   * Hashes a new checkpoint's entries while nobody waits for them, so that its first export streams at once
+   * instead of reading the whole checkpoint first. A delete stops it; a failure leaves it to the export.
+   */
+  private sealInBackground(id: string): void {
+    if (!this.deps.describeEntries) return;
+    const abort = new AbortController();
+    const done = this.seal(this.deps.store.path(id), abort.signal)
+      .catch(() => undefined)
+      .finally(() => this.sealing.delete(id));
+    this.sealing.set(id, { abort, done });
+  }
+
+  private async seal(dir: string, signal?: AbortSignal): Promise<Manifest> {
+    const manifest = await readManifest(dir);
+    if (manifest.entries.length > 0 || !this.deps.describeEntries) return manifest;
+    signal?.throwIfAborted();
+    const complete: Manifest = { ...manifest, entries: await this.deps.describeEntries(dir, signal) };
+    signal?.throwIfAborted();
+    await replaceFile(path.join(dir, CRYO_MANIFEST), JSON.stringify(complete, null, 2));
+    return complete;
   }
 
   /** Marks the checkpoint in use, so that it cannot be deleted, until `release` is called. */
@@ -664,6 +708,27 @@ async function writeConfigs(
   await writeJson(path.join(dir, CONFIG_DUMP), configDump(container.config, createdAt));
   await writeJson(path.join(dir, SPEC_DUMP), spec);
   if (network) await writeJson(path.join(dir, NETWORK_STATUS), network);
+}
+
+/** Replaces `file` whole or not at all: a reader sees the old content or the new, never a part. */
+async function replaceFile(file: string, content: string): Promise<void> {
+  const tmp = path.join(
+    path.dirname(file),
+    `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}`,
+  );
+  try {
+    const handle = await open(tmp, 'wx', 0o600);
+    try {
+      await handle.writeFile(content);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
 }
 
 async function writeJson(file: string, value: unknown): Promise<void> {

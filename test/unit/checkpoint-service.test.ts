@@ -7,6 +7,7 @@ import { openDatabase, type Db } from '../../src/adapters/store/database.js';
 import { SqliteCheckpointCatalog } from '../../src/adapters/store/sqlite-checkpoint-catalog.js';
 import { TarArchiveCodec } from '../../src/adapters/archive/tar-archive-codec.js';
 import { AppError, CriuError, DockerError } from '../../src/domain/errors.js';
+import type { ManifestEntry } from '../../src/domain/manifest.js';
 import { CheckpointService, newId, readManifest } from '../../src/services/checkpoint-service.js';
 import type { SidecarService } from '../../src/services/sidecar/sidecar-service.js';
 import { FakeEngine, FakeRootfs, FakeRuntime } from './fakes.js';
@@ -18,6 +19,10 @@ interface Ctx {
   runtime: FakeRuntime;
   db: Db;
   service: CheckpointService;
+  /** The service's describeEntries; a test may replace it. */
+  describe: (dir: string, signal?: AbortSignal) => Promise<ManifestEntry[]>;
+  /** Directories describeEntries was called for. */
+  described: string[];
 }
 const test = anyTest as TestFn<Ctx>;
 
@@ -35,6 +40,8 @@ test.beforeEach(async (t) => {
     advance: (ms) => (now += ms),
     runtime,
     db,
+    describe: (d, signal) => new TarArchiveCodec().describe(d, signal),
+    described: [],
     service: new CheckpointService({
       runtime,
       engine: new FakeEngine(),
@@ -42,12 +49,16 @@ test.beforeEach(async (t) => {
       store,
       rootfs: new FakeRootfs(),
       clock,
-      describeEntries: (d) => new TarArchiveCodec().describe(d),
+      describeEntries: (d, signal) => {
+        t.context.described.push(d);
+        return t.context.describe(d, signal);
+      },
     }),
   };
 });
 
 test.afterEach.always(async (t) => {
+  await t.context.service.close();
   t.context.db.close();
   await rm(t.context.dir, { recursive: true, force: true });
 });
@@ -80,20 +91,52 @@ test('a checkpoint is catalogued with its container, and stored under checkpoint
   t.deepEqual(runtime.calls.slice(1), [`checkpoint ${'d'.repeat(64)}`, `ensureNotFrozen ${'d'.repeat(64)}`]);
 });
 
-test('entries are hashed at checkpoint time only when asked (a migration), else on the first export', async (t) => {
-  const { runtime, service, dir } = t.context;
+test('entries are hashed during the checkpoint when asked (a migration), else just after it, once', async (t) => {
+  const { runtime, service, dir, described } = t.context;
   runtime.add({ id: 'c'.repeat(64), name: 'web' });
-  const plain = await service.create('web', { leaveRunning: true });
-  t.deepEqual((await readManifest(path.join(dir, 'checkpoints', plain.id))).entries, []);
+  // During the checkpoint the entries are hashed in its staging directory.
   const sent = await service.create('web', { leaveRunning: true }, { hashEntries: true });
-  const cpDir = path.join(dir, 'checkpoints', sent.id);
-  const entries = (await readManifest(cpDir)).entries;
-  t.deepEqual(
-    entries,
-    await new TarArchiveCodec().describe(cpDir),
-    'what an export would list, unchanged since',
-  );
+  const sentDir = path.join(dir, 'checkpoints', sent.id);
+  const entries = (await readManifest(sentDir)).entries;
+  t.deepEqual(entries, await new TarArchiveCodec().describe(sentDir), 'what an export would list');
   t.true(entries.some((e) => e.name === 'config.dump' && e.sha256.length === 64));
+  t.is(described.length, 1, 'and nothing hashes it again');
+
+  const plain = await service.create('web', { leaveRunning: true });
+  const plainDir = path.join(dir, 'checkpoints', plain.id);
+  const complete = await service.completeManifest(plain.id);
+  t.deepEqual(complete.entries, await new TarArchiveCodec().describe(plainDir));
+  t.deepEqual((await readManifest(plainDir)).entries, complete.entries, 'kept in cryo.json');
+  await service.completeManifest(plain.id);
+  t.deepEqual(described.slice(1), [plainDir], 'hashed once, in the background, for every export');
+  t.deepEqual(
+    (await readdir(plainDir)).filter((f) => f.startsWith('.')),
+    [],
+    'no temporary file left',
+  );
+});
+
+test('a checkpoint deleted while its entries are hashed in the background is deleted at once', async (t) => {
+  const { runtime, service, dir } = t.context;
+  let aborted = false;
+  let started!: () => void;
+  const hashing = new Promise<void>((resolve) => (started = resolve));
+  // A hash that would never end on its own.
+  t.context.describe = (_d, signal) =>
+    new Promise((_resolve, reject) => {
+      started();
+      signal!.addEventListener('abort', () => {
+        aborted = true;
+        reject(signal!.reason as Error);
+      });
+    });
+  runtime.add({ id: 'c'.repeat(64), name: 'web' });
+  const cp = await service.create('web', { leaveRunning: true });
+  await hashing;
+  await service.remove(cp.id);
+  t.true(aborted);
+  t.deepEqual(await readdir(path.join(dir, 'checkpoints')), []);
+  t.deepEqual(service.list({}), []);
 });
 
 test('a failed dump still thaws the container, and leaves no files and no catalog entry', async (t) => {
