@@ -7,8 +7,10 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_DATA_DIR, DEFAULT_LISTEN } from '../config.js';
 import type { Checkpoint } from '../domain/checkpoint.js';
 import type { Migration } from '../domain/migration.js';
+import type { Schedule, ScheduleRun } from '../domain/schedule.js';
 import { TOKEN_FILE } from '../adapters/store/token-file.js';
 import { CliError, CryoClient } from './cryo-client.js';
+import { listTables } from './list-tables.js';
 
 const DEFAULT_URL = `http://${DEFAULT_LISTEN.host}:${DEFAULT_LISTEN.port}`;
 const MIGRATION_POLL_MS = 200;
@@ -18,7 +20,7 @@ interface GlobalOptions {
   token?: string;
 }
 
-/** Where a command writes: JSON results to stdout, progress and errors to stderr. */
+/** Where a command writes: results (JSON, or a list's table) to stdout, progress and errors to stderr. */
 export interface CliOutput {
   stdout: Writable;
   stderr: Writable;
@@ -26,7 +28,8 @@ export interface CliOutput {
 
 /**
  * The client commands (`cryo checkpoint`, `cryo restore`, `cryo migrate`, ...) on `program`: each is one call
- * of the REST API, with docker/podman-style flags, printing the API's JSON answer.
+ * of the REST API, with docker/podman-style flags, printing the API's JSON answer; the list commands print a
+ * table unless given `--format json`.
  */
 export function addClientCommands(program: Command, out: CliOutput = process): void {
   program
@@ -38,7 +41,8 @@ export function addClientCommands(program: Command, out: CliOutput = process): v
     async (...args: A) => {
       const client = new CryoClient(...(await endpoint(program.opts<GlobalOptions>())));
       const result = await fn(client, ...args);
-      if (result !== undefined) out.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      if (result instanceof Printed) out.stdout.write(result.text);
+      else if (result !== undefined) out.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     };
 
   program
@@ -92,11 +96,16 @@ export function addClientCommands(program: Command, out: CliOutput = process): v
     .alias('ls')
     .description('list checkpoints')
     .option('--container <container>', "only this container's")
+    .addOption(formatOption())
     .action(
-      run(async (client, o: { container?: string }) =>
-        client.json(
-          'GET',
-          `/v1/checkpoints${o.container ? `?container=${encodeURIComponent(o.container)}` : ''}`,
+      run(async (client, o: { container?: string } & Formatted) =>
+        formatted(
+          o,
+          await client.json<{ checkpoints: Checkpoint[] }>(
+            'GET',
+            `/v1/checkpoints${o.container ? `?container=${encodeURIComponent(o.container)}` : ''}`,
+          ),
+          listTables.checkpoints,
         ),
       ),
     );
@@ -204,10 +213,17 @@ export function addClientCommands(program: Command, out: CliOutput = process): v
   program
     .command('migrations')
     .description('migrations from this host, or one of them')
-    .argument('[migration]', 'migration id')
+    .argument('[migration]', 'migration id (shown whole, as JSON)')
+    .addOption(formatOption())
     .action(
-      run(async (client, id: string | undefined) =>
-        client.json('GET', id ? `/v1/migrations/${seg(id)}` : '/v1/migrations'),
+      run(async (client, id: string | undefined, o: Formatted) =>
+        id
+          ? client.json('GET', `/v1/migrations/${seg(id)}`)
+          : formatted(
+              o,
+              await client.json<{ migrations: Migration[] }>('GET', '/v1/migrations'),
+              listTables.migrations,
+            ),
       ),
     );
 
@@ -259,12 +275,30 @@ export function addClientCommands(program: Command, out: CliOutput = process): v
   schedule
     .command('ls')
     .description('list schedules')
-    .action(run(async (client) => client.json('GET', '/v1/schedules')));
+    .addOption(formatOption())
+    .action(
+      run(async (client, o: Formatted) =>
+        formatted(
+          o,
+          await client.json<{ schedules: Schedule[] }>('GET', '/v1/schedules'),
+          listTables.schedules,
+        ),
+      ),
+    );
   schedule
     .command('runs')
     .description("a schedule's runs: outcome, checkpoint, frozen time, error")
     .argument('<schedule>', 'schedule id')
-    .action(run(async (client, id: string) => client.json('GET', `/v1/schedules/${seg(id)}/runs`)));
+    .addOption(formatOption())
+    .action(
+      run(async (client, id: string, o: Formatted) =>
+        formatted(
+          o,
+          await client.json<{ runs: ScheduleRun[] }>('GET', `/v1/schedules/${seg(id)}/runs`),
+          listTables.runs,
+        ),
+      ),
+    );
   schedule
     .command('run')
     .description('take a snapshot now, outside the schedule')
@@ -355,6 +389,25 @@ async function writeAtomically(input: Readable, file: string): Promise<void> {
     await rm(partial, { force: true });
     throw err;
   }
+}
+
+/** Text a command prints as it is, instead of JSON. */
+class Printed {
+  constructor(readonly text: string) {}
+}
+
+interface Formatted {
+  format: 'table' | 'json';
+}
+
+function formatOption(): Option {
+  return new Option('--format <format>', "table, or json (the API's answer)")
+    .choices(['table', 'json'])
+    .default('table');
+}
+
+function formatted<T>(o: Formatted, value: T, table: (value: T) => string): T | Printed {
+  return o.format === 'json' ? value : new Printed(table(value));
 }
 
 function pick(o: Record<string, unknown>, keys: string[]): Record<string, unknown> {

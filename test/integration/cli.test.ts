@@ -42,10 +42,20 @@ test('cryo checkpoint, ls and restore: the counter goes on from where it was', a
   const checkpoint = await cryo.cliJson<Checkpoint>(['checkpoint', name, '--name', 'first']);
   t.is(checkpoint.name, 'first');
   t.false((await inspect(name)).State.Running, 'stop mode by default, as docker checkpoint create');
-  const listed = await cryo.cliJson<CheckpointList>(['ls', '--container', name]);
+  const listed = await cryo.cliJson<CheckpointList>(['ls', '--container', name, '--format', 'json']);
   t.deepEqual(
     listed.checkpoints.map((c) => c.id),
     [checkpoint.id],
+  );
+  // By default, a table, as docker and podman list things.
+  const table = await cryo.cli(['ls', '--container', name]);
+  t.is(table.exitCode, 0, table.stderr);
+  const [header, ...rows] = table.stdout.trimEnd().split('\n');
+  t.regex(header!, /^CHECKPOINT ID +NAME +SOURCE +CREATED +SIZE +MODE$/);
+  t.is(rows.length, 1);
+  t.regex(
+    rows[0]!,
+    new RegExp(`^${checkpoint.id} +first +${name} +\\d+ seconds? ago +[\\d.]+[kMG]?B +stopped$`),
   );
 
   const restored = await cryo.cliJson<RestoreResult>(['restore', checkpoint.id]);
@@ -156,7 +166,7 @@ test('cryo schedule create, run, runs, ls and rm --delete-checkpoints: snapshots
     ['succeeded', 'succeeded', 'succeeded'],
   );
   t.true((await inspect(name)).State.Running, 'a scheduled snapshot leaves the container running');
-  const kept = await cryo.cliJson<CheckpointList>(['ls', '--container', name]);
+  const kept = await cryo.cliJson<CheckpointList>(['ls', '--container', name, '--format', 'json']);
   t.deepEqual(
     kept.checkpoints.map((c) => c.id).sort(),
     runs
@@ -165,19 +175,36 @@ test('cryo schedule create, run, runs, ls and rm --delete-checkpoints: snapshots
       .sort(),
     'the retention keeps the newest 2',
   );
-  const listedRuns = await cryo.cliJson<{ runs: ScheduleRun[] }>(['schedule', 'runs', created.id]);
+  const listedRuns = await cryo.cliJson<{ runs: ScheduleRun[] }>([
+    'schedule',
+    'runs',
+    created.id,
+    '--format',
+    'json',
+  ]);
   t.is(listedRuns.runs.length, 3);
-  const listed = await cryo.cliJson<{ schedules: Schedule[] }>(['schedule', 'ls']);
+  const runRows = (await cryo.cli(['schedule', 'runs', created.id])).stdout.trimEnd().split('\n');
+  t.is(runRows.length, 4, 'a header and three runs');
+  for (const [i, run] of runs.entries()) {
+    t.true(
+      runRows.some((row) => new RegExp(`manual +succeeded +${run.checkpointId!} +[\\d.]+s`).test(row)),
+      `run ${i}`,
+    );
+  }
+  const listed = await cryo.cliJson<{ schedules: Schedule[] }>(['schedule', 'ls', '--format', 'json']);
   t.true(listed.schedules.some((s) => s.id === created.id));
 
   const removed = await cryo.cli(['schedule', 'rm', created.id, '--delete-checkpoints']);
   t.is(removed.exitCode, 0, removed.stderr);
   t.false(
-    (await cryo.cliJson<{ schedules: Schedule[] }>(['schedule', 'ls'])).schedules.some(
+    (await cryo.cliJson<{ schedules: Schedule[] }>(['schedule', 'ls', '--format', 'json'])).schedules.some(
       (s) => s.id === created.id,
     ),
   );
-  t.deepEqual((await cryo.cliJson<CheckpointList>(['ls', '--container', name])).checkpoints, []);
+  t.deepEqual(
+    (await cryo.cliJson<CheckpointList>(['ls', '--container', name, '--format', 'json'])).checkpoints,
+    [],
+  );
 
   const bad = await cryo.cli(['schedule', 'create', name, '--cron', 'every tuesday']);
   t.is(bad.exitCode, 1);
