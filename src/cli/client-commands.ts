@@ -1,5 +1,5 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { readFile, rename, rm } from 'node:fs/promises';
+import { constants, createReadStream, createWriteStream } from 'node:fs';
+import { access, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -61,6 +61,11 @@ export function addClientCommands(program: Command, out: CliOutput = process): v
     .option('--ghost-limit <bytes>', 'largest deleted-but-open file kept in the image', positiveInt)
     .option('--include-volumes', "include named volumes' contents")
     .option('--force', 'skip the pre-flight')
+    .option(
+      '--export <file>',
+      'also write the checkpoint as one archive (podman container checkpoint --export)',
+    )
+    .addOption(compressOption())
     .addOption(
       new Option(
         '--application [what]',
@@ -84,10 +89,31 @@ export function addClientCommands(program: Command, out: CliOutput = process): v
           ...pick(o, ['includeVolumes', 'force', 'application']),
           ...(o.ghostLimit !== undefined ? { ghostLimitBytes: o.ghostLimit } : {}),
         };
+        if (o.pid && o.export !== undefined) {
+          throw new CliError(
+            'VALIDATION_FAILED',
+            '--export applies to a container checkpoint',
+            'a process tree restores only on the host that dumped it',
+          );
+        }
         const url = o.pid
           ? `/v1/processes/${pidOf(target)}/checkpoints`
           : `/v1/containers/${seg(target)}/checkpoints`;
-        return client.json<Checkpoint>('POST', url, body);
+        const checkpoint = await client.json<Checkpoint>('POST', url, body);
+        if (typeof o.export !== 'string') return checkpoint;
+        out.stdout.write(`${JSON.stringify(checkpoint, null, 2)}\n`);
+        await exportTo(client, checkpoint.id, o.export, String(o.compress)).catch((err: unknown) => {
+          // The checkpoint is made and kept; only the archive is missing.
+          throw err instanceof CliError
+            ? new CliError(
+                err.code,
+                `checkpoint ${checkpoint.id} was made, but its export failed: ${err.message}`,
+                `run: cryo export ${checkpoint.id} -o ${o.export as string}`,
+                err.details,
+              )
+            : err;
+        });
+        return undefined;
       }),
     );
 
@@ -113,7 +139,11 @@ export function addClientCommands(program: Command, out: CliOutput = process): v
   program
     .command('restore')
     .description('restore a checkpoint into its stopped container, or into a new one (--name)')
-    .argument('<checkpoint>', 'checkpoint id')
+    .argument('[checkpoint]', 'checkpoint id (none with --import)')
+    .option(
+      '--import <file>',
+      'import this archive first and restore it (podman container restore --import; "-": standard input)',
+    )
     .option('--name <name>', 'restore into a new container with this name')
     .addOption(new Option('--ports <ports>', 'host ports of a new container').choices(['free', 'same']))
     .addOption(
@@ -125,9 +155,28 @@ export function addClientCommands(program: Command, out: CliOutput = process): v
     )
     .option('--env <NAME=value...>', 'environment of a new container (application restores)')
     .action(
-      run(async (client, id: string, o: Record<string, unknown>) =>
-        client.json('POST', `/v1/checkpoints/${seg(id)}/restore`, pick(o, ['name', 'ports', 'mode', 'env'])),
-      ),
+      run(async (client, id: string | undefined, o: Record<string, unknown>) => {
+        const body = pick(o, ['name', 'ports', 'mode', 'env']);
+        if (typeof o.import !== 'string') {
+          if (!id) throw usage('give a checkpoint id, or --import <file>');
+          return client.json('POST', `/v1/checkpoints/${seg(id)}/restore`, body);
+        }
+        if (id) throw usage('give a checkpoint id or --import <file>, not both');
+        const imported = await importFrom(client, o.import);
+        return client
+          .json('POST', `/v1/checkpoints/${seg(imported.id)}/restore`, body)
+          .catch((err: unknown) => {
+            // The archive is imported and kept: a second try needs no second upload.
+            throw err instanceof CliError
+              ? new CliError(
+                  err.code,
+                  err.message,
+                  `${err.hint ? `${err.hint}; ` : ''}the archive is imported as checkpoint ${imported.id}: cryo restore ${imported.id} ..., or cryo rm ${imported.id}`,
+                  err.details,
+                )
+              : err;
+          });
+      }),
     );
 
   program
@@ -145,14 +194,10 @@ export function addClientCommands(program: Command, out: CliOutput = process): v
     .description('write a checkpoint as one archive (podman container checkpoint --export)')
     .argument('<checkpoint>', 'checkpoint id')
     .requiredOption('-o, --output <file>', 'the archive file ("-": standard output)')
-    .addOption(
-      new Option('--compress <kind>', 'compression').choices(['none', 'gzip', 'zstd']).default('none'),
-    )
+    .addOption(compressOption())
     .action(
       run(async (client, id: string, o: { output: string; compress: string }) => {
-        const archive = await client.download(`/v1/checkpoints/${seg(id)}/archive?compress=${o.compress}`);
-        if (o.output === '-') await pipeline(archive, out.stdout, { end: false });
-        else await writeAtomically(archive, o.output);
+        await exportTo(client, id, o.output, o.compress);
       }),
     );
 
@@ -160,15 +205,7 @@ export function addClientCommands(program: Command, out: CliOutput = process): v
     .command('import')
     .description('import an archive as a checkpoint (gzip and zstd are detected)')
     .argument('<file>', 'the archive ("-": standard input)')
-    .action(
-      run(async (client, file: string) =>
-        client.upload<Checkpoint>(
-          '/v1/checkpoints',
-          file === '-' ? process.stdin : createReadStream(file),
-          'application/x-tar',
-        ),
-      ),
-    );
+    .action(run(async (client, file: string) => importFrom(client, file)));
 
   program
     .command('migrate')
@@ -236,6 +273,25 @@ export function addClientCommands(program: Command, out: CliOutput = process): v
         client.json('GET', `/v1/containers/${seg(container)}/operators`),
       ),
     );
+
+  async function exportTo(client: CryoClient, id: string, output: string, compress: string): Promise<void> {
+    const archive = await client.download(`/v1/checkpoints/${seg(id)}/archive?compress=${compress}`);
+    if (output === '-') await pipeline(archive, out.stdout, { end: false });
+    else await writeAtomically(archive, output);
+  }
+
+  async function importFrom(client: CryoClient, file: string): Promise<Checkpoint> {
+    if (file !== '-') {
+      await access(file, constants.R_OK).catch((err: NodeJS.ErrnoException) => {
+        throw new CliError('FILE_UNREADABLE', `cannot read ${file}: ${err.code ?? err.message}`);
+      });
+    }
+    return client.upload<Checkpoint>(
+      '/v1/checkpoints',
+      file === '-' ? process.stdin : createReadStream(file),
+      'application/x-tar',
+    );
+  }
 
   const schedule = program.command('schedule').description('cron-scheduled snapshots and their retention');
   schedule
@@ -398,6 +454,16 @@ class Printed {
 
 interface Formatted {
   format: 'table' | 'json';
+}
+
+function compressOption(): Option {
+  return new Option('--compress <kind>', 'compression of the archive')
+    .choices(['none', 'gzip', 'zstd'])
+    .default('none');
+}
+
+function usage(message: string): CliError {
+  return new CliError('VALIDATION_FAILED', message, 'see cryo restore --help');
 }
 
 function formatOption(): Option {

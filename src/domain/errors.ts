@@ -200,6 +200,17 @@ export class HostMismatchError extends AppError {
   }
 }
 
+export class CheckpointNotExportableError extends AppError {
+  constructor(id: string) {
+    super(
+      'CHECKPOINT_NOT_EXPORTABLE',
+      409,
+      `checkpoint "${id}" is of a process tree, which restores only on the host that dumped it`,
+      'archives carry container checkpoints: checkpoint the container instead',
+    );
+  }
+}
+
 export class CheckpointInUseError extends AppError {
   constructor(id: string) {
     super(

@@ -1,6 +1,10 @@
 import type { Readable } from 'node:stream';
 import type { Checkpoint, Compression } from '../domain/checkpoint.js';
-import { ArchiveInvalidError, CheckpointNameInUseError } from '../domain/errors.js';
+import {
+  ArchiveInvalidError,
+  CheckpointNameInUseError,
+  CheckpointNotExportableError,
+} from '../domain/errors.js';
 import {
   CHECKPOINT_IMAGES_DIR,
   DOCKER_CONFIG,
@@ -42,6 +46,7 @@ export class ArchiveService {
   constructor(private readonly deps: ArchiveServiceDeps) {}
 
   async export(id: string, compress: Compression): Promise<ExportedArchive> {
+    if (this.deps.checkpoints.get(id).kind === 'process') throw new CheckpointNotExportableError(id);
     const { checkpoint, dir, release } = this.deps.checkpoints.retain(id);
     try {
       const manifest = await this.deps.checkpoints.completeManifest(id);

@@ -119,6 +119,63 @@ test('cryo export -o, rm, import and restore --name: a copy carries the process;
   await cryo.cli(['rm', imported.id]);
 });
 
+test('cryo checkpoint --export and restore --import, as podman: one step each way, and a failed restore keeps the import', async (t) => {
+  const { cryo, containers, work } = t.context;
+  const name = containers.uniqueName('cli-podman');
+  await containers.run({ image: NODE_IMAGE, name, publish: 8080 });
+  const before = await counterAtLeast(name, 5);
+  const file = path.join(work, 'podman-style.tar.gz');
+  const checkpoint = await cryo.cliJson<Checkpoint>([
+    'checkpoint',
+    name,
+    '--leave-running',
+    '--export',
+    file,
+    '--compress',
+    'gzip',
+  ]);
+  t.is((await readFile(file)).subarray(0, 2).toString('hex'), '1f8b', 'a gzip archive');
+  const named = async () =>
+    (await cryo.api<CheckpointList>('GET', '/v1/checkpoints')).body.checkpoints.filter(
+      (c) => c.name === checkpoint.name,
+    );
+
+  // On the host that still has the checkpoint, the import is refused before anything is restored.
+  const copy = containers.uniqueName('cli-podman-copy');
+  const twice = await cryo.cli(['restore', '--import', file, '--name', copy]);
+  t.is(twice.exitCode, 1);
+  t.regex(twice.stderr, /^cryo: CHECKPOINT_NAME_IN_USE: /);
+  t.is((await named()).length, 1);
+
+  t.is((await cryo.cli(['rm', checkpoint.id])).exitCode, 0);
+  const restored = await cryo.cliJson<RestoreResult>(['restore', '--import', file, '--name', copy]);
+  t.is(restored.container!.name, copy);
+  const cloned = await readCounter(copy);
+  t.is(cloned.bootId, before.bootId, 'the same process, from the archive');
+  t.true(cloned.count >= before.count);
+  const [imported] = await named();
+  t.truthy(imported, 'the imported checkpoint stays, to be restored again');
+
+  // A restore that fails after the upload keeps the imported checkpoint and says how to go on.
+  t.is((await cryo.cli(['rm', imported!.id])).exitCode, 0);
+  const taken = await cryo.cli(['restore', '--import', file, '--name', copy]);
+  t.is(taken.exitCode, 1);
+  const [kept] = await named();
+  t.truthy(kept);
+  t.regex(
+    taken.stderr,
+    new RegExp(`the archive is imported as checkpoint ${kept!.id}: cryo restore ${kept!.id}`),
+  );
+  t.is((await cryo.cli(['rm', kept!.id])).exitCode, 0);
+
+  for (const args of [['restore'], ['restore', kept!.id, '--import', file]]) {
+    const bad = await cryo.cli(args);
+    t.is(bad.exitCode, 1, args.join(' '));
+    t.regex(bad.stderr, /^cryo: VALIDATION_FAILED: /);
+  }
+  t.deepEqual(await named(), []);
+});
+
 test('cryo reports the API error with its code and hint, exits 1, and refuses bad flags before any request', async (t) => {
   const { cryo } = t.context;
   const missing = await cryo.cli(['checkpoint', 'cryo-test-no-such-container']);

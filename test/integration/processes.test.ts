@@ -453,6 +453,25 @@ test.serial(
     const misplaced = await cryo.cli(['checkpoint', '--pid', String(pid), '--include-volumes']);
     t.is(misplaced.exitCode, 1, 'a container-only flag with --pid is refused by the API');
     t.regex(misplaced.stderr, /^cryo: VALIDATION_FAILED: /);
+    // A process tree restores only where it was dumped: no archive, and a clear refusal rather than a failure.
+    const archive = await cryo.api('GET', `/v1/checkpoints/${created.id}/archive`);
+    t.is(archive.status, 409);
+    t.like(archive.body, { code: 'CHECKPOINT_NOT_EXPORTABLE' });
+    const before = (await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body.checkpoints;
+    const exported = await cryo.cli([
+      'checkpoint',
+      '--pid',
+      String(pid),
+      '--export',
+      path.join(dir, 'p.tar'),
+    ]);
+    t.is(exported.exitCode, 1);
+    t.regex(exported.stderr, /^cryo: VALIDATION_FAILED: --export applies to a container checkpoint/);
+    t.deepEqual(
+      (await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body.checkpoints,
+      before,
+      'refused before any dump',
+    );
     await cryo.cli(['rm', created.id]);
   },
 );

@@ -6,6 +6,7 @@ import {
   type RestoreResult,
 } from '../../domain/checkpoint.js';
 import { ErrorBodySchema } from '../../domain/error-body.js';
+import { streamRequest } from './stream-request.js';
 import { TargetError } from '../../domain/errors.js';
 import { HostInfoSchema, type HostInfoReport } from '../../domain/migration.js';
 import type { PeerAgent } from '../../services/peer-agent.js';
@@ -67,42 +68,48 @@ export class HttpPeerAgent implements PeerAgent {
     contentType?: string,
     timeoutMs = this.timeoutMs,
   ): Promise<unknown> {
-    let res: Response;
+    let status: number;
+    let text: string;
     try {
-      res = await fetch(`${this.url}${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${this.token}`,
-          ...(contentType ? { 'content-type': contentType } : {}),
-        },
-        ...(body
-          ? {
-              body: Readable.toWeb(Readable.from(body as AsyncIterable<Buffer>)) as ReadableStream,
-              duplex: 'half',
-            }
-          : {}),
-        ...(timeoutMs > 0 ? { signal: AbortSignal.timeout(timeoutMs) } : {}),
-      } as RequestInit);
+      const headers = {
+        authorization: `Bearer ${this.token}`,
+        ...(contentType ? { 'content-type': contentType } : {}),
+      };
+      const signal = timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined;
+      if (body) {
+        // Not fetch: a target that refuses an import early answers before it has read the archive, and fetch
+        // would report only the broken pipe.
+        ({ status, text } = await streamRequest(
+          method,
+          `${this.url}${path}`,
+          headers,
+          Readable.from(body as AsyncIterable<Buffer>),
+          signal,
+        ));
+      } else {
+        const res = await fetch(`${this.url}${path}`, { method, headers, ...(signal ? { signal } : {}) });
+        status = res.status;
+        text = await res.text();
+      }
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       throw new TargetError(
         'TARGET_UNREACHABLE',
-        `cannot reach the target ${this.url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`,
+        `cannot reach the target ${this.url}: ${cause?.code ?? cause?.message ?? (err as { code?: string }).code ?? (err as Error).message}`,
         'check the target URL and that cryo runs and listens there (CRYO_LISTEN)',
       );
     }
-    const text = await res.text();
     const parsed: unknown = text ? JSON.parse(text) : null;
-    if (res.status === 401) {
+    if (status === 401) {
       throw new TargetError(
         'TARGET_UNAUTHORIZED',
         `the target ${this.url} refused the token`,
         "give the target's token (its CRYO_TOKEN or <data dir>/token) as targetToken",
       );
     }
-    if (!res.ok) {
+    if (status < 200 || status > 299) {
       const err = ErrorBodySchema.safeParse(parsed);
-      const detail = err.success ? `${err.data.code}: ${err.data.message}` : `HTTP ${res.status}`;
+      const detail = err.success ? `${err.data.code}: ${err.data.message}` : `HTTP ${status}`;
       throw new TargetError(
         'TARGET_REFUSED',
         `the target ${this.url} answered ${method} ${path} with ${detail}`,

@@ -5,6 +5,7 @@ import { ErrorBodySchema } from '../../domain/error-body.js';
 import { CheckpointIdSchema } from '../../domain/names.js';
 import type { ArchiveService } from '../../services/archive-service.js';
 import type { Readable } from 'node:stream';
+import { drainRefusedUpload } from '../drain-refused-upload.js';
 
 export const archiveRoutes: FastifyPluginAsyncZod<{ archives: ArchiveService }> = async (
   app,
@@ -56,8 +57,7 @@ export const archiveRoutes: FastifyPluginAsyncZod<{ archives: ArchiveService }> 
         const checkpoint = await archives.import(request.body as Readable);
         return reply.status(201).send(checkpoint);
       } catch (err) {
-        // The client may still be sending a rejected archive; do not keep reading it.
-        void reply.header('connection', 'close');
+        drainRefusedUpload(request.raw);
         throw err;
       }
     },
