@@ -101,7 +101,12 @@ export class CheckpointService {
   private readonly host: HostInfo;
   private readonly users = new Map<string, number>();
   /** Checkpoints whose entries are being hashed into cryo.json after they were published. */
-  private readonly sealing = new Map<string, { abort: AbortController; done: Promise<unknown> }>();
+  private readonly sealing = new Map<
+    string,
+    { abort: AbortController; started: boolean; done: Promise<unknown> }
+  >();
+  /** The last background hashing queued; the next one starts after it. */
+  private sealed: Promise<unknown> = Promise.resolve();
   private support: { at: number; criuVersion: string } | undefined;
 
   constructor(private readonly deps: CheckpointServiceDeps) {
@@ -378,7 +383,8 @@ export class CheckpointService {
     this.deps.catalog.remove(id);
     const sealing = this.sealing.get(id);
     sealing?.abort.abort();
-    await sealing?.done;
+    // A job still queued will not touch the directory; one under way is waited for.
+    if (sealing?.started) await sealing.done;
     await this.deps.store.remove(id);
   }
 
@@ -403,11 +409,18 @@ export class CheckpointService {
    */
   private sealInBackground(id: string): void {
     if (!this.deps.describeEntries) return;
-    const abort = new AbortController();
-    const done = this.seal(this.deps.store.path(id), abort.signal)
+    const job = { abort: new AbortController(), started: false, done: Promise.resolve() as Promise<unknown> };
+    // One at a time: frequent scheduled snapshots must not pile up hashing jobs that compete for the disk.
+    job.done = this.sealed
+      .then(() => {
+        if (job.abort.signal.aborted) return undefined;
+        job.started = true;
+        return this.seal(this.deps.store.path(id), job.abort.signal);
+      })
       .catch(() => undefined)
       .finally(() => this.sealing.delete(id));
-    this.sealing.set(id, { abort, done });
+    this.sealed = job.done;
+    this.sealing.set(id, job);
   }
 
   private async seal(dir: string, signal?: AbortSignal): Promise<Manifest> {

@@ -139,6 +139,40 @@ test('a checkpoint deleted while its entries are hashed in the background is del
   t.deepEqual(service.list({}), []);
 });
 
+test('background hashing runs one checkpoint at a time, and a checkpoint still queued deletes at once', async (t) => {
+  const { runtime, service, dir } = t.context;
+  let inFlight = 0;
+  let most = 0;
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const calls: string[] = [];
+  t.context.describe = async (d, signal) => {
+    calls.push(d);
+    most = Math.max(most, ++inFlight);
+    try {
+      if (calls.length === 1) await held;
+      return await new TarArchiveCodec().describe(d, signal);
+    } finally {
+      inFlight--;
+    }
+  };
+  runtime.add({ id: 'c'.repeat(64), name: 'web' });
+  const a = await service.create('web', { leaveRunning: true });
+  const b = await service.create('web', { leaveRunning: true });
+  const c = await service.create('web', { leaveRunning: true });
+  // The first one's hashing is held: a delete that waited for the queue would never return.
+  await service.remove(b.id);
+  release();
+  t.true((await service.completeManifest(a.id)).entries.length > 0);
+  t.true((await service.completeManifest(c.id)).entries.length > 0);
+  t.is(most, 1);
+  t.deepEqual(
+    calls,
+    [a.id, c.id].map((id) => path.join(dir, 'checkpoints', id)),
+    'the deleted one was never hashed',
+  );
+});
+
 test('a failed dump still thaws the container, and leaves no files and no catalog entry', async (t) => {
   const { runtime, service, dir } = t.context;
   runtime.add({ id: 'c'.repeat(64), name: 'web' });
