@@ -19,8 +19,6 @@ export interface CheckpointEngine {
   version(): Promise<string>;
   /** Runs the tool's own host check; throws CriuUnavailableError when it fails. */
   check(): Promise<void>;
-  /** Whether `criu check --feature <name>` passes. */
-  feature(name: string): Promise<boolean>;
   /** Dumps the process tree rooted at `pid` into `dir`; throws CriuError with the log tail on failure. */
   dump(pid: number, dir: string, options: CriuOptions & { leaveRunning: boolean }): Promise<DumpResult>;
   /** Restores the tree in `dir`, detached; throws CriuError with the log tail on failure. */

@@ -472,6 +472,9 @@ export class CheckpointService {
       );
     }
     const gone = body.abandonOnDisconnect ? abandoned : undefined;
+    // The restore reads the images now and must not share the disk and a core with their hashing, which an
+    // export does if it ever needs it.
+    this.sealing.get(id)?.abort.abort();
     return this.using(id, async (checkpoint, dir) => {
       if (checkpoint.kind === 'process') {
         if (!this.deps.processes) throw new Error('process restores are not wired');

@@ -215,6 +215,30 @@ test('refusals: unknown, stopped, duplicate name, docker without experimental', 
   t.false(runtime.calls.some((c) => c.startsWith('checkpoint') && c.includes('s'.repeat(64))));
 });
 
+test('a restore stops the background hashing of its checkpoint; an export hashes it then', async (t) => {
+  const { runtime, service, dir } = t.context;
+  let hashing!: () => void;
+  const started = new Promise<void>((resolve) => (hashing = resolve));
+  let aborted = false;
+  t.context.describe = (_d, signal) =>
+    new Promise((_resolve, reject) => {
+      hashing();
+      signal!.addEventListener('abort', () => {
+        aborted = true;
+        reject(signal!.reason as Error);
+      });
+    });
+  runtime.add({ id: 'c'.repeat(64), name: 'web' });
+  const cp = await service.create('web', { leaveRunning: true });
+  await started;
+  const restored = await service.restore(cp.id, { name: 'copy', ports: 'free' });
+  t.is(restored.container!.name, 'copy');
+  t.true(aborted);
+  t.context.describe = (d, signal) => new TarArchiveCodec().describe(d, signal);
+  const manifest = await service.completeManifest(cp.id);
+  t.deepEqual(manifest.entries, await new TarArchiveCodec().describe(path.join(dir, 'checkpoints', cp.id)));
+});
+
 test('a failed restore into a new container removes that container and keeps the checkpoint', async (t) => {
   const { runtime, service } = t.context;
   runtime.add({ id: 'c'.repeat(64), name: 'web' });

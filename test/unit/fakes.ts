@@ -147,9 +147,6 @@ export class FakeEngine implements CheckpointEngine {
     return '4.2.1';
   }
   async check(): Promise<void> {}
-  async feature(): Promise<boolean> {
-    return true;
-  }
   async dump(): Promise<DumpResult> {
     throw new Error('FakeEngine does not dump processes');
   }

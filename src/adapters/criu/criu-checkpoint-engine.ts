@@ -40,11 +40,6 @@ export class CriuCheckpointEngine implements CheckpointEngine {
     await this.run(['check']);
   }
 
-  async feature(name: string): Promise<boolean> {
-    const result = await execa(this.binary, ['check', '--feature', name], { reject: false, all: true });
-    return result.exitCode === 0;
-  }
-
   async dump(
     pid: number,
     dir: string,
