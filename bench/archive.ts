@@ -121,8 +121,7 @@ try {
   let id = String(cp.id);
   const sizeBytes = Number(cp.sizeBytes);
   const archive = path.join(work, 'export.tar');
-  // At once: this export waits for the hashing of the new checkpoint's entries, which starts when it is
-  // published. Its dd comes after it, so as not to give that hashing a head start.
+  // The first export hashes every entry for cryo.json before it sends a byte. Its dd comes after it.
   const [bytes, firstSeconds] = await seconds(() => exportTo(id, 'none', archive));
   const first: Step = {
     seconds: firstSeconds,
@@ -161,7 +160,7 @@ try {
   );
   console.log('| --- | --- | --- | --- | --- | --- | --- |');
   console.log(
-    `| ${stepRow('export right after the checkpoint (waits for the hashing of its entries; one run; dd after it)', [first], bytes, ddAll)} |`,
+    `| ${stepRow('export, first (hashes every entry for cryo.json first; one run; dd after it)', [first], bytes, ddAll)} |`,
   );
   console.log(`| ${stepRow('export (curl -o file, fsync)', exports, bytes, ddAll)} |`);
   console.log(`| ${stepRow('import (verifies sha256, fsync, rename)', imports, bytes, ddAll)} |`);

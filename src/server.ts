@@ -57,7 +57,7 @@ export async function startServer(config: Config): Promise<Server> {
     scheduleGraceMs: config.scheduleGraceMs,
     migrationRetentionMs: config.migrationRetentionMs,
   });
-  const { catalog, schedules, migrations, checkpoints } = services;
+  const { catalog, schedules, migrations } = services;
   const app = await buildApp({ ...services, token, logLevel: config.logLevel });
 
   // Half-written checkpoints from a crash are never visible; drop them.
@@ -84,7 +84,6 @@ export async function startServer(config: Config): Promise<Server> {
       migrations.stopSweeper();
       await schedules.stop();
       await app.close();
-      await checkpoints.close();
       db.close();
     },
   };

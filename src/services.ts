@@ -63,7 +63,7 @@ export function createServices(d: ServiceDeps) {
     catalog,
     processes,
     sidecar,
-    describeEntries: (dir, signal) => codec.describe(dir, signal),
+    describeEntries: (dir) => codec.describe(dir),
   });
   const archives = new ArchiveService({
     checkpoints,

@@ -12,7 +12,7 @@ export interface ExtractLimits {
 /** Turns a checkpoint directory into an archive stream and back. */
 export interface ArchiveCodec {
   /** Lists every file below `dir` (but the manifest) with its size and sha256, in archive order. */
-  describe(dir: string, signal?: AbortSignal): Promise<Manifest['entries']>;
+  describe(dir: string): Promise<Manifest['entries']>;
   /** Streams `dir` as a tar, `manifest` first, then the manifest's entries, compressed as asked. */
   pack(dir: string, manifest: Manifest, compress: Compression): Readable;
   /** Reads an archive into the empty directory `dir`, verifying it as it streams; returns its manifest. */

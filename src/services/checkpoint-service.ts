@@ -70,7 +70,7 @@ export interface CheckpointServiceDeps {
   /** Operator checkpoints of stream jobs through their sidecar (`application`). */
   sidecar?: SidecarService | undefined;
   /** Every file of a checkpoint directory (but the manifest) with its size and sha256, as an export lists them. */
-  describeEntries?: (dir: string, signal?: AbortSignal) => Promise<ManifestEntry[]>;
+  describeEntries?: (dir: string) => Promise<ManifestEntry[]>;
 }
 
 export type CreateCheckpointOptions = Pick<CreateCheckpointBody, 'leaveRunning'> &
@@ -100,13 +100,6 @@ export class CheckpointService {
   private readonly locks: KeyedLocks;
   private readonly host: HostInfo;
   private readonly users = new Map<string, number>();
-  /** Checkpoints whose entries are being hashed into cryo.json after they were published. */
-  private readonly sealing = new Map<
-    string,
-    { abort: AbortController; started: boolean; done: Promise<unknown> }
-  >();
-  /** The last background hashing queued; the next one starts after it. */
-  private sealed: Promise<unknown> = Promise.resolve();
   private support: { at: number; criuVersion: string } | undefined;
 
   constructor(private readonly deps: CheckpointServiceDeps) {
@@ -237,7 +230,6 @@ export class CheckpointService {
         throw err;
       }
       if (sidecar && cut && body.leaveRunning) await sidecar.finish(container.pid, cut, true);
-      if (!internals.hashEntries) this.sealInBackground(id);
       return checkpoint;
     } finally {
       release();
@@ -381,54 +373,18 @@ export class CheckpointService {
     this.get(id);
     if (this.isInUse(id)) throw new CheckpointInUseError(id);
     this.deps.catalog.remove(id);
-    const sealing = this.sealing.get(id);
-    sealing?.abort.abort();
-    // A job still queued will not touch the directory; one under way is waited for.
-    if (sealing?.started) await sealing.done;
     await this.deps.store.remove(id);
   }
 
   /**
-   * The checkpoint's manifest with every entry's size and sha256, as an export needs it: hashed once, after
-   * the checkpoint was published (see sealInBackground) or now, and kept in the checkpoint.
+   * The checkpoint's manifest with every entry's size and sha256, as an export needs it: hashed on the first
+   * export (or during a migration's checkpoint) and kept in the checkpoint.
    */
   async completeManifest(id: string): Promise<Manifest> {
-    await this.sealing.get(id)?.done;
-    return this.seal(this.deps.store.path(id));
-  }
-
-  /** Closes the service: background hashing stops (an export does it later). */
-  async close(): Promise<void> {
-    for (const { abort } of this.sealing.values()) abort.abort();
-    await Promise.all([...this.sealing.values()].map((s) => s.done));
-  }
-
-  /**
-   * Hashes a new checkpoint's entries while nobody waits for them, so that its first export streams at once
-   * instead of reading the whole checkpoint first. A delete stops it; a failure leaves it to the export.
-   */
-  private sealInBackground(id: string): void {
-    if (!this.deps.describeEntries) return;
-    const job = { abort: new AbortController(), started: false, done: Promise.resolve() as Promise<unknown> };
-    // One at a time: frequent scheduled snapshots must not pile up hashing jobs that compete for the disk.
-    job.done = this.sealed
-      .then(() => {
-        if (job.abort.signal.aborted) return undefined;
-        job.started = true;
-        return this.seal(this.deps.store.path(id), job.abort.signal);
-      })
-      .catch(() => undefined)
-      .finally(() => this.sealing.delete(id));
-    this.sealed = job.done;
-    this.sealing.set(id, job);
-  }
-
-  private async seal(dir: string, signal?: AbortSignal): Promise<Manifest> {
+    const dir = this.deps.store.path(id);
     const manifest = await readManifest(dir);
     if (manifest.entries.length > 0 || !this.deps.describeEntries) return manifest;
-    signal?.throwIfAborted();
-    const complete: Manifest = { ...manifest, entries: await this.deps.describeEntries(dir, signal) };
-    signal?.throwIfAborted();
+    const complete: Manifest = { ...manifest, entries: await this.deps.describeEntries(dir) };
     await replaceFile(path.join(dir, CRYO_MANIFEST), JSON.stringify(complete, null, 2));
     return complete;
   }
@@ -472,9 +428,6 @@ export class CheckpointService {
       );
     }
     const gone = body.abandonOnDisconnect ? abandoned : undefined;
-    // The restore reads the images now and must not share the disk and a core with their hashing, which an
-    // export does if it ever needs it.
-    this.sealing.get(id)?.abort.abort();
     return this.using(id, async (checkpoint, dir) => {
       if (checkpoint.kind === 'process') {
         if (!this.deps.processes) throw new Error('process restores are not wired');

@@ -7,7 +7,6 @@ import { openDatabase, type Db } from '../../src/adapters/store/database.js';
 import { SqliteCheckpointCatalog } from '../../src/adapters/store/sqlite-checkpoint-catalog.js';
 import { TarArchiveCodec } from '../../src/adapters/archive/tar-archive-codec.js';
 import { AppError, CriuError, DockerError } from '../../src/domain/errors.js';
-import type { ManifestEntry } from '../../src/domain/manifest.js';
 import { CheckpointService, newId, readManifest } from '../../src/services/checkpoint-service.js';
 import type { SidecarService } from '../../src/services/sidecar/sidecar-service.js';
 import { FakeEngine, FakeRootfs, FakeRuntime } from './fakes.js';
@@ -19,8 +18,6 @@ interface Ctx {
   runtime: FakeRuntime;
   db: Db;
   service: CheckpointService;
-  /** The service's describeEntries; a test may replace it. */
-  describe: (dir: string, signal?: AbortSignal) => Promise<ManifestEntry[]>;
   /** Directories describeEntries was called for. */
   described: string[];
 }
@@ -40,7 +37,6 @@ test.beforeEach(async (t) => {
     advance: (ms) => (now += ms),
     runtime,
     db,
-    describe: (d, signal) => new TarArchiveCodec().describe(d, signal),
     described: [],
     service: new CheckpointService({
       runtime,
@@ -49,16 +45,15 @@ test.beforeEach(async (t) => {
       store,
       rootfs: new FakeRootfs(),
       clock,
-      describeEntries: (d, signal) => {
+      describeEntries: (d) => {
         t.context.described.push(d);
-        return t.context.describe(d, signal);
+        return new TarArchiveCodec().describe(d);
       },
     }),
   };
 });
 
 test.afterEach.always(async (t) => {
-  await t.context.service.close();
   t.context.db.close();
   await rm(t.context.dir, { recursive: true, force: true });
 });
@@ -91,7 +86,7 @@ test('a checkpoint is catalogued with its container, and stored under checkpoint
   t.deepEqual(runtime.calls.slice(1), [`checkpoint ${'d'.repeat(64)}`, `ensureNotFrozen ${'d'.repeat(64)}`]);
 });
 
-test('entries are hashed during the checkpoint when asked (a migration), else just after it, once', async (t) => {
+test('entries are hashed during the checkpoint when asked (a migration), else on the first export, once', async (t) => {
   const { runtime, service, dir, described } = t.context;
   runtime.add({ id: 'c'.repeat(64), name: 'web' });
   // During the checkpoint the entries are hashed in its staging directory.
@@ -104,72 +99,17 @@ test('entries are hashed during the checkpoint when asked (a migration), else ju
 
   const plain = await service.create('web', { leaveRunning: true });
   const plainDir = path.join(dir, 'checkpoints', plain.id);
+  t.deepEqual((await readManifest(plainDir)).entries, [], 'nothing hashed at checkpoint time');
+  t.is(described.length, 1);
   const complete = await service.completeManifest(plain.id);
   t.deepEqual(complete.entries, await new TarArchiveCodec().describe(plainDir));
   t.deepEqual((await readManifest(plainDir)).entries, complete.entries, 'kept in cryo.json');
   await service.completeManifest(plain.id);
-  t.deepEqual(described.slice(1), [plainDir], 'hashed once, in the background, for every export');
+  t.deepEqual(described.slice(1), [plainDir], 'hashed once, for every export');
   t.deepEqual(
     (await readdir(plainDir)).filter((f) => f.startsWith('.')),
     [],
     'no temporary file left',
-  );
-});
-
-test('a checkpoint deleted while its entries are hashed in the background is deleted at once', async (t) => {
-  const { runtime, service, dir } = t.context;
-  let aborted = false;
-  let started!: () => void;
-  const hashing = new Promise<void>((resolve) => (started = resolve));
-  // A hash that would never end on its own.
-  t.context.describe = (_d, signal) =>
-    new Promise((_resolve, reject) => {
-      started();
-      signal!.addEventListener('abort', () => {
-        aborted = true;
-        reject(signal!.reason as Error);
-      });
-    });
-  runtime.add({ id: 'c'.repeat(64), name: 'web' });
-  const cp = await service.create('web', { leaveRunning: true });
-  await hashing;
-  await service.remove(cp.id);
-  t.true(aborted);
-  t.deepEqual(await readdir(path.join(dir, 'checkpoints')), []);
-  t.deepEqual(service.list({}), []);
-});
-
-test('background hashing runs one checkpoint at a time, and a checkpoint still queued deletes at once', async (t) => {
-  const { runtime, service, dir } = t.context;
-  let inFlight = 0;
-  let most = 0;
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => (release = resolve));
-  const calls: string[] = [];
-  t.context.describe = async (d, signal) => {
-    calls.push(d);
-    most = Math.max(most, ++inFlight);
-    try {
-      if (calls.length === 1) await held;
-      return await new TarArchiveCodec().describe(d, signal);
-    } finally {
-      inFlight--;
-    }
-  };
-  runtime.add({ id: 'c'.repeat(64), name: 'web' });
-  const a = await service.create('web', { leaveRunning: true });
-  const b = await service.create('web', { leaveRunning: true });
-  const c = await service.create('web', { leaveRunning: true });
-  // The first one's hashing is held: a delete that waited for the queue would never return.
-  await service.remove(b.id);
-  release();
-  t.true((await service.completeManifest(a.id)).entries.length > 0);
-  t.true((await service.completeManifest(c.id)).entries.length > 0);
-  t.is(most, 1);
-  t.deepEqual(
-    calls,
-    [a.id, c.id].map((id) => path.join(dir, 'checkpoints', id)),
-    'the deleted one was never hashed',
   );
 });
 
@@ -213,30 +153,6 @@ test('refusals: unknown, stopped, duplicate name, docker without experimental', 
   t.context.advance(5_000);
   t.is(await code(service.create('web', { leaveRunning: true })), 'DOCKER_NOT_EXPERIMENTAL');
   t.false(runtime.calls.some((c) => c.startsWith('checkpoint') && c.includes('s'.repeat(64))));
-});
-
-test('a restore stops the background hashing of its checkpoint; an export hashes it then', async (t) => {
-  const { runtime, service, dir } = t.context;
-  let hashing!: () => void;
-  const started = new Promise<void>((resolve) => (hashing = resolve));
-  let aborted = false;
-  t.context.describe = (_d, signal) =>
-    new Promise((_resolve, reject) => {
-      hashing();
-      signal!.addEventListener('abort', () => {
-        aborted = true;
-        reject(signal!.reason as Error);
-      });
-    });
-  runtime.add({ id: 'c'.repeat(64), name: 'web' });
-  const cp = await service.create('web', { leaveRunning: true });
-  await started;
-  const restored = await service.restore(cp.id, { name: 'copy', ports: 'free' });
-  t.is(restored.container!.name, 'copy');
-  t.true(aborted);
-  t.context.describe = (d, signal) => new TarArchiveCodec().describe(d, signal);
-  const manifest = await service.completeManifest(cp.id);
-  t.deepEqual(manifest.entries, await new TarArchiveCodec().describe(path.join(dir, 'checkpoints', cp.id)));
 });
 
 test('a failed restore into a new container removes that container and keeps the checkpoint', async (t) => {

@@ -27,14 +27,14 @@ const HINT_EXPORT = 'import only archives made by GET /v1/checkpoints/{id}/archi
 
 /** Checkpoint archives as tar streams (tar-stream), optionally gzip- or zstd-compressed. */
 export class TarArchiveCodec implements ArchiveCodec {
-  async describe(dir: string, signal?: AbortSignal): Promise<ManifestEntry[]> {
+  async describe(dir: string): Promise<ManifestEntry[]> {
     const rel = (await walkRelative(dir)).filter((p) => p !== CRYO_MANIFEST);
     const files: string[] = [];
     for (const p of rel) if ((await lstat(path.join(dir, p))).isFile()) files.push(p);
     // Top-level files first (they are small and tell a reader what follows), then the directories' files.
     files.sort((a, b) => Number(a.includes('/')) - Number(b.includes('/')) || (a < b ? -1 : a > b ? 1 : 0));
     const entries: ManifestEntry[] = [];
-    for (const name of files) entries.push({ name, ...(await hashFile(path.join(dir, name), signal)) });
+    for (const name of files) entries.push({ name, ...(await hashFile(path.join(dir, name))) });
     return entries;
   }
 
@@ -284,10 +284,10 @@ async function writeAll(handle: FileHandle, chunks: Buffer[], position: number):
   }
 }
 
-async function hashFile(file: string, signal?: AbortSignal): Promise<{ size: number; sha256: string }> {
+async function hashFile(file: string): Promise<{ size: number; sha256: string }> {
   const hash = createHash('sha256');
   let size = 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: CHUNK, signal })) {
+  for await (const chunk of createReadStream(file, { highWaterMark: CHUNK })) {
     hash.update(chunk as Buffer);
     size += (chunk as Buffer).length;
   }
