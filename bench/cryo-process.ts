@@ -26,7 +26,7 @@ export class CryoProcess {
     // As native-scripts/start-cryo.sh runs it.
     const child = execa(
       'node',
-      ['--max-semi-space-size=1', path.join(repoRoot, 'dist/src/main.js'), 'serve'],
+      ['--max-semi-space-size=2', path.join(repoRoot, 'dist/src/main.js'), 'serve'],
       {
         env: {
           CRYO_DATA_DIR: path.join(work, 'data'),

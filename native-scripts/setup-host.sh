@@ -55,7 +55,7 @@ npm ci --no-audit --no-fund
 npm run build
 # The `cryo` command (service and client) on root's PATH, for this checkout.
 # --max-semi-space-size: as in start-cryo.sh.
-printf '#!/bin/sh\nexec node --max-semi-space-size=1 %s/dist/src/main.js "$@"\n' "$repo" > /usr/local/bin/cryo
+printf '#!/bin/sh\nexec node --max-semi-space-size=2 %s/dist/src/main.js "$@"\n' "$repo" > /usr/local/bin/cryo
 chmod 0755 /usr/local/bin/cryo
 say "cryo command: /usr/local/bin/cryo -> $repo/dist/src/main.js"
 

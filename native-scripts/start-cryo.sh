@@ -22,7 +22,7 @@ else
   say "starting cryo on $listen (data: $data, log: $log)"
   # A small young generation: a multi-GiB import's dead 64 KiB socket buffers are freed at the next scavenge
   # instead of piling up to V8's external-memory limit (about 60 MB more RSS).
-  CRYO_LISTEN=$listen CRYO_DATA_DIR=$data setsid nohup node --max-semi-space-size=1 "$repo/dist/src/main.js" serve >>"$log" 2>&1 </dev/null &
+  CRYO_LISTEN=$listen CRYO_DATA_DIR=$data setsid nohup node --max-semi-space-size=2 "$repo/dist/src/main.js" serve >>"$log" 2>&1 </dev/null &
   echo $! >"$pidfile"
   for _ in $(seq 1 60); do
     answers && break

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
+#!/usr/bin/env -S node --max-semi-space-size=2
 import { Command } from 'commander';
 import { ZodError } from 'zod';
 import { addClientCommands, reportCliError } from './cli/client-commands.js';
