@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type {
   ApplicationMode,
@@ -52,6 +52,7 @@ import { localHost, type HostInfo } from './host-info.js';
 import type { ImageStore } from './image-store.js';
 import { KeyedLocks } from './keyed-locks.js';
 import type { ProcessService } from './process-service.js';
+import { replaceFile } from './replace-file.js';
 import { publishCheckpoint } from './publish-checkpoint.js';
 import type { RootfsChanges } from './rootfs-changes.js';
 import type { ApplicationCut, SidecarService } from './sidecar/sidecar-service.js';
@@ -677,27 +678,6 @@ async function writeConfigs(
   await writeJson(path.join(dir, CONFIG_DUMP), configDump(container.config, createdAt));
   await writeJson(path.join(dir, SPEC_DUMP), spec);
   if (network) await writeJson(path.join(dir, NETWORK_STATUS), network);
-}
-
-/** Replaces `file` whole or not at all: a reader sees the old content or the new, never a part. */
-async function replaceFile(file: string, content: string): Promise<void> {
-  const tmp = path.join(
-    path.dirname(file),
-    `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}`,
-  );
-  try {
-    const handle = await open(tmp, 'wx', 0o600);
-    try {
-      await handle.writeFile(content);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
 }
 
 async function writeJson(file: string, value: unknown): Promise<void> {

@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import {
   ApplicationCheckpointFailedError,
@@ -34,6 +34,7 @@ import {
   type CoordinatorStore,
 } from './checkpoint-coordinator.js';
 import type { SidecarChannel, SidecarConnector } from './sidecar-connector.js';
+import { replaceFile } from '../replace-file.js';
 
 export interface SidecarServiceDeps {
   connector: SidecarConnector;
@@ -326,14 +327,14 @@ class JobSession implements CoordinatorStore {
 
   async reserveCheckpointId(id: number): Promise<void> {
     await mkdir(path.dirname(this.counterFile), { recursive: true, mode: 0o700 });
-    await writeDurably(this.counterFile, `${id}\n`);
+    await replaceFile(this.counterFile, `${id}\n`);
   }
 
   async writeMetadata(id: number, metadata: CheckpointMetadata): Promise<void> {
     const current = this.current;
     if (current?.id !== id) throw new Error(`checkpoint ${id} is not the one being taken`);
     await mkdir(current.dir, { recursive: true, mode: 0o700 });
-    await writeDurably(path.join(current.dir, OPERATORS_METADATA), JSON.stringify(metadata));
+    await replaceFile(path.join(current.dir, OPERATORS_METADATA), JSON.stringify(metadata));
   }
 
   async discard(id: number, handles: StateHandle[]): Promise<void> {
@@ -490,18 +491,6 @@ const exists = (p: string): Promise<boolean> =>
     () => true,
     () => false,
   );
-
-async function writeDurably(file: string, text: string): Promise<void> {
-  const tmp = `${file}.tmp`;
-  const fh = await open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
-}
 
 /** The operator checkpoint a cryo checkpoint holds (the highest chk-<n>, there is normally one). */
 export async function readLatestMetadata(
