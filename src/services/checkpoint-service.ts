@@ -384,7 +384,8 @@ export class CheckpointService {
   async completeManifest(id: string): Promise<Manifest> {
     const dir = this.deps.store.path(id);
     const manifest = await readManifest(dir);
-    if (manifest.entries.length > 0 || !this.deps.describeEntries) return manifest;
+    if (manifest.entries.length > 0) return manifest;
+    if (!this.deps.describeEntries) throw new Error('exports are not wired: no describeEntries');
     const complete: Manifest = { ...manifest, entries: await this.deps.describeEntries(dir) };
     await replaceFile(path.join(dir, CRYO_MANIFEST), JSON.stringify(complete, null, 2));
     return complete;

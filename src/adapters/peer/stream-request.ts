@@ -9,8 +9,8 @@ export interface StreamAnswer {
 }
 
 /**
- * Sends a request with a streamed body and resolves with the answer, even when the server answers before it has read the whole body
- * and closes the connection (a refused import): fetch would report only the broken pipe then.
+ * Sends a request with a streamed body and resolves with the answer, even when the server answers before it
+ * has read the whole body and closes the connection (a refused import): fetch would report only the broken pipe.
  */
 export function streamRequest(
   method: string,
