@@ -104,14 +104,10 @@ export function addClientCommands(program: Command, out: CliOutput = process): v
         out.stdout.write(`${JSON.stringify(checkpoint, null, 2)}\n`);
         await exportTo(client, checkpoint.id, o.export, String(o.compress)).catch((err: unknown) => {
           // The checkpoint is made and kept; only the archive is missing.
-          throw err instanceof CliError
-            ? new CliError(
-                err.code,
-                `checkpoint ${checkpoint.id} was made, but its export failed: ${err.message}`,
-                `run: cryo export ${checkpoint.id} -o ${o.export as string}`,
-                err.details,
-              )
-            : err;
+          throw amended(err, (e) => ({
+            message: `checkpoint ${checkpoint.id} was made, but its export failed: ${e.message}`,
+            hint: `run: cryo export ${checkpoint.id} -o ${o.export as string}`,
+          }));
         });
         return undefined;
       }),
@@ -167,14 +163,9 @@ export function addClientCommands(program: Command, out: CliOutput = process): v
           .json('POST', `/v1/checkpoints/${seg(imported.id)}/restore`, body)
           .catch((err: unknown) => {
             // The archive is imported and kept: a second try needs no second upload.
-            throw err instanceof CliError
-              ? new CliError(
-                  err.code,
-                  err.message,
-                  `${err.hint ? `${err.hint}; ` : ''}the archive is imported as checkpoint ${imported.id}: cryo restore ${imported.id} ..., or cryo rm ${imported.id}`,
-                  err.details,
-                )
-              : err;
+            throw amended(err, (e) => ({
+              hint: `${e.hint ? `${e.hint}; ` : ''}the archive is imported as checkpoint ${imported.id}: cryo restore ${imported.id} ..., or cryo rm ${imported.id}`,
+            }));
           });
       }),
     );
@@ -454,6 +445,13 @@ class Printed {
 
 interface Formatted {
   format: 'table' | 'json';
+}
+
+/** An API error told in the terms of a command made of several calls; anything else as it is. */
+function amended(err: unknown, change: (e: CliError) => { message?: string; hint?: string }): unknown {
+  if (!(err instanceof CliError)) return err;
+  const { message = err.message, hint = err.hint } = change(err);
+  return new CliError(err.code, message, hint, err.details);
 }
 
 function compressOption(): Option {

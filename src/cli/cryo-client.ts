@@ -62,7 +62,7 @@ export class CryoClient {
   private async send(
     method: string,
     path: string,
-    init: { body?: RequestInit['body']; headers?: Record<string, string>; duplex?: 'half' },
+    init: { body?: string; headers?: Record<string, string> },
   ): Promise<Response> {
     let res: Response;
     try {
@@ -70,7 +70,7 @@ export class CryoClient {
         ...init,
         method,
         headers: { authorization: `Bearer ${this.token}`, ...init.headers },
-      } as RequestInit);
+      });
     } catch (err) {
       const cause = (err as { cause?: { code?: string; errors?: { code?: string }[] } }).cause;
       throw this.unreachable(cause?.code ?? cause?.errors?.[0]?.code ?? (err as Error).message);
