@@ -21,7 +21,7 @@ import { readJson } from '../test/helpers/containers.js';
 import { BUSYBOX_IMAGE, requirePrerequisites } from '../test/helpers/prerequisites.js';
 import { median, rawCriu, runMemoryContainer, timed, type Memory } from './raw-criu.js';
 import { podmanAvailable, podmanCheckpointRestore } from './podman.js';
-import { callApi } from './cryo-process.js';
+import { callApi } from '../test/helpers/cryo-process.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '512,2048').split(',').map(Number);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);

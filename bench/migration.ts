@@ -10,7 +10,7 @@ import type { Migration, MigrationPhaseName } from '../src/domain/migration.js';
 import { sleep } from '../test/helpers/containers.js';
 import { NODE_IMAGE, requirePrerequisites } from '../test/helpers/prerequisites.js';
 import { SecondHost } from '../test/helpers/second-host.js';
-import { CryoProcess } from './cryo-process.js';
+import { CryoProcess } from '../test/helpers/cryo-process.js';
 import { median, rawCriu, runMemoryContainer, timed } from './raw-criu.js';
 
 const MIB = Number(process.env.BENCH_MIB ?? 512);

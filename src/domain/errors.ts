@@ -30,6 +30,29 @@ export class UnauthorizedError extends AppError {
   }
 }
 
+export class UnsupportedMediaTypeError extends AppError {
+  constructor(received: string, accepted: readonly string[]) {
+    super(
+      'UNSUPPORTED_MEDIA_TYPE',
+      415,
+      `this route does not take ${received === '' ? 'a body without a content-type' : `content-type ${received}`}`,
+      `send the body as a stream with content-type ${accepted.join(' or ')}`,
+      { accepted },
+    );
+  }
+}
+
+export class ImageInvalidError extends AppError {
+  constructor(reason: string) {
+    super(
+      'IMAGE_INVALID',
+      400,
+      `the body is not an image archive that Docker can load: ${reason}`,
+      'send the output of "docker save IMAGE" (a tar, optionally compressed)',
+    );
+  }
+}
+
 export class RouteNotFoundError extends AppError {
   constructor(method: string, url: string) {
     super(

@@ -16,7 +16,9 @@ import type { CheckpointService } from '../services/checkpoint-service.js';
 import type { HealthService } from '../services/health-service.js';
 import { CRYO_VERSION } from '../version.js';
 import { installAuth } from './auth.js';
-import { installErrorHandler } from './error-handler.js';
+import { clientErrorHandler, installErrorHandler } from './error-handler.js';
+import { STREAM_TYPES } from './media-types.js';
+import { installStreamBodyGuard } from './stream-body.js';
 import { archiveRoutes } from './routes/archives.js';
 import { checkpointRoutes } from './routes/checkpoints.js';
 import { healthRoutes } from './routes/health.js';
@@ -24,14 +26,6 @@ import { hostRoutes } from './routes/host.js';
 import { migrationRoutes } from './routes/migrations.js';
 import { processRoutes } from './routes/processes.js';
 import { scheduleRoutes } from './routes/schedules.js';
-
-const ARCHIVE_TYPES = [
-  'application/x-tar',
-  'application/gzip',
-  'application/x-gzip',
-  'application/zstd',
-  'application/octet-stream',
-];
 
 export interface AppDeps {
   token: string;
@@ -49,13 +43,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: { level: deps.logLevel ?? 'info' },
     bodyLimit: 1024 * 1024,
+    clientErrorHandler,
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandler(app);
   // Archives and images arrive as raw bodies: these content types reach the route as a stream.
-  app.addContentTypeParser(ARCHIVE_TYPES, (_request, payload, done) => done(null, payload));
+  app.addContentTypeParser(STREAM_TYPES, (_request, payload, done) => done(null, payload));
   installAuth(app, deps.token);
+  installStreamBodyGuard(app);
 
   await app.register(swagger, {
     openapi: {

@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import type { ErrorBody } from '../domain/error-body.js';
@@ -69,4 +71,35 @@ export function toBody(err: AppError): ErrorBody {
     ...(err.hint !== undefined ? { hint: err.hint } : {}),
     ...(err.details !== undefined ? { details: err.details } : {}),
   };
+}
+
+// Node's HTTP parser refuses these before Fastify sees a request: they still get cryo's body.
+const CLIENT_ERRORS: Record<string, Omit<ErrorBody, 'message'> & { message?: string }> = {
+  HPE_HEADER_OVERFLOW: {
+    statusCode: 431,
+    code: 'HEADERS_TOO_LARGE',
+    hint: 'the request line and headers must stay under 16 KiB; send long values in a JSON body',
+  },
+  ERR_HTTP_REQUEST_TIMEOUT: {
+    statusCode: 408,
+    code: 'REQUEST_TIMEOUT',
+    hint: 'send the whole request sooner',
+  },
+};
+
+/** Answers a request that Node's HTTP parser refused (Fastify's `clientErrorHandler`). */
+export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const known = err.code !== undefined ? CLIENT_ERRORS[err.code] : undefined;
+  const statusCode = known?.statusCode ?? 400;
+  const body = JSON.stringify({
+    statusCode,
+    code: known?.code ?? 'MALFORMED_REQUEST',
+    message: `the HTTP request could not be parsed: ${err.code ?? err.message}`,
+    hint: known?.hint ?? 'send a well-formed HTTP/1.1 request',
+  } satisfies ErrorBody);
+  socket.end(
+    `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode] ?? ''}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
 }

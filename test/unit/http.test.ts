@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
@@ -176,4 +177,62 @@ test('the OpenAPI document describes the public contract', async (t) => {
   ]) {
     t.truthy(doc.paths[p], p);
   }
+});
+
+test('streaming routes take only their media types; a parsed body never reaches Docker', async (t) => {
+  const { app, runtime } = t.context;
+  for (const [url, type, payload] of [
+    ['/v1/images', 'application/json', '{}'],
+    ['/v1/images', 'text/plain', '/etc/hostname'],
+    ['/v1/images', 'application/gzip', 'x'],
+    ['/v1/checkpoints', 'text/plain', '/etc/hostname'],
+    ['/v1/checkpoints', 'application/json', '{}'],
+    ['/v1/checkpoints', 'application/xml', '<a/>'],
+  ] as const) {
+    const res = await app.inject({
+      method: 'POST',
+      url,
+      headers: { ...auth, 'content-type': type },
+      payload,
+    });
+    t.is(res.statusCode, 415, `${url} ${type}`);
+    t.is(res.json().code, 'UNSUPPORTED_MEDIA_TYPE');
+    t.regex(res.json().hint, /application\/x-tar/);
+  }
+  const untyped = await app.inject({ method: 'POST', url: '/v1/images', headers: auth, payload: 'x' });
+  t.is(untyped.statusCode, 415);
+  t.is(untyped.json().code, 'UNSUPPORTED_MEDIA_TYPE');
+  t.deepEqual(runtime.calls, [], 'nothing reached the runtime');
+  const noToken = await app.inject({
+    method: 'POST',
+    url: '/v1/images',
+    headers: { 'content-type': 'application/json' },
+    payload: '{}',
+  });
+  t.is(noToken.statusCode, 401, 'the token is checked first');
+});
+
+test("requests that Node's HTTP parser refuses get cryo's JSON error body", async (t) => {
+  const { app } = t.context;
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as AddressInfo;
+  const raw = (request: string) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () => socket.end(request));
+      let answer = '';
+      socket.on('data', (d) => (answer += d.toString()));
+      socket.on('end', () => resolve(answer));
+      socket.on('error', reject);
+    });
+  const body = (answer: string) => JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
+
+  const long = await raw(`GET /v1/checkpoints?x=${'a'.repeat(20_000)} HTTP/1.1\r\nhost: x\r\n\r\n`);
+  t.regex(long, /^HTTP\/1\.1 431 /);
+  t.like(body(long), { statusCode: 431, code: 'HEADERS_TOO_LARGE' });
+  t.truthy(body(long).hint);
+
+  const malformed = await raw('NOT A REQUEST\r\n\r\n');
+  t.regex(malformed, /^HTTP\/1\.1 400 /);
+  t.like(body(malformed), { statusCode: 400, code: 'MALFORMED_REQUEST' });
+  t.truthy(body(malformed).message);
 });

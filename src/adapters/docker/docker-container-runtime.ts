@@ -10,6 +10,7 @@ import {
   CriuError,
   DockerError,
   DockerUnavailableError,
+  ImageInvalidError,
 } from '../../domain/errors.js';
 import type { ContainerCriuOptions } from '../../domain/checkpoint.js';
 import type { CriuStats } from '../../domain/criu-stats.js';
@@ -302,11 +303,10 @@ export class DockerContainerRuntime implements ContainerRuntime {
     const progress = await this.call(() => this.docker.loadImage(tar));
     await new Promise<void>((resolve, reject) => {
       this.docker.modem.followProgress(progress, (err: Error | null, output: { error?: string }[]) => {
-        const failed = err ?? output.find((o) => o.error);
-        if (failed)
-          reject(
-            new DockerError(`docker load failed: ${err?.message ?? (failed as { error: string }).error}`),
-          );
+        // dockerd answers 200 and reports a body it cannot load inside the progress stream.
+        const refused = output.find((o) => o.error)?.error;
+        if (err) reject(this.translate(err));
+        else if (refused !== undefined) reject(new ImageInvalidError(loadRefusal(refused)));
         else resolve();
       });
     });
@@ -484,6 +484,11 @@ export class DockerContainerRuntime implements ContainerRuntime {
     if (e.statusCode === 404) return new ContainerNotFoundError(firstLine(apiMessage(err)));
     return new DockerError(`dockerd: ${firstLine(apiMessage(err))}`, { cause: err });
   }
+}
+
+/** dockerd's reason without the path of its own scratch directory. */
+function loadRefusal(message: string): string {
+  return firstLine(message).replace(/open \S*\/docker-import-\d+\//, 'no entry ');
 }
 
 function apiMessage(err: unknown): string {

@@ -4,8 +4,9 @@ import { CheckpointSchema, ExportQuerySchema } from '../../domain/checkpoint.js'
 import { ErrorBodySchema } from '../../domain/error-body.js';
 import { CheckpointIdSchema } from '../../domain/names.js';
 import type { ArchiveService } from '../../services/archive-service.js';
-import type { Readable } from 'node:stream';
 import { drainRefusedUpload } from '../drain-refused-upload.js';
+import { CHECKPOINT_ARCHIVE_TYPES } from '../media-types.js';
+import { streamBody } from '../stream-body.js';
 
 export const archiveRoutes: FastifyPluginAsyncZod<{ archives: ArchiveService }> = async (
   app,
@@ -40,6 +41,7 @@ export const archiveRoutes: FastifyPluginAsyncZod<{ archives: ArchiveService }> 
     '/v1/checkpoints',
     {
       bodyLimit: Number.MAX_SAFE_INTEGER,
+      config: { streamTypes: CHECKPOINT_ARCHIVE_TYPES },
       schema: {
         summary: 'Import a checkpoint archive (application/x-tar; gzip and zstd are detected)',
         response: {
@@ -53,8 +55,9 @@ export const archiveRoutes: FastifyPluginAsyncZod<{ archives: ArchiveService }> 
       },
     },
     async (request, reply) => {
+      const body = streamBody(request);
       try {
-        const checkpoint = await archives.import(request.body as Readable);
+        const checkpoint = await archives.import(body);
         return reply.status(201).send(checkpoint);
       } catch (err) {
         drainRefusedUpload(request.raw);

@@ -3,6 +3,9 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ErrorBodySchema } from '../../domain/error-body.js';
 import { HostInfoSchema } from '../../domain/migration.js';
 import type { HostService } from '../../services/host-service.js';
+import { drainRefusedUpload } from '../drain-refused-upload.js';
+import { IMAGE_ARCHIVE_TYPES } from '../media-types.js';
+import { streamBody } from '../stream-body.js';
 
 /** What a peer agent asks before it migrates a container here. */
 export const hostRoutes: FastifyPluginAsyncZod<{ host: HostService }> = async (app, { host }) => {
@@ -37,13 +40,25 @@ export const hostRoutes: FastifyPluginAsyncZod<{ host: HostService }> = async (a
     '/v1/images',
     {
       bodyLimit: Number.MAX_SAFE_INTEGER,
+      config: { streamTypes: IMAGE_ARCHIVE_TYPES },
       schema: {
-        summary: 'Load an image from a `docker save` tar (application/x-tar)',
-        response: { 201: z.object({ loaded: z.literal(true) }), 400: ErrorBodySchema, 401: ErrorBodySchema },
+        summary: 'Load an image from a `docker save` tar (application/x-tar or application/octet-stream)',
+        response: {
+          201: z.object({ loaded: z.literal(true) }),
+          400: ErrorBodySchema,
+          401: ErrorBodySchema,
+          415: ErrorBodySchema,
+        },
       },
     },
     async (request, reply) => {
-      await host.loadImage(request.body as NodeJS.ReadableStream);
+      const tar = streamBody(request);
+      try {
+        await host.loadImage(tar);
+      } catch (err) {
+        drainRefusedUpload(request.raw);
+        throw err;
+      }
       return reply.status(201).send({ loaded: true });
     },
   );

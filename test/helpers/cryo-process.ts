@@ -3,8 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { freePort, sleep } from '../test/helpers/containers.js';
-import { repoRoot } from '../test/helpers/prerequisites.js';
+import { freePort, sleep } from './containers.js';
+import { repoRoot } from './prerequisites.js';
 
 /**
  * cryo as its own process (dist/src/main.js serve) on a free loopback port with its own data directory: its
@@ -57,6 +57,11 @@ export class CryoProcess {
 
   get pid(): number {
     return this.child.pid!;
+  }
+
+  /** Whether the process has ended (crashed, when nobody stopped it). */
+  get exited(): boolean {
+    return this.child.exitCode !== null || this.child.signalCode !== null;
   }
 
   api<T = Record<string, unknown>>(method: string, urlPath: string, body?: unknown): Promise<T> {
