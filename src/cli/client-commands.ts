@@ -11,6 +11,7 @@ import type { Schedule, ScheduleRun } from '../domain/schedule.js';
 import { TOKEN_FILE } from '../adapters/store/token-file.js';
 import { CliError, CryoClient } from './cryo-client.js';
 import { listTables } from './list-tables.js';
+import { ErrorCode } from '../domain/errors/index.js';
 
 const DEFAULT_URL = `http://${DEFAULT_LISTEN.host}:${DEFAULT_LISTEN.port}`;
 const MIGRATION_POLL_MS = 200;
@@ -91,7 +92,7 @@ export function addClientCommands(program: Command, out: CliOutput = process): v
         };
         if (o.pid && o.export !== undefined) {
           throw new CliError(
-            'VALIDATION_FAILED',
+            ErrorCode.VALIDATION_FAILED,
             '--export applies to a container checkpoint',
             'a process tree restores only on the host that dumped it',
           );
@@ -461,7 +462,7 @@ function compressOption(): Option {
 }
 
 function usage(message: string): CliError {
-  return new CliError('VALIDATION_FAILED', message, 'see cryo restore --help');
+  return new CliError(ErrorCode.VALIDATION_FAILED, message, 'see cryo restore --help');
 }
 
 function formatOption(): Option {
@@ -487,7 +488,7 @@ function seg(value: string): string {
 function pidOf(target: string): number {
   if (!/^\d+$/.test(target) || Number(target) < 1) {
     throw new CliError(
-      'VALIDATION_FAILED',
+      ErrorCode.VALIDATION_FAILED,
       `"${target}" is not a pid`,
       'give a positive process id with --pid',
     );

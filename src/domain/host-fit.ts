@@ -1,4 +1,4 @@
-import { HostMismatchError } from './errors.js';
+import { HostMismatchError } from './errors/index.js';
 
 export interface HostFacts {
   arch: string;

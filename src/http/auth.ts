@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { UnauthorizedError } from '../domain/errors.js';
+import { UnauthorizedError } from '../domain/errors/index.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {

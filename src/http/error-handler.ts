@@ -3,17 +3,17 @@ import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import type { ErrorBody } from '../domain/error-body.js';
-import { AppError, RouteNotFoundError } from '../domain/errors.js';
+import { AppError, ErrorCode, RouteNotFoundError } from '../domain/errors/index.js';
 
 // Fastify's own client errors, given stable cryo codes.
 const FASTIFY_CODES: Record<string, { code: string; hint?: string }> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: { code: 'PAYLOAD_TOO_LARGE' },
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: { code: 'UNSUPPORTED_MEDIA_TYPE', hint: 'send application/json' },
+  FST_ERR_CTP_BODY_TOO_LARGE: { code: ErrorCode.PAYLOAD_TOO_LARGE },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { code: ErrorCode.UNSUPPORTED_MEDIA_TYPE, hint: 'send application/json' },
   FST_ERR_CTP_EMPTY_JSON_BODY: {
-    code: 'VALIDATION_FAILED',
+    code: ErrorCode.VALIDATION_FAILED,
     hint: 'send a JSON object, or no content-type with no body',
   },
-  FST_ERR_CTP_INVALID_JSON_BODY: { code: 'VALIDATION_FAILED', hint: 'the body must be valid JSON' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { code: ErrorCode.VALIDATION_FAILED, hint: 'the body must be valid JSON' },
 };
 
 /** The one place where errors become HTTP responses `{statusCode, code, message, hint?, details?}`. */
@@ -37,7 +37,7 @@ export function installErrorHandler(app: FastifyInstance): void {
       const first = issues[0];
       return reply.status(400).send({
         statusCode: 400,
-        code: 'VALIDATION_FAILED',
+        code: ErrorCode.VALIDATION_FAILED,
         message: `invalid ${error.validationContext ?? 'request'}: ${first ? `${first.path} ${first.message}` : error.message}`,
         hint: 'see details for every problem; the API is described at /openapi.json',
         details: issues,
@@ -48,7 +48,7 @@ export function installErrorHandler(app: FastifyInstance): void {
       const known = FASTIFY_CODES[error.code];
       return reply.status(status).send({
         statusCode: status,
-        code: known?.code ?? (status === 400 ? 'VALIDATION_FAILED' : 'BAD_REQUEST'),
+        code: known?.code ?? (status === 400 ? ErrorCode.VALIDATION_FAILED : ErrorCode.BAD_REQUEST),
         message: error.message,
         ...(known?.hint ? { hint: known.hint } : {}),
       } satisfies ErrorBody);
@@ -56,7 +56,7 @@ export function installErrorHandler(app: FastifyInstance): void {
     request.log.error({ err: error }, 'unexpected error');
     return reply.status(500).send({
       statusCode: 500,
-      code: 'INTERNAL_ERROR',
+      code: ErrorCode.INTERNAL_ERROR,
       message: 'cryo hit an unexpected error',
       hint: "see cryo's log for the request id " + request.id,
     } satisfies ErrorBody);
@@ -77,12 +77,12 @@ export function toBody(err: AppError): ErrorBody {
 const CLIENT_ERRORS: Record<string, Omit<ErrorBody, 'message'> & { message?: string }> = {
   HPE_HEADER_OVERFLOW: {
     statusCode: 431,
-    code: 'HEADERS_TOO_LARGE',
+    code: ErrorCode.HEADERS_TOO_LARGE,
     hint: 'the request line and headers must stay under 16 KiB; send long values in a JSON body',
   },
   ERR_HTTP_REQUEST_TIMEOUT: {
     statusCode: 408,
-    code: 'REQUEST_TIMEOUT',
+    code: ErrorCode.REQUEST_TIMEOUT,
     hint: 'send the whole request sooner',
   },
 };
@@ -94,7 +94,7 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): 
   const statusCode = known?.statusCode ?? 400;
   const body = JSON.stringify({
     statusCode,
-    code: known?.code ?? 'MALFORMED_REQUEST',
+    code: known?.code ?? ErrorCode.MALFORMED_REQUEST,
     message: `the HTTP request could not be parsed: ${err.code ?? err.message}`,
     hint: known?.hint ?? 'send a well-formed HTTP/1.1 request',
   } satisfies ErrorBody);

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { UnsupportedMediaTypeError } from '../domain/errors.js';
+import { UnsupportedMediaTypeError } from '../domain/errors/index.js';
 import { drainRefusedUpload } from './drain-refused-upload.js';
 
 declare module 'fastify' {

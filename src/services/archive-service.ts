@@ -4,7 +4,7 @@ import {
   ArchiveInvalidError,
   CheckpointNameInUseError,
   CheckpointNotExportableError,
-} from '../domain/errors.js';
+} from '../domain/errors/index.js';
 import {
   CHECKPOINT_IMAGES_DIR,
   DOCKER_CONFIG,

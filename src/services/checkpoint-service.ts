@@ -13,9 +13,6 @@ import type {
 import {
   AppError,
   ApplicationRestoreFailedError,
-  RestoreAbandonedError,
-  RestoreModeUnavailableError,
-  ValidationError,
   CheckpointInUseError,
   CheckpointNameInUseError,
   CheckpointNotFoundError,
@@ -25,9 +22,13 @@ import {
   ContainerRunningError,
   CriuUnavailableError,
   DockerNotExperimentalError,
+  ErrorCode,
   ImageNotFoundError,
   PreflightFailedError,
-} from '../domain/errors.js';
+  RestoreAbandonedError,
+  RestoreModeUnavailableError,
+  ValidationError,
+} from '../domain/errors/index.js';
 import { requireHostFits } from '../domain/host-fit.js';
 import { LABEL_RESTORED_FROM, LABEL_SOURCE_CONTAINER } from '../domain/labels.js';
 import {
@@ -636,12 +637,12 @@ export async function readManifest(dir: string): Promise<Manifest> {
 }
 
 /** Failures after which mode auto restores the operator state instead: CRIU or this host cannot. */
-const FALLBACK_CODES = new Set([
-  'CRIU_FAILED',
-  'CRIU_UNAVAILABLE',
-  'HOST_MISMATCH',
-  'DOCKER_NOT_EXPERIMENTAL',
-  'DOCKER_FAILED',
+const FALLBACK_CODES = new Set<ErrorCode>([
+  ErrorCode.CRIU_FAILED,
+  ErrorCode.CRIU_UNAVAILABLE,
+  ErrorCode.HOST_MISMATCH,
+  ErrorCode.DOCKER_NOT_EXPERIMENTAL,
+  ErrorCode.DOCKER_FAILED,
 ]);
 
 function applicationOf(cut: ApplicationCut): CheckpointApplication {

@@ -5,10 +5,11 @@ import {
   AppError,
   ContainerNotFoundError,
   ContainerNotRunningError,
+  ErrorCode,
   InsufficientSpaceError,
   MigrationInProgressError,
   MigrationNotFoundError,
-} from '../domain/errors.js';
+} from '../domain/errors/index.js';
 import { requireHostFits } from '../domain/host-fit.js';
 import type { CreateMigrationBody, Migration, MigrationPhaseName } from '../domain/migration.js';
 import type { ArchiveService } from './archive-service.js';
@@ -279,7 +280,7 @@ export class MigrationService {
     if (phase && err !== undefined) {
       migration.error = {
         phase,
-        code: err instanceof AppError ? err.code : 'INTERNAL_ERROR',
+        code: err instanceof AppError ? err.code : ErrorCode.INTERNAL_ERROR,
         message: message(err),
       };
     }

@@ -7,11 +7,12 @@ import {
   ContainerNotFoundError,
   ContainerNotRunningError,
   CriuUnavailableError,
+  ErrorCode,
   PreflightFailedError,
   ProcessNotFoundError,
   ProcessRefusedError,
   ProcessRunningError,
-} from '../domain/errors.js';
+} from '../domain/errors/index.js';
 import { compareVersions } from '../domain/host-fit.js';
 import { CHECKPOINT_IMAGES_DIR } from '../domain/layout.js';
 import { preflightProblems } from '../domain/preflight.js';
@@ -212,7 +213,7 @@ export class ProcessService {
       }
     } catch (err) {
       if (!(err instanceof CriuUnavailableError)) throw err;
-      problems.push({ code: 'CRIU_UNAVAILABLE', message: err.message, hint: err.hint ?? '' });
+      problems.push({ code: ErrorCode.CRIU_UNAVAILABLE, message: err.message, hint: err.hint ?? '' });
     }
     return { checkpointable: problems.length === 0, problems };
   }

@@ -2,10 +2,11 @@ import {
   AppError,
   CheckpointInUseError,
   ContainerNotFoundError,
+  ErrorCode,
   InvalidCronError,
   ScheduleNotFoundError,
   ScheduleRunInProgressError,
-} from '../domain/errors.js';
+} from '../domain/errors/index.js';
 import { retained } from '../domain/retention.js';
 import type { CreateScheduleBody, PatchScheduleBody, Schedule, ScheduleRun } from '../domain/schedule.js';
 import { newId, type CheckpointService } from './checkpoint-service.js';
@@ -325,6 +326,6 @@ function stamp(ms: number): string {
 }
 
 function ignoreGone(err: unknown): void {
-  if (err instanceof AppError && err.code === 'CHECKPOINT_NOT_FOUND') return;
+  if (err instanceof AppError && err.code === ErrorCode.CHECKPOINT_NOT_FOUND) return;
   throw err;
 }

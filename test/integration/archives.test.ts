@@ -12,6 +12,7 @@ import { TestCryo } from '../helpers/cryo.js';
 import { NODE_IMAGE, requirePrerequisites } from '../helpers/prerequisites.js';
 import { bringUpSecondHost } from '../helpers/second-host.js';
 import { readTar, sha256, writeTar, type TarItem } from '../helpers/tar.js';
+import { ErrorCode } from '../../src/domain/errors/index.js';
 
 interface Ctx {
   cryo: TestCryo;
@@ -186,7 +187,7 @@ test.serial(
 
     const dup = await cryo.upload<ErrorBody>(archive);
     t.is(dup.status, 409);
-    t.is(dup.body.code, 'CHECKPOINT_NAME_IN_USE');
+    t.is(dup.body.code, ErrorCode.CHECKPOINT_NAME_IN_USE);
 
     for (const compress of ['gzip', 'zstd'] as const) {
       const packed = await cryo.download(imported.body.id, compress);
@@ -343,7 +344,7 @@ test.serial(
     for (const [label, body, message] of cases) {
       const res = await cryo.upload<ErrorBody>(body);
       t.is(res.status, 400, `${label}: ${JSON.stringify(res.body)}`);
-      t.is(res.body.code, 'ARCHIVE_INVALID', label);
+      t.is(res.body.code, ErrorCode.ARCHIVE_INVALID, label);
       t.regex(res.body.message, message, label);
       t.truthy(res.body.hint, label);
       t.deepEqual(await listing(), before, `${label}: nothing left behind`);
@@ -354,7 +355,7 @@ test.serial(
     try {
       const res = await small.upload<ErrorBody>(archive);
       t.is(res.status, 413, JSON.stringify(res.body));
-      t.is(res.body.code, 'ARCHIVE_INVALID');
+      t.is(res.body.code, ErrorCode.ARCHIVE_INVALID);
       t.regex(res.body.hint ?? '', /CRYO_MAX_IMPORT_BYTES/);
       t.deepEqual(await readdir(path.join(small.dataDir, 'staging')), []);
       t.deepEqual(await readdir(path.join(small.dataDir, 'checkpoints')), []);
@@ -377,7 +378,7 @@ test.serial(
       name: 'moved',
     });
     t.is(missing.status, 404, JSON.stringify(missing.body));
-    t.is(missing.body.code, 'IMAGE_NOT_FOUND');
+    t.is(missing.body.code, ErrorCode.IMAGE_NOT_FOUND);
     t.regex(missing.body.hint ?? '', /cryo-fixture\/node:1/);
     t.is((await hostB.docker(['ps', '-aq'])).stdout.trim(), '', 'no half-restored container');
 

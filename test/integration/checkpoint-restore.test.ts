@@ -20,6 +20,7 @@ import {
 } from '../helpers/containers.js';
 import { TestCryo } from '../helpers/cryo.js';
 import { BUSYBOX_IMAGE, NODE_IMAGE, requirePrerequisites } from '../helpers/prerequisites.js';
+import { ErrorCode } from '../../src/domain/errors/index.js';
 
 const test = anyTest as TestFn<{ cryo: TestCryo; containers: TestContainers }>;
 
@@ -169,11 +170,11 @@ test('leaveRunning keeps the original serving, and a restore under a new name ru
     name: clone,
   });
   t.is(taken.status, 409);
-  t.is(taken.body.code, 'CONTAINER_NAME_IN_USE');
+  t.is(taken.body.code, ErrorCode.CONTAINER_NAME_IN_USE);
 
   const running = await cryo.api<ErrorBody>('POST', `/v1/checkpoints/${created.body.id}/restore`);
   t.is(running.status, 409);
-  t.is(running.body.code, 'CONTAINER_RUNNING');
+  t.is(running.body.code, ErrorCode.CONTAINER_RUNNING);
 });
 
 test('a restore with abandonOnDisconnect whose caller goes away leaves no container; the checkpoint restores later', async (t) => {
@@ -263,7 +264,7 @@ test('the pre-flight refuses an established connection; forced, the checkpoint f
       { name: 'doomed' },
     );
     t.is(preflight.status, 409, 'the pre-flight refuses before anything is frozen');
-    t.is(preflight.body.code, 'PREFLIGHT_FAILED');
+    t.is(preflight.body.code, ErrorCode.PREFLIGHT_FAILED);
     t.deepEqual(
       preflight.body.details.problems.map((p) => p.code),
       ['TCP_ESTABLISHED'],
@@ -276,7 +277,7 @@ test('the pre-flight refuses an established connection; forced, the checkpoint f
       { name: 'doomed', force: true },
     );
     t.is(res.status, 500, JSON.stringify(res.body));
-    t.is(res.body.code, 'CRIU_FAILED');
+    t.is(res.body.code, ErrorCode.CRIU_FAILED);
     t.true(res.body.details.logTail.length > 0, 'carries the tail of the CRIU log');
     t.true(
       res.body.details.logTail.some((l) => /tcp|socket/i.test(l)),
@@ -328,7 +329,7 @@ test('two checkpoints of one container at once: one succeeds, the other gets 409
   const done = await first;
 
   t.is(second.status, 409, JSON.stringify(second.body));
-  t.is(second.body.code, 'CHECKPOINT_IN_PROGRESS');
+  t.is(second.body.code, ErrorCode.CHECKPOINT_IN_PROGRESS);
   t.truthy(second.body.hint);
   t.is(staged.length, 1, 'the first checkpoint was still being written');
   t.deepEqual(during.body.checkpoints, [], 'a checkpoint is invisible until complete');
@@ -345,7 +346,7 @@ test('two checkpoints of one container at once: one succeeds, the other gets 409
     name: 'a',
   });
   t.is(dup.status, 409);
-  t.is(dup.body.code, 'CHECKPOINT_NAME_IN_USE');
+  t.is(dup.body.code, ErrorCode.CHECKPOINT_NAME_IN_USE);
 
   // The memory image restores intact into a new container.
   const clone = containers.uniqueName('memclone');
@@ -361,7 +362,7 @@ test('two checkpoints of one container at once: one succeeds, the other gets 409
   t.false(await exists(path.join(cryo.dataDir, 'checkpoints', done.body.id)), 'the files are gone');
   const gone = await cryo.api<ErrorBody>('GET', `/v1/checkpoints/${done.body.id}`);
   t.is(gone.status, 404);
-  t.is(gone.body.code, 'CHECKPOINT_NOT_FOUND');
+  t.is(gone.body.code, ErrorCode.CHECKPOINT_NOT_FOUND);
 });
 
 test('error paths: unknown and stopped containers, bad names, missing or wrong token', async (t) => {
@@ -369,14 +370,14 @@ test('error paths: unknown and stopped containers, bad names, missing or wrong t
 
   const unknown = await cryo.api<ErrorBody>('POST', '/v1/containers/no-such-container-cryo/checkpoints', {});
   t.is(unknown.status, 404);
-  t.is(unknown.body.code, 'CONTAINER_NOT_FOUND');
+  t.is(unknown.body.code, ErrorCode.CONTAINER_NOT_FOUND);
   t.truthy(unknown.body.hint);
 
   const stopped = containers.uniqueName('stopped');
   await execa('docker', ['create', '--name', stopped, BUSYBOX_IMAGE, 'sleep', '60']);
   const notRunning = await cryo.api<ErrorBody>('POST', `/v1/containers/${stopped}/checkpoints`, {});
   t.is(notRunning.status, 409);
-  t.is(notRunning.body.code, 'CONTAINER_NOT_RUNNING');
+  t.is(notRunning.body.code, ErrorCode.CONTAINER_NOT_RUNNING);
 
   const traversalRef = await cryo.api<ErrorBody>(
     'POST',
@@ -384,21 +385,21 @@ test('error paths: unknown and stopped containers, bad names, missing or wrong t
     {},
   );
   t.is(traversalRef.status, 400);
-  t.is(traversalRef.body.code, 'VALIDATION_FAILED');
+  t.is(traversalRef.body.code, ErrorCode.VALIDATION_FAILED);
 
   const runningName = containers.uniqueName('names');
   await containers.run({ image: BUSYBOX_IMAGE, name: runningName, cmd: ['sleep', '600'] });
   for (const bad of ['../x', '/etc', 'a/b', '.hidden', 'x'.repeat(200), '']) {
     const res = await cryo.api<ErrorBody>('POST', `/v1/containers/${runningName}/checkpoints`, { name: bad });
     t.is(res.status, 400, `name ${JSON.stringify(bad)}`);
-    t.is(res.body.code, 'VALIDATION_FAILED');
+    t.is(res.body.code, ErrorCode.VALIDATION_FAILED);
     t.truthy(res.body.message);
   }
   const unknownKey = await cryo.api<ErrorBody>('POST', `/v1/containers/${runningName}/checkpoints`, {
     exit: true,
   });
   t.is(unknownKey.status, 400);
-  t.is(unknownKey.body.code, 'VALIDATION_FAILED');
+  t.is(unknownKey.body.code, ErrorCode.VALIDATION_FAILED);
   const badRestoreName = await cryo.api<ErrorBody>('POST', '/v1/checkpoints/0000000000000000/restore', {
     name: '../x',
   });
@@ -407,7 +408,7 @@ test('error paths: unknown and stopped containers, bad names, missing or wrong t
 
   const noToken = await cryo.api<ErrorBody>('GET', '/v1/checkpoints', undefined, null);
   t.is(noToken.status, 401);
-  t.is(noToken.body.code, 'UNAUTHORIZED');
+  t.is(noToken.body.code, ErrorCode.UNAUTHORIZED);
   const wrongToken = await cryo.api<ErrorBody>(
     'POST',
     `/v1/containers/${runningName}/checkpoints`,
@@ -415,13 +416,13 @@ test('error paths: unknown and stopped containers, bad names, missing or wrong t
     'x'.repeat(40),
   );
   t.is(wrongToken.status, 401);
-  t.is(wrongToken.body.code, 'UNAUTHORIZED');
+  t.is(wrongToken.body.code, ErrorCode.UNAUTHORIZED);
   const openapi = await cryo.api('GET', '/openapi.json', undefined, null);
   t.is(openapi.status, 401);
 
   const notFound = await cryo.api<ErrorBody>('POST', '/v1/checkpoints/0000000000000000/restore', {});
   t.is(notFound.status, 404);
-  t.is(notFound.body.code, 'CHECKPOINT_NOT_FOUND');
+  t.is(notFound.body.code, ErrorCode.CHECKPOINT_NOT_FOUND);
   const badId = await cryo.api<ErrorBody>('GET', '/v1/checkpoints/..%2F..%2Fetc');
   t.is(badId.status, 400);
 });

@@ -10,6 +10,7 @@ import type { Preflight } from '../../src/domain/process.js';
 import { TestContainers, counterAtLeast, dockerExec, readCounter, sleep } from '../helpers/containers.js';
 import { TestCryo } from '../helpers/cryo.js';
 import { BUSYBOX_IMAGE, NODE_IMAGE, requirePrerequisites } from '../helpers/prerequisites.js';
+import { ErrorCode } from '../../src/domain/errors/index.js';
 
 const test = anyTest.serial as TestFn<{ cryo: TestCryo; containers: TestContainers }>;
 
@@ -181,7 +182,7 @@ test('tcpEstablished: the pre-flight and a plain checkpoint refuse the open conn
   t.true(preOk.body.checkpointable, JSON.stringify(preOk.body));
   const refused = await cryo.api<ErrorBody>('POST', `/v1/containers/${name}/checkpoints`, {});
   t.is(refused.status, 409);
-  t.is(refused.body.code, 'PREFLIGHT_FAILED');
+  t.is(refused.body.code, ErrorCode.PREFLIGHT_FAILED);
 
   const created = await cryo.api<Checkpoint>('POST', `/v1/containers/${name}/checkpoints`, {
     tcpEstablished: true,
@@ -220,7 +221,7 @@ test('ghostLimitBytes reaches CRIU per request: of two concurrent dumps of a con
   ]);
   t.is(withLimit.status, 201, JSON.stringify(withLimit.body));
   t.is(without.status, 500, JSON.stringify(without.body));
-  t.is(without.body.code, 'CRIU_FAILED');
+  t.is(without.body.code, ErrorCode.CRIU_FAILED);
   t.regex(JSON.stringify(without.body), /ghost file/, "the error carries CRIU's own reason");
   const failed = await inspectFull(b);
   t.true(
@@ -295,7 +296,7 @@ test('bad CRIU options are refused before anything is frozen', async (t) => {
   ]) {
     const res = await cryo.api<ErrorBody>('POST', `/v1/containers/${name}/checkpoints`, body);
     t.is(res.status, 400, JSON.stringify(body));
-    t.is(res.body.code, 'VALIDATION_FAILED');
+    t.is(res.body.code, ErrorCode.VALIDATION_FAILED);
   }
   t.true((await inspectFull(name)).State.Running);
   t.is(

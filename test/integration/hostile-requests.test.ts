@@ -7,6 +7,7 @@ import { execa } from 'execa';
 import { CryoProcess } from '../helpers/cryo-process.js';
 import { BUSYBOX_IMAGE, requirePrerequisites } from '../helpers/prerequisites.js';
 import { writeTar } from '../helpers/tar.js';
+import { ErrorCode } from '../../src/domain/errors/index.js';
 
 interface Ctx {
   cryo: CryoProcess;
@@ -57,7 +58,7 @@ test.serial('POST /v1/images with a JSON body is refused and cryo lives on', asy
   const { cryo } = t.context;
   const res = await post(cryo, '/v1/images', 'application/json', '{}');
   t.is(res.status, 415);
-  t.is(res.body.code, 'UNSUPPORTED_MEDIA_TYPE');
+  t.is(res.body.code, ErrorCode.UNSUPPORTED_MEDIA_TYPE);
   await stillServes(t, cryo);
 });
 
@@ -66,7 +67,7 @@ test.serial('POST /v1/images never loads a host file named in the body', async (
   for (const type of ['text/plain', undefined, 'application/x-www-form-urlencoded']) {
     const res = await post(cryo, '/v1/images', type, imageTar);
     t.is(res.status, 415, String(type));
-    t.is(res.body.code, 'UNSUPPORTED_MEDIA_TYPE');
+    t.is(res.body.code, ErrorCode.UNSUPPORTED_MEDIA_TYPE);
   }
   t.false(await imagePresent(probe), 'dockerd did not load the file the body named');
   const missing = await post(cryo, '/v1/images', 'text/plain', '/no/such/file.tar');
@@ -80,7 +81,7 @@ test.serial('POST /v1/images with a body that is no image archive is 400 IMAGE_I
   for (const body of [randomBytes(10_240), notImage, Buffer.alloc(0)]) {
     const res = await post(cryo, '/v1/images', 'application/x-tar', body);
     t.is(res.status, 400);
-    t.is(res.body.code, 'IMAGE_INVALID');
+    t.is(res.body.code, ErrorCode.IMAGE_INVALID);
     t.truthy(res.body.hint);
     t.notRegex(String(res.body.message), /docker-import-\d+/);
   }
@@ -99,7 +100,7 @@ test.serial('POST /v1/checkpoints with another content type is 415, not 500', as
   for (const type of ['text/plain', 'application/json']) {
     const res = await post(cryo, '/v1/checkpoints', type, type === 'text/plain' ? '/etc/passwd' : '{}');
     t.is(res.status, 415, type);
-    t.is(res.body.code, 'UNSUPPORTED_MEDIA_TYPE');
+    t.is(res.body.code, ErrorCode.UNSUPPORTED_MEDIA_TYPE);
   }
   const list = await cryo.api<{ checkpoints: unknown[] }>('GET', '/v1/checkpoints');
   t.deepEqual(list.checkpoints, []);

@@ -15,6 +15,7 @@ import {
 import { TestCryo } from '../helpers/cryo.js';
 import { NODE_IMAGE, requirePrerequisites } from '../helpers/prerequisites.js';
 import { bringUpSecondHost, type SecondHost } from '../helpers/second-host.js';
+import { ErrorCode } from '../../src/domain/errors/index.js';
 
 interface Ctx {
   cryo: TestCryo;
@@ -94,7 +95,7 @@ test.serial(
       targetToken: b.cryo.token,
     });
     t.is(again.status, 409, 'a second migration of the same container is refused');
-    t.is(again.body.code, 'MIGRATION_IN_PROGRESS');
+    t.is(again.body.code, ErrorCode.MIGRATION_IN_PROGRESS);
 
     const updates = await follow(cryo, started.body.id);
     const done = updates.at(-1)!;
@@ -215,7 +216,7 @@ test.serial(
       targetToken: 'x'.repeat(32),
     });
     t.is(wrong.status, 400, JSON.stringify(wrong.body));
-    t.is(wrong.body.code, 'TARGET_UNAUTHORIZED');
+    t.is(wrong.body.code, ErrorCode.TARGET_UNAUTHORIZED);
     t.truthy(wrong.body.hint);
 
     const unreachable = await cryo.api<ErrorBody>('POST', `/v1/containers/${name}/migrations`, {
@@ -223,14 +224,14 @@ test.serial(
       targetToken: 'x'.repeat(32),
     });
     t.is(unreachable.status, 502, JSON.stringify(unreachable.body));
-    t.is(unreachable.body.code, 'TARGET_UNREACHABLE');
+    t.is(unreachable.body.code, ErrorCode.TARGET_UNREACHABLE);
 
     const badUrl = await cryo.api<ErrorBody>('POST', `/v1/containers/${name}/migrations`, {
       target: 'file:///etc/passwd',
       targetToken: 'x'.repeat(32),
     });
     t.is(badUrl.status, 400);
-    t.is(badUrl.body.code, 'VALIDATION_FAILED');
+    t.is(badUrl.body.code, ErrorCode.VALIDATION_FAILED);
 
     const after = await readCounter(name);
     t.is(after.bootId, before.bootId);
@@ -241,8 +242,8 @@ test.serial(
     t.deepEqual(
       failed.map((m) => [m.status, m.error?.code]),
       [
-        ['failed', 'TARGET_UNAUTHORIZED'],
-        ['failed', 'TARGET_UNREACHABLE'],
+        ['failed', ErrorCode.TARGET_UNAUTHORIZED],
+        ['failed', ErrorCode.TARGET_UNREACHABLE],
       ],
     );
     await cryo.restart();

@@ -11,6 +11,7 @@ import type { Preflight, ProcessReport } from '../../src/domain/process.js';
 import { TestContainers, freePort, inspect, sleep } from '../helpers/containers.js';
 import { TestCryo } from '../helpers/cryo.js';
 import { BUSYBOX_IMAGE, requirePrerequisites } from '../helpers/prerequisites.js';
+import { ErrorCode } from '../../src/domain/errors/index.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const ECHO = path.join(repoRoot, 'fixtures/workloads/echo.js');
@@ -150,7 +151,7 @@ test.serial(
       {},
     );
     t.is(refused.status, 409);
-    t.is(refused.body.code, 'PREFLIGHT_FAILED');
+    t.is(refused.body.code, ErrorCode.PREFLIGHT_FAILED);
     t.deepEqual(
       refused.body.details.problems.map((p) => p.code),
       ['TCP_ESTABLISHED'],
@@ -361,14 +362,14 @@ test.serial(
         leaveRunning: true,
       });
       t.is(refused.status, 409, c.code);
-      t.is(refused.body.code, 'PREFLIGHT_FAILED');
+      t.is(refused.body.code, ErrorCode.PREFLIGHT_FAILED);
       const forced = await cryo.api<ErrorBody & { details: { logTail: string[] } }>(
         'POST',
         `/v1/processes/${pid}/checkpoints`,
         { leaveRunning: true, force: true },
       );
       t.is(forced.status, 500, `${c.code}: a forced dump must really fail: ${JSON.stringify(forced.body)}`);
-      t.is(forced.body.code, 'CRIU_FAILED', c.code);
+      t.is(forced.body.code, ErrorCode.CRIU_FAILED, c.code);
       t.true(
         forced.body.details.logTail.some((l) => /Error/.test(l)),
         `${c.code}: ${forced.body.details.logTail.join('\n')}`,
@@ -404,14 +405,14 @@ test.serial(
       leaveRunning: true,
     });
     t.is(refused.status, 409);
-    t.is(refused.body.code, 'PREFLIGHT_FAILED');
+    t.is(refused.body.code, ErrorCode.PREFLIGHT_FAILED);
     const forced = await old.api<ErrorBody & { details: { logTail: string[] } }>(
       'POST',
       `/v1/processes/${pid}/checkpoints`,
       { leaveRunning: true, force: true },
     );
     t.is(forced.status, 500, JSON.stringify(forced.body));
-    t.is(forced.body.code, 'CRIU_FAILED');
+    t.is(forced.body.code, ErrorCode.CRIU_FAILED);
     t.regex(forced.body.details.logTail.join('\n'), /Error/);
     t.is((await execa('kill', ['-0', String(pid)], { reject: false })).exitCode, 0, 'the process still runs');
 
@@ -456,7 +457,7 @@ test.serial(
     // A process tree restores only where it was dumped: no archive, and a clear refusal rather than a failure.
     const archive = await cryo.api('GET', `/v1/checkpoints/${created.id}/archive`);
     t.is(archive.status, 409);
-    t.like(archive.body, { code: 'CHECKPOINT_NOT_EXPORTABLE' });
+    t.like(archive.body, { code: ErrorCode.CHECKPOINT_NOT_EXPORTABLE });
     const before = (await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body.checkpoints;
     const exported = await cryo.cli([
       'checkpoint',
@@ -506,11 +507,11 @@ test.serial(
       t.true(pre.problems.some((p) => p.code === 'CAP_SYS_RESOURCE_MISSING'));
       t.is(created.status, 500);
       const failed = created.body as ErrorBody;
-      t.is(failed.code, 'CRIU_FAILED');
+      t.is(failed.code, ErrorCode.CRIU_FAILED);
       t.regex(JSON.stringify(failed.details), /Can't get rlimit/);
       const refused = await cryo.api<ErrorBody>('POST', `/v1/containers/${name}/checkpoints`, {});
       t.is(refused.status, 409);
-      t.is(refused.body.code, 'PREFLIGHT_FAILED');
+      t.is(refused.body.code, ErrorCode.PREFLIGHT_FAILED);
       t.true(
         (await inspect(name)).State.Running,
         'nothing was frozen for the refusal, and the failed dump left it running',
@@ -524,19 +525,19 @@ test.serial('bad pids get clear 4xx errors', async (t) => {
   for (const pid of ['0', '-5', '1', 'abc', '1.5']) {
     const res = await cryo.api<ErrorBody>('GET', `/v1/processes/${pid}`);
     t.is(res.status, 400, pid);
-    t.is(res.body.code, 'VALIDATION_FAILED', pid);
+    t.is(res.body.code, ErrorCode.VALIDATION_FAILED, pid);
     const post = await cryo.api<ErrorBody>('POST', `/v1/processes/${pid}/checkpoints`, {});
     t.is(post.status, 400, pid);
   }
   const missing = await cryo.api<ErrorBody>('GET', '/v1/processes/4000000');
   t.is(missing.status, 404);
-  t.is(missing.body.code, 'PROCESS_NOT_FOUND');
+  t.is(missing.body.code, ErrorCode.PROCESS_NOT_FOUND);
   const self = await cryo.api<ErrorBody>('POST', `/v1/processes/${process.pid}/checkpoints`, {});
   t.is(self.status, 400);
-  t.is(self.body.code, 'PROCESS_REFUSED');
+  t.is(self.body.code, ErrorCode.PROCESS_REFUSED);
   const unknownOption = await cryo.api<ErrorBody>('POST', `/v1/processes/${process.pid}/checkpoints`, {
     evasiveDevices: true,
   });
   t.is(unknownOption.status, 400);
-  t.is(unknownOption.body.code, 'VALIDATION_FAILED');
+  t.is(unknownOption.body.code, ErrorCode.VALIDATION_FAILED);
 });

@@ -12,6 +12,7 @@ import {
 } from '../helpers/containers.js';
 import { TestCryo } from '../helpers/cryo.js';
 import { NODE_IMAGE, requirePrerequisites } from '../helpers/prerequisites.js';
+import { ErrorCode } from '../../src/domain/errors/index.js';
 
 const test = anyTest as TestFn<{ cryo: TestCryo; containers: TestContainers }>;
 const TICK_MS = 500;
@@ -214,7 +215,7 @@ test.serial('invalid cron, invalid time zone and an unknown container are refuse
   const { cryo } = t.context;
   const cron = await cryo.api<ErrorBody>('POST', '/v1/schedules', { container: 'x', cron: '61 * * * *' });
   t.is(cron.status, 400);
-  t.is(cron.body.code, 'INVALID_CRON');
+  t.is(cron.body.code, ErrorCode.INVALID_CRON);
   t.regex(cron.body.message, /minute/);
   const tz = await cryo.api<ErrorBody>('POST', '/v1/schedules', {
     container: 'x',
@@ -228,6 +229,6 @@ test.serial('invalid cron, invalid time zone and an unknown container are refuse
     cron: '@hourly',
   });
   t.is(missing.status, 404);
-  t.is(missing.body.code, 'CONTAINER_NOT_FOUND');
+  t.is(missing.body.code, ErrorCode.CONTAINER_NOT_FOUND);
   t.deepEqual((await cryo.api<{ schedules: Schedule[] }>('GET', '/v1/schedules')).body.schedules, []);
 });

@@ -10,6 +10,7 @@ import { TestContainers, sleep } from '../helpers/containers.js';
 import { TestCryo } from '../helpers/cryo.js';
 import { readTar } from '../helpers/tar.js';
 import { BUSYBOX_IMAGE, NODE_IMAGE, repoRoot, requirePrerequisites } from '../helpers/prerequisites.js';
+import { ErrorCode } from '../../src/domain/errors/index.js';
 
 interface Context {
   cryo: TestCryo;
@@ -267,10 +268,10 @@ test('operator checkpoints refuse clearly: no sidecar, no operator state, no CRI
     application: 'only',
   });
   t.is(none.status, 409);
-  t.is(none.body.code, 'SIDECAR_UNAVAILABLE');
+  t.is(none.body.code, ErrorCode.SIDECAR_UNAVAILABLE);
   t.truthy(none.body.hint);
   const view = await cryo.api<ErrorBody>('GET', `/v1/containers/${plain}/operators`);
-  t.is(view.body.code, 'SIDECAR_UNAVAILABLE');
+  t.is(view.body.code, ErrorCode.SIDECAR_UNAVAILABLE);
   // The container was never frozen or stopped, and no checkpoint was kept.
   t.is((await execa('docker', ['inspect', '-f', '{{.State.Status}}', plain])).stdout, 'running');
   t.is(
@@ -287,7 +288,7 @@ test('operator checkpoints refuse clearly: no sidecar, no operator state, no CRI
     mode: 'application',
   });
   t.is(noState.status, 409);
-  t.is(noState.body.code, 'NO_APPLICATION_STATE');
+  t.is(noState.body.code, ErrorCode.NO_APPLICATION_STATE);
 
   const job = await wordcountJob(t, 200, 7);
   await startWordcount(t, job, {});
@@ -297,13 +298,13 @@ test('operator checkpoints refuse clearly: no sidecar, no operator state, no CRI
     mode: 'process',
   });
   t.is(noImage.status, 409);
-  t.is(noImage.body.code, 'NO_PROCESS_IMAGE');
+  t.is(noImage.body.code, ErrorCode.NO_PROCESS_IMAGE);
   const envInPlace = await cryo.api<ErrorBody>('POST', `/v1/checkpoints/${only.id}/restore`, {
     mode: 'application',
     env: ['WC_PARALLELISM=3'],
   });
   t.is(envInPlace.status, 400);
-  t.is(envInPlace.body.code, 'VALIDATION_FAILED');
+  t.is(envInPlace.body.code, ErrorCode.VALIDATION_FAILED);
   const badApplication = await cryo.api<ErrorBody>('POST', `/v1/containers/${job.name}/checkpoints`, {
     application: 'sometimes',
   });

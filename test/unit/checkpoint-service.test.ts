@@ -6,7 +6,7 @@ import { FsImageStore } from '../../src/adapters/store/fs-image-store.js';
 import { openDatabase, type Db } from '../../src/adapters/store/database.js';
 import { SqliteCheckpointCatalog } from '../../src/adapters/store/sqlite-checkpoint-catalog.js';
 import { TarArchiveCodec } from '../../src/adapters/archive/tar-archive-codec.js';
-import { AppError, CriuError, DockerError } from '../../src/domain/errors.js';
+import { AppError, CriuError, DockerError, ErrorCode } from '../../src/domain/errors/index.js';
 import { CheckpointService, newId, readManifest } from '../../src/services/checkpoint-service.js';
 import type { SidecarService } from '../../src/services/sidecar/sidecar-service.js';
 import { FakeEngine, FakeRootfs, FakeRuntime } from './fakes.js';
@@ -117,7 +117,7 @@ test('a failed dump still thaws the container, and leaves no files and no catalo
   const { runtime, service, dir } = t.context;
   runtime.add({ id: 'c'.repeat(64), name: 'web' });
   runtime.failCheckpoint = new CriuError('dump failed', ['Error (criu/sk-inet.c:200): Connected TCP socket']);
-  t.is(await code(service.create('web', { leaveRunning: true })), 'CRIU_FAILED');
+  t.is(await code(service.create('web', { leaveRunning: true })), ErrorCode.CRIU_FAILED);
   t.true(runtime.calls.includes(`ensureNotFrozen ${'c'.repeat(64)}`));
   t.deepEqual(await readdir(path.join(dir, 'staging')), []);
   t.deepEqual(await readdir(path.join(dir, 'checkpoints')), []);
@@ -130,7 +130,7 @@ test('a dump whose container Docker never shows stopped is not published, and le
   const { runtime, service, dir } = t.context;
   runtime.add({ id: 'c'.repeat(64), name: 'web' });
   runtime.failSettle = new DockerError('dockerd still reports the container running');
-  t.is(await code(service.create('web', { leaveRunning: false })), 'DOCKER_FAILED');
+  t.is(await code(service.create('web', { leaveRunning: false })), ErrorCode.DOCKER_FAILED);
   t.deepEqual(await readdir(path.join(dir, 'staging')), []);
   t.deepEqual(await readdir(path.join(dir, 'checkpoints')), []);
   t.deepEqual(service.list(), []);
@@ -138,20 +138,20 @@ test('a dump whose container Docker never shows stopped is not published, and le
 
 test('refusals: unknown, stopped, duplicate name, docker without experimental', async (t) => {
   const { runtime, service } = t.context;
-  t.is(await code(service.create('nope', { leaveRunning: false })), 'CONTAINER_NOT_FOUND');
+  t.is(await code(service.create('nope', { leaveRunning: false })), ErrorCode.CONTAINER_NOT_FOUND);
   runtime.add({ id: 's'.repeat(64), name: 'stopped', running: false, state: 'exited' });
-  t.is(await code(service.create('stopped', { leaveRunning: false })), 'CONTAINER_NOT_RUNNING');
+  t.is(await code(service.create('stopped', { leaveRunning: false })), ErrorCode.CONTAINER_NOT_RUNNING);
   runtime.add({ id: 'p'.repeat(64), name: 'paused', paused: true, state: 'paused' });
-  t.is(await code(service.create('paused', { leaveRunning: false })), 'CONTAINER_NOT_RUNNING');
+  t.is(await code(service.create('paused', { leaveRunning: false })), ErrorCode.CONTAINER_NOT_RUNNING);
   runtime.add({ id: 'w'.repeat(64), name: 'web' });
   await service.create('web', { name: 'a', leaveRunning: true, includeVolumes: false });
   t.is(
     await code(service.create('web', { name: 'a', leaveRunning: true, includeVolumes: false })),
-    'CHECKPOINT_NAME_IN_USE',
+    ErrorCode.CHECKPOINT_NAME_IN_USE,
   );
   runtime.experimental = false;
   t.context.advance(5_000);
-  t.is(await code(service.create('web', { leaveRunning: true })), 'DOCKER_NOT_EXPERIMENTAL');
+  t.is(await code(service.create('web', { leaveRunning: true })), ErrorCode.DOCKER_NOT_EXPERIMENTAL);
   t.false(runtime.calls.some((c) => c.startsWith('checkpoint') && c.includes('s'.repeat(64))));
 });
 
@@ -160,7 +160,7 @@ test('a failed restore into a new container removes that container and keeps the
   runtime.add({ id: 'c'.repeat(64), name: 'web' });
   const cp = await service.create('web', { leaveRunning: true });
   runtime.failRestore = new CriuError('restore failed', ['Error: something']);
-  t.is(await code(service.restore(cp.id, { name: 'copy', ports: 'free' })), 'CRIU_FAILED');
+  t.is(await code(service.restore(cp.id, { name: 'copy', ports: 'free' })), ErrorCode.CRIU_FAILED);
   t.is(await runtime.inspect('copy'), undefined, 'the half-made container is gone');
   t.deepEqual(service.get(cp.id), cp, 'the checkpoint is kept');
   runtime.failRestore = undefined;
@@ -172,12 +172,12 @@ test('restore in place needs the original container, stopped', async (t) => {
   const { runtime, service } = t.context;
   runtime.add({ id: 'c'.repeat(64), name: 'web' });
   const cp = await service.create('web', { leaveRunning: true });
-  t.is(await code(service.restore(cp.id, { ports: 'free' })), 'CONTAINER_RUNNING');
+  t.is(await code(service.restore(cp.id, { ports: 'free' })), ErrorCode.CONTAINER_RUNNING);
   runtime.containers.delete('c'.repeat(64));
   const gone = await service.restore(cp.id, { ports: 'free' }).catch((e: AppError) => e);
-  t.is((gone as AppError).code, 'CONTAINER_NOT_FOUND');
+  t.is((gone as AppError).code, ErrorCode.CONTAINER_NOT_FOUND);
   t.regex((gone as AppError).hint ?? '', /restore into a new one with \{"name"/);
-  t.is(await code(service.restore('0000000000000000', { ports: 'free' })), 'CHECKPOINT_NOT_FOUND');
+  t.is(await code(service.restore('0000000000000000', { ports: 'free' })), ErrorCode.CHECKPOINT_NOT_FOUND);
 });
 
 test('ids sort by creation time and are valid checkpoint ids', (t) => {
@@ -234,7 +234,10 @@ test('restore mode auto falls back to the operator state when the CRIU restore f
   t.deepEqual(calls, ['finish 7 true'], 'complete only once the checkpoint is published');
 
   runtime.failRestore = new CriuError('restore failed', ['Error (criu/files-reg.c): File has bad size']);
-  t.is(await code(service.restore(cp.id, { name: 'p', ports: 'free', mode: 'process' })), 'CRIU_FAILED');
+  t.is(
+    await code(service.restore(cp.id, { name: 'p', ports: 'free', mode: 'process' })),
+    ErrorCode.CRIU_FAILED,
+  );
   const auto = await service.restore(cp.id, { name: 'a', ports: 'free', mode: 'auto' });
   t.is(auto.mode, 'application');
   t.regex(auto.fallback ?? '', /^CRIU_FAILED/);

@@ -10,6 +10,7 @@ import { systemClock } from '../../src/services/clock.js';
 import { fakeServices } from './fake-services.js';
 import { sleep } from '../helpers/containers.js';
 import type { FakeRuntime } from './fakes.js';
+import { ErrorCode } from '../../src/domain/errors/index.js';
 
 const TOKEN = 'unit-test-token-0123456789';
 const test = anyTest as TestFn<{
@@ -49,7 +50,7 @@ test('health needs no token; everything else does', async (t) => {
   ] as const) {
     const res = await app.inject({ method, url });
     t.is(res.statusCode, 401, `${method} ${url}`);
-    t.is(res.json().code, 'UNAUTHORIZED');
+    t.is(res.json().code, ErrorCode.UNAUTHORIZED);
     t.truthy(res.json().hint);
   }
   const wrong = await app.inject({
@@ -70,11 +71,11 @@ test('app errors map to their status with code, message and hint', async (t) => 
   const { app } = t.context;
   const res = await app.inject({ method: 'POST', url: '/v1/containers/ghost/checkpoints', headers: auth });
   t.is(res.statusCode, 404);
-  t.like(res.json(), { statusCode: 404, code: 'CONTAINER_NOT_FOUND' });
+  t.like(res.json(), { statusCode: 404, code: ErrorCode.CONTAINER_NOT_FOUND });
   t.truthy(res.json().hint);
   const route = await app.inject({ method: 'GET', url: '/v1/nothing', headers: auth });
   t.is(route.statusCode, 404);
-  t.is(route.json().code, 'ROUTE_NOT_FOUND');
+  t.is(route.json().code, ErrorCode.ROUTE_NOT_FOUND);
 });
 
 test('validation failures are 400 VALIDATION_FAILED with details', async (t) => {
@@ -87,7 +88,7 @@ test('validation failures are 400 VALIDATION_FAILED with details', async (t) => 
     payload: { name: '../x' },
   });
   t.is(res.statusCode, 400);
-  t.is(res.json().code, 'VALIDATION_FAILED');
+  t.is(res.json().code, ErrorCode.VALIDATION_FAILED);
   t.true(Array.isArray(res.json().details));
   t.deepEqual(runtime.calls, [], 'nothing was attempted');
   const json = await app.inject({
@@ -97,7 +98,7 @@ test('validation failures are 400 VALIDATION_FAILED with details', async (t) => 
     payload: '{not json',
   });
   t.is(json.statusCode, 400);
-  t.is(json.json().code, 'VALIDATION_FAILED');
+  t.is(json.json().code, ErrorCode.VALIDATION_FAILED);
 });
 
 test('create, list, get, restore and delete through the routes', async (t) => {
@@ -133,7 +134,7 @@ test('a restore with abandonOnDisconnect whose caller goes away removes its new 
     payload: { abandonOnDisconnect: true },
   });
   t.is(refused.statusCode, 400, 'only a new container can be abandoned');
-  t.is(refused.json().code, 'VALIDATION_FAILED');
+  t.is(refused.json().code, ErrorCode.VALIDATION_FAILED);
 
   let release!: () => void;
   runtime.restoreGate = new Promise((r) => (release = r));
@@ -196,12 +197,12 @@ test('streaming routes take only their media types; a parsed body never reaches 
       payload,
     });
     t.is(res.statusCode, 415, `${url} ${type}`);
-    t.is(res.json().code, 'UNSUPPORTED_MEDIA_TYPE');
+    t.is(res.json().code, ErrorCode.UNSUPPORTED_MEDIA_TYPE);
     t.regex(res.json().hint, /application\/x-tar/);
   }
   const untyped = await app.inject({ method: 'POST', url: '/v1/images', headers: auth, payload: 'x' });
   t.is(untyped.statusCode, 415);
-  t.is(untyped.json().code, 'UNSUPPORTED_MEDIA_TYPE');
+  t.is(untyped.json().code, ErrorCode.UNSUPPORTED_MEDIA_TYPE);
   t.deepEqual(runtime.calls, [], 'nothing reached the runtime');
   const noToken = await app.inject({
     method: 'POST',
@@ -228,11 +229,11 @@ test("requests that Node's HTTP parser refuses get cryo's JSON error body", asyn
 
   const long = await raw(`GET /v1/checkpoints?x=${'a'.repeat(20_000)} HTTP/1.1\r\nhost: x\r\n\r\n`);
   t.regex(long, /^HTTP\/1\.1 431 /);
-  t.like(body(long), { statusCode: 431, code: 'HEADERS_TOO_LARGE' });
+  t.like(body(long), { statusCode: 431, code: ErrorCode.HEADERS_TOO_LARGE });
   t.truthy(body(long).hint);
 
   const malformed = await raw('NOT A REQUEST\r\n\r\n');
   t.regex(malformed, /^HTTP\/1\.1 400 /);
-  t.like(body(malformed), { statusCode: 400, code: 'MALFORMED_REQUEST' });
+  t.like(body(malformed), { statusCode: 400, code: ErrorCode.MALFORMED_REQUEST });
   t.truthy(body(malformed).message);
 });

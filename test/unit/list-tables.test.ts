@@ -3,6 +3,7 @@ import { listTables } from '../../src/cli/list-tables.js';
 import type { Checkpoint } from '../../src/domain/checkpoint.js';
 import type { Migration } from '../../src/domain/migration.js';
 import type { Schedule } from '../../src/domain/schedule.js';
+import { ErrorCode } from '../../src/domain/errors/index.js';
 
 const NOW = Date.parse('2026-11-22T12:00:00Z');
 
@@ -66,7 +67,7 @@ test('migrations, schedules and runs show what went wrong and what comes next', 
     phases: [],
     startedAt: '2026-11-22T11:00:00Z',
     bytesSent: 0,
-    error: { phase: 'restore', code: 'IMAGE_NOT_FOUND', message: 'no image' },
+    error: { phase: 'restore', code: ErrorCode.IMAGE_NOT_FOUND, message: 'no image' },
   };
   t.regex(
     listTables.migrations({ migrations: [migration] }, NOW),

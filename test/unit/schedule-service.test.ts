@@ -7,7 +7,7 @@ import { openDatabase, type Db } from '../../src/adapters/store/database.js';
 import { FsImageStore } from '../../src/adapters/store/fs-image-store.js';
 import { SqliteCheckpointCatalog } from '../../src/adapters/store/sqlite-checkpoint-catalog.js';
 import { SqliteScheduleStore } from '../../src/adapters/store/sqlite-schedule-store.js';
-import { AppError } from '../../src/domain/errors.js';
+import { AppError, ErrorCode } from '../../src/domain/errors/index.js';
 import { CreateScheduleBodySchema, type CreateScheduleBody } from '../../src/domain/schedule.js';
 import { CheckpointService } from '../../src/services/checkpoint-service.js';
 import { ScheduleService } from '../../src/services/schedule-service.js';
@@ -184,7 +184,7 @@ test('bad input: invalid cron, invalid time zone, unknown container', async (t) 
   const service = t.context.make();
   for (const cron of ['61 * * * *', 'not cron', '* * *', '@sometimes']) {
     const err = await t.throwsAsync(service.create(body({ cron })));
-    t.is((err as AppError).code, 'INVALID_CRON', cron);
+    t.is((err as AppError).code, ErrorCode.INVALID_CRON, cron);
     t.is((err as AppError).statusCode, 400);
   }
   t.false(
@@ -196,7 +196,7 @@ test('bad input: invalid cron, invalid time zone, unknown container', async (t) 
       .success,
   );
   const missing = await t.throwsAsync(service.create(body({ container: 'ghost' })));
-  t.is((missing as AppError).code, 'CONTAINER_NOT_FOUND');
+  t.is((missing as AppError).code, ErrorCode.CONTAINER_NOT_FOUND);
   t.deepEqual(service.list(), []);
 });
 

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { UnixSidecarConnector } from '../../src/adapters/sidecar/unix-sidecar-connector.js';
-import { AppError } from '../../src/domain/errors.js';
+import { AppError, ErrorCode } from '../../src/domain/errors/index.js';
 import { encodeFrame, FrameDecoder } from '../../src/sidecar/frame-codec.js';
 import { systemCoordinatorClock } from '../../src/services/sidecar/checkpoint-coordinator.js';
 import { SidecarService } from '../../src/services/sidecar/sidecar-service.js';
@@ -59,7 +59,7 @@ test('cryo refuses a job that sends garbage before registering, with SIDECAR_UNA
   const err = await t.throwsAsync(
     service.cut(process.pid, path.join(dir, 'ck'), path.join(dir, 'ck'), 'exactly_once', false),
   );
-  t.is((err as AppError).code, 'SIDECAR_UNAVAILABLE');
+  t.is((err as AppError).code, ErrorCode.SIDECAR_UNAVAILABLE);
 });
 
 test('a job that breaks the protocol mid-checkpoint fails that checkpoint, and leaves no state files', async (t) => {
@@ -75,7 +75,7 @@ test('a job that breaks the protocol mid-checkpoint fails that checkpoint, and l
   });
   const ck = path.join(dir, 'ck');
   const err = await t.throwsAsync(service.cut(process.pid, ck, ck, 'exactly_once', false));
-  t.is((err as AppError).code, 'APPLICATION_CHECKPOINT_FAILED');
+  t.is((err as AppError).code, ErrorCode.APPLICATION_CHECKPOINT_FAILED);
   t.regex((err as AppError).message, /CONNECTION_LOST/);
   const files = await readdir(path.join(ck, 'operators', 'chk-1')).catch(() => [] as string[]);
   t.deepEqual(files, []);

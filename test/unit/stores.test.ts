@@ -6,7 +6,7 @@ import { FsImageStore } from '../../src/adapters/store/fs-image-store.js';
 import { openDatabase } from '../../src/adapters/store/database.js';
 import { SqliteCheckpointCatalog } from '../../src/adapters/store/sqlite-checkpoint-catalog.js';
 import { loadOrCreateToken } from '../../src/adapters/store/token-file.js';
-import { CheckpointNameInUseError } from '../../src/domain/errors.js';
+import { CheckpointNameInUseError } from '../../src/domain/errors/index.js';
 import type { Checkpoint } from '../../src/domain/checkpoint.js';
 
 async function tempDir(t: { teardown(fn: () => Promise<void>): void }): Promise<string> {

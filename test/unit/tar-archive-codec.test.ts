@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import test from 'ava';
 import { TarArchiveCodec } from '../../src/adapters/archive/tar-archive-codec.js';
-import { ArchiveInvalidError } from '../../src/domain/errors.js';
+import { ArchiveInvalidError } from '../../src/domain/errors/index.js';
 import { CRYO_MANIFEST } from '../../src/domain/layout.js';
 import type { Manifest } from '../../src/domain/manifest.js';
 import { readTar, sha256, writeTar } from '../helpers/tar.js';

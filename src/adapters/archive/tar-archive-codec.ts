@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { safeArchivePath, symlinkStaysInside } from '../../domain/archive-path.js';
 import type { Compression } from '../../domain/checkpoint.js';
-import { AppError, ArchiveInvalidError } from '../../domain/errors.js';
+import { AppError, ArchiveInvalidError } from '../../domain/errors/index.js';
 import { ARCHIVE_FORMAT_VERSION, CRYO_MANIFEST } from '../../domain/layout.js';
 import { ManifestSchema, type Manifest, type ManifestEntry } from '../../domain/manifest.js';
 import type { ArchiveCodec, ExtractLimits } from '../../services/archive-codec.js';

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa, ExecaError } from 'execa';
-import { CriuUnavailableError } from '../../domain/errors.js';
+import { CriuUnavailableError } from '../../domain/errors/index.js';
 import type { CriuOptions } from '../../domain/process.js';
 import type { CheckpointEngine, DumpResult, RestoreResult } from '../../services/checkpoint-engine.js';
 import { criuFailure, tailLines } from './log-tail.js';

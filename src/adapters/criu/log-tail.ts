@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { ExecaError } from 'execa';
-import { CriuError } from '../../domain/errors.js';
+import { CriuError } from '../../domain/errors/index.js';
 
 /** The last `count` non-empty lines of a log. */
 export function tailLines(log: string, count: number): string[] {

@@ -11,7 +11,7 @@ import {
   DockerError,
   DockerUnavailableError,
   ImageInvalidError,
-} from '../../domain/errors.js';
+} from '../../domain/errors/index.js';
 import type { ContainerCriuOptions } from '../../domain/checkpoint.js';
 import type { CriuStats } from '../../domain/criu-stats.js';
 import type {

@@ -3,7 +3,7 @@ import { chown, lstat, mkdir, readFile, rm, utimes, writeFile } from 'node:fs/pr
 import path from 'node:path';
 import Docker from 'dockerode';
 import { execa } from 'execa';
-import { ArchiveInvalidError, RootfsUnsupportedError } from '../../domain/errors.js';
+import { ArchiveInvalidError, RootfsUnsupportedError } from '../../domain/errors/index.js';
 import { DELETED_FILES, ROOTFS_DIFF_TAR, VOLUMES_DIR } from '../../domain/layout.js';
 import type { MountRecord } from '../../domain/manifest.js';
 import { safeRootfsPath } from '../../domain/archive-path.js';

@@ -7,7 +7,7 @@ import {
 } from '../../domain/checkpoint.js';
 import { ErrorBodySchema } from '../../domain/error-body.js';
 import { streamRequest } from './stream-request.js';
-import { TargetError } from '../../domain/errors.js';
+import { ErrorCode, TargetError } from '../../domain/errors/index.js';
 import { HostInfoSchema, type HostInfoReport } from '../../domain/migration.js';
 import type { PeerAgent } from '../../services/peer-agent.js';
 
@@ -94,7 +94,7 @@ export class HttpPeerAgent implements PeerAgent {
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       throw new TargetError(
-        'TARGET_UNREACHABLE',
+        ErrorCode.TARGET_UNREACHABLE,
         `cannot reach the target ${this.url}: ${cause?.code ?? cause?.message ?? (err as { code?: string }).code ?? (err as Error).message}`,
         'check the target URL and that cryo runs and listens there (CRYO_LISTEN)',
       );
@@ -102,7 +102,7 @@ export class HttpPeerAgent implements PeerAgent {
     const parsed: unknown = text ? JSON.parse(text) : null;
     if (status === 401) {
       throw new TargetError(
-        'TARGET_UNAUTHORIZED',
+        ErrorCode.TARGET_UNAUTHORIZED,
         `the target ${this.url} refused the token`,
         "give the target's token (its CRYO_TOKEN or <data dir>/token) as targetToken",
       );
@@ -111,7 +111,7 @@ export class HttpPeerAgent implements PeerAgent {
       const err = ErrorBodySchema.safeParse(parsed);
       const detail = err.success ? `${err.data.code}: ${err.data.message}` : `HTTP ${status}`;
       throw new TargetError(
-        'TARGET_REFUSED',
+        ErrorCode.TARGET_REFUSED,
         `the target ${this.url} answered ${method} ${path} with ${detail}`,
         err.success && err.data.hint ? err.data.hint : "see the target's log",
       );

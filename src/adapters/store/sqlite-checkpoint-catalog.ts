@@ -1,5 +1,5 @@
 import { CheckpointSchema, type Checkpoint } from '../../domain/checkpoint.js';
-import { CheckpointNameInUseError } from '../../domain/errors.js';
+import { CheckpointNameInUseError } from '../../domain/errors/index.js';
 import type { Db } from './database.js';
 import type { CheckpointCatalog, CheckpointFilter } from '../../services/checkpoint-catalog.js';
 

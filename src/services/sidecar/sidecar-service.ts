@@ -6,7 +6,7 @@ import {
   ApplicationCheckpointFailedError,
   ApplicationRestoreFailedError,
   CheckpointTriggerRefusedError,
-} from '../../domain/errors.js';
+} from '../../domain/errors/index.js';
 import {
   OPERATORS_DIR,
   OPERATORS_METADATA,

@@ -1,0 +1,88 @@
+import { AppError } from './app-error.js';
+import { ErrorCode } from './error-code.js';
+
+export class CheckpointNotFoundError extends AppError {
+  constructor(id: string) {
+    super(
+      ErrorCode.CHECKPOINT_NOT_FOUND,
+      404,
+      `no checkpoint with id "${id}"`,
+      'list checkpoints with GET /v1/checkpoints',
+    );
+  }
+}
+
+export class CheckpointNameInUseError extends AppError {
+  constructor(container: string, name: string) {
+    super(
+      ErrorCode.CHECKPOINT_NAME_IN_USE,
+      409,
+      `container "${container}" already has a checkpoint named "${name}"`,
+      'choose another name, or delete the old checkpoint first',
+    );
+  }
+}
+
+/** Another operation holds the container or checkpoint; the code names the one in progress. */
+export class OperationInProgressError extends AppError {
+  constructor(subject: string, operation: string) {
+    super(
+      operation === 'restore' ? ErrorCode.RESTORE_IN_PROGRESS : ErrorCode.CHECKPOINT_IN_PROGRESS,
+      409,
+      `${subject} is busy: a ${operation} is in progress`,
+      'only one checkpoint or restore runs per container at a time; retry when it has finished',
+    );
+  }
+}
+
+export class ArchiveInvalidError extends AppError {
+  constructor(message: string, hint: string, statusCode = 400) {
+    super(ErrorCode.ARCHIVE_INVALID, statusCode, message, hint);
+  }
+}
+
+export class CheckpointNotExportableError extends AppError {
+  constructor(id: string) {
+    super(
+      ErrorCode.CHECKPOINT_NOT_EXPORTABLE,
+      409,
+      `checkpoint "${id}" is of a process tree, which restores only on the host that dumped it`,
+      'archives carry container checkpoints: checkpoint the container instead',
+    );
+  }
+}
+
+export class CheckpointInUseError extends AppError {
+  constructor(id: string) {
+    super(
+      ErrorCode.CHECKPOINT_IN_USE,
+      409,
+      `checkpoint "${id}" is being restored or exported`,
+      'retry when that has finished',
+    );
+  }
+}
+
+export class RestoreAbandonedError extends AppError {
+  constructor(name: string) {
+    super(
+      ErrorCode.RESTORE_ABANDONED,
+      409,
+      `the caller went away before the restore of "${name}" was answered; the new container was removed`,
+      'restore again; with abandonOnDisconnect, stay connected until the answer',
+    );
+  }
+}
+
+export class RestoreModeUnavailableError extends AppError {
+  constructor(id: string, mode: 'process' | 'application') {
+    super(
+      mode === 'process' ? ErrorCode.NO_PROCESS_IMAGE : ErrorCode.NO_APPLICATION_STATE,
+      409,
+      mode === 'process'
+        ? `checkpoint "${id}" holds no CRIU image (it was taken with application: "only")`
+        : `checkpoint "${id}" holds no operator state (it was taken without application)`,
+      mode === 'process' ? 'restore it with mode "application"' : 'restore it with mode "process"',
+    );
+  }
+}

@@ -1,0 +1,10 @@
+export { ErrorCode } from './error-code.js';
+export * from './app-error.js';
+export * from './http.js';
+export * from './docker.js';
+export * from './criu.js';
+export * from './checkpoint.js';
+export * from './migration.js';
+export * from './process.js';
+export * from './sidecar.js';
+export * from './schedule.js';

@@ -1,0 +1,48 @@
+import { AppError } from './app-error.js';
+import { ErrorCode } from './error-code.js';
+
+export class TargetError extends AppError {
+  constructor(
+    code:
+      | typeof ErrorCode.TARGET_UNREACHABLE
+      | typeof ErrorCode.TARGET_UNAUTHORIZED
+      | typeof ErrorCode.TARGET_REFUSED,
+    message: string,
+    hint: string,
+  ) {
+    super(code, code === ErrorCode.TARGET_UNAUTHORIZED ? 400 : 502, message, hint);
+  }
+}
+
+export class MigrationInProgressError extends AppError {
+  constructor(container: string, id: string) {
+    super(
+      ErrorCode.MIGRATION_IN_PROGRESS,
+      409,
+      `container "${container}" is already being migrated (${id})`,
+      `follow it with GET /v1/migrations/${id}`,
+    );
+  }
+}
+
+export class MigrationNotFoundError extends AppError {
+  constructor(id: string) {
+    super(
+      ErrorCode.MIGRATION_NOT_FOUND,
+      404,
+      `no migration with id "${id}"`,
+      'list migrations with GET /v1/migrations',
+    );
+  }
+}
+
+export class InsufficientSpaceError extends AppError {
+  constructor(needed: number, free: number) {
+    super(
+      ErrorCode.TARGET_NO_SPACE,
+      507,
+      `the target has ${free} bytes free, the checkpoint needs about ${needed}`,
+      "free space in the target's data directory",
+    );
+  }
+}
