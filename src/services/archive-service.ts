@@ -15,7 +15,8 @@ import {
 import type { Manifest } from '../domain/manifest.js';
 import type { ArchiveCodec } from './archive-codec.js';
 import type { CheckpointCatalog } from './checkpoint-catalog.js';
-import { newId, type CheckpointService } from './checkpoint-service.js';
+import type { CheckpointService } from './checkpoint-service.js';
+import { newId } from './ids.js';
 import type { Clock } from './clock.js';
 import type { ImageStore } from './image-store.js';
 import { publishCheckpoint } from './publish-checkpoint.js';

@@ -13,7 +13,8 @@ import {
 import { requireHostFits } from '../domain/host-fit.js';
 import type { CreateMigrationBody, Migration, MigrationPhaseName } from '../domain/migration.js';
 import type { ArchiveService } from './archive-service.js';
-import { newId, type CheckpointService } from './checkpoint-service.js';
+import type { CheckpointService } from './checkpoint-service.js';
+import { newId } from './ids.js';
 import type { CheckpointEngine } from './checkpoint-engine.js';
 import type { Clock } from './clock.js';
 import type { ContainerInfo, ContainerRuntime } from './container-runtime.js';

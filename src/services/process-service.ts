@@ -25,7 +25,7 @@ import {
 } from '../domain/process.js';
 import type { CheckpointCatalog } from './checkpoint-catalog.js';
 import type { CheckpointEngine } from './checkpoint-engine.js';
-import { newId } from './checkpoint-service.js';
+import { newId } from './ids.js';
 import type { Clock } from './clock.js';
 import type { ContainerInfo, ContainerRuntime } from './container-runtime.js';
 import type { ImageStore } from './image-store.js';

@@ -9,7 +9,8 @@ import {
 } from '../domain/errors/index.js';
 import { retained } from '../domain/retention.js';
 import type { CreateScheduleBody, PatchScheduleBody, Schedule, ScheduleRun } from '../domain/schedule.js';
-import { newId, type CheckpointService } from './checkpoint-service.js';
+import type { CheckpointService } from './checkpoint-service.js';
+import { newId } from './ids.js';
 import type { Clock } from './clock.js';
 import type { ContainerRuntime } from './container-runtime.js';
 import type { CronParser } from './cron.js';

@@ -7,7 +7,9 @@ import { openDatabase, type Db } from '../../src/adapters/store/database.js';
 import { SqliteCheckpointCatalog } from '../../src/adapters/store/sqlite-checkpoint-catalog.js';
 import { TarArchiveCodec } from '../../src/adapters/archive/tar-archive-codec.js';
 import { AppError, CriuError, DockerError, ErrorCode } from '../../src/domain/errors/index.js';
-import { CheckpointService, newId, readManifest } from '../../src/services/checkpoint-service.js';
+import { CheckpointService } from '../../src/services/checkpoint-service.js';
+import { readManifest } from '../../src/services/checkpoint/manifest.js';
+import { newId } from '../../src/services/ids.js';
 import type { SidecarService } from '../../src/services/sidecar/sidecar-service.js';
 import { FakeEngine, FakeRootfs, FakeRuntime } from './fakes.js';
 
@@ -199,8 +201,8 @@ test('restore mode auto falls back to the operator state when the CRIU restore f
       stateBytes: 10,
       channel: undefined,
     }),
-    finish: async (_pid: number, cut: { checkpointId: number }, complete: boolean) => {
-      calls.push(`finish ${cut.checkpointId} ${complete}`);
+    finish: async (_pid: number, cut: { checkpointId: number }, outcome: 'complete' | 'abort') => {
+      calls.push(`finish ${cut.checkpointId} ${outcome === 'complete'}`);
     },
     restore: async (pid: number) => {
       calls.push(`restore ${pid}`);

@@ -57,7 +57,12 @@ async function fakeJob(
 test('cryo refuses a job that sends garbage before registering, with SIDECAR_UNAVAILABLE', async (t) => {
   const { service, dir } = await fakeJob(t, Buffer.from('garbage\n'), () => undefined);
   const err = await t.throwsAsync(
-    service.cut(process.pid, path.join(dir, 'ck'), path.join(dir, 'ck'), 'exactly_once', false),
+    service.cut(process.pid, {
+      dir: path.join(dir, 'ck'),
+      publishedDir: path.join(dir, 'ck'),
+      mode: 'exactly_once',
+      keepOpen: false,
+    }),
   );
   t.is((err as AppError).code, ErrorCode.SIDECAR_UNAVAILABLE);
 });
@@ -74,7 +79,9 @@ test('a job that breaks the protocol mid-checkpoint fails that checkpoint, and l
     s.write(' "not a number"}\n');
   });
   const ck = path.join(dir, 'ck');
-  const err = await t.throwsAsync(service.cut(process.pid, ck, ck, 'exactly_once', false));
+  const err = await t.throwsAsync(
+    service.cut(process.pid, { dir: ck, publishedDir: ck, mode: 'exactly_once', keepOpen: false }),
+  );
   t.is((err as AppError).code, ErrorCode.APPLICATION_CHECKPOINT_FAILED);
   t.regex((err as AppError).message, /CONNECTION_LOST/);
   const files = await readdir(path.join(ck, 'operators', 'chk-1')).catch(() => [] as string[]);
@@ -84,7 +91,9 @@ test('a job that breaks the protocol mid-checkpoint fails that checkpoint, and l
 test('a job that never acks expires the checkpoint; a state file that does not match its ack is declined', async (t) => {
   const silent = await fakeJob(t, register, () => undefined);
   const ck = path.join(silent.dir, 'ck');
-  const err = await t.throwsAsync(silent.service.cut(process.pid, ck, ck, 'exactly_once', false));
+  const err = await t.throwsAsync(
+    silent.service.cut(process.pid, { dir: ck, publishedDir: ck, mode: 'exactly_once', keepOpen: false }),
+  );
   t.regex((err as AppError).message, /EXPIRED/);
 
   const liar = await fakeJob(t, register, (s, id) => {
@@ -106,7 +115,9 @@ test('a job that never acks expires the checkpoint; a state file that does not m
     );
   });
   const ck2 = path.join(liar.dir, 'ck');
-  const declined = await t.throwsAsync(liar.service.cut(process.pid, ck2, ck2, 'exactly_once', false));
+  const declined = await t.throwsAsync(
+    liar.service.cut(process.pid, { dir: ck2, publishedDir: ck2, mode: 'exactly_once', keepOpen: false }),
+  );
   t.regex((declined as AppError).message, /DECLINED.*sha256/);
   t.deepEqual(await readdir(path.join(ck2, 'operators', 'chk-1')).catch(() => [] as string[]), []);
 });
@@ -119,7 +130,12 @@ test('checkpoint ids start above the highest the job has seen, whatever cryo rem
     s.write(encodeFrame({ v: 1, type: 'ack', checkpointId: id, operator: 'src', subtask: 0, handles: [] }));
   });
   const ck = path.join(dir, 'ck');
-  const cut = await service.cut(process.pid, ck, ck, 'exactly_once', false);
+  const cut = await service.cut(process.pid, {
+    dir: ck,
+    publishedDir: ck,
+    mode: 'exactly_once',
+    keepOpen: false,
+  });
   t.is(cut.checkpointId, 42);
   t.deepEqual(seen, [42]);
 });

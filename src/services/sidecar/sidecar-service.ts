@@ -47,6 +47,16 @@ export interface SidecarServiceDeps {
   restoreTimeoutMs?: number;
 }
 
+export interface CutOptions {
+  /** Where the cut is written (under operators/). */
+  dir: string;
+  /** Where `dir` will be once published: later checkpoints link the shared state they reference from there. */
+  publishedDir: string;
+  mode: Mode;
+  /** Keep the connection open after the cut (no CRIU dump follows), for `finish` to use. */
+  keepOpen: boolean;
+}
+
 /** A complete operator cut, written into a checkpoint directory; `complete` is sent once the checkpoint is published. */
 export interface ApplicationCut {
   job: string;
@@ -79,16 +89,10 @@ export class SidecarService {
 
   /**
    * Takes one operator checkpoint into `dir`/operators/ (chk-<n>/ and shared/), and closes the connection before
-   * any dump unless `keepOpen`. `publishedDir` is where `dir` will be once published: later checkpoints link
-   * the shared state they reference from there.
+   * any dump unless `keepOpen`.
    */
-  async cut(
-    pid: number,
-    dir: string,
-    publishedDir: string,
-    mode: Mode,
-    keepOpen: boolean,
-  ): Promise<ApplicationCut> {
+  async cut(pid: number, options: CutOptions): Promise<ApplicationCut> {
+    const { dir, publishedDir, mode, keepOpen } = options;
     const channel = await this.connect(pid, false);
     const session = this.session(pid, channel.register);
     try {
@@ -126,16 +130,17 @@ export class SidecarService {
   async finish(
     pid: number,
     cut: Pick<ApplicationCut, 'checkpointId' | 'channel'>,
-    complete: boolean,
+    outcome: 'complete' | 'abort',
   ): Promise<void> {
-    const frame: Frame = complete
-      ? { v: PROTOCOL_VERSION, type: 'complete', checkpointId: cut.checkpointId }
-      : {
-          v: PROTOCOL_VERSION,
-          type: 'abort',
-          checkpointId: cut.checkpointId,
-          reason: 'the checkpoint failed',
-        };
+    const frame: Frame =
+      outcome === 'complete'
+        ? { v: PROTOCOL_VERSION, type: 'complete', checkpointId: cut.checkpointId }
+        : {
+            v: PROTOCOL_VERSION,
+            type: 'abort',
+            checkpointId: cut.checkpointId,
+            reason: 'the checkpoint failed',
+          };
     const channel =
       cut.channel ?? (await this.deps.connector.connect(pid, { timeoutMs: 5_000 }).catch(() => undefined));
     if (!channel) return;

@@ -1,0 +1,44 @@
+import type { ManifestEntry } from '../../domain/manifest.js';
+import type { CheckpointCatalog } from '../checkpoint-catalog.js';
+import type { CheckpointEngine } from '../checkpoint-engine.js';
+import type { Clock } from '../clock.js';
+import type { ContainerRuntime } from '../container-runtime.js';
+import type { HostInfo } from '../host-info.js';
+import type { ImageStore } from '../image-store.js';
+import type { KeyedLocks } from '../keyed-locks.js';
+import type { ProcessService } from '../process-service.js';
+import type { RootfsChanges } from '../rootfs-changes.js';
+import type { SidecarService } from '../sidecar/sidecar-service.js';
+import type { CheckpointLeases } from './leases.js';
+import type { CheckpointSupport } from './support.js';
+
+/** What the checkpoint use cases are given: ports, and the stores they write. */
+export interface CheckpointServiceDeps {
+  runtime: ContainerRuntime;
+  engine: CheckpointEngine;
+  catalog: CheckpointCatalog;
+  store: ImageStore;
+  rootfs: RootfsChanges;
+  clock: Clock;
+  /** Pre-flight checks and process checkpoint restores. */
+  processes?: ProcessService;
+  host?: HostInfo;
+  locks?: KeyedLocks;
+  /** Operator checkpoints of stream jobs through their sidecar (`application`). */
+  sidecar?: SidecarService | undefined;
+  /** Every file of a checkpoint directory (but the manifest) with its size and sha256, as an export lists them. */
+  describeEntries?: (dir: string) => Promise<ManifestEntry[]>;
+}
+
+/** The deps with their defaults filled in, and the state the use cases share. */
+export interface CheckpointContext extends CheckpointServiceDeps {
+  host: HostInfo;
+  locks: KeyedLocks;
+  leases: CheckpointLeases;
+  support: CheckpointSupport;
+}
+
+export function requireSidecar(ctx: CheckpointServiceDeps): SidecarService {
+  if (!ctx.sidecar) throw new Error('the sidecar service is not wired');
+  return ctx.sidecar;
+}

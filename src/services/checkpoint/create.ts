@@ -1,0 +1,241 @@
+import { rename } from 'node:fs/promises';
+import path from 'node:path';
+import type {
+  ApplicationMode,
+  Checkpoint,
+  ContainerCriuOptions,
+  CreateCheckpointBody,
+} from '../../domain/checkpoint.js';
+import {
+  CheckpointNameInUseError,
+  ContainerNotFoundError,
+  ContainerNotRunningError,
+  PreflightFailedError,
+} from '../../domain/errors/index.js';
+import { CHECKPOINT_IMAGES_DIR, CRYO_MANIFEST } from '../../domain/layout.js';
+import type { ContainerInfo, RuntimeCheckpointResult } from '../container-runtime.js';
+import { fallbackSpec } from '../engine-configs.js';
+import { newId } from '../ids.js';
+import { publishCheckpoint } from '../publish-checkpoint.js';
+import type { ApplicationCut, SidecarService } from '../sidecar/sidecar-service.js';
+import { requireSidecar, type CheckpointContext } from './context.js';
+import { applicationOf, buildManifest, writeConfigs, writeJson } from './manifest.js';
+
+export type CreateCheckpointOptions = Pick<CreateCheckpointBody, 'leaveRunning'> &
+  Partial<Omit<CreateCheckpointBody, 'leaveRunning'>>;
+
+export interface CreateCheckpointInternals {
+  /**
+   * Hash every entry for cryo.json now, while Docker handles the exit, rather than on the first export: a
+   * checkpoint that is about to be sent (a migration) saves a full read of its images during the downtime.
+   */
+  hashEntries?: boolean;
+}
+
+/** Checkpoints a running container: CRIU's images, its root-filesystem changes, and its job's operator state. */
+export async function createCheckpoint(
+  ctx: CheckpointContext,
+  ref: string,
+  body: CreateCheckpointOptions,
+  internals: CreateCheckpointInternals = {},
+): Promise<Checkpoint> {
+  const { runtime, catalog, store, clock } = ctx;
+  const started = clock.now();
+  const container = await runtime.inspect(ref);
+  if (!container) throw new ContainerNotFoundError(ref);
+  // Lock before looking at the state: a container being dumped shows as paused for a while.
+  const release = ctx.locks.acquire(container.id, 'checkpoint', `container "${container.name}"`);
+  const id = newId(started);
+  try {
+    if (!container.running || container.paused) throw new ContainerNotRunningError(ref, container.state);
+    const name = body.name ?? `checkpoint-${id}`;
+    if (catalog.findByName(container.id, name)) throw new CheckpointNameInUseError(container.name, name);
+    const criu: ContainerCriuOptions = {
+      tcpEstablished: body.tcpEstablished ?? false,
+      fileLocks: body.fileLocks ?? false,
+      externalUnixSockets: body.externalUnixSockets ?? false,
+      ...(body.ghostLimitBytes !== undefined ? { ghostLimitBytes: body.ghostLimitBytes } : {}),
+    };
+    const application = body.application ?? false;
+    const applicationMode = body.applicationMode ?? 'exactly_once';
+    const sidecar = application ? requireSidecar(ctx) : undefined;
+    if (application === 'only' && sidecar) {
+      return await createApplicationOnly(ctx, {
+        container,
+        id,
+        name,
+        started,
+        mode: applicationMode,
+        sidecar,
+      });
+    }
+    const processes = body.force ? undefined : ctx.processes;
+    const [criuVersion, preflight, runtimeSpec] = await Promise.all([
+      ctx.support.require(),
+      processes?.preflightOf(container, criu),
+      runtime.runtimeSpec(container.id),
+    ]);
+    if (preflight && !preflight.checkpointable) throw new PreflightFailedError(preflight.problems);
+    const spec = runtimeSpec ?? fallbackSpec(container.config);
+    const createdAt = new Date(started);
+    let cut: ApplicationCut | undefined;
+    const published = publishCheckpoint(
+      store,
+      catalog,
+      id,
+      async (dir) => {
+        // The operator cut comes first, and its connection is closed before CRIU looks at the sockets.
+        if (sidecar) {
+          cut = await sidecar.cut(container.pid, {
+            dir,
+            publishedDir: store.path(id),
+            mode: applicationMode,
+            keepOpen: false,
+          });
+        }
+        const dumpStarted = clock.now();
+        let dumped: RuntimeCheckpointResult;
+        try {
+          dumped = await runtime.checkpoint(container.id, {
+            checkpointId: id,
+            parentDir: dir,
+            exit: !body.leaveRunning,
+            criu,
+          });
+        } catch (err) {
+          // A failed checkpoint must never leave the container paused or frozen.
+          await runtime.ensureNotFrozen(container.id);
+          throw err;
+        }
+        // Nor a leave-running one; after a stop-mode dump CRIU has killed the tasks, and `settled` waits for
+        // Docker to see that.
+        if (body.leaveRunning) await runtime.ensureNotFrozen(container.id);
+        const dumpMs = clock.now() - dumpStarted;
+        try {
+          await rename(path.join(dir, id), path.join(dir, CHECKPOINT_IMAGES_DIR));
+          const rootfs = await ctx.rootfs.record(container.id, dir);
+          const mounts = await ctx.rootfs.recordMounts(container.id, dir, body.includeVolumes ?? false);
+          await writeConfigs(dir, container, createdAt, spec);
+          const entries = internals.hashEntries && ctx.describeEntries ? await ctx.describeEntries(dir) : [];
+          await writeJson(
+            path.join(dir, CRYO_MANIFEST),
+            buildManifest({
+              container,
+              createdAt,
+              source: { ...ctx.host, criuVersion },
+              mounts,
+              rootfs,
+              checkpoint: {
+                id,
+                name,
+                leaveRunning: body.leaveRunning,
+                dumpMs,
+                criu,
+                ...(cut ? { application: applicationOf(cut) } : {}),
+              },
+              entries,
+            }),
+          );
+        } catch (err) {
+          await dumped.settled.catch(() => undefined);
+          throw err;
+        }
+        return { dumpMs, dumped };
+      },
+      ({ dumpMs, dumped }, sizeBytes) => ({
+        id,
+        name,
+        kind: 'container',
+        container: { id: container.id, name: container.name, image: container.image },
+        createdAt: createdAt.toISOString(),
+        leaveRunning: body.leaveRunning,
+        ...(cut ? { application: applicationOf(cut) } : {}),
+        sizeBytes,
+        stats: { dumpMs, totalMs: clock.now() - started, ...dumped.stats, path: dumped.path },
+        status: 'complete',
+      }),
+      // Docker handles the container's exit while the images are fsynced.
+      ({ dumped }) => dumped.settled,
+    );
+    // The job commits the cut's output only once the checkpoint is published; a stopped job will on restore.
+    let checkpoint: Checkpoint;
+    try {
+      checkpoint = await published;
+    } catch (err) {
+      if (sidecar && cut && body.leaveRunning) await sidecar.finish(container.pid, cut, 'abort');
+      throw err;
+    }
+    if (sidecar && cut && body.leaveRunning) await sidecar.finish(container.pid, cut, 'complete');
+    return checkpoint;
+  } finally {
+    release();
+  }
+}
+
+interface ApplicationOnlyJob {
+  container: ContainerInfo;
+  id: string;
+  name: string;
+  started: number;
+  mode: ApplicationMode;
+  sidecar: SidecarService;
+}
+
+/** `application: "only"`: the job's operator state without CRIU; nothing is frozen. */
+async function createApplicationOnly(ctx: CheckpointContext, job: ApplicationOnlyJob): Promise<Checkpoint> {
+  const { container, id, name, started, mode, sidecar } = job;
+  const { catalog, store, clock, runtime } = ctx;
+  const createdAt = new Date(started);
+  const spec = (await runtime.runtimeSpec(container.id)) ?? fallbackSpec(container.config);
+  let cut: ApplicationCut | undefined;
+  let checkpoint: Checkpoint;
+  try {
+    checkpoint = await publishCheckpoint(
+      store,
+      catalog,
+      id,
+      async (dir) => {
+        cut = await sidecar.cut(container.pid, { dir, publishedDir: store.path(id), mode, keepOpen: true });
+        const dumpMs = clock.now() - started;
+        await writeConfigs(dir, container, createdAt, spec);
+        await writeJson(
+          path.join(dir, CRYO_MANIFEST),
+          buildManifest({
+            container,
+            createdAt,
+            source: { ...ctx.host, criuVersion: '' },
+            mounts: [],
+            rootfs: { changed: 0, deleted: 0 },
+            checkpoint: {
+              id,
+              name,
+              leaveRunning: true,
+              dumpMs,
+              processImage: false,
+              application: applicationOf(cut),
+            },
+          }),
+        );
+        return { dumpMs, cut };
+      },
+      ({ dumpMs, cut: c }, sizeBytes) => ({
+        id,
+        name,
+        kind: 'container',
+        container: { id: container.id, name: container.name, image: container.image },
+        createdAt: createdAt.toISOString(),
+        leaveRunning: true,
+        processImage: false,
+        application: applicationOf(c),
+        sizeBytes,
+        stats: { dumpMs, totalMs: clock.now() - started },
+        status: 'complete',
+      }),
+    );
+  } catch (err) {
+    if (cut) await sidecar.finish(container.pid, cut, 'abort');
+    throw err;
+  }
+  await sidecar.finish(container.pid, cut!, 'complete');
+  return checkpoint;
+}

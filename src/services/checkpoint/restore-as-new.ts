@@ -1,0 +1,36 @@
+import path from 'node:path';
+import type { RestoreResult } from '../../domain/checkpoint.js';
+import { RestoreAbandonedError } from '../../domain/errors/index.js';
+import { CHECKPOINT_IMAGES_DIR } from '../../domain/layout.js';
+import type { CheckpointContext } from './context.js';
+import { criuOf } from './manifest.js';
+import { createRestoreTarget, type RestoreJob } from './restore-job.js';
+
+/** Restores CRIU's images into a new container named `name`, with the root-filesystem changes and volumes. */
+export async function restoreAsNew(
+  ctx: CheckpointContext,
+  job: RestoreJob,
+  name: string,
+): Promise<RestoreResult> {
+  const { manifest, dir, started, abandoned } = job;
+  const { runtime, rootfs, clock } = ctx;
+  const volumesBefore = await runtime.volumeNames();
+  const created = await createRestoreTarget(ctx, job, name);
+  const release = ctx.locks.acquire(created.id, 'restore', `container "${created.name}"`);
+  try {
+    await rootfs.apply(created.id, dir);
+    const fresh = new Set([...(await runtime.volumeNames())].filter((v) => !volumesBefore.has(v)));
+    await rootfs.applyVolumes(created.id, dir, manifest.mounts, fresh);
+    if (abandoned?.aborted) throw new RestoreAbandonedError(created.name);
+    await runtime.restore(created.id, path.join(dir, CHECKPOINT_IMAGES_DIR), criuOf(manifest));
+    // Nobody can learn that it runs: a migration's source has rolled back, so this copy must not run on.
+    if (abandoned?.aborted) throw new RestoreAbandonedError(created.name);
+  } catch (err) {
+    // A failed or abandoned restore leaves nothing behind: the new container is removed (killed if it ran).
+    await runtime.remove(created.id);
+    throw err;
+  } finally {
+    release();
+  }
+  return { container: created, restoreMs: clock.now() - started };
+}

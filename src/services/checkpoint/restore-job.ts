@@ -1,0 +1,71 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Checkpoint, RestoreBody } from '../../domain/checkpoint.js';
+import {
+  ContainerNameInUseError,
+  ContainerNotFoundError,
+  ImageNotFoundError,
+} from '../../domain/errors/index.js';
+import { LABEL_RESTORED_FROM, LABEL_SOURCE_CONTAINER } from '../../domain/labels.js';
+import { DOCKER_CONFIG } from '../../domain/layout.js';
+import type { Manifest } from '../../domain/manifest.js';
+import type { ContainerInfo } from '../container-runtime.js';
+import type { CheckpointContext } from './context.js';
+
+/** One restore of a container checkpoint, as every way of restoring it needs it. */
+export interface RestoreJob {
+  checkpoint: Checkpoint;
+  manifest: Manifest;
+  dir: string;
+  body: RestoreBody;
+  started: number;
+  /** Set only with body.abandonOnDisconnect: aborts when the caller has gone. */
+  abandoned: AbortSignal | undefined;
+}
+
+/** The container a checkpoint was taken of, for a restore in place. */
+export async function originalContainer(
+  ctx: CheckpointContext,
+  checkpoint: Checkpoint,
+): Promise<ContainerInfo> {
+  const original = checkpoint.container;
+  const container = original ? await ctx.runtime.inspect(original.id) : undefined;
+  if (!container) {
+    throw new ContainerNotFoundError(
+      original?.name ?? checkpoint.name,
+      'the container this checkpoint was taken of is gone; restore into a new one with {"name": "..."}',
+    );
+  }
+  return container;
+}
+
+/** A new, never started container named `name` from the checkpoint's Docker config (with `env` set over it). */
+export async function createRestoreTarget(
+  ctx: CheckpointContext,
+  job: RestoreJob,
+  name: string,
+  env?: string[],
+): Promise<{ id: string; name: string }> {
+  const { checkpoint, manifest, dir } = job;
+  const { runtime } = ctx;
+  if (await runtime.inspect(name)) throw new ContainerNameInUseError(name);
+  const config = withEnv(JSON.parse(await readFile(path.join(dir, DOCKER_CONFIG), 'utf8')) as unknown, env);
+  if (!(await runtime.imageExists(manifest.image.id))) {
+    throw new ImageNotFoundError(manifest.image.ref, manifest.image.id);
+  }
+  return runtime.createFromConfig(
+    config,
+    name,
+    { [LABEL_RESTORED_FROM]: checkpoint.id, [LABEL_SOURCE_CONTAINER]: checkpoint.container?.id ?? '' },
+    job.body.ports,
+  );
+}
+
+/** Docker's config with `env` (NAME=value) set over its environment. */
+function withEnv(config: unknown, env: string[] | undefined): unknown {
+  if (!env || env.length === 0) return config;
+  const c = config as { Config?: { Env?: string[] } };
+  const names = new Set(env.map((e) => e.slice(0, e.indexOf('='))));
+  const kept = (c.Config?.Env ?? []).filter((e) => !names.has(e.slice(0, e.indexOf('='))));
+  return { ...c, Config: { ...c.Config, Env: [...kept, ...env] } };
+}
