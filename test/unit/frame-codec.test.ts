@@ -6,7 +6,7 @@ import {
   FrameDecoder,
   ProtocolError,
   type ProtocolErrorCode,
-} from '../../src/sidecar/frame-codec.js';
+} from '../../src/domain/sidecar/frame-codec.js';
 
 const ack: Frame = {
   v: 1,

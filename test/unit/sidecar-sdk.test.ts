@@ -6,7 +6,7 @@ import test from 'ava';
 import { assignState, AssignmentError } from '../../src/domain/sidecar/assign.js';
 import { keyGroupFor, keyGroupRange } from '../../src/domain/sidecar/key-groups.js';
 import type { CheckpointMetadata } from '../../src/domain/sidecar/metadata.js';
-import { encodeFrame, FrameDecoder } from '../../src/sidecar/frame-codec.js';
+import { encodeFrame, FrameDecoder } from '../../src/domain/sidecar/frame-codec.js';
 import { TransactionalFileSink } from '../../src/sidecar/sdk/file-sink.js';
 import { FileLinesSource } from '../../src/sidecar/sdk/file-source.js';
 import {

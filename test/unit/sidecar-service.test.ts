@@ -5,7 +5,7 @@ import path from 'node:path';
 import test from 'ava';
 import { UnixSidecarConnector } from '../../src/adapters/sidecar/unix-sidecar-connector.js';
 import { AppError, ErrorCode } from '../../src/domain/errors/index.js';
-import { encodeFrame, FrameDecoder } from '../../src/sidecar/frame-codec.js';
+import { encodeFrame, FrameDecoder } from '../../src/domain/sidecar/frame-codec.js';
 import { systemCoordinatorClock } from '../../src/services/sidecar/checkpoint-coordinator.js';
 import { SidecarService } from '../../src/services/sidecar/sidecar-service.js';
 

@@ -2,7 +2,7 @@ import net from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { SidecarUnavailableError } from '../../domain/errors/index.js';
 import { SIDECAR_SOCKET_PATH, type Frame, type RegisterFrame } from '../../domain/sidecar/protocol.js';
-import { encodeFrame, FrameDecoder, type Decoded } from '../../sidecar/frame-codec.js';
+import { encodeFrame, FrameDecoder, type Decoded } from '../../domain/sidecar/frame-codec.js';
 import type {
   ConnectOptions,
   SidecarChannel,

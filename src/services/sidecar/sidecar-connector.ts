@@ -1,5 +1,5 @@
 import type { Frame, RegisterFrame } from '../../domain/sidecar/protocol.js';
-import type { Decoded } from '../../sidecar/frame-codec.js';
+import type { Decoded } from '../../domain/sidecar/frame-codec.js';
 
 /** One connection to the sidecar SDK of a job, which has registered itself. */
 export interface SidecarChannel {

@@ -25,7 +25,7 @@ import {
   type StateFrame,
   type StateHandle,
 } from '../../domain/sidecar/protocol.js';
-import type { Decoded } from '../../sidecar/frame-codec.js';
+import type { Decoded } from '../../domain/sidecar/frame-codec.js';
 import {
   CheckpointCoordinator,
   TriggerRefusedError,

@@ -9,8 +9,8 @@ import {
   type RestoreFrame,
   type StateHandle,
 } from '../../domain/sidecar/protocol.js';
-import { encodeFrame, FrameDecoder, ProtocolError } from '../frame-codec.js';
-import type { SnapshotReport, StreamJob } from './stream-job.js';
+import { encodeFrame, FrameDecoder, ProtocolError } from '../../domain/sidecar/frame-codec.js';
+import type { SidecarJob, SnapshotReport } from './sidecar-job.js';
 
 const CHUNK_BYTES = 8 << 20;
 
@@ -28,7 +28,7 @@ export class SidecarServer {
   private readonly confirmations = new Map<number, (() => void)[]>();
 
   constructor(
-    private readonly job: StreamJob,
+    private readonly job: SidecarJob,
     private readonly socketPath: string,
     private readonly log: (message: string) => void,
   ) {}

@@ -17,6 +17,7 @@ import { SinkLogic } from './sink-logic.js';
 import type { SourceFunction, SourceReader } from './file-source.js';
 import { KeyedStateBackend, type MapState, type ValueState } from './keyed-state.js';
 import { SidecarServer } from './sidecar-server.js';
+import type { RestoredState, SidecarJob } from './sidecar-job.js';
 import { Task, type Barrier, type Output, type TaskLogic, type TaskSnapshot } from './task.js';
 
 export interface StreamJobOptions {
@@ -66,16 +67,6 @@ interface Node {
   sinks: SinkLogic[];
   readers: SourceReader<unknown>[];
 }
-
-export interface SnapshotReport {
-  checkpointId: number;
-  operator: string;
-  subtask: number;
-  snapshot: TaskSnapshot;
-}
-
-/** One restored state file, already checked against its handle. */
-export type RestoredState = Map<string, Buffer>;
 
 /** A stream of records between operators. */
 export class DataStream<T> {
@@ -142,7 +133,7 @@ export class KeyedStream<T> extends DataStream<T> {
  * A stream job: replayable sources, keyed and multi-input operators and two-phase-commit sinks, with barriers
  * injected at the sources when cryo triggers a checkpoint. It listens for cryo on a unix socket.
  */
-export class StreamJob {
+export class StreamJob implements SidecarJob {
   readonly name: string;
   readonly maxParallelism: number;
   private readonly nodes: Node[] = [];

@@ -1,4 +1,4 @@
-import { FrameSchema, MAX_FRAME_BYTES, PROTOCOL_VERSION, type Frame } from '../domain/sidecar/protocol.js';
+import { FrameSchema, MAX_FRAME_BYTES, PROTOCOL_VERSION, type Frame } from './protocol.js';
 
 export type ProtocolErrorCode = 'MALFORMED_FRAME' | 'UNKNOWN_VERSION' | 'FRAME_TOO_LARGE' | 'INVALID_FRAME';
 
