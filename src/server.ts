@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { CriuCheckpointEngine } from './adapters/criu/criu-checkpoint-engine.js';
+import { DockerClient } from './adapters/docker/docker-client.js';
 import { DockerContainerRuntime } from './adapters/docker/docker-container-runtime.js';
 import { OverlayRootfsChanges } from './adapters/docker/overlay-rootfs-changes.js';
 import { FsImageStore } from './adapters/store/fs-image-store.js';
@@ -32,14 +33,14 @@ export async function startServer(config: Config): Promise<Server> {
   const db = openDatabase(path.join(config.dataDir, CATALOG_FILE));
   const store = new FsImageStore(config.dataDir);
   await store.init();
+  const docker = new DockerClient(config.dockerSocket);
   const services = createServices({
-    runtime: new DockerContainerRuntime({
-      socketPath: config.dockerSocket,
+    runtime: new DockerContainerRuntime(docker, {
       execRoot: config.dockerExecRoot,
       ...(config.containerdSocket ? { containerdSocket: config.containerdSocket } : {}),
     }),
     engine: new CriuCheckpointEngine({ binary: config.criuBinary }),
-    rootfs: new OverlayRootfsChanges(config.dockerSocket),
+    rootfs: new OverlayRootfsChanges(docker),
     inspector: new ProcInspector(),
     db,
     store,

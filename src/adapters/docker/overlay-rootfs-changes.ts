@@ -1,7 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { chown, lstat, mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import Docker from 'dockerode';
 import { execa } from 'execa';
 import { ArchiveInvalidError, RootfsUnsupportedError } from '../../domain/errors/index.js';
 import { DELETED_FILES, ROOTFS_DIFF_TAR, VOLUMES_DIR } from '../../domain/layout.js';
@@ -9,6 +8,7 @@ import type { MountRecord } from '../../domain/manifest.js';
 import { safeRootfsPath } from '../../domain/archive-path.js';
 import type { RootfsChanges, RootfsSummary } from '../../services/rootfs-changes.js';
 import { walkRelative, writeTar } from '../archive/tar-pack.js';
+import type { DockerClient } from './docker-client.js';
 
 const KIND_DELETED = 2;
 // Docker bind-mounts these over the container's own files; they are not the workload's changes.
@@ -26,19 +26,15 @@ interface InspectWithDriver {
 
 /** Root-filesystem changes read from, and written to, Docker's overlay2 layers. */
 export class OverlayRootfsChanges implements RootfsChanges {
-  private readonly docker: Docker;
-
-  constructor(socketPath = '/var/run/docker.sock') {
-    this.docker = new Docker({ socketPath });
-  }
+  constructor(private readonly client: DockerClient) {}
 
   async record(containerId: string, dir: string): Promise<RootfsSummary> {
-    const container = this.docker.getContainer(containerId);
-    const info = (await container.inspect()) as unknown as InspectWithDriver;
+    const container = this.client.container(containerId);
+    const info = (await this.client.call(() => container.inspect())) as unknown as InspectWithDriver;
     const upper = this.upperDir(info);
     const excluded = [...DOCKER_MANAGED, ...info.Mounts.map((m) => m.Destination)];
     const skip = (p: string) => excluded.some((e) => p === e || p.startsWith(`${e}/`));
-    const listed: unknown = await container.changes();
+    const listed: unknown = await this.client.call(() => container.changes());
     // Docker answers `null` (which dockerode passes on as text) when nothing changed.
     const changes = (Array.isArray(listed) ? listed : []) as Change[];
     const deleted = changes
@@ -61,8 +57,8 @@ export class OverlayRootfsChanges implements RootfsChanges {
   }
 
   async apply(containerId: string, dir: string): Promise<void> {
-    const container = this.docker.getContainer(containerId);
-    const info = (await container.inspect()) as unknown as InspectWithDriver;
+    const container = this.client.container(containerId);
+    const info = (await this.client.call(() => container.inspect())) as unknown as InspectWithDriver;
     const upper = this.upperDir(info);
     const lowers = (info.GraphDriver.Data?.LowerDir ?? '').split(':').filter(Boolean);
     const deleted = JSON.parse(await readFile(path.join(dir, DELETED_FILES), 'utf8')) as unknown;
@@ -78,11 +74,15 @@ export class OverlayRootfsChanges implements RootfsChanges {
       await this.whiteout(upper, lowers, p);
     }
     // Docker extracts the changed files itself, confined to the container's root filesystem.
-    await container.putArchive(createReadStream(path.join(dir, ROOTFS_DIFF_TAR)), { path: '/' });
+    await this.client.call(() =>
+      container.putArchive(createReadStream(path.join(dir, ROOTFS_DIFF_TAR)), { path: '/' }),
+    );
   }
 
   async recordMounts(containerId: string, dir: string, includeVolumes: boolean): Promise<MountRecord[]> {
-    const info = (await this.docker.getContainer(containerId).inspect()) as unknown as InspectWithDriver;
+    const info = (await this.client.call((d) =>
+      d.getContainer(containerId).inspect(),
+    )) as unknown as InspectWithDriver;
     const records: MountRecord[] = [];
     for (const m of info.Mounts) {
       const isVolume = m.Type === 'volume' && m.Name !== undefined;
@@ -110,15 +110,17 @@ export class OverlayRootfsChanges implements RootfsChanges {
     mounts: MountRecord[],
     fresh: Set<string>,
   ): Promise<void> {
-    const container = this.docker.getContainer(containerId);
-    const info = (await container.inspect()) as unknown as InspectWithDriver;
+    const container = this.client.container(containerId);
+    const info = (await this.client.call(() => container.inspect())) as unknown as InspectWithDriver;
     for (const record of mounts) {
       if (!record.included || !record.name) continue;
       const now = info.Mounts.find((m) => m.Destination === record.destination && m.Type === 'volume');
       if (!now?.Name || !fresh.has(now.Name)) continue;
-      await container.putArchive(createReadStream(path.join(dir, VOLUMES_DIR, `${record.name}.tar`)), {
-        path: record.destination,
-      });
+      await this.client.call(() =>
+        container.putArchive(createReadStream(path.join(dir, VOLUMES_DIR, `${record.name}.tar`)), {
+          path: record.destination,
+        }),
+      );
     }
   }
 

@@ -1,0 +1,36 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
+/**
+ * A container's cgroup freezer, read and thawed directly: a dump that fails half-way can leave the cgroup frozen
+ * while Docker reports the container running and unpaused.
+ */
+export class CgroupFreezer {
+  async isFrozen(pid: number): Promise<boolean> {
+    const file = await freezerFile(pid);
+    if (!file) return false;
+    const state = (await readFile(file.path, 'utf8').catch(() => '')).trim();
+    return file.v2 ? state === '1' : state === 'FROZEN' || state === 'FREEZING';
+  }
+
+  async thaw(pid: number): Promise<void> {
+    const file = await freezerFile(pid);
+    if (file) await writeFile(file.path, file.v2 ? '0' : 'THAWED').catch(() => undefined);
+  }
+}
+
+async function freezerFile(pid: number): Promise<{ path: string; v2: boolean } | undefined> {
+  if (pid <= 0) return undefined;
+  const cgroups = await readFile(`/proc/${pid}/cgroup`, 'utf8').catch(() => '');
+  for (const line of cgroups.split('\n')) {
+    const [, controllers, cgPath] = line.split(':');
+    if (controllers === undefined || cgPath === undefined) continue;
+    if (controllers.split(',').includes('freezer')) {
+      return { path: path.join('/sys/fs/cgroup/freezer', cgPath, 'freezer.state'), v2: false };
+    }
+    if (line.startsWith('0::') && cgroups.split('\n').filter(Boolean).length === 1) {
+      return { path: path.join('/sys/fs/cgroup', cgPath, 'cgroup.freeze'), v2: true };
+    }
+  }
+  return undefined;
+}

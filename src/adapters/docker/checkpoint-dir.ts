@@ -1,0 +1,61 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, rm, symlink } from 'node:fs/promises';
+import path from 'node:path';
+import { DockerError } from '../../domain/errors/index.js';
+import type { DockerClient } from './docker-client.js';
+
+/** Names of the checkpoints cryo places in Docker's checkpoints directories. */
+export const CHECKPOINT_NAME_PREFIX = 'cryo-';
+
+/** Directory depth that an image link climbs out of; containerd unpacks into /tmp or $XDG_RUNTIME_DIR. */
+const LINK_CLIMB = 32;
+
+/**
+ * Places CRIU's images in the container's own checkpoints directory for the length of `fn`, as links into
+ * cryo's storage: `docker start --checkpoint-dir` is refused ("custom checkpointdir is not supported",
+ * moby/moby#37344). Afterwards the checkpoint is deleted from Docker and the links removed.
+ */
+export async function withDockerCheckpoint(
+  client: DockerClient,
+  containerId: string,
+  imagesDir: string,
+  fn: (checkpointName: string) => Promise<void>,
+): Promise<void> {
+  const root = await client.dockerRootDir();
+  const checkpointName = `${CHECKPOINT_NAME_PREFIX}${randomBytes(6).toString('hex')}`;
+  const target = path.join(root, 'containers', containerId, 'checkpoints', checkpointName);
+  try {
+    await linkImages(imagesDir, target);
+    const listed = await client.call(() => client.checkpointApi(containerId).listCheckpoint());
+    if (!(listed ?? []).some((c) => c.Name === checkpointName)) {
+      throw new DockerError(
+        `dockerd does not list checkpoint ${checkpointName} placed for container ${containerId}`,
+      );
+    }
+    await fn(checkpointName);
+  } finally {
+    await client
+      .checkpointApi(containerId)
+      .deleteCheckpoint(checkpointName)
+      .catch(() => undefined);
+    await rm(target, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Recreates the image directory at `from` under `to` as symlinks. Docker tars the checkpoint directory into
+ * containerd's content store and containerd unpacks it into /tmp for runc, so links there cost nothing while
+ * copies cost seconds per GiB. CRIU opens some images from inside the container's mount
+ * namespace, where absolute paths do not exist, so each link climbs from wherever containerd unpacked it to
+ * the host's root (extra `..` stop at the root) and names the image from there.
+ */
+async function linkImages(from: string, to: string): Promise<void> {
+  const climb = '../'.repeat(LINK_CLIMB);
+  await mkdir(to, { recursive: true });
+  for (const entry of await readdir(from, { withFileTypes: true })) {
+    const src = path.resolve(from, entry.name);
+    const dst = path.join(to, entry.name);
+    if (entry.isDirectory()) await linkImages(src, dst);
+    else if (entry.isFile()) await symlink(`${climb}${src.slice(1)}`, dst);
+  }
+}

@@ -1,0 +1,93 @@
+import Docker from 'dockerode';
+import {
+  AppError,
+  ContainerNotFoundError,
+  DockerError,
+  DockerUnavailableError,
+} from '../../domain/errors/index.js';
+
+/** What dockerode's errors carry. */
+export interface DockerApiError {
+  statusCode?: number;
+  code?: string;
+  message?: string;
+  json?: { message?: string } | null;
+}
+
+/** Checkpoint methods that dockerode has but @types/dockerode does not declare. */
+export interface CheckpointingContainer {
+  createCheckpoint(opts: { CheckpointID: string; CheckpointDir: string; Exit: boolean }): Promise<unknown>;
+  start(opts: { _query: { checkpoint: string }; _body: Record<string, never> }): Promise<unknown>;
+  listCheckpoint(): Promise<{ Name: string }[] | null>;
+  deleteCheckpoint(name: string): Promise<unknown>;
+}
+
+/** The one dockerode client of a dockerd, and the one translation of its errors into cryo's. */
+export class DockerClient {
+  readonly api: Docker;
+  private rootDir: string | undefined;
+
+  constructor(socketPath = '/var/run/docker.sock') {
+    this.api = new Docker({ socketPath });
+  }
+
+  /** Runs a Docker call; whatever it throws comes out as an AppError. */
+  async call<T>(fn: (docker: Docker) => Promise<T>): Promise<T> {
+    try {
+      return await fn(this.api);
+    } catch (err) {
+      throw translateDockerError(err);
+    }
+  }
+
+  /** Like `call`, but the given status codes answer `onStatus` instead of failing (404 for "not there"). */
+  async callOr<T, U>(fn: (docker: Docker) => Promise<T>, statuses: number[], onStatus: U): Promise<T | U> {
+    try {
+      return await fn(this.api);
+    } catch (err) {
+      const status = (err as DockerApiError).statusCode;
+      if (status !== undefined && statuses.includes(status)) return onStatus;
+      throw translateDockerError(err);
+    }
+  }
+
+  translate(err: unknown): AppError {
+    return translateDockerError(err);
+  }
+
+  container(id: string): Docker.Container {
+    return this.api.getContainer(id);
+  }
+
+  checkpointApi(id: string): CheckpointingContainer {
+    return this.api.getContainer(id) as unknown as CheckpointingContainer;
+  }
+
+  /** dockerd's --data-root. */
+  async dockerRootDir(): Promise<string> {
+    if (!this.rootDir) {
+      const info = (await this.call((d) => d.info())) as { DockerRootDir: string };
+      this.rootDir = info.DockerRootDir;
+    }
+    return this.rootDir;
+  }
+}
+
+export function translateDockerError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  const e = err as DockerApiError;
+  if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT' || e.code === 'EACCES') {
+    return new DockerUnavailableError(e.message ?? String(err), { cause: err });
+  }
+  if (e.statusCode === 404) return new ContainerNotFoundError(firstLine(apiMessage(err)));
+  return new DockerError(`dockerd: ${firstLine(apiMessage(err))}`, { cause: err });
+}
+
+export function apiMessage(err: unknown): string {
+  const e = err as DockerApiError;
+  return e.json?.message ?? e.message ?? String(err);
+}
+
+export function firstLine(s: string): string {
+  return s.split('\n')[0] ?? s;
+}

@@ -1,0 +1,70 @@
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { ContainerCriuOptions } from '../../domain/checkpoint.js';
+import type { DockerClient } from './docker-client.js';
+import { criuConfigLines } from './runc-checkpointer.js';
+import { SharedLock } from './shared-lock.js';
+
+/**
+ * CRIU options for `docker start --checkpoint`. runc reads one CRIU configuration file on every restore, and
+ * dockerd offers no per-container annotation to name another (org.criu.config needs API 1.43); so the options
+ * are written there for the length of one restore and the file is put back as it was. runc reads it on dumps
+ * too, and refuses some options there, so dumps hold the lock shared and a restore with options exclusively.
+ */
+export class RestoreOptionsFile {
+  private readonly lock = new SharedLock();
+
+  constructor(
+    private readonly client: DockerClient,
+    private readonly file = '/etc/criu/runc.conf',
+  ) {}
+
+  /** Runs a dump while no restore has options in the file. */
+  duringDump<T>(fn: () => Promise<T>): Promise<T> {
+    return this.lock.shared(fn);
+  }
+
+  /** Runs a restore of `containerId` with its CRIU options in the file. */
+  async duringRestore(
+    containerId: string,
+    criu: ContainerCriuOptions,
+    fn: () => Promise<void>,
+  ): Promise<void> {
+    const lines = [
+      ...criuConfigLines({ ...criu, ghostLimitBytes: undefined }),
+      ...((await this.bindsFiles(containerId)) ? ['mntns-compat-mode'] : []),
+    ];
+    if (lines.length === 0) return fn();
+    return this.lock.exclusive(() => this.writing(lines, fn));
+  }
+
+  private async writing(lines: string[], fn: () => Promise<void>): Promise<void> {
+    const before = await readFile(this.file, 'utf8').catch(() => undefined);
+    await mkdir(path.dirname(this.file), { recursive: true });
+    await writeFile(
+      this.file,
+      `${before ?? ''}${before && !before.endsWith('\n') ? '\n' : ''}${lines.join('\n')}\n`,
+    );
+    try {
+      await fn();
+    } finally {
+      if (before === undefined) await rm(this.file, { force: true });
+      else await writeFile(this.file, before);
+    }
+  }
+
+  /**
+   * Whether the container has a single file bind-mounted from the host (`-v ./app.conf:/etc/app.conf`, or
+   * docker-init with `--init`): CRIU 4.2's mount engine (mount-v2) cannot restore those here ("Can't remount ...
+   * with MS_PRIVATE: No such file or directory"), its compat engine can.
+   */
+  private async bindsFiles(containerId: string): Promise<boolean> {
+    const raw = await this.client.call(() => this.client.container(containerId).inspect());
+    if (raw.HostConfig.Init === true) return true;
+    for (const m of raw.Mounts ?? []) {
+      if (m.Type !== 'bind' || !m.Source) continue;
+      if ((await stat(m.Source).catch(() => undefined))?.isFile()) return true;
+    }
+    return false;
+  }
+}

@@ -1,0 +1,79 @@
+import path from 'node:path';
+import type { CriuStats } from '../../domain/criu-stats.js';
+import { DockerError } from '../../domain/errors/index.js';
+import type { CheckpointRequest, RuntimeCheckpointResult } from '../../services/container-runtime.js';
+import type { DockerClient } from './docker-client.js';
+import type { RestoreOptionsFile } from './restore-options.js';
+import type { RuncCheckpointer } from './runc-checkpointer.js';
+
+/**
+ * A dump straight through the runc that dockerd runs the container with, into cryo's storage, with the
+ * container's restart policy held while Docker handles the exit.
+ */
+export class RuncDump {
+  constructor(
+    private readonly client: DockerClient,
+    private readonly runc: RuncCheckpointer,
+    private readonly options: RestoreOptionsFile,
+    private readonly isRunning: (containerId: string) => Promise<boolean>,
+  ) {}
+
+  async dump(
+    root: string,
+    containerId: string,
+    request: CheckpointRequest,
+  ): Promise<RuntimeCheckpointResult> {
+    const imagesDir = path.join(request.parentDir, request.checkpointId);
+    const container = this.client.container(containerId);
+    const policy = request.exit
+      ? (await this.client.call(() => container.inspect())).HostConfig.RestartPolicy
+      : undefined;
+    // dockerd 20.10 restarts a container that a checkpoint stopped, from scratch, when its restart policy says so
+    // (seen with `docker checkpoint create` here); the policy is set aside until Docker has seen the exit.
+    const holdPolicy = policy?.Name !== undefined && policy.Name !== '' && policy.Name !== 'no';
+    if (holdPolicy) await this.client.call(() => container.update({ RestartPolicy: { Name: 'no' } }));
+    const putBack = async () => {
+      if (holdPolicy) await this.client.call(() => container.update({ RestartPolicy: policy }));
+    };
+    let stats: CriuStats;
+    try {
+      stats = await this.options.duringDump(() =>
+        this.runc.checkpoint({
+          root,
+          containerId,
+          imagesDir,
+          workDir: request.parentDir,
+          leaveRunning: !request.exit,
+          criu: request.criu,
+        }),
+      );
+    } catch (err) {
+      await putBack();
+      throw err;
+    }
+    // dockerd takes a few hundred ms to handle the exit (task delete, network teardown); the caller stores
+    // the images meanwhile and waits for this before it reports the checkpoint.
+    const settled = (async () => {
+      try {
+        if (request.exit) await this.waitStopped(containerId);
+      } finally {
+        await putBack();
+      }
+    })();
+    settled.catch(() => undefined);
+    return { stats, path: 'runc', settled };
+  }
+
+  /** Waits until dockerd has seen the container's processes end (its exit event arrives asynchronously). */
+  private async waitStopped(containerId: string): Promise<void> {
+    for (let attempt = 0; attempt < 200; attempt++) {
+      if (!(await this.isRunning(containerId))) return;
+      await sleep(25);
+    }
+    throw new DockerError(`dockerd still reports container ${containerId} running 5 s after its checkpoint`);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
