@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_DATA_DIR, DEFAULT_LISTEN } from './defaults.js';
 
 const ListenSchema = z
   .string()
@@ -8,10 +9,6 @@ const ListenSchema = z
     return { host: s.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(s.slice(i + 1)) };
   })
   .refine((l) => l.port >= 0 && l.port <= 65535, 'port out of range');
-
-/** Where cryo listens and keeps its data unless told otherwise; the command-line client looks there too. */
-export const DEFAULT_LISTEN = { host: '127.0.0.1', port: 7070 };
-export const DEFAULT_DATA_DIR = '/var/lib/cryo';
 
 export const ConfigSchema = z.object({
   listen: ListenSchema.default(DEFAULT_LISTEN),

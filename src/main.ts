@@ -1,9 +1,6 @@
 #!/usr/bin/env -S node --max-semi-space-size=2
 import { Command } from 'commander';
-import { ZodError } from 'zod';
 import { addClientCommands, reportCliError } from './cli/client-commands.js';
-import { loadConfig } from './config.js';
-import { startServer } from './server.js';
 import { CRYO_VERSION } from './version.js';
 
 const program = new Command()
@@ -17,6 +14,12 @@ program
   .option('--listen <host:port>', 'address to listen on (CRYO_LISTEN, default 127.0.0.1:7070)')
   .option('--data-dir <dir>', 'data directory (CRYO_DATA_DIR, default /var/lib/cryo)')
   .action(async (opts: { listen?: string; dataDir?: string }) => {
+    // The server (fastify, dockerode, SQLite, zod) loads only here: client commands start in tens of ms.
+    const [{ ZodError }, { loadConfig }, { startServer }] = await Promise.all([
+      import('zod'),
+      import('./config.js'),
+      import('./server.js'),
+    ]);
     let config;
     try {
       config = loadConfig(process.env, { listen: opts.listen, dataDir: opts.dataDir });

@@ -1,6 +1,6 @@
-import { Readable } from 'node:stream';
-import { ErrorBodySchema } from '../domain/error-body.js';
-import { streamRequest } from '../adapters/peer/stream-request.js';
+import type { Readable } from 'node:stream';
+import { ApiError } from '../api-client/api-error.js';
+import { ApiTransport } from '../api-client/api-transport.js';
 
 /** What the API answered with an error status, or why it could not be reached. */
 export class CliError extends Error {
@@ -15,88 +15,44 @@ export class CliError extends Error {
   }
 }
 
-/** The cryo REST API, for the command line: JSON in and out, archives streamed both ways. */
+/** The cryo REST API, for the command line: JSON in and out, archives streamed both ways; errors as CliError. */
 export class CryoClient {
+  private readonly transport: ApiTransport;
+
   constructor(
     readonly url: string,
-    private readonly token: string,
-  ) {}
+    token: string,
+  ) {
+    this.transport = new ApiTransport(url, token);
+  }
 
-  async json<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.send(method, path, {
-      ...(body !== undefined
-        ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }
-        : {}),
-    });
-    const text = await res.text();
-    return (text ? JSON.parse(text) : null) as T;
+  json<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+    return this.mapped(() => this.transport.call<T>(method, path, body !== undefined ? { json: body } : {}));
   }
 
   /** The response body of a GET, as a stream (an exported archive). */
-  async download(path: string): Promise<Readable> {
-    const res = await this.send('GET', path, {});
-    if (!res.body) throw new CliError('EMPTY_RESPONSE', `GET ${path} answered without a body`);
-    return Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
+  download(path: string): Promise<Readable> {
+    return this.mapped(() => this.transport.download(path));
   }
 
   /** POSTs `input` as the request body, streamed (an archive to import). */
-  async upload<T = unknown>(path: string, input: Readable, contentType: string): Promise<T> {
-    let answer: { status: number; text: string };
+  upload<T = unknown>(path: string, input: Readable, contentType: string): Promise<T> {
+    return this.mapped(() => this.transport.call<T>('POST', path, { stream: input, contentType }));
+  }
+
+  private async mapped<T>(fn: () => Promise<T>): Promise<T> {
     try {
-      // Not fetch: cryo refuses a bad archive as soon as it sees why, before it has read the rest, and fetch
-      // would then report only the broken pipe, not cryo's answer.
-      answer = await streamRequest(
-        'POST',
-        `${this.url}${path}`,
-        { authorization: `Bearer ${this.token}`, 'content-type': contentType },
-        input,
-      );
+      return await fn();
     } catch (err) {
-      throw this.unreachable((err as { code?: string }).code ?? (err as Error).message);
+      if (!(err instanceof ApiError)) throw err;
+      if (err.kind === 'unreachable') {
+        throw new CliError(
+          'CRYO_UNREACHABLE',
+          err.message,
+          'start it (cryo serve), or give its address with --url or CRYO_URL',
+        );
+      }
+      throw new CliError(err.code, err.message, err.hint, err.details);
     }
-    if (answer.status < 200 || answer.status > 299)
-      throw answerError('POST', path, answer.status, answer.text);
-    return JSON.parse(answer.text) as T;
   }
-
-  private async send(
-    method: string,
-    path: string,
-    init: { body?: string; headers?: Record<string, string> },
-  ): Promise<Response> {
-    let res: Response;
-    try {
-      res = await fetch(`${this.url}${path}`, {
-        ...init,
-        method,
-        headers: { authorization: `Bearer ${this.token}`, ...init.headers },
-      });
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string; errors?: { code?: string }[] } }).cause;
-      throw this.unreachable(cause?.code ?? cause?.errors?.[0]?.code ?? (err as Error).message);
-    }
-    if (res.ok) return res;
-    throw answerError(method, path, res.status, await res.text());
-  }
-
-  private unreachable(why: string): CliError {
-    return new CliError(
-      'CRYO_UNREACHABLE',
-      `cannot reach cryo at ${this.url}: ${why}`,
-      'start it (cryo serve), or give its address with --url or CRYO_URL',
-    );
-  }
-}
-
-/** The API's error body as a CliError, or the status and the start of whatever else came. */
-function answerError(method: string, path: string, status: number, text: string): CliError {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  const err = ErrorBodySchema.safeParse(parsed);
-  if (err.success) return new CliError(err.data.code, err.data.message, err.data.hint, err.data.details);
-  return new CliError(`HTTP_${status}`, `${method} ${path} answered ${status}: ${text.slice(0, 200)}`);
 }

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import test from 'ava';
 import { execa } from 'execa';
-import { streamRequest } from '../../src/adapters/peer/stream-request.js';
+import { streamRequest } from '../../src/api-client/stream-request.js';
 import { repoRoot } from '../helpers/prerequisites.js';
 
 const CHUNK = Buffer.alloc(1024 * 1024, 7);

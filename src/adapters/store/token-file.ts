@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, open, readFile } from 'node:fs/promises';
 import path from 'node:path';
-
-export const TOKEN_FILE = 'token';
+import { TOKEN_FILE } from '../../defaults.js';
 
 /** The API token kept in `<dataDir>/token` (mode 0600), generated on first use. */
 export async function loadOrCreateToken(dataDir: string): Promise<string> {

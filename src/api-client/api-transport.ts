@@ -1,0 +1,87 @@
+import { Readable } from 'node:stream';
+import { ApiError, answerError, unreachableReason } from './api-error.js';
+import { streamRequest } from './stream-request.js';
+
+export interface ApiRequest {
+  /** A JSON body. */
+  json?: unknown;
+  /** A streamed body (an archive): sent with node:http, which reads an answer given before the body is read. */
+  stream?: NodeJS.ReadableStream;
+  contentType?: string;
+  /** 0: no timeout. */
+  timeoutMs?: number;
+}
+
+/** One cryo API at `url` with its bearer token: every request and upload of the CLI and the peer agent. */
+export class ApiTransport {
+  constructor(
+    readonly url: string,
+    private readonly token: string,
+    private readonly timeoutMs = 0,
+  ) {}
+
+  /** The answer's JSON (null when empty); anything but 2xx throws an ApiError. */
+  async call<T = unknown>(method: string, path: string, request: ApiRequest = {}): Promise<T> {
+    const text = await this.text(method, path, request);
+    return (text ? JSON.parse(text) : null) as T;
+  }
+
+  /** The response body of a GET, as a stream (an exported archive). */
+  async download(path: string): Promise<Readable> {
+    const res = await this.fetch('GET', path, {});
+    if (!res.body)
+      throw new ApiError('answered', 'EMPTY_RESPONSE', `GET ${path} answered without a body`, res.status);
+    return Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
+  }
+
+  private async text(method: string, path: string, request: ApiRequest): Promise<string> {
+    if (request.stream === undefined) return (await this.fetch(method, path, request)).text();
+    let answer: { status: number; text: string };
+    try {
+      answer = await streamRequest(
+        method,
+        `${this.url}${path}`,
+        this.headers(request.contentType),
+        Readable.from(request.stream as AsyncIterable<Buffer>),
+        this.signal(request),
+      );
+    } catch (err) {
+      throw this.unreachable(err);
+    }
+    if (answer.status < 200 || answer.status > 299)
+      throw answerError(method, path, answer.status, answer.text);
+    return answer.text;
+  }
+
+  private async fetch(method: string, path: string, request: ApiRequest): Promise<Response> {
+    const json = request.json !== undefined;
+    const signal = this.signal(request);
+    let res: Response;
+    try {
+      res = await fetch(`${this.url}${path}`, {
+        method,
+        headers: this.headers(json ? 'application/json' : request.contentType),
+        ...(json ? { body: JSON.stringify(request.json) } : {}),
+        ...(signal ? { signal } : {}),
+      });
+    } catch (err) {
+      throw this.unreachable(err);
+    }
+    if (res.ok) return res;
+    throw answerError(method, path, res.status, await res.text());
+  }
+
+  private headers(contentType: string | undefined): Record<string, string> {
+    return { authorization: `Bearer ${this.token}`, ...(contentType ? { 'content-type': contentType } : {}) };
+  }
+
+  private signal(request: ApiRequest): AbortSignal | undefined {
+    const ms = request.timeoutMs ?? this.timeoutMs;
+    return ms > 0 ? AbortSignal.timeout(ms) : undefined;
+  }
+
+  private unreachable(err: unknown): ApiError {
+    const why = unreachableReason(err);
+    return new ApiError('unreachable', why, `cannot reach cryo at ${this.url}: ${why}`);
+  }
+}
