@@ -1,6 +1,7 @@
 import type { Db } from '../../src/adapters/store/database.js';
 import { FsImageStore } from '../../src/adapters/store/fs-image-store.js';
 import type { Clock } from '../../src/services/clock.js';
+import type { PeerConnector } from '../../src/services/peer-agent.js';
 import { createServices, type Services } from '../../src/services.js';
 import { FakeEngine, FakeInspector, FakeRootfs, FakeRuntime } from './fakes.js';
 
@@ -10,6 +11,9 @@ export async function fakeServices(
   db: Db,
   clock: Clock,
   runtime = new FakeRuntime(),
+  connect: PeerConnector = () => {
+    throw new Error('no peers in unit tests');
+  },
 ): Promise<Services & { runtime: FakeRuntime }> {
   const store = new FsImageStore(dir);
   await store.init();
@@ -20,9 +24,7 @@ export async function fakeServices(
     inspector: new FakeInspector(),
     db,
     store,
-    connect: () => {
-      throw new Error('no peers in unit tests');
-    },
+    connect,
     clock,
     dataDir: dir,
     maxImportBytes: 1 << 30,

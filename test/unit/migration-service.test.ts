@@ -1,0 +1,176 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import anyTest, { type TestFn } from 'ava';
+import { openDatabase, type Db } from '../../src/adapters/store/database.js';
+import type { Checkpoint, RestoreResult } from '../../src/domain/checkpoint.js';
+import { ErrorCode, TargetError } from '../../src/domain/errors/index.js';
+import type { HostInfoReport, Migration } from '../../src/domain/migration.js';
+import { systemClock } from '../../src/services/clock.js';
+import { localHost } from '../../src/services/host-info.js';
+import type { PeerAgent } from '../../src/services/peer-agent.js';
+import { sleep } from '../helpers/containers.js';
+import { fakeServices } from './fake-services.js';
+import { FakeEngine, type FakeRuntime } from './fakes.js';
+
+/** A target agent that records what it is asked and fails where a test tells it to. */
+class FakePeer implements PeerAgent {
+  readonly url = 'http://target.test:7070';
+  calls: string[] = [];
+  hasTheImage = true;
+  received = 0;
+  fail: Partial<Record<'host' | 'loadImage' | 'importArchive' | 'restore', Error>> = {};
+
+  async host(): Promise<HostInfoReport> {
+    this.calls.push('host');
+    if (this.fail.host) throw this.fail.host;
+    return {
+      ...localHost(),
+      criuVersion: await new FakeEngine().version(),
+      dockerVersion: '20.10.24',
+      freeBytes: 1e12,
+    };
+  }
+
+  async hasImage(): Promise<boolean> {
+    return this.hasTheImage;
+  }
+
+  async loadImage(): Promise<void> {
+    this.calls.push('loadImage');
+    if (this.fail.loadImage) throw this.fail.loadImage;
+  }
+
+  async importArchive(archive: Readable): Promise<Checkpoint> {
+    this.calls.push('import');
+    for await (const chunk of archive) this.received += (chunk as Buffer).length;
+    if (this.fail.importArchive) throw this.fail.importArchive;
+    return { id: 'target-checkpoint' } as Checkpoint;
+  }
+
+  async restore(checkpointId: string, name: string): Promise<RestoreResult> {
+    this.calls.push(`restore ${checkpointId} ${name}`);
+    if (this.fail.restore) throw this.fail.restore;
+    return { container: { id: 't'.repeat(64), name }, restoreMs: 1 };
+  }
+
+  async deleteCheckpoint(checkpointId: string): Promise<void> {
+    this.calls.push(`delete ${checkpointId}`);
+  }
+}
+
+interface Ctx {
+  dir: string;
+  db: Db;
+  peer: FakePeer;
+  runtime: FakeRuntime;
+  services: Awaited<ReturnType<typeof fakeServices>>;
+}
+const test = anyTest as TestFn<Ctx>;
+const SOURCE = 'c'.repeat(64);
+
+test.beforeEach(async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cryo-migration-'));
+  const db = openDatabase(path.join(dir, 'cryo.db'));
+  const peer = new FakePeer();
+  const services = await fakeServices(dir, db, systemClock, undefined, () => peer);
+  services.runtime.add({ id: SOURCE, name: 'web' });
+  t.context = { dir, db, peer, runtime: services.runtime, services };
+});
+
+test.afterEach.always(async (t) => {
+  t.context.db.close();
+  await rm(t.context.dir, { recursive: true, force: true });
+});
+
+async function finished(ctx: Ctx, id: string): Promise<Migration> {
+  for (let i = 0; i < 500; i++) {
+    const m = ctx.services.migrations.get(id);
+    if (m.status !== 'running') return m;
+    await sleep(10);
+  }
+  throw new Error(`migration ${id} did not end`);
+}
+
+const start = (ctx: Ctx) =>
+  ctx.services.migrations.start('web', { target: ctx.peer.url, targetToken: 'x'.repeat(16) } as never);
+
+test('a migration that succeeds streams the checkpoint, restores on the target and removes the source', async (t) => {
+  const m = await finished(t.context, (await start(t.context)).id);
+  t.is(m.status, 'succeeded');
+  t.deepEqual(
+    m.phases.map((p) => `${p.name} ${p.status}`),
+    ['preflight done', 'image skipped', 'checkpoint done', 'stream done', 'restore done', 'finish done'],
+  );
+  t.deepEqual(t.context.peer.calls, ['host', 'import', 'restore target-checkpoint web']);
+  t.true(t.context.peer.received > 0);
+  t.is(m.bytesSent, t.context.peer.received, 'every byte sent is counted');
+  t.is(m.targetContainer?.name, 'web');
+  t.false(t.context.runtime.containers.has(SOURCE), 'the source container is gone');
+  t.truthy(m.checkpointId && t.context.services.checkpoints.get(m.checkpointId), 'the checkpoint is kept');
+});
+
+test('a target refused at the pre-flight fails the request and touches nothing', async (t) => {
+  t.context.peer.fail.host = new TargetError(ErrorCode.TARGET_UNAUTHORIZED, 'no', 'token');
+  const err = await t.throwsAsync(start(t.context), { instanceOf: TargetError });
+  t.is(err?.code, ErrorCode.TARGET_UNAUTHORIZED);
+  const [m] = t.context.services.migrations.list();
+  t.like(m, { status: 'failed', error: { phase: 'preflight', code: ErrorCode.TARGET_UNAUTHORIZED } });
+  t.deepEqual(t.context.runtime.calls, [], 'nothing was checkpointed');
+  t.true(t.context.runtime.containers.get(SOURCE)?.running);
+  t.deepEqual(t.context.services.checkpoints.list(), []);
+});
+
+test('a failed image transfer ends the migration before anything is frozen', async (t) => {
+  t.context.peer.hasTheImage = false;
+  const m = await finished(t.context, (await start(t.context)).id);
+  t.like(m, { status: 'failed', error: { phase: 'image' } });
+  t.false(t.context.runtime.calls.some((c) => c.startsWith('checkpoint')));
+  t.true(t.context.runtime.containers.get(SOURCE)?.running);
+});
+
+test('a failed stream rolls back: the source runs again from its checkpoint, which stays', async (t) => {
+  t.context.peer.fail.importArchive = new TargetError(ErrorCode.TARGET_REFUSED, 'full', 'free space');
+  const m = await finished(t.context, (await start(t.context)).id);
+  t.like(m, { status: 'rolled_back', error: { phase: 'stream', code: ErrorCode.TARGET_REFUSED } });
+  t.deepEqual(t.context.runtime.calls.slice(-1), [`restore ${SOURCE}`]);
+  t.true(t.context.runtime.containers.get(SOURCE)?.running, 'the workload runs again here');
+  t.false(
+    t.context.peer.calls.some((c) => c.startsWith('delete')),
+    'the target kept nothing to delete',
+  );
+  t.truthy(t.context.services.checkpoints.get(m.checkpointId!));
+  t.is(m.phases.at(-1)?.name, 'rollback');
+});
+
+test('a failed restore on the target rolls back and deletes the target copy', async (t) => {
+  t.context.peer.fail.restore = new TargetError(ErrorCode.TARGET_REFUSED, 'criu failed', 'see log');
+  const m = await finished(t.context, (await start(t.context)).id);
+  t.like(m, { status: 'rolled_back', error: { phase: 'restore' } });
+  t.true(t.context.peer.calls.includes('delete target-checkpoint'));
+  t.true(t.context.runtime.containers.get(SOURCE)?.running);
+  t.truthy(
+    t.context.services.checkpoints.get(m.checkpointId!),
+    'a failed migration never destroys the checkpoint',
+  );
+});
+
+test('a rollback that fails too says both, and keeps the checkpoint', async (t) => {
+  t.context.peer.fail.restore = new TargetError(ErrorCode.TARGET_REFUSED, 'criu failed', 'see log');
+  t.context.runtime.failRestore = new Error('restore broke');
+  const m = await finished(t.context, (await start(t.context)).id);
+  t.like(m, { status: 'failed', error: { phase: 'restore' } });
+  t.regex(m.error?.message ?? '', /criu failed; then the rollback failed: restore broke/);
+  t.truthy(t.context.services.checkpoints.get(m.checkpointId!));
+});
+
+test('a second migration of the same container is refused while one runs', async (t) => {
+  let release!: () => void;
+  t.context.runtime.checkpointGate = new Promise((r) => (release = r));
+  const first = await start(t.context);
+  const err = await t.throwsAsync(start(t.context));
+  t.is((err as { code?: string }).code, ErrorCode.MIGRATION_IN_PROGRESS);
+  release();
+  t.is((await finished(t.context, first.id)).status, 'succeeded');
+});
