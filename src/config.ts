@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DEFAULT_DATA_DIR, DEFAULT_LISTEN } from './defaults.js';
+import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_TOLERABLE_FAILURES } from './defaults.js';
 
 const ListenSchema = z
   .string()
@@ -35,7 +35,7 @@ export const ConfigSchema = z.object({
   sidecarTimeoutMs: z.coerce.number().int().positive().default(60_000),
   sidecarMinPauseMs: z.coerce.number().int().nonnegative().default(0),
   sidecarMaxConcurrent: z.coerce.number().int().positive().max(16).default(1),
-  sidecarTolerableFailures: z.coerce.number().int().nonnegative().default(3),
+  sidecarTolerableFailures: z.coerce.number().int().nonnegative().default(DEFAULT_TOLERABLE_FAILURES),
   criuBinary: z.string().min(1).default('criu'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

@@ -14,6 +14,12 @@ export const VOLUMES_DIR = 'volumes';
 export const DUMP_LOG = 'dump.log';
 /** Docker's own description of the container (`docker inspect`), used to create it again. */
 export const DOCKER_CONFIG = 'docker-config.json';
+/** CRIU's inventory image inside CHECKPOINT_IMAGES_DIR: every dump has one. */
+export const CRIU_INVENTORY = 'inventory.img';
+/** Where CRIU writes the restored tree's root pid, inside the images directory. */
+export const RESTORED_PIDFILE = 'restored.pid';
+/** What a process-tree checkpoint records of the process it was taken of. */
+export const PROCESS_RECORD = 'process.json';
 
 /** The archive format cryo writes; an import refuses a newer one. */
 export const ARCHIVE_FORMAT_VERSION = 1;

@@ -11,6 +11,7 @@ import {
   OPERATORS_DIR,
   OPERATORS_METADATA,
   operatorCheckpointDir,
+  CRIU_INVENTORY,
 } from '../domain/layout.js';
 import type { Manifest } from '../domain/manifest.js';
 import type { ArchiveCodec } from './archive-codec.js';
@@ -106,7 +107,7 @@ function requireRestorable(manifest: Manifest): void {
   const { application, processImage } = manifest.checkpoint;
   const needed = [
     DOCKER_CONFIG,
-    ...(processImage === false ? [] : [`${CHECKPOINT_IMAGES_DIR}/inventory.img`]),
+    ...(processImage === false ? [] : [`${CHECKPOINT_IMAGES_DIR}/${CRIU_INVENTORY}`]),
     ...(application
       ? [`${OPERATORS_DIR}/${operatorCheckpointDir(application.checkpointId)}/${OPERATORS_METADATA}`]
       : []),

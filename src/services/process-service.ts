@@ -14,7 +14,7 @@ import {
   ProcessRunningError,
 } from '../domain/errors/index.js';
 import { compareVersions } from '../domain/host-fit.js';
-import { CHECKPOINT_IMAGES_DIR } from '../domain/layout.js';
+import { CHECKPOINT_IMAGES_DIR, PROCESS_RECORD, RESTORED_PIDFILE } from '../domain/layout.js';
 import { preflightProblems } from '../domain/preflight.js';
 import {
   CriuOptionsSchema,
@@ -34,7 +34,6 @@ import type { ProcessInspector } from './process-inspector.js';
 import { publishCheckpoint } from './publish-checkpoint.js';
 
 /** What a process checkpoint keeps beside its images, to restore it the same way. */
-export const PROCESS_RECORD = 'process.json';
 const MIN_CRIU = '4.2';
 const ZOMBIE_WAIT_MS = 10_000;
 
@@ -174,7 +173,7 @@ export class ProcessService {
     try {
       for (const p of new Set([record.pid, ...record.pids])) await this.waitGone(p);
       const images = path.join(dir, CHECKPOINT_IMAGES_DIR);
-      await rm(path.join(images, 'restored.pid'), { force: true });
+      await rm(path.join(images, RESTORED_PIDFILE), { force: true });
       const { pid, stats } = await this.deps.engine.restore(images, record.options);
       return { pid, restoreMs: this.deps.clock.now() - started, stats };
     } finally {

@@ -7,10 +7,10 @@ import type { CheckpointEngine, DumpResult, RestoreResult } from '../../services
 import { criuFailure, tailLines } from './log-tail.js';
 import { PSTREE_IMAGE, readPstreePids } from './pstree-image.js';
 import { readStatsImage } from './stats-image.js';
+import { RESTORED_PIDFILE } from '../../domain/layout.js';
 
 const DUMP_LOG = 'dump.log';
 const RESTORE_LOG = 'restore.log';
-const PIDFILE = 'restored.pid';
 
 export interface CriuCheckpointEngineOptions {
   /** The criu executable (default: criu on PATH). */
@@ -74,11 +74,11 @@ export class CriuCheckpointEngine implements CheckpointEngine {
       '-v4',
       '--restore-detached',
       '--pidfile',
-      PIDFILE,
+      RESTORED_PIDFILE,
       ...flags(options),
     ];
     await this.criu(args, dir, RESTORE_LOG, 'restore');
-    const pid = Number((await readFile(path.join(dir, PIDFILE), 'utf8')).trim());
+    const pid = Number((await readFile(path.join(dir, RESTORED_PIDFILE), 'utf8')).trim());
     return { pid, stats: await readStatsImage(path.join(dir, 'stats-restore')) };
   }
 

@@ -7,6 +7,8 @@ import { z } from 'zod';
 export const PROTOCOL_VERSION = 1;
 /** Largest JSON frame (one line) either side accepts. */
 export const MAX_FRAME_BYTES = 1 << 20;
+/** How much state the SDK and cryo put in one `state` frame. */
+export const STATE_CHUNK_BYTES = 8 << 20;
 /** Largest state payload one `state` frame may announce. */
 export const MAX_STATE_CHUNK_BYTES = 64 << 20;
 /** Where the SDK listens inside the container; cryo reaches it through /proc/<pid>/root. */

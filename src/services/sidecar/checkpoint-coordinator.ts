@@ -1,5 +1,6 @@
 import type { CheckpointMetadata } from '../../domain/sidecar/metadata.js';
 import type { AckFrame, DeclineFrame, Frame, StateHandle } from '../../domain/sidecar/protocol.js';
+import { DEFAULT_TOLERABLE_FAILURES } from '../../defaults.js';
 
 export type { CheckpointMetadata };
 
@@ -45,7 +46,7 @@ export const DEFAULT_COORDINATOR_OPTIONS: CoordinatorOptions = {
   timeoutMs: 60_000,
   maxConcurrent: 1,
   minPauseMs: 0,
-  tolerableFailures: 0,
+  tolerableFailures: DEFAULT_TOLERABLE_FAILURES,
 };
 
 export interface JobTopology {

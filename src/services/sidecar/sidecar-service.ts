@@ -24,6 +24,7 @@ import {
   type RegisterFrame,
   type StateFrame,
   type StateHandle,
+  STATE_CHUNK_BYTES,
 } from '../../domain/sidecar/protocol.js';
 import type { Decoded } from '../../domain/sidecar/frame-codec.js';
 import {
@@ -66,9 +67,6 @@ export interface ApplicationCut {
   stateBytes: number;
   channel: SidecarChannel | undefined;
 }
-
-export const DEFAULT_SIDECAR_COORDINATOR: Partial<CoordinatorOptions> = { tolerableFailures: 3 };
-const STATE_CHUNK_BYTES = 8 << 20;
 
 /**
  * Application-consistent checkpoints of the stream job inside a container: cryo triggers barriers through the
@@ -243,10 +241,7 @@ export class SidecarService {
         path.join(this.deps.dataDir, 'sidecar', `${register.job}.last-id`),
         register.lastCheckpointId,
         (store, send) =>
-          new CheckpointCoordinator(topology, store, this.deps.clock, send, {
-            ...DEFAULT_SIDECAR_COORDINATOR,
-            ...this.deps.coordinator,
-          }),
+          new CheckpointCoordinator(topology, store, this.deps.clock, send, this.deps.coordinator),
       );
       this.sessions.set(key, session);
     }

@@ -1,5 +1,6 @@
 import { keyGroupFor, type KeyGroupRange } from '../../domain/sidecar/key-groups.js';
 import type { StateHandle } from '../../domain/sidecar/protocol.js';
+import { STATE_CHUNK_BYTES } from '../../domain/sidecar/protocol.js';
 
 /** One value per key. Values are replaced, never mutated in place: a snapshot holds the old one. */
 export interface ValueState<V> {
@@ -220,7 +221,6 @@ const KIND_MAP = 0x6d;
 const ENC_STRING = 0;
 const ENC_JSON = 1;
 const ENC_NUMBER = 2;
-const CHUNK_BYTES = 8 << 20;
 
 /**
  * The state file format: one entry after another, each [kind u8][name u16+utf8][key u32+utf8][encoding u8]
@@ -229,7 +229,7 @@ const CHUNK_BYTES = 8 << 20;
  */
 class EntryWriter {
   private readonly chunks: Buffer[] = [];
-  private buf = Buffer.allocUnsafe(CHUNK_BYTES);
+  private buf = Buffer.allocUnsafe(STATE_CHUNK_BYTES);
   private off = 0;
 
   entry(kind: number, name: string, key: string, value: unknown): void {
@@ -239,7 +239,7 @@ class EntryWriter {
     const need = 16 + (name.length + key.length + text.length) * 3 + 8;
     if (this.off + need > this.buf.length) {
       this.chunks.push(this.buf.subarray(0, this.off));
-      this.buf = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, need));
+      this.buf = Buffer.allocUnsafe(Math.max(STATE_CHUNK_BYTES, need));
       this.off = 0;
     }
     const b = this.buf;

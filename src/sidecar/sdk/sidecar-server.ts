@@ -8,11 +8,10 @@ import {
   type Frame,
   type RestoreFrame,
   type StateHandle,
+  STATE_CHUNK_BYTES,
 } from '../../domain/sidecar/protocol.js';
 import { encodeFrame, FrameDecoder, ProtocolError } from '../../domain/sidecar/frame-codec.js';
 import type { SidecarJob, SnapshotReport } from './sidecar-job.js';
-
-const CHUNK_BYTES = 8 << 20;
 
 /**
  * The job's end of the sidecar protocol: a unix socket server that registers the job with whoever connects
@@ -288,9 +287,9 @@ function stateFrame(
   };
 }
 
-/** Frames of at most CHUNK_BYTES; small pieces are joined, so that a frame is never a few bytes. */
+/** Frames of at most STATE_CHUNK_BYTES; small pieces are joined, so that a frame is never a few bytes. */
 function* split(chunks: Buffer[]): Generator<Buffer> {
-  const max = Math.min(CHUNK_BYTES, MAX_STATE_CHUNK_BYTES);
+  const max = Math.min(STATE_CHUNK_BYTES, MAX_STATE_CHUNK_BYTES);
   let small: Buffer[] = [];
   let smallBytes = 0;
   for (const c of chunks) {
