@@ -1,6 +1,5 @@
-import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   ApplicationCheckpointFailedError,
@@ -18,24 +17,20 @@ import { assignState, AssignmentError } from '../../domain/sidecar/assign.js';
 import { CheckpointMetadataSchema, type CheckpointMetadata } from '../../domain/sidecar/metadata.js';
 import {
   PROTOCOL_VERSION,
-  type AckFrame,
   type Frame,
   type Mode,
   type RegisterFrame,
-  type StateFrame,
   type StateHandle,
   STATE_CHUNK_BYTES,
 } from '../../domain/sidecar/protocol.js';
-import type { Decoded } from '../../domain/sidecar/frame-codec.js';
 import {
   CheckpointCoordinator,
   TriggerRefusedError,
   type CoordinatorClock,
   type CoordinatorOptions,
-  type CoordinatorStore,
 } from './checkpoint-coordinator.js';
 import type { SidecarChannel, SidecarConnector } from './sidecar-connector.js';
-import { replaceFile } from '../replace-file.js';
+import { JobSession } from './job-session.js';
 
 export interface SidecarServiceDeps {
   connector: SidecarConnector;
@@ -248,249 +243,6 @@ export class SidecarService {
     return session;
   }
 }
-
-interface StateFile {
-  path: string;
-  handle: FileHandle;
-  hash: Hash;
-  size: number;
-  sha256?: string;
-}
-
-/** The coordinator of one job, and the files of the checkpoint it is taking. */
-class JobSession implements CoordinatorStore {
-  private readonly coordinator: CheckpointCoordinator;
-  private channel: SidecarChannel | undefined;
-  private operatorsDir: string | undefined;
-  private current: { id: number; dir: string; sharedDir: string; files: Map<string, StateFile> } | undefined;
-  /** Where each shared state file of this job's completed checkpoints is, once published (hard links). */
-  private readonly sharedFiles = new Map<string, Set<string>>();
-
-  constructor(
-    readonly job: string,
-    private readonly counterFile: string,
-    private readonly floor: number,
-    create: (store: CoordinatorStore, send: (frame: Frame) => void) => CheckpointCoordinator,
-  ) {
-    this.coordinator = create(this, (frame) => this.send(frame));
-  }
-
-  async run(channel: SidecarChannel, operatorsDir: string, publishedOperatorsDir: string, mode: Mode) {
-    this.channel = channel;
-    this.operatorsDir = operatorsDir;
-    channel.onFrame((d) => this.onFrame(d));
-    const lost = channel.closed.then(() =>
-      this.coordinator.abortPending(
-        'CONNECTION_LOST',
-        'the connection to the job closed during the checkpoint',
-      ),
-    );
-    try {
-      // A new session knows no shared state yet: the job sends all of it once.
-      const outcome = await this.coordinator.trigger(mode, { incremental: await this.sharedStillKept() });
-      if (outcome.status === 'complete') {
-        const names = outcome.metadata.subtasks.flatMap((s) =>
-          s.handles.filter((h) => h.shared).map((h) => h.name),
-        );
-        const referenced = new Set(names);
-        for (const name of [...this.sharedFiles.keys()])
-          if (!referenced.has(name)) this.sharedFiles.delete(name);
-        for (const name of names) {
-          const places = this.sharedFiles.get(name) ?? new Set<string>();
-          places.add(path.join(publishedOperatorsDir, OPERATORS_SHARED_DIR, name));
-          this.sharedFiles.set(name, places);
-        }
-      } else await this.removeFiles();
-      return outcome;
-    } finally {
-      this.channel = undefined;
-      await this.closeFiles();
-      this.current = undefined;
-      void lost;
-    }
-  }
-
-  /** An aborted checkpoint leaves no state files: whatever was streamed for it goes. */
-  private async removeFiles(): Promise<void> {
-    await this.closeFiles();
-    for (const f of this.current?.files.values() ?? []) await rm(f.path, { force: true });
-  }
-
-  // --- CoordinatorStore ---------------------------------------------------------------------------------------
-
-  async lastCheckpointId(): Promise<number> {
-    const text = await readFile(this.counterFile, 'utf8').catch(() => '0');
-    const n = Number(text.trim());
-    // A job restored elsewhere, or a cryo with another data directory: never below what the job has seen.
-    return Math.max(Number.isSafeInteger(n) && n >= 0 ? n : 0, this.floor);
-  }
-
-  async reserveCheckpointId(id: number): Promise<void> {
-    await mkdir(path.dirname(this.counterFile), { recursive: true, mode: 0o700 });
-    await replaceFile(this.counterFile, `${id}\n`);
-  }
-
-  async writeMetadata(id: number, metadata: CheckpointMetadata): Promise<void> {
-    const current = this.current;
-    if (current?.id !== id) throw new Error(`checkpoint ${id} is not the one being taken`);
-    await mkdir(current.dir, { recursive: true, mode: 0o700 });
-    await replaceFile(path.join(current.dir, OPERATORS_METADATA), JSON.stringify(metadata));
-  }
-
-  async discard(id: number, handles: StateHandle[]): Promise<void> {
-    const current = this.current;
-    if (current?.id !== id) return;
-    for (const h of handles) {
-      const f = current.files.get(h.name);
-      current.files.delete(h.name);
-      await f?.handle.close().catch(() => undefined);
-      await rm(path.join(h.shared ? current.sharedDir : current.dir, h.name), { force: true });
-    }
-  }
-
-  // --- frames ------------------------------------------------------------------------------------------------
-
-  private send(frame: Frame): void {
-    if (frame.type === 'trigger' && this.operatorsDir) {
-      this.current = {
-        id: frame.checkpointId,
-        dir: path.join(this.operatorsDir, operatorCheckpointDir(frame.checkpointId)),
-        sharedDir: path.join(this.operatorsDir, OPERATORS_SHARED_DIR),
-        files: new Map(),
-      };
-    }
-    // `complete` waits until the whole checkpoint is published (SidecarService.finish).
-    if (frame.type === 'complete') return;
-    this.channel?.send(frame).catch(() => undefined);
-  }
-
-  private async onFrame({ frame, payload }: Decoded): Promise<void> {
-    switch (frame.type) {
-      case 'state':
-        await this.writeState(frame, payload ?? Buffer.alloc(0));
-        return;
-      case 'ack': {
-        const problem = await this.verify(frame);
-        if (problem) {
-          await this.coordinator.onDecline({ ...frame, type: 'decline', reason: problem });
-        } else await this.coordinator.onAck(frame);
-        return;
-      }
-      case 'decline':
-        await this.coordinator.onDecline(frame);
-        return;
-      case 'error':
-        await this.coordinator.abortPending('DECLINED', `the job answered ${frame.code}: ${frame.message}`);
-        return;
-      default:
-        return;
-    }
-  }
-
-  private async writeState(frame: StateFrame, payload: Buffer): Promise<void> {
-    const current = this.current;
-    if (current?.id !== frame.checkpointId) return;
-    let f = current.files.get(frame.name);
-    if (!f) {
-      const dir = frame.shared ? current.sharedDir : current.dir;
-      await mkdir(dir, { recursive: true, mode: 0o700 });
-      const file = path.join(dir, frame.name);
-      f = {
-        path: file,
-        handle: await open(file, 'wx', 0o600),
-        hash: createHash('sha256'),
-        size: 0,
-      };
-      current.files.set(frame.name, f);
-    }
-    f.hash.update(payload);
-    f.size += payload.length;
-    await f.handle.write(payload);
-  }
-
-  /** The files an ack names must be the ones streamed, whole: their size and sha256. */
-  private async verify(ack: AckFrame): Promise<string | undefined> {
-    const current = this.current;
-    if (current?.id !== ack.checkpointId) return undefined;
-    for (const h of ack.handles) {
-      let f = current.files.get(h.name);
-      if (!f && h.size === 0) {
-        await this.writeState(
-          {
-            v: PROTOCOL_VERSION,
-            type: 'state',
-            checkpointId: ack.checkpointId,
-            operator: ack.operator,
-            subtask: ack.subtask,
-            name: h.name,
-            size: 0,
-            ...(h.shared ? { shared: true } : {}),
-          },
-          Buffer.alloc(0),
-        );
-        f = current.files.get(h.name);
-      }
-      if (!f && h.shared) {
-        const problem = await this.linkShared(h);
-        if (problem) return problem;
-        continue;
-      }
-      if (!f) return `state ${h.name} was never sent`;
-      f.sha256 ??= f.hash.digest('hex');
-      if (f.size !== h.size || f.sha256 !== h.sha256)
-        return `state ${h.name} does not match its size or sha256`;
-      // Made durable with the whole checkpoint (fsync of every file, then the rename that publishes it), before
-      // `complete` is sent.
-    }
-    return undefined;
-  }
-
-  /**
-   * Whether every shared file of the last completed checkpoint is still kept by some checkpoint: otherwise (one
-   * was deleted) the job is asked for a full snapshot, since it may reference any of them.
-   */
-  private async sharedStillKept(): Promise<boolean> {
-    if (this.sharedFiles.size === 0) return false;
-    for (const places of this.sharedFiles.values()) {
-      for (const p of [...places]) if (!(await exists(p))) places.delete(p);
-      if (places.size === 0) {
-        this.sharedFiles.clear();
-        return false;
-      }
-    }
-    return true;
-  }
-
-  /** An unchanged block of an earlier checkpoint: this checkpoint gets its own hard link to the same file. */
-  private async linkShared(h: StateHandle): Promise<string | undefined> {
-    const current = this.current!;
-    const target = path.join(current.sharedDir, h.name);
-    if (await exists(target)) return undefined;
-    await mkdir(current.sharedDir, { recursive: true, mode: 0o700 });
-    for (const source of this.sharedFiles.get(h.name) ?? []) {
-      const st = await stat(source).catch(() => undefined);
-      if (!st || st.size !== h.size) continue;
-      if (
-        await link(source, target).then(
-          () => true,
-          () => false,
-        )
-      )
-        return undefined;
-    }
-    return `shared state ${h.name} is no longer kept by any checkpoint`;
-  }
-
-  private async closeFiles(): Promise<void> {
-    for (const f of this.current?.files.values() ?? []) await f.handle.close().catch(() => undefined);
-  }
-}
-
-const exists = (p: string): Promise<boolean> =>
-  stat(p).then(
-    () => true,
-    () => false,
-  );
 
 /** The operator checkpoint a cryo checkpoint holds (the highest chk-<n>, there is normally one). */
 export async function readLatestMetadata(
