@@ -1,11 +1,7 @@
-export { StreamJob, DataStream, KeyedStream } from './stream-job.js';
-export type {
-  StreamJobOptions,
-  Context,
-  KeyedContext,
-  KeyedProcessFunction,
-  MultiInputFunction,
-} from './stream-job.js';
+export { StreamJob } from './stream-job.js';
+export type { StreamJobOptions } from './stream-job.js';
+export { DataStream, KeyedStream } from './stream-api.js';
+export type { Context, KeyedContext, KeyedProcessFunction, MultiInputFunction } from './stream-types.js';
 export { FileLinesSource } from './file-source.js';
 export type { SourceFunction, SourceReader } from './file-source.js';
 export { TransactionalFileSink } from './file-sink.js';
