@@ -11,8 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { median, runMemoryContainer, timed } from './raw-criu.js';
-import { requirePrerequisites } from '../test/helpers/prerequisites.js';
-import { CryoProcess } from '../test/helpers/cryo-process.js';
+import { requirePrerequisites } from '../harness/prerequisites.js';
+import { CryoProcess } from '../harness/cryo-process.js';
 
 const MIB = Number(process.env.BENCH_ARCHIVE_MIB ?? 2048);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);

@@ -17,11 +17,11 @@ import { execa } from 'execa';
 import { parseStatsImage } from '../src/adapters/criu/stats-image.js';
 import { loadConfig } from '../src/config.js';
 import { startServer } from '../src/server.js';
-import { readJson } from '../test/helpers/containers.js';
-import { BUSYBOX_IMAGE, requirePrerequisites } from '../test/helpers/prerequisites.js';
+import { readJson } from '../harness/containers.js';
+import { BUSYBOX_IMAGE, requirePrerequisites } from '../harness/prerequisites.js';
 import { median, rawCriu, runMemoryContainer, timed, type Memory } from './raw-criu.js';
 import { podmanAvailable, podmanCheckpointRestore } from './podman.js';
-import { callApi } from '../test/helpers/cryo-process.js';
+import { callApi } from '../harness/cryo-process.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '512,2048').split(',').map(Number);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);

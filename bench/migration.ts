@@ -7,10 +7,10 @@
 import os from 'node:os';
 import { execa } from 'execa';
 import type { Migration, MigrationPhaseName } from '../src/domain/migration.js';
-import { sleep } from '../test/helpers/containers.js';
-import { NODE_IMAGE, requirePrerequisites } from '../test/helpers/prerequisites.js';
-import { SecondHost } from '../test/helpers/second-host.js';
-import { CryoProcess } from '../test/helpers/cryo-process.js';
+import { sleep } from '../harness/containers.js';
+import { NODE_IMAGE, requirePrerequisites } from '../harness/prerequisites.js';
+import { SecondHost } from '../harness/second-host.js';
+import { CryoProcess } from '../harness/cryo-process.js';
 import { median, rawCriu, runMemoryContainer, timed } from './raw-criu.js';
 
 const MIB = Number(process.env.BENCH_MIB ?? 512);

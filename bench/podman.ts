@@ -6,8 +6,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { freePort } from '../test/helpers/containers.js';
-import { NODE_IMAGE } from '../test/helpers/prerequisites.js';
+import { freePort } from '../harness/containers.js';
+import { NODE_IMAGE } from '../harness/prerequisites.js';
 import { fetchMemory, timed } from './raw-criu.js';
 
 const PODMAN_IMAGE = `localhost/${NODE_IMAGE}`;

@@ -7,8 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { freePort, readJson, sleep } from '../test/helpers/containers.js';
-import { NODE_IMAGE } from '../test/helpers/prerequisites.js';
+import { freePort, readJson, sleep } from '../harness/containers.js';
+import { NODE_IMAGE } from '../harness/prerequisites.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 

@@ -9,9 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import type { Checkpoint, RestoreResult } from '../src/domain/checkpoint.js';
-import { sleep } from '../test/helpers/containers.js';
-import { TestCryo } from '../test/helpers/cryo.js';
-import { NODE_IMAGE, repoRoot, requirePrerequisites } from '../test/helpers/prerequisites.js';
+import { sleep } from '../harness/containers.js';
+import { TestCryo } from '../harness/cryo.js';
+import { NODE_IMAGE, repoRoot, requirePrerequisites } from '../harness/prerequisites.js';
 import { median } from './raw-criu.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);

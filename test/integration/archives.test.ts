@@ -7,11 +7,11 @@ import { execa } from 'execa';
 import type { Checkpoint, RestoreResult } from '../../src/domain/checkpoint.js';
 import type { ErrorBody } from '../../src/domain/error-body.js';
 import type { Manifest } from '../../src/domain/manifest.js';
-import { TestContainers, counterAtLeast, readCounter, sleep } from '../helpers/containers.js';
-import { TestCryo } from '../helpers/cryo.js';
-import { NODE_IMAGE, requirePrerequisites } from '../helpers/prerequisites.js';
-import { bringUpSecondHost } from '../helpers/second-host.js';
-import { readTar, sha256, writeTar, type TarItem } from '../helpers/tar.js';
+import { TestContainers, counterAtLeast, readCounter, sleep } from '../../harness/containers.js';
+import { TestCryo } from '../../harness/cryo.js';
+import { NODE_IMAGE, requirePrerequisites } from '../../harness/prerequisites.js';
+import { bringUpSecondHost } from '../../harness/second-host.js';
+import { readTar, sha256, writeTar, type TarItem } from '../../harness/tar.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
 
 interface Ctx {

@@ -6,9 +6,9 @@ import { execa } from 'execa';
 import type { Checkpoint, CheckpointList, RestoreResult } from '../../src/domain/checkpoint.js';
 import type { Preflight } from '../../src/domain/process.js';
 import type { Schedule, ScheduleRun } from '../../src/domain/schedule.js';
-import { TestContainers, counterAtLeast, inspect, readCounter } from '../helpers/containers.js';
-import { TestCryo } from '../helpers/cryo.js';
-import { NODE_IMAGE, repoRoot, requirePrerequisites } from '../helpers/prerequisites.js';
+import { TestContainers, counterAtLeast, inspect, readCounter } from '../../harness/containers.js';
+import { TestCryo } from '../../harness/cryo.js';
+import { NODE_IMAGE, repoRoot, requirePrerequisites } from '../../harness/prerequisites.js';
 
 const main = path.join(repoRoot, 'dist/src/main.js');
 const test = anyTest as TestFn<{ cryo: TestCryo; containers: TestContainers; work: string }>;

@@ -4,9 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { execa } from 'execa';
-import { CryoProcess } from '../helpers/cryo-process.js';
-import { BUSYBOX_IMAGE, requirePrerequisites } from '../helpers/prerequisites.js';
-import { writeTar } from '../helpers/tar.js';
+import { CryoProcess } from '../../harness/cryo-process.js';
+import { BUSYBOX_IMAGE, requirePrerequisites } from '../../harness/prerequisites.js';
+import { writeTar } from '../../harness/tar.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
 
 interface Ctx {

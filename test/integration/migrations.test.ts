@@ -11,10 +11,10 @@ import {
   inspect,
   readCounter,
   sleep,
-} from '../helpers/containers.js';
-import { TestCryo } from '../helpers/cryo.js';
-import { NODE_IMAGE, requirePrerequisites } from '../helpers/prerequisites.js';
-import { bringUpSecondHost, type SecondHost } from '../helpers/second-host.js';
+} from '../../harness/containers.js';
+import { TestCryo } from '../../harness/cryo.js';
+import { NODE_IMAGE, requirePrerequisites } from '../../harness/prerequisites.js';
+import { bringUpSecondHost, type SecondHost } from '../../harness/second-host.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
 
 interface Ctx {

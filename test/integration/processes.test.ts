@@ -8,9 +8,9 @@ import { execa } from 'execa';
 import type { Checkpoint, RestoreResult } from '../../src/domain/checkpoint.js';
 import type { ErrorBody } from '../../src/domain/error-body.js';
 import type { Preflight, ProcessReport } from '../../src/domain/process.js';
-import { TestContainers, freePort, inspect, sleep } from '../helpers/containers.js';
-import { TestCryo } from '../helpers/cryo.js';
-import { BUSYBOX_IMAGE, requirePrerequisites } from '../helpers/prerequisites.js';
+import { TestContainers, freePort, inspect, sleep } from '../../harness/containers.js';
+import { TestCryo } from '../../harness/cryo.js';
+import { BUSYBOX_IMAGE, requirePrerequisites } from '../../harness/prerequisites.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));

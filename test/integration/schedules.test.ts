@@ -9,9 +9,9 @@ import {
   readCounter,
   sleep,
   type CounterReading,
-} from '../helpers/containers.js';
-import { TestCryo } from '../helpers/cryo.js';
-import { NODE_IMAGE, requirePrerequisites } from '../helpers/prerequisites.js';
+} from '../../harness/containers.js';
+import { TestCryo } from '../../harness/cryo.js';
+import { NODE_IMAGE, requirePrerequisites } from '../../harness/prerequisites.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
 
 const test = anyTest as TestFn<{ cryo: TestCryo; containers: TestContainers }>;

@@ -6,10 +6,10 @@ import { execa } from 'execa';
 import type { Checkpoint, RestoreResult } from '../../src/domain/checkpoint.js';
 import type { ErrorBody } from '../../src/domain/error-body.js';
 import type { OperatorsView } from '../../src/domain/sidecar/metadata.js';
-import { TestContainers, sleep } from '../helpers/containers.js';
-import { TestCryo } from '../helpers/cryo.js';
-import { readTar } from '../helpers/tar.js';
-import { BUSYBOX_IMAGE, NODE_IMAGE, repoRoot, requirePrerequisites } from '../helpers/prerequisites.js';
+import { TestContainers, sleep } from '../../harness/containers.js';
+import { TestCryo } from '../../harness/cryo.js';
+import { readTar } from '../../harness/tar.js';
+import { BUSYBOX_IMAGE, NODE_IMAGE, repoRoot, requirePrerequisites } from '../../harness/prerequisites.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
 
 interface Context {

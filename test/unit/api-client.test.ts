@@ -7,7 +7,7 @@ import { ApiError } from '../../src/api-client/api-error.js';
 import { ApiTransport } from '../../src/api-client/api-transport.js';
 import { CliError, CryoClient } from '../../src/cli/cryo-client.js';
 import { ErrorCode, TargetError } from '../../src/domain/errors/index.js';
-import { freePort } from '../helpers/containers.js';
+import { freePort } from '../../harness/containers.js';
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 

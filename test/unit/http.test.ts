@@ -8,7 +8,7 @@ import { openDatabase, type Db } from '../../src/adapters/store/database.js';
 import { buildApp } from '../../src/http/app.js';
 import { systemClock } from '../../src/services/clock.js';
 import { fakeServices } from './fake-services.js';
-import { sleep } from '../helpers/containers.js';
+import { sleep } from '../../harness/containers.js';
 import type { FakeRuntime } from './fakes.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
 

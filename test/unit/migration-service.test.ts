@@ -10,7 +10,7 @@ import type { HostInfoReport, Migration } from '../../src/domain/migration.js';
 import { systemClock } from '../../src/services/clock.js';
 import { localHost } from '../../src/services/host-info.js';
 import type { PeerAgent } from '../../src/services/peer-agent.js';
-import { sleep } from '../helpers/containers.js';
+import { sleep } from '../../harness/containers.js';
 import { fakeServices } from './fake-services.js';
 import { FakeEngine, type FakeRuntime } from './fakes.js';
 

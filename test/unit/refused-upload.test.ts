@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import test from 'ava';
 import { execa } from 'execa';
 import { streamRequest } from '../../src/api-client/stream-request.js';
-import { repoRoot } from '../helpers/prerequisites.js';
+import { repoRoot } from '../../harness/prerequisites.js';
 
 const CHUNK = Buffer.alloc(1024 * 1024, 7);
 

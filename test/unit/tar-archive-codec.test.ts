@@ -9,7 +9,7 @@ import { TarArchiveCodec } from '../../src/adapters/archive/tar-archive-codec.js
 import { ArchiveInvalidError } from '../../src/domain/errors/index.js';
 import { CRYO_MANIFEST } from '../../src/domain/layout.js';
 import type { Manifest } from '../../src/domain/manifest.js';
-import { readTar, sha256, writeTar } from '../helpers/tar.js';
+import { readTar, sha256, writeTar } from '../../harness/tar.js';
 
 const codec = new TarArchiveCodec();
 const MIB = 1024 * 1024;

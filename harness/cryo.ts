@@ -2,8 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { loadConfig, type Config } from '../../src/config.js';
-import { startServer, type Server } from '../../src/server.js';
+import { loadConfig, type Config } from '../src/config.js';
+import { startServer, type Server } from '../src/server.js';
 import { repoRoot } from './prerequisites.js';
 
 export interface ApiResponse<T = Record<string, unknown>> {
