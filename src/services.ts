@@ -90,6 +90,7 @@ export function createServices(d: ServiceDeps) {
     clock: d.clock,
     retentionMs: d.migrationRetentionMs,
     store: new SqliteMigrationStore(d.db),
+    inspector: d.inspector,
   });
   const host = new HostService(d.runtime, d.engine, d.dataDir);
   const health = new HealthService(d.runtime, d.engine);

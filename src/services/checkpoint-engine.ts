@@ -7,7 +7,7 @@ export interface DumpResult {
   pids: number[];
 }
 
-export interface RestoreResult {
+export interface EngineRestoreResult {
   /** The restored tree's root pid. */
   pid: number;
   stats: CriuStats;
@@ -22,5 +22,5 @@ export interface CheckpointEngine {
   /** Dumps the process tree rooted at `pid` into `dir`; throws CriuError with the log tail on failure. */
   dump(pid: number, dir: string, options: CriuOptions & { leaveRunning: boolean }): Promise<DumpResult>;
   /** Restores the tree in `dir`, detached; throws CriuError with the log tail on failure. */
-  restore(dir: string, options: CriuOptions): Promise<RestoreResult>;
+  restore(dir: string, options: CriuOptions): Promise<EngineRestoreResult>;
 }

@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { readFile } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import {
   AppError,
@@ -21,6 +20,7 @@ import type { ContainerInfo, ContainerRuntime } from './container-runtime.js';
 import { localHost } from './host-info.js';
 import type { MigrationStore } from './migration-store.js';
 import type { PeerAgent, PeerConnector } from './peer-agent.js';
+import type { ProcessInspector } from './process-inspector.js';
 
 export interface MigrationServiceDeps {
   runtime: ContainerRuntime;
@@ -32,6 +32,8 @@ export interface MigrationServiceDeps {
   /** How long a migration's checkpoint is kept, on both sides, after it was taken. */
   retentionMs: number;
   store: MigrationStore;
+  /** The source container's resident memory, to estimate the room its checkpoint needs. */
+  inspector: ProcessInspector;
 }
 
 /** Checkpoints made by migrations carry this name prefix, here and on the target (the archive keeps the name). */
@@ -148,7 +150,7 @@ export class MigrationService {
     const target = await peer.host();
     const criuVersion = await this.deps.engine.version();
     requireHostFits({ ...localHost(), criuVersion }, target);
-    const needed = (await residentBytes(container.pid)) + SPACE_OVERHEAD_BYTES;
+    const needed = (await this.deps.inspector.residentBytes(container.pid)) + SPACE_OVERHEAD_BYTES;
     if (target.freeBytes < needed) throw new InsufficientSpaceError(needed, target.freeBytes);
     return peer.hasImage(container.imageId);
   }
@@ -297,9 +299,4 @@ export class MigrationService {
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-async function residentBytes(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
 }

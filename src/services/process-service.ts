@@ -233,10 +233,9 @@ export class ProcessService {
   private async waitGone(pid: number): Promise<void> {
     const deadline = this.deps.clock.now() + ZOMBIE_WAIT_MS;
     for (;;) {
-      const state = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
-      if (state === undefined) return;
-      const zombie = state.slice(state.lastIndexOf(')') + 2).startsWith('Z');
-      if (!zombie) throw new ProcessRunningError(pid);
+      const liveness = await this.deps.inspector.liveness(pid);
+      if (liveness === 'gone') return;
+      if (liveness === 'running') throw new ProcessRunningError(pid);
       // PID 1 reaps late here; CRIU cannot restore over a pid that is still a zombie.
       if (this.deps.clock.now() > deadline) throw new ProcessRunningError(pid);
       await new Promise((resolve) => setTimeout(resolve, 50));

@@ -5,10 +5,7 @@ import type { ProcessReport } from '../../src/domain/process.js';
 import type { ProcessInspector } from '../../src/services/process-inspector.js';
 import type { MountRecord } from '../../src/domain/manifest.js';
 import type { RootfsChanges, RootfsSummary } from '../../src/services/rootfs-changes.js';
-import type {
-  DumpResult,
-  RestoreResult as EngineRestoreResult,
-} from '../../src/services/checkpoint-engine.js';
+import type { DumpResult, EngineRestoreResult } from '../../src/services/checkpoint-engine.js';
 import type { CheckpointEngine } from '../../src/services/checkpoint-engine.js';
 import type {
   CheckpointRequest,
@@ -175,6 +172,12 @@ export class FakeRootfs implements RootfsChanges {
 export class FakeInspector implements ProcessInspector {
   async exists(): Promise<boolean> {
     return true;
+  }
+  async liveness(): Promise<'running' | 'zombie' | 'gone'> {
+    return 'gone';
+  }
+  async residentBytes(): Promise<number> {
+    return 64 << 20;
   }
   async report(root: number): Promise<ProcessReport> {
     return { root, processes: [] };

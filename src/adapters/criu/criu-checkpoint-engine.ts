@@ -3,7 +3,7 @@ import path from 'node:path';
 import { execa, ExecaError } from 'execa';
 import { CriuUnavailableError } from '../../domain/errors/index.js';
 import type { CriuOptions } from '../../domain/process.js';
-import type { CheckpointEngine, DumpResult, RestoreResult } from '../../services/checkpoint-engine.js';
+import type { CheckpointEngine, DumpResult, EngineRestoreResult } from '../../services/checkpoint-engine.js';
 import { criuFailure, tailLines } from './log-tail.js';
 import { PSTREE_IMAGE, readPstreePids } from './pstree-image.js';
 import { readStatsImage } from './stats-image.js';
@@ -64,7 +64,7 @@ export class CriuCheckpointEngine implements CheckpointEngine {
     };
   }
 
-  async restore(dir: string, options: CriuOptions): Promise<RestoreResult> {
+  async restore(dir: string, options: CriuOptions): Promise<EngineRestoreResult> {
     const args = [
       'restore',
       '--images-dir',

@@ -55,6 +55,17 @@ export class ProcInspector implements ProcessInspector {
     );
   }
 
+  async liveness(pid: number): Promise<'running' | 'zombie' | 'gone'> {
+    const state = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+    if (state === undefined) return 'gone';
+    return state.slice(state.lastIndexOf(')') + 2).startsWith('Z') ? 'zombie' : 'running';
+  }
+
+  async residentBytes(pid: number): Promise<number> {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+    return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
+  }
+
   async report(root: number): Promise<ProcessReport> {
     const pids = await this.tree(root);
     const [inet, unix] = await Promise.all([this.inetSockets(root), this.unixSockets(root)]);
