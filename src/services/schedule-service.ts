@@ -1,13 +1,10 @@
 import {
-  AppError,
-  CheckpointInUseError,
   ContainerNotFoundError,
-  ErrorCode,
   InvalidCronError,
   ScheduleNotFoundError,
   ScheduleRunInProgressError,
 } from '../domain/errors/index.js';
-import { retained } from '../domain/retention.js';
+import { applyRetention, ignoreGone } from './schedule/apply-retention.js';
 import type { CreateScheduleBody, PatchScheduleBody, Schedule, ScheduleRun } from '../domain/schedule.js';
 import type { CheckpointService } from './checkpoint-service.js';
 import { newId } from './ids.js';
@@ -230,7 +227,11 @@ export class ScheduleService {
       );
       run.checkpointId = checkpoint.id;
       this.deps.store.saveRun(run);
-      const pruned = await this.applyRetention(this.get(schedule.id));
+      const pruned = await applyRetention(
+        checkpoints,
+        this.get(schedule.id),
+        this.deps.store.checkpointIds(schedule.id),
+      );
       return this.finish(schedule.id, run, {
         outcome: 'succeeded',
         frozenMs:
@@ -251,32 +252,6 @@ export class ScheduleService {
       if (this.perContainer.get(containerId) === settled) this.perContainer.delete(containerId);
     });
     return next;
-  }
-
-  /** Deletes this schedule's checkpoints that the policy does not keep, never the newest nor one in use. */
-  private async applyRetention(schedule: Schedule): Promise<string[]> {
-    const { checkpoints } = this.deps;
-    const mine = new Set(this.deps.store.checkpointIds(schedule.id));
-    const existing = checkpoints.list().filter((c) => mine.has(c.id));
-    if (existing.length === 0) return [];
-    const keep = retained(
-      existing.map((c) => ({ id: c.id, createdAt: Date.parse(c.createdAt) })),
-      schedule.retain,
-      schedule.timezone,
-    );
-    const newest = existing.reduce((a, b) => (Date.parse(b.createdAt) > Date.parse(a.createdAt) ? b : a));
-    keep.add(newest.id);
-    const pruned: string[] = [];
-    for (const c of existing) {
-      if (keep.has(c.id) || checkpoints.isInUse(c.id)) continue;
-      try {
-        await checkpoints.remove(c.id);
-        pruned.push(c.id);
-      } catch (err) {
-        if (!(err instanceof CheckpointInUseError)) ignoreGone(err);
-      }
-    }
-    return pruned;
   }
 
   private async containerRuns(schedule: Schedule): Promise<boolean> {
@@ -324,9 +299,4 @@ export class ScheduleService {
 
 function stamp(ms: number): string {
   return new Date(ms).toISOString().replace(/[-:]/g, '').replace('.', '').replace('Z', '');
-}
-
-function ignoreGone(err: unknown): void {
-  if (err instanceof AppError && err.code === ErrorCode.CHECKPOINT_NOT_FOUND) return;
-  throw err;
 }

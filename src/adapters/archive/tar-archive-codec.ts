@@ -25,7 +25,10 @@ const SYNC_EVERY = 64 * 1024 * 1024;
 const MAX_ENTRIES = 200_000;
 const HINT_EXPORT = 'import only archives made by GET /v1/checkpoints/{id}/archive, unmodified and complete';
 
-/** Checkpoint archives as tar streams (tar-stream), optionally gzip- or zstd-compressed. */
+/**
+ * Checkpoint archives as tar streams (tar-stream), optionally gzip- or zstd-compressed. Over 300 lines as one
+ * mechanism: the export and the import are the two directions of the same format and its checks.
+ */
 export class TarArchiveCodec implements ArchiveCodec {
   async describe(dir: string): Promise<ManifestEntry[]> {
     const rel = (await walkRelative(dir)).filter((p) => p !== CRYO_MANIFEST);

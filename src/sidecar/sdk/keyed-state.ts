@@ -1,3 +1,7 @@
+/**
+ * Keyed state of the SDK's operators (value and map state per key, in key groups) and its incremental
+ * snapshots and restores. Over 300 lines as one thing: the state backend and its serialised form.
+ */
 import { keyGroupFor, type KeyGroupRange } from '../../domain/sidecar/key-groups.js';
 import type { StateHandle } from '../../domain/sidecar/protocol.js';
 import { STATE_CHUNK_BYTES } from '../../domain/sidecar/protocol.js';

@@ -17,6 +17,7 @@ import type { SidecarJob, SnapshotReport } from './sidecar-job.js';
  * The job's end of the sidecar protocol: a unix socket server that registers the job with whoever connects
  * (cryo), takes triggers, completes and aborts, streams each subtask's state and ack back on the connection
  * that triggered, and loads a restore. A peer that breaks the protocol gets an error frame and is closed.
+ * Over 300 lines as one thing: the job's side of one protocol.
  */
 export class SidecarServer {
   private server: net.Server | undefined;
