@@ -1,5 +1,7 @@
+import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { ApiError, answerError, unreachableReason } from './api-error.js';
+import { openRequest, readText } from './http-request.js';
 import { streamRequest } from './stream-request.js';
 
 export interface ApiRequest {
@@ -28,14 +30,18 @@ export class ApiTransport {
 
   /** The response body of a GET, as a stream (an exported archive). */
   async download(path: string): Promise<Readable> {
-    const res = await this.fetch('GET', path, {});
-    if (!res.body)
-      throw new ApiError('answered', 'EMPTY_RESPONSE', `GET ${path} answered without a body`, res.status);
-    return Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
+    return this.open('GET', path, {});
   }
 
   private async text(method: string, path: string, request: ApiRequest): Promise<string> {
-    if (request.stream === undefined) return (await this.fetch(method, path, request)).text();
+    if (request.stream === undefined) {
+      const res = await this.open(method, path, request);
+      try {
+        return await readText(res);
+      } catch (err) {
+        throw this.unreachable(err);
+      }
+    }
     let answer: { status: number; text: string };
     try {
       answer = await streamRequest(
@@ -53,22 +59,29 @@ export class ApiTransport {
     return answer.text;
   }
 
-  private async fetch(method: string, path: string, request: ApiRequest): Promise<Response> {
+  private async open(method: string, path: string, request: ApiRequest): Promise<IncomingMessage> {
     const json = request.json !== undefined;
-    const signal = this.signal(request);
-    let res: Response;
+    let res: IncomingMessage;
     try {
-      res = await fetch(`${this.url}${path}`, {
+      res = await openRequest(
         method,
-        headers: this.headers(json ? 'application/json' : request.contentType),
-        ...(json ? { body: JSON.stringify(request.json) } : {}),
-        ...(signal ? { signal } : {}),
-      });
+        `${this.url}${path}`,
+        this.headers(json ? 'application/json' : request.contentType),
+        json ? JSON.stringify(request.json) : undefined,
+        this.signal(request),
+      );
     } catch (err) {
       throw this.unreachable(err);
     }
-    if (res.ok) return res;
-    throw answerError(method, path, res.status, await res.text());
+    const status = res.statusCode ?? 0;
+    if (status >= 200 && status <= 299) return res;
+    let text: string;
+    try {
+      text = await readText(res);
+    } catch (err) {
+      throw this.unreachable(err);
+    }
+    throw answerError(method, path, status, text);
   }
 
   private headers(contentType: string | undefined): Record<string, string> {

@@ -1,5 +1,4 @@
-import http from 'node:http';
-import https from 'node:https';
+import { clientFor } from './http-request.js';
 import type { Readable } from 'node:stream';
 
 /** What a server answered to a request with a streamed body. */
@@ -12,16 +11,17 @@ export interface StreamAnswer {
  * Sends a request with a streamed body and resolves with the answer, even when the server answers before it
  * has read the whole body and closes the connection (a refused import): fetch would report only the broken pipe.
  */
-export function streamRequest(
+export async function streamRequest(
   method: string,
   url: string,
   headers: Record<string, string>,
   body: Readable,
   signal?: AbortSignal,
 ): Promise<StreamAnswer> {
+  const target = new URL(url);
+  const client = await clientFor(target);
   return new Promise((resolve, reject) => {
-    const target = new URL(url);
-    const req = (target.protocol === 'https:' ? https : http).request(target, {
+    const req = client.request(target, {
       method,
       headers,
       ...(signal ? { signal } : {}),

@@ -2,7 +2,7 @@ import { constants, createReadStream } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Checkpoint } from '../domain/checkpoint.js';
-import { ErrorCode } from '../domain/errors/index.js';
+import { ErrorCode } from '../domain/errors/error-code.js';
 import {
   amended,
   compressOption,

@@ -5,7 +5,7 @@ import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, TOKEN_FILE } from '../defaults.js';
-import { ErrorCode } from '../domain/errors/index.js';
+import { ErrorCode } from '../domain/errors/error-code.js';
 import { CliError, CryoClient } from './cryo-client.js';
 
 export const DEFAULT_URL = `http://${DEFAULT_LISTEN.host}:${DEFAULT_LISTEN.port}`;
