@@ -19,9 +19,13 @@ export class CryoProcess {
   ) {}
 
   /** `env` adds CRYO_* settings (another Docker socket, say). */
-  static async start(env: Record<string, string> = {}): Promise<CryoProcess> {
-    const work = await mkdtemp(path.join(os.tmpdir(), 'cryo-bench-'));
-    const token = randomBytes(24).toString('hex');
+  static async start(
+    env: Record<string, string> = {},
+    /** A work directory of an earlier process (its data and token), to start again on the same state. */
+    again?: { work: string; token: string },
+  ): Promise<CryoProcess> {
+    const work = again?.work ?? (await mkdtemp(path.join(os.tmpdir(), 'cryo-bench-')));
+    const token = again?.token ?? randomBytes(24).toString('hex');
     const port = await freePort();
     // As native-scripts/start-cryo.sh runs it.
     const child = execa(
@@ -66,6 +70,12 @@ export class CryoProcess {
 
   api<T = Record<string, unknown>>(method: string, urlPath: string, body?: unknown): Promise<T> {
     return callApi<T>(this, method, urlPath, body);
+  }
+
+  /** kill -9, as a crash; the data directory stays for `start(env, {work, token})`. */
+  async crash(): Promise<void> {
+    this.child.kill('SIGKILL');
+    await this.child;
   }
 
   async stop(): Promise<void> {

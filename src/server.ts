@@ -7,6 +7,9 @@ import { DockerContainerRuntime } from './adapters/docker/docker-container-runti
 import { OverlayRootfsChanges } from './adapters/docker/overlay-rootfs-changes.js';
 import { FsImageStore } from './adapters/store/fs-image-store.js';
 import { openDatabase } from './adapters/store/database.js';
+import { SqliteHostJournal } from './adapters/store/sqlite-host-journal.js';
+import { DockerHostUndo } from './adapters/docker/docker-host-undo.js';
+import { recoverHostState } from './services/recover-host-state.js';
 import { UnixSidecarConnector } from './adapters/sidecar/unix-sidecar-connector.js';
 import { HttpPeerAgent } from './adapters/peer/http-peer-agent.js';
 import { ProcInspector } from './adapters/proc/proc-inspector.js';
@@ -34,11 +37,14 @@ export async function startServer(config: Config): Promise<Server> {
   const store = new FsImageStore(config.dataDir);
   await store.init();
   const docker = new DockerClient(config.dockerSocket);
+  const journal = new SqliteHostJournal(db);
+  const runtime = new DockerContainerRuntime(docker, journal, {
+    execRoot: config.dockerExecRoot,
+    ...(config.containerdSocket ? { containerdSocket: config.containerdSocket } : {}),
+  });
   const services = createServices({
-    runtime: new DockerContainerRuntime(docker, {
-      execRoot: config.dockerExecRoot,
-      ...(config.containerdSocket ? { containerdSocket: config.containerdSocket } : {}),
-    }),
+    runtime,
+    journal,
     engine: new CriuCheckpointEngine({ binary: config.criuBinary }),
     rootfs: new OverlayRootfsChanges(docker),
     inspector: new ProcInspector(),
@@ -60,6 +66,24 @@ export async function startServer(config: Config): Promise<Server> {
   });
   const { catalog, schedules, migrations } = services;
   const app = await buildApp({ ...services, token, logLevel: config.logLevel });
+
+  // What a crash left changed outside the data directory is put back before any request is served.
+  const recovery = await recoverHostState({
+    journal,
+    undo: new DockerHostUndo(docker, (id) => runtime.ensureNotFrozen(id)),
+    catalog,
+    runtime,
+  });
+  for (const { entry, error } of recovery.failed)
+    app.log.error(
+      { intent: entry.intent, error },
+      'could not undo what an interrupted operation left; tried again at the next start',
+    );
+  if (recovery.undone.length > 0)
+    app.log.warn(
+      { undone: recovery.undone.map((e) => e.intent) },
+      'undid what an interrupted operation left',
+    );
 
   // Half-written checkpoints from a crash are never visible; drop them.
   const swept = await store.sweep(catalog.ids());

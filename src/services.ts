@@ -11,6 +11,7 @@ import type { Clock } from './services/clock.js';
 import type { ContainerRuntime } from './services/container-runtime.js';
 import { HealthService } from './services/health-service.js';
 import { HostService } from './services/host-service.js';
+import type { HostJournal } from './services/host-journal.js';
 import type { ImageStore } from './services/image-store.js';
 import { ProcessService } from './services/process-service.js';
 import type { ProcessInspector } from './services/process-inspector.js';
@@ -38,6 +39,8 @@ export interface ServiceDeps {
   maxImportBytes: number;
   scheduleGraceMs: number;
   migrationRetentionMs: number;
+  /** Where changes outside the data directory are recorded until put back (crash recovery). */
+  journal?: HostJournal;
   /** Reaches stream jobs' sidecars; without it, `application` checkpoints are not offered. */
   sidecar?: SidecarConnector;
   sidecarCoordinator?: Partial<CoordinatorOptions>;

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { DockerError } from '../../domain/errors/index.js';
+import { HostIntentKind } from '../../domain/host-intent.js';
+import type { HostJournal } from '../../services/host-journal.js';
 import type { DockerClient } from './docker-client.js';
 
 /** Names of the checkpoints cryo places in Docker's checkpoints directories. */
@@ -17,6 +19,7 @@ const LINK_CLIMB = 32;
  */
 export async function withDockerCheckpoint(
   client: DockerClient,
+  journal: HostJournal,
   containerId: string,
   imagesDir: string,
   fn: (checkpointName: string) => Promise<void>,
@@ -24,6 +27,12 @@ export async function withDockerCheckpoint(
   const root = await client.dockerRootDir();
   const checkpointName = `${CHECKPOINT_NAME_PREFIX}${randomBytes(6).toString('hex')}`;
   const target = path.join(root, 'containers', containerId, 'checkpoints', checkpointName);
+  const intent = journal.begin({
+    kind: HostIntentKind.DOCKER_CHECKPOINT,
+    containerId,
+    checkpointName,
+    dir: target,
+  });
   try {
     await linkImages(imagesDir, target);
     const listed = await client.call(() => client.checkpointApi(containerId).listCheckpoint());
@@ -39,6 +48,7 @@ export async function withDockerCheckpoint(
       .deleteCheckpoint(checkpointName)
       .catch(() => undefined);
     await rm(target, { recursive: true, force: true });
+    journal.end(intent);
   }
 }
 

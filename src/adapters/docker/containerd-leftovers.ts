@@ -1,13 +1,17 @@
 import { access, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
+import { HostIntentKind } from '../../domain/host-intent.js';
+import type { HostJournal } from '../../services/host-journal.js';
 
-const LEFTOVER_PREFIX = 'ctrd-checkpoint';
+/** containerd's unpacked copies of restored checkpoints: <tmp>/ctrd-checkpoint<random>. */
+export const CONTAINERD_LEFTOVER_PREFIX = 'ctrd-checkpoint';
 
 /** What containerd leaves behind around `docker start --checkpoint`, and how cryo clears it. */
 export class ContainerdLeftovers {
   constructor(
     private readonly execRoot: string,
+    private readonly journal: HostJournal,
     private readonly options: { socket?: string | undefined; tmpDir?: string | undefined } = {},
   ) {}
 
@@ -21,6 +25,11 @@ export class ContainerdLeftovers {
    */
   async clearingTmpCopies<T>(fn: () => Promise<T>): Promise<T> {
     const before = await this.tmpCopies();
+    const intent = this.journal.begin({
+      kind: HostIntentKind.CONTAINERD_TMP,
+      tmpDir: this.tmpDir,
+      before: [...before],
+    });
     try {
       return await fn();
     } finally {
@@ -30,6 +39,7 @@ export class ContainerdLeftovers {
           .filter((d) => !before.has(d))
           .map((d) => rm(path.join(this.tmpDir, d), { recursive: true, force: true })),
       );
+      this.journal.end(intent);
     }
   }
 
@@ -48,7 +58,7 @@ export class ContainerdLeftovers {
 
   private async tmpCopies(): Promise<Set<string>> {
     const entries = await readdir(this.tmpDir).catch(() => [] as string[]);
-    return new Set(entries.filter((e) => e.startsWith(LEFTOVER_PREFIX)));
+    return new Set(entries.filter((e) => e.startsWith(CONTAINERD_LEFTOVER_PREFIX)));
   }
 
   private async socket(): Promise<string | undefined> {

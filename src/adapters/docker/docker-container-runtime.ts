@@ -10,6 +10,7 @@ import type {
   RuntimeCheckpointResult,
   RuntimeVersion,
 } from '../../services/container-runtime.js';
+import type { HostJournal } from '../../services/host-journal.js';
 import { CgroupFreezer } from './cgroup-freezer.js';
 import { checkpointError } from './checkpoint-error.js';
 import { withDockerCheckpoint } from './checkpoint-dir.js';
@@ -52,15 +53,16 @@ export class DockerContainerRuntime implements ContainerRuntime {
 
   constructor(
     private readonly client: DockerClient,
+    private readonly journal: HostJournal,
     private readonly options: DockerContainerRuntimeOptions = {},
   ) {
     this.execRoot = options.execRoot ?? '/var/run/docker';
     this.runc = new RuncCheckpointer(options.runc);
-    this.restoreOptions = new RestoreOptionsFile(client, options.runcCriuConfig);
-    this.runcDump = new RuncDump(client, this.runc, this.restoreOptions, async (id) =>
+    this.restoreOptions = new RestoreOptionsFile(client, journal, options.runcCriuConfig);
+    this.runcDump = new RuncDump(client, this.runc, this.restoreOptions, journal, async (id) =>
       Boolean((await this.inspect(id))?.running),
     );
-    this.leftovers = new ContainerdLeftovers(this.execRoot, {
+    this.leftovers = new ContainerdLeftovers(this.execRoot, journal, {
       socket: options.containerdSocket,
       tmpDir: options.containerdTmpDir,
     });
@@ -150,7 +152,7 @@ export class DockerContainerRuntime implements ContainerRuntime {
   async restore(containerId: string, imagesDir: string, criu: ContainerCriuOptions): Promise<void> {
     await this.restoreMutex.run(() =>
       this.leftovers.clearingTmpCopies(() =>
-        withDockerCheckpoint(this.client, containerId, imagesDir, (checkpointName) =>
+        withDockerCheckpoint(this.client, this.journal, containerId, imagesDir, (checkpointName) =>
           this.restoreOptions.duringRestore(containerId, criu, () =>
             this.startFromCheckpoint(containerId, checkpointName),
           ),

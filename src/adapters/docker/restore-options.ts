@@ -1,6 +1,8 @@
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ContainerCriuOptions } from '../../domain/checkpoint.js';
+import { HostIntentKind } from '../../domain/host-intent.js';
+import type { HostJournal } from '../../services/host-journal.js';
 import type { DockerClient } from './docker-client.js';
 import { criuConfigLines } from './runc-checkpointer.js';
 import { SharedLock } from './shared-lock.js';
@@ -16,6 +18,7 @@ export class RestoreOptionsFile {
 
   constructor(
     private readonly client: DockerClient,
+    private readonly journal: HostJournal,
     private readonly file = '/etc/criu/runc.conf',
   ) {}
 
@@ -40,6 +43,11 @@ export class RestoreOptionsFile {
 
   private async writing(lines: string[], fn: () => Promise<void>): Promise<void> {
     const before = await readFile(this.file, 'utf8').catch(() => undefined);
+    const intent = this.journal.begin({
+      kind: HostIntentKind.CRIU_CONFIG,
+      file: this.file,
+      before: before ?? null,
+    });
     await mkdir(path.dirname(this.file), { recursive: true });
     await writeFile(
       this.file,
@@ -50,6 +58,7 @@ export class RestoreOptionsFile {
     } finally {
       if (before === undefined) await rm(this.file, { force: true });
       else await writeFile(this.file, before);
+      this.journal.end(intent);
     }
   }
 

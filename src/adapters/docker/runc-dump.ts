@@ -1,6 +1,8 @@
 import path from 'node:path';
 import type { CriuStats } from '../../domain/criu-stats.js';
 import { DockerError } from '../../domain/errors/index.js';
+import { HostIntentKind } from '../../domain/host-intent.js';
+import { withIntent, type HostJournal } from '../../services/host-journal.js';
 import type { CheckpointRequest, RuntimeCheckpointResult } from '../../services/container-runtime.js';
 import type { DockerClient } from './docker-client.js';
 import type { RestoreOptionsFile } from './restore-options.js';
@@ -15,6 +17,7 @@ export class RuncDump {
     private readonly client: DockerClient,
     private readonly runc: RuncCheckpointer,
     private readonly options: RestoreOptionsFile,
+    private readonly journal: HostJournal,
     private readonly isRunning: (containerId: string) => Promise<boolean>,
   ) {}
 
@@ -31,21 +34,32 @@ export class RuncDump {
     // dockerd 20.10 restarts a container that a checkpoint stopped, from scratch, when its restart policy says so
     // (seen with `docker checkpoint create` here); the policy is set aside until Docker has seen the exit.
     const holdPolicy = policy?.Name !== undefined && policy.Name !== '' && policy.Name !== 'no';
+    const held = holdPolicy
+      ? this.journal.begin({
+          kind: HostIntentKind.RESTART_POLICY,
+          containerId,
+          policy: { Name: policy.Name, MaximumRetryCount: policy.MaximumRetryCount },
+        })
+      : undefined;
     if (holdPolicy) await this.client.call(() => container.update({ RestartPolicy: { Name: 'no' } }));
     const putBack = async () => {
-      if (holdPolicy) await this.client.call(() => container.update({ RestartPolicy: policy }));
+      if (!holdPolicy) return;
+      await this.client.call(() => container.update({ RestartPolicy: policy }));
+      this.journal.end(held!);
     };
     let stats: CriuStats;
     try {
-      stats = await this.options.duringDump(() =>
-        this.runc.checkpoint({
-          root,
-          containerId,
-          imagesDir,
-          workDir: request.parentDir,
-          leaveRunning: !request.exit,
-          criu: request.criu,
-        }),
+      stats = await withIntent(this.journal, { kind: HostIntentKind.FROZEN, containerId }, () =>
+        this.options.duringDump(() =>
+          this.runc.checkpoint({
+            root,
+            containerId,
+            imagesDir,
+            workDir: request.parentDir,
+            leaveRunning: !request.exit,
+            criu: request.criu,
+          }),
+        ),
       );
     } catch (err) {
       await putBack();

@@ -31,6 +31,11 @@ const MIGRATIONS = [
      started_at TEXT NOT NULL,
      body TEXT NOT NULL
    )`,
+  `CREATE TABLE host_intents (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     created_at TEXT NOT NULL,
+     body TEXT NOT NULL
+   )`,
 ];
 
 /** Opens the catalog database (WAL, synchronous=FULL) and brings its schema up to date. */

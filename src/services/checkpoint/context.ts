@@ -4,6 +4,7 @@ import type { CheckpointEngine } from '../checkpoint-engine.js';
 import type { Clock } from '../clock.js';
 import type { ContainerRuntime } from '../container-runtime.js';
 import type { HostInfo } from '../host-info.js';
+import type { HostJournal } from '../host-journal.js';
 import type { ImageStore } from '../image-store.js';
 import type { KeyedLocks } from '../keyed-locks.js';
 import type { ProcessService } from '../process-service.js';
@@ -26,6 +27,8 @@ export interface CheckpointServiceDeps {
   locks?: KeyedLocks;
   /** Operator checkpoints of stream jobs through their sidecar (`application`). */
   sidecar?: SidecarService | undefined;
+  /** Where a stop-mode checkpoint records the container it stopped, until it is published. */
+  journal?: HostJournal;
   /** Every file of a checkpoint directory (but the manifest) with its size and sha256, as an export lists them. */
   describeEntries?: (dir: string) => Promise<ManifestEntry[]>;
 }

@@ -7,11 +7,13 @@ import type {
   CreateCheckpointBody,
 } from '../../domain/checkpoint.js';
 import {
+  AppError,
   CheckpointNameInUseError,
   ContainerNotFoundError,
   ContainerNotRunningError,
   PreflightFailedError,
 } from '../../domain/errors/index.js';
+import { HostIntentKind } from '../../domain/host-intent.js';
 import { CHECKPOINT_IMAGES_DIR, CRYO_MANIFEST } from '../../domain/layout.js';
 import type { ContainerInfo, RuntimeCheckpointResult } from '../container-runtime.js';
 import { fallbackSpec } from '../engine-configs.js';
@@ -79,6 +81,14 @@ export async function createCheckpoint(
     const spec = runtimeSpec ?? fallbackSpec(container.config);
     const createdAt = new Date(started);
     let cut: ApplicationCut | undefined;
+    // Should cryo die before the checkpoint is published, its next start runs the container again.
+    const stopping = body.leaveRunning
+      ? undefined
+      : ctx.journal?.begin({
+          kind: HostIntentKind.STOP_MODE_CHECKPOINT,
+          containerId: container.id,
+          checkpointId: id,
+        });
     const published = publishCheckpoint(
       store,
       catalog,
@@ -163,13 +173,29 @@ export async function createCheckpoint(
       checkpoint = await published;
     } catch (err) {
       if (sidecar && cut && body.leaveRunning) await sidecar.finish(container.pid, cut, 'abort');
-      throw err;
+      throw body.leaveRunning ? err : await bringBack(ctx, container.id, err);
+    } finally {
+      if (stopping !== undefined) ctx.journal?.end(stopping);
     }
     if (sidecar && cut && body.leaveRunning) await sidecar.finish(container.pid, cut, 'complete');
     return checkpoint;
   } finally {
     release();
   }
+}
+
+/**
+ * A stop-mode checkpoint failed after its dump may have stopped the container: the workload is started again
+ * (afresh: no checkpoint was kept), and the error says so.
+ */
+async function bringBack(ctx: CheckpointContext, containerId: string, err: unknown): Promise<unknown> {
+  const now = await ctx.runtime.inspect(containerId).catch(() => undefined);
+  if (!now || now.running) return err;
+  let restarted = true;
+  await ctx.runtime.start(containerId).catch(() => (restarted = false));
+  return err instanceof AppError
+    ? err.addDetails({ containerRestarted: restarted, container: containerId })
+    : err;
 }
 
 interface ApplicationOnlyJob {

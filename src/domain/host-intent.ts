@@ -1,0 +1,51 @@
+import { z } from 'zod';
+
+/** What cryo is about to change outside its data directory; a record of it outlives a crash. */
+export const HostIntentKind = {
+  /** runc's CRIU options file, written for the length of one restore. */
+  CRIU_CONFIG: 'criu-config',
+  /** A container's restart policy, set to "no" while a stop-mode dump's exit is handled. */
+  RESTART_POLICY: 'restart-policy',
+  /** CRIU's images linked into Docker's checkpoints directory for `docker start --checkpoint`. */
+  DOCKER_CHECKPOINT: 'docker-checkpoint',
+  /** containerd's unpacked copies of a restored checkpoint in its temporary directory. */
+  CONTAINERD_TMP: 'containerd-tmp',
+  /** A container frozen by a dump. */
+  FROZEN: 'frozen',
+  /** A container stopped by a stop-mode checkpoint that is not published yet. */
+  STOP_MODE_CHECKPOINT: 'stop-mode-checkpoint',
+} as const;
+
+export const HostIntentSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal(HostIntentKind.CRIU_CONFIG), file: z.string(), before: z.string().nullable() }),
+  z.object({
+    kind: z.literal(HostIntentKind.RESTART_POLICY),
+    containerId: z.string(),
+    policy: z.object({ Name: z.string(), MaximumRetryCount: z.number().optional() }),
+  }),
+  z.object({
+    kind: z.literal(HostIntentKind.DOCKER_CHECKPOINT),
+    containerId: z.string(),
+    checkpointName: z.string(),
+    dir: z.string(),
+  }),
+  z.object({
+    kind: z.literal(HostIntentKind.CONTAINERD_TMP),
+    tmpDir: z.string(),
+    before: z.array(z.string()),
+  }),
+  z.object({ kind: z.literal(HostIntentKind.FROZEN), containerId: z.string() }),
+  z.object({
+    kind: z.literal(HostIntentKind.STOP_MODE_CHECKPOINT),
+    containerId: z.string(),
+    checkpointId: z.string(),
+  }),
+]);
+export type HostIntent = z.infer<typeof HostIntentSchema>;
+
+/** A recorded intent, as the journal keeps it until the change is undone or complete. */
+export interface JournaledIntent {
+  id: number;
+  intent: HostIntent;
+  createdAt: string;
+}

@@ -1,0 +1,43 @@
+import { HostIntentKind, type HostIntent, type JournaledIntent } from '../domain/host-intent.js';
+import type { CheckpointCatalog } from './checkpoint-catalog.js';
+import type { ContainerRuntime } from './container-runtime.js';
+import type { HostJournal, HostStateUndo } from './host-journal.js';
+
+export interface HostRecoveryDeps {
+  journal: HostJournal;
+  undo: HostStateUndo;
+  catalog: CheckpointCatalog;
+  runtime: ContainerRuntime;
+}
+
+export interface HostRecovery {
+  undone: JournaledIntent[];
+  /** Left in the journal, to be tried again at the next start. */
+  failed: { entry: JournaledIntent; error: string }[];
+}
+
+/**
+ * At start-up, before any request: undoes, newest first, every change outside the data directory that an
+ * interrupted operation left recorded. A container that a stop-mode checkpoint stopped is started again unless
+ * that checkpoint was published.
+ */
+export async function recoverHostState(deps: HostRecoveryDeps): Promise<HostRecovery> {
+  const recovery: HostRecovery = { undone: [], failed: [] };
+  for (const entry of deps.journal.pending().reverse()) {
+    try {
+      await undoOne(deps, entry.intent);
+      deps.journal.end(entry.id);
+      recovery.undone.push(entry);
+    } catch (err) {
+      recovery.failed.push({ entry, error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+  return recovery;
+}
+
+async function undoOne(deps: HostRecoveryDeps, intent: HostIntent): Promise<void> {
+  if (intent.kind !== HostIntentKind.STOP_MODE_CHECKPOINT) return deps.undo.undo(intent);
+  if (deps.catalog.get(intent.checkpointId)) return;
+  const container = await deps.runtime.inspect(intent.containerId);
+  if (container && !container.running) await deps.runtime.start(container.id);
+}

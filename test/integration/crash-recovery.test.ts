@@ -1,0 +1,168 @@
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import anyTest, { type TestFn } from 'ava';
+import { execa } from 'execa';
+import { TestContainers, counterAtLeast, readCounter, sleep } from '../../harness/containers.js';
+import { CryoProcess } from '../../harness/cryo-process.js';
+import { NODE_IMAGE, requirePrerequisites } from '../../harness/prerequisites.js';
+
+// cryo runs as a process of its own and is killed with SIGKILL part-way, as a crash would; it is then started
+// again on the same data directory, and what it had changed on the host must be as it was.
+interface Ctx {
+  /** Shared by the serial tests and the hooks (ava gives each test a shallow copy of the context). */
+  live: { cryo: CryoProcess };
+  containers: TestContainers;
+}
+const test = anyTest as TestFn<Ctx>;
+
+const RUNC_CONF = '/etc/criu/runc.conf';
+
+test.before(async (t) => {
+  await requirePrerequisites();
+  t.context = { live: { cryo: await CryoProcess.start() }, containers: new TestContainers() };
+});
+
+test.after.always(async (t) => {
+  await t.context.containers?.removeAll();
+  await t.context.live?.cryo.stop();
+});
+
+const readOrNull = (file: string) => readFile(file, 'utf8').catch(() => null);
+
+async function inspectField(ref: string, format: string): Promise<string> {
+  return (await execa('docker', ['inspect', '-f', format, ref])).stdout.trim();
+}
+
+async function ctrdLeftovers(): Promise<Set<string>> {
+  return new Set((await readdir('/tmp')).filter((d) => d.startsWith('ctrd-checkpoint')));
+}
+
+/** Polls `probe` every millisecond or two until it is true, for at most `ms`. */
+async function until(probe: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await probe()) return true;
+    await sleep(1);
+  }
+  return false;
+}
+
+/** Kills cryo and starts it again on the same data directory. */
+async function crashAndRestart(t: { context: Ctx }): Promise<void> {
+  const { live } = t.context;
+  await live.cryo.crash();
+  live.cryo = await CryoProcess.start({}, { work: live.cryo.work, token: live.cryo.token });
+}
+
+test.serial(
+  'a restore killed while runc.conf holds its CRIU options: the file, Docker and /tmp are put back',
+  async (t) => {
+    const { containers } = t.context;
+    const name = containers.uniqueName('conf');
+    await containers.run({ image: NODE_IMAGE, publish: 8080, name });
+    const before = await counterAtLeast(name, 3);
+    const checkpoint = await t.context.live.cryo.api<{ id: string }>(
+      'POST',
+      `/v1/containers/${name}/checkpoints`,
+      {
+        leaveRunning: false,
+        tcpEstablished: true,
+      },
+    );
+    const id = await inspectField(name, '{{.Id}}');
+    const root = (await execa('docker', ['info', '-f', '{{.DockerRootDir}}'])).stdout.trim();
+    const confBefore = await readOrNull(RUNC_CONF);
+    const tmpBefore = await ctrdLeftovers();
+
+    let caught = false;
+    for (let attempt = 0; attempt < 5 && !caught; attempt++) {
+      if ((await inspectField(name, '{{.State.Running}}')) === 'true')
+        await execa('docker', ['stop', '-t', '1', name]);
+      const restore = t.context.live.cryo
+        .api('POST', `/v1/checkpoints/${checkpoint.id}/restore`)
+        .catch(() => undefined);
+      caught = await until(
+        async () => (await readOrNull(RUNC_CONF))?.includes('tcp-established') === true,
+        20_000,
+      );
+      await crashAndRestart(t);
+      void restore;
+      t.log(
+        `attempt ${attempt}: ${caught ? 'killed with the options in runc.conf' : 'the restore ended first'}`,
+      );
+    }
+    t.true(caught, 'cryo was killed while the options were in runc.conf');
+
+    t.is(await readOrNull(RUNC_CONF), confBefore, 'runc.conf is as it was');
+    const links = await readdir(path.join(root, 'containers', id, 'checkpoints')).catch(() => [] as string[]);
+    t.deepEqual(
+      links.filter((l) => l.startsWith('cryo-')),
+      [],
+      "no cryo link directory is left in Docker's checkpoints directory",
+    );
+    const tmpAfter = await ctrdLeftovers();
+    t.deepEqual(
+      [...tmpAfter].filter((d) => !tmpBefore.has(d)),
+      [],
+      'no containerd copy is left in /tmp',
+    );
+    t.is(await inspectField(name, '{{.State.Paused}}'), 'false');
+
+    // The checkpoint is whole and restores: the counter goes on from where it was.
+    if ((await inspectField(name, '{{.State.Running}}')) === 'true')
+      await execa('docker', ['stop', '-t', '1', name]);
+    const restored = await t.context.live.cryo.api('POST', `/v1/checkpoints/${checkpoint.id}/restore`);
+    t.truthy(restored);
+    const after = await readCounter(name);
+    t.is(after.bootId, before.bootId, 'the same process, restored');
+    t.true(after.count >= before.count);
+  },
+);
+
+test.serial(
+  'a stop-mode checkpoint killed while the restart policy is held: the policy comes back and the workload runs',
+  async (t) => {
+    const { containers } = t.context;
+    const name = containers.uniqueName('policy');
+    await containers.run({ image: NODE_IMAGE, publish: 8080, name, restart: 'always' });
+    await counterAtLeast(name, 2);
+
+    let caught = false;
+    for (let attempt = 0; attempt < 5 && !caught; attempt++) {
+      const checkpoint = t.context.live.cryo
+        .api('POST', `/v1/containers/${name}/checkpoints`, { leaveRunning: false })
+        .catch(() => undefined);
+      caught = await until(
+        async () => (await inspectField(name, '{{.HostConfig.RestartPolicy.Name}}')) === 'no',
+        20_000,
+      );
+      await crashAndRestart(t);
+      void checkpoint;
+      t.log(`attempt ${attempt}: ${caught ? 'killed with the policy held' : 'the checkpoint ended first'}`);
+      if (!caught) {
+        // It completed: start the container again for the next attempt.
+        await execa('docker', ['start', name], { reject: false });
+        await counterAtLeast(name, 1);
+      }
+    }
+    t.true(caught, 'cryo was killed while the restart policy was held');
+
+    t.is(
+      await inspectField(name, '{{.HostConfig.RestartPolicy.Name}}'),
+      'always',
+      'the restart policy is as it was',
+    );
+    // Whatever the dump had done by the kill, the workload runs again (the unpublished checkpoint is gone).
+    t.true(
+      await until(async () => (await inspectField(name, '{{.State.Running}}')) === 'true', 20_000),
+      'the container runs',
+    );
+    t.is(await inspectField(name, '{{.State.Paused}}'), 'false');
+    await readCounter(name);
+    const list = await t.context.live.cryo.api<{ checkpoints: unknown[] }>(
+      'GET',
+      `/v1/checkpoints?container=${name}`,
+    );
+    t.deepEqual(list.checkpoints, [], 'no half-written checkpoint is listed');
+  },
+);
