@@ -1,6 +1,7 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 
@@ -41,7 +42,7 @@ export async function writeTar(root: string, relPaths: string[], file: string): 
       } else if (st.isSymbolicLink()) {
         await addEntry(pack, { ...header, type: 'symlink', linkname: await readlink(full) });
       } else if (st.isFile()) {
-        await addFile(pack, { ...header, type: 'file', size: st.size }, full);
+        await addFile(pack, header, full);
       } else {
         continue;
       }
@@ -63,9 +64,37 @@ function addEntry(pack: tar.Pack, header: TarHeader): Promise<void> {
   });
 }
 
-function addFile(pack: tar.Pack, header: TarHeader, file: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const sink = pack.entry(header as tar.Header, (err) => (err ? reject(err) : resolve()));
-    pipeline(createReadStream(file), sink).catch(reject);
-  });
+/**
+ * A regular file as it is when opened: a workload that writes it meanwhile (a leave-running checkpoint) must not
+ * fail the pack. It is stored with the size it had then; should it shrink before it is read, the rest is zeros.
+ */
+async function addFile(pack: tar.Pack, header: TarHeader, file: string): Promise<void> {
+  const handle = await open(file, 'r');
+  try {
+    const { size } = await handle.stat();
+    await new Promise<void>((resolve, reject) => {
+      const sink = pack.entry({ ...header, type: 'file', size } as tar.Header, (err) =>
+        err ? reject(err) : resolve(),
+      );
+      pipeline(Readable.from(bytesOf(handle, size)), sink).catch(reject);
+    });
+  } finally {
+    await handle.close();
+  }
 }
+
+async function* bytesOf(handle: FileHandle, size: number): AsyncGenerator<Buffer> {
+  let position = 0;
+  while (position < size) {
+    const want = Math.min(READ_CHUNK, size - position);
+    const { bytesRead, buffer } = await handle.read(Buffer.allocUnsafe(want), 0, want, position);
+    if (bytesRead === 0) {
+      yield Buffer.alloc(size - position);
+      return;
+    }
+    position += bytesRead;
+    yield buffer.subarray(0, bytesRead);
+  }
+}
+
+const READ_CHUNK = 1 << 20;

@@ -264,14 +264,20 @@ export class ProcInspector implements ProcessInspector {
 }
 
 /** The ids of the mounts the process can see (the first field of each /proc/<pid>/mountinfo line). */
+/**
+ * The mount ids a process sees. A process that exits while it is read shows no mounts at all, which made every
+ * open file look detached: such a process is gone, and the report leaves it out (the caller drops it on throw).
+ */
 async function mountIds(pid: number): Promise<Set<number>> {
-  const text = await readFile(`/proc/${pid}/mountinfo`, 'utf8').catch(() => '');
-  return new Set(
+  const text = await readFile(`/proc/${pid}/mountinfo`, 'utf8');
+  const ids = new Set(
     text
       .split('\n')
       .filter(Boolean)
       .map((l) => Number(l.split(' ')[0])),
   );
+  if (ids.size === 0) throw new Error(`pid ${pid} exited while it was read`);
+  return ids;
 }
 
 async function classify(
