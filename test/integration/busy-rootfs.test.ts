@@ -1,25 +1,10 @@
-import anyTest, { type TestFn } from 'ava';
 import { execa } from 'execa';
 import type { Checkpoint } from '../../src/domain/checkpoint.js';
-import { TestContainers, sleep } from '../../harness/containers.js';
-import { TestCryo } from '../../harness/cryo.js';
-import { BUSYBOX_IMAGE, requirePrerequisites } from '../../harness/prerequisites.js';
+import { sleep } from '../../harness/containers.js';
+import { cryoSuite } from '../../harness/cryo-suite.js';
+import { BUSYBOX_IMAGE } from '../../harness/prerequisites.js';
 
-interface Ctx {
-  cryo: TestCryo;
-  containers: TestContainers;
-}
-const test = anyTest as TestFn<Ctx>;
-
-test.before(async (t) => {
-  await requirePrerequisites();
-  t.context = { cryo: await TestCryo.start(), containers: new TestContainers() };
-});
-
-test.after.always(async (t) => {
-  await t.context.containers?.removeAll();
-  await t.context.cryo?.stop();
-});
+const test = cryoSuite();
 
 // A workload that keeps growing a file in its root filesystem, with short-lived `head` processes: the file
 // grew between listing and packing rootfs-diff.tar ("Size mismatch"), and a `head` that exited while the

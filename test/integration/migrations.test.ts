@@ -1,37 +1,15 @@
-import anyTest, { type TestFn } from 'ava';
 import { execa } from 'execa';
 import type { Checkpoint } from '../../src/domain/checkpoint.js';
 import type { ErrorBody } from '../../src/domain/error-body.js';
 import type { Migration } from '../../src/domain/migration.js';
-import {
-  TestContainers,
-  counterAtLeast,
-  freePort,
-  hostPort,
-  inspect,
-  readCounter,
-  sleep,
-} from '../../harness/containers.js';
+import { counterAtLeast, freePort, hostPort, inspect, readCounter, sleep } from '../../harness/containers.js';
+import { cryoSuite } from '../../harness/cryo-suite.js';
 import { TestCryo } from '../../harness/cryo.js';
-import { NODE_IMAGE, requirePrerequisites } from '../../harness/prerequisites.js';
+import { NODE_IMAGE } from '../../harness/prerequisites.js';
 import { bringUpSecondHost, type SecondHost } from '../../harness/second-host.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
 
-interface Ctx {
-  cryo: TestCryo;
-  containers: TestContainers;
-}
-const test = anyTest as TestFn<Ctx>;
-
-test.before(async (t) => {
-  await requirePrerequisites();
-  t.context = { cryo: await TestCryo.start(), containers: new TestContainers() };
-});
-
-test.after.always(async (t) => {
-  await t.context.containers?.removeAll();
-  await t.context.cryo?.stop();
-});
+const test = cryoSuite();
 
 /** Follows a migration through its server-sent events until it ends; returns every update seen. */
 async function follow(cryo: TestCryo, id: string): Promise<Migration[]> {
