@@ -36,3 +36,10 @@ test('root-filesystem paths from deleted.files', (t) => {
   for (const bad of ['etc/group', '/../etc', '/a/../../b', '/', '/a\0'])
     t.is(safeRootfsPath(bad), undefined, bad);
 });
+
+test('archive entry names with control characters are refused', (t) => {
+  for (const bad of ['checkpoint/pages-1.img\n', 'a\nb', 'a\rb', 'a\tb', 'a\u001bb', 'a\u007fb', 'a\0b']) {
+    t.is(safeArchivePath(bad), undefined, JSON.stringify(bad));
+  }
+  t.is(safeArchivePath('checkpoint/tcp-stream-1.img'), 'checkpoint/tcp-stream-1.img');
+});

@@ -105,3 +105,27 @@ test('imports side by side each verify their own entries', async (t) => {
     );
   }
 });
+
+test('an entry name with a newline or another control character is refused, and never echoed raw', async (t) => {
+  const { root, dir, manifest } = await source(t);
+  const items = await readTar(await buffer(codec.pack(dir, manifest, 'none')));
+  for (const name of ['checkpoint/forged\n.img', 'checkpoint/esc\u001b[31m.img']) {
+    const crafted = [...items, { header: { name, size: 1 }, body: Buffer.from('x') }];
+    const out = path.join(root, `out-${items.length}-${name.length}`);
+    await mkdir(out);
+    const err = await t.throwsAsync(
+      codec.extract(Readable.from([await writeTar(crafted)]), out, { maxBytes: 1e9 }),
+      { instanceOf: ArchiveInvalidError },
+    );
+    t.regex(err!.message, /control character/);
+    t.false(
+      err!.message.includes('\n') || err!.message.includes('\u001b'),
+      'the name is quoted, not echoed raw',
+    );
+    t.false(
+      (await readdir(path.join(out, 'checkpoint')).catch(() => [] as string[])).some(
+        (f) => f.includes('forged') || f.includes('esc'),
+      ),
+    );
+  }
+});

@@ -99,7 +99,10 @@ export class TarArchiveCodec implements ArchiveCodec {
       count++;
       if (count > MAX_ENTRIES) throw invalid(`more than ${MAX_ENTRIES} entries`);
       const name = safeArchivePath(header.name);
-      if (!name) throw invalid(`entry "${header.name}" has an absolute path or ".."`);
+      if (!name)
+        throw invalid(
+          `entry ${JSON.stringify(header.name)} has an absolute path, "..", or a control character`,
+        );
       if ([...links].some((l) => name.startsWith(`${l}/`)))
         throw invalid(`entry "${name}" lies below a link`);
       if (header.type !== 'directory') total += header.size ?? 0;
