@@ -7,6 +7,8 @@ export interface RootfsSummary {
 
 /** Records a container's root-filesystem changes against its image, and applies them to another container. */
 export interface RootfsChanges {
+  /** Throws ROOTFS_DIFF_UNSUPPORTED when the container's storage cannot be read: asked before anything is frozen. */
+  requireSupported(containerId: string): Promise<void>;
   /** Writes rootfs-diff.tar and deleted.files into `dir`. */
   record(containerId: string, dir: string): Promise<RootfsSummary>;
   /** Applies rootfs-diff.tar and deleted.files from `dir` to a created, never started container. */

@@ -248,3 +248,26 @@ test('restore mode auto falls back to the operator state when the CRIU restore f
   t.true(runtime.files.has(`${auto.container!.id}:/run/cryo/restore.json`), 'with the restore marker');
   t.deepEqual(service.get(cp.id), cp, 'the checkpoint is kept');
 });
+
+test('a storage driver cryo cannot read is refused before anything is frozen: the container runs on', async (t) => {
+  const { runtime, db, dir } = t.context;
+  const rootfs = new FakeRootfs();
+  rootfs.unsupported = 'overlayfs';
+  const store = new FsImageStore(path.join(dir, 'other'));
+  await store.init();
+  const service = new CheckpointService({
+    runtime,
+    engine: new FakeEngine(),
+    catalog: new SqliteCheckpointCatalog(db),
+    store,
+    rootfs,
+    clock: { now: () => Date.now() },
+  });
+  runtime.add({ id: 'c'.repeat(64), name: 'web' });
+  t.is(await code(service.create('web', { leaveRunning: false })), ErrorCode.ROOTFS_DIFF_UNSUPPORTED);
+  t.false(
+    runtime.calls.some((c) => c.startsWith('checkpoint')),
+    'nothing was dumped',
+  );
+  t.true(runtime.containers.get('c'.repeat(64))?.running);
+});

@@ -14,6 +14,7 @@ import type {
   ContainerRuntime,
   RuntimeVersion,
 } from '../../src/services/container-runtime.js';
+import { RootfsUnsupportedError } from '../../src/domain/errors/index.js';
 
 /** An in-memory ContainerRuntime for unit tests of services and routes (never for integration tests). */
 export class FakeRuntime implements ContainerRuntime {
@@ -154,6 +155,11 @@ export class FakeEngine implements CheckpointEngine {
 
 export class FakeRootfs implements RootfsChanges {
   applied: string[] = [];
+  /** A storage driver cryo cannot read. */
+  unsupported: string | undefined;
+  async requireSupported(): Promise<void> {
+    if (this.unsupported) throw new RootfsUnsupportedError(this.unsupported);
+  }
   async record(_containerId: string, dir: string): Promise<RootfsSummary> {
     await writeFile(path.join(dir, 'rootfs-diff.tar'), '');
     await writeFile(path.join(dir, 'deleted.files'), '[]');

@@ -28,6 +28,11 @@ interface InspectWithDriver {
 export class OverlayRootfsChanges implements RootfsChanges {
   constructor(private readonly client: DockerClient) {}
 
+  async requireSupported(containerId: string): Promise<void> {
+    const info = await this.client.call((d) => d.getContainer(containerId).inspect());
+    this.upperDir(info as unknown as InspectWithDriver);
+  }
+
   async record(containerId: string, dir: string): Promise<RootfsSummary> {
     const container = this.client.container(containerId);
     const info = (await this.client.call(() => container.inspect())) as unknown as InspectWithDriver;

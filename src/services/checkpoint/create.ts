@@ -72,10 +72,12 @@ export async function createCheckpoint(
       });
     }
     const processes = body.force ? undefined : ctx.processes;
+    // Whatever would make the checkpoint fail after the workload stops is asked before anything is frozen.
     const [criuVersion, preflight, runtimeSpec] = await Promise.all([
       ctx.support.require(),
       processes?.preflightOf(container, criu),
       runtime.runtimeSpec(container.id),
+      ctx.rootfs.requireSupported(container.id),
     ]);
     if (preflight && !preflight.checkpointable) throw new PreflightFailedError(preflight.problems);
     const spec = runtimeSpec ?? fallbackSpec(container.config);
