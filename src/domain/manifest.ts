@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { CheckpointApplicationSchema, ContainerCriuOptionsSchema } from './checkpoint.js';
-import { NameSchema } from './names.js';
+import { NameSchema, ImageRefSchema } from './names.js';
 
 export const ManifestEntrySchema = z.object({
   name: z.string().min(1).max(4096),
@@ -37,7 +37,7 @@ export const ManifestSchema = z.object({
     application: CheckpointApplicationSchema.optional(),
   }),
   container: z.object({ id: z.string(), name: z.string() }),
-  image: z.object({ ref: z.string(), id: z.string() }),
+  image: z.object({ ref: ImageRefSchema, id: ImageRefSchema }),
   source: z.object({ kernel: z.string(), criuVersion: z.string(), arch: z.string(), hostname: z.string() }),
   mounts: z.array(MountRecordSchema),
   rootfs: z.object({ changed: z.number().int().nonnegative(), deleted: z.number().int().nonnegative() }),

@@ -106,3 +106,22 @@ test.serial('POST /v1/checkpoints with another content type is 415, not 500', as
   t.deepEqual(list.checkpoints, []);
   await stillServes(t, cryo);
 });
+
+test.serial(
+  'an image id that climbs out of the API path is refused before Docker sees it, and cryo lives on',
+  async (t) => {
+    const { cryo } = t.context;
+    for (const id of ['../../etc/passwd', '//etc/passwd', '/etc/passwd', 'a/../../b']) {
+      const res = await fetch(`${cryo.url}/v1/images/present?id=${encodeURIComponent(id)}`, {
+        headers: { authorization: `Bearer ${cryo.token}` },
+      });
+      t.is(res.status, 400, id);
+      t.is(((await res.json()) as { code: string }).code, 'VALIDATION_FAILED');
+    }
+    await stillServes(t, cryo);
+    const real = await fetch(`${cryo.url}/v1/images/present?id=${encodeURIComponent(BUSYBOX_IMAGE)}`, {
+      headers: { authorization: `Bearer ${cryo.token}` },
+    });
+    t.deepEqual(await real.json(), { present: true });
+  },
+);

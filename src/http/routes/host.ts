@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ErrorBodySchema } from '../../domain/error-body.js';
+import { ImageRefSchema } from '../../domain/names.js';
 import { HostInfoSchema } from '../../domain/migration.js';
 import type { HostService } from '../../services/host-service.js';
 import { drainRefusedUpload } from '../drain-refused-upload.js';
@@ -24,13 +25,7 @@ export const hostRoutes: FastifyPluginAsyncZod<{ host: HostService }> = async (a
     {
       schema: {
         summary: 'Whether an image (by id or reference) is present',
-        querystring: z.strictObject({
-          id: z
-            .string()
-            .min(1)
-            .max(256)
-            .regex(/^[\w./:@-]+$/),
-        }),
+        querystring: z.strictObject({ id: ImageRefSchema }),
         response: { 200: z.object({ present: z.boolean() }), 400: ErrorBodySchema, 401: ErrorBodySchema },
       },
     },
