@@ -69,11 +69,8 @@ export class ArchiveService {
   async import(input: Readable): Promise<Checkpoint> {
     const { store, catalog, codec, clock } = this.deps;
     const id = newId(clock.now());
-    return publishCheckpoint(
-      store,
-      catalog,
-      id,
-      async (dir) => {
+    return publishCheckpoint({ store, catalog }, id, {
+      fill: async (dir) => {
         const manifest = await codec.extract(input, dir, {
           maxBytes: this.deps.maxImportBytes,
           onManifest: (m) => {
@@ -85,7 +82,7 @@ export class ArchiveService {
         requireRestorable(manifest);
         return manifest;
       },
-      (manifest, sizeBytes) => ({
+      describe: (manifest, sizeBytes) => ({
         id,
         name: manifest.checkpoint.name,
         kind: 'container',
@@ -98,7 +95,7 @@ export class ArchiveService {
         stats: { dumpMs: manifest.checkpoint.dumpMs, totalMs: manifest.checkpoint.dumpMs },
         status: 'complete',
       }),
-    );
+    });
   }
 }
 

@@ -6,14 +6,19 @@ import type { ImageStore } from './image-store.js';
  * The one way a checkpoint comes into being: its files are written into a staging directory by `fill`, then
  * made durable and visible (fsync, rename) and catalogued. Whatever fails on the way, nothing is left behind.
  */
-export async function publishCheckpoint<T>(
-  store: ImageStore,
-  catalog: CheckpointCatalog,
-  id: string,
-  fill: (dir: string) => Promise<T>,
-  describe: (filled: T, sizeBytes: number) => Checkpoint,
+export interface CheckpointWriter<T> {
+  /** Writes the checkpoint's files into the staging directory `dir`. */
+  fill: (dir: string) => Promise<T>;
+  /** The catalog record of what `fill` wrote, once it is durable. */
+  describe: (filled: T, sizeBytes: number) => Checkpoint;
   /** Work that `fill` started and that must end well before the checkpoint is catalogued; it runs during the fsync. */
-  settle: (filled: T) => Promise<void> = async () => undefined,
+  settle?: (filled: T) => Promise<void>;
+}
+
+export async function publishCheckpoint<T>(
+  { store, catalog }: { store: ImageStore; catalog: CheckpointCatalog },
+  id: string,
+  { fill, describe, settle = async () => undefined }: CheckpointWriter<T>,
 ): Promise<Checkpoint> {
   const dir = await store.stage(id);
   let filled: T;

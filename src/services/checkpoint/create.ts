@@ -91,11 +91,8 @@ export async function createCheckpoint(
           containerId: container.id,
           checkpointId: id,
         });
-    const published = publishCheckpoint(
-      store,
-      catalog,
-      id,
-      async (dir) => {
+    const published = publishCheckpoint({ store, catalog }, id, {
+      fill: async (dir) => {
         // The operator cut comes first, and its connection is closed before CRIU looks at the sockets.
         if (sidecar) {
           cut = await sidecar.cut(container.pid, {
@@ -154,7 +151,7 @@ export async function createCheckpoint(
         }
         return { dumpMs, dumped };
       },
-      ({ dumpMs, dumped }, sizeBytes) => ({
+      describe: ({ dumpMs, dumped }, sizeBytes) => ({
         id,
         name,
         kind: 'container',
@@ -167,8 +164,8 @@ export async function createCheckpoint(
         status: 'complete',
       }),
       // Docker handles the container's exit while the images are fsynced.
-      ({ dumped }) => dumped.settled,
-    );
+      settle: ({ dumped }) => dumped.settled,
+    });
     // The job commits the cut's output only once the checkpoint is published; a stopped job will on restore.
     let checkpoint: Checkpoint;
     try {
@@ -218,11 +215,8 @@ async function createApplicationOnly(ctx: CheckpointContext, job: ApplicationOnl
   let cut: ApplicationCut | undefined;
   let checkpoint: Checkpoint;
   try {
-    checkpoint = await publishCheckpoint(
-      store,
-      catalog,
-      id,
-      async (dir) => {
+    checkpoint = await publishCheckpoint({ store, catalog }, id, {
+      fill: async (dir) => {
         cut = await sidecar.cut(container.pid, { dir, publishedDir: store.path(id), mode, keepOpen: true });
         const dumpMs = clock.now() - started;
         await writeConfigs(dir, container, createdAt, spec);
@@ -246,7 +240,7 @@ async function createApplicationOnly(ctx: CheckpointContext, job: ApplicationOnl
         );
         return { dumpMs, cut };
       },
-      ({ dumpMs, cut: c }, sizeBytes) => ({
+      describe: ({ dumpMs, cut: c }, sizeBytes) => ({
         id,
         name,
         kind: 'container',
@@ -259,7 +253,7 @@ async function createApplicationOnly(ctx: CheckpointContext, job: ApplicationOnl
         stats: { dumpMs, totalMs: clock.now() - started },
         status: 'complete',
       }),
-    );
+    });
   } catch (err) {
     if (cut) await sidecar.finish(container.pid, cut, 'abort');
     throw err;

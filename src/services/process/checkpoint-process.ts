@@ -41,11 +41,8 @@ export async function checkpointProcess(
       const { problems } = await preflightTree(ctx, pid, options, { known: report });
       if (problems.length > 0) throw new PreflightFailedError(problems);
     }
-    return await publishCheckpoint(
-      store,
-      catalog,
-      id,
-      async (dir) => {
+    return await publishCheckpoint({ store, catalog }, id, {
+      fill: async (dir) => {
         const images = path.join(dir, CHECKPOINT_IMAGES_DIR);
         await mkdir(images);
         const dumpStarted = clock.now();
@@ -63,7 +60,7 @@ export async function checkpointProcess(
         await writeFile(path.join(dir, PROCESS_RECORD), JSON.stringify(record), { mode: 0o600 });
         return { dumpMs, stats };
       },
-      ({ dumpMs, stats }, sizeBytes) => ({
+      describe: ({ dumpMs, stats }, sizeBytes) => ({
         id,
         name,
         kind: 'process',
@@ -74,7 +71,7 @@ export async function checkpointProcess(
         stats: { dumpMs, totalMs: clock.now() - started, ...stats },
         status: 'complete',
       }),
-    );
+    });
   } finally {
     release();
   }
