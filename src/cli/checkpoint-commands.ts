@@ -20,6 +20,7 @@ import {
 import { CliError, type CryoClient } from './cryo-client.js';
 import { listTables } from './list-tables.js';
 import { Option } from 'commander';
+import { apiPaths } from '../api-client/api-paths.js';
 
 /** `cryo checkpoint`, `checkpoints`/`ls`, `restore`, `rm`, `export` and `import`. */
 export function addCheckpointCommands({ program, out, run }: CommandContext): void {
@@ -103,7 +104,7 @@ export function addCheckpointCommands({ program, out, run }: CommandContext): vo
           o,
           await client.json<{ checkpoints: Checkpoint[] }>(
             'GET',
-            `/v1/checkpoints${o.container ? `?container=${encodeURIComponent(o.container)}` : ''}`,
+            `${apiPaths.checkpoints}${o.container ? `?container=${encodeURIComponent(o.container)}` : ''}`,
           ),
           listTables.checkpoints,
         ),
@@ -133,18 +134,16 @@ export function addCheckpointCommands({ program, out, run }: CommandContext): vo
         const body = pick(o, ['name', 'ports', 'mode', 'env']);
         if (typeof o.import !== 'string') {
           if (!id) throw usage('give a checkpoint id, or --import <file>');
-          return client.json('POST', `/v1/checkpoints/${seg(id)}/restore`, body);
+          return client.json('POST', apiPaths.restore(id), body);
         }
         if (id) throw usage('give a checkpoint id or --import <file>, not both');
         const imported = await importFrom(client, o.import);
-        return client
-          .json('POST', `/v1/checkpoints/${seg(imported.id)}/restore`, body)
-          .catch((err: unknown) => {
-            // The archive is imported and kept: a second try needs no second upload.
-            throw amended(err, (e) => ({
-              hint: `${e.hint ? `${e.hint}; ` : ''}the archive is imported as checkpoint ${imported.id}: cryo restore ${imported.id} ..., or cryo rm ${imported.id}`,
-            }));
-          });
+        return client.json('POST', apiPaths.restore(imported.id), body).catch((err: unknown) => {
+          // The archive is imported and kept: a second try needs no second upload.
+          throw amended(err, (e) => ({
+            hint: `${e.hint ? `${e.hint}; ` : ''}the archive is imported as checkpoint ${imported.id}: cryo restore ${imported.id} ..., or cryo rm ${imported.id}`,
+          }));
+        });
       }),
     );
 
@@ -154,7 +153,7 @@ export function addCheckpointCommands({ program, out, run }: CommandContext): vo
     .argument('<checkpoint...>', 'checkpoint ids')
     .action(
       run(async (client, ids: string[]) => {
-        for (const id of ids) await client.json('DELETE', `/v1/checkpoints/${seg(id)}`);
+        for (const id of ids) await client.json('DELETE', apiPaths.checkpoint(id));
       }),
     );
 
@@ -177,7 +176,7 @@ export function addCheckpointCommands({ program, out, run }: CommandContext): vo
     .action(run(async (client, file: string) => importFrom(client, file)));
 
   async function exportTo(client: CryoClient, id: string, output: string, compress: string): Promise<void> {
-    const archive = await client.download(`/v1/checkpoints/${seg(id)}/archive?compress=${compress}`);
+    const archive = await client.download(apiPaths.archive(id, compress));
     if (output === '-') await pipeline(archive, out.stdout, { end: false });
     else await writeAtomically(archive, output);
   }
@@ -189,7 +188,7 @@ export function addCheckpointCommands({ program, out, run }: CommandContext): vo
       });
     }
     return client.upload<Checkpoint>(
-      '/v1/checkpoints',
+      apiPaths.checkpoints,
       file === '-' ? process.stdin : createReadStream(file),
       'application/x-tar',
     );
