@@ -101,7 +101,7 @@ export class TarArchiveCodec implements ArchiveCodec {
       const name = safeArchivePath(header.name);
       if (!name)
         throw invalid(
-          `entry ${JSON.stringify(header.name)} has an absolute path, "..", or a control character`,
+          `entry ${JSON.stringify(header.name)} has an absolute path or "..", or a control character`,
         );
       if ([...links].some((l) => name.startsWith(`${l}/`)))
         throw invalid(`entry "${name}" lies below a link`);
