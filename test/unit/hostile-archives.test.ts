@@ -11,7 +11,7 @@ import { TarArchiveCodec } from '../../src/adapters/archive/tar-archive-codec.js
 import { ArchiveInvalidError } from '../../src/domain/errors/index.js';
 import { CRYO_MANIFEST } from '../../src/domain/layout.js';
 import { sha256, writeTar, type TarItem } from '../../harness/tar.js';
-import type { Manifest } from '../../src/domain/manifest.js';
+import { sampleManifest } from '../../harness/manifest.js';
 
 // The hostile-archive corpus of issue #10 that the integration suite (archives.test.ts) does not cover: each is
 // refused with ARCHIVE_INVALID (413 past the size limit), quickly, and leaves nothing outside the import dir.
@@ -86,18 +86,9 @@ test('100k tiny entries are refused without writing them', async (t) => {
 
 test('gzip and zstd bombs stop at CRYO_MAX_IMPORT_BYTES with 413', async (t) => {
   const pages = Buffer.alloc(256 * MIB);
-  const manifest = {
-    formatVersion: 1,
-    cryoVersion: 'test',
-    createdAt: new Date(0).toISOString(),
-    checkpoint: { id: 'x', name: 'x', leaveRunning: true, dumpMs: 1 },
-    container: { id: 'c', name: 'c' },
-    image: { ref: 'i', id: 'i' },
-    source: { kernel: 'k', criuVersion: '4.2', arch: 'x86_64', hostname: 'h' },
-    mounts: [],
-    rootfs: { changed: 0, deleted: 0 },
-    entries: [{ name: 'checkpoint/pages-1.img', size: pages.length, sha256: sha256(pages) }],
-  } satisfies Manifest;
+  const manifest = sampleManifest([
+    { name: 'checkpoint/pages-1.img', size: pages.length, sha256: sha256(pages) },
+  ]);
   const big = await writeTar([
     manifestItem(JSON.stringify(manifest)),
     { header: { name: 'checkpoint/pages-1.img' }, body: pages },

@@ -8,7 +8,7 @@ import test from 'ava';
 import { TarArchiveCodec } from '../../src/adapters/archive/tar-archive-codec.js';
 import { ArchiveInvalidError } from '../../src/domain/errors/index.js';
 import { CRYO_MANIFEST } from '../../src/domain/layout.js';
-import type { Manifest } from '../../src/domain/manifest.js';
+import { sampleManifest } from '../../harness/manifest.js';
 import { readTar, sha256, writeTar } from '../../harness/tar.js';
 
 const codec = new TarArchiveCodec();
@@ -29,18 +29,7 @@ async function source(t: { teardown: (fn: () => Promise<void>) => void }) {
     await mkdir(path.dirname(path.join(dir, name)), { recursive: true });
     await writeFile(path.join(dir, name), body);
   }
-  const manifest = {
-    formatVersion: 1,
-    cryoVersion: 'test',
-    createdAt: new Date(0).toISOString(),
-    checkpoint: { id: 'x', name: 'x', leaveRunning: true, dumpMs: 1 },
-    container: { id: 'c', name: 'c' },
-    image: { ref: 'i', id: 'i' },
-    source: { kernel: 'k', criuVersion: '4.2', arch: 'x86_64', hostname: 'h' },
-    mounts: [],
-    rootfs: { changed: 0, deleted: 0 },
-    entries: await codec.describe(dir),
-  } satisfies Manifest;
+  const manifest = sampleManifest(await codec.describe(dir));
   return { root, dir, files, manifest };
 }
 
