@@ -147,6 +147,7 @@ export class ProcInspector implements ProcessInspector {
   ): Promise<ProcessInfo> {
     const base = `/proc/${pid}`;
     const statText = await readFile(`${base}/stat`, 'utf8');
+    const started = startTime(statText);
     const comm = statText.slice(statText.indexOf('(') + 1, statText.lastIndexOf(')'));
     const [state, ppid] = statText.slice(statText.lastIndexOf(')') + 2).split(' ');
     const status = await readFile(`${base}/status`, 'utf8');
@@ -162,7 +163,7 @@ export class ProcInspector implements ProcessInspector {
       Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? 0) * 1024;
     const rss = kb('Rss');
     const anonymous = kb('Anonymous');
-    return {
+    const info: ProcessInfo = {
       pid,
       ppid: Number(ppid),
       comm,
@@ -181,6 +182,13 @@ export class ProcInspector implements ProcessInspector {
       },
       fds: await this.fds(pid, inet, unix),
     };
+    // A process that exited (or whose pid was reused) while it was read gives a torn view, such as files on
+    // mounts it no longer sees: it is left out, as CRIU would not dump it either.
+    const after = await readFile(`${base}/stat`, 'utf8').catch(() => '');
+    const stateAfter = after.slice(after.lastIndexOf(')') + 2).split(' ')[0];
+    if (!after || startTime(after) !== started || stateAfter === 'Z' || stateAfter === 'X')
+      throw new Error(`pid ${pid} exited while it was read`);
+    return info;
   }
 
   private async fds(
@@ -204,6 +212,8 @@ export class ProcInspector implements ProcessInspector {
         if (Number.isFinite(mountId)) {
           mounts ??= await mountIds(pid);
           fd.mountId = mountId;
+          // Read the mount table again before calling a mount detached: the first read may predate the mount.
+          if (!mounts.has(mountId)) mounts = await mountIds(pid);
           if (!mounts.has(mountId)) fd.mountDetached = true;
         }
       }
@@ -264,6 +274,11 @@ export class ProcInspector implements ProcessInspector {
 }
 
 /** The ids of the mounts the process can see (the first field of each /proc/<pid>/mountinfo line). */
+/** The process's start time (field 22 of /proc/<pid>/stat), which tells a reused pid apart. */
+function startTime(stat: string): string | undefined {
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+}
+
 /**
  * The mount ids a process sees. A process that exits while it is read shows no mounts at all, which made every
  * open file look detached: such a process is gone, and the report leaves it out (the caller drops it on throw).
