@@ -43,13 +43,23 @@ export async function withDockerCheckpoint(
     }
     await fn(checkpointName);
   } finally {
-    await client
-      .checkpointApi(containerId)
-      .deleteCheckpoint(checkpointName)
-      .catch(() => undefined);
-    await rm(target, { recursive: true, force: true });
+    await removeDockerCheckpoint(client, containerId, checkpointName, target);
     journal.end(intent);
   }
+}
+
+/** Deletes a checkpoint cryo placed for a restore from Docker, and its links; also after a crash. */
+export async function removeDockerCheckpoint(
+  client: DockerClient,
+  containerId: string,
+  checkpointName: string,
+  dir: string,
+): Promise<void> {
+  await client
+    .checkpointApi(containerId)
+    .deleteCheckpoint(checkpointName)
+    .catch(() => undefined);
+  await rm(dir, { recursive: true, force: true });
 }
 
 /**

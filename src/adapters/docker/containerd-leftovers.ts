@@ -33,12 +33,7 @@ export class ContainerdLeftovers {
     try {
       return await fn();
     } finally {
-      const after = await this.tmpCopies();
-      await Promise.all(
-        [...after]
-          .filter((d) => !before.has(d))
-          .map((d) => rm(path.join(this.tmpDir, d), { recursive: true, force: true })),
-      );
+      await removeTmpCopiesSince(this.tmpDir, before);
       this.journal.end(intent);
     }
   }
@@ -56,9 +51,8 @@ export class ContainerdLeftovers {
     return result.exitCode === 0;
   }
 
-  private async tmpCopies(): Promise<Set<string>> {
-    const entries = await readdir(this.tmpDir).catch(() => [] as string[]);
-    return new Set(entries.filter((e) => e.startsWith(CONTAINERD_LEFTOVER_PREFIX)));
+  private tmpCopies(): Promise<Set<string>> {
+    return tmpCopies(this.tmpDir);
   }
 
   private async socket(): Promise<string | undefined> {
@@ -72,6 +66,22 @@ export class ContainerdLeftovers {
     }
     return undefined;
   }
+}
+
+async function tmpCopies(tmpDir: string): Promise<Set<string>> {
+  const entries = await readdir(tmpDir).catch(() => [] as string[]);
+  return new Set(entries.filter((e) => e.startsWith(CONTAINERD_LEFTOVER_PREFIX)));
+}
+
+/** Removes containerd's copies in `tmpDir` that were not there `before`; also after a crash. */
+export async function removeTmpCopiesSince(tmpDir: string, before: Iterable<string>): Promise<void> {
+  const kept = new Set(before);
+  const now = await tmpCopies(tmpDir);
+  await Promise.all(
+    [...now]
+      .filter((d) => !kept.has(d))
+      .map((d) => rm(path.join(tmpDir, d), { recursive: true, force: true })),
+  );
 }
 
 async function exists(p: string): Promise<boolean> {

@@ -1,8 +1,8 @@
-import { readdir, rm, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { HostIntentKind, type HostIntent } from '../../domain/host-intent.js';
 import type { HostStateUndo } from '../../services/host-journal.js';
-import { CONTAINERD_LEFTOVER_PREFIX } from './containerd-leftovers.js';
+import { removeDockerCheckpoint } from './checkpoint-dir.js';
+import { removeTmpCopiesSince } from './containerd-leftovers.js';
+import { putBackFile } from './restore-options.js';
 import type { DockerClient } from './docker-client.js';
 
 /** Puts back what an interrupted Docker or CRIU operation of cryo's left changed on the host. */
@@ -15,8 +15,7 @@ export class DockerHostUndo implements HostStateUndo {
   async undo(intent: HostIntent): Promise<void> {
     switch (intent.kind) {
       case HostIntentKind.CRIU_CONFIG:
-        if (intent.before === null) await rm(intent.file, { force: true });
-        else await writeFile(intent.file, intent.before);
+        await putBackFile(intent.file, intent.before);
         return;
       case HostIntentKind.RESTART_POLICY:
         await this.client.callOr(
@@ -26,22 +25,11 @@ export class DockerHostUndo implements HostStateUndo {
         );
         return;
       case HostIntentKind.DOCKER_CHECKPOINT:
-        await this.client
-          .checkpointApi(intent.containerId)
-          .deleteCheckpoint(intent.checkpointName)
-          .catch(() => undefined);
-        await rm(intent.dir, { recursive: true, force: true });
+        await removeDockerCheckpoint(this.client, intent.containerId, intent.checkpointName, intent.dir);
         return;
-      case HostIntentKind.CONTAINERD_TMP: {
-        const before = new Set(intent.before);
-        const now = await readdir(intent.tmpDir).catch(() => [] as string[]);
-        await Promise.all(
-          now
-            .filter((d) => d.startsWith(CONTAINERD_LEFTOVER_PREFIX) && !before.has(d))
-            .map((d) => rm(path.join(intent.tmpDir, d), { recursive: true, force: true })),
-        );
+      case HostIntentKind.CONTAINERD_TMP:
+        await removeTmpCopiesSince(intent.tmpDir, intent.before);
         return;
-      }
       case HostIntentKind.FROZEN:
         await this.ensureNotFrozen(intent.containerId);
         return;

@@ -13,6 +13,12 @@ import { SharedLock } from './shared-lock.js';
  * are written there for the length of one restore and the file is put back as it was. runc reads it on dumps
  * too, and refuses some options there, so dumps hold the lock shared and a restore with options exclusively.
  */
+/** Puts a file back as it was (`null`: it did not exist); also after a crash. */
+export async function putBackFile(file: string, before: string | null): Promise<void> {
+  if (before === null) await rm(file, { force: true });
+  else await writeFile(file, before);
+}
+
 export class RestoreOptionsFile {
   private readonly lock = new SharedLock();
 
@@ -56,8 +62,7 @@ export class RestoreOptionsFile {
     try {
       await fn();
     } finally {
-      if (before === undefined) await rm(this.file, { force: true });
-      else await writeFile(this.file, before);
+      await putBackFile(this.file, before ?? null);
       this.journal.end(intent);
     }
   }
