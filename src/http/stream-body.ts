@@ -26,8 +26,25 @@ export function installStreamBodyGuard(app: FastifyInstance): void {
   });
 }
 
+/**
+ * Hands a streaming route's body to `use`. Should `use` refuse it part-way, the rest of the upload is read and
+ * dropped for a moment, so that the client gets the refusal rather than a broken pipe.
+ */
+export async function consumeStream<T>(
+  request: FastifyRequest,
+  use: (body: Readable) => Promise<T>,
+): Promise<T> {
+  const body = streamBody(request);
+  try {
+    return await use(body);
+  } catch (err) {
+    drainRefusedUpload(request.raw);
+    throw err;
+  }
+}
+
 /** The body of a streaming route; anything else is refused, whatever a content-type parser made of it. */
-export function streamBody(request: FastifyRequest): Readable {
+function streamBody(request: FastifyRequest): Readable {
   const accepted = request.routeOptions.config.streamTypes ?? [];
   if (!(request.body instanceof Readable))
     throw new UnsupportedMediaTypeError(mediaType(request.headers['content-type']), accepted);

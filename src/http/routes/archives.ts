@@ -4,9 +4,8 @@ import { CheckpointSchema, ExportQuerySchema } from '../../domain/checkpoint.js'
 import { ErrorBodySchema } from '../../domain/error-body.js';
 import { CheckpointIdSchema } from '../../domain/names.js';
 import type { ArchiveService } from '../../services/archive-service.js';
-import { drainRefusedUpload } from '../drain-refused-upload.js';
 import { CHECKPOINT_ARCHIVE_TYPES } from '../media-types.js';
-import { streamBody } from '../stream-body.js';
+import { consumeStream } from '../stream-body.js';
 
 export const archiveRoutes: FastifyPluginAsyncZod<{ archives: ArchiveService }> = async (
   app,
@@ -55,14 +54,8 @@ export const archiveRoutes: FastifyPluginAsyncZod<{ archives: ArchiveService }> 
       },
     },
     async (request, reply) => {
-      const body = streamBody(request);
-      try {
-        const checkpoint = await archives.import(body);
-        return reply.status(201).send(checkpoint);
-      } catch (err) {
-        drainRefusedUpload(request.raw);
-        throw err;
-      }
+      const checkpoint = await consumeStream(request, (body) => archives.import(body));
+      return reply.status(201).send(checkpoint);
     },
   );
 };

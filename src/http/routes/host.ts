@@ -4,9 +4,8 @@ import { ErrorBodySchema } from '../../domain/error-body.js';
 import { ImageRefSchema } from '../../domain/names.js';
 import { HostInfoSchema } from '../../domain/migration.js';
 import type { HostService } from '../../services/host-service.js';
-import { drainRefusedUpload } from '../drain-refused-upload.js';
 import { IMAGE_ARCHIVE_TYPES } from '../media-types.js';
-import { streamBody } from '../stream-body.js';
+import { consumeStream } from '../stream-body.js';
 
 /** What a peer agent asks before it migrates a container here. */
 export const hostRoutes: FastifyPluginAsyncZod<{ host: HostService }> = async (app, { host }) => {
@@ -47,13 +46,7 @@ export const hostRoutes: FastifyPluginAsyncZod<{ host: HostService }> = async (a
       },
     },
     async (request, reply) => {
-      const tar = streamBody(request);
-      try {
-        await host.loadImage(tar);
-      } catch (err) {
-        drainRefusedUpload(request.raw);
-        throw err;
-      }
+      await consumeStream(request, (tar) => host.loadImage(tar));
       return reply.status(201).send({ loaded: true });
     },
   );
