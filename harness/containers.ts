@@ -21,6 +21,8 @@ export interface RunOptions {
   init?: boolean;
   /** `docker run --user`. */
   user?: string;
+  /** `docker run --runtime`, e.g. "runc" where cryo's runtime is dockerd's default. */
+  runtime?: string;
 }
 
 /** Containers created by a test, removed by `removeAll` whatever the outcome. */
@@ -49,6 +51,7 @@ export class TestContainers {
     if (options.tty) args.push('-it');
     if (options.init) args.push('--init');
     if (options.user) args.push('--user', options.user);
+    if (options.runtime) args.push('--runtime', options.runtime);
     args.push(options.image, ...(options.cmd ?? []));
     const { stdout } = await execa('docker', args);
     return stdout.trim();

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { loadConfig, type Config } from '../src/config.js';
 import { startServer, type Server } from '../src/server.js';
+import { engineEnv } from './engine.js';
 import { repoRoot } from './prerequisites.js';
 
 export interface ApiResponse<T = Record<string, unknown>> {
@@ -30,10 +31,12 @@ export class TestCryo {
   }
 
   private static config(dataDir: string, options: TestCryoOptions): Config {
-    return loadConfig(
-      {},
-      { listen: '127.0.0.1:0', logLevel: process.env.CRYO_TEST_LOG_LEVEL ?? 'fatal', ...options, dataDir },
-    );
+    return loadConfig(engineEnv(), {
+      listen: '127.0.0.1:0',
+      logLevel: process.env.CRYO_TEST_LOG_LEVEL ?? 'fatal',
+      ...options,
+      dataDir,
+    });
   }
 
   get token(): string {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { sleep } from './containers.js';
 import { TestCryo } from './cryo.js';
+import { engineDaemon } from './engine.js';
 
 /**
  * A second Docker host on this machine: a network namespace joined to the host by a veth pair, and a second
@@ -83,7 +84,11 @@ export class SecondHost {
     await inNs(['ip', 'link', 'set', 'lo', 'up']);
 
     await mkdir(this.dataRoot, { recursive: true });
-    await writeFile(path.join(this.root, 'daemon.json'), JSON.stringify({ experimental: true }));
+    const engine = engineDaemon();
+    await writeFile(
+      path.join(this.root, 'daemon.json'),
+      JSON.stringify({ experimental: true, runtimes: { cryo: { path: engine.runtime } } }),
+    );
     const bin = path.join(this.root, 'bin');
     if (brokenCriu) {
       await mkdir(bin);
@@ -101,7 +106,7 @@ export class SecondHost {
       'nsenter',
       [
         `--net=/run/netns/${this.netns}`,
-        'dockerd',
+        engine.dockerd,
         '--data-root',
         this.dataRoot,
         '--exec-root',
@@ -116,7 +121,7 @@ export class SecondHost {
       {
         reject: false,
         env: {
-          PATH: `${brokenCriu ? `${bin}:` : ''}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
+          PATH: `${brokenCriu ? `${bin}:` : ''}${engine.path}`,
         },
         stdout: { file: path.join(this.root, 'dockerd.log') },
         stderr: { file: path.join(this.root, 'dockerd.err') },

@@ -31,41 +31,10 @@ if command -v criu >/dev/null; then
   say "criu at $(command -v criu) is version '$(criu_version)' or fails 'criu check'; installing forky's criu"
 fi
 
-apt_install ca-certificates debian-archive-keyring
-
 work=$(mktemp -d /tmp/cryo-criu.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/debs"
-echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $FORKY_SUITE main" >"$work/sources.list"
-apt_opts=(
-  -o "Dir::Etc::SourceList=$work/sources.list"
-  -o "Dir::Etc::SourceParts=/dev/null"
-  -o "Dir::State::Lists=$work/lists"
-  -o "Dir::Cache=$work/cache"
-  -o "Dir::State::status=/dev/null"
-  -o "APT::Architecture=amd64"
-  -o "APT::Architectures::=amd64"
-  -o "APT::Sandbox::User=root"
-)
-[ "$(dpkg --print-architecture)" = amd64 ] || die "the private CRIU install supports amd64 only; install CRIU >= $CRIU_MIN_VERSION yourself"
-
-say "reading the $FORKY_SUITE package list (temporary sources list, the host's apt state is untouched)"
-apt-get "${apt_opts[@]}" update -qq
-mapfile -t pkgs < <(apt-cache "${apt_opts[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts \
-  --no-breaks --no-replaces --no-enhances criu checkpointctl | grep -E '^[a-z0-9]' | sort -u)
-say "downloading ${#pkgs[@]} packages: ${pkgs[*]}"
-(cd "$work/debs" && apt-get "${apt_opts[@]}" download -qq "${pkgs[@]}")
-
-staging="$CRIU_PREFIX.new"
-rm -rf "$staging"
-mkdir -p "$staging"
-for deb in "$work"/debs/*.deb; do
-  dpkg-deb -x "$deb" "$staging"
-done
-loader="$staging/usr/lib64/ld-linux-x86-64.so.2"
-[ -x "$loader" ] || die "forky's libc6 did not provide $loader"
-rm -rf "$CRIU_PREFIX"
-mv "$staging" "$CRIU_PREFIX"
+PRIVATE_APT_RECURSE=1 private_apt_download "$FORKY_SUITE" "$work" criu checkpointctl
+unpack_debs "$work" "$CRIU_PREFIX"
 
 write_wrapper() {
   local target=$1 binary=$2

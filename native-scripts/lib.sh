@@ -62,3 +62,65 @@ apt_install() {
 docker_answers() {
   timeout 5 docker version --format '{{.Server.Version}}' >/dev/null 2>&1
 }
+
+# private_apt_download SUITE DEST PKG...: downloads Debian SUITE's packages into DEST with a temporary sources
+# list and apt state, so the host's apt configuration and package database are never touched.
+private_apt_download() {
+  local suite=$1 dest=$2
+  shift 2
+  [ "$(dpkg --print-architecture)" = amd64 ] || die "private installs from Debian $suite support amd64 only"
+  apt_install ca-certificates debian-archive-keyring
+  local state
+  state=$(mktemp -d /tmp/cryo-apt.XXXXXX)
+  mkdir -p "$state/lists/partial" "$state/cache/archives/partial" "$dest"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" >"$state/sources.list"
+  local opts=(
+    -o "Dir::Etc::SourceList=$state/sources.list"
+    -o "Dir::Etc::SourceParts=/dev/null"
+    -o "Dir::State::Lists=$state/lists"
+    -o "Dir::Cache=$state/cache"
+    -o "Dir::State::status=/dev/null"
+    -o "APT::Architecture=amd64"
+    -o "APT::Architectures::=amd64"
+    -o "APT::Sandbox::User=root"
+  )
+  say "reading the $suite package list (temporary sources list, the host's apt state is untouched)"
+  apt-get "${opts[@]}" update -qq
+  local pkgs
+  if [ "${PRIVATE_APT_RECURSE:-0}" = 1 ]; then
+    mapfile -t pkgs < <(apt-cache "${opts[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts \
+      --no-breaks --no-replaces --no-enhances "$@" | grep -E '^[a-z0-9]' | sort -u)
+  else
+    pkgs=("$@")
+  fi
+  say "downloading ${#pkgs[@]} packages from $suite: ${pkgs[*]}"
+  (cd "$dest" && apt-get "${opts[@]}" download -qq "${pkgs[@]}")
+  rm -rf "$state"
+}
+
+# unpack_debs DIR PREFIX: unpacks every .deb in DIR into PREFIX, through a staging directory renamed into place.
+unpack_debs() {
+  local dir=$1 prefix=$2 deb
+  rm -rf "$prefix.new"
+  mkdir -p "$prefix.new"
+  for deb in "$dir"/*.deb; do dpkg-deb -x "$deb" "$prefix.new"; done
+  [ -x "$prefix.new/usr/lib64/ld-linux-x86-64.so.2" ] || die "the packages in $dir did not provide a loader"
+  rm -rf "$prefix"
+  mv "$prefix.new" "$prefix"
+}
+
+# engine_suite VERSION: the Debian suite whose docker.io is that major version (the engine matrix).
+engine_suite() {
+  case "${1:-}" in
+    26) echo trixie ;;
+    28) echo forky ;;
+    *) return 1 ;;
+  esac
+}
+
+engine_prefix() {
+  echo "/opt/cryo/docker-$1"
+}
+
+# Where setup-host.sh installs cryo's OCI runtime for the host's dockerd.
+CRYO_RUNTIME_PATH=${CRYO_RUNTIME_PATH:-/usr/local/lib/cryo/cryo-runtime}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Prepares a Debian host for cryo: Docker (experimental), CRIU >= 4.2, checkpointctl, the npm build and
-# the test images. Idempotent; run as root. With --start it also starts cryo and waits until it answers.
+# Prepares a Debian host for cryo: Docker (experimental, with cryo's runtime), CRIU >= 4.2, checkpointctl,
+# the npm build and the test images; with CRYO_ENGINES="26 28", also those Docker versions in private prefixes. Idempotent; run as root. With --start it also starts cryo and waits until it answers.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -9,14 +9,19 @@ repo=$(cd "$here/.." && pwd)
 . "$here/lib.sh"
 
 start_service=0
+runtime_flags=()
+usage="usage: $0 [--start] [--default-runtime]"
 for arg in "$@"; do
   case "$arg" in
     --start) start_service=1 ;;
+    # Makes cryo's runtime dockerd's default, so that containers started later can be restored in place on
+    # Docker >= 28 too (moby/moby#50750); without it, those restore only into new containers.
+    --default-runtime) runtime_flags+=(--default-runtime) ;;
     -h | --help)
-      echo "usage: $0 [--start]"
+      echo "$usage"
       exit 0
       ;;
-    *) die "unknown argument: $arg (usage: $0 [--start])" ;;
+    *) die "unknown argument: $arg ($usage)" ;;
   esac
 done
 
@@ -43,11 +48,29 @@ step "running criu check"
 criu check || die "'criu check' fails on this host: CRIU cannot checkpoint here (see its output above)"
 say "criu $(criu_version) passes 'criu check'"
 
-step "enabling Docker's experimental features in /etc/docker/daemon.json"
-"$here/docker-experimental.sh"
+step "installing cryo's OCI runtime as $CRYO_RUNTIME_PATH"
+install -D -m 0755 "$here/cryo-runtime" "$CRYO_RUNTIME_PATH"
+
+step "registering it and Docker's experimental features in /etc/docker/daemon.json"
+config_changed=$("$here/docker-daemon-config.sh" /etc/docker/daemon.json "$CRYO_RUNTIME_PATH" "${runtime_flags[@]}" | tee /dev/stderr | grep -c '^changed$' || true)
 
 step "starting dockerd when it is not running"
 "$here/start-dockerd.sh"
+if [ "$config_changed" -gt 0 ] && docker_answers; then
+  # dockerd reloads its runtimes and default runtime on SIGHUP, without stopping containers.
+  pid=$(cat /var/run/docker.pid 2>/dev/null || pgrep -xo dockerd || true)
+  [ -n "$pid" ] && kill -HUP "$pid" && say "sent SIGHUP to dockerd (pid $pid) to load the cryo runtime"
+  for _ in $(seq 1 20); do docker info --format '{{json .Runtimes}}' | grep -q '"cryo"' && break; sleep 0.5; done
+fi
+docker info --format '{{json .Runtimes}}' | grep -q '"cryo"' || die "dockerd does not list the cryo runtime; check /etc/docker/daemon.json"
+say "dockerd lists the cryo runtime"
+
+if [ -n "${CRYO_ENGINES:-}" ]; then
+  for version in $CRYO_ENGINES; do
+    step "installing Docker $version into $(engine_prefix "$version") (the engine matrix)"
+    "$here/install-docker-engine.sh" "$version"
+  done
+fi
 
 step "installing npm dependencies and building cryo"
 cd "$repo"

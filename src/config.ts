@@ -1,5 +1,10 @@
 import { z } from 'zod';
-import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_TOLERABLE_FAILURES } from './defaults.js';
+import {
+  DEFAULT_DATA_DIR,
+  DEFAULT_LISTEN,
+  DEFAULT_RUNTIME_STATE_DIR,
+  DEFAULT_TOLERABLE_FAILURES,
+} from './defaults.js';
 
 const ListenSchema = z
   .string()
@@ -17,6 +22,12 @@ export const ConfigSchema = z.object({
   dockerSocket: z.string().min(1).default('/var/run/docker.sock'),
   containerdSocket: z.string().min(1).optional(),
   dockerExecRoot: z.string().min(1).default('/var/run/docker'),
+  runc: z.string().min(1).default('runc').describe("the runc that dockerd's containers run under"),
+  runtimeStateDir: z
+    .string()
+    .min(1)
+    .default(DEFAULT_RUNTIME_STATE_DIR)
+    .describe("where cryo's OCI runtime finds pending restores (its CRYO_RUNTIME_STATE)"),
   maxImportBytes: z.coerce
     .number()
     .int()
@@ -53,6 +64,8 @@ export function loadConfig(
     dockerSocket: env.CRYO_DOCKER_SOCKET ?? dockerSocketFromHost(env.DOCKER_HOST),
     containerdSocket: env.CRYO_CONTAINERD_SOCKET,
     dockerExecRoot: env.CRYO_DOCKER_EXEC_ROOT,
+    runc: env.CRYO_RUNC,
+    runtimeStateDir: env.CRYO_RUNTIME_STATE,
     maxImportBytes: env.CRYO_MAX_IMPORT_BYTES,
     scheduleGraceMs: env.CRYO_SCHEDULE_GRACE_MS,
     migrationRetentionMs: env.CRYO_MIGRATION_RETENTION_MS,

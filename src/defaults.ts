@@ -5,3 +5,6 @@ export const DEFAULT_DATA_DIR = '/var/lib/cryo';
 export const DEFAULT_TOLERABLE_FAILURES = 3;
 /** The bearer token's file in the data directory. */
 export const TOKEN_FILE = 'token';
+
+/** Where cryo's OCI runtime (native-scripts/cryo-runtime) looks for pending restores, unless CRYO_RUNTIME_STATE says otherwise. */
+export const DEFAULT_RUNTIME_STATE_DIR = '/run/cryo-runtime';

@@ -40,6 +40,8 @@ export async function startServer(config: Config): Promise<Server> {
   const journal = new SqliteHostJournal(db);
   const runtime = new DockerContainerRuntime(docker, journal, {
     execRoot: config.dockerExecRoot,
+    runc: config.runc,
+    runtimeStateDir: config.runtimeStateDir,
     ...(config.containerdSocket ? { containerdSocket: config.containerdSocket } : {}),
   });
   const services = createServices({

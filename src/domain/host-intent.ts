@@ -4,6 +4,8 @@ import { z } from 'zod';
 export const HostIntentKind = {
   /** runc's CRIU options file, written for the length of one restore. */
   CRIU_CONFIG: 'criu-config',
+  /** A pending-restore marker for cryo's OCI runtime. */
+  RUNTIME_MARKER: 'runtime-marker',
   /** A container's restart policy, set to "no" while a stop-mode dump's exit is handled. */
   RESTART_POLICY: 'restart-policy',
   /** CRIU's images linked into Docker's checkpoints directory for `docker start --checkpoint`. */
@@ -18,6 +20,7 @@ export const HostIntentKind = {
 
 export const HostIntentSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal(HostIntentKind.CRIU_CONFIG), file: z.string(), before: z.string().nullable() }),
+  z.object({ kind: z.literal(HostIntentKind.RUNTIME_MARKER), dir: z.string() }),
   z.object({
     kind: z.literal(HostIntentKind.RESTART_POLICY),
     containerId: z.string(),

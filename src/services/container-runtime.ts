@@ -21,6 +21,14 @@ export interface ContainerInfo {
 export interface RuntimeVersion {
   version: string;
   experimental: boolean;
+  storageDriver: string;
+  /** Whether images live in containerd's image store (Docker's containerd-snapshotter feature). */
+  containerdStore: boolean;
+  /** Whether dockerd lists cryo's OCI runtime. */
+  cryoRuntime: boolean;
+  defaultRuntime: string;
+  /** How a container that cryo creates is restored; 'none' where neither path works for a container's own network. */
+  restorePath: 'cryo-runtime' | 'docker-checkpoint' | 'none';
 }
 
 export interface CheckpointRequest {

@@ -13,7 +13,8 @@ export class HealthService {
   async health(): Promise<Health> {
     const [docker, criu] = await Promise.all([this.dockerHealth(), this.criuHealth()]);
     return {
-      status: docker.ok && docker.experimental && criu.ok ? 'ok' : 'degraded',
+      status:
+        docker.ok && docker.experimental && docker.restorePath !== 'none' && criu.ok ? 'ok' : 'degraded',
       docker,
       criu,
       kernel: os.release(),
@@ -22,8 +23,7 @@ export class HealthService {
 
   private async dockerHealth(): Promise<Health['docker']> {
     try {
-      const v = await this.runtime.version();
-      return { ok: true, version: v.version, experimental: v.experimental };
+      return { ok: true, ...(await this.runtime.version()) };
     } catch (err) {
       return { ok: false, experimental: false, error: (err as Error).message };
     }

@@ -433,7 +433,22 @@ test('health answers without a token and reports the real Docker and CRIU', asyn
   t.is(res.status, 200);
   t.is(res.body.status, 'ok');
   const { stdout: dockerVersion } = await execa('docker', ['version', '--format', '{{.Server.Version}}']);
-  t.deepEqual(res.body.docker, { ok: true, version: dockerVersion.trim(), experimental: true });
+  const info = JSON.parse((await execa('docker', ['info', '--format', '{{json .}}'])).stdout) as {
+    Driver: string;
+    DefaultRuntime: string;
+    Runtimes: Record<string, unknown>;
+  };
+  t.true('cryo' in info.Runtimes, "setup-host.sh registers cryo's runtime");
+  t.deepEqual(res.body.docker, {
+    ok: true,
+    version: dockerVersion.trim(),
+    experimental: true,
+    storageDriver: info.Driver,
+    containerdStore: info.Driver === 'overlayfs',
+    cryoRuntime: true,
+    defaultRuntime: info.DefaultRuntime,
+    restorePath: 'cryo-runtime',
+  });
   const { stdout: criuVersion } = await execa('criu', ['--version']);
   t.true(criuVersion.includes(`Version: ${res.body.criu.version}`));
   t.true(res.body.criu.ok);

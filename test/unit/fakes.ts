@@ -54,7 +54,15 @@ export class FakeRuntime implements ContainerRuntime {
   }
 
   async version(): Promise<RuntimeVersion> {
-    return { version: '20.10.24', experimental: this.experimental };
+    return {
+      version: '20.10.24',
+      experimental: this.experimental,
+      storageDriver: 'overlay2',
+      containerdStore: false,
+      cryoRuntime: true,
+      defaultRuntime: 'runc',
+      restorePath: 'cryo-runtime',
+    };
   }
 
   async inspect(ref: string): Promise<ContainerInfo | undefined> {

@@ -2,7 +2,12 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import type { ContainerCriuOptions } from '../../domain/checkpoint.js';
-import { ContainerNameInUseError, DockerError, ImageInvalidError } from '../../domain/errors/index.js';
+import {
+  ContainerNameInUseError,
+  DockerError,
+  ImageInvalidError,
+  RestorePathUnavailableError,
+} from '../../domain/errors/index.js';
 import type {
   CheckpointRequest,
   ContainerInfo,
@@ -12,13 +17,14 @@ import type {
 } from '../../services/container-runtime.js';
 import type { HostJournal } from '../../services/host-journal.js';
 import { CgroupFreezer } from './cgroup-freezer.js';
+import { CRYO_RUNTIME, CryoRuntimeRestore } from './cryo-runtime-restore.js';
 import { checkpointError } from './checkpoint-error.js';
 import { withDockerCheckpoint } from './checkpoint-dir.js';
 import { ContainerdLeftovers } from './containerd-leftovers.js';
 import { toCreateOptions } from './create-options.js';
 import { apiMessage, firstLine, type DockerClient } from './docker-client.js';
 import { Mutex } from './mutex.js';
-import { RestoreOptionsFile } from './restore-options.js';
+import { mountEngineLines, RestoreOptionsFile } from './restore-options.js';
 import { criuConfigLines, RuncCheckpointer } from './runc-checkpointer.js';
 import { RuncDump, sleep } from './runc-dump.js';
 import { singleFileTar } from './single-file-tar.js';
@@ -36,7 +42,12 @@ export interface DockerContainerRuntimeOptions {
   runcCriuConfig?: string;
   /** Dump through Docker's checkpoint API even where runc could be driven directly. */
   dockerCheckpointApi?: boolean;
+  /** Where cryo's OCI runtime finds pending-restore markers (its CRYO_RUNTIME_STATE). */
+  runtimeStateDir?: string;
 }
+
+/** The first Docker whose `start --checkpoint` binds /proc/0/ns/net (moby/moby#50750). */
+const FIRST_BROKEN_CHECKPOINT_START = 28;
 
 const CONTENT_EXISTS = /content (sha256:[0-9a-f]{64}): already exists/;
 
@@ -50,6 +61,7 @@ export class DockerContainerRuntime implements ContainerRuntime {
   private readonly runcDump: RuncDump;
   private readonly leftovers: ContainerdLeftovers;
   private readonly freezer = new CgroupFreezer();
+  private readonly runtimeRestore: CryoRuntimeRestore;
 
   constructor(
     private readonly client: DockerClient,
@@ -62,6 +74,7 @@ export class DockerContainerRuntime implements ContainerRuntime {
     this.runcDump = new RuncDump(client, this.runc, this.restoreOptions, journal, async (id) =>
       Boolean((await this.inspect(id))?.running),
     );
+    this.runtimeRestore = new CryoRuntimeRestore(client, journal, options.runtimeStateDir);
     this.leftovers = new ContainerdLeftovers(this.execRoot, journal, {
       socket: options.containerdSocket,
       tmpDir: options.containerdTmpDir,
@@ -69,8 +82,21 @@ export class DockerContainerRuntime implements ContainerRuntime {
   }
 
   async version(): Promise<RuntimeVersion> {
-    const v = await this.client.call((d) => d.version());
-    return { version: v.Version, experimental: Boolean((v as { Experimental?: boolean }).Experimental) };
+    const [v, info] = await Promise.all([
+      this.client.call((d) => d.version()),
+      this.client.call((d) => d.info() as Promise<DockerInfo>),
+    ]);
+    const cryoRuntime = Object.hasOwn(info.Runtimes ?? {}, CRYO_RUNTIME);
+    const checkpointStart = majorVersion(v.Version) < FIRST_BROKEN_CHECKPOINT_START;
+    return {
+      version: v.Version,
+      experimental: Boolean((v as { Experimental?: boolean }).Experimental),
+      storageDriver: info.Driver ?? 'unknown',
+      containerdStore: (info.DriverStatus ?? []).some(([k]) => k === 'driver-type'),
+      cryoRuntime,
+      defaultRuntime: info.DefaultRuntime ?? 'runc',
+      restorePath: cryoRuntime ? 'cryo-runtime' : checkpointStart ? 'docker-checkpoint' : 'none',
+    };
   }
 
   async inspect(ref: string): Promise<ContainerInfo | undefined> {
@@ -140,16 +166,33 @@ export class DockerContainerRuntime implements ContainerRuntime {
     labels: Record<string, string>,
     ports: 'same' | 'free' = 'free',
   ): Promise<{ id: string; name: string }> {
-    const created = await this.client.callOr(
-      (d) => d.createContainer(toCreateOptions(config, name, labels, ports)),
-      [409],
-      undefined,
-    );
+    const options = toCreateOptions(config, name, labels, ports);
+    // A new container runs under cryo's runtime wherever dockerd has it, so that restores take its path.
+    if ((await this.version()).cryoRuntime)
+      options.HostConfig = { ...options.HostConfig, Runtime: CRYO_RUNTIME };
+    const created = await this.client.callOr((d) => d.createContainer(options), [409], undefined);
     if (!created) throw new ContainerNameInUseError(name);
     return { id: created.id, name };
   }
 
   async restore(containerId: string, imagesDir: string, criu: ContainerCriuOptions): Promise<void> {
+    const raw = await this.client.call(() => this.client.container(containerId).inspect());
+    if (raw.HostConfig.Runtime === CRYO_RUNTIME) {
+      const config = [
+        ...criuConfigLines({ ...criu, ghostLimitBytes: undefined, ...NO_FLAG_OPTIONS }),
+        ...(await mountEngineLines(this.client, containerId)),
+      ];
+      return this.runtimeRestore.restore(containerId, imagesDir, criu, config);
+    }
+    const version = (await this.client.call((d) => d.version())).Version;
+    const network = raw.HostConfig.NetworkMode ?? '';
+    if (
+      majorVersion(version) >= FIRST_BROKEN_CHECKPOINT_START &&
+      network !== 'host' &&
+      !network.startsWith('container:')
+    ) {
+      throw new RestorePathUnavailableError(raw.Name.replace(/^\//, ''), version);
+    }
     await this.restoreMutex.run(() =>
       this.leftovers.clearingTmpCopies(() =>
         withDockerCheckpoint(this.client, this.journal, containerId, imagesDir, (checkpointName) =>
@@ -233,6 +276,20 @@ export class DockerContainerRuntime implements ContainerRuntime {
       }
     }
   }
+}
+
+interface DockerInfo {
+  Driver?: string;
+  DriverStatus?: [string, string][];
+  Runtimes?: Record<string, unknown>;
+  DefaultRuntime?: string;
+}
+
+/** The options cryo's runtime passes as runc flags, so they stay out of its CRIU configuration file. */
+const NO_FLAG_OPTIONS = { tcpEstablished: false, fileLocks: false, externalUnixSockets: false };
+
+function majorVersion(version: string): number {
+  return Number.parseInt(version, 10) || 0;
 }
 
 /** dockerd's reason without the path of its own scratch directory. */

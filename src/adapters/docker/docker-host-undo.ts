@@ -2,6 +2,7 @@ import { HostIntentKind, type HostIntent } from '../../domain/host-intent.js';
 import type { HostStateUndo } from '../../services/host-journal.js';
 import { removeDockerCheckpoint } from './checkpoint-dir.js';
 import { removeTmpCopiesSince } from './containerd-leftovers.js';
+import { removeRuntimeMarker } from './cryo-runtime-restore.js';
 import { putBackFile } from './restore-options.js';
 import type { DockerClient } from './docker-client.js';
 
@@ -16,6 +17,9 @@ export class DockerHostUndo implements HostStateUndo {
     switch (intent.kind) {
       case HostIntentKind.CRIU_CONFIG:
         await putBackFile(intent.file, intent.before);
+        return;
+      case HostIntentKind.RUNTIME_MARKER:
+        await removeRuntimeMarker(intent.dir);
         return;
       case HostIntentKind.RESTART_POLICY:
         await this.client.callOr(

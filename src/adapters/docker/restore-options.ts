@@ -41,7 +41,7 @@ export class RestoreOptionsFile {
   ): Promise<void> {
     const lines = [
       ...criuConfigLines({ ...criu, ghostLimitBytes: undefined }),
-      ...((await this.bindsFiles(containerId)) ? ['mntns-compat-mode'] : []),
+      ...(await mountEngineLines(this.client, containerId)),
     ];
     if (lines.length === 0) return fn();
     return this.lock.exclusive(() => this.writing(lines, fn));
@@ -66,19 +66,19 @@ export class RestoreOptionsFile {
       this.journal.end(intent);
     }
   }
+}
 
-  /**
-   * Whether the container has a single file bind-mounted from the host (`-v ./app.conf:/etc/app.conf`, or
-   * docker-init with `--init`): CRIU 4.2's mount engine (mount-v2) cannot restore those here ("Can't remount ...
-   * with MS_PRIVATE: No such file or directory"), its compat engine can.
-   */
-  private async bindsFiles(containerId: string): Promise<boolean> {
-    const raw = await this.client.call(() => this.client.container(containerId).inspect());
-    if (raw.HostConfig.Init === true) return true;
-    for (const m of raw.Mounts ?? []) {
-      if (m.Type !== 'bind' || !m.Source) continue;
-      if ((await stat(m.Source).catch(() => undefined))?.isFile()) return true;
-    }
-    return false;
+/**
+ * CRIU's mount engine for a restore of this container. CRIU 4.2's mount-v2 cannot restore a single file
+ * bind-mounted from the host (`-v ./app.conf:/etc/app.conf`, or docker-init with `--init`) here ("Can't remount
+ * ... with MS_PRIVATE: No such file or directory"); its compat engine can.
+ */
+export async function mountEngineLines(client: DockerClient, containerId: string): Promise<string[]> {
+  const raw = await client.call(() => client.container(containerId).inspect());
+  if (raw.HostConfig.Init === true) return ['mntns-compat-mode'];
+  for (const m of raw.Mounts ?? []) {
+    if (m.Type !== 'bind' || !m.Source) continue;
+    if ((await stat(m.Source).catch(() => undefined))?.isFile()) return ['mntns-compat-mode'];
   }
+  return [];
 }

@@ -59,7 +59,7 @@ export class DockerNotExperimentalError extends AppError {
       ErrorCode.DOCKER_NOT_EXPERIMENTAL,
       503,
       'dockerd runs without experimental features, so its checkpoint API is off',
-      'set {"experimental": true} in /etc/docker/daemon.json and restart dockerd (native-scripts/docker-experimental.sh)',
+      'set {"experimental": true} in /etc/docker/daemon.json and restart dockerd (native-scripts/setup-host.sh)',
     );
   }
 }
@@ -99,6 +99,17 @@ export class RootfsUnsupportedError extends AppError {
       501,
       `cannot record root-filesystem changes on storage driver "${driver}"`,
       'cryo records root-filesystem changes with the overlay2 storage driver',
+    );
+  }
+}
+
+export class RestorePathUnavailableError extends AppError {
+  constructor(container: string, engineVersion: string) {
+    super(
+      ErrorCode.RESTORE_PATH_UNAVAILABLE,
+      409,
+      `Docker ${engineVersion} cannot restore container "${container}" through docker start --checkpoint: it binds /proc/0/ns/net as the network namespace (moby/moby#50750, containerd/containerd#12141)`,
+      'restore into a new container by giving "name" (it runs under cryo\'s runtime), or run containers under cryo\'s runtime (docker run --runtime cryo, or native-scripts/setup-host.sh --default-runtime)',
     );
   }
 }

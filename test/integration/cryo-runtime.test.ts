@@ -1,0 +1,124 @@
+import { watch } from 'node:fs';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { execa } from 'execa';
+import type { Checkpoint, RestoreResult } from '../../src/domain/checkpoint.js';
+import type { ErrorBody } from '../../src/domain/error-body.js';
+import { ErrorCode } from '../../src/domain/errors/index.js';
+import type { Health } from '../../src/domain/health.js';
+import { dockerExec, inspect, sleep } from '../../harness/containers.js';
+import { cryoSuite } from '../../harness/cryo-suite.js';
+import { BUSYBOX_IMAGE } from '../../harness/prerequisites.js';
+
+const test = cryoSuite();
+
+// Counts in memory and appends each value to /tmp/n (in the root filesystem), so a restore that really goes on
+// from the dump shows values that follow the last one written before it.
+const COUNT = 'i=0; while true; do i=$((i+1)); echo $i >> /tmp/n; sleep 0.2; done';
+
+async function lastCount(ref: string): Promise<number> {
+  const text = await dockerExec(ref, ['tail', '-n', '1', '/tmp/n']);
+  return Number(text.trim());
+}
+
+async function dockerInfo(): Promise<{ major: number; defaultRuntime: string }> {
+  const { stdout } = await execa('docker', ['info', '--format', '{{.ServerVersion}} {{.DefaultRuntime}}']);
+  const [version, defaultRuntime] = stdout.trim().split(' ');
+  return { major: Number.parseInt(version!, 10), defaultRuntime: defaultRuntime! };
+}
+
+test("a restore as a new container runs under cryo's runtime, goes on counting, and never writes /etc/criu", async (t) => {
+  const { cryo, containers } = t.context;
+  const name = containers.uniqueName('rt-src');
+  // --init bind-mounts docker-init, which needs CRIU's compat mount engine; fileLocks is a per-restore option.
+  await containers.run({ image: BUSYBOX_IMAGE, name, init: true, cmd: ['sh', '-c', COUNT] });
+  await sleep(1500);
+  const beforeDump = await lastCount(name);
+  const cp = await cryo.api<Checkpoint>('POST', `/v1/containers/${name}/checkpoints`, { fileLocks: true });
+  t.is(cp.status, 201, JSON.stringify(cp.body));
+
+  await mkdir('/etc/criu', { recursive: true });
+  const before = await readFile('/etc/criu/runc.conf', 'utf8').catch(() => null);
+  const writes: string[] = [];
+  const watcher = watch('/etc/criu', (event, file) => writes.push(`${event} ${String(file)}`));
+  const copy = containers.uniqueName('rt-copy');
+  const restored = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${cp.body.id}/restore`, {
+    name: copy,
+  });
+  await sleep(200);
+  watcher.close();
+  t.is(restored.status, 201, JSON.stringify(restored.body));
+  t.deepEqual(writes, [], 'nothing under /etc/criu changed during the restore');
+  t.is(await readFile('/etc/criu/runc.conf', 'utf8').catch(() => null), before);
+
+  const raw = JSON.parse((await execa('docker', ['inspect', copy])).stdout) as [
+    { HostConfig: { Runtime: string }; State: { Running: boolean; Pid: number } },
+  ];
+  t.is(raw[0].HostConfig.Runtime, 'cryo');
+  t.true(raw[0].State.Running);
+  t.true(raw[0].State.Pid > 0, 'dockerd knows the restored process');
+  // The restored counter goes on from the dumped one: the file (from the rootfs diff) holds 1, 2, 3, ... with
+  // no second 1, which a fresh start would have written.
+  await sleep(1000);
+  const values = (await dockerExec(copy, ['cat', '/tmp/n'])).trim().split('\n').map(Number);
+  t.true(values.length > beforeDump + 2, `${values.length} values after ${beforeDump} before the dump`);
+  t.deepEqual(
+    values,
+    Array.from({ length: values.length }, (_, i) => i + 1),
+  );
+  // docker exec, stop and start work on it as on any container; a later start is a fresh start.
+  await execa('docker', ['stop', '-t', '1', copy]);
+  await execa('docker', ['start', copy]);
+  t.true((await inspect(copy)).State.Running);
+  t.deepEqual(await readdir('/run/cryo-runtime').catch(() => []), [], 'no marker is left');
+});
+
+test("cryo's runtime passes every command through to runc while cryo is not restoring", async (t) => {
+  const { containers } = t.context;
+  const name = containers.uniqueName('rt-plain');
+  await containers.run({ image: BUSYBOX_IMAGE, name, runtime: 'cryo', cmd: ['sh', '-c', COUNT] });
+  await sleep(600);
+  t.true((await lastCount(name)) > 0);
+  t.is((await dockerExec(name, ['echo', 'through'])).trim(), 'through');
+  await execa('docker', ['stop', '-t', '1', name]);
+  await execa('docker', ['start', name]);
+  await sleep(600);
+  t.true((await inspect(name)).State.Running);
+  await execa('docker', ['pause', name]);
+  t.true((await inspect(name)).State.Paused);
+  await execa('docker', ['unpause', name]);
+});
+
+test('health names the restore path, and an in-place restore of a runc container takes the one that works', async (t) => {
+  const { cryo, containers } = t.context;
+  const health = await cryo.api<Health>('GET', '/v1/health', undefined, null);
+  t.is(health.body.docker.restorePath, 'cryo-runtime');
+  const { major } = await dockerInfo();
+  const name = containers.uniqueName('rt-runc');
+  await containers.run({ image: BUSYBOX_IMAGE, name, runtime: 'runc', cmd: ['sh', '-c', COUNT] });
+  await sleep(1000);
+  const cp = await cryo.api<Checkpoint>('POST', `/v1/containers/${name}/checkpoints`, {});
+  t.is(cp.status, 201, JSON.stringify(cp.body));
+  const inPlace = await cryo.api<ErrorBody | RestoreResult>(
+    'POST',
+    `/v1/checkpoints/${cp.body.id}/restore`,
+    {},
+  );
+  if (major >= 28) {
+    // moby/moby#50750: refused before anything is touched; the container stays stopped, the checkpoint stays.
+    t.is(inPlace.status, 409);
+    t.is((inPlace.body as ErrorBody).code, ErrorCode.RESTORE_PATH_UNAVAILABLE);
+    t.regex((inPlace.body as ErrorBody).message, /moby\/moby#50750/);
+    t.false((await inspect(name)).State.Running);
+    const copy = containers.uniqueName('rt-runc-copy');
+    const asNew = await cryo.api('POST', `/v1/checkpoints/${cp.body.id}/restore`, { name: copy });
+    t.is(asNew.status, 201, JSON.stringify(asNew.body));
+    await sleep(800);
+    t.true((await lastCount(copy)) > 1);
+  } else {
+    // Docker < 28: docker start --checkpoint restores a container of any runtime in place.
+    t.is(inPlace.status, 201, JSON.stringify(inPlace.body));
+    t.true((await inspect(name)).State.Running);
+    await sleep(800);
+    t.true((await lastCount(name)) > 1);
+  }
+});
