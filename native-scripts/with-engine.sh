@@ -52,7 +52,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 # A leftover of a killed run goes first.
-if ip netns list | grep -qw "$netns"; then
+if [ -e "/run/netns/$netns" ]; then
   say "removing a leftover $netns"
   [ -f "/run/$name.pid" ] && kill -9 "$(cat "/run/$name.pid")" 2>/dev/null || true
   umount -R "$root" 2>/dev/null || true

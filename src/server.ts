@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { CriuCheckpointEngine } from './adapters/criu/criu-checkpoint-engine.js';
 import { DockerClient } from './adapters/docker/docker-client.js';
 import { DockerContainerRuntime } from './adapters/docker/docker-container-runtime.js';
+import { ContainerdCtl } from './adapters/docker/containerd-ctl.js';
 import { OverlayRootfsChanges } from './adapters/docker/overlay-rootfs-changes.js';
 import { FsImageStore } from './adapters/store/fs-image-store.js';
 import { openDatabase } from './adapters/store/database.js';
@@ -48,7 +49,10 @@ export async function startServer(config: Config): Promise<Server> {
     runtime,
     journal,
     engine: new CriuCheckpointEngine({ binary: config.criuBinary }),
-    rootfs: new OverlayRootfsChanges(docker),
+    rootfs: new OverlayRootfsChanges(
+      docker,
+      new ContainerdCtl(config.dockerExecRoot, config.containerdSocket),
+    ),
     inspector: new ProcInspector(),
     db,
     store,

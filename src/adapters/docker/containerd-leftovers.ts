@@ -1,8 +1,8 @@
-import { access, readdir, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
 import { HostIntentKind } from '../../domain/host-intent.js';
 import type { HostJournal } from '../../services/host-journal.js';
+import type { ContainerdCtl } from './containerd-ctl.js';
 
 /** containerd's unpacked copies of restored checkpoints: <tmp>/ctrd-checkpoint<random>. */
 export const CONTAINERD_LEFTOVER_PREFIX = 'ctrd-checkpoint';
@@ -10,14 +10,10 @@ export const CONTAINERD_LEFTOVER_PREFIX = 'ctrd-checkpoint';
 /** What containerd leaves behind around `docker start --checkpoint`, and how cryo clears it. */
 export class ContainerdLeftovers {
   constructor(
-    private readonly execRoot: string,
+    private readonly containerd: ContainerdCtl,
     private readonly journal: HostJournal,
-    private readonly options: { socket?: string | undefined; tmpDir?: string | undefined } = {},
+    private readonly tmpDir = '/tmp',
   ) {}
-
-  private get tmpDir(): string {
-    return this.options.tmpDir ?? '/tmp';
-  }
 
   /**
    * Runs `fn` and removes the unpacked copies of checkpoints that containerd 1.6 leaves in /tmp
@@ -42,29 +38,12 @@ export class ContainerdLeftovers {
    * containerd (namespace moby) may still hold the same checkpoint blob from an earlier restore or checkpoint,
    * and then refuses to commit it again ("content ... already exists"); this drops the stale blob.
    */
-  async removeContentBlob(digest: string): Promise<boolean> {
-    const socket = await this.socket();
-    if (!socket) return false;
-    const result = await execa('ctr', ['--address', socket, '--namespace', 'moby', 'content', 'rm', digest], {
-      reject: false,
-    });
-    return result.exitCode === 0;
+  removeContentBlob(digest: string): Promise<boolean> {
+    return this.containerd.removeContent(digest);
   }
 
   private tmpCopies(): Promise<Set<string>> {
     return tmpCopies(this.tmpDir);
-  }
-
-  private async socket(): Promise<string | undefined> {
-    if (this.options.socket) return this.options.socket;
-    // dockerd runs its own containerd under its exec root, unless a system containerd was there first.
-    for (const candidate of [
-      path.join(this.execRoot, 'containerd/containerd.sock'),
-      '/run/containerd/containerd.sock',
-    ]) {
-      if (await exists(candidate)) return candidate;
-    }
-    return undefined;
   }
 }
 
@@ -81,12 +60,5 @@ export async function removeTmpCopiesSince(tmpDir: string, before: Iterable<stri
     [...now]
       .filter((d) => !kept.has(d))
       .map((d) => rm(path.join(tmpDir, d), { recursive: true, force: true })),
-  );
-}
-
-async function exists(p: string): Promise<boolean> {
-  return access(p).then(
-    () => true,
-    () => false,
   );
 }

@@ -20,6 +20,7 @@ import { CgroupFreezer } from './cgroup-freezer.js';
 import { CRYO_RUNTIME, CryoRuntimeRestore } from './cryo-runtime-restore.js';
 import { checkpointError } from './checkpoint-error.js';
 import { withDockerCheckpoint } from './checkpoint-dir.js';
+import { ContainerdCtl } from './containerd-ctl.js';
 import { ContainerdLeftovers } from './containerd-leftovers.js';
 import { toCreateOptions } from './create-options.js';
 import { apiMessage, firstLine, type DockerClient } from './docker-client.js';
@@ -75,10 +76,11 @@ export class DockerContainerRuntime implements ContainerRuntime {
       Boolean((await this.inspect(id))?.running),
     );
     this.runtimeRestore = new CryoRuntimeRestore(client, journal, options.runtimeStateDir);
-    this.leftovers = new ContainerdLeftovers(this.execRoot, journal, {
-      socket: options.containerdSocket,
-      tmpDir: options.containerdTmpDir,
-    });
+    this.leftovers = new ContainerdLeftovers(
+      new ContainerdCtl(this.execRoot, options.containerdSocket),
+      journal,
+      options.containerdTmpDir,
+    );
   }
 
   async version(): Promise<RuntimeVersion> {

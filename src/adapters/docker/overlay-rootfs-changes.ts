@@ -8,6 +8,7 @@ import type { MountRecord } from '../../domain/manifest.js';
 import { safeRootfsPath } from '../../domain/archive-path.js';
 import type { RootfsChanges, RootfsSummary } from '../../services/rootfs-changes.js';
 import { walkRelative, writeTar } from '../archive/tar-pack.js';
+import type { ContainerdCtl, OverlayLayers } from './containerd-ctl.js';
 import type { DockerClient } from './docker-client.js';
 
 const KIND_DELETED = 2;
@@ -24,19 +25,25 @@ interface InspectWithDriver {
   Mounts: { Type: string; Name?: string; Source: string; Destination: string; RW: boolean }[];
 }
 
-/** Root-filesystem changes read from, and written to, Docker's overlay2 layers. */
+/**
+ * Root-filesystem changes read from, and written to, a container's overlay layers: Docker's overlay2 graph
+ * driver, or the overlayfs snapshotter of containerd's image store.
+ */
 export class OverlayRootfsChanges implements RootfsChanges {
-  constructor(private readonly client: DockerClient) {}
+  constructor(
+    private readonly client: DockerClient,
+    private readonly containerd: ContainerdCtl,
+  ) {}
 
   async requireSupported(containerId: string): Promise<void> {
     const info = await this.client.call((d) => d.getContainer(containerId).inspect());
-    this.upperDir(info as unknown as InspectWithDriver);
+    await this.layers(containerId, info as unknown as InspectWithDriver);
   }
 
   async record(containerId: string, dir: string): Promise<RootfsSummary> {
     const container = this.client.container(containerId);
     const info = (await this.client.call(() => container.inspect())) as unknown as InspectWithDriver;
-    const upper = this.upperDir(info);
+    const { upper } = await this.layers(containerId, info);
     const excluded = [...DOCKER_MANAGED, ...info.Mounts.map((m) => m.Destination)];
     const skip = (p: string) => excluded.some((e) => p === e || p.startsWith(`${e}/`));
     const listed: unknown = await this.client.call(() => container.changes());
@@ -64,8 +71,7 @@ export class OverlayRootfsChanges implements RootfsChanges {
   async apply(containerId: string, dir: string): Promise<void> {
     const container = this.client.container(containerId);
     const info = (await this.client.call(() => container.inspect())) as unknown as InspectWithDriver;
-    const upper = this.upperDir(info);
-    const lowers = (info.GraphDriver.Data?.LowerDir ?? '').split(':').filter(Boolean);
+    const { upper, lowers } = await this.layers(containerId, info);
     const deleted = JSON.parse(await readFile(path.join(dir, DELETED_FILES), 'utf8')) as unknown;
     if (!Array.isArray(deleted))
       throw new ArchiveInvalidError(`${DELETED_FILES} is not a list`, 'export the checkpoint again');
@@ -129,11 +135,14 @@ export class OverlayRootfsChanges implements RootfsChanges {
     }
   }
 
-  private upperDir(info: InspectWithDriver): string {
-    const upper = info.GraphDriver.Data?.UpperDir;
-    if (info.GraphDriver.Name !== 'overlay2' || !upper)
-      throw new RootfsUnsupportedError(info.GraphDriver.Name);
-    return upper;
+  private async layers(containerId: string, info: InspectWithDriver): Promise<OverlayLayers> {
+    const { Name: driver, Data: data } = info.GraphDriver;
+    if (driver === 'overlay2' && data?.UpperDir)
+      return { upper: data.UpperDir, lowers: (data.LowerDir ?? '').split(':').filter(Boolean) };
+    // containerd's image store: dockerd reports no layers, containerd's snapshot of the container has them.
+    const layers = driver === 'overlayfs' ? await this.containerd.snapshotLayers(containerId) : undefined;
+    if (!layers) throw new RootfsUnsupportedError(driver);
+    return layers;
   }
 
   /** Hides `p` of the image in a new container: an overlay whiteout (a 0:0 character device) in the upper layer. */
