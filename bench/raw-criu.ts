@@ -90,12 +90,13 @@ export async function rawCriu(mib: number, copyImages: boolean): Promise<RawTime
 }
 
 /** Runs the memory workload in a container (port 8080 on a free loopback port) and waits until it answers. */
-export async function runMemoryContainer(name: string, mib: number): Promise<Memory> {
+export async function runMemoryContainer(name: string, mib: number, runtime?: string): Promise<Memory> {
   await execa('docker', [
     'run',
     '-d',
     '--name',
     name,
+    ...(runtime ? ['--runtime', runtime] : []),
     '-p',
     '127.0.0.1::8080',
     '-e',

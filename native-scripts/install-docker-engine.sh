@@ -17,6 +17,7 @@ suite=$(engine_suite "$version") || die "usage: $0 26|28 (Debian trixie's Docker
 prefix=$(engine_prefix "$version")
 
 if [ -x "$prefix/usr/sbin/dockerd" ] && "$prefix/usr/sbin/dockerd" --version >/dev/null 2>&1; then
+  install -m 0755 "$here/cryo-runtime" "$prefix/usr/sbin/cryo-runtime"
   say "$("$prefix/usr/sbin/dockerd" --version) is installed in $prefix"
   exit 0
 fi

@@ -21,7 +21,7 @@ fi
 [ "${1:-}" = -- ] && shift
 [ "$#" -gt 0 ] || die "no command given"
 prefix=$(engine_prefix "$version")
-[ -x "$prefix/usr/sbin/dockerd" ] || "$here/install-docker-engine.sh" "$version"
+"$here/install-docker-engine.sh" "$version" >/dev/null
 
 name="cryo-engine-$version${store:+-ctrd}"
 netns=$name

@@ -17,9 +17,27 @@ export function tailLines(log: string, count: number): string[] {
  */
 export async function criuFailure(what: string, logPath: string, err: ExecaError): Promise<CriuError> {
   const text = (await readFile(logPath, 'utf8').catch(() => '')) || String(err.all ?? '');
+  return criuLogFailure(what, text, logPath, err, err.shortMessage);
+}
+
+// CRIU logs these as errors and goes on: raising RLIMIT_NOFILE needs CAP_SYS_RESOURCE, which some roots lack.
+const BENIGN = /rlimit: Can't setup/;
+
+/**
+ * The CriuError for CRIU's log `text`. The reason is its first `Error (file:line)` line: what follows it is
+ * mostly CRIU cleaning up (a restore that failed on a socket ends with a cgroupd error, say).
+ */
+export function criuLogFailure(
+  what: string,
+  text: string,
+  logPath: string | undefined,
+  cause: unknown,
+  fallback = 'see the log tail',
+): CriuError {
+  const lines = tailLines(text, 400);
   const reason =
-    tailLines(text, 400)
-      .filter((l) => /Error|error/.test(l))
-      .at(-1) ?? err.shortMessage;
-  return new CriuError(`${what} failed: ${reason}`, tailLines(text, 25), logPath, { cause: err });
+    lines.find((l) => /Error \(/.test(l) && !BENIGN.test(l)) ??
+    lines.filter((l) => /Error|error/.test(l)).at(-1) ??
+    fallback;
+  return new CriuError(`${what} failed: ${reason}`, tailLines(text, 25), logPath, { cause });
 }

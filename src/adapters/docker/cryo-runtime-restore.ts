@@ -1,11 +1,11 @@
 import { access, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ContainerCriuOptions } from '../../domain/checkpoint.js';
-import { CriuError, DockerError } from '../../domain/errors/index.js';
+import { DockerError } from '../../domain/errors/index.js';
 import { HostIntentKind } from '../../domain/host-intent.js';
 import { DEFAULT_RUNTIME_STATE_DIR } from '../../defaults.js';
 import type { HostJournal } from '../../services/host-journal.js';
-import { tailLines } from '../criu/log-tail.js';
+import { criuLogFailure } from '../criu/log-tail.js';
 import { checkpointError } from './checkpoint-error.js';
 import type { DockerClient } from './docker-client.js';
 import { runcCriuFlags } from './runc-checkpointer.js';
@@ -19,6 +19,7 @@ const Marker = {
   WORK: 'work',
   FLAGS: 'flags',
   CRIU_CONF: 'criu.conf',
+  ADDRESSES: 'addresses',
   RESTORED: 'restored',
   RESTORE_LOG: 'restore.log',
 } as const;
@@ -45,6 +46,7 @@ export class CryoRuntimeRestore {
     imagesDir: string,
     criu: ContainerCriuOptions,
     criuConfig: string[],
+    addresses: string[],
   ): Promise<void> {
     const marker = path.join(this.stateDir, containerId);
     const intent = this.journal.begin({ kind: HostIntentKind.RUNTIME_MARKER, dir: marker });
@@ -59,6 +61,8 @@ export class CryoRuntimeRestore {
       );
       if (criuConfig.length > 0)
         await writeFile(path.join(marker, Marker.CRIU_CONF), criuConfig.map((l) => `${l}\n`).join(''));
+      if (addresses.length > 0)
+        await writeFile(path.join(marker, Marker.ADDRESSES), addresses.map((a) => `${a}\n`).join(''));
       // Written last: the runtime acts on a marker only once its images are there.
       await symlink(imagesDir, path.join(marker, Marker.IMAGES));
       try {
@@ -85,19 +89,7 @@ export class CryoRuntimeRestore {
 
   /** CRIU's own log, when the runtime got as far as running it. */
   private async failure(marker: string, err: unknown): Promise<Error> {
-    const logPath = path.join(marker, Marker.WORK, Marker.RESTORE_LOG);
-    const log = await readFile(logPath, 'utf8').catch(() => undefined);
-    if (log === undefined) return checkpointError(err, 'restore');
-    const reason = tailLines(log, 400)
-      .filter((l) => /Error|error/.test(l))
-      .at(-1);
-    return new CriuError(
-      `CRIU restore failed: ${reason ?? 'see the log tail'}`,
-      tailLines(log, 25),
-      undefined,
-      {
-        cause: err,
-      },
-    );
+    const log = await readFile(path.join(marker, Marker.WORK, Marker.RESTORE_LOG), 'utf8').catch(() => '');
+    return log ? criuLogFailure('CRIU restore', log, undefined, err) : checkpointError(err, 'restore');
   }
 }

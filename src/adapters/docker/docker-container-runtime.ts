@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import type { ContainerCriuOptions } from '../../domain/checkpoint.js';
+import { DOCKER_CONFIG } from '../../domain/layout.js';
 import {
   ContainerNameInUseError,
   DockerError,
@@ -184,7 +185,8 @@ export class DockerContainerRuntime implements ContainerRuntime {
         ...criuConfigLines({ ...criu, ghostLimitBytes: undefined, ...NO_FLAG_OPTIONS }),
         ...(await mountEngineLines(this.client, containerId)),
       ];
-      return this.runtimeRestore.restore(containerId, imagesDir, criu, config);
+      const addresses = criu.tcpEstablished ? await dumpedAddresses(imagesDir) : [];
+      return this.runtimeRestore.restore(containerId, imagesDir, criu, config, addresses);
     }
     const version = (await this.client.call((d) => d.version())).Version;
     const network = raw.HostConfig.NetworkMode ?? '';
@@ -289,6 +291,30 @@ interface DockerInfo {
 
 /** The options cryo's runtime passes as runc flags, so they stay out of its CRIU configuration file. */
 const NO_FLAG_OPTIONS = { tcpEstablished: false, fileLocks: false, externalUnixSockets: false };
+
+/**
+ * The addresses the container had at its dump, from the Docker inspect kept beside its images: established TCP
+ * connections are restored bound to them.
+ */
+async function dumpedAddresses(imagesDir: string): Promise<string[]> {
+  const text = await readFile(path.join(path.dirname(imagesDir), DOCKER_CONFIG), 'utf8').catch(
+    () => undefined,
+  );
+  if (text === undefined) return [];
+  const dumped = JSON.parse(text) as {
+    NetworkSettings?: {
+      Networks?: Record<
+        string,
+        { IPAddress?: string; IPPrefixLen?: number; GlobalIPv6Address?: string; GlobalIPv6PrefixLen?: number }
+      >;
+    };
+  };
+  // With the network's prefix, so that the connection's peer has a route as it had at the dump.
+  return Object.values(dumped.NetworkSettings?.Networks ?? {}).flatMap((n) => [
+    ...(n.IPAddress ? [`${n.IPAddress}/${n.IPPrefixLen || 32}`] : []),
+    ...(n.GlobalIPv6Address ? [`${n.GlobalIPv6Address}/${n.GlobalIPv6PrefixLen || 128}`] : []),
+  ]);
+}
 
 function majorVersion(version: string): number {
   return Number.parseInt(version, 10) || 0;
