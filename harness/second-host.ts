@@ -6,6 +6,11 @@ import { sleep } from './containers.js';
 import { TestCryo } from './cryo.js';
 import { engineDaemon } from './engine.js';
 
+export interface SecondHostOptions {
+  brokenCriu?: boolean;
+  containerdStore?: boolean;
+}
+
 /**
  * A second Docker host on this machine: a network namespace joined to the host by a veth pair, and a second
  * dockerd inside it with its own data root, exec root, pid file and API socket. `stop` tears all of it down.
@@ -37,8 +42,11 @@ export class SecondHost {
     return path.join(this.execRoot, 'containerd', 'containerd.sock');
   }
 
-  /** With `brokenCriu`, this host's runc finds a criu that always fails (to test rollbacks). */
-  static async start(options: { brokenCriu?: boolean } = {}): Promise<SecondHost> {
+  /**
+   * With `brokenCriu`, this host's runc finds a criu that always fails (to test rollbacks); with
+   * `containerdStore`, its images live in containerd's image store (Docker >= 24).
+   */
+  static async start(options: SecondHostOptions = {}): Promise<SecondHost> {
     const tag = randomBytes(3).toString('hex');
     const subnet = 1 + (Number.parseInt(tag.slice(0, 2), 16) % 250);
     const root = await mkdtemp('/var/lib/cryo-test-host-');
@@ -50,7 +58,7 @@ export class SecondHost {
       `cryoa${tag}`,
     );
     try {
-      await host.up(options.brokenCriu ?? false);
+      await host.up(options);
       return host;
     } catch (err) {
       await host.stop();
@@ -71,7 +79,7 @@ export class SecondHost {
     await rm(file, { force: true });
   }
 
-  private async up(brokenCriu: boolean): Promise<void> {
+  private async up({ brokenCriu = false, containerdStore = false }: SecondHostOptions): Promise<void> {
     const vethNs = this.vethHost.replace('cryoa', 'cryob');
     await execa('ip', ['netns', 'add', this.netns]);
     await execa('ip', ['link', 'add', this.vethHost, 'type', 'veth', 'peer', 'name', vethNs]);
@@ -87,7 +95,11 @@ export class SecondHost {
     const engine = engineDaemon();
     await writeFile(
       path.join(this.root, 'daemon.json'),
-      JSON.stringify({ experimental: true, runtimes: { cryo: { path: engine.runtime } } }),
+      JSON.stringify({
+        experimental: true,
+        runtimes: { cryo: { path: engine.runtime } },
+        ...(containerdStore ? { features: { 'containerd-snapshotter': true } } : {}),
+      }),
     );
     const bin = path.join(this.root, 'bin');
     if (brokenCriu) {
@@ -168,7 +180,7 @@ export class SecondHost {
 /** A second host with its own cryo (talking to that host's dockerd), both torn down when the test ends. */
 export async function bringUpSecondHost(
   t: { teardown(fn: () => Promise<void>): void },
-  options: { brokenCriu?: boolean } = {},
+  options: SecondHostOptions = {},
 ): Promise<{ host: SecondHost; cryo: TestCryo }> {
   const host = await SecondHost.start(options);
   t.teardown(() => host.stop());

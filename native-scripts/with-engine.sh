@@ -23,7 +23,8 @@ fi
 prefix=$(engine_prefix "$version")
 "$here/install-docker-engine.sh" "$version" >/dev/null
 
-name="cryo-engine-$version${store:+-ctrd}"
+# CRYO_ENGINE_TAG tells apart two runs of the same engine at once.
+name="cryo-engine-$version${store:+-ctrd}${CRYO_ENGINE_TAG:+-$CRYO_ENGINE_TAG}"
 netns=$name
 root=/var/lib/$name
 exec_root=/run/$name

@@ -21,6 +21,21 @@ export const MountRecordSchema = z.object({
 export type MountRecord = z.infer<typeof MountRecordSchema>;
 
 /** cryo.json: what a reader needs to trust and place an archive; it is the archive's first entry. */
+/**
+ * The image a checkpoint needs. Its id is the engine's own (a config digest with overlay2, a manifest digest on
+ * containerd's image store), so another host may know the same image by another id; its layers' diff ids, the
+ * files CRIU restores into, are the same on both.
+ */
+export const ImageIdentitySchema = z.object({
+  ref: ImageRefSchema,
+  id: ImageRefSchema,
+  layers: z
+    .array(z.string().regex(/^sha256:[0-9a-f]{64}$/))
+    .max(1000)
+    .optional(),
+});
+export type ImageIdentity = z.infer<typeof ImageIdentitySchema>;
+
 export const ManifestSchema = z.object({
   formatVersion: z.number().int().positive(),
   cryoVersion: z.string(),
@@ -37,7 +52,7 @@ export const ManifestSchema = z.object({
     application: CheckpointApplicationSchema.optional(),
   }),
   container: z.object({ id: z.string(), name: z.string() }),
-  image: z.object({ ref: ImageRefSchema, id: ImageRefSchema }),
+  image: ImageIdentitySchema,
   source: z.object({ kernel: z.string(), criuVersion: z.string(), arch: z.string(), hostname: z.string() }),
   mounts: z.array(MountRecordSchema),
   rootfs: z.object({ changed: z.number().int().nonnegative(), deleted: z.number().int().nonnegative() }),

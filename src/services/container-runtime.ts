@@ -1,5 +1,6 @@
 import type { ContainerCriuOptions } from '../domain/checkpoint.js';
 import type { CriuStats } from '../domain/criu-stats.js';
+import type { ImageIdentity } from '../domain/manifest.js';
 
 /** What cryo needs from a container engine to checkpoint and restore containers. */
 export interface ContainerInfo {
@@ -61,12 +62,13 @@ export interface ContainerRuntime {
   checkpoint(containerId: string, request: CheckpointRequest): Promise<RuntimeCheckpointResult>;
   /** Makes sure the container is neither paused nor frozen (after a checkpoint, failed or not). */
   ensureNotFrozen(containerId: string): Promise<void>;
-  /** Creates (does not start) a container named `name` from another container's config. */
+  /** Creates (does not start) a container named `name` from another container's config, on image `imageId`. */
   createFromConfig(
     config: unknown,
     name: string,
     labels: Record<string, string>,
-    ports?: 'same' | 'free',
+    ports: 'same' | 'free',
+    imageId: string,
   ): Promise<{ id: string; name: string }>;
   /** Starts a created or stopped container from the CRIU images in `imagesDir`, with the dump's CRIU options. */
   restore(containerId: string, imagesDir: string, criu: ContainerCriuOptions): Promise<void>;
@@ -80,6 +82,13 @@ export interface ContainerRuntime {
   /** The OCI runtime spec the container runs with (while it runs), or undefined. */
   runtimeSpec(containerId: string): Promise<unknown>;
   imageExists(ref: string): Promise<boolean>;
+  /** The diff ids of an image's layers; undefined when there is no such image. */
+  imageLayers(ref: string): Promise<string[] | undefined>;
+  /**
+   * This host's id of the image: the same id, or an image of the same name or any other with the same layers
+   * (another image store names the same image otherwise); undefined when this host has none of them.
+   */
+  resolveImage(image: ImageIdentity): Promise<string | undefined>;
   /** The image as a `docker save` tar stream. */
   saveImage(ref: string): Promise<NodeJS.ReadableStream>;
   /** Loads a `docker save` tar stream. */

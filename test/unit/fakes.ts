@@ -15,6 +15,7 @@ import type {
   RuntimeVersion,
 } from '../../src/services/container-runtime.js';
 import { RootfsUnsupportedError } from '../../src/domain/errors/index.js';
+import type { ImageIdentity } from '../../src/domain/manifest.js';
 
 /** An in-memory ContainerRuntime for unit tests of services and routes (never for integration tests). */
 export class FakeRuntime implements ContainerRuntime {
@@ -128,6 +129,14 @@ export class FakeRuntime implements ContainerRuntime {
 
   async imageExists(ref: string): Promise<boolean> {
     return this.images.has(ref);
+  }
+
+  async imageLayers(ref: string): Promise<string[] | undefined> {
+    return this.images.has(ref) ? [] : undefined;
+  }
+
+  async resolveImage(image: ImageIdentity): Promise<string | undefined> {
+    return this.images.has(image.id) ? image.id : undefined;
   }
 
   async saveImage(): Promise<NodeJS.ReadableStream> {

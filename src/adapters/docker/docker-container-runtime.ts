@@ -3,6 +3,7 @@ import path from 'node:path';
 import type Docker from 'dockerode';
 import type { ContainerCriuOptions } from '../../domain/checkpoint.js';
 import { DOCKER_CONFIG } from '../../domain/layout.js';
+import type { ImageIdentity } from '../../domain/manifest.js';
 import {
   ContainerNameInUseError,
   DockerError,
@@ -167,9 +168,10 @@ export class DockerContainerRuntime implements ContainerRuntime {
     config: unknown,
     name: string,
     labels: Record<string, string>,
-    ports: 'same' | 'free' = 'free',
+    ports: 'same' | 'free',
+    imageId: string,
   ): Promise<{ id: string; name: string }> {
-    const options = toCreateOptions(config, name, labels, ports);
+    const options = { ...toCreateOptions(config, name, labels, ports), Image: imageId };
     // A new container runs under cryo's runtime wherever dockerd has it, so that restores take its path.
     if ((await this.version()).cryoRuntime)
       options.HostConfig = { ...options.HostConfig, Runtime: CRYO_RUNTIME };
@@ -243,6 +245,26 @@ export class DockerContainerRuntime implements ContainerRuntime {
 
   async imageExists(ref: string): Promise<boolean> {
     return this.client.callOr(async (d) => (await d.getImage(ref).inspect(), true), [404], false);
+  }
+
+  async imageLayers(ref: string): Promise<string[] | undefined> {
+    const image = await this.client.callOr((d) => d.getImage(ref).inspect(), [404], undefined);
+    return image?.RootFS?.Layers;
+  }
+
+  async resolveImage(image: ImageIdentity): Promise<string | undefined> {
+    if (await this.imageExists(image.id)) return image.id;
+    const { layers } = image;
+    if (!layers || layers.length === 0) return undefined;
+    const same = (candidate: string[] | undefined) =>
+      candidate?.length === layers.length && candidate.every((l, i) => l === layers[i]);
+    const named = await this.client.callOr((d) => d.getImage(image.ref).inspect(), [404], undefined);
+    if (named && same(named.RootFS?.Layers)) return named.Id;
+    const all = await this.client.call((d) => d.listImages({ all: false }));
+    for (const candidate of all) {
+      if (same(await this.imageLayers(candidate.Id))) return candidate.Id;
+    }
+    return undefined;
   }
 
   async saveImage(ref: string): Promise<NodeJS.ReadableStream> {

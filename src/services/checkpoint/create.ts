@@ -73,11 +73,12 @@ export async function createCheckpoint(
     }
     const processes = body.force ? undefined : ctx.processes;
     // Whatever would make the checkpoint fail after the workload stops is asked before anything is frozen.
-    const [criuVersion, preflight, runtimeSpec] = await Promise.all([
+    const [criuVersion, preflight, runtimeSpec, , imageLayers] = await Promise.all([
       ctx.support.require(),
       processes?.preflightOf(container, criu),
       runtime.runtimeSpec(container.id),
       ctx.rootfs.requireSupported(container.id),
+      runtime.imageLayers(container.imageId),
     ]);
     if (preflight && !preflight.checkpointable) throw new PreflightFailedError(preflight.problems);
     const spec = runtimeSpec ?? fallbackSpec(container.config);
@@ -130,6 +131,7 @@ export async function createCheckpoint(
             path.join(dir, CRYO_MANIFEST),
             buildManifest({
               container,
+              imageLayers,
               createdAt,
               source: { ...ctx.host, criuVersion },
               mounts,
@@ -224,6 +226,7 @@ async function createApplicationOnly(ctx: CheckpointContext, job: ApplicationOnl
           path.join(dir, CRYO_MANIFEST),
           buildManifest({
             container,
+            imageLayers: await runtime.imageLayers(container.imageId),
             createdAt,
             source: { ...ctx.host, criuVersion: '' },
             mounts: [],

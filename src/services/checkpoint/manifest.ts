@@ -23,6 +23,8 @@ import type { ApplicationCut } from '../sidecar/sidecar-service.js';
 
 export interface ManifestParts {
   container: ContainerInfo;
+  /** The diff ids of the container's image layers, when the engine tells them. */
+  imageLayers: string[] | undefined;
   createdAt: Date;
   /** The host that dumped it, with the CRIU that did ('' when no CRIU image was made). */
   source: HostInfo & { criuVersion: string };
@@ -42,7 +44,11 @@ export function buildManifest(parts: ManifestParts): Manifest {
     createdAt: createdAt.toISOString(),
     checkpoint: parts.checkpoint,
     container: { id: container.id, name: container.name },
-    image: { ref: container.image, id: container.imageId },
+    image: {
+      ref: container.image,
+      id: container.imageId,
+      ...(parts.imageLayers ? { layers: parts.imageLayers } : {}),
+    },
     source: parts.source,
     mounts: parts.mounts,
     rootfs: parts.rootfs,

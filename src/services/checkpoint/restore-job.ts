@@ -50,14 +50,14 @@ export async function createRestoreTarget(
   const { runtime } = ctx;
   if (await runtime.inspect(name)) throw new ContainerNameInUseError(name);
   const config = withEnv(JSON.parse(await readFile(path.join(dir, DOCKER_CONFIG), 'utf8')) as unknown, env);
-  if (!(await runtime.imageExists(manifest.image.id))) {
-    throw new ImageNotFoundError(manifest.image.ref, manifest.image.id);
-  }
+  const imageId = await runtime.resolveImage(manifest.image);
+  if (!imageId) throw new ImageNotFoundError(manifest.image.ref, manifest.image.id);
   return runtime.createFromConfig(
     config,
     name,
     { [LABEL_RESTORED_FROM]: checkpoint.id, [LABEL_SOURCE_CONTAINER]: checkpoint.container?.id ?? '' },
     job.body.ports,
+    imageId,
   );
 }
 

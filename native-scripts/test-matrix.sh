@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The engine matrix: the whole suite on the host's Docker (20.10 on Debian 12), on Docker 28.5 with overlay2
+# and with the containerd image store, and a smoke suite on Docker 26; each engine other than the host's runs
+# as a daemon of its own (native-scripts/with-engine.sh). Every leg runs even when one fails; the exit status
+# is the first failure's. MATRIX_LEGS="host 28 28-ctrd 26" picks legs.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+cd "$repo" || exit 1
+
+# Docker 26 behaves as 28 does with cryo's runtime and as 20.10 does without it; its smoke suite covers
+# checkpoint and restore, archives, migration between two daemons and crash recovery.
+SMOKE=(test/integration/checkpoint-restore.test.ts test/integration/cryo-runtime.test.ts
+  test/integration/archives.test.ts test/integration/migrations.test.ts test/integration/crash-recovery.test.ts)
+
+npm run build || exit 1
+legs=${MATRIX_LEGS:-host 28 28-ctrd 26}
+status=0
+summary=()
+for leg in $legs; do
+  started=$(date +%s)
+  printf '\n######## engine %s ########\n' "$leg"
+  case "$leg" in
+    host) npx ava ;;
+    28) "$here/with-engine.sh" 28 -- npx ava ;;
+    28-ctrd) "$here/with-engine.sh" 28 --containerd-store -- npx ava ;;
+    26) "$here/with-engine.sh" 26 -- npx ava "${SMOKE[@]}" ;;
+    *) echo "unknown leg $leg" >&2; false ;;
+  esac
+  rc=$?
+  [ "$rc" -eq 0 ] || { [ "$status" -ne 0 ] || status=$rc; }
+  summary+=("$(printf '%-8s %s in %d s' "$leg" "$([ "$rc" -eq 0 ] && echo passed || echo FAILED)" $(($(date +%s) - started)))")
+done
+printf '\n######## engine matrix ########\n'
+printf '%s\n' "${summary[@]}"
+exit "$status"
