@@ -154,6 +154,12 @@ export type RestoreBody = z.infer<typeof RestoreBodySchema>;
 
 export const RestoreResultSchema = z.object({
   container: z.object({ id: z.string(), name: z.string() }).optional(),
+  replaced: z
+    .string()
+    .optional()
+    .describe(
+      "an in-place restore that replaced the container (its runtime could not restore it in place): the old container's id",
+    ),
   pid: z.number().optional().describe('for a process checkpoint: the restored root pid'),
   mode: z.enum(['process', 'application']).optional().describe('how the container was restored'),
   fallback: z.string().optional().describe('mode auto: why the process restore was not used'),

@@ -54,6 +54,16 @@ export interface RuntimeCheckpointResult {
   settled: Promise<void>;
 }
 
+export interface CreateTarget {
+  name: string;
+  labels: Record<string, string>;
+  /** 'free': published ports take free host ports; 'same': the original's. */
+  ports: 'same' | 'free';
+  imageId: string;
+  /** Mount the original's volumes, anonymous ones too, instead of new ones (a container that replaces it). */
+  keepVolumes: boolean;
+}
+
 export interface ContainerRuntime {
   version(): Promise<RuntimeVersion>;
   /** Resolves an id, unique id prefix or name; undefined when no container matches. */
@@ -62,14 +72,15 @@ export interface ContainerRuntime {
   checkpoint(containerId: string, request: CheckpointRequest): Promise<RuntimeCheckpointResult>;
   /** Makes sure the container is neither paused nor frozen (after a checkpoint, failed or not). */
   ensureNotFrozen(containerId: string): Promise<void>;
-  /** Creates (does not start) a container named `name` from another container's config, on image `imageId`. */
-  createFromConfig(
-    config: unknown,
-    name: string,
-    labels: Record<string, string>,
-    ports: 'same' | 'free',
-    imageId: string,
-  ): Promise<{ id: string; name: string }>;
+  /** Creates (does not start) a container from another container's config (`docker inspect` output). */
+  createFromConfig(config: unknown, target: CreateTarget): Promise<{ id: string; name: string }>;
+  /**
+   * Whether this container can be restored in place with these options; false when it can only be replaced by a
+   * new container of the same name and config (a runtime that cannot restore it in place).
+   */
+  restoresInPlace(containerId: string, criu: ContainerCriuOptions): Promise<boolean>;
+  /** Renames a container, running or not. */
+  rename(containerId: string, name: string): Promise<void>;
   /** Starts a created or stopped container from the CRIU images in `imagesDir`, with the dump's CRIU options. */
   restore(containerId: string, imagesDir: string, criu: ContainerCriuOptions): Promise<void>;
   remove(containerId: string): Promise<void>;

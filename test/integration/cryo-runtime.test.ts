@@ -2,8 +2,6 @@ import { watch } from 'node:fs';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import type { Checkpoint, RestoreResult } from '../../src/domain/checkpoint.js';
-import type { ErrorBody } from '../../src/domain/error-body.js';
-import { ErrorCode } from '../../src/domain/errors/index.js';
 import type { Health } from '../../src/domain/health.js';
 import { dockerExec, inspect, sleep } from '../../harness/containers.js';
 import { cryoSuite } from '../../harness/cryo-suite.js';
@@ -88,37 +86,81 @@ test("cryo's runtime passes every command through to runc while cryo is not rest
   await execa('docker', ['unpause', name]);
 });
 
-test('health names the restore path, and an in-place restore of a runc container takes the one that works', async (t) => {
+test("an in-place restore of a runc container: through docker start --checkpoint where that works without CRIU options, otherwise by a replacement under cryo's runtime with the same name, ports and volumes; /etc/criu is never written", async (t) => {
   const { cryo, containers } = t.context;
   const health = await cryo.api<Health>('GET', '/v1/health', undefined, null);
   t.is(health.body.docker.restorePath, 'cryo-runtime');
   const { major } = await dockerInfo();
-  const name = containers.uniqueName('rt-runc');
-  await containers.run({ image: BUSYBOX_IMAGE, name, runtime: 'runc', cmd: ['sh', '-c', COUNT] });
+  await mkdir('/etc/criu', { recursive: true });
+  const writes: string[] = [];
+  const watcher = watch('/etc/criu', (event, file) => writes.push(`${event} ${String(file)}`));
+  t.teardown(() => watcher.close());
+
+  const runtimeOf = async (ref: string) =>
+    (await execa('docker', ['inspect', '-f', '{{.HostConfig.Runtime}}', ref])).stdout.trim();
+  // A plain container: docker start --checkpoint restores it in place up to Docker 27 (moby/moby#50750).
+  const plain = containers.uniqueName('rt-runc');
+  const plainId = await containers.run({
+    image: BUSYBOX_IMAGE,
+    name: plain,
+    runtime: 'runc',
+    cmd: ['sh', '-c', COUNT],
+  });
   await sleep(1000);
-  const cp = await cryo.api<Checkpoint>('POST', `/v1/containers/${name}/checkpoints`, {});
+  const cp = await cryo.api<Checkpoint>('POST', `/v1/containers/${plain}/checkpoints`, {});
   t.is(cp.status, 201, JSON.stringify(cp.body));
-  const inPlace = await cryo.api<ErrorBody | RestoreResult>(
-    'POST',
-    `/v1/checkpoints/${cp.body.id}/restore`,
-    {},
-  );
+  const inPlace = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${cp.body.id}/restore`, {});
+  t.is(inPlace.status, 201, JSON.stringify(inPlace.body));
+  t.is(inPlace.body.container!.name, plain);
   if (major >= 28) {
-    // moby/moby#50750: refused before anything is touched; the container stays stopped, the checkpoint stays.
-    t.is(inPlace.status, 409);
-    t.is((inPlace.body as ErrorBody).code, ErrorCode.RESTORE_PATH_UNAVAILABLE);
-    t.regex((inPlace.body as ErrorBody).message, /moby\/moby#50750/);
-    t.false((await inspect(name)).State.Running);
-    const copy = containers.uniqueName('rt-runc-copy');
-    const asNew = await cryo.api('POST', `/v1/checkpoints/${cp.body.id}/restore`, { name: copy });
-    t.is(asNew.status, 201, JSON.stringify(asNew.body));
-    await sleep(800);
-    t.true((await lastCount(copy)) > 1);
+    t.is(inPlace.body.replaced, plainId);
+    t.not(inPlace.body.container!.id, plainId);
+    t.is(await runtimeOf(plain), 'cryo');
   } else {
-    // Docker < 28: docker start --checkpoint restores a container of any runtime in place.
-    t.is(inPlace.status, 201, JSON.stringify(inPlace.body));
-    t.true((await inspect(name)).State.Running);
-    await sleep(800);
-    t.true((await lastCount(name)) > 1);
+    t.is(inPlace.body.replaced, undefined);
+    t.is(inPlace.body.container!.id, plainId);
+    t.is(await runtimeOf(plain), 'runc');
   }
+  await sleep(800);
+  const values = (await dockerExec(plain, ['cat', '/tmp/n'])).trim().split('\n').map(Number);
+  t.deepEqual(
+    values,
+    Array.from({ length: values.length }, (_, i) => i + 1),
+    'counting on, not again',
+  );
+
+  // --init needs CRIU's compat mount engine, an option runc would read from /etc/criu/runc.conf: replaced on
+  // every engine, with its anonymous volume's data and its published port.
+  const withInit = containers.uniqueName('rt-init');
+  const initId = await containers.run({
+    image: BUSYBOX_IMAGE,
+    name: withInit,
+    runtime: 'runc',
+    init: true,
+    volumes: ['/data'],
+    publish: 8080,
+    cmd: ['sh', '-c', `echo kept > /data/file; ${COUNT}`],
+  });
+  const port = (await execa('docker', ['port', withInit, '8080/tcp'])).stdout.trim();
+  await sleep(1000);
+  const cp2 = await cryo.api<Checkpoint>('POST', `/v1/containers/${withInit}/checkpoints`, {});
+  t.is(cp2.status, 201, JSON.stringify(cp2.body));
+  const replaced = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${cp2.body.id}/restore`, {});
+  t.is(replaced.status, 201, JSON.stringify(replaced.body));
+  t.is(replaced.body.replaced, initId);
+  t.is(replaced.body.container!.name, withInit);
+  t.is(await runtimeOf(withInit), 'cryo');
+  t.is((await execa('docker', ['port', withInit, '8080/tcp'])).stdout.trim(), port, 'the same host port');
+  t.is((await dockerExec(withInit, ['cat', '/data/file'])).trim(), 'kept', 'the same volume');
+  const after = (await dockerExec(withInit, ['cat', '/tmp/n'])).trim().split('\n').map(Number);
+  t.deepEqual(
+    after,
+    Array.from({ length: after.length }, (_, i) => i + 1),
+  );
+  t.is(
+    (await execa('docker', ['ps', '-aq', '--filter', `id=${initId}`])).stdout.trim(),
+    '',
+    'the original is gone',
+  );
+  t.deepEqual(writes, [], 'nothing under /etc/criu changed');
 });

@@ -12,6 +12,7 @@ import type {
   RuntimeCheckpointResult,
   ContainerInfo,
   ContainerRuntime,
+  CreateTarget,
   RuntimeVersion,
 } from '../../src/services/container-runtime.js';
 import { RootfsUnsupportedError } from '../../src/domain/errors/index.js';
@@ -87,7 +88,17 @@ export class FakeRuntime implements ContainerRuntime {
     this.calls.push(`ensureNotFrozen ${containerId}`);
   }
 
-  async createFromConfig(_config: unknown, name: string): Promise<{ id: string; name: string }> {
+  async restoresInPlace(): Promise<boolean> {
+    return true;
+  }
+
+  async rename(containerId: string, name: string): Promise<void> {
+    const c = this.containers.get(containerId);
+    if (c) c.name = name;
+    this.calls.push(`rename ${containerId} ${name}`);
+  }
+
+  async createFromConfig(_config: unknown, { name }: CreateTarget): Promise<{ id: string; name: string }> {
     const id = `new${name}`.padEnd(64, '0');
     this.add({ id, name, running: false, state: 'created' });
     this.calls.push(`create ${name}`);

@@ -16,15 +16,35 @@ export function toCreateOptions(
   name: string,
   labels: Record<string, string>,
   ports: 'same' | 'free' = 'free',
+  keepVolumes = false,
 ): Docker.ContainerCreateOptions {
   const raw = inspect as Docker.ContainerInspectInfo;
   const hostConfig: Docker.HostConfig = { ...(raw.HostConfig as Docker.HostConfig) };
-  if (hostConfig.PortBindings && ports === 'free') {
+  if (keepVolumes) {
+    // Anonymous volumes are mounted by name, or the new container would get empty ones.
+    const bound = new Set((hostConfig.Binds ?? []).map((b) => b.split(':')[1]));
+    const volumes = (raw.Mounts ?? []).filter(
+      (m) => m.Type === 'volume' && m.Name && !bound.has(m.Destination),
+    );
+    hostConfig.Binds = [
+      ...(hostConfig.Binds ?? []),
+      ...volumes.map((m) => `${m.Name!}:${m.Destination}${m.RW ? '' : ':ro'}`),
+    ];
+  }
+  if (hostConfig.PortBindings) {
+    // 'same': a port Docker chose (`-p 127.0.0.1::8080`) is the one it chose then, as the original ran.
+    const bound = (raw.NetworkSettings?.Ports ?? {}) as Record<string, PortBinding[] | null>;
     const bindings: Record<string, PortBinding[]> = {};
     for (const [port, list] of Object.entries(
       hostConfig.PortBindings as Record<string, PortBinding[] | null>,
     )) {
-      bindings[port] = (list ?? []).map((b) => ({ HostIp: b.HostIp ?? '', HostPort: '' }));
+      bindings[port] = (list ?? []).map((b) => ({
+        HostIp: b.HostIp ?? '',
+        HostPort:
+          ports === 'free'
+            ? ''
+            : b.HostPort || (bound[port]?.find((p) => (p.HostIp ?? '') === (b.HostIp ?? ''))?.HostPort ?? ''),
+      }));
     }
     hostConfig.PortBindings = bindings;
   }

@@ -14,6 +14,7 @@ import type {
   CheckpointRequest,
   ContainerInfo,
   ContainerRuntime,
+  CreateTarget,
   RuntimeCheckpointResult,
   RuntimeVersion,
 } from '../../services/container-runtime.js';
@@ -27,7 +28,7 @@ import { ContainerdLeftovers } from './containerd-leftovers.js';
 import { toCreateOptions } from './create-options.js';
 import { apiMessage, firstLine, type DockerClient } from './docker-client.js';
 import { Mutex } from './mutex.js';
-import { mountEngineLines, RestoreOptionsFile } from './restore-options.js';
+import { restoreConfigLines } from './restore-options.js';
 import { criuConfigLines, RuncCheckpointer } from './runc-checkpointer.js';
 import { RuncDump, sleep } from './runc-dump.js';
 import { singleFileTar } from './single-file-tar.js';
@@ -41,8 +42,6 @@ export interface DockerContainerRuntimeOptions {
   execRoot?: string;
   /** The runc binary for direct dumps (default: runc on PATH). */
   runc?: string;
-  /** The CRIU configuration file runc reads on every restore (default /etc/criu/runc.conf). */
-  runcCriuConfig?: string;
   /** Dump through Docker's checkpoint API even where runc could be driven directly. */
   dockerCheckpointApi?: boolean;
   /** Where cryo's OCI runtime finds pending-restore markers (its CRYO_RUNTIME_STATE). */
@@ -60,7 +59,6 @@ export class DockerContainerRuntime implements ContainerRuntime {
   private readonly restoreMutex = new Mutex();
   private readonly execRoot: string;
   private readonly runc: RuncCheckpointer;
-  private readonly restoreOptions: RestoreOptionsFile;
   private readonly runcDump: RuncDump;
   private readonly leftovers: ContainerdLeftovers;
   private readonly freezer = new CgroupFreezer();
@@ -73,8 +71,7 @@ export class DockerContainerRuntime implements ContainerRuntime {
   ) {
     this.execRoot = options.execRoot ?? '/var/run/docker';
     this.runc = new RuncCheckpointer(options.runc);
-    this.restoreOptions = new RestoreOptionsFile(client, journal, options.runcCriuConfig);
-    this.runcDump = new RuncDump(client, this.runc, this.restoreOptions, journal, async (id) =>
+    this.runcDump = new RuncDump(client, this.runc, journal, async (id) =>
       Boolean((await this.inspect(id))?.running),
     );
     this.runtimeRestore = new CryoRuntimeRestore(client, journal, options.runtimeStateDir);
@@ -138,13 +135,11 @@ export class DockerContainerRuntime implements ContainerRuntime {
       );
     }
     try {
-      await this.restoreOptions.duringDump(() =>
-        this.client.checkpointApi(containerId).createCheckpoint({
-          CheckpointID: request.checkpointId,
-          CheckpointDir: request.parentDir,
-          Exit: request.exit,
-        }),
-      );
+      await this.client.checkpointApi(containerId).createCheckpoint({
+        CheckpointID: request.checkpointId,
+        CheckpointDir: request.parentDir,
+        Exit: request.exit,
+      });
     } catch (err) {
       throw await checkpointError(err, 'checkpoint');
     }
@@ -166,12 +161,9 @@ export class DockerContainerRuntime implements ContainerRuntime {
 
   async createFromConfig(
     config: unknown,
-    name: string,
-    labels: Record<string, string>,
-    ports: 'same' | 'free',
-    imageId: string,
+    { name, labels, ports, imageId, keepVolumes }: CreateTarget,
   ): Promise<{ id: string; name: string }> {
-    const options = { ...toCreateOptions(config, name, labels, ports), Image: imageId };
+    const options = { ...toCreateOptions(config, name, labels, ports, keepVolumes), Image: imageId };
     // A new container runs under cryo's runtime wherever dockerd has it, so that restores take its path.
     if ((await this.version()).cryoRuntime)
       options.HostConfig = { ...options.HostConfig, Runtime: CRYO_RUNTIME };
@@ -180,34 +172,65 @@ export class DockerContainerRuntime implements ContainerRuntime {
     return { id: created.id, name };
   }
 
+  async restoresInPlace(containerId: string, criu: ContainerCriuOptions): Promise<boolean> {
+    return (await this.restorePath(containerId, criu)) !== 'elsewhere';
+  }
+
   async restore(containerId: string, imagesDir: string, criu: ContainerCriuOptions): Promise<void> {
-    const raw = await this.client.call(() => this.client.container(containerId).inspect());
-    if (raw.HostConfig.Runtime === CRYO_RUNTIME) {
-      const config = [
-        ...criuConfigLines({ ...criu, ghostLimitBytes: undefined, ...NO_FLAG_OPTIONS }),
-        ...(await mountEngineLines(this.client, containerId)),
-      ];
+    const restorePath = await this.restorePath(containerId, criu);
+    if (restorePath === 'cryo-runtime') {
+      const config = await restoreConfigLines(this.client, containerId, { ...criu, ...NO_FLAG_OPTIONS });
       const addresses = criu.tcpEstablished ? await dumpedAddresses(imagesDir) : [];
       return this.runtimeRestore.restore(containerId, imagesDir, criu, config, addresses);
     }
-    const version = (await this.client.call((d) => d.version())).Version;
-    const network = raw.HostConfig.NetworkMode ?? '';
-    if (
-      majorVersion(version) >= FIRST_BROKEN_CHECKPOINT_START &&
-      network !== 'host' &&
-      !network.startsWith('container:')
-    ) {
-      throw new RestorePathUnavailableError(raw.Name.replace(/^\//, ''), version);
+    if (restorePath === 'elsewhere') {
+      const raw = await this.client.call(() => this.client.container(containerId).inspect());
+      throw new DockerError(
+        `container ${raw.Name.replace(/^\//, '')} cannot be restored in place: it does not run under cryo's runtime`,
+      );
     }
     await this.restoreMutex.run(() =>
       this.leftovers.clearingTmpCopies(() =>
         withDockerCheckpoint(this.client, this.journal, containerId, imagesDir, (checkpointName) =>
-          this.restoreOptions.duringRestore(containerId, criu, () =>
-            this.startFromCheckpoint(containerId, checkpointName),
-          ),
+          this.startFromCheckpoint(containerId, checkpointName),
         ),
       ),
     );
+  }
+
+  /**
+   * How this container restores in place: through cryo's runtime when it runs under it; through
+   * `docker start --checkpoint` when that works for it and the restore needs no CRIU configuration (runc would read
+   * it from /etc/criu/runc.conf, which cryo never writes); otherwise only into a new container ('elsewhere'),
+   * which needs cryo's runtime registered.
+   */
+  private async restorePath(
+    containerId: string,
+    criu: ContainerCriuOptions,
+  ): Promise<'cryo-runtime' | 'docker-checkpoint' | 'elsewhere'> {
+    const raw = await this.client.call(() => this.client.container(containerId).inspect());
+    if (raw.HostConfig.Runtime === CRYO_RUNTIME) return 'cryo-runtime';
+    const engine = await this.version();
+    const network = raw.HostConfig.NetworkMode ?? '';
+    const ownNetwork = network !== 'host' && !network.startsWith('container:');
+    const lines = await restoreConfigLines(this.client, containerId, criu);
+    const broken = ownNetwork && majorVersion(engine.version) >= FIRST_BROKEN_CHECKPOINT_START;
+    if (!broken && lines.length === 0) return 'docker-checkpoint';
+    if (engine.cryoRuntime) return 'elsewhere';
+    const name = raw.Name.replace(/^\//, '');
+    throw broken
+      ? new RestorePathUnavailableError(
+          name,
+          `Docker ${engine.version} binds /proc/0/ns/net as the network namespace of a container restored through docker start --checkpoint (moby/moby#50750, containerd/containerd#12141)`,
+        )
+      : new RestorePathUnavailableError(
+          name,
+          `its restore needs CRIU options (${lines.join(', ')}), which runc would read from /etc/criu/runc.conf, a file of the whole host that cryo does not write`,
+        );
+  }
+
+  async rename(containerId: string, name: string): Promise<void> {
+    await this.client.call((d) => d.getContainer(containerId).rename({ name }));
   }
 
   async remove(containerId: string): Promise<void> {
@@ -311,7 +334,7 @@ interface DockerInfo {
   DefaultRuntime?: string;
 }
 
-/** The options cryo's runtime passes as runc flags, so they stay out of its CRIU configuration file. */
+/** The options cryo's runtime passes as runc flags, so they stay out of the restore's CRIU configuration file. */
 const NO_FLAG_OPTIONS = { tcpEstablished: false, fileLocks: false, externalUnixSockets: false };
 
 /**

@@ -5,7 +5,6 @@ import { HostIntentKind } from '../../domain/host-intent.js';
 import { withIntent, type HostJournal } from '../../services/host-journal.js';
 import type { CheckpointRequest, RuntimeCheckpointResult } from '../../services/container-runtime.js';
 import type { DockerClient } from './docker-client.js';
-import type { RestoreOptionsFile } from './restore-options.js';
 import type { RuncCheckpointer } from './runc-checkpointer.js';
 
 /**
@@ -16,7 +15,6 @@ export class RuncDump {
   constructor(
     private readonly client: DockerClient,
     private readonly runc: RuncCheckpointer,
-    private readonly options: RestoreOptionsFile,
     private readonly journal: HostJournal,
     private readonly isRunning: (containerId: string) => Promise<boolean>,
   ) {}
@@ -50,16 +48,14 @@ export class RuncDump {
     let stats: CriuStats;
     try {
       stats = await withIntent(this.journal, { kind: HostIntentKind.FROZEN, containerId }, () =>
-        this.options.duringDump(() =>
-          this.runc.checkpoint({
-            root,
-            containerId,
-            imagesDir,
-            workDir: request.parentDir,
-            leaveRunning: !request.exit,
-            criu: request.criu,
-          }),
-        ),
+        this.runc.checkpoint({
+          root,
+          containerId,
+          imagesDir,
+          workDir: request.parentDir,
+          leaveRunning: !request.exit,
+          criu: request.criu,
+        }),
       );
     } catch (err) {
       await putBack();

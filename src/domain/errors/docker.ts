@@ -104,12 +104,12 @@ export class RootfsUnsupportedError extends AppError {
 }
 
 export class RestorePathUnavailableError extends AppError {
-  constructor(container: string, engineVersion: string) {
+  constructor(container: string, reason: string) {
     super(
       ErrorCode.RESTORE_PATH_UNAVAILABLE,
       409,
-      `Docker ${engineVersion} cannot restore container "${container}" through docker start --checkpoint: it binds /proc/0/ns/net as the network namespace (moby/moby#50750, containerd/containerd#12141)`,
-      'restore into a new container by giving "name" (it runs under cryo\'s runtime), or run containers under cryo\'s runtime (docker run --runtime cryo, or native-scripts/setup-host.sh --default-runtime)',
+      `container "${container}" cannot be restored on this host: ${reason}`,
+      "register cryo's OCI runtime with dockerd (native-scripts/setup-host.sh), through which every restore works",
     );
   }
 }

@@ -25,7 +25,7 @@ export async function restoreApplication(ctx: CheckpointContext, job: RestoreJob
     if (container.running) throw new ContainerRunningError(container.name);
     target = { id: container.id, name: container.name };
   } else {
-    target = await createRestoreTarget(ctx, job, body.name, body.env);
+    target = await createRestoreTarget(ctx, job, body.name, { env: body.env });
     created = true;
   }
   const release = ctx.locks.acquire(target.id, 'restore', `container "${target.name}"`);

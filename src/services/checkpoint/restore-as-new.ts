@@ -6,16 +6,20 @@ import type { CheckpointContext } from './context.js';
 import { criuOf } from './manifest.js';
 import { createRestoreTarget, type RestoreJob } from './restore-job.js';
 
-/** Restores CRIU's images into a new container named `name`, with the root-filesystem changes and volumes. */
+/**
+ * Restores CRIU's images into a new container named `name`, with the root-filesystem changes and volumes;
+ * `replacing`: a container that takes the original's place, with its host ports and volumes.
+ */
 export async function restoreAsNew(
   ctx: CheckpointContext,
   job: RestoreJob,
   name: string,
+  replacing = false,
 ): Promise<RestoreResult> {
   const { manifest, dir, started, abandoned } = job;
   const { runtime, rootfs, clock } = ctx;
   const volumesBefore = await runtime.volumeNames();
-  const created = await createRestoreTarget(ctx, job, name);
+  const created = await createRestoreTarget(ctx, job, name, { replacing });
   const release = ctx.locks.acquire(created.id, 'restore', `container "${created.name}"`);
   try {
     await rootfs.apply(created.id, dir);

@@ -39,12 +39,15 @@ export async function originalContainer(
   return container;
 }
 
-/** A new, never started container named `name` from the checkpoint's Docker config (with `env` set over it). */
+/**
+ * A new, never started container named `name` from the checkpoint's Docker config (with `env` set over it);
+ * `replacing` keeps the original's host ports and volumes, for a container that takes its place.
+ */
 export async function createRestoreTarget(
   ctx: CheckpointContext,
   job: RestoreJob,
   name: string,
-  env?: string[],
+  { env, replacing = false }: { env?: string[] | undefined; replacing?: boolean } = {},
 ): Promise<{ id: string; name: string }> {
   const { checkpoint, manifest, dir } = job;
   const { runtime } = ctx;
@@ -52,13 +55,16 @@ export async function createRestoreTarget(
   const config = withEnv(JSON.parse(await readFile(path.join(dir, DOCKER_CONFIG), 'utf8')) as unknown, env);
   const imageId = await runtime.resolveImage(manifest.image);
   if (!imageId) throw new ImageNotFoundError(manifest.image.ref, manifest.image.id);
-  return runtime.createFromConfig(
-    config,
+  return runtime.createFromConfig(config, {
     name,
-    { [LABEL_RESTORED_FROM]: checkpoint.id, [LABEL_SOURCE_CONTAINER]: checkpoint.container?.id ?? '' },
-    job.body.ports,
+    labels: {
+      [LABEL_RESTORED_FROM]: checkpoint.id,
+      [LABEL_SOURCE_CONTAINER]: checkpoint.container?.id ?? '',
+    },
+    ports: replacing ? 'same' : job.body.ports,
     imageId,
-  );
+    keepVolumes: replacing,
+  });
 }
 
 /** Docker's config with `env` (NAME=value) set over its environment. */
