@@ -16,6 +16,10 @@ export const HostIntentKind = {
   FROZEN: 'frozen',
   /** A container stopped by a stop-mode checkpoint that is not published yet. */
   STOP_MODE_CHECKPOINT: 'stop-mode-checkpoint',
+  /** A container created for a restore that has not answered yet. */
+  RESTORE_TARGET: 'restore-target',
+  /** A container that replaces another in an in-place restore, still under its temporary name. */
+  REPLACEMENT_NAME: 'replacement-name',
 } as const;
 
 export const HostIntentSchema = z.discriminatedUnion('kind', [
@@ -43,6 +47,8 @@ export const HostIntentSchema = z.discriminatedUnion('kind', [
     containerId: z.string(),
     checkpointId: z.string(),
   }),
+  z.object({ kind: z.literal(HostIntentKind.RESTORE_TARGET), containerId: z.string() }),
+  z.object({ kind: z.literal(HostIntentKind.REPLACEMENT_NAME), containerId: z.string(), name: z.string() }),
 ]);
 export type HostIntent = z.infer<typeof HostIntentSchema>;
 

@@ -17,14 +17,14 @@ export interface HostStateUndo {
 
 /** Runs `fn` with `intent` recorded; the record ends only once `fn` has finished, put back or not. */
 export async function withIntent<T>(
-  journal: HostJournal,
+  journal: HostJournal | undefined,
   intent: HostIntent,
   fn: () => Promise<T>,
 ): Promise<T> {
-  const id = journal.begin(intent);
+  const id = journal?.begin(intent);
   try {
     return await fn();
   } finally {
-    journal.end(id);
+    if (id !== undefined) journal?.end(id);
   }
 }

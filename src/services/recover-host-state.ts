@@ -36,8 +36,25 @@ export async function recoverHostState(deps: HostRecoveryDeps): Promise<HostReco
 }
 
 async function undoOne(deps: HostRecoveryDeps, intent: HostIntent): Promise<void> {
-  if (intent.kind !== HostIntentKind.STOP_MODE_CHECKPOINT) return deps.undo.undo(intent);
-  if (deps.catalog.get(intent.checkpointId)) return;
-  const container = await deps.runtime.inspect(intent.containerId);
-  if (container && !container.running) await deps.runtime.start(container.id);
+  const { runtime } = deps;
+  switch (intent.kind) {
+    case HostIntentKind.STOP_MODE_CHECKPOINT: {
+      if (deps.catalog.get(intent.checkpointId)) return;
+      const container = await runtime.inspect(intent.containerId);
+      if (container && !container.running) await runtime.start(container.id);
+      return;
+    }
+    case HostIntentKind.RESTORE_TARGET:
+      // Nobody learnt that it runs: the restore never answered.
+      return runtime.remove(intent.containerId);
+    case HostIntentKind.REPLACEMENT_NAME: {
+      // The original is gone already (the target's intent ended before it was removed): the replacement takes its name.
+      const holder = await runtime.inspect(intent.name);
+      if (!holder && (await runtime.inspect(intent.containerId)))
+        await runtime.rename(intent.containerId, intent.name);
+      return;
+    }
+    default:
+      return deps.undo.undo(intent);
+  }
 }

@@ -149,3 +149,22 @@ test('a stop-mode checkpoint that fails after its dump starts the container agai
   t.deepEqual(journal.pending(), [], 'a published checkpoint ends its intent');
   t.false(runtime.containers.get('c'.repeat(64))?.running, 'and the container stays stopped, as asked');
 });
+
+test("a restore's unanswered container is removed; a replacement left under its temporary name takes the name once the original is gone", async (t) => {
+  const { journal, catalog, runtime } = t.context;
+  runtime.add({ id: 'c'.repeat(64), name: 'half-restored', running: true, state: 'running' });
+  runtime.add({ id: 'd'.repeat(64), name: 'app.cryo-restore', running: true, state: 'running' });
+  runtime.add({ id: 'e'.repeat(64), name: 'other.cryo-restore', running: true, state: 'running' });
+  runtime.add({ id: 'f'.repeat(64), name: 'other', running: false, state: 'exited' });
+  journal.begin({ kind: HostIntentKind.RESTORE_TARGET, containerId: 'c'.repeat(64) });
+  journal.begin({ kind: HostIntentKind.REPLACEMENT_NAME, containerId: 'd'.repeat(64), name: 'app' });
+  // The original "other" was not removed yet: its replacement keeps the temporary name.
+  journal.begin({ kind: HostIntentKind.REPLACEMENT_NAME, containerId: 'e'.repeat(64), name: 'other' });
+  const recovery = await recoverHostState({ journal, undo: new RecordingUndo(), catalog, runtime });
+  t.is(recovery.failed.length, 0);
+  t.is(await runtime.inspect('c'.repeat(64)), undefined);
+  t.is((await runtime.inspect('d'.repeat(64)))?.name, 'app');
+  t.is((await runtime.inspect('e'.repeat(64)))?.name, 'other.cryo-restore');
+  t.is((await runtime.inspect('f'.repeat(64)))?.name, 'other');
+  t.deepEqual(journal.pending(), []);
+});

@@ -38,7 +38,11 @@ export class DockerHostUndo implements HostStateUndo {
         await this.ensureNotFrozen(intent.containerId);
         return;
       case HostIntentKind.STOP_MODE_CHECKPOINT:
-        throw new Error('a stop-mode checkpoint is recovered by the service, which knows the catalog');
+      case HostIntentKind.RESTORE_TARGET:
+      case HostIntentKind.REPLACEMENT_NAME:
+        throw new Error(
+          `${intent.kind} is recovered by the service, which knows the catalog and the runtime`,
+        );
     }
   }
 }

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { RestoreResult } from '../../domain/checkpoint.js';
 import { RestoreAbandonedError } from '../../domain/errors/index.js';
 import { CHECKPOINT_IMAGES_DIR } from '../../domain/layout.js';
+import { HostIntentKind } from '../../domain/host-intent.js';
 import type { CheckpointContext } from './context.js';
 import { criuOf } from './manifest.js';
 import { createRestoreTarget, type RestoreJob } from './restore-job.js';
@@ -20,6 +21,8 @@ export async function restoreAsNew(
   const { runtime, rootfs, clock } = ctx;
   const volumesBefore = await runtime.volumeNames();
   const created = await createRestoreTarget(ctx, job, name, { replacing });
+  // Should cryo die before it answers, its next start removes the container.
+  const intent = ctx.journal?.begin({ kind: HostIntentKind.RESTORE_TARGET, containerId: created.id });
   const release = ctx.locks.acquire(created.id, 'restore', `container "${created.name}"`);
   try {
     await rootfs.apply(created.id, dir);
@@ -35,6 +38,7 @@ export async function restoreAsNew(
     throw err;
   } finally {
     release();
+    if (intent !== undefined) ctx.journal?.end(intent);
   }
   return { container: created, restoreMs: clock.now() - started };
 }

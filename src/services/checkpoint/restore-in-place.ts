@@ -2,7 +2,9 @@ import path from 'node:path';
 import type { RestoreResult } from '../../domain/checkpoint.js';
 import { ContainerRunningError } from '../../domain/errors/index.js';
 import { CHECKPOINT_IMAGES_DIR } from '../../domain/layout.js';
+import { HostIntentKind } from '../../domain/host-intent.js';
 import type { ContainerInfo } from '../container-runtime.js';
+import { withIntent } from '../host-journal.js';
 import type { CheckpointContext } from './context.js';
 import { criuOf } from './manifest.js';
 import { restoreAsNew } from './restore-as-new.js';
@@ -42,7 +44,13 @@ async function replace(
 ): Promise<RestoreResult> {
   const restored = await restoreAsNew(ctx, job, `${original.name}${REPLACEMENT_SUFFIX}`, true);
   const id = restored.container!.id;
-  await ctx.runtime.remove(original.id);
-  await ctx.runtime.rename(id, original.name);
+  await withIntent(
+    ctx.journal,
+    { kind: HostIntentKind.REPLACEMENT_NAME, containerId: id, name: original.name },
+    async () => {
+      await ctx.runtime.remove(original.id);
+      await ctx.runtime.rename(id, original.name);
+    },
+  );
   return { ...restored, container: { id, name: original.name }, replaced: original.id };
 }
