@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The engine matrix: the whole suite on the host's Docker (20.10 on Debian 12), on Docker 28.5 with overlay2
-# and with the containerd image store, and a smoke suite on Docker 26; each engine other than the host's runs
-# as a daemon of its own (native-scripts/with-engine.sh). Every leg runs even when one fails; the exit status
+# The engine matrix: the whole suite on the host's Docker (20.10 on Debian 12), the unit and integration tests
+# on Docker 28.5 with overlay2 and with the containerd image store (the fault-injection harness, test/fault, runs
+# on the host's leg only), and a smoke suite on Docker 26; each engine other than the host's runs as a daemon of
+# its own (native-scripts/with-engine.sh). Every leg runs even when one fails; the exit status
 # is the first failure's. MATRIX_LEGS="host 28 28-ctrd 26" picks legs.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -10,6 +11,7 @@ cd "$repo" || exit 1
 
 # Docker 26 behaves as 28 does with cryo's runtime and as 20.10 does without it; its smoke suite covers
 # checkpoint and restore, archives, migration between two daemons and crash recovery.
+SUITE=('test/unit/**/*.test.ts' 'test/integration/**/*.test.ts')
 SMOKE=(test/integration/checkpoint-restore.test.ts test/integration/cryo-runtime.test.ts
   test/integration/archives.test.ts test/integration/migrations.test.ts test/integration/crash-recovery.test.ts)
 
@@ -22,8 +24,8 @@ for leg in $legs; do
   printf '\n######## engine %s ########\n' "$leg"
   case "$leg" in
     host) npx ava ;;
-    28) "$here/with-engine.sh" 28 -- npx ava ;;
-    28-ctrd) "$here/with-engine.sh" 28 --containerd-store -- npx ava ;;
+    28) "$here/with-engine.sh" 28 -- npx ava "${SUITE[@]}" ;;
+    28-ctrd) "$here/with-engine.sh" 28 --containerd-store -- npx ava "${SUITE[@]}" ;;
     26) "$here/with-engine.sh" 26 -- npx ava "${SMOKE[@]}" ;;
     *) echo "unknown leg $leg" >&2; false ;;
   esac

@@ -1,0 +1,291 @@
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import test from 'ava';
+import { execa } from 'execa';
+import fc from 'fast-check';
+import { CgroupFreezer } from '../../src/adapters/docker/cgroup-freezer.js';
+import { DEFAULT_RUNTIME_STATE_DIR } from '../../src/defaults.js';
+import { TestContainers, counterAtLeast, readCounter, sleep } from '../../harness/containers.js';
+import { CryoProcess } from '../../harness/cryo-process.js';
+import { NODE_IMAGE, requirePrerequisites } from '../../harness/prerequisites.js';
+
+// The fault-injection harness: cryo runs as a process of its own and is killed with SIGKILL at a seeded random
+// moment of one operation after another; after each kill it starts again on the same data directory, and every
+// invariant of docs/reliability.md is checked. CRYO_FAULT_POINTS kill points (default 50), CRYO_FAULT_SEED
+// replays a run.
+const POINTS = Number(process.env.CRYO_FAULT_POINTS ?? 50);
+const SEED = Number(process.env.CRYO_FAULT_SEED ?? Date.now() % 2 ** 31);
+const RUNC_CONF = '/etc/criu/runc.conf';
+const BIG_MIB = 256;
+
+interface Op {
+  name: string;
+  /** Longest the operation usually takes here: the kill lands uniformly in [0, windowMs]. */
+  windowMs: number;
+  /** Puts what the operation needs in place, outside the kill window. */
+  prepare: () => Promise<void>;
+  run: () => Promise<unknown>;
+}
+
+interface Checkpoint {
+  id: string;
+  status?: string;
+  container?: { id: string; name: string };
+}
+
+test('SIGKILL at seeded random points of every operation leaves no invariant broken', async (t) => {
+  t.timeout(60 * 60_000);
+  await requirePrerequisites();
+  t.log(`seed ${SEED} (CRYO_FAULT_SEED replays), ${POINTS} kill points (CRYO_FAULT_POINTS)`);
+  const random = fc
+    .sample(fc.noBias(fc.integer({ min: 0, max: 1_000_000 })), { seed: SEED, numRuns: POINTS })
+    .map((n) => n / 1_000_000);
+  const containers = new TestContainers();
+  const scratch = await mkdtemp(path.join(os.tmpdir(), 'cryo-fault-'));
+  const live = { cryo: await CryoProcess.start() };
+  t.teardown(async () => {
+    await containers.removeAll();
+    await live.cryo.stop();
+    await rm(scratch, { recursive: true, force: true });
+  });
+  const api = <T = Record<string, unknown>>(method: string, url: string, body?: unknown) =>
+    live.cryo.api<T>(method, url, body);
+  const docker = async (...args: string[]) => (await execa('docker', args)).stdout.trim();
+
+  // The workloads: a counter with a restart policy, one with a host file bind-mounted (its restores need CRIU
+  // options), and a 256 MiB one whose archive streams long enough for a kill to land mid-stream.
+  const counter = containers.uniqueName('fault-counter');
+  await containers.run({ image: NODE_IMAGE, name: counter, publish: 8080, restart: 'always' });
+  const hostFile = path.join(scratch, 'app.conf');
+  await writeFile(hostFile, 'from the host\n');
+  const bound = containers.uniqueName('fault-bound');
+  await containers.run({
+    image: NODE_IMAGE,
+    name: bound,
+    publish: 8080,
+    volumes: [`${hostFile}:/etc/app.conf:ro`],
+  });
+  const big = containers.uniqueName('fault-big');
+  await execa('docker', [
+    'run',
+    '-d',
+    '--name',
+    big,
+    '-p',
+    '127.0.0.1::8080',
+    '-e',
+    `MEMORY_MIB=${BIG_MIB}`,
+    NODE_IMAGE,
+    '/usr/bin/node',
+    '/app/memory.js',
+  ]);
+  containers.track(big);
+  await counterAtLeast(counter, 2);
+  await counterAtLeast(bound, 2);
+  const bigCheckpoint = await api<Checkpoint>('POST', `/v1/containers/${big}/checkpoints`, {
+    leaveRunning: true,
+  });
+  const smallArchive = path.join(scratch, 'small.tar');
+  const policyOf = (ref: string) => docker('inspect', '-f', '{{.HostConfig.RestartPolicy.Name}}', ref);
+  const runcConfBefore = await readFile(RUNC_CONF, 'utf8').catch(() => null);
+  const ctrdBefore = new Set((await readdir('/tmp')).filter((d) => d.startsWith('ctrd-checkpoint')));
+  const schedule = await api<{ id: string }>('POST', '/v1/schedules', {
+    container: counter,
+    cron: '0 0 1 1 *',
+    leaveRunning: true,
+    retain: { last: 2 },
+  });
+
+  const running = async (ref: string) =>
+    (await docker('inspect', '-f', '{{.State.Running}}', ref)) === 'true';
+  const ensureRunning = async (ref: string) => {
+    if (!(await running(ref))) await docker('start', ref);
+  };
+  /** A stop-mode checkpoint of `ref`, taken outside the kill window; `ref` is stopped afterwards. */
+  const stopCheckpoint = async (ref: string, body: Record<string, unknown> = {}) => {
+    await ensureRunning(ref);
+    await counterAtLeast(ref, 1);
+    return api<Checkpoint>('POST', `/v1/containers/${ref}/checkpoints`, body);
+  };
+  let restoreOf: Checkpoint | undefined;
+  const ops: Op[] = [
+    {
+      name: 'stop-mode checkpoint',
+      windowMs: 1500,
+      prepare: () => ensureRunning(counter),
+      run: () => api('POST', `/v1/containers/${counter}/checkpoints`, {}),
+    },
+    {
+      name: 'leave-running checkpoint',
+      windowMs: 1200,
+      prepare: () => ensureRunning(counter),
+      run: () => api('POST', `/v1/containers/${counter}/checkpoints`, { leaveRunning: true }),
+    },
+    {
+      name: 'restore in place',
+      windowMs: 1500,
+      prepare: async () => {
+        restoreOf = await stopCheckpoint(counter);
+      },
+      run: () => api('POST', `/v1/checkpoints/${restoreOf!.id}/restore`),
+    },
+    {
+      name: 'restore as a new container',
+      windowMs: 2000,
+      prepare: async () => {
+        restoreOf = await api<Checkpoint>('POST', `/v1/containers/${counter}/checkpoints`, {
+          leaveRunning: true,
+        });
+      },
+      run: () =>
+        api('POST', `/v1/checkpoints/${restoreOf!.id}/restore`, { name: containers.uniqueName('fault-new') }),
+    },
+    {
+      name: 'restore with CRIU options (fileLocks, a bind-mounted host file)',
+      windowMs: 2000,
+      prepare: async () => {
+        restoreOf = await stopCheckpoint(bound, { fileLocks: true });
+      },
+      run: () => api('POST', `/v1/checkpoints/${restoreOf!.id}/restore`),
+    },
+    {
+      name: `export of a ${BIG_MIB} MiB checkpoint`,
+      windowMs: 1500,
+      prepare: async () => undefined,
+      run: async () => {
+        const res = await fetch(`${live.cryo.url}/v1/checkpoints/${bigCheckpoint.id}/archive`, {
+          headers: { authorization: `Bearer ${live.cryo.token}` },
+        });
+        for await (const chunk of res.body ?? []) void chunk;
+      },
+    },
+    {
+      name: 'import',
+      windowMs: 800,
+      prepare: async () => {
+        const cp = await api<Checkpoint>('POST', `/v1/containers/${counter}/checkpoints`, {
+          leaveRunning: true,
+        });
+        const res = await fetch(`${live.cryo.url}/v1/checkpoints/${cp.id}/archive`, {
+          headers: { authorization: `Bearer ${live.cryo.token}` },
+        });
+        await writeFile(smallArchive, Buffer.from(await res.arrayBuffer()));
+        await api('DELETE', `/v1/checkpoints/${cp.id}`);
+      },
+      run: () =>
+        fetch(`${live.cryo.url}/v1/checkpoints`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${live.cryo.token}`, 'content-type': 'application/x-tar' },
+          body: Readable.toWeb(createReadStream(smallArchive)) as ReadableStream,
+          duplex: 'half',
+        } as RequestInit),
+    },
+    {
+      name: 'scheduled run',
+      windowMs: 1500,
+      prepare: () => ensureRunning(counter),
+      run: () => api('POST', `/v1/schedules/${schedule.id}/run`),
+    },
+  ];
+
+  const violations: string[] = [];
+  let killedMidway = 0;
+  const freezer = new CgroupFreezer();
+  for (let point = 0; point < POINTS; point++) {
+    const op = ops[point % ops.length]!;
+    await op.prepare();
+    const delay = Math.round(random[point]! * op.windowMs);
+    let ended = false;
+    const pending = op
+      .run()
+      .catch(() => undefined)
+      .finally(() => {
+        ended = true;
+      });
+    await sleep(delay);
+    const midway = !ended;
+    if (midway) killedMidway++;
+    await live.cryo.crash();
+    await pending;
+    live.cryo = await CryoProcess.start({}, { work: live.cryo.work, token: live.cryo.token });
+    const broken: string[] = [];
+    const check = (ok: boolean, what: string) => {
+      if (!ok) broken.push(what);
+    };
+
+    // No container paused or frozen; restart policies and runc.conf as they were.
+    for (const ref of [counter, bound, big]) {
+      const [paused, pid] = (await docker('inspect', '-f', '{{.State.Paused}} {{.State.Pid}}', ref)).split(
+        ' ',
+      );
+      check(paused === 'false', `${ref} is paused`);
+      check(!(await freezer.isFrozen(Number(pid))), `${ref} is frozen`);
+    }
+    check(
+      (await policyOf(counter)) === 'always',
+      `${counter}'s restart policy is ${await policyOf(counter)}`,
+    );
+    check((await readFile(RUNC_CONF, 'utf8').catch(() => null)) === runcConfBefore, 'runc.conf changed');
+    // Nothing half-done left: staging, Docker's checkpoint links, containerd's copies, runtime markers, replacements.
+    const staging = await readdir(path.join(live.cryo.work, 'data', 'staging')).catch(() => [] as string[]);
+    check(staging.length === 0, `staging holds ${staging.join(', ')}`);
+    const root = await docker('info', '-f', '{{.DockerRootDir}}');
+    for (const ref of [counter, bound, big]) {
+      const id = await docker('inspect', '-f', '{{.Id}}', ref);
+      const links = await readdir(path.join(root, 'containers', id, 'checkpoints')).catch(
+        () => [] as string[],
+      );
+      check(!links.some((l) => l.startsWith('cryo-')), `a cryo link is left for ${ref}`);
+    }
+    const ctrd = (await readdir('/tmp')).filter((d) => d.startsWith('ctrd-checkpoint') && !ctrdBefore.has(d));
+    check(ctrd.length === 0, `containerd copies left: ${ctrd.join(', ')}`);
+    // Markers of this daemon's containers (another engine on this machine may be restoring meanwhile).
+    const ours = new Set((await docker('ps', '-aq', '--no-trunc')).split('\n'));
+    const markers = (await readdir(DEFAULT_RUNTIME_STATE_DIR).catch(() => [] as string[])).filter((m) =>
+      ours.has(m),
+    );
+    check(markers.length === 0, `runtime markers left: ${markers.join(', ')}`);
+    const replacements = await docker('ps', '-a', '--filter', 'name=cryo-restore', '--format', '{{.Names}}');
+    check(replacements === '', `replacements left: ${replacements}`);
+    // Every listed checkpoint is complete.
+    const { checkpoints } = await api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints');
+    for (const cp of checkpoints) check(cp.status === 'complete', `checkpoint ${cp.id} is ${cp.status}`);
+    // A fresh checkpoint and restore of the counter work, and it counts on.
+    try {
+      await ensureRunning(counter);
+      const before = await counterAtLeast(counter, 1);
+      const fresh = await api<Checkpoint>('POST', `/v1/containers/${counter}/checkpoints`, {});
+      await api('POST', `/v1/checkpoints/${fresh.id}/restore`);
+      const after = await readCounter(counter);
+      check(after.bootId === before.bootId && after.count >= before.count, 'the fresh restore did not go on');
+    } catch (err) {
+      broken.push(`fresh checkpoint and restore: ${String(err)}`);
+    }
+    t.log(
+      `point ${point}: ${op.name}, killed after ${delay} ms: ${broken.length === 0 ? 'ok' : broken.join('; ')}`,
+    );
+    violations.push(...broken.map((b) => `point ${point} (${op.name}, ${delay} ms): ${b}`));
+
+    // Back to the starting line: the workloads run, containers restored as new are gone, checkpoints trimmed.
+    await ensureRunning(counter);
+    await ensureRunning(bound);
+    const extra = (await docker('ps', '-a', '--filter', 'name=fault-new', '--format', '{{.Names}}')).split(
+      '\n',
+    );
+    for (const name of extra.filter(Boolean)) await execa('docker', ['rm', '-f', name]);
+    for (const cp of checkpoints)
+      if (cp.id !== bigCheckpoint.id) await api('DELETE', `/v1/checkpoints/${cp.id}`);
+  }
+
+  t.log(
+    `${POINTS} kill points, ${killedMidway} of them mid-operation; ${violations.length} invariant violations`,
+  );
+  // Every checkpoint left restores: the 256 MiB one, as a new container that answers with its memory intact.
+  const copy = containers.uniqueName('fault-big-copy');
+  await api('POST', `/v1/checkpoints/${bigCheckpoint.id}/restore`, { name: copy });
+  t.true(await running(copy));
+  t.deepEqual(violations, [], `seed ${SEED}`);
+});
