@@ -9,6 +9,8 @@ export interface ImageStore {
   /** The committed checkpoint's directory. */
   path(id: string): string;
   remove(id: string): Promise<void>;
+  /** Free bytes on the file system the checkpoints are written to. */
+  freeBytes(): Promise<number>;
   /** Removes every staging directory and every committed directory whose id is not in `keep`. */
   sweep(keep: Set<string>): Promise<string[]>;
 }

@@ -11,6 +11,7 @@ import { CheckpointService } from '../../src/services/checkpoint-service.js';
 import { readManifest } from '../../src/services/checkpoint/manifest.js';
 import { newId } from '../../src/services/ids.js';
 import type { SidecarService } from '../../src/services/sidecar/sidecar-service.js';
+import type { ProcessInspector } from '../../src/services/process-inspector.js';
 import { FakeEngine, FakeRootfs, FakeRuntime } from './fakes.js';
 
 interface Ctx {
@@ -270,4 +271,35 @@ test('a storage driver cryo cannot read is refused before anything is frozen: th
     'nothing was dumped',
   );
   t.true(runtime.containers.get('c'.repeat(64))?.running);
+});
+
+test('a checkpoint that the data directory has no room for is refused with 507 before anything is frozen', async (t) => {
+  const { runtime, dir } = t.context;
+  runtime.add({ id: 'f'.repeat(64), name: 'fat' });
+  const store = new FsImageStore(dir);
+  const free = await store.freeBytes();
+  const residentOf = (bytes: number) => ({ residentBytes: async () => bytes }) as unknown as ProcessInspector;
+  const service = (bytes: number) =>
+    new CheckpointService({
+      runtime,
+      engine: new FakeEngine(),
+      catalog: new SqliteCheckpointCatalog(t.context.db),
+      store,
+      rootfs: new FakeRootfs(),
+      clock: { now: () => Date.now() },
+      inspector: residentOf(bytes),
+    });
+  const refused = service(free + 1).create('fat', { leaveRunning: false });
+  const error = await refused.then(
+    () => undefined,
+    (e: unknown) => e as AppError,
+  );
+  t.is(error?.code, ErrorCode.INSUFFICIENT_SPACE);
+  t.is(error?.statusCode, 507);
+  t.false(
+    runtime.calls.some((c) => c.startsWith('checkpoint')),
+    'no dump was started',
+  );
+  const taken = await service(1024).create('fat', { leaveRunning: false });
+  t.is(taken.container?.name, 'fat');
 });

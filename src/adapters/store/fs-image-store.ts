@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import type { ImageStore } from '../../services/image-store.js';
 
@@ -11,6 +11,11 @@ const COMMITTED = 'checkpoints';
  */
 export class FsImageStore implements ImageStore {
   constructor(private readonly root: string) {}
+
+  async freeBytes(): Promise<number> {
+    const fs = await statfs(this.root);
+    return fs.bavail * fs.bsize;
+  }
 
   async init(): Promise<void> {
     await mkdir(path.join(this.root, STAGING), { recursive: true, mode: 0o700 });

@@ -86,3 +86,14 @@ export class RestoreModeUnavailableError extends AppError {
     );
   }
 }
+
+export class CheckpointSpaceError extends AppError {
+  constructor(needed: number, free: number) {
+    super(
+      ErrorCode.INSUFFICIENT_SPACE,
+      507,
+      `cryo's data directory has ${free} bytes free, the checkpoint needs about ${needed} (its processes' memory)`,
+      "free space in cryo's data directory (CRYO_DATA_DIR), or delete checkpoints; nothing was frozen",
+    );
+  }
+}

@@ -7,6 +7,7 @@ import type { HostInfo } from '../host-info.js';
 import type { HostJournal } from '../host-journal.js';
 import type { ImageStore } from '../image-store.js';
 import type { KeyedLocks } from '../keyed-locks.js';
+import type { ProcessInspector } from '../process-inspector.js';
 import type { ProcessService } from '../process-service.js';
 import type { RootfsChanges } from '../rootfs-changes.js';
 import type { SidecarService } from '../sidecar/sidecar-service.js';
@@ -23,6 +24,8 @@ export interface CheckpointServiceDeps {
   clock: Clock;
   /** Pre-flight checks and process checkpoint restores. */
   processes?: ProcessService;
+  /** How much memory a container's processes hold: what a dump writes, checked against the free space. */
+  inspector?: ProcessInspector;
   host?: HostInfo;
   locks?: KeyedLocks;
   /** Operator checkpoints of stream jobs through their sidecar (`application`). */

@@ -9,6 +9,7 @@ import type {
 import {
   AppError,
   CheckpointNameInUseError,
+  CheckpointSpaceError,
   ContainerNotFoundError,
   ContainerNotRunningError,
   PreflightFailedError,
@@ -79,6 +80,7 @@ export async function createCheckpoint(
       runtime.runtimeSpec(container.id),
       ctx.rootfs.requireSupported(container.id),
       runtime.imageLayers(container.imageId),
+      requireSpace(ctx, container.pid),
     ]);
     if (preflight && !preflight.checkpointable) throw new PreflightFailedError(preflight.problems);
     const spec = runtimeSpec ?? fallbackSpec(container.config);
@@ -263,4 +265,14 @@ async function createApplicationOnly(ctx: CheckpointContext, job: ApplicationOnl
   }
   await sidecar.finish(container.pid, cut!, 'complete');
   return checkpoint;
+}
+
+/** Room for the dump beside the checkpoints: its processes' resident memory, and a margin for the rest. */
+const SPACE_MARGIN_BYTES = 64 * 1024 * 1024;
+
+async function requireSpace(ctx: CheckpointContext, pid: number): Promise<void> {
+  if (!ctx.inspector) return;
+  const [resident, free] = await Promise.all([ctx.inspector.residentBytes(pid), ctx.store.freeBytes()]);
+  const needed = resident + SPACE_MARGIN_BYTES;
+  if (free < needed) throw new CheckpointSpaceError(needed, free);
 }
