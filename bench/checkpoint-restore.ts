@@ -20,6 +20,7 @@ import { startServer } from '../src/server.js';
 import { readJson } from '../harness/containers.js';
 import { BUSYBOX_IMAGE, requirePrerequisites } from '../harness/prerequisites.js';
 import { median, rawCriu, runMemoryContainer, timed, type Memory } from './raw-criu.js';
+import { dockerCheckpointRestore } from './docker-checkpoint.js';
 import { podmanAvailable, podmanCheckpointRestore } from './podman.js';
 import { callApi } from '../harness/cryo-process.js';
 
@@ -163,21 +164,6 @@ async function benchCryo(mib: number): Promise<CryoTimes> {
   }
 }
 
-async function benchDocker(mib: number): Promise<{ checkpoint: number; restore: number }> {
-  const name = `cryo-bench-docker-${process.pid}`;
-  try {
-    const before = await runMemoryContainer(name, mib);
-    const [, checkpoint] = await timed(() => execa('docker', ['checkpoint', 'create', name, 'bench']));
-    const [, restore] = await timed(() => execa('docker', ['start', '--checkpoint', 'bench', name]));
-    check('docker', await readJson<Memory>(name, 60_000, 8080, 120_000), before.initial);
-    return { checkpoint, restore };
-  } finally {
-    await execa('docker', ['rm', '-f', name], { reject: false });
-    // containerd 1.6 leaves every restore's unpacked copy in /tmp (containerd/containerd#8009).
-    await execa('sh', ['-c', 'rm -rf /tmp/ctrd-checkpoint*'], { reject: false });
-  }
-}
-
 /** Docker's fixed cost of starting a stopped container, which every restore through Docker pays. */
 async function dockerStartCost(): Promise<number> {
   const name = `cryo-bench-start-${process.pid}`;
@@ -237,7 +223,7 @@ for (const mib of SIZES) {
     cryoExport: m(cryo, (x) => x.stop + x.export),
     cryoImport: m(cryo, (x) => x.importRestore),
   };
-  const docker = WITH_DOCKER ? await benchDocker(mib) : undefined;
+  const docker = WITH_DOCKER ? await dockerCheckpointRestore(mib) : undefined;
   const pod = podman ? await podmanCheckpointRestore(mib) : undefined;
 
   console.log(`\n## ${mib} MiB`);

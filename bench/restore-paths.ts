@@ -20,6 +20,7 @@ import { readJson } from '../harness/containers.js';
 import { callApi } from '../harness/cryo-process.js';
 import { engineEnv, engineName } from '../harness/engine.js';
 import { BUSYBOX_IMAGE, requirePrerequisites } from '../harness/prerequisites.js';
+import { dockerCheckpointRestore } from './docker-checkpoint.js';
 import { median, runMemoryContainer, timed, type Memory } from './raw-criu.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '512').split(',').map(Number);
@@ -47,22 +48,6 @@ async function cryoRestore(mib: number, runtime: 'runc' | 'cryo'): Promise<numbe
     await execa('docker', ['rm', '-f', name], { reject: false });
     await server.close();
     await rm(dataDir, { recursive: true, force: true });
-  }
-}
-
-/** Docker's own checkpoint path, as a user would run it. */
-async function dockerRestore(mib: number): Promise<number> {
-  const name = `cryo-bench-docker-${process.pid}`;
-  try {
-    const before = await runMemoryContainer(name, mib, 'runc');
-    await execa('docker', ['checkpoint', 'create', name, 'bench']);
-    const [, ms] = await timed(() => execa('docker', ['start', '--checkpoint', 'bench', name]));
-    check('docker', await readJson<Memory>(name, 60_000, 8080, 120_000), before.initial);
-    return ms;
-  } finally {
-    await execa('docker', ['rm', '-f', name], { reject: false });
-    // containerd 1.6 leaves every restore's unpacked copy in /tmp (containerd/containerd#8009).
-    await execa('sh', ['-c', 'rm -rf /tmp/ctrd-checkpoint*'], { reject: false });
   }
 }
 
@@ -118,7 +103,7 @@ for (const mib of SIZES) {
   for (let i = 0; i < RUNS; i++) {
     if (checkpointStartWorks) {
       legacy.push(await cryoRestore(mib, 'runc'));
-      docker.push(await dockerRestore(mib));
+      docker.push((await dockerCheckpointRestore(mib)).restore);
     }
     viaRuntime.push(await cryoRestore(mib, 'cryo'));
   }

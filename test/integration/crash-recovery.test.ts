@@ -1,6 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import anyTest, { type TestFn } from 'ava';
+import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { execa } from 'execa';
 import { TestContainers, counterAtLeast, readCounter, sleep } from '../../harness/containers.js';
 import { CryoProcess } from '../../harness/cryo-process.js';
@@ -60,52 +60,88 @@ async function crashAndRestart(t: { context: Ctx }): Promise<void> {
   live.cryo = await CryoProcess.start({}, { work: live.cryo.work, token: live.cryo.token });
 }
 
+async function stopIfRunning(name: string): Promise<void> {
+  if ((await inspectField(name, '{{.State.Running}}')) === 'true')
+    await execa('docker', ['stop', '-t', '1', name]);
+}
+
+/** A stopped counter under `runtime` and a stop-mode checkpoint of it, with the reading before. */
+async function checkpointedCounter(t: { context: Ctx }, prefix: string, runtime: string) {
+  const name = t.context.containers.uniqueName(prefix);
+  await t.context.containers.run({ image: NODE_IMAGE, publish: 8080, name, runtime });
+  const before = await counterAtLeast(name, 3);
+  const checkpoint = await t.context.live.cryo.api<{ id: string }>(
+    'POST',
+    `/v1/containers/${name}/checkpoints`,
+    {
+      leaveRunning: false,
+    },
+  );
+  return { name, id: await inspectField(name, '{{.Id}}'), before, checkpoint };
+}
+
+/** Restores in place and kills cryo the moment `probe` holds, up to `attempts` times; whether it ever did. */
+async function killDuringRestore(
+  t: ExecutionContext<Ctx>,
+  name: string,
+  checkpointId: string,
+  probe: () => Promise<boolean>,
+  attempts: number,
+): Promise<boolean> {
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    await stopIfRunning(name);
+    const restore = t.context.live.cryo
+      .api('POST', `/v1/checkpoints/${checkpointId}/restore`)
+      .catch(() => undefined);
+    const caught = await until(probe, 20_000);
+    await crashAndRestart(t);
+    void restore;
+    t.log(`attempt ${attempt}: ${caught ? 'killed at the kill point' : 'the restore ended first'}`);
+    if (caught) return true;
+  }
+  return false;
+}
+
+/** The checkpoint is whole and restores: the counter goes on from where it was. */
+async function restoresAndCountsOn(
+  t: ExecutionContext<Ctx>,
+  name: string,
+  checkpointId: string,
+  before: { bootId: string; count: number },
+): Promise<void> {
+  await stopIfRunning(name);
+  t.truthy(await t.context.live.cryo.api('POST', `/v1/checkpoints/${checkpointId}/restore`));
+  const after = await readCounter(name);
+  t.is(after.bootId, before.bootId, 'the same process, restored');
+  t.true(after.count >= before.count);
+}
+
 const legacyTest = checkpointStartWorks ? test.serial : undefined;
 legacyTest?.(
   "a restore through docker start --checkpoint killed while its images are linked into Docker's directory: runc.conf, Docker and /tmp are as they were",
   async (t) => {
-    const { containers } = t.context;
-    const name = containers.uniqueName('conf');
-    await containers.run({ image: NODE_IMAGE, publish: 8080, name, runtime: 'runc' });
-    const before = await counterAtLeast(name, 3);
-    const checkpoint = await t.context.live.cryo.api<{ id: string }>(
-      'POST',
-      `/v1/containers/${name}/checkpoints`,
-      { leaveRunning: false },
-    );
-    const id = await inspectField(name, '{{.Id}}');
+    const { name, id, before, checkpoint } = await checkpointedCounter(t, 'conf', 'runc');
     const links = path.join(
       (await execa('docker', ['info', '-f', '{{.DockerRootDir}}'])).stdout.trim(),
       'containers',
       id,
       'checkpoints',
     );
+    const linked = async () =>
+      (await readdir(links).catch(() => [] as string[])).filter((l) => l.startsWith('cryo-'));
     const confBefore = await readOrNull(RUNC_CONF);
     const tmpBefore = await ctrdLeftovers();
 
-    let caught = false;
-    for (let attempt = 0; attempt < 5 && !caught; attempt++) {
-      if ((await inspectField(name, '{{.State.Running}}')) === 'true')
-        await execa('docker', ['stop', '-t', '1', name]);
-      const restore = t.context.live.cryo
-        .api('POST', `/v1/checkpoints/${checkpoint.id}/restore`)
-        .catch(() => undefined);
-      caught = await until(
-        async () => (await readdir(links).catch(() => [] as string[])).some((l) => l.startsWith('cryo-')),
-        20_000,
-      );
-      await crashAndRestart(t);
-      void restore;
-      t.log(`attempt ${attempt}: ${caught ? 'killed with the images linked' : 'the restore ended first'}`);
-    }
-    t.true(caught, "cryo was killed while the images were linked into Docker's directory");
-
-    t.is(await readOrNull(RUNC_CONF), confBefore, 'runc.conf is as it was');
-    t.deepEqual(
-      (await readdir(links).catch(() => [] as string[])).filter((l) => l.startsWith('cryo-')),
-      [],
-      "no cryo link directory is left in Docker's checkpoints directory",
+    const caught = await killDuringRestore(
+      t,
+      name,
+      checkpoint.id,
+      async () => (await linked()).length > 0,
+      5,
     );
+    t.true(caught, "cryo was killed while the images were linked into Docker's directory");
+    t.is(await readOrNull(RUNC_CONF), confBefore, 'runc.conf is as it was');
+    t.deepEqual(await linked(), [], "no cryo link directory is left in Docker's checkpoints directory");
     const tmpAfter = await ctrdLeftovers();
     t.deepEqual(
       [...tmpAfter].filter((d) => !tmpBefore.has(d)),
@@ -113,60 +149,24 @@ legacyTest?.(
       'no containerd copy is left in /tmp',
     );
     t.is(await inspectField(name, '{{.State.Paused}}'), 'false');
-
-    // The checkpoint is whole and restores: the counter goes on from where it was.
-    if ((await inspectField(name, '{{.State.Running}}')) === 'true')
-      await execa('docker', ['stop', '-t', '1', name]);
-    const restored = await t.context.live.cryo.api('POST', `/v1/checkpoints/${checkpoint.id}/restore`);
-    t.truthy(restored);
-    const after = await readCounter(name);
-    t.is(after.bootId, before.bootId, 'the same process, restored');
-    t.true(after.count >= before.count);
+    await restoresAndCountsOn(t, name, checkpoint.id, before);
   },
 );
 
 test.serial(
   "a restore through cryo's runtime killed while its marker is there: the marker goes, and the checkpoint restores",
   async (t) => {
-    const { containers } = t.context;
-    const name = containers.uniqueName('marker');
-    await containers.run({ image: NODE_IMAGE, publish: 8080, name, runtime: 'cryo' });
-    const before = await counterAtLeast(name, 3);
-    const checkpoint = await t.context.live.cryo.api<{ id: string }>(
-      'POST',
-      `/v1/containers/${name}/checkpoints`,
-      { leaveRunning: false },
-    );
-    const id = await inspectField(name, '{{.Id}}');
+    const { name, id, before, checkpoint } = await checkpointedCounter(t, 'marker', 'cryo');
     const marker = path.join(RUNTIME_STATE, id);
+    const markerThere = async () => (await readdir(marker).catch(() => [] as string[])).includes('images');
 
-    let caught = false;
-    for (let attempt = 0; attempt < 8 && !caught; attempt++) {
-      if ((await inspectField(name, '{{.State.Running}}')) === 'true')
-        await execa('docker', ['stop', '-t', '1', name]);
-      const restore = t.context.live.cryo
-        .api('POST', `/v1/checkpoints/${checkpoint.id}/restore`)
-        .catch(() => undefined);
-      caught = await until(
-        async () => (await readdir(marker).catch(() => [] as string[])).includes('images'),
-        20_000,
-      );
-      await crashAndRestart(t);
-      void restore;
-      t.log(`attempt ${attempt}: ${caught ? 'killed with the marker there' : 'the restore ended first'}`);
-    }
-    t.true(caught, 'cryo was killed while the marker was there');
+    t.true(
+      await killDuringRestore(t, name, checkpoint.id, markerThere, 8),
+      'cryo was killed while the marker was there',
+    );
     t.deepEqual(await readdir(marker).catch(() => null), null, 'the marker is gone');
     t.is(await inspectField(name, '{{.State.Paused}}'), 'false');
-
-    // The checkpoint is whole and restores: the counter goes on from where it was.
-    if ((await inspectField(name, '{{.State.Running}}')) === 'true')
-      await execa('docker', ['stop', '-t', '1', name]);
-    const restored = await t.context.live.cryo.api('POST', `/v1/checkpoints/${checkpoint.id}/restore`);
-    t.truthy(restored);
-    const after = await readCounter(name);
-    t.is(after.bootId, before.bootId, 'the same process, restored');
-    t.true(after.count >= before.count);
+    await restoresAndCountsOn(t, name, checkpoint.id, before);
     t.deepEqual(await readdir(marker).catch(() => null), null, 'no marker after a restore either');
   },
 );
