@@ -4,7 +4,12 @@ const seg = encodeURIComponent;
 export const apiPaths = {
   host: '/v1/host',
   images: '/v1/images',
-  imagePresent: (id: string) => `/v1/images/present?id=${seg(id)}`,
+  imagePresent: (image: { id: string; ref?: string; layers?: string[] }) =>
+    `/v1/images/present?${new URLSearchParams({
+      id: image.id,
+      ...(image.ref ? { ref: image.ref } : {}),
+      ...(image.layers?.length ? { layers: image.layers.join(',') } : {}),
+    }).toString()}`,
   checkpoints: '/v1/checkpoints',
   checkpoint: (id: string) => `/v1/checkpoints/${seg(id)}`,
   restore: (id: string) => `/v1/checkpoints/${seg(id)}/restore`,

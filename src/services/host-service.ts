@@ -1,4 +1,5 @@
 import { statfs } from 'node:fs/promises';
+import type { ImageIdentity } from '../domain/manifest.js';
 import type { HostInfoReport } from '../domain/migration.js';
 import type { CheckpointEngine } from './checkpoint-engine.js';
 import type { ContainerRuntime } from './container-runtime.js';
@@ -21,8 +22,8 @@ export class HostService {
     return { ...localHost(), criuVersion, dockerVersion: docker.version, freeBytes: fs.bavail * fs.bsize };
   }
 
-  imagePresent(id: string): Promise<boolean> {
-    return this.runtime.imageExists(id);
+  async imagePresent(image: ImageIdentity): Promise<boolean> {
+    return (await this.runtime.resolveImage(image)) !== undefined;
   }
 
   loadImage(tar: NodeJS.ReadableStream): Promise<void> {

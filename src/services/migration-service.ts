@@ -152,7 +152,8 @@ export class MigrationService {
     requireHostFits({ ...localHost(), criuVersion }, target);
     const needed = (await this.deps.inspector.residentBytes(container.pid)) + SPACE_OVERHEAD_BYTES;
     if (target.freeBytes < needed) throw new InsufficientSpaceError(needed, target.freeBytes);
-    return peer.hasImage(container.imageId);
+    const layers = await this.deps.runtime.imageLayers(container.imageId);
+    return peer.hasImage({ id: container.imageId, ref: container.image, ...(layers ? { layers } : {}) });
   }
 
   private async run(

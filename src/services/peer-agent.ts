@@ -1,12 +1,14 @@
 import type { Readable } from 'node:stream';
 import type { Checkpoint, RestoreResult } from '../domain/checkpoint.js';
 import type { HostInfoReport } from '../domain/migration.js';
+import type { ImageIdentity } from '../domain/manifest.js';
 
 /** Another cryo agent, as a migration's source sees it. */
 export interface PeerAgent {
   readonly url: string;
   host(): Promise<HostInfoReport>;
-  hasImage(id: string): Promise<boolean>;
+  /** Whether the target has this image, under this id or (another image store) another one with its layers. */
+  hasImage(image: ImageIdentity): Promise<boolean>;
   loadImage(tar: NodeJS.ReadableStream): Promise<void>;
   /** Streams an archive into the peer's import; resolves with the checkpoint it made. */
   importArchive(archive: Readable): Promise<Checkpoint>;

@@ -133,7 +133,9 @@ test('the peer agent maps a target error to TARGET_UNAUTHORIZED, TARGET_REFUSED 
   t.is(refused?.code, ErrorCode.TARGET_REFUSED);
   t.regex(refused?.message ?? '', /CHECKPOINT_IN_USE: busy/);
   t.is(refused?.hint, 'retry later');
-  const garbled = await t.throwsAsync(agent.hasImage('sha256:1'), { instanceOf: TargetError });
+  const garbled = await t.throwsAsync(agent.hasImage({ id: 'sha256:1', ref: 'img:1' }), {
+    instanceOf: TargetError,
+  });
   t.is(garbled?.code, ErrorCode.TARGET_REFUSED, 'a body that is not JSON is refused, never a crash');
   const closed = new HttpPeerAgent(`http://127.0.0.1:${await freePort()}`, 'tok');
   const unreachable = await t.throwsAsync(closed.host(), { instanceOf: TargetError });

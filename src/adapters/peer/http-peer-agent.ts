@@ -11,6 +11,7 @@ import {
 import { ErrorCode, TargetError } from '../../domain/errors/index.js';
 import { HostInfoSchema, type HostInfoReport } from '../../domain/migration.js';
 import type { PeerAgent } from '../../services/peer-agent.js';
+import type { ImageIdentity } from '../../domain/manifest.js';
 
 /** A restore on the target that takes longer than this counts as failed, and the migration rolls back. */
 const RESTORE_TIMEOUT_MS = 5 * 60_000;
@@ -31,8 +32,8 @@ export class HttpPeerAgent implements PeerAgent {
     return HostInfoSchema.parse(await this.call('GET', apiPaths.host));
   }
 
-  async hasImage(id: string): Promise<boolean> {
-    const body = (await this.call('GET', apiPaths.imagePresent(id))) as { present?: unknown } | null;
+  async hasImage(image: ImageIdentity): Promise<boolean> {
+    const body = (await this.call('GET', apiPaths.imagePresent(image))) as { present?: unknown } | null;
     return body?.present === true;
   }
 

@@ -23,12 +23,31 @@ export const hostRoutes: FastifyPluginAsyncZod<{ host: HostService }> = async (a
     '/v1/images/present',
     {
       schema: {
-        summary: 'Whether an image (by id or reference) is present',
-        querystring: z.strictObject({ id: ImageRefSchema }),
+        summary:
+          'Whether an image is present: by id, or (another image store names it otherwise) by reference or any image with the same layers',
+        querystring: z.strictObject({
+          id: ImageRefSchema,
+          ref: ImageRefSchema.optional(),
+          layers: z
+            .string()
+            .max(128 * 72)
+            .regex(/^sha256:[0-9a-f]{64}(,sha256:[0-9a-f]{64})*$/, 'comma-separated sha256 diff ids')
+            .optional()
+            .describe("the image's layer diff ids, comma-separated"),
+        }),
         response: { 200: z.object({ present: z.boolean() }), 400: ErrorBodySchema, 401: ErrorBodySchema },
       },
     },
-    async (request) => ({ present: await host.imagePresent(request.query.id) }),
+    async (request) => {
+      const { id, ref, layers } = request.query;
+      return {
+        present: await host.imagePresent({
+          id,
+          ref: ref ?? id,
+          ...(layers ? { layers: layers.split(',') } : {}),
+        }),
+      };
+    },
   );
   app.post(
     '/v1/images',
