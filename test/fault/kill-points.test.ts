@@ -8,7 +8,7 @@ import { execa } from 'execa';
 import fc from 'fast-check';
 import { CgroupFreezer } from '../../src/adapters/docker/cgroup-freezer.js';
 import { DEFAULT_RUNTIME_STATE_DIR } from '../../src/defaults.js';
-import { TestContainers, counterAtLeast, readCounter, sleep } from '../../harness/containers.js';
+import { TestContainers, counterAtLeast, readCounter, readJson, sleep } from '../../harness/containers.js';
 import { CryoProcess } from '../../harness/cryo-process.js';
 import { NODE_IMAGE, requirePrerequisites } from '../../harness/prerequisites.js';
 
@@ -23,7 +23,7 @@ const BIG_MIB = 256;
 
 interface Op {
   name: string;
-  /** Longest the operation usually takes here: the kill lands uniformly in [0, windowMs]. */
+  /** How long the operation takes here (measured before the kills): the kill lands uniformly in [0, windowMs]. */
   windowMs: number;
   /** Puts what the operation needs in place, outside the kill window. */
   prepare: () => Promise<void>;
@@ -32,6 +32,7 @@ interface Op {
 
 interface Checkpoint {
   id: string;
+  sizeBytes?: number;
   status?: string;
   container?: { id: string; name: string };
 }
@@ -85,9 +86,15 @@ test('SIGKILL at seeded random points of every operation leaves no invariant bro
   containers.track(big);
   await counterAtLeast(counter, 2);
   await counterAtLeast(bound, 2);
+  // The workload answers once it has filled its memory.
+  await readJson(big, 600_000, 8080, 120_000);
   const bigCheckpoint = await api<Checkpoint>('POST', `/v1/containers/${big}/checkpoints`, {
     leaveRunning: true,
   });
+  t.true(
+    (bigCheckpoint.sizeBytes ?? 0) >= BIG_MIB * 1024 * 1024,
+    `the export's checkpoint holds ${bigCheckpoint.sizeBytes} bytes`,
+  );
   const smallArchive = path.join(scratch, 'small.tar');
   const policyOf = (ref: string) => docker('inspect', '-f', '{{.HostConfig.RestartPolicy.Name}}', ref);
   const runcConfBefore = await readFile(RUNC_CONF, 'utf8').catch(() => null);
@@ -191,6 +198,14 @@ test('SIGKILL at seeded random points of every operation leaves no invariant bro
     },
   ];
 
+  // Each operation's kill window is its own duration, measured once here without a kill.
+  for (const op of ops) {
+    await op.prepare();
+    const started = Date.now();
+    await op.run();
+    op.windowMs = Math.max(50, Date.now() - started);
+  }
+  t.log(`kill windows: ${ops.map((op) => `${op.name} ${op.windowMs} ms`).join(', ')}`);
   const violations: string[] = [];
   let killedMidway = 0;
   const freezer = new CgroupFreezer();
