@@ -24,6 +24,11 @@ const Marker = {
   RESTORE_LOG: 'restore.log',
 } as const;
 
+/** A file of one value a line, as the runtime's `read` loops take them. */
+function asLines(values: string[]): string {
+  return values.map((v) => `${v}\n`).join('');
+}
+
 /** Removes a marker; also after a crash. */
 export async function removeRuntimeMarker(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
@@ -52,17 +57,11 @@ export class CryoRuntimeRestore {
     const intent = this.journal.begin({ kind: HostIntentKind.RUNTIME_MARKER, dir: marker });
     try {
       await removeRuntimeMarker(marker);
+      await mkdir(this.stateDir, { recursive: true, mode: 0o700 });
       await mkdir(path.join(marker, Marker.WORK), { recursive: true, mode: 0o700 });
-      await writeFile(
-        path.join(marker, Marker.FLAGS),
-        runcCriuFlags(criu)
-          .map((f) => `${f}\n`)
-          .join(''),
-      );
-      if (criuConfig.length > 0)
-        await writeFile(path.join(marker, Marker.CRIU_CONF), criuConfig.map((l) => `${l}\n`).join(''));
-      if (addresses.length > 0)
-        await writeFile(path.join(marker, Marker.ADDRESSES), addresses.map((a) => `${a}\n`).join(''));
+      await writeFile(path.join(marker, Marker.FLAGS), asLines(runcCriuFlags(criu)));
+      if (criuConfig.length > 0) await writeFile(path.join(marker, Marker.CRIU_CONF), asLines(criuConfig));
+      if (addresses.length > 0) await writeFile(path.join(marker, Marker.ADDRESSES), asLines(addresses));
       // Written last: the runtime acts on a marker only once its images are there.
       await symlink(imagesDir, path.join(marker, Marker.IMAGES));
       try {

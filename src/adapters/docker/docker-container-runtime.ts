@@ -53,7 +53,10 @@ const FIRST_BROKEN_CHECKPOINT_START = 28;
 
 const CONTENT_EXISTS = /content (sha256:[0-9a-f]{64}): already exists/;
 
-/** Containers run by dockerd: its API for their life cycle, runc for dumps, `docker start --checkpoint` for restores. */
+/**
+ * Containers run by dockerd: its API for their life cycle, runc for dumps, and for restores cryo's OCI runtime
+ * (native-scripts/cryo-runtime), or `docker start --checkpoint` for a runc container where that still works.
+ */
 export class DockerContainerRuntime implements ContainerRuntime {
   // Restores run one at a time so that each can tell its own containerd leftovers in /tmp from another's.
   private readonly restoreMutex = new Mutex();
