@@ -23,6 +23,7 @@ import { median, rawCriu, runMemoryContainer, timed, type Memory } from './raw-c
 import { dockerCheckpointRestore } from './docker-checkpoint.js';
 import { podmanAvailable, podmanCheckpointRestore } from './podman.js';
 import { callApi } from '../harness/cryo-process.js';
+import { fmt, fmtMs, ratio } from './format.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '512,2048').split(',').map(Number);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -186,10 +187,6 @@ async function dockerStartCost(): Promise<number> {
     await execa('docker', ['rm', '-f', name], { reject: false });
   }
 }
-
-const fmt = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-const fmtMs = (ms: number) => `${ms.toFixed(0)} ms`;
-const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
 
 await requirePrerequisites();
 const podman = await podmanAvailable();

@@ -12,10 +12,10 @@ import { NODE_IMAGE, requirePrerequisites } from '../harness/prerequisites.js';
 import { SecondHost } from '../harness/second-host.js';
 import { CryoProcess } from '../harness/cryo-process.js';
 import { median, rawCriu, runMemoryContainer, timed } from './raw-criu.js';
+import { fmt } from './format.js';
 
 const MIB = Number(process.env.BENCH_MIB ?? 512);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const fmt = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 await requirePrerequisites();
 console.log(

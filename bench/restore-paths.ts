@@ -22,6 +22,7 @@ import { engineEnv, engineName } from '../harness/engine.js';
 import { BUSYBOX_IMAGE, requirePrerequisites } from '../harness/prerequisites.js';
 import { dockerCheckpointRestore } from './docker-checkpoint.js';
 import { median, runMemoryContainer, timed, type Memory } from './raw-criu.js';
+import { fmt, fmtMs, ratio } from './format.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '512').split(',').map(Number);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -85,10 +86,6 @@ async function runtimeCalls(runtime: 'runc' | 'cryo'): Promise<{ exec: number; s
     await execa('docker', ['rm', '-f', name], { reject: false });
   }
 }
-
-const fmt = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-const fmtMs = (ms: number) => `${ms.toFixed(0)} ms`;
-const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
 
 await requirePrerequisites();
 const { stdout: version } = await execa('docker', ['version', '--format', '{{.Server.Version}}']);
