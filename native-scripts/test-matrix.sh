@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The engine matrix: the whole suite on the host's Docker (20.10 on Debian 12), the unit and integration tests
 # on Docker 28.5 with overlay2 and with the containerd image store (the fault-injection harness, test/fault, runs
-# on the host's leg only), and a smoke suite on Docker 26; each engine other than the host's runs as a daemon of
+# on the host's leg only), and a smoke suite on Docker 26 with each store; each engine other than the host's runs as a daemon of
 # its own (native-scripts/with-engine.sh). Every leg runs even when one fails; the exit status
-# is the first failure's. MATRIX_LEGS="host 28 28-ctrd 26" picks legs.
+# is the first failure's. MATRIX_LEGS="host 28 28-ctrd 26 26-ctrd" picks legs.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -16,7 +16,7 @@ SMOKE=(test/integration/checkpoint-restore.test.ts test/integration/cryo-runtime
   test/integration/archives.test.ts test/integration/migrations.test.ts test/integration/crash-recovery.test.ts)
 
 npm run build || exit 1
-legs=${MATRIX_LEGS:-host 28 28-ctrd 26}
+legs=${MATRIX_LEGS:-host 28 28-ctrd 26 26-ctrd}
 status=0
 summary=()
 for leg in $legs; do
@@ -27,6 +27,7 @@ for leg in $legs; do
     28) "$here/with-engine.sh" 28 -- npx ava "${SUITE[@]}" ;;
     28-ctrd) "$here/with-engine.sh" 28 --containerd-store -- npx ava "${SUITE[@]}" ;;
     26) "$here/with-engine.sh" 26 -- npx ava "${SMOKE[@]}" ;;
+    26-ctrd) "$here/with-engine.sh" 26 --containerd-store -- npx ava "${SMOKE[@]}" ;;
     *) echo "unknown leg $leg" >&2; false ;;
   esac
   rc=$?
