@@ -33,8 +33,9 @@ config=/run/$name.json
 log=/var/log/$name.log
 engine_path="$prefix/usr/sbin:$prefix/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-cleanup() {
-  local status=$?
+# Removes this engine's daemon, its containers, mounts, directories and namespace: after a run, and before one
+# that finds a killed run's leftovers.
+teardown() {
   if [ -S "$socket" ]; then
     ids=$(docker -H "unix://$socket" ps -aq 2>/dev/null || true)
     [ -z "$ids" ] || docker -H "unix://$socket" rm -f $ids >/dev/null 2>&1 || true
@@ -48,17 +49,20 @@ cleanup() {
   umount -R "$root" 2>/dev/null || true
   rm -rf "$root" "$exec_root" "$socket" "$config" "/run/$name.pid"
   ip netns del "$netns" 2>/dev/null || true
+}
+
+cleanup() {
+  local status=$?
+  teardown
   exit "$status"
 }
-trap cleanup EXIT INT TERM
 
-# A leftover of a killed run goes first.
 if [ -e "/run/netns/$netns" ]; then
   say "removing a leftover $netns"
-  [ -f "/run/$name.pid" ] && kill -9 "$(cat "/run/$name.pid")" 2>/dev/null || true
-  umount -R "$root" 2>/dev/null || true
-  ip netns del "$netns"
+  teardown
 fi
+trap cleanup EXIT INT TERM
+
 rm -rf "$root" "$exec_root"
 ip netns add "$netns"
 ip -n "$netns" link set lo up

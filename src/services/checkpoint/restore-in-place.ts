@@ -34,8 +34,8 @@ export async function restoreInPlace(ctx: CheckpointContext, job: RestoreJob): P
 }
 
 /**
- * The replacement runs before the original goes: a failure leaves the original as it was, and a crash at worst a
- * second container named `<name>.cryo-restore`.
+ * The replacement runs before the original goes: a failure leaves the original as it was. After a crash the
+ * journal removes a replacement that never answered, and renames one whose original is already gone.
  */
 async function replace(
   ctx: CheckpointContext,
