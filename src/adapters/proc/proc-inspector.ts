@@ -1,4 +1,5 @@
 import { readdir, readFile, readlink, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import type { Dumper } from '../../domain/preflight.js';
 import type { Fd, ProcessInfo, ProcessReport } from '../../domain/process.js';
@@ -208,13 +209,24 @@ export class ProcInspector implements ProcessInspector {
         const info = await readFile(`/proc/${pid}/fdinfo/${entry}`, 'utf8').catch(() => '');
         const locks = info.split('\n').filter((l) => l.startsWith('lock:')).length;
         if (locks > 0) fd.locks = locks;
-        const mountId = Number(/^mnt_id:\s+(\d+)/m.exec(info)?.[1] ?? NaN);
+        const mountId = mountIdOf(info);
         if (Number.isFinite(mountId)) {
           mounts ??= await mountIds(pid);
           fd.mountId = mountId;
-          // Read the mount table again before calling a mount detached: the first read may predate the mount.
-          if (!mounts.has(mountId)) mounts = await mountIds(pid);
-          if (!mounts.has(mountId)) fd.mountDetached = true;
+          if (!mounts.has(mountId)) {
+            // Read again a moment later before a mount is called detached: the first mount table may predate the
+            // mount, and the fd may have changed between readlink and fdinfo (busybox sh runs `head >> file` in
+            // itself, swapping fd 1 between its stdout pipe, on the kernel's pipefs mount, and the file). A file on
+            // a lazily unmounted filesystem stays as it was.
+            await sleep(DETACHED_RECHECK_MS);
+            mounts = await mountIds(pid);
+            const again = await readFile(`/proc/${pid}/fdinfo/${entry}`, 'utf8').catch(() => '');
+            const same =
+              mountIdOf(again) === mountId &&
+              inodeOf(again) === inodeOf(info) &&
+              (await readlink(path).catch(() => undefined)) === target;
+            if (same && !mounts.has(mountId)) fd.mountDetached = true;
+          }
         }
       }
       out.push(fd);
@@ -273,7 +285,6 @@ export class ProcInspector implements ProcessInspector {
   }
 }
 
-/** The ids of the mounts the process can see (the first field of each /proc/<pid>/mountinfo line). */
 /** The process's start time (field 22 of /proc/<pid>/stat), which tells a reused pid apart. */
 function startTime(stat: string): string | undefined {
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
@@ -283,6 +294,7 @@ function startTime(stat: string): string | undefined {
  * The mount ids a process sees. A process that exits while it is read shows no mounts at all, which made every
  * open file look detached: such a process is gone, and the report leaves it out (the caller drops it on throw).
  */
+/** The ids of the mounts the process can see (the first field of each /proc/<pid>/mountinfo line). */
 async function mountIds(pid: number): Promise<Set<number>> {
   const text = await readFile(`/proc/${pid}/mountinfo`, 'utf8');
   const ids = new Set(
@@ -294,6 +306,18 @@ async function mountIds(pid: number): Promise<Set<number>> {
   if (ids.size === 0) throw new Error(`pid ${pid} exited while it was read`);
   return ids;
 }
+
+/** The mount an fd's file is on, from its fdinfo; NaN when the fd is gone. */
+function mountIdOf(fdinfo: string): number {
+  return Number(/^mnt_id:\s+(\d+)/m.exec(fdinfo)?.[1] ?? NaN);
+}
+
+/** The inode of an fd's file, from its fdinfo (Linux >= 5.14); undefined on older kernels. */
+function inodeOf(fdinfo: string): string | undefined {
+  return /^ino:\s+(\d+)/m.exec(fdinfo)?.[1];
+}
+
+const DETACHED_RECHECK_MS = 50;
 
 async function classify(
   fd: number,
