@@ -21,12 +21,15 @@ export class CryoProcess {
   /** `env` adds CRYO_* settings (another Docker socket, say). */
   static async start(
     env: Record<string, string> = {},
-    /** A work directory of an earlier process (its data and token), to start again on the same state. */
-    again?: { work: string; token: string },
+    /**
+     * A work directory of an earlier process (its data and token), to start again on the same state; with its
+     * url, on the same address too (as a host's cryo restarts, so that a peer's calls reach it again).
+     */
+    again?: { work: string; token: string; url?: string },
   ): Promise<CryoProcess> {
     const work = again?.work ?? (await mkdtemp(path.join(os.tmpdir(), 'cryo-bench-')));
     const token = again?.token ?? randomBytes(24).toString('hex');
-    const port = await freePort();
+    const port = again?.url ? Number(new URL(again.url).port) : await freePort();
     // As native-scripts/start-cryo.sh runs it.
     const child = execa(
       'node',

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { sleep } from './containers.js';
+import { sleep, type CounterReading } from './containers.js';
 import { TestCryo } from './cryo.js';
 import { engineDaemon } from './engine.js';
 
@@ -69,6 +69,18 @@ export class SecondHost {
   /** Runs the docker CLI against this host's daemon. */
   docker(args: string[]) {
     return execa('docker', ['-H', `unix://${this.socket}`, ...args]);
+  }
+
+  /** The counter workload's reading, from inside the container (this host's ports are in its own netns). */
+  async readCounter(name: string, timeoutMs = 15_000): Promise<CounterReading> {
+    const script = "fetch('http://127.0.0.1:8080/').then(r=>r.text()).then(t=>process.stdout.write(t))";
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const res = await this.docker(['exec', name, '/usr/bin/node', '-e', script]).catch((err: Error) => err);
+      if (!(res instanceof Error)) return JSON.parse(res.stdout) as CounterReading;
+      if (Date.now() > deadline) throw res;
+      await sleep(300);
+    }
   }
 
   /** Copies an image from the first host's dockerd into this one. */

@@ -98,6 +98,7 @@ export async function startServer(config: Config): Promise<Server> {
   try {
     await app.listen({ host: config.listen.host, port: config.listen.port });
     await schedules.start();
+    migrations.resumeInterrupted();
     migrations.startSweeper();
   } catch (err) {
     await app.close();

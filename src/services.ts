@@ -39,6 +39,8 @@ export interface ServiceDeps {
   maxImportBytes: number;
   scheduleGraceMs: number;
   migrationRetentionMs: number;
+  /** Pauses between two questions to a migration target that cannot answer yet (default: 1 s rising to 30 s). */
+  migrationSettleRetryMs?: readonly number[];
   /** Where changes outside the data directory are recorded until put back (crash recovery). */
   journal?: HostJournal;
   /** Reaches stream jobs' sidecars; without it, `application` checkpoints are not offered. */
@@ -94,6 +96,8 @@ export function createServices(d: ServiceDeps) {
     retentionMs: d.migrationRetentionMs,
     store: new SqliteMigrationStore(d.db),
     inspector: d.inspector,
+    journal: d.journal,
+    settleRetryMs: d.migrationSettleRetryMs,
   });
   const host = new HostService(d.runtime, d.engine, d.dataDir);
   const health = new HealthService(d.runtime, d.engine);

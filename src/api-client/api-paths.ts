@@ -11,6 +11,8 @@ export const apiPaths = {
       ...(image.layers?.length ? { layers: image.layers.join(',') } : {}),
     }).toString()}`,
   checkpoints: '/v1/checkpoints',
+  checkpointsNamed: (name: string) => `/v1/checkpoints?name=${seg(name)}`,
+  restoredFrom: (checkpointId: string) => `/v1/containers?restoredFrom=${seg(checkpointId)}`,
   checkpoint: (id: string) => `/v1/checkpoints/${seg(id)}`,
   restore: (id: string) => `/v1/checkpoints/${seg(id)}/restore`,
   archive: (id: string, compress: string) => `/v1/checkpoints/${seg(id)}/archive?compress=${seg(compress)}`,

@@ -5,6 +5,12 @@ export const CheckpointStatsSchema = z.object({
   dumpMs: z.number().describe('time spent in the dump itself (runtime and CRIU)'),
   totalMs: z.number().describe('time of the whole operation, storing and cataloguing included'),
   frozenMs: z.number().optional().describe("CRIU's frozen time, when the runtime reports it"),
+  pausedMs: z
+    .number()
+    .optional()
+    .describe(
+      'leave-running: how long the workload stood still in all, from the freeze to the thaw (with consistentRootfs, the root filesystem was read meanwhile)',
+    ),
   freezingMs: z.number().optional(),
   memdumpMs: z.number().optional(),
   memwriteMs: z.number().optional(),
@@ -99,6 +105,12 @@ export const CreateCheckpointBodySchema = z.preprocess(
   ContainerCriuOptionsSchema.extend({
     name: NameSchema.optional(),
     leaveRunning: z.boolean().default(false).describe('keep the container running after the dump'),
+    consistentRootfs: z
+      .boolean()
+      .default(true)
+      .describe(
+        'with leaveRunning: read the root-filesystem changes while the workload is still frozen, so that files and memory agree (false: after it runs again, for a shorter pause)',
+      ),
     includeVolumes: z
       .boolean()
       .default(false)
@@ -190,8 +202,26 @@ export const ListCheckpointsQuerySchema = z.strictObject({
   container: ContainerRefSchema.optional().describe(
     'only checkpoints of this container (id, id prefix or name)',
   ),
+  name: NameSchema.optional().describe('only checkpoints of this name'),
 });
 export type ListCheckpointsQuery = z.infer<typeof ListCheckpointsQuerySchema>;
+
+export const RestoredContainersQuerySchema = z.strictObject({
+  restoredFrom: CheckpointIdSchema.optional().describe(
+    'only containers restored from this checkpoint (listed even when the checkpoint has been deleted since)',
+  ),
+});
+export type RestoredContainersQuery = z.infer<typeof RestoredContainersQuerySchema>;
+
+export const RestoredContainerSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  running: z.boolean(),
+  restoredFrom: z.string().describe('the checkpoint it was restored from'),
+});
+export type RestoredContainer = z.infer<typeof RestoredContainerSchema>;
+
+export const RestoredContainerListSchema = z.object({ containers: z.array(RestoredContainerSchema) });
 
 export const CheckpointListSchema = z.object({ checkpoints: z.array(CheckpointSchema) });
 export type CheckpointList = z.infer<typeof CheckpointListSchema>;

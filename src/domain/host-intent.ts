@@ -20,6 +20,8 @@ export const HostIntentKind = {
   RESTORE_TARGET: 'restore-target',
   /** A container that replaces another in an in-place restore, still under its temporary name. */
   REPLACEMENT_NAME: 'replacement-name',
+  /** A migration away from this host that has not ended: which host runs the workload is still to settle. */
+  MIGRATION_SOURCE: 'migration-source',
 } as const;
 
 export const HostIntentSchema = z.discriminatedUnion('kind', [
@@ -49,6 +51,12 @@ export const HostIntentSchema = z.discriminatedUnion('kind', [
   }),
   z.object({ kind: z.literal(HostIntentKind.RESTORE_TARGET), containerId: z.string() }),
   z.object({ kind: z.literal(HostIntentKind.REPLACEMENT_NAME), containerId: z.string(), name: z.string() }),
+  z.object({
+    kind: z.literal(HostIntentKind.MIGRATION_SOURCE),
+    migrationId: z.string(),
+    targetToken: z.string(),
+    keepSource: z.boolean(),
+  }),
 ]);
 export type HostIntent = z.infer<typeof HostIntentSchema>;
 

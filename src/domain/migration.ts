@@ -7,6 +7,7 @@ export const MigrationPhaseNameSchema = z.enum([
   'checkpoint',
   'stream',
   'restore',
+  'reconcile',
   'finish',
   'rollback',
 ]);

@@ -3,6 +3,8 @@ import type { Checkpoint } from '../domain/checkpoint.js';
 export interface CheckpointFilter {
   /** Matches a container id, id prefix or name. */
   container?: string;
+  /** The checkpoint's own name. */
+  name?: string;
 }
 
 /** The durable list of complete checkpoints. */

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { Checkpoint, RestoreBody, RestoreResult } from '../domain/checkpoint.js';
+import type { Checkpoint, RestoreBody, RestoredContainer, RestoreResult } from '../domain/checkpoint.js';
 import { CheckpointInUseError, CheckpointNotFoundError, ValidationError } from '../domain/errors/index.js';
 import { CRYO_MANIFEST } from '../domain/layout.js';
 import type { Manifest } from '../domain/manifest.js';
@@ -51,6 +51,11 @@ export class CheckpointService {
 
   list(filter: CheckpointFilter = {}): Checkpoint[] {
     return this.ctx.catalog.list(filter);
+  }
+
+  /** The containers restores made, from one checkpoint or any (Docker's labels say, not the catalog). */
+  restoredContainers(checkpointId?: string): Promise<RestoredContainer[]> {
+    return this.ctx.runtime.listRestored(checkpointId);
   }
 
   get(id: string): Checkpoint {

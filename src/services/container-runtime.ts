@@ -1,4 +1,4 @@
-import type { ContainerCriuOptions } from '../domain/checkpoint.js';
+import type { ContainerCriuOptions, RestoredContainer } from '../domain/checkpoint.js';
 import type { CriuStats } from '../domain/criu-stats.js';
 import type { ImageIdentity } from '../domain/manifest.js';
 
@@ -39,6 +39,8 @@ export interface CheckpointRequest {
   parentDir: string;
   /** Stop the container after the dump (false: it keeps running). */
   exit: boolean;
+  /** With exit false: return with the container still frozen, until the result's `thaw`. */
+  holdFrozen?: boolean;
   criu: ContainerCriuOptions;
 }
 
@@ -52,6 +54,8 @@ export interface RuntimeCheckpointResult {
    * policy is back); the images are complete before that, so the caller can store them meanwhile.
    */
   settled: Promise<void>;
+  /** Ends a freeze that `holdFrozen` kept (a no-op otherwise, or where the engine's path cannot keep it). */
+  thaw: () => Promise<void>;
 }
 
 export interface CreateTarget {
@@ -68,6 +72,8 @@ export interface ContainerRuntime {
   version(): Promise<RuntimeVersion>;
   /** Resolves an id, unique id prefix or name; undefined when no container matches. */
   inspect(ref: string): Promise<ContainerInfo | undefined>;
+  /** Containers that cryo created for a restore, from one checkpoint or any. */
+  listRestored(checkpointId?: string): Promise<RestoredContainer[]>;
   /** Dumps the container with CRIU; throws CriuError with CRIU's log tail on failure. */
   checkpoint(containerId: string, request: CheckpointRequest): Promise<RuntimeCheckpointResult>;
   /** Makes sure the container is neither paused nor frozen (after a checkpoint, failed or not). */

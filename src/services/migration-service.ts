@@ -1,5 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { Transform } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { RestoredContainer } from '../domain/checkpoint.js';
 import {
   AppError,
   ContainerNotFoundError,
@@ -7,8 +9,11 @@ import {
   ErrorCode,
   InsufficientSpaceError,
   MigrationInProgressError,
+  MigrationInterruptedError,
   MigrationNotFoundError,
+  TargetError,
 } from '../domain/errors/index.js';
+import { HostIntentKind } from '../domain/host-intent.js';
 import { requireHostFits } from '../domain/host-fit.js';
 import type { CreateMigrationBody, Migration, MigrationPhaseName } from '../domain/migration.js';
 import type { ArchiveService } from './archive-service.js';
@@ -18,6 +23,7 @@ import type { CheckpointEngine } from './checkpoint-engine.js';
 import type { Clock } from './clock.js';
 import type { ContainerInfo, ContainerRuntime } from './container-runtime.js';
 import { localHost } from './host-info.js';
+import type { HostJournal } from './host-journal.js';
 import type { MigrationStore } from './migration-store.js';
 import type { PeerAgent, PeerConnector } from './peer-agent.js';
 import type { ProcessInspector } from './process-inspector.js';
@@ -34,6 +40,10 @@ export interface MigrationServiceDeps {
   store: MigrationStore;
   /** The source container's resident memory, to estimate the room its checkpoint needs. */
   inspector: ProcessInspector;
+  /** Keeps what a migration needs to settle after a crash (the target's token) until it has ended. */
+  journal?: HostJournal;
+  /** Pauses between two questions to a target that cannot answer yet; the last one repeats. */
+  settleRetryMs?: readonly number[];
 }
 
 /** Checkpoints made by migrations carry this name prefix, here and on the target (the archive keeps the name). */
@@ -42,29 +52,79 @@ export const MIGRATION_CHECKPOINT_PREFIX = 'migration-';
 /** Room a checkpoint needs on the target, estimated from the container's resident memory. */
 const SPACE_OVERHEAD_BYTES = 64 * 1024 * 1024;
 
+const SETTLE_RETRY_MS = [1_000, 2_000, 5_000, 10_000, 30_000];
+
+/** A restore of the target's copy still holds it: ask again once it has ended. */
+class TargetStillRestoring extends Error {}
+
 /** Moves a running container to another cryo agent; a failure after the checkpoint rolls it back here. */
 export class MigrationService {
   private readonly migrations = new Map<string, Migration>();
   private readonly inFlight = new Map<string, string>();
   private readonly events = new EventEmitter();
+  /** The journal entry of each migration that has not ended. */
+  private readonly intents = new Map<string, number>();
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: MigrationServiceDeps) {
     this.events.setMaxListeners(0);
+    const open = new Set(this.openIntents().map((e) => e.intent.migrationId));
     for (const m of deps.store.list()) {
-      // A migration still running when cryo stopped did not finish; its checkpoint is kept on this side.
-      if (m.status === 'running') {
+      // Without its journal entry (none before the journal kept migrations), an interrupted one cannot settle.
+      if (m.status === 'running' && !open.has(m.id)) {
         m.status = 'failed';
         m.endedAt = m.endedAt ?? new Date(deps.clock.now()).toISOString();
         m.error = m.error ?? {
           phase: m.phases.at(-1)?.name ?? 'preflight',
-          code: 'INTERRUPTED',
+          code: ErrorCode.MIGRATION_INTERRUPTED,
           message: 'cryo stopped during the migration',
         };
         deps.store.save(m);
       }
       this.migrations.set(m.id, m);
     }
+  }
+
+  /**
+   * Settles in the background every migration away from here that a crash interrupted: the target says whether
+   * it runs the workload (then the source goes), else the source runs it again. Call it after host recovery.
+   */
+  resumeInterrupted(): void {
+    for (const { id, intent } of this.openIntents()) {
+      const m = this.migrations.get(intent.migrationId);
+      if (m?.status !== 'running') {
+        this.deps.journal?.end(id);
+        continue;
+      }
+      this.intents.set(m.id, id);
+      this.inFlight.set(m.container.id, m.id);
+      const peer = this.deps.connect(m.target, intent.targetToken);
+      void this.resume(m, peer, intent.keepSource);
+    }
+  }
+
+  private openIntents() {
+    return (this.deps.journal?.pending() ?? []).flatMap((e) =>
+      e.intent.kind === HostIntentKind.MIGRATION_SOURCE ? [{ id: e.id, intent: e.intent }] : [],
+    );
+  }
+
+  private async resume(m: Migration, peer: PeerAgent, keepSource: boolean): Promise<void> {
+    const failedIn = m.phases.at(-1)?.name ?? 'checkpoint';
+    const checkpoint = this.deps.checkpoints.list({ name: checkpointName(m) })[0];
+    if (!checkpoint) {
+      // Host recovery has started the container again (its stop-mode checkpoint was never published).
+      this.end(m, 'failed', failedIn, new MigrationInterruptedError('its checkpoint was not complete'));
+      return;
+    }
+    m.checkpointId = checkpoint.id;
+    await this.settle(
+      m,
+      peer,
+      keepSource,
+      failedIn,
+      new MigrationInterruptedError('it was settled after the restart'),
+    );
   }
 
   /** Starts the hourly removal of migration checkpoints older than the retention period. */
@@ -142,6 +202,16 @@ export class MigrationService {
       this.end(migration, 'failed', 'preflight', err);
       throw err;
     }
+    if (this.deps.journal)
+      this.intents.set(
+        migration.id,
+        this.deps.journal.begin({
+          kind: HostIntentKind.MIGRATION_SOURCE,
+          migrationId: migration.id,
+          targetToken: body.targetToken,
+          keepSource: body.keepSource,
+        }),
+      );
     void this.run(migration, container, peer, body, imagePresent);
     return migration;
   }
@@ -182,7 +252,7 @@ export class MigrationService {
       const checkpoint = await this.phase(migration, 'checkpoint', () =>
         checkpoints.create(
           container.id,
-          { name: `migration-${migration.id}`, leaveRunning: false, includeVolumes: true },
+          { name: checkpointName(migration), leaveRunning: false, includeVolumes: true },
           { hashEntries: true },
         ),
       );
@@ -198,7 +268,12 @@ export class MigrationService {
             },
           }),
         );
-        return peer.importArchive(counted);
+        try {
+          return await peer.importArchive(counted);
+        } finally {
+          // Ends the export's hold on the checkpoint even when the target never read the stream.
+          archive.stream.destroy();
+        }
       });
       migration.targetCheckpointId = imported.id;
       failedIn = 'restore';
@@ -207,32 +282,96 @@ export class MigrationService {
       );
       migration.targetContainer = restored.container;
       migration.downtimeMs = clock.now() - frozenAt;
-      failedIn = 'finish';
-      await this.phase(migration, 'finish', async () => {
-        if (!body.keepSource) await runtime.remove(container.id);
-      });
-      this.end(migration, 'succeeded');
     } catch (err) {
       if (!migration.checkpointId) {
         this.end(migration, 'failed', failedIn, err);
         return;
       }
-      await this.rollback(migration, peer, failedIn, err);
+      await this.settle(migration, peer, body.keepSource, failedIn, err);
+      return;
+    }
+    await this.finish(migration, body.keepSource);
+  }
+
+  /**
+   * After a failure or a crash past the checkpoint, the workload ends up on exactly one host: where the target
+   * was asked to restore, only it can say whether the workload runs there; if it does not, the source runs it.
+   */
+  private async settle(
+    migration: Migration,
+    peer: PeerAgent,
+    keepSource: boolean,
+    failedIn: MigrationPhaseName,
+    cause: unknown,
+  ): Promise<void> {
+    const { release } = this.deps.checkpoints.retain(migration.checkpointId!);
+    try {
+      if (migration.targetContainer) return await this.finish(migration, keepSource);
+      const restoreAsked = migration.phases.some((p) => p.name === 'restore');
+      if (restoreAsked) {
+        const there = await this.phase(migration, 'reconcile', () => this.targetRuns(migration, peer));
+        if (there) {
+          migration.targetContainer = { id: there.id, name: there.name };
+          return await this.finish(migration, keepSource);
+        }
+      }
+      await this.rollback(migration, peer, failedIn, cause, restoreAsked);
+    } finally {
+      release();
     }
   }
 
-  /** Undoes the completed steps in reverse: the target's copy goes, the source container comes back. */
+  /**
+   * The target's container restored from its copy, if it runs; else the copy is deleted first, so that no restore
+   * can start there later. Asks again, for as long as it takes, while the target cannot answer or still restores.
+   */
+  private async targetRuns(migration: Migration, peer: PeerAgent): Promise<RestoredContainer | undefined> {
+    const copy = migration.targetCheckpointId!;
+    const waits = this.deps.settleRetryMs ?? SETTLE_RETRY_MS;
+    const running = async () => (await peer.restoredContainers(copy)).find((c) => c.running);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const before = await running();
+        if (before) return before;
+        if ((await peer.deleteCheckpoint(copy)) === 'in-use') throw new TargetStillRestoring();
+        return await running();
+      } catch (err) {
+        if (!(err instanceof TargetError || err instanceof TargetStillRestoring)) throw err;
+        const phase = migration.phases.at(-1)!;
+        phase.detail =
+          err instanceof TargetStillRestoring
+            ? 'the target is still restoring its copy'
+            : `waiting for the target to answer: ${err.message}`;
+        this.emit(migration);
+        await sleep(waits[Math.min(attempt, waits.length - 1)]);
+      }
+    }
+  }
+
+  /** The workload runs on the target: the source goes (unless kept, or running again), its checkpoint stays. */
+  private async finish(migration: Migration, keepSource: boolean): Promise<void> {
+    const { runtime } = this.deps;
+    await this.phase(migration, 'finish', async () => {
+      const source = await runtime.inspect(migration.container.id);
+      if (!keepSource && source && !source.running) await runtime.remove(source.id);
+    }).catch(() => undefined);
+    this.end(migration, 'succeeded');
+  }
+
+  /** The source container comes back from its checkpoint; a copy the target kept without a restore goes. */
   private async rollback(
     migration: Migration,
     peer: PeerAgent,
     failedIn: MigrationPhaseName,
     cause: unknown,
+    copyGone: boolean,
   ): Promise<void> {
     try {
       await this.phase(migration, 'rollback', async () => {
-        if (migration.targetCheckpointId)
-          await peer.deleteCheckpoint(migration.targetCheckpointId).catch(() => undefined);
-        await this.deps.checkpoints.restore(migration.checkpointId!, { ports: 'free' });
+        if (!copyGone) await this.dropTargetCopy(migration, peer);
+        const source = await this.deps.runtime.inspect(migration.container.id);
+        // Already running again: a rollback interrupted after its restore, or someone started it.
+        if (!source?.running) await this.deps.checkpoints.restore(migration.checkpointId!, { ports: 'free' });
       });
       this.end(migration, 'rolled_back', failedIn, cause);
     } catch (err) {
@@ -242,6 +381,16 @@ export class MigrationService {
         failedIn,
         new Error(`${message(cause)}; then the rollback failed: ${message(err)}`),
       );
+    }
+  }
+
+  /** Best effort: the target may have published the import without the source learning its id. */
+  private async dropTargetCopy(migration: Migration, peer: PeerAgent): Promise<void> {
+    try {
+      const copy = migration.targetCheckpointId ?? (await peer.findCheckpoint(checkpointName(migration)))?.id;
+      if (copy) await peer.deleteCheckpoint(copy);
+    } catch {
+      // An unreachable target removes an unfinished import itself; a finished one ages out with its sweeper.
     }
   }
 
@@ -290,12 +439,20 @@ export class MigrationService {
     }
     this.inFlight.delete(migration.container.id);
     this.emit(migration);
+    const intent = this.intents.get(migration.id);
+    if (intent !== undefined) this.deps.journal?.end(intent);
+    this.intents.delete(migration.id);
   }
 
   private emit(migration: Migration): void {
     this.deps.store.save(migration);
     this.events.emit('update', structuredClone(migration));
   }
+}
+
+/** The migration's checkpoint's name, on both hosts (the archive keeps it). */
+function checkpointName(migration: Migration): string {
+  return `${MIGRATION_CHECKPOINT_PREFIX}${migration.id}`;
 }
 
 function message(err: unknown): string {

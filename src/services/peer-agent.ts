@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { Checkpoint, RestoreResult } from '../domain/checkpoint.js';
+import type { Checkpoint, RestoredContainer, RestoreResult } from '../domain/checkpoint.js';
 import type { HostInfoReport } from '../domain/migration.js';
 import type { ImageIdentity } from '../domain/manifest.js';
 
@@ -13,7 +13,13 @@ export interface PeerAgent {
   /** Streams an archive into the peer's import; resolves with the checkpoint it made. */
   importArchive(archive: Readable): Promise<Checkpoint>;
   restore(checkpointId: string, name: string): Promise<RestoreResult>;
-  deleteCheckpoint(checkpointId: string): Promise<void>;
+  /** 'in-use': a restore of it is under way there. */
+  deleteCheckpoint(checkpointId: string): Promise<CheckpointRemoval>;
+  findCheckpoint(name: string): Promise<Checkpoint | undefined>;
+  /** The containers the peer restored from one of its checkpoints (deleted since or not). */
+  restoredContainers(checkpointId: string): Promise<RestoredContainer[]>;
 }
+
+export type CheckpointRemoval = 'deleted' | 'absent' | 'in-use';
 
 export type PeerConnector = (url: string, token: string) => PeerAgent;

@@ -24,6 +24,8 @@ export interface HostRecovery {
 export async function recoverHostState(deps: HostRecoveryDeps): Promise<HostRecovery> {
   const recovery: HostRecovery = { undone: [], failed: [] };
   for (const entry of deps.journal.pending().reverse()) {
+    // The migration service settles these with the target once cryo serves (MigrationService.resumeInterrupted).
+    if (entry.intent.kind === HostIntentKind.MIGRATION_SOURCE) continue;
     try {
       await undoOne(deps, entry.intent);
       deps.journal.end(entry.id);

@@ -8,26 +8,44 @@ import { execa } from 'execa';
 import fc from 'fast-check';
 import { CgroupFreezer } from '../../src/adapters/docker/cgroup-freezer.js';
 import { DEFAULT_RUNTIME_STATE_DIR } from '../../src/defaults.js';
-import { TestContainers, counterAtLeast, readCounter, readJson, sleep } from '../../harness/containers.js';
-import { CryoProcess } from '../../harness/cryo-process.js';
+import {
+  TestContainers,
+  counterAtLeast,
+  readCounter,
+  readJson,
+  sleep,
+  type CounterReading,
+} from '../../harness/containers.js';
+import { CryoProcess, callApi } from '../../harness/cryo-process.js';
+import { SecondHost } from '../../harness/second-host.js';
 import { NODE_IMAGE, requirePrerequisites } from '../../harness/prerequisites.js';
 
 // The fault-injection harness: cryo runs as a process of its own and is killed with SIGKILL at a seeded random
 // moment of one operation after another; after each kill it starts again on the same data directory, and every
 // invariant of docs/reliability.md is checked. CRYO_FAULT_POINTS kill points (default 50), CRYO_FAULT_SEED
-// replays a run.
+// replays a run, CRYO_FAULT_ONLY=<text> keeps the operations whose name holds it.
 const POINTS = Number(process.env.CRYO_FAULT_POINTS ?? 50);
 const SEED = Number(process.env.CRYO_FAULT_SEED ?? Date.now() % 2 ** 31);
+/** Only the operations whose name holds this text (to chase one kind of kill point). */
+const ONLY = process.env.CRYO_FAULT_ONLY;
 const RUNC_CONF = '/etc/criu/runc.conf';
 const BIG_MIB = 256;
 
 interface Op {
   name: string;
+  /** Whose cryo the kill hits: this host's (the default) or the migration target's. */
+  victim?: 'target';
   /** How long the operation takes here (measured before the kills): the kill lands uniformly in [0, windowMs]. */
   windowMs: number;
   /** Puts what the operation needs in place, outside the kill window. */
   prepare: () => Promise<void>;
   run: () => Promise<unknown>;
+}
+
+interface MigrationRecord {
+  id: string;
+  status: string;
+  error?: { phase: string; code: string };
 }
 
 interface Checkpoint {
@@ -46,12 +64,22 @@ test('SIGKILL at seeded random points of every operation leaves no invariant bro
     .map((n) => n / 1_000_000);
   const containers = new TestContainers();
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'cryo-fault-'));
-  const live = { cryo: await CryoProcess.start() };
+  // Migrations go to a second host on this machine: its own dockerd, and its own cryo, killed in turn.
+  const hostB = await SecondHost.start();
+  const envB = {
+    CRYO_DOCKER_SOCKET: hostB.socket,
+    CRYO_CONTAINERD_SOCKET: hostB.containerdSocket,
+    CRYO_DOCKER_EXEC_ROOT: hostB.execRoot,
+  };
+  const live = { cryo: await CryoProcess.start(), target: await CryoProcess.start(envB) };
   t.teardown(async () => {
     await containers.removeAll();
     await live.cryo.stop();
+    await live.target.stop();
+    await hostB.stop();
     await rm(scratch, { recursive: true, force: true });
   });
+  await hostB.loadImage(NODE_IMAGE);
   const api = <T = Record<string, unknown>>(method: string, url: string, body?: unknown) =>
     live.cryo.api<T>(method, url, body);
   const docker = async (...args: string[]) => (await execa('docker', args)).stdout.trim();
@@ -117,6 +145,41 @@ test('SIGKILL at seeded random points of every operation leaves no invariant bro
     await counterAtLeast(ref, 1);
     return api<Checkpoint>('POST', `/v1/containers/${ref}/checkpoints`, body);
   };
+  // The migrated counter: on this host before each migration, on exactly one host after it, counting on.
+  const mig = containers.uniqueName('fault-mig');
+  const onHost = async (docker: (args: string[]) => Promise<{ stdout: string }>) =>
+    (
+      await docker(['inspect', '-f', '{{.State.Running}}', mig]).catch(() => ({ stdout: '' }))
+    ).stdout.trim() === 'true';
+  const onA = () => onHost((args) => execa('docker', args));
+  const onB = () => onHost((args) => hostB.docker(args));
+  const migrated: { before?: CounterReading } = {};
+  const prepareMigration = async () => {
+    if (!(await onA())) {
+      await hostB.docker(['rm', '-f', mig]).catch(() => undefined);
+      await execa('docker', ['rm', '-f', mig], { reject: false });
+      await containers.run({ image: NODE_IMAGE, name: mig, publish: 8080 });
+    }
+    migrated.before = await counterAtLeast(mig, 1);
+  };
+  /** Waits until no migration of this host's cryo is running (a restarted one settles in the background). */
+  const migrationsSettled = async () => {
+    const deadline = Date.now() + 180_000;
+    for (;;) {
+      const { migrations } = await api<{ migrations: MigrationRecord[] }>('GET', '/v1/migrations');
+      if (!migrations.some((m) => m.status === 'running')) return migrations;
+      if (Date.now() > deadline) throw new Error('a migration is still running 180 s after the restart');
+      await sleep(250);
+    }
+  };
+  const migrate = async () => {
+    await api('POST', `/v1/containers/${mig}/migrations`, {
+      target: live.target.url,
+      targetToken: live.target.token,
+    });
+    await migrationsSettled();
+  };
+
   let restoreOf: Checkpoint | undefined;
   const ops: Op[] = [
     {
@@ -196,8 +259,18 @@ test('SIGKILL at seeded random points of every operation leaves no invariant bro
       prepare: () => ensureRunning(counter),
       run: () => api('POST', `/v1/schedules/${schedule.id}/run`),
     },
+    { name: 'migration, killed on the source', windowMs: 4000, prepare: prepareMigration, run: migrate },
+    {
+      name: 'migration, killed on the target',
+      victim: 'target',
+      windowMs: 4000,
+      prepare: prepareMigration,
+      run: migrate,
+    },
   ];
 
+  if (ONLY) ops.splice(0, ops.length, ...ops.filter((op) => op.name.includes(ONLY)));
+  t.true(ops.length > 0, `CRYO_FAULT_ONLY=${ONLY ?? ''} matches no operation`);
   // Each operation's kill window is its own duration, measured once here without a kill.
   for (const op of ops) {
     await op.prepare();
@@ -223,13 +296,28 @@ test('SIGKILL at seeded random points of every operation leaves no invariant bro
     await sleep(delay);
     const midway = !ended;
     if (midway) killedMidway++;
-    await live.cryo.crash();
-    await pending;
-    live.cryo = await CryoProcess.start({}, { work: live.cryo.work, token: live.cryo.token });
+    if (op.victim === 'target') {
+      await live.target.crash();
+      live.target = await CryoProcess.start(envB, {
+        work: live.target.work,
+        token: live.target.token,
+        url: live.target.url,
+      });
+      await pending;
+    } else {
+      await live.cryo.crash();
+      await pending;
+      live.cryo = await CryoProcess.start({}, { work: live.cryo.work, token: live.cryo.token });
+    }
     const broken: string[] = [];
     const check = (ok: boolean, what: string) => {
       if (!ok) broken.push(what);
     };
+    // A restarted source settles an interrupted migration in the background: the checks look at where it ends.
+    const migrations = await migrationsSettled().catch((err: Error) => {
+      broken.push(err.message);
+      return [] as MigrationRecord[];
+    });
 
     // No container paused or frozen; restart policies and runc.conf as they were.
     for (const ref of [counter, bound, big]) {
@@ -258,16 +346,42 @@ test('SIGKILL at seeded random points of every operation leaves no invariant bro
     const ctrd = (await readdir('/tmp')).filter((d) => d.startsWith('ctrd-checkpoint') && !ctrdBefore.has(d));
     check(ctrd.length === 0, `containerd copies left: ${ctrd.join(', ')}`);
     // Markers of this daemon's containers (another engine on this machine may be restoring meanwhile).
-    const ours = new Set((await docker('ps', '-aq', '--no-trunc')).split('\n'));
+    const ours = new Set([
+      ...(await docker('ps', '-aq', '--no-trunc')).split('\n'),
+      ...(await hostB.docker(['ps', '-aq', '--no-trunc'])).stdout.split('\n'),
+    ]);
     const markers = (await readdir(DEFAULT_RUNTIME_STATE_DIR).catch(() => [] as string[])).filter((m) =>
       ours.has(m),
     );
     check(markers.length === 0, `runtime markers left: ${markers.join(', ')}`);
     const replacements = await docker('ps', '-a', '--filter', 'name=cryo-restore', '--format', '{{.Names}}');
     check(replacements === '', `replacements left: ${replacements}`);
-    // Every listed checkpoint is complete.
+    // Every listed checkpoint is complete, on both hosts; the target's staging is empty too.
     const { checkpoints } = await api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints');
-    for (const cp of checkpoints) check(cp.status === 'complete', `checkpoint ${cp.id} is ${cp.status}`);
+    const onTarget = (await callApi<{ checkpoints: Checkpoint[] }>(live.target, 'GET', '/v1/checkpoints'))
+      .checkpoints;
+    for (const cp of [...checkpoints, ...onTarget])
+      check(cp.status === 'complete', `checkpoint ${cp.id} is ${cp.status}`);
+    const stagingB = await readdir(path.join(live.target.work, 'data', 'staging')).catch(
+      () => [] as string[],
+    );
+    check(stagingB.length === 0, `the target's staging holds ${stagingB.join(', ')}`);
+    // The migrated counter runs on exactly one host, and counts on there unless its dump was cut short
+    // (then recovery starts it afresh: no complete image of it exists).
+    if (migrated.before) {
+      const [a, b] = [await onA(), await onB()];
+      check(!(a && b), `${mig} runs on both hosts`);
+      check(a || b, `${mig} runs on neither host`);
+      const last = migrations.at(-1);
+      const afresh = last?.status === 'failed' && last.error?.phase === 'checkpoint';
+      if (a !== b && !afresh) {
+        const now = await (a ? readCounter(mig) : hostB.readCounter(mig)).catch(() => undefined);
+        check(
+          now?.bootId === migrated.before.bootId && now.count >= migrated.before.count,
+          `${mig} did not count on (${last?.status ?? 'no migration'} ${last?.error?.code ?? ''})`,
+        );
+      }
+    }
     // A fresh checkpoint and restore of the counter work, and it counts on.
     try {
       await ensureRunning(counter);
@@ -293,6 +407,7 @@ test('SIGKILL at seeded random points of every operation leaves no invariant bro
     for (const name of extra.filter(Boolean)) await execa('docker', ['rm', '-f', name]);
     for (const cp of checkpoints)
       if (cp.id !== bigCheckpoint.id) await api('DELETE', `/v1/checkpoints/${cp.id}`);
+    for (const cp of onTarget) await callApi(live.target, 'DELETE', `/v1/checkpoints/${cp.id}`);
   }
 
   t.log(

@@ -2,11 +2,11 @@ import { execa } from 'execa';
 import type { Checkpoint } from '../../src/domain/checkpoint.js';
 import type { ErrorBody } from '../../src/domain/error-body.js';
 import type { Migration } from '../../src/domain/migration.js';
-import { counterAtLeast, freePort, hostPort, inspect, readCounter, sleep } from '../../harness/containers.js';
+import { counterAtLeast, freePort, hostPort, inspect, readCounter } from '../../harness/containers.js';
 import { cryoSuite } from '../../harness/cryo-suite.js';
 import { TestCryo } from '../../harness/cryo.js';
 import { NODE_IMAGE } from '../../harness/prerequisites.js';
-import { bringUpSecondHost, type SecondHost } from '../../harness/second-host.js';
+import { bringUpSecondHost } from '../../harness/second-host.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
 
 const test = cryoSuite();
@@ -32,17 +32,6 @@ async function follow(cryo: TestCryo, id: string): Promise<Migration[]> {
     }
   }
   return updates;
-}
-
-async function readOn(host: SecondHost, name: string): Promise<{ count: number; bootId: string }> {
-  const script = "fetch('http://127.0.0.1:8080/').then(r=>r.text()).then(t=>process.stdout.write(t))";
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const res = await host.docker(['exec', name, '/usr/bin/node', '-e', script]).catch((err: Error) => err);
-    if (!(res instanceof Error)) return JSON.parse(res.stdout) as { count: number; bootId: string };
-    if (Date.now() > deadline) throw res;
-    await sleep(300);
-  }
 }
 
 test.serial(
@@ -90,7 +79,7 @@ test.serial(
     t.is(done.targetContainer?.name, name);
     t.deepEqual((await cryo.api<Migration>('GET', `/v1/migrations/${started.body.id}`)).body, done);
 
-    const onB = await readOn(b.host, name);
+    const onB = await b.host.readCounter(name);
     t.is(onB.bootId, before.bootId, 'the same process runs on B');
     t.true(onB.count >= before.count, `the counter goes on from ${before.count}: ${onB.count}`);
     const moved = await b.host.docker([
@@ -137,7 +126,7 @@ test.serial(
       end.phases.find((p) => p.name === 'image'),
       { status: 'skipped' },
     );
-    t.is((await readOn(b.host, 'renamed-on-b')).count >= 3, true);
+    t.is((await b.host.readCounter('renamed-on-b')).count >= 3, true);
     t.false((await inspect(second)).State.Running, 'keepSource keeps the source, stopped');
   },
 );

@@ -124,14 +124,20 @@ test('the peer agent maps a target error to TARGET_UNAUTHORIZED, TARGET_REFUSED 
     else if (req.url?.startsWith('/v1/images/present')) {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('not json');
-    } else errorBody(res, 409, { code: 'CHECKPOINT_IN_USE', message: 'busy', hint: 'retry later' });
+    } else if (req.url === '/v1/checkpoints/gone')
+      errorBody(res, 404, { code: 'CHECKPOINT_NOT_FOUND', message: 'no such checkpoint' });
+    else if (req.url === '/v1/checkpoints/held')
+      errorBody(res, 409, { code: 'CHECKPOINT_IN_USE', message: 'a restore holds it' });
+    else errorBody(res, 409, { code: 'CONTAINER_NAME_IN_USE', message: 'busy', hint: 'retry later' });
   });
   const agent = new HttpPeerAgent(url, 'tok');
   const unauthorized = await t.throwsAsync(agent.host(), { instanceOf: TargetError });
   t.is(unauthorized?.code, ErrorCode.TARGET_UNAUTHORIZED);
-  const refused = await t.throwsAsync(agent.deleteCheckpoint('x'), { instanceOf: TargetError });
+  t.is(await agent.deleteCheckpoint('gone'), 'absent');
+  t.is(await agent.deleteCheckpoint('held'), 'in-use', 'a restore under way is an answer, not a failure');
+  const refused = await t.throwsAsync(agent.restore('x', 'web'), { instanceOf: TargetError });
   t.is(refused?.code, ErrorCode.TARGET_REFUSED);
-  t.regex(refused?.message ?? '', /CHECKPOINT_IN_USE: busy/);
+  t.regex(refused?.message ?? '', /CONTAINER_NAME_IN_USE: busy/);
   t.is(refused?.hint, 'retry later');
   const garbled = await t.throwsAsync(agent.hasImage({ id: 'sha256:1', ref: 'img:1' }), {
     instanceOf: TargetError,

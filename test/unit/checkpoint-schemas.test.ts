@@ -7,6 +7,7 @@ import {
 
 const DEFAULTS = {
   leaveRunning: false,
+  consistentRootfs: true,
   includeVolumes: false,
   force: false,
   tcpEstablished: false,

@@ -46,7 +46,7 @@ test.beforeEach(async (t) => {
       engine: new FakeEngine(),
       catalog,
       store,
-      rootfs: new FakeRootfs(),
+      rootfs: new FakeRootfs(runtime.calls),
       clock,
       describeEntries: (d) => {
         t.context.described.push(d);
@@ -83,10 +83,29 @@ test('a checkpoint is catalogued with its container, and stored under checkpoint
     'spec.dump',
   ]);
   t.deepEqual(service.list({ container: 'web' }), [cp]);
-  t.deepEqual(runtime.calls, [`checkpoint ${'c'.repeat(64)}`], 'a stop-mode dump leaves nothing to thaw');
-  runtime.add({ id: 'd'.repeat(64), name: 'api' });
-  await service.create('api', { leaveRunning: true });
-  t.deepEqual(runtime.calls.slice(1), [`checkpoint ${'d'.repeat(64)}`, `ensureNotFrozen ${'d'.repeat(64)}`]);
+  t.deepEqual(
+    runtime.calls,
+    [`checkpoint ${'c'.repeat(64)}`, `rootfs ${'c'.repeat(64)}`],
+    'a stop-mode dump leaves nothing to thaw',
+  );
+});
+
+test('a leave-running checkpoint reads the root filesystem while the workload is still frozen, unless told not to', async (t) => {
+  const { runtime, service } = t.context;
+  const id = 'd'.repeat(64);
+  runtime.add({ id, name: 'api' });
+  const held = await service.create('api', { leaveRunning: true });
+  t.deepEqual(runtime.calls, [
+    `checkpoint ${id}`,
+    `hold frozen ${id}`,
+    `rootfs ${id}`,
+    `thaw ${id}`,
+    `ensureNotFrozen ${id}`,
+  ]);
+  t.true((held.stats.pausedMs ?? 0) > 0, 'the whole pause is reported');
+  runtime.calls.length = 0;
+  await service.create('api', { leaveRunning: true, consistentRootfs: false });
+  t.deepEqual(runtime.calls, [`checkpoint ${id}`, `ensureNotFrozen ${id}`, `rootfs ${id}`]);
 });
 
 test('entries are hashed during the checkpoint when asked (a migration), else on the first export, once', async (t) => {

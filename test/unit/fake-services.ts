@@ -1,6 +1,7 @@
 import type { Db } from '../../src/adapters/store/database.js';
 import { FsImageStore } from '../../src/adapters/store/fs-image-store.js';
 import type { Clock } from '../../src/services/clock.js';
+import type { HostJournal } from '../../src/services/host-journal.js';
 import type { PeerConnector } from '../../src/services/peer-agent.js';
 import { createServices, type Services } from '../../src/services.js';
 import { FakeEngine, FakeInspector, FakeRootfs, FakeRuntime } from './fakes.js';
@@ -14,6 +15,7 @@ export async function fakeServices(
   connect: PeerConnector = () => {
     throw new Error('no peers in unit tests');
   },
+  journal?: HostJournal,
 ): Promise<Services & { runtime: FakeRuntime }> {
   const store = new FsImageStore(dir);
   await store.init();
@@ -30,6 +32,8 @@ export async function fakeServices(
     maxImportBytes: 1 << 30,
     scheduleGraceMs: 0,
     migrationRetentionMs: 3_600_000,
+    migrationSettleRetryMs: [5],
+    journal,
   });
   return { ...services, runtime };
 }

@@ -1,5 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { RestoredContainer } from '../../src/domain/checkpoint.js';
+import { LABEL_RESTORED_FROM } from '../../src/domain/labels.js';
 import type { Dumper } from '../../src/domain/preflight.js';
 import type { ProcessReport } from '../../src/domain/process.js';
 import type { ProcessInspector } from '../../src/services/process-inspector.js';
@@ -71,6 +73,20 @@ export class FakeRuntime implements ContainerRuntime {
     return [...this.containers.values()].find((c) => c.id === ref || c.name === ref || c.id.startsWith(ref));
   }
 
+  /** Which checkpoint each container that createFromConfig made was restored from (its label). */
+  restoredFrom = new Map<string, string>();
+
+  async listRestored(checkpointId?: string): Promise<RestoredContainer[]> {
+    return [...this.restoredFrom]
+      .filter(
+        ([id, from]) => this.containers.has(id) && (checkpointId === undefined || from === checkpointId),
+      )
+      .map(([id, from]) => {
+        const c = this.containers.get(id)!;
+        return { id, name: c.name, running: c.running, restoredFrom: from };
+      });
+  }
+
   async checkpoint(containerId: string, request: CheckpointRequest): Promise<RuntimeCheckpointResult> {
     this.calls.push(`checkpoint ${containerId}`);
     if (this.checkpointGate) await this.checkpointGate;
@@ -81,7 +97,11 @@ export class FakeRuntime implements ContainerRuntime {
     if (request.exit) this.set(containerId, { running: false, state: 'exited' });
     const settled = this.failSettle ? Promise.reject(this.failSettle) : Promise.resolve();
     settled.catch(() => undefined);
-    return { stats: { frozenMs: 5 }, path: 'runc', settled };
+    if (request.holdFrozen) this.calls.push(`hold frozen ${containerId}`);
+    const thaw = async () => {
+      if (request.holdFrozen) this.calls.push(`thaw ${containerId}`);
+    };
+    return { stats: { frozenMs: 5 }, path: 'runc', settled, thaw };
   }
 
   async ensureNotFrozen(containerId: string): Promise<void> {
@@ -98,9 +118,14 @@ export class FakeRuntime implements ContainerRuntime {
     this.calls.push(`rename ${containerId} ${name}`);
   }
 
-  async createFromConfig(_config: unknown, { name }: CreateTarget): Promise<{ id: string; name: string }> {
+  async createFromConfig(
+    _config: unknown,
+    { name, labels }: CreateTarget,
+  ): Promise<{ id: string; name: string }> {
     const id = `new${name}`.padEnd(64, '0');
     this.add({ id, name, running: false, state: 'created' });
+    const from = labels[LABEL_RESTORED_FROM];
+    if (from !== undefined) this.restoredFrom.set(id, from);
     this.calls.push(`create ${name}`);
     return { id, name };
   }
@@ -183,12 +208,15 @@ export class FakeEngine implements CheckpointEngine {
 
 export class FakeRootfs implements RootfsChanges {
   applied: string[] = [];
+  /** Where `record` notes itself (a runtime's call list, to see it between the freeze and the thaw). */
+  constructor(private readonly calls: string[] = []) {}
   /** A storage driver cryo cannot read. */
   unsupported: string | undefined;
   async requireSupported(): Promise<void> {
     if (this.unsupported) throw new RootfsUnsupportedError(this.unsupported);
   }
-  async record(_containerId: string, dir: string): Promise<RootfsSummary> {
+  async record(containerId: string, dir: string): Promise<RootfsSummary> {
+    this.calls.push(`rootfs ${containerId}`);
     await writeFile(path.join(dir, 'rootfs-diff.tar'), '');
     await writeFile(path.join(dir, 'deleted.files'), '[]');
     return { changed: 0, deleted: 0 };

@@ -4,12 +4,14 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import anyTest, { type TestFn } from 'ava';
 import { openDatabase, type Db } from '../../src/adapters/store/database.js';
-import type { Checkpoint, RestoreResult } from '../../src/domain/checkpoint.js';
+import { HostIntentKind } from '../../src/domain/host-intent.js';
+import { SqliteHostJournal } from '../../src/adapters/store/sqlite-host-journal.js';
+import type { Checkpoint, RestoredContainer, RestoreResult } from '../../src/domain/checkpoint.js';
 import { ErrorCode, TargetError } from '../../src/domain/errors/index.js';
 import type { HostInfoReport, Migration } from '../../src/domain/migration.js';
 import { systemClock } from '../../src/services/clock.js';
 import { localHost } from '../../src/services/host-info.js';
-import type { PeerAgent } from '../../src/services/peer-agent.js';
+import type { CheckpointRemoval, PeerAgent } from '../../src/services/peer-agent.js';
 import { sleep } from '../../harness/containers.js';
 import { fakeServices } from './fake-services.js';
 import { FakeEngine, type FakeRuntime } from './fakes.js';
@@ -20,7 +22,17 @@ class FakePeer implements PeerAgent {
   calls: string[] = [];
   hasTheImage = true;
   received = 0;
-  fail: Partial<Record<'host' | 'loadImage' | 'importArchive' | 'restore', Error>> = {};
+  fail: Partial<Record<'host' | 'loadImage' | 'importArchive' | 'restore' | 'ask', Error>> = {};
+  /** The restore ran there although its answer failed (lost, or the source died before reading it). */
+  restoredDespiteFailure = false;
+  /** When set, a restore waits for it (to hold one in progress). */
+  restoreGate: Promise<void> | undefined;
+  /** Fails the import before reading a byte, as a refused connection does. */
+  unreachable: Error | undefined;
+  /** How many more deletes of the copy find a restore holding it. */
+  inUseFor = 0;
+  copies = new Set<string>();
+  running = new Map<string, RestoredContainer>();
 
   async host(): Promise<HostInfoReport> {
     this.calls.push('host');
@@ -44,19 +56,43 @@ class FakePeer implements PeerAgent {
 
   async importArchive(archive: Readable): Promise<Checkpoint> {
     this.calls.push('import');
+    if (this.unreachable) throw this.unreachable;
     for await (const chunk of archive) this.received += (chunk as Buffer).length;
     if (this.fail.importArchive) throw this.fail.importArchive;
+    this.copies.add('target-checkpoint');
     return { id: 'target-checkpoint' } as Checkpoint;
   }
 
   async restore(checkpointId: string, name: string): Promise<RestoreResult> {
     this.calls.push(`restore ${checkpointId} ${name}`);
+    if (this.restoreGate) await this.restoreGate;
+    const container = { id: 't'.repeat(64), name };
+    if (!this.fail.restore || this.restoredDespiteFailure)
+      this.running.set(checkpointId, { ...container, running: true, restoredFrom: checkpointId });
     if (this.fail.restore) throw this.fail.restore;
-    return { container: { id: 't'.repeat(64), name }, restoreMs: 1 };
+    return { container, restoreMs: 1 };
   }
 
-  async deleteCheckpoint(checkpointId: string): Promise<void> {
+  async deleteCheckpoint(checkpointId: string): Promise<CheckpointRemoval> {
     this.calls.push(`delete ${checkpointId}`);
+    if (this.fail.ask) throw this.fail.ask;
+    if (this.inUseFor > 0) {
+      this.inUseFor--;
+      return 'in-use';
+    }
+    return this.copies.delete(checkpointId) ? 'deleted' : 'absent';
+  }
+
+  async findCheckpoint(name: string): Promise<Checkpoint | undefined> {
+    this.calls.push(`find ${name}`);
+    return undefined;
+  }
+
+  async restoredContainers(checkpointId: string): Promise<RestoredContainer[]> {
+    this.calls.push(`ask ${checkpointId}`);
+    if (this.fail.ask) throw this.fail.ask;
+    const c = this.running.get(checkpointId);
+    return c ? [c] : [];
   }
 }
 
@@ -94,7 +130,11 @@ async function finished(ctx: Ctx, id: string): Promise<Migration> {
 }
 
 const start = (ctx: Ctx) =>
-  ctx.services.migrations.start('web', { target: ctx.peer.url, targetToken: 'x'.repeat(16) } as never);
+  ctx.services.migrations.start('web', {
+    target: ctx.peer.url,
+    targetToken: 'x'.repeat(16),
+    keepSource: false,
+  });
 
 test('a migration that succeeds streams the checkpoint, restores on the target and removes the source', async (t) => {
   const m = await finished(t.context, (await start(t.context)).id);
@@ -173,4 +213,118 @@ test('a second migration of the same container is refused while one runs', async
   t.is((err as { code?: string }).code, ErrorCode.MIGRATION_IN_PROGRESS);
   release();
   t.is((await finished(t.context, first.id)).status, 'succeeded');
+});
+
+test('a restore that ran on the target although its answer was lost ends succeeded: the source goes, nothing runs twice', async (t) => {
+  t.context.peer.fail.restore = new TargetError(ErrorCode.TARGET_UNREACHABLE, 'reset', 'network');
+  t.context.peer.restoredDespiteFailure = true;
+  const m = await finished(t.context, (await start(t.context)).id);
+  t.is(m.status, 'succeeded', JSON.stringify(m.error));
+  t.deepEqual(m.phases.map((p) => `${p.name} ${p.status}`).slice(-3), [
+    'restore failed',
+    'reconcile done',
+    'finish done',
+  ]);
+  t.is(m.targetContainer?.name, 'web');
+  t.false(t.context.runtime.containers.has(SOURCE), 'the source is gone, not restored');
+  t.false(t.context.runtime.calls.includes(`restore ${SOURCE}`));
+  t.false(
+    t.context.peer.calls.some((c) => c.startsWith('delete')),
+    "the target's copy stays",
+  );
+});
+
+test('a target still restoring its copy is asked again until that restore has ended', async (t) => {
+  t.context.peer.fail.restore = new TargetError(ErrorCode.TARGET_UNREACHABLE, 'timeout', 'network');
+  t.context.peer.inUseFor = 2;
+  const m = await finished(t.context, (await start(t.context)).id);
+  t.like(m, { status: 'rolled_back', error: { phase: 'restore', code: ErrorCode.TARGET_UNREACHABLE } });
+  t.is(t.context.peer.calls.filter((c) => c === 'delete target-checkpoint').length, 3);
+  t.false(t.context.peer.copies.has('target-checkpoint'), 'the copy is gone before the source runs again');
+  t.true(t.context.runtime.containers.get(SOURCE)?.running);
+});
+
+test('a target that cannot answer keeps the source stopped until it does; then the source runs again', async (t) => {
+  const { peer, runtime } = t.context;
+  peer.fail.restore = new TargetError(ErrorCode.TARGET_UNREACHABLE, 'reset', 'network');
+  peer.fail.ask = new TargetError(ErrorCode.TARGET_UNREACHABLE, 'refused', 'network');
+  const { id } = await start(t.context);
+  for (let i = 0; i < 200 && peer.calls.filter((c) => c.startsWith('ask')).length < 5; i++) await sleep(5);
+  const waiting = t.context.services.migrations.get(id);
+  t.is(waiting.status, 'running');
+  t.is(waiting.phases.at(-1)?.name, 'reconcile');
+  t.regex(waiting.phases.at(-1)?.detail ?? '', /waiting for the target to answer: refused/);
+  t.false(runtime.containers.get(SOURCE)?.running, 'the source waits, stopped');
+  delete peer.fail.ask;
+  const m = await finished(t.context, id);
+  t.is(m.status, 'rolled_back');
+  t.true(runtime.containers.get(SOURCE)?.running);
+});
+
+/** A cryo killed mid-migration: the first services stay stuck where `hold` holds them, a second set takes over. */
+async function restartAfterCrash(t: { context: Ctx }, hold: (ctx: Ctx) => Promise<void>) {
+  const ctx = t.context;
+  const journal = new SqliteHostJournal(ctx.db);
+  const first = await fakeServices(ctx.dir, ctx.db, systemClock, ctx.runtime, () => ctx.peer, journal);
+  const started = await first.migrations.start('web', {
+    target: ctx.peer.url,
+    targetToken: 'x'.repeat(16),
+    keepSource: false,
+  });
+  await hold(ctx);
+  const again = await fakeServices(ctx.dir, ctx.db, systemClock, ctx.runtime, () => ctx.peer, journal);
+  t.context.services = again;
+  again.migrations.resumeInterrupted();
+  return { m: await finished(t.context, started.id), journal };
+}
+
+const openMigrations = (journal: SqliteHostJournal) =>
+  journal.pending().filter((e) => e.intent.kind === HostIntentKind.MIGRATION_SOURCE);
+
+const restoreUnderWay = async (ctx: Ctx) => {
+  ctx.peer.restoreGate = new Promise(() => undefined);
+  for (let i = 0; i < 200 && !ctx.peer.calls.some((c) => c.startsWith('restore')); i++) await sleep(5);
+};
+
+test('after a crash while the target restored, a target that runs the workload makes the migration succeed', async (t) => {
+  const { m, journal } = await restartAfterCrash(t, async (ctx) => {
+    await restoreUnderWay(ctx);
+    ctx.peer.running.set('target-checkpoint', {
+      id: 't'.repeat(64),
+      name: 'web',
+      running: true,
+      restoredFrom: 'target-checkpoint',
+    });
+  });
+  t.is(m.status, 'succeeded');
+  t.false(t.context.runtime.containers.has(SOURCE), 'the stopped source is removed');
+  t.deepEqual(openMigrations(journal), [], 'the journal entry ended');
+});
+
+test('after a crash while the target restored, a target without the workload makes the source run it again', async (t) => {
+  const { m, journal } = await restartAfterCrash(t, restoreUnderWay);
+  t.like(m, { status: 'rolled_back', error: { code: ErrorCode.MIGRATION_INTERRUPTED } });
+  t.true(t.context.runtime.containers.get(SOURCE)?.running);
+  t.false(t.context.peer.copies.has('target-checkpoint'), "the target's copy is deleted first");
+  t.truthy(t.context.services.checkpoints.get(m.checkpointId!));
+  t.deepEqual(openMigrations(journal), []);
+});
+
+test('after a crash before the checkpoint was complete, the migration ends failed without asking the target', async (t) => {
+  const { m, journal } = await restartAfterCrash(t, async (ctx) => {
+    ctx.runtime.checkpointGate = new Promise(() => undefined);
+    for (let i = 0; i < 200 && !ctx.runtime.calls.some((c) => c.startsWith('checkpoint')); i++)
+      await sleep(5);
+  });
+  t.like(m, { status: 'failed', error: { phase: 'checkpoint', code: ErrorCode.MIGRATION_INTERRUPTED } });
+  t.false(t.context.peer.calls.some((c) => c.startsWith('ask') || c.startsWith('delete')));
+  t.deepEqual(openMigrations(journal), []);
+});
+
+test('a target that never reads the stream leaves the checkpoint free: no export holds it after the rollback', async (t) => {
+  t.context.peer.unreachable = new TargetError(ErrorCode.TARGET_UNREACHABLE, 'refused', 'network');
+  const m = await finished(t.context, (await start(t.context)).id);
+  t.like(m, { status: 'rolled_back', error: { phase: 'stream' } });
+  t.false(t.context.services.checkpoints.isInUse(m.checkpointId!));
+  await t.notThrowsAsync(t.context.services.checkpoints.remove(m.checkpointId!));
 });

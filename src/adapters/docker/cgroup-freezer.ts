@@ -13,6 +13,26 @@ export class CgroupFreezer {
     return file.v2 ? state === '1' : state === 'FROZEN' || state === 'FREEZING';
   }
 
+  /** Freezes the cgroup and waits until all its tasks are frozen; false where there is no freezer to use. */
+  async freeze(pid: number, timeoutMs = 5_000): Promise<boolean> {
+    const file = await freezerFile(pid);
+    if (!file) return false;
+    await writeFile(file.path, file.v2 ? '1' : 'FROZEN');
+    const done = file.v2
+      ? async () =>
+          /^frozen 1$/m.test(await readFile(path.join(path.dirname(file.path), 'cgroup.events'), 'utf8'))
+      : async () => (await readFile(file.path, 'utf8')).trim() === 'FROZEN';
+    const deadline = Date.now() + timeoutMs;
+    while (!(await done())) {
+      if (Date.now() > deadline) {
+        await this.thaw(pid);
+        throw new Error(`the cgroup of pid ${pid} did not freeze within ${timeoutMs} ms`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    return true;
+  }
+
   async thaw(pid: number): Promise<void> {
     const file = await freezerFile(pid);
     if (file) await writeFile(file.path, file.v2 ? '0' : 'THAWED').catch(() => undefined);

@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type Docker from 'dockerode';
-import type { ContainerCriuOptions } from '../../domain/checkpoint.js';
+import type { ContainerCriuOptions, RestoredContainer } from '../../domain/checkpoint.js';
+import { LABEL_RESTORED_FROM } from '../../domain/labels.js';
 import { DOCKER_CONFIG } from '../../domain/layout.js';
 import type { ImageIdentity } from '../../domain/manifest.js';
 import {
@@ -74,8 +75,12 @@ export class DockerContainerRuntime implements ContainerRuntime {
   ) {
     this.execRoot = options.execRoot ?? '/var/run/docker';
     this.runc = new RuncCheckpointer(options.runc);
-    this.runcDump = new RuncDump(client, this.runc, journal, async (id) =>
-      Boolean((await this.inspect(id))?.running),
+    this.runcDump = new RuncDump(
+      client,
+      this.runc,
+      journal,
+      async (id) => Boolean((await this.inspect(id))?.running),
+      this.freezer,
     );
     this.runtimeRestore = new CryoRuntimeRestore(client, journal, options.runtimeStateDir);
     this.leftovers = new ContainerdLeftovers(
@@ -120,6 +125,17 @@ export class DockerContainerRuntime implements ContainerRuntime {
     };
   }
 
+  async listRestored(checkpointId?: string): Promise<RestoredContainer[]> {
+    const label = checkpointId === undefined ? LABEL_RESTORED_FROM : `${LABEL_RESTORED_FROM}=${checkpointId}`;
+    const list = await this.client.call((d) => d.listContainers({ all: true, filters: { label: [label] } }));
+    return list.map((c) => ({
+      id: c.Id,
+      name: (c.Names[0] ?? '').replace(/^\//, ''),
+      running: c.State === 'running',
+      restoredFrom: c.Labels[LABEL_RESTORED_FROM] ?? '',
+    }));
+  }
+
   async checkpoint(containerId: string, request: CheckpointRequest): Promise<RuntimeCheckpointResult> {
     const root = this.options.dockerCheckpointApi
       ? undefined
@@ -146,7 +162,8 @@ export class DockerContainerRuntime implements ContainerRuntime {
     } catch (err) {
       throw await checkpointError(err, 'checkpoint');
     }
-    return { stats: {}, path: 'docker', settled: Promise.resolve() };
+    // Docker's checkpoint API thaws the container itself: nothing stays frozen for the caller.
+    return { stats: {}, path: 'docker', settled: Promise.resolve(), thaw: async () => undefined };
   }
 
   async ensureNotFrozen(containerId: string): Promise<void> {

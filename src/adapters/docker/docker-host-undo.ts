@@ -3,6 +3,7 @@ import type { HostStateUndo } from '../../services/host-journal.js';
 import { removeDockerCheckpoint } from './checkpoint-dir.js';
 import { removeTmpCopiesSince } from './containerd-leftovers.js';
 import { removeRuntimeMarker } from './cryo-runtime-restore.js';
+import { waitForOrphanDumps } from './orphan-dumps.js';
 import { putBackFile } from './restore-options.js';
 import type { DockerClient } from './docker-client.js';
 
@@ -35,11 +36,13 @@ export class DockerHostUndo implements HostStateUndo {
         await removeTmpCopiesSince(intent.tmpDir, intent.before);
         return;
       case HostIntentKind.FROZEN:
+        await waitForOrphanDumps(intent.containerId);
         await this.ensureNotFrozen(intent.containerId);
         return;
       case HostIntentKind.STOP_MODE_CHECKPOINT:
       case HostIntentKind.RESTORE_TARGET:
       case HostIntentKind.REPLACEMENT_NAME:
+      case HostIntentKind.MIGRATION_SOURCE:
         throw new Error(
           `${intent.kind} is recovered by the service, which knows the catalog and the runtime`,
         );

@@ -4,6 +4,7 @@ import { DockerError } from '../../domain/errors/index.js';
 import { HostIntentKind } from '../../domain/host-intent.js';
 import { withIntent, type HostJournal } from '../../services/host-journal.js';
 import type { CheckpointRequest, RuntimeCheckpointResult } from '../../services/container-runtime.js';
+import type { CgroupFreezer } from './cgroup-freezer.js';
 import type { DockerClient } from './docker-client.js';
 import type { RuncCheckpointer } from './runc-checkpointer.js';
 
@@ -17,6 +18,7 @@ export class RuncDump {
     private readonly runc: RuncCheckpointer,
     private readonly journal: HostJournal,
     private readonly isRunning: (containerId: string) => Promise<boolean>,
+    private readonly freezer: CgroupFreezer,
   ) {}
 
   async dump(
@@ -26,9 +28,9 @@ export class RuncDump {
   ): Promise<RuntimeCheckpointResult> {
     const imagesDir = path.join(request.parentDir, request.checkpointId);
     const container = this.client.container(containerId);
-    const policy = request.exit
-      ? (await this.client.call(() => container.inspect())).HostConfig.RestartPolicy
-      : undefined;
+    const hold = !request.exit && request.holdFrozen === true;
+    const info = request.exit || hold ? await this.client.call(() => container.inspect()) : undefined;
+    const policy = request.exit ? info?.HostConfig.RestartPolicy : undefined;
     // dockerd 20.10 restarts a container that a checkpoint stopped, from scratch, when its restart policy says so
     // (seen with `docker checkpoint create` here); the policy is set aside until Docker has seen the exit.
     const holdPolicy = policy?.Name !== undefined && policy.Name !== '' && policy.Name !== 'no';
@@ -45,6 +47,14 @@ export class RuncDump {
       await this.client.call(() => container.update({ RestartPolicy: policy }));
       this.journal.end(held!);
     };
+    // CRIU leaves a cgroup frozen before the dump frozen after it (runc checkpoint --leave-running included),
+    // so that the caller can read the root filesystem while the workload cannot change it.
+    const frozen = hold ? await this.freeze(containerId, info!.State.Pid) : undefined;
+    const thaw = async () => {
+      if (!frozen) return;
+      await this.freezer.thaw(frozen.pid);
+      this.journal.end(frozen.entry);
+    };
     let stats: CriuStats;
     try {
       stats = await withIntent(this.journal, { kind: HostIntentKind.FROZEN, containerId }, () =>
@@ -58,6 +68,7 @@ export class RuncDump {
         }),
       );
     } catch (err) {
+      await thaw();
       await putBack();
       throw err;
     }
@@ -71,7 +82,19 @@ export class RuncDump {
       }
     })();
     settled.catch(() => undefined);
-    return { stats, path: 'runc', settled };
+    return { stats, path: 'runc', settled, thaw };
+  }
+
+  private async freeze(containerId: string, pid: number): Promise<{ pid: number; entry: number }> {
+    const entry = this.journal.begin({ kind: HostIntentKind.FROZEN, containerId });
+    try {
+      await this.freezer.freeze(pid);
+    } catch (err) {
+      await this.freezer.thaw(pid);
+      this.journal.end(entry);
+      throw err;
+    }
+    return { pid, entry };
   }
 
   /** Waits until dockerd has seen the container's processes end (its exit event arrives asynchronously). */

@@ -3,14 +3,17 @@ import { ApiError } from '../../api-client/api-error.js';
 import { apiPaths } from '../../api-client/api-paths.js';
 import { ApiTransport, type ApiRequest } from '../../api-client/api-transport.js';
 import {
+  CheckpointListSchema,
   CheckpointSchema,
+  RestoredContainerListSchema,
   RestoreResultSchema,
   type Checkpoint,
+  type RestoredContainer,
   type RestoreResult,
 } from '../../domain/checkpoint.js';
 import { ErrorCode, TargetError } from '../../domain/errors/index.js';
 import { HostInfoSchema, type HostInfoReport } from '../../domain/migration.js';
-import type { PeerAgent } from '../../services/peer-agent.js';
+import type { CheckpointRemoval, PeerAgent } from '../../services/peer-agent.js';
 import type { ImageIdentity } from '../../domain/manifest.js';
 
 /** A restore on the target that takes longer than this counts as failed, and the migration rolls back. */
@@ -63,8 +66,25 @@ export class HttpPeerAgent implements PeerAgent {
     );
   }
 
-  async deleteCheckpoint(checkpointId: string): Promise<void> {
-    await this.call('DELETE', apiPaths.checkpoint(checkpointId));
+  async deleteCheckpoint(checkpointId: string): Promise<CheckpointRemoval> {
+    const path = apiPaths.checkpoint(checkpointId);
+    try {
+      await this.transport.call('DELETE', path);
+      return 'deleted';
+    } catch (err) {
+      if (err instanceof ApiError && err.code === ErrorCode.CHECKPOINT_NOT_FOUND) return 'absent';
+      if (err instanceof ApiError && err.code === ErrorCode.CHECKPOINT_IN_USE) return 'in-use';
+      throw this.targetError('DELETE', path, err);
+    }
+  }
+
+  async findCheckpoint(name: string): Promise<Checkpoint | undefined> {
+    return CheckpointListSchema.parse(await this.call('GET', apiPaths.checkpointsNamed(name))).checkpoints[0];
+  }
+
+  async restoredContainers(checkpointId: string): Promise<RestoredContainer[]> {
+    return RestoredContainerListSchema.parse(await this.call('GET', apiPaths.restoredFrom(checkpointId)))
+      .containers;
   }
 
   /** The target's answer; its errors become TARGET_UNREACHABLE, TARGET_UNAUTHORIZED or TARGET_REFUSED. */
@@ -72,33 +92,37 @@ export class HttpPeerAgent implements PeerAgent {
     try {
       return await this.transport.call(method, path, request);
     } catch (err) {
-      if (!(err instanceof ApiError)) {
-        // A 2xx whose body is not JSON: the target is not a cryo that this one understands.
-        throw new TargetError(
-          ErrorCode.TARGET_REFUSED,
-          `the target ${this.url} answered ${method} ${path} with a body that is not JSON`,
-          'check that the target URL points at a cryo agent',
-        );
-      }
-      if (err.kind === 'unreachable') {
-        throw new TargetError(
-          ErrorCode.TARGET_UNREACHABLE,
-          `cannot reach the target ${this.url}: ${err.code}`,
-          'check the target URL and that cryo runs and listens there (CRYO_LISTEN)',
-        );
-      }
-      if (err.status === 401) {
-        throw new TargetError(
-          ErrorCode.TARGET_UNAUTHORIZED,
-          `the target ${this.url} refused the token`,
-          "give the target's token (its CRYO_TOKEN or <data dir>/token) as targetToken",
-        );
-      }
-      throw new TargetError(
+      throw this.targetError(method, path, err);
+    }
+  }
+
+  private targetError(method: string, path: string, err: unknown): TargetError {
+    if (!(err instanceof ApiError)) {
+      // A 2xx whose body is not JSON: the target is not a cryo that this one understands.
+      return new TargetError(
         ErrorCode.TARGET_REFUSED,
-        `the target ${this.url} answered ${method} ${path} with ${err.code}: ${err.message}`,
-        err.hint ?? "see the target's log",
+        `the target ${this.url} answered ${method} ${path} with a body that is not JSON`,
+        'check that the target URL points at a cryo agent',
       );
     }
+    if (err.kind === 'unreachable') {
+      return new TargetError(
+        ErrorCode.TARGET_UNREACHABLE,
+        `cannot reach the target ${this.url}: ${err.code}`,
+        'check the target URL and that cryo runs and listens there (CRYO_LISTEN)',
+      );
+    }
+    if (err.status === 401) {
+      return new TargetError(
+        ErrorCode.TARGET_UNAUTHORIZED,
+        `the target ${this.url} refused the token`,
+        "give the target's token (its CRYO_TOKEN or <data dir>/token) as targetToken",
+      );
+    }
+    return new TargetError(
+      ErrorCode.TARGET_REFUSED,
+      `the target ${this.url} answered ${method} ${path} with ${err.code}: ${err.message}`,
+      err.hint ?? "see the target's log",
+    );
   }
 }

@@ -44,16 +44,18 @@ export class SqliteCheckpointCatalog implements CheckpointCatalog {
   }
 
   list(filter: CheckpointFilter = {}): Checkpoint[] {
-    const rows =
-      filter.container === undefined
-        ? (this.db.prepare('SELECT body FROM checkpoints ORDER BY created_at, id').all() as Row[])
-        : (this.db
-            .prepare(
-              `SELECT body FROM checkpoints
-               WHERE container_name = @ref OR container_id = @ref OR substr(container_id, 1, length(@ref)) = @ref
-               ORDER BY created_at, id`,
-            )
-            .all({ ref: filter.container }) as Row[]);
+    const where: string[] = [];
+    if (filter.container !== undefined)
+      where.push(
+        '(container_name = @ref OR container_id = @ref OR substr(container_id, 1, length(@ref)) = @ref)',
+      );
+    if (filter.name !== undefined) where.push('name = @name');
+    const rows = this.db
+      .prepare(
+        `SELECT body FROM checkpoints ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+         ORDER BY created_at, id`,
+      )
+      .all({ ref: filter.container ?? null, name: filter.name ?? null }) as Row[];
     return rows.map(parse);
   }
 

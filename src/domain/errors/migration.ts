@@ -46,3 +46,15 @@ export class InsufficientSpaceError extends AppError {
     );
   }
 }
+
+/** What a migration record says when cryo stopped (crash or kill) before the migration ended. */
+export class MigrationInterruptedError extends AppError {
+  constructor(outcome: string) {
+    super(
+      ErrorCode.MIGRATION_INTERRUPTED,
+      500,
+      `cryo stopped during the migration; ${outcome}`,
+      "see cryo's log of the restart",
+    );
+  }
+}

@@ -6,6 +6,8 @@ import {
   CreateCheckpointBodySchema,
   ListCheckpointsQuerySchema,
   RestoreBodySchema,
+  RestoredContainerListSchema,
+  RestoredContainersQuerySchema,
   RestoreResultSchema,
 } from '../../domain/checkpoint.js';
 import { ErrorBodySchema } from '../../domain/error-body.js';
@@ -57,6 +59,18 @@ export const checkpointRoutes: FastifyPluginAsyncZod<{ checkpoints: CheckpointSe
       },
     },
     async (request) => ({ checkpoints: checkpoints.list(request.query) }),
+  );
+
+  app.get(
+    '/v1/containers',
+    {
+      schema: {
+        summary: 'Containers that restores created, from one checkpoint (restoredFrom) or any',
+        querystring: RestoredContainersQuerySchema,
+        response: { 200: RestoredContainerListSchema, 400: ErrorBodySchema, 401: ErrorBodySchema },
+      },
+    },
+    async (request) => ({ containers: await checkpoints.restoredContainers(request.query.restoredFrom) }),
   );
 
   app.get(

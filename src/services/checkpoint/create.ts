@@ -17,6 +17,7 @@ import {
 import { HostIntentKind } from '../../domain/host-intent.js';
 import { CHECKPOINT_IMAGES_DIR, CRYO_MANIFEST } from '../../domain/layout.js';
 import type { ContainerInfo, RuntimeCheckpointResult } from '../container-runtime.js';
+import type { RootfsSummary } from '../rootfs-changes.js';
 import { fallbackSpec } from '../engine-configs.js';
 import { newId } from '../ids.js';
 import { publishCheckpoint } from '../publish-checkpoint.js';
@@ -106,12 +107,15 @@ export async function createCheckpoint(
           });
         }
         const dumpStarted = clock.now();
+        // Files read while the workload is frozen agree with its memory; a stopped workload writes nothing anyway.
+        const holdFrozen = body.leaveRunning && (body.consistentRootfs ?? true);
         let dumped: RuntimeCheckpointResult;
         try {
           dumped = await runtime.checkpoint(container.id, {
             checkpointId: id,
             parentDir: dir,
             exit: !body.leaveRunning,
+            holdFrozen,
             criu,
           });
         } catch (err) {
@@ -119,13 +123,24 @@ export async function createCheckpoint(
           await runtime.ensureNotFrozen(container.id);
           throw err;
         }
-        // Nor a leave-running one; after a stop-mode dump CRIU has killed the tasks, and `settled` waits for
-        // Docker to see that.
-        if (body.leaveRunning) await runtime.ensureNotFrozen(container.id);
         const dumpMs = clock.now() - dumpStarted;
+        // Ends the pause: the freeze that holdFrozen kept, and whatever a leave-running dump left paused (after a
+        // stop-mode dump CRIU has killed the tasks, and `settled` waits for Docker to see that).
+        const thaw = async (): Promise<number | undefined> => {
+          await dumped.thaw();
+          if (!body.leaveRunning) return undefined;
+          await runtime.ensureNotFrozen(container.id);
+          return clock.now() - dumpStarted;
+        };
+        let pausedMs = holdFrozen ? undefined : await thaw();
         try {
-          await rename(path.join(dir, id), path.join(dir, CHECKPOINT_IMAGES_DIR));
-          const rootfs = await ctx.rootfs.record(container.id, dir);
+          let rootfs: RootfsSummary;
+          try {
+            await rename(path.join(dir, id), path.join(dir, CHECKPOINT_IMAGES_DIR));
+            rootfs = await ctx.rootfs.record(container.id, dir);
+          } finally {
+            if (holdFrozen) pausedMs = await thaw();
+          }
           const mounts = await ctx.rootfs.recordMounts(container.id, dir, body.includeVolumes ?? false);
           await writeConfigs(dir, container, createdAt, spec);
           const entries = internals.hashEntries && ctx.describeEntries ? await ctx.describeEntries(dir) : [];
@@ -153,9 +168,9 @@ export async function createCheckpoint(
           await dumped.settled.catch(() => undefined);
           throw err;
         }
-        return { dumpMs, dumped };
+        return { dumpMs, dumped, pausedMs };
       },
-      describe: ({ dumpMs, dumped }, sizeBytes) => ({
+      describe: ({ dumpMs, dumped, pausedMs }, sizeBytes) => ({
         id,
         name,
         kind: 'container',
@@ -164,7 +179,13 @@ export async function createCheckpoint(
         leaveRunning: body.leaveRunning,
         ...(cut ? { application: applicationOf(cut) } : {}),
         sizeBytes,
-        stats: { dumpMs, totalMs: clock.now() - started, ...dumped.stats, path: dumped.path },
+        stats: {
+          dumpMs,
+          totalMs: clock.now() - started,
+          ...dumped.stats,
+          path: dumped.path,
+          ...(pausedMs !== undefined ? { pausedMs } : {}),
+        },
         status: 'complete',
       }),
       // Docker handles the container's exit while the images are fsynced.
