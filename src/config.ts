@@ -33,6 +33,23 @@ export const ConfigSchema = z.object({
     .int()
     .positive()
     .default(64 * 1024 ** 3),
+  minFreeBytes: z.coerce
+    .number()
+    .int()
+    .nonnegative()
+    .default(0)
+    .describe('bytes of the data directory that checkpoints and imports must leave free'),
+  minFreePercent: z.coerce
+    .number()
+    .min(0)
+    .max(100)
+    .default(0)
+    .describe("the same, as a percentage of the data directory's file system"),
+  metricsPublic: z
+    .enum(['0', '1', 'true', 'false'])
+    .default('0')
+    .transform((v) => v === '1' || v === 'true')
+    .describe('GET /metrics without the token'),
   migrationRetentionMs: z.coerce
     .number()
     .int()
@@ -67,6 +84,9 @@ export function loadConfig(
     runc: env.CRYO_RUNC,
     runtimeStateDir: env.CRYO_RUNTIME_STATE,
     maxImportBytes: env.CRYO_MAX_IMPORT_BYTES,
+    minFreeBytes: env.CRYO_MIN_FREE_BYTES,
+    minFreePercent: env.CRYO_MIN_FREE_PERCENT,
+    metricsPublic: env.CRYO_METRICS_PUBLIC,
     scheduleGraceMs: env.CRYO_SCHEDULE_GRACE_MS,
     migrationRetentionMs: env.CRYO_MIGRATION_RETENTION_MS,
     sidecarTimeoutMs: env.CRYO_SIDECAR_TIMEOUT_MS,

@@ -14,6 +14,7 @@ import { recoverHostState } from './services/recover-host-state.js';
 import { UnixSidecarConnector } from './adapters/sidecar/unix-sidecar-connector.js';
 import { HttpPeerAgent } from './adapters/peer/http-peer-agent.js';
 import { ProcInspector } from './adapters/proc/proc-inspector.js';
+import { PromMetrics } from './adapters/metrics/prom-metrics.js';
 import { loadOrCreateToken } from './adapters/store/token-file.js';
 import type { Config } from './config.js';
 import { buildApp } from './http/app.js';
@@ -45,7 +46,13 @@ export async function startServer(config: Config): Promise<Server> {
     runtimeStateDir: config.runtimeStateDir,
     ...(config.containerdSocket ? { containerdSocket: config.containerdSocket } : {}),
   });
+  const metrics = new PromMetrics({
+    storedBytes: () => services.catalog.list().reduce((sum, c) => sum + c.sizeBytes, 0),
+    checkpoints: () => services.catalog.ids().size,
+    freeBytes: async () => (await store.space()).freeBytes,
+  });
   const services = createServices({
+    metrics,
     runtime,
     journal,
     engine: new CriuCheckpointEngine({ binary: config.criuBinary }),
@@ -67,11 +74,18 @@ export async function startServer(config: Config): Promise<Server> {
     clock: systemClock,
     dataDir: config.dataDir,
     maxImportBytes: config.maxImportBytes,
+    diskFloor: { minFreeBytes: config.minFreeBytes, minFreePercent: config.minFreePercent },
     scheduleGraceMs: config.scheduleGraceMs,
     migrationRetentionMs: config.migrationRetentionMs,
   });
   const { catalog, schedules, migrations } = services;
-  const app = await buildApp({ ...services, token, logLevel: config.logLevel });
+  const app = await buildApp({
+    ...services,
+    token,
+    logLevel: config.logLevel,
+    metrics,
+    metricsPublic: config.metricsPublic,
+  });
 
   // What a crash left changed outside the data directory is put back before any request is served.
   const recovery = await recoverHostState({

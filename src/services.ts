@@ -9,7 +9,9 @@ import { CheckpointService } from './services/checkpoint-service.js';
 import type { CheckpointEngine } from './services/checkpoint-engine.js';
 import type { Clock } from './services/clock.js';
 import type { ContainerRuntime } from './services/container-runtime.js';
+import { DiskGuard, type DiskFloor } from './services/disk-guard.js';
 import { HealthService } from './services/health-service.js';
+import type { Metrics } from './services/metrics.js';
 import { HostService } from './services/host-service.js';
 import type { HostJournal } from './services/host-journal.js';
 import type { ImageStore } from './services/image-store.js';
@@ -37,6 +39,10 @@ export interface ServiceDeps {
   clock: Clock;
   dataDir: string;
   maxImportBytes: number;
+  /** What checkpoints and imports must leave free in the data directory (default: nothing). */
+  diskFloor?: DiskFloor;
+  /** Where the use cases report durations and outcomes (default: nowhere). */
+  metrics?: Metrics;
   scheduleGraceMs: number;
   migrationRetentionMs: number;
   /** Pauses between two questions to a migration target that cannot answer yet (default: 1 s rising to 30 s). */
@@ -53,6 +59,7 @@ export type Services = ReturnType<typeof createServices>;
 /** Builds every use case on the given adapters: the real ones in the server, fakes in unit tests. */
 export function createServices(d: ServiceDeps) {
   const catalog = new SqliteCheckpointCatalog(d.db);
+  const guard = new DiskGuard(d.store, d.diskFloor);
   const processes = new ProcessService({ ...d, catalog });
   const sidecar = d.sidecar
     ? new SidecarService({
@@ -69,6 +76,8 @@ export function createServices(d: ServiceDeps) {
     processes,
     sidecar,
     describeEntries: (dir) => codec.describe(dir),
+    guard,
+    metrics: d.metrics,
   });
   const archives = new ArchiveService({
     checkpoints,
@@ -77,6 +86,8 @@ export function createServices(d: ServiceDeps) {
     codec,
     clock: d.clock,
     maxImportBytes: d.maxImportBytes,
+    guard,
+    metrics: d.metrics,
   });
   const schedules = new ScheduleService({
     store: new SqliteScheduleStore(d.db),
@@ -85,6 +96,7 @@ export function createServices(d: ServiceDeps) {
     cron: new CronerCron(),
     clock: d.clock,
     catchUpGraceMs: d.scheduleGraceMs,
+    metrics: d.metrics,
   });
   const migrations = new MigrationService({
     runtime: d.runtime,
@@ -98,8 +110,9 @@ export function createServices(d: ServiceDeps) {
     inspector: d.inspector,
     journal: d.journal,
     settleRetryMs: d.migrationSettleRetryMs,
+    metrics: d.metrics,
   });
-  const host = new HostService(d.runtime, d.engine, d.dataDir);
+  const host = new HostService(d.runtime, d.engine, guard);
   const health = new HealthService(d.runtime, d.engine);
   return { catalog, checkpoints, processes, archives, schedules, migrations, host, health };
 }

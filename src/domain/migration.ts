@@ -66,6 +66,8 @@ export const HostInfoSchema = z.object({
   criuVersion: z.string(),
   dockerVersion: z.string(),
   freeBytes: z.number(),
+  /** What must stay free there (its CRYO_MIN_FREE_BYTES / _PERCENT); absent from older agents. */
+  minFreeBytes: z.number().optional(),
 });
 export type HostInfoReport = z.infer<typeof HostInfoSchema>;
 

@@ -24,6 +24,15 @@ export const RetentionSchema = z.strictObject({
   daily: keep,
   weekly: keep,
   monthly: keep,
+  maxTotalBytes: z
+    .number()
+    .int()
+    .min(1)
+    .max(Number.MAX_SAFE_INTEGER)
+    .optional()
+    .describe(
+      "the most the schedule's checkpoints may take on disk together: the oldest go first, those the counts above do not keep before those they do, never the newest",
+    ),
 });
 export type Retention = z.infer<typeof RetentionSchema>;
 
@@ -45,6 +54,15 @@ export const ScheduleRunSchema = z.object({
   frozenMs: z.number().optional(),
   error: z.string().optional(),
   pruned: z.array(z.string()).optional(),
+  /** After retention: what the schedule's checkpoints take on disk, and whether that is still over maxTotalBytes. */
+  retention: z
+    .object({
+      storedBytes: z.number(),
+      maxTotalBytes: z.number().optional(),
+      overLimit: z.boolean(),
+      reason: z.string().optional(),
+    })
+    .optional(),
 });
 export type ScheduleRun = z.infer<typeof ScheduleRunSchema>;
 

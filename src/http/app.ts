@@ -14,6 +14,7 @@ import type { MigrationService } from '../services/migration-service.js';
 import type { ScheduleService } from '../services/schedule-service.js';
 import type { CheckpointService } from '../services/checkpoint-service.js';
 import type { HealthService } from '../services/health-service.js';
+import type { MetricsExposition } from '../services/metrics.js';
 import { CRYO_VERSION } from '../version.js';
 import { installAuth } from './auth.js';
 import { clientErrorHandler, installErrorHandler } from './error-handler.js';
@@ -22,6 +23,7 @@ import { installStreamBodyGuard } from './stream-body.js';
 import { archiveRoutes } from './routes/archives.js';
 import { checkpointRoutes } from './routes/checkpoints.js';
 import { healthRoutes } from './routes/health.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { hostRoutes } from './routes/host.js';
 import { migrationRoutes } from './routes/migrations.js';
 import { processRoutes } from './routes/processes.js';
@@ -36,6 +38,9 @@ export interface AppDeps {
   host: HostService;
   processes: ProcessService;
   health: HealthService;
+  /** GET /metrics; without it, no such route. */
+  metrics?: MetricsExposition;
+  metricsPublic?: boolean;
   logLevel?: string;
 }
 
@@ -75,5 +80,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(migrationRoutes, { migrations: deps.migrations });
   await app.register(hostRoutes, { host: deps.host });
   await app.register(processRoutes, { processes: deps.processes });
+  if (deps.metrics)
+    await app.register(metricsRoutes, { metrics: deps.metrics, public: deps.metricsPublic ?? false });
   return app;
 }

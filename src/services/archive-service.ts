@@ -19,6 +19,8 @@ import type { CheckpointCatalog } from './checkpoint-catalog.js';
 import type { CheckpointService } from './checkpoint-service.js';
 import { newId } from './ids.js';
 import type { Clock } from './clock.js';
+import { DiskGuard, requireRoom } from './disk-guard.js';
+import { errorCode, measured, NO_METRICS, type Metrics } from './metrics.js';
 import type { ImageStore } from './image-store.js';
 import { publishCheckpoint } from './publish-checkpoint.js';
 
@@ -29,6 +31,9 @@ export interface ArchiveServiceDeps {
   codec: ArchiveCodec;
   clock: Clock;
   maxImportBytes: number;
+  /** Refuses an import whose entries would go below the data directory's floor (default: no floor). */
+  guard?: DiskGuard;
+  metrics?: Metrics;
 }
 
 export interface ExportedArchive {
@@ -54,6 +59,7 @@ export class ArchiveService {
       const manifest = await this.deps.checkpoints.completeManifest(id);
       const stream = this.deps.codec.pack(dir, manifest, compress);
       stream.once('close', release);
+      this.measureStream(stream, compress);
       const { type, ext } = CONTENT_TYPES[compress];
       return {
         stream,
@@ -66,9 +72,35 @@ export class ArchiveService {
     }
   }
 
-  async import(input: Readable): Promise<Checkpoint> {
+  import(input: Readable): Promise<Checkpoint> {
+    return measured(this.deps.metrics ?? NO_METRICS, 'import', 'archive', () => this.importArchive(input));
+  }
+
+  /** An export lasts until its stream has ended; one closed before its end (an error, a client gone) failed. */
+  private measureStream(stream: Readable, compress: Compression): void {
+    const metrics = this.deps.metrics ?? NO_METRICS;
+    const started = performance.now();
+    metrics.inFlight('export', 1);
+    let failure: unknown;
+    stream.once('error', (err) => (failure = err));
+    stream.once('close', () => {
+      metrics.inFlight('export', -1);
+      const seconds = (performance.now() - started) / 1000;
+      const failed = failure !== undefined || !stream.readableEnded;
+      metrics.operation(
+        'export',
+        compress,
+        failed ? 'failure' : 'success',
+        seconds,
+        failed ? errorCode(failure) : undefined,
+      );
+    });
+  }
+
+  private async importArchive(input: Readable): Promise<Checkpoint> {
     const { store, catalog, codec, clock } = this.deps;
     const id = newId(clock.now());
+    const room = await (this.deps.guard ?? new DiskGuard(store)).room();
     return publishCheckpoint({ store, catalog }, id, {
       fill: async (dir) => {
         const manifest = await codec.extract(input, dir, {
@@ -77,6 +109,12 @@ export class ArchiveService {
             if (catalog.findByName(m.container.id, m.checkpoint.name)) {
               throw new CheckpointNameInUseError(m.container.name, m.checkpoint.name);
             }
+            // The archive announces every entry's size in cryo.json, before any of them is written.
+            requireRoom(
+              room,
+              'import',
+              m.entries.reduce((sum, e) => sum + e.size, 0),
+            );
           },
         });
         requireRestorable(manifest);

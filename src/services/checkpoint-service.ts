@@ -15,7 +15,9 @@ import { CheckpointLeases } from './checkpoint/leases.js';
 import { readManifest } from './checkpoint/manifest.js';
 import { restoreCheckpoint } from './checkpoint/restore.js';
 import { CheckpointSupport } from './checkpoint/support.js';
+import { DiskGuard } from './disk-guard.js';
 import { localHost } from './host-info.js';
+import { measured, NO_METRICS } from './metrics.js';
 import { KeyedLocks } from './keyed-locks.js';
 import { replaceFile } from './replace-file.js';
 import { jobOperators } from './sidecar/job-operators.js';
@@ -31,18 +33,27 @@ export class CheckpointService {
     this.ctx = {
       ...deps,
       host: deps.host ?? localHost(),
+      guard: deps.guard ?? new DiskGuard(deps.store),
+      metrics: deps.metrics ?? NO_METRICS,
       locks: deps.locks ?? new KeyedLocks(),
       leases: new CheckpointLeases(),
       support: new CheckpointSupport(deps.runtime, deps.engine, deps.clock),
     };
   }
 
-  create(
+  async create(
     ref: string,
     body: CreateCheckpointOptions,
     internals: CreateCheckpointInternals = {},
   ): Promise<Checkpoint> {
-    return createCheckpoint(this.ctx, ref, body, internals);
+    const { metrics } = this.ctx;
+    const mode = body.application === 'only' ? 'application' : body.leaveRunning ? 'leave-running' : 'stop';
+    const checkpoint = await measured(metrics, 'checkpoint', mode, () =>
+      createCheckpoint(this.ctx, ref, body, internals),
+    );
+    const stoodStill = checkpoint.stats.pausedMs ?? checkpoint.stats.frozenMs;
+    if (checkpoint.processImage !== false && stoodStill !== undefined) metrics.frozen(stoodStill / 1000);
+    return checkpoint;
   }
 
   operators(ref: string): Promise<OperatorsView> {
@@ -115,8 +126,10 @@ export class CheckpointService {
       );
     }
     const gone = body.abandonOnDisconnect ? abandoned : undefined;
-    return this.using(id, (checkpoint, dir) =>
-      restoreCheckpoint(this.ctx, { checkpoint, dir, body, started, abandoned: gone }),
+    return measured(this.ctx.metrics, 'restore', body.name === undefined ? 'in-place' : 'new-container', () =>
+      this.using(id, (checkpoint, dir) =>
+        restoreCheckpoint(this.ctx, { checkpoint, dir, body, started, abandoned: gone }),
+      ),
     );
   }
 }

@@ -1,8 +1,8 @@
-import { statfs } from 'node:fs/promises';
 import type { ImageIdentity } from '../domain/manifest.js';
 import type { HostInfoReport } from '../domain/migration.js';
 import type { CheckpointEngine } from './checkpoint-engine.js';
 import type { ContainerRuntime } from './container-runtime.js';
+import type { DiskGuard } from './disk-guard.js';
 import { localHost } from './host-info.js';
 
 /** What a peer needs to know before sending a checkpoint here. */
@@ -10,16 +10,22 @@ export class HostService {
   constructor(
     private readonly runtime: ContainerRuntime,
     private readonly engine: CheckpointEngine,
-    private readonly dataDir: string,
+    private readonly guard: DiskGuard,
   ) {}
 
   async report(): Promise<HostInfoReport> {
-    const [docker, criuVersion, fs] = await Promise.all([
+    const [docker, criuVersion, room] = await Promise.all([
       this.runtime.version(),
       this.engine.version(),
-      statfs(this.dataDir),
+      this.guard.room(),
     ]);
-    return { ...localHost(), criuVersion, dockerVersion: docker.version, freeBytes: fs.bavail * fs.bsize };
+    return {
+      ...localHost(),
+      criuVersion,
+      dockerVersion: docker.version,
+      freeBytes: room.freeBytes,
+      minFreeBytes: room.floorBytes,
+    };
   }
 
   async imagePresent(image: ImageIdentity): Promise<boolean> {

@@ -9,8 +9,13 @@ export interface ImageStore {
   /** The committed checkpoint's directory. */
   path(id: string): string;
   remove(id: string): Promise<void>;
-  /** Free bytes on the file system the checkpoints are written to. */
-  freeBytes(): Promise<number>;
+  /** The file system the checkpoints are written to: bytes free (for unprivileged use) and its size. */
+  space(): Promise<DiskSpace>;
   /** Removes every staging directory and every committed directory whose id is not in `keep`. */
   sweep(keep: Set<string>): Promise<string[]>;
+}
+
+export interface DiskSpace {
+  freeBytes: number;
+  totalBytes: number;
 }

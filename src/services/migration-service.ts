@@ -3,7 +3,6 @@ import { Transform } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RestoredContainer } from '../domain/checkpoint.js';
 import {
-  AppError,
   ContainerNotFoundError,
   ContainerNotRunningError,
   ErrorCode,
@@ -24,6 +23,7 @@ import type { Clock } from './clock.js';
 import type { ContainerInfo, ContainerRuntime } from './container-runtime.js';
 import { localHost } from './host-info.js';
 import type { HostJournal } from './host-journal.js';
+import { errorCode, NO_METRICS, type Metrics } from './metrics.js';
 import type { MigrationStore } from './migration-store.js';
 import type { PeerAgent, PeerConnector } from './peer-agent.js';
 import type { ProcessInspector } from './process-inspector.js';
@@ -44,6 +44,7 @@ export interface MigrationServiceDeps {
   journal?: HostJournal;
   /** Pauses between two questions to a target that cannot answer yet; the last one repeats. */
   settleRetryMs?: readonly number[];
+  metrics?: Metrics;
 }
 
 /** Checkpoints made by migrations carry this name prefix, here and on the target (the archive keeps the name). */
@@ -98,6 +99,7 @@ export class MigrationService {
       }
       this.intents.set(m.id, id);
       this.inFlight.set(m.container.id, m.id);
+      this.metrics.inFlight('migration', 1);
       const peer = this.deps.connect(m.target, intent.targetToken);
       void this.resume(m, peer, intent.keepSource);
     }
@@ -194,6 +196,7 @@ export class MigrationService {
     };
     this.inFlight.set(container.id, migration.id);
     this.migrations.set(migration.id, migration);
+    this.metrics.inFlight('migration', 1);
     const peer = this.deps.connect(body.target, body.targetToken);
     let imagePresent: boolean;
     try {
@@ -221,7 +224,8 @@ export class MigrationService {
     const criuVersion = await this.deps.engine.version();
     requireHostFits({ ...localHost(), criuVersion }, target);
     const needed = (await this.deps.inspector.residentBytes(container.pid)) + SPACE_OVERHEAD_BYTES;
-    if (target.freeBytes < needed) throw new InsufficientSpaceError(needed, target.freeBytes);
+    if (target.freeBytes - (target.minFreeBytes ?? 0) < needed)
+      throw new InsufficientSpaceError(needed, target.freeBytes, target.minFreeBytes ?? 0);
     const layers = await this.deps.runtime.imageLayers(container.imageId);
     return peer.hasImage({ id: container.imageId, ref: container.image, ...(layers ? { layers } : {}) });
   }
@@ -433,15 +437,35 @@ export class MigrationService {
     if (phase && err !== undefined) {
       migration.error = {
         phase,
-        code: err instanceof AppError ? err.code : ErrorCode.INTERNAL_ERROR,
+        code: errorCode(err),
         message: message(err),
       };
     }
     this.inFlight.delete(migration.container.id);
+    this.measure(migration);
     this.emit(migration);
     const intent = this.intents.get(migration.id);
     if (intent !== undefined) this.deps.journal?.end(intent);
     this.intents.delete(migration.id);
+  }
+
+  private measure(migration: Migration): void {
+    const { metrics } = this;
+    metrics.inFlight('migration', -1);
+    const seconds = (Date.parse(migration.endedAt!) - Date.parse(migration.startedAt)) / 1000;
+    const outcome =
+      migration.status === 'succeeded'
+        ? 'success'
+        : migration.status === 'rolled_back'
+          ? 'rolled_back'
+          : 'failure';
+    metrics.operation('migration', 'stop-and-copy', outcome, seconds, migration.error?.code);
+    if (migration.downtimeMs !== undefined && migration.status === 'succeeded')
+      metrics.migrationDowntime(migration.downtimeMs / 1000);
+  }
+
+  private get metrics(): Metrics {
+    return this.deps.metrics ?? NO_METRICS;
   }
 
   private emit(migration: Migration): void {

@@ -13,6 +13,7 @@ import {
 } from '../domain/process.js';
 import type { ContainerInfo } from './container-runtime.js';
 import { KeyedLocks } from './keyed-locks.js';
+import { measured, NO_METRICS } from './metrics.js';
 import { checkpointProcess, type ProcessCheckpointBody } from './process/checkpoint-process.js';
 import type { ProcessContext, ProcessServiceDeps } from './process/deps.js';
 import { preflightTree } from './process/preflight-tree.js';
@@ -66,7 +67,9 @@ export class ProcessService {
 
   async checkpoint(pid: number, body: ProcessCheckpointBody): Promise<Checkpoint> {
     await this.requireProcess(pid);
-    return checkpointProcess(this.ctx, pid, body);
+    return measured(this.deps.metrics ?? NO_METRICS, 'checkpoint', 'process', () =>
+      checkpointProcess(this.ctx, pid, body),
+    );
   }
 
   /** Restores a process checkpoint detached; CRIU needs the tree's own pids, so it waits for zombies to go. */

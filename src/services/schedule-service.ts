@@ -11,6 +11,7 @@ import { newId } from './ids.js';
 import type { Clock } from './clock.js';
 import type { ContainerRuntime } from './container-runtime.js';
 import type { CronParser } from './cron.js';
+import type { Metrics } from './metrics.js';
 import type { ScheduleStore } from './schedule-store.js';
 
 export interface ScheduleServiceDeps {
@@ -24,6 +25,7 @@ export interface ScheduleServiceDeps {
   /** How often the timer looks for due schedules. */
   tickMs?: number;
   onError?: (err: unknown, schedule: Schedule) => void;
+  metrics?: Metrics;
 }
 
 type Trigger = ScheduleRun['trigger'];
@@ -110,6 +112,10 @@ export class ScheduleService {
 
   /** Starts the timer, after catching up (once) on what was missed while cryo was down. */
   async start(): Promise<void> {
+    for (const s of this.deps.store.list()) {
+      const last = this.deps.store.runs(s.id).findLast((r) => r.outcome === 'succeeded' && r.endedAt);
+      if (last) this.deps.metrics?.lastScheduledSuccess(s.id, new Date(last.endedAt!));
+    }
     await this.catchUp();
     this.timer = setInterval(() => {
       if (this.ticking) return;
@@ -227,16 +233,17 @@ export class ScheduleService {
       );
       run.checkpointId = checkpoint.id;
       this.deps.store.saveRun(run);
-      const pruned = await applyRetention(
+      const { pruned, retention } = await applyRetention(
         checkpoints,
         this.get(schedule.id),
         this.deps.store.checkpointIds(schedule.id),
       );
+      const { stats } = checkpoint;
       return this.finish(schedule.id, run, {
         outcome: 'succeeded',
-        frozenMs:
-          checkpoint.processImage === false ? 0 : (checkpoint.stats.frozenMs ?? checkpoint.stats.dumpMs),
+        frozenMs: checkpoint.processImage === false ? 0 : (stats.pausedMs ?? stats.frozenMs ?? stats.dumpMs),
         ...(pruned.length > 0 ? { pruned } : {}),
+        retention,
       });
     } catch (err) {
       return this.finish(schedule.id, run, { outcome: 'failed', error: (err as Error).message });
@@ -264,6 +271,7 @@ export class ScheduleService {
   private finish(id: string, run: ScheduleRun, result: Partial<ScheduleRun>): ScheduleRun {
     const done: ScheduleRun = { ...run, ...result, endedAt: new Date(this.deps.clock.now()).toISOString() };
     this.deps.store.saveRun(done);
+    this.deps.metrics?.scheduledRun(id, done.outcome, new Date(done.endedAt!));
     this.update(id, (s) => ({ ...s, lastRun: done }));
     return done;
   }
@@ -278,6 +286,7 @@ export class ScheduleService {
       ...result,
     };
     this.deps.store.saveRun(run);
+    this.deps.metrics?.scheduledRun(schedule.id, run.outcome, new Date(now));
     this.update(schedule.id, (s) => ({ ...s, lastRun: run }));
   }
 

@@ -8,6 +8,8 @@ import { SqliteCheckpointCatalog } from '../../src/adapters/store/sqlite-checkpo
 import { TarArchiveCodec } from '../../src/adapters/archive/tar-archive-codec.js';
 import { AppError, CriuError, DockerError, ErrorCode } from '../../src/domain/errors/index.js';
 import { CheckpointService } from '../../src/services/checkpoint-service.js';
+import { DiskGuard, type DiskFloor } from '../../src/services/disk-guard.js';
+import type { ImageStore } from '../../src/services/image-store.js';
 import { readManifest } from '../../src/services/checkpoint/manifest.js';
 import { newId } from '../../src/services/ids.js';
 import type { SidecarService } from '../../src/services/sidecar/sidecar-service.js';
@@ -292,22 +294,31 @@ test('a storage driver cryo cannot read is refused before anything is frozen: th
   t.true(runtime.containers.get('c'.repeat(64))?.running);
 });
 
+/** A checkpoint service whose containers hold `residentBytes` of memory, with the given disk guard. */
+function withRoom(
+  ctx: Ctx,
+  store: FsImageStore,
+  residentBytes: number,
+  guard?: DiskGuard,
+): CheckpointService {
+  return new CheckpointService({
+    runtime: ctx.runtime,
+    engine: new FakeEngine(),
+    catalog: new SqliteCheckpointCatalog(ctx.db),
+    store,
+    rootfs: new FakeRootfs(),
+    clock: { now: () => Date.now() },
+    inspector: { residentBytes: async () => residentBytes } as unknown as ProcessInspector,
+    ...(guard ? { guard } : {}),
+  });
+}
+
 test('a checkpoint that the data directory has no room for is refused with 507 before anything is frozen', async (t) => {
   const { runtime, dir } = t.context;
   runtime.add({ id: 'f'.repeat(64), name: 'fat' });
   const store = new FsImageStore(dir);
-  const free = await store.freeBytes();
-  const residentOf = (bytes: number) => ({ residentBytes: async () => bytes }) as unknown as ProcessInspector;
-  const service = (bytes: number) =>
-    new CheckpointService({
-      runtime,
-      engine: new FakeEngine(),
-      catalog: new SqliteCheckpointCatalog(t.context.db),
-      store,
-      rootfs: new FakeRootfs(),
-      clock: { now: () => Date.now() },
-      inspector: residentOf(bytes),
-    });
+  const free = (await store.space()).freeBytes;
+  const service = (bytes: number) => withRoom(t.context, store, bytes);
   const refused = service(free + 1).create('fat', { leaveRunning: false });
   const error = await refused.then(
     () => undefined,
@@ -321,4 +332,38 @@ test('a checkpoint that the data directory has no room for is refused with 507 b
   );
   const taken = await service(1024).create('fat', { leaveRunning: false });
   t.is(taken.container?.name, 'fat');
+});
+
+test('the disk guard (CRYO_MIN_FREE_BYTES, CRYO_MIN_FREE_PERCENT) refuses a checkpoint that would go below its floor', async (t) => {
+  const { runtime, dir } = t.context;
+  runtime.add({ id: 'f'.repeat(64), name: 'small' });
+  const store = new FsImageStore(dir);
+  // A file system of 10 GB with 1 GB free; the dump needs 1 KiB and the 64 MiB margin.
+  const disk = { space: async () => ({ freeBytes: 1e9, totalBytes: 1e10 }) };
+  const withFloor = (floor: DiskFloor) =>
+    withRoom(t.context, store, 1024, new DiskGuard(disk as unknown as ImageStore, floor));
+  for (const floor of [
+    { minFreeBytes: 0.95e9, minFreePercent: 0 },
+    { minFreeBytes: 0, minFreePercent: 10 },
+  ]) {
+    const error = await withFloor(floor)
+      .create('small', { leaveRunning: true })
+      .then(
+        () => undefined,
+        (e: unknown) => e as AppError,
+      );
+    t.is(error?.code, ErrorCode.INSUFFICIENT_SPACE, JSON.stringify(floor));
+    t.is(error?.statusCode, 507);
+    t.regex(error?.message ?? '', /must stay free \(CRYO_MIN_FREE_BYTES, CRYO_MIN_FREE_PERCENT\)/);
+    t.like(error?.details, { freeBytes: 1e9, floorBytes: floor.minFreeBytes || 1e9 });
+  }
+  t.false(
+    runtime.calls.some((c) => c.startsWith('checkpoint')),
+    'nothing was dumped',
+  );
+  t.true(runtime.containers.get('f'.repeat(64))?.running, 'the container keeps running untouched');
+  const taken = await withFloor({ minFreeBytes: 0.9e9, minFreePercent: 5 }).create('small', {
+    leaveRunning: true,
+  });
+  t.is(taken.container?.name, 'small', 'a floor the dump stays above lets it through');
 });

@@ -3,7 +3,7 @@ import { FsImageStore } from '../../src/adapters/store/fs-image-store.js';
 import type { Clock } from '../../src/services/clock.js';
 import type { HostJournal } from '../../src/services/host-journal.js';
 import type { PeerConnector } from '../../src/services/peer-agent.js';
-import { createServices, type Services } from '../../src/services.js';
+import { createServices, type ServiceDeps, type Services } from '../../src/services.js';
 import { FakeEngine, FakeInspector, FakeRootfs, FakeRuntime } from './fakes.js';
 
 /** Every service on fake Docker and CRIU adapters, with the real stores in `dir`. */
@@ -16,6 +16,7 @@ export async function fakeServices(
     throw new Error('no peers in unit tests');
   },
   journal?: HostJournal,
+  extra: Partial<ServiceDeps> = {},
 ): Promise<Services & { runtime: FakeRuntime }> {
   const store = new FsImageStore(dir);
   await store.init();
@@ -34,6 +35,7 @@ export async function fakeServices(
     migrationRetentionMs: 3_600_000,
     migrationSettleRetryMs: [5],
     journal,
+    ...extra,
   });
   return { ...services, runtime };
 }

@@ -21,6 +21,8 @@ class FakePeer implements PeerAgent {
   readonly url = 'http://target.test:7070';
   calls: string[] = [];
   hasTheImage = true;
+  /** The target's disk floor (its CRYO_MIN_FREE_BYTES). */
+  minFreeBytes = 0;
   received = 0;
   fail: Partial<Record<'host' | 'loadImage' | 'importArchive' | 'restore' | 'ask', Error>> = {};
   /** The restore ran there although its answer failed (lost, or the source died before reading it). */
@@ -42,6 +44,7 @@ class FakePeer implements PeerAgent {
       criuVersion: await new FakeEngine().version(),
       dockerVersion: '20.10.24',
       freeBytes: 1e12,
+      minFreeBytes: this.minFreeBytes,
     };
   }
 
@@ -327,4 +330,13 @@ test('a target that never reads the stream leaves the checkpoint free: no export
   t.like(m, { status: 'rolled_back', error: { phase: 'stream' } });
   t.false(t.context.services.checkpoints.isInUse(m.checkpointId!));
   await t.notThrowsAsync(t.context.services.checkpoints.remove(m.checkpointId!));
+});
+
+test('a target whose disk floor leaves no room for the checkpoint is refused before anything is frozen', async (t) => {
+  t.context.peer.minFreeBytes = 1e12 - 1024;
+  const err = await t.throwsAsync(start(t.context));
+  t.is((err as { code?: string }).code, ErrorCode.TARGET_NO_SPACE);
+  t.regex(err?.message ?? '', /must stay free there/);
+  t.false(t.context.runtime.calls.some((c) => c.startsWith('checkpoint')));
+  t.true(t.context.runtime.containers.get(SOURCE)?.running);
 });

@@ -180,6 +180,37 @@ test('retention runs after each snapshot, keeps the newest and never deletes one
   t.is(t.context.checkpoints.list().length, 2);
 });
 
+test('maxTotalBytes drops the oldest snapshots until the rest fit, those the counts do not keep first, never the newest', async (t) => {
+  const service = t.context.make();
+  // Learn what one snapshot of this workload takes on disk.
+  const probe = await service.create(body());
+  await advance(t, service, 10_000);
+  const size = t.context.checkpoints.get(service.runs(probe.id)[0]!.checkpointId!).sizeBytes;
+  await service.remove(probe.id, true);
+
+  // `last: 3` keeps three; room for two and a half: the oldest of the three goes too.
+  const s = await service.create(body({ retain: { last: 3, maxTotalBytes: Math.floor(size * 2.5) } }));
+  for (let i = 0; i < 5; i++) await advance(t, service, 10_000);
+  const ids = service.runs(s.id).map((r) => r.checkpointId!);
+  t.deepEqual(
+    t.context.checkpoints.list().map((c) => c.id),
+    ids.slice(3),
+  );
+  const last = service.get(s.id).lastRun!;
+  t.like(last.retention, { storedBytes: 2 * size, maxTotalBytes: Math.floor(size * 2.5), overLimit: false });
+
+  // Less room than the newest takes: it stays anyway, and the run says the limit is not met.
+  service.patch(s.id, { retain: { maxTotalBytes: 1 } });
+  await advance(t, service, 10_000);
+  const newest = service.get(s.id).lastRun!;
+  t.deepEqual(
+    t.context.checkpoints.list().map((c) => c.id),
+    [newest.checkpointId],
+  );
+  t.like(newest.retention, { storedBytes: size, overLimit: true });
+  t.regex(newest.retention?.reason ?? '', /newest checkpoint alone/);
+});
+
 test('bad input: invalid cron, invalid time zone, unknown container', async (t) => {
   const service = t.context.make();
   for (const cron of ['61 * * * *', 'not cron', '* * *', '@sometimes']) {

@@ -1,6 +1,6 @@
 import { mkdir, open, readdir, rename, rm, statfs } from 'node:fs/promises';
 import path from 'node:path';
-import type { ImageStore } from '../../services/image-store.js';
+import type { DiskSpace, ImageStore } from '../../services/image-store.js';
 
 const STAGING = 'staging';
 const COMMITTED = 'checkpoints';
@@ -12,9 +12,9 @@ const COMMITTED = 'checkpoints';
 export class FsImageStore implements ImageStore {
   constructor(private readonly root: string) {}
 
-  async freeBytes(): Promise<number> {
+  async space(): Promise<DiskSpace> {
     const fs = await statfs(this.root);
-    return fs.bavail * fs.bsize;
+    return { freeBytes: fs.bavail * fs.bsize, totalBytes: fs.blocks * fs.bsize };
   }
 
   async init(): Promise<void> {

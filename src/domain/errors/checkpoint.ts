@@ -87,13 +87,16 @@ export class RestoreModeUnavailableError extends AppError {
   }
 }
 
-export class CheckpointSpaceError extends AppError {
-  constructor(needed: number, free: number) {
+/** An operation that would leave the data directory with less free space than it needs, or than the floor. */
+export class DiskSpaceError extends AppError {
+  constructor(what: string, needed: number, free: number, floor: number) {
     super(
       ErrorCode.INSUFFICIENT_SPACE,
       507,
-      `cryo's data directory has ${free} bytes free, the checkpoint needs about ${needed} (its processes' memory)`,
-      "free space in cryo's data directory (CRYO_DATA_DIR), or delete checkpoints; nothing was frozen",
+      `cryo's data directory has ${free} bytes free; the ${what} needs about ${needed}` +
+        (floor > 0 ? `, and ${floor} must stay free (CRYO_MIN_FREE_BYTES, CRYO_MIN_FREE_PERCENT)` : ''),
+      "free space in cryo's data directory (CRYO_DATA_DIR), or delete checkpoints; nothing was frozen or written",
+      { neededBytes: needed, freeBytes: free, floorBytes: floor },
     );
   }
 }

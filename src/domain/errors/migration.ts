@@ -37,11 +37,12 @@ export class MigrationNotFoundError extends AppError {
 }
 
 export class InsufficientSpaceError extends AppError {
-  constructor(needed: number, free: number) {
+  constructor(needed: number, free: number, floor: number) {
     super(
       ErrorCode.TARGET_NO_SPACE,
       507,
-      `the target has ${free} bytes free, the checkpoint needs about ${needed}`,
+      `the target has ${free} bytes free, the checkpoint needs about ${needed}` +
+        (floor > 0 ? ` and ${floor} must stay free there` : ''),
       "free space in the target's data directory",
     );
   }

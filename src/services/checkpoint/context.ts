@@ -7,6 +7,8 @@ import type { HostInfo } from '../host-info.js';
 import type { HostJournal } from '../host-journal.js';
 import type { ImageStore } from '../image-store.js';
 import type { KeyedLocks } from '../keyed-locks.js';
+import type { DiskGuard } from '../disk-guard.js';
+import type { Metrics } from '../metrics.js';
 import type { ProcessInspector } from '../process-inspector.js';
 import type { ProcessService } from '../process-service.js';
 import type { RootfsChanges } from '../rootfs-changes.js';
@@ -34,11 +36,16 @@ export interface CheckpointServiceDeps {
   journal?: HostJournal;
   /** Every file of a checkpoint directory (but the manifest) with its size and sha256, as an export lists them. */
   describeEntries?: (dir: string) => Promise<ManifestEntry[]>;
+  /** Free space for a dump (default: the store's, with no floor). */
+  guard?: DiskGuard;
+  metrics?: Metrics;
 }
 
 /** The deps with their defaults filled in, and the state the use cases share. */
 export interface CheckpointContext extends CheckpointServiceDeps {
   host: HostInfo;
+  guard: DiskGuard;
+  metrics: Metrics;
   locks: KeyedLocks;
   leases: CheckpointLeases;
   support: CheckpointSupport;

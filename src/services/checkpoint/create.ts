@@ -9,7 +9,6 @@ import type {
 import {
   AppError,
   CheckpointNameInUseError,
-  CheckpointSpaceError,
   ContainerNotFoundError,
   ContainerNotRunningError,
   PreflightFailedError,
@@ -293,7 +292,5 @@ const SPACE_MARGIN_BYTES = 64 * 1024 * 1024;
 
 async function requireSpace(ctx: CheckpointContext, pid: number): Promise<void> {
   if (!ctx.inspector) return;
-  const [resident, free] = await Promise.all([ctx.inspector.residentBytes(pid), ctx.store.freeBytes()]);
-  const needed = resident + SPACE_MARGIN_BYTES;
-  if (free < needed) throw new CheckpointSpaceError(needed, free);
+  await ctx.guard.require('checkpoint', (await ctx.inspector.residentBytes(pid)) + SPACE_MARGIN_BYTES);
 }

@@ -4,6 +4,7 @@ import type { Clock } from '../clock.js';
 import type { ContainerRuntime } from '../container-runtime.js';
 import type { ImageStore } from '../image-store.js';
 import type { KeyedLocks } from '../keyed-locks.js';
+import type { Metrics } from '../metrics.js';
 import type { ProcessInspector } from '../process-inspector.js';
 
 export interface ProcessServiceDeps {
@@ -14,6 +15,7 @@ export interface ProcessServiceDeps {
   store: ImageStore;
   clock: Clock;
   locks?: KeyedLocks;
+  metrics?: Metrics;
 }
 
 /** The deps with the locks that process checkpoints and restores share. */
