@@ -308,8 +308,9 @@ export class MigrationService {
     failedIn: MigrationPhaseName,
     cause: unknown,
   ): Promise<void> {
-    const { release } = this.deps.checkpoints.retain(migration.checkpointId!);
+    let release: (() => void) | undefined;
     try {
+      release = this.deps.checkpoints.retain(migration.checkpointId!).release;
       if (migration.targetContainer) return await this.finish(migration, keepSource);
       const restoreAsked = migration.phases.some((p) => p.name === 'restore');
       if (restoreAsked) {
@@ -320,8 +321,16 @@ export class MigrationService {
         }
       }
       await this.rollback(migration, peer, failedIn, cause, restoreAsked);
+    } catch (err) {
+      // The migration runs in the background: nothing here may reject (its checkpoint deleted meanwhile, say).
+      this.end(
+        migration,
+        'failed',
+        failedIn,
+        new Error(`${message(cause)}; then settling it failed: ${message(err)}`),
+      );
     } finally {
-      release();
+      release?.();
     }
   }
 

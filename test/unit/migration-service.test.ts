@@ -340,3 +340,17 @@ test('a target whose disk floor leaves no room for the checkpoint is refused bef
   t.false(t.context.runtime.calls.some((c) => c.startsWith('checkpoint')));
   t.true(t.context.runtime.containers.get(SOURCE)?.running);
 });
+
+test('a migration whose checkpoint was deleted before it could settle ends failed, and cryo keeps running', async (t) => {
+  const { peer, services } = t.context;
+  let fail!: () => void;
+  peer.restoreGate = new Promise((resolve) => (fail = resolve));
+  peer.fail.restore = new TargetError(ErrorCode.TARGET_REFUSED, 'criu failed', 'see log');
+  const { id } = await start(t.context);
+  for (let i = 0; i < 200 && !peer.calls.some((c) => c.startsWith('restore')); i++) await sleep(5);
+  await services.checkpoints.remove(services.migrations.get(id).checkpointId!);
+  fail();
+  const m = await finished(t.context, id);
+  t.like(m, { status: 'failed', error: { phase: 'restore' } });
+  t.regex(m.error?.message ?? '', /criu failed; then settling it failed: .*no checkpoint/);
+});
