@@ -1,5 +1,4 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { execa, ExecaError } from 'execa';
 import type { ContainerCriuOptions } from '../../domain/checkpoint.js';
@@ -67,11 +66,12 @@ export class RuncCheckpointer {
       dump.containerId,
     ];
     // runc has no flag for the ghost limit; CRIU reads a per-process configuration file named in its environment,
-    // so each request gets its own file and two concurrent dumps never see each other's options.
+    // so each request gets its own file and two concurrent dumps never see each other's options. It lives in the
+    // dump's work directory (staging), which a start after a crash sweeps.
     const confDir =
       dump.criu.ghostLimitBytes === undefined
         ? undefined
-        : await mkdtemp(path.join(os.tmpdir(), 'cryo-criu-'));
+        : await mkdtemp(path.join(dump.workDir, 'criu-conf-'));
     try {
       const env: Record<string, string> = {};
       if (confDir) {
