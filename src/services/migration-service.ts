@@ -323,12 +323,7 @@ export class MigrationService {
       await this.rollback(migration, peer, failedIn, cause, restoreAsked);
     } catch (err) {
       // The migration runs in the background: nothing here may reject (its checkpoint deleted meanwhile, say).
-      this.end(
-        migration,
-        'failed',
-        failedIn,
-        new Error(`${message(cause)}; then settling it failed: ${message(err)}`),
-      );
+      this.failAfter(migration, failedIn, cause, 'settling it', err);
     } finally {
       release?.();
     }
@@ -388,13 +383,24 @@ export class MigrationService {
       });
       this.end(migration, 'rolled_back', failedIn, cause);
     } catch (err) {
-      this.end(
-        migration,
-        'failed',
-        failedIn,
-        new Error(`${message(cause)}; then the rollback failed: ${message(err)}`),
-      );
+      this.failAfter(migration, failedIn, cause, 'the rollback', err);
     }
+  }
+
+  /** Ends the migration failed with both errors: the one that stopped it, and the one that undoing it met. */
+  private failAfter(
+    migration: Migration,
+    failedIn: MigrationPhaseName,
+    cause: unknown,
+    step: string,
+    err: unknown,
+  ): void {
+    this.end(
+      migration,
+      'failed',
+      failedIn,
+      new Error(`${message(cause)}; then ${step} failed: ${message(err)}`),
+    );
   }
 
   /** Best effort: the target may have published the import without the source learning its id. */

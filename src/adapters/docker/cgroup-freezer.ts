@@ -1,5 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * A container's cgroup freezer, read and thawed directly: a dump that fails half-way can leave the cgroup frozen
@@ -13,24 +14,29 @@ export class CgroupFreezer {
     return file.v2 ? state === '1' : state === 'FROZEN' || state === 'FREEZING';
   }
 
-  /** Freezes the cgroup and waits until all its tasks are frozen; false where there is no freezer to use. */
-  async freeze(pid: number, timeoutMs = 5_000): Promise<boolean> {
+  /**
+   * Freezes the cgroup and waits until all its tasks are frozen (nothing where there is no freezer); on any
+   * failure it thaws again before it throws.
+   */
+  async freeze(pid: number, timeoutMs = 5_000): Promise<void> {
     const file = await freezerFile(pid);
-    if (!file) return false;
-    await writeFile(file.path, file.v2 ? '1' : 'FROZEN');
+    if (!file) return;
     const done = file.v2
       ? async () =>
           /^frozen 1$/m.test(await readFile(path.join(path.dirname(file.path), 'cgroup.events'), 'utf8'))
       : async () => (await readFile(file.path, 'utf8')).trim() === 'FROZEN';
     const deadline = Date.now() + timeoutMs;
-    while (!(await done())) {
-      if (Date.now() > deadline) {
-        await this.thaw(pid);
-        throw new Error(`the cgroup of pid ${pid} did not freeze within ${timeoutMs} ms`);
+    try {
+      await writeFile(file.path, file.v2 ? '1' : 'FROZEN');
+      while (!(await done())) {
+        if (Date.now() > deadline)
+          throw new Error(`the cgroup of pid ${pid} did not freeze within ${timeoutMs} ms`);
+        await sleep(5);
       }
-      await new Promise((resolve) => setTimeout(resolve, 5));
+    } catch (err) {
+      await this.thaw(pid);
+      throw err;
     }
-    return true;
   }
 
   async thaw(pid: number): Promise<void> {

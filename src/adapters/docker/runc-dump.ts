@@ -90,7 +90,6 @@ export class RuncDump {
     try {
       await this.freezer.freeze(pid);
     } catch (err) {
-      await this.freezer.thaw(pid);
       this.journal.end(entry);
       throw err;
     }
