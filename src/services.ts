@@ -75,7 +75,7 @@ export function createServices(d: ServiceDeps) {
     catalog,
     processes,
     sidecar,
-    describeEntries: (dir) => codec.describe(dir),
+    describeEntries: (dir, known) => codec.describe(dir, known),
     guard,
     metrics: d.metrics,
   });

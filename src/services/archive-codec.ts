@@ -11,8 +11,11 @@ export interface ExtractLimits {
 
 /** Turns a checkpoint directory into an archive stream and back. */
 export interface ArchiveCodec {
-  /** Lists every file below `dir` (but the manifest) with its size and sha256, in archive order. */
-  describe(dir: string): Promise<Manifest['entries']>;
+  /**
+   * Lists every file below `dir` (but the manifest) with its size and sha256, in archive order; an entry of `known`
+   * is taken as it is, for files that cannot have changed since they were described.
+   */
+  describe(dir: string, known?: Manifest['entries']): Promise<Manifest['entries']>;
   /** Streams `dir` as a tar, `manifest` first, then the manifest's entries, compressed as asked. */
   pack(dir: string, manifest: Manifest, compress: Compression): Readable;
   /** Reads an archive into the empty directory `dir`, verifying it as it streams; returns its manifest. */

@@ -252,12 +252,11 @@ export class MigrationService {
     let frozenAt = 0;
     let failedIn: MigrationPhaseName = 'checkpoint';
     try {
-      frozenAt = clock.now();
       const checkpoint = await this.phase(migration, 'checkpoint', () =>
         checkpoints.create(
           container.id,
           { name: checkpointName(migration), leaveRunning: false, includeVolumes: true },
-          { hashEntries: true },
+          { hashEntries: true, onFreeze: () => (frozenAt = clock.now()) },
         ),
       );
       migration.checkpointId = checkpoint.id;

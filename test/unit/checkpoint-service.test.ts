@@ -7,6 +7,7 @@ import { openDatabase, type Db } from '../../src/adapters/store/database.js';
 import { SqliteCheckpointCatalog } from '../../src/adapters/store/sqlite-checkpoint-catalog.js';
 import { TarArchiveCodec } from '../../src/adapters/archive/tar-archive-codec.js';
 import { AppError, CriuError, DockerError, ErrorCode } from '../../src/domain/errors/index.js';
+import { CHECKPOINT_IMAGES_DIR } from '../../src/domain/layout.js';
 import { CheckpointService } from '../../src/services/checkpoint-service.js';
 import { DiskGuard, type DiskFloor } from '../../src/services/disk-guard.js';
 import type { ImageStore } from '../../src/services/image-store.js';
@@ -50,9 +51,9 @@ test.beforeEach(async (t) => {
       store,
       rootfs: new FakeRootfs(runtime.calls),
       clock,
-      describeEntries: (d) => {
+      describeEntries: (d, known) => {
         t.context.described.push(d);
-        return new TarArchiveCodec().describe(d);
+        return new TarArchiveCodec().describe(d, known);
       },
     }),
   };
@@ -119,17 +120,19 @@ test('entries are hashed during the checkpoint when asked (a migration), else on
   const entries = (await readManifest(sentDir)).entries;
   t.deepEqual(entries, await new TarArchiveCodec().describe(sentDir), 'what an export would list');
   t.true(entries.some((e) => e.name === 'config.dump' && e.sha256.length === 64));
-  t.is(described.length, 1, 'and nothing hashes it again');
+  // CRIU's images first, while Docker handles the exit; then the rest, with the images' entries taken as they are.
+  t.is(described[0], path.join(described[1]!, CHECKPOINT_IMAGES_DIR));
+  t.is(described.length, 2, 'and nothing hashes it again');
 
   const plain = await service.create('web', { leaveRunning: true });
   const plainDir = path.join(dir, 'checkpoints', plain.id);
   t.deepEqual((await readManifest(plainDir)).entries, [], 'nothing hashed at checkpoint time');
-  t.is(described.length, 1);
+  t.is(described.length, 2);
   const complete = await service.completeManifest(plain.id);
   t.deepEqual(complete.entries, await new TarArchiveCodec().describe(plainDir));
   t.deepEqual((await readManifest(plainDir)).entries, complete.entries, 'kept in cryo.json');
   await service.completeManifest(plain.id);
-  t.deepEqual(described.slice(1), [plainDir], 'hashed once, for every export');
+  t.deepEqual(described.slice(2), [plainDir], 'hashed once, for every export');
   t.deepEqual(
     (await readdir(plainDir)).filter((f) => f.startsWith('.')),
     [],

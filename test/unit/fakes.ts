@@ -6,7 +6,7 @@ import type { Dumper } from '../../src/domain/preflight.js';
 import type { ProcessReport } from '../../src/domain/process.js';
 import type { ProcessInspector } from '../../src/services/process-inspector.js';
 import type { MountRecord } from '../../src/domain/manifest.js';
-import type { RootfsChanges, RootfsSummary } from '../../src/services/rootfs-changes.js';
+import type { RootfsChanges, RootfsSource, RootfsSummary } from '../../src/services/rootfs-changes.js';
 import type { DumpResult, EngineRestoreResult } from '../../src/services/checkpoint-engine.js';
 import type { CheckpointEngine } from '../../src/services/checkpoint-engine.js';
 import type {
@@ -212,10 +212,11 @@ export class FakeRootfs implements RootfsChanges {
   constructor(private readonly calls: string[] = []) {}
   /** A storage driver cryo cannot read. */
   unsupported: string | undefined;
-  async requireSupported(): Promise<void> {
+  async prepare(containerId: string): Promise<RootfsSource> {
     if (this.unsupported) throw new RootfsUnsupportedError(this.unsupported);
+    return { containerId, upper: '/nonexistent/upper', lowers: [], mounts: [] };
   }
-  async record(containerId: string, dir: string): Promise<RootfsSummary> {
+  async record({ containerId }: RootfsSource, dir: string): Promise<RootfsSummary> {
     this.calls.push(`rootfs ${containerId}`);
     await writeFile(path.join(dir, 'rootfs-diff.tar'), '');
     await writeFile(path.join(dir, 'deleted.files'), '[]');

@@ -55,6 +55,51 @@ test('an archive packed from a directory extracts to the same files', async (t) 
   }
 });
 
+test('many small entries, and entries at the small-entry bound, round-trip byte for byte', async (t) => {
+  const { root, dir, files } = await source(t);
+  // Small entries are read ahead and written in the background: every one of them must still land whole.
+  for (let i = 0; i < 70; i++) files[`checkpoint/core-${i}.img`] = randomBytes(1 + ((i * 997) % 5000));
+  files['checkpoint/at-bound.img'] = randomBytes(MIB);
+  files['checkpoint/past-bound.img'] = randomBytes(MIB + 1);
+  for (const [name, body] of Object.entries(files)) await writeFile(path.join(dir, name), body);
+  const manifest = sampleManifest(await codec.describe(dir));
+  const out = path.join(root, 'out');
+  await mkdir(out);
+  await codec.extract(Readable.from([await buffer(codec.pack(dir, manifest, 'none'))]), out, {
+    maxBytes: 1e9,
+  });
+  for (const [name, body] of Object.entries(files))
+    t.true((await readFile(path.join(out, name))).equals(body), name);
+});
+
+test('a changed byte in a small entry is refused, and that entry is never written', async (t) => {
+  const { root, dir, manifest } = await source(t);
+  const items = await readTar(await buffer(codec.pack(dir, manifest, 'none')));
+  items.find((i) => i.header.name === 'checkpoint/inventory.img')!.body[3]! ^= 0xff;
+  const out = path.join(root, 'out');
+  await mkdir(out);
+  const err = await t.throwsAsync(
+    codec.extract(Readable.from([await writeTar(items)]), out, { maxBytes: 1e9 }),
+    { instanceOf: ArchiveInvalidError },
+  );
+  t.regex(err!.message, /"checkpoint\/inventory\.img" does not match its sha256/);
+  t.false((await readdir(path.join(out, 'checkpoint'))).includes('inventory.img'));
+});
+
+test('describe takes the entries it is given as they are, and hashes the rest', async (t) => {
+  const { dir, manifest } = await source(t);
+  const known = { name: 'checkpoint/inventory.img', size: 100, sha256: 'a'.repeat(64) };
+  const described = await codec.describe(dir, [known]);
+  t.deepEqual(
+    described.find((e) => e.name === known.name),
+    known,
+  );
+  t.deepEqual(
+    described.filter((e) => e.name !== known.name),
+    manifest.entries.filter((e) => e.name !== known.name),
+  );
+});
+
 test('a changed byte deep inside a large entry is refused as ARCHIVE_INVALID', async (t) => {
   const { root, dir, manifest } = await source(t);
   const items = await readTar(await buffer(codec.pack(dir, manifest, 'none')));

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { link, lstat, mkdir, open, symlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readFile, symlink, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -12,6 +12,7 @@ import { ARCHIVE_FORMAT_VERSION, CRYO_MANIFEST } from '../../domain/layout.js';
 import { ManifestSchema, type Manifest, type ManifestEntry } from '../../domain/manifest.js';
 import type { ArchiveCodec, ExtractLimits } from '../../services/archive-codec.js';
 import { compress, decompress, detectCompression, peek } from './compression.js';
+import { FileWrites } from './file-writes.js';
 import { walkRelative, type TarHeader } from './tar-pack.js';
 
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -30,15 +31,16 @@ const HINT_EXPORT = 'import only archives made by GET /v1/checkpoints/{id}/archi
  * mechanism: the export and the import are the two directions of the same format and its checks.
  */
 export class TarArchiveCodec implements ArchiveCodec {
-  async describe(dir: string): Promise<ManifestEntry[]> {
+  async describe(dir: string, known: ManifestEntry[] = []): Promise<ManifestEntry[]> {
+    const done = new Map(known.map((e) => [e.name, e]));
     const rel = (await walkRelative(dir)).filter((p) => p !== CRYO_MANIFEST);
-    const files: string[] = [];
-    for (const p of rel) if ((await lstat(path.join(dir, p))).isFile()) files.push(p);
+    const stats = await inBatches(rel, (p) => lstat(path.join(dir, p)));
+    const files = rel.filter((_, i) => stats[i]!.isFile());
     // Top-level files first (they are small and tell a reader what follows), then the directories' files.
     files.sort((a, b) => Number(a.includes('/')) - Number(b.includes('/')) || (a < b ? -1 : a > b ? 1 : 0));
-    const entries: ManifestEntry[] = [];
-    for (const name of files) entries.push({ name, ...(await hashFile(path.join(dir, name))) });
-    return entries;
+    // A checkpoint is mostly small files: one at a time, each costs more in round trips than in hashing.
+    const hashes = await inBatches(files, async (name) => done.get(name) ?? hashFile(path.join(dir, name)));
+    return files.map((name, i) => ({ ...hashes[i]!, name }));
   }
 
   pack(dir: string, manifest: Manifest, kind: Compression): Readable {
@@ -48,20 +50,39 @@ export class TarArchiveCodec implements ArchiveCodec {
       const body = Buffer.from(JSON.stringify(manifest, null, 2));
       await entry(pack, { name: CRYO_MANIFEST, size: body.length, mode: 0o600, mtime }, body);
       const dirs = new Set<string>();
-      for (const e of manifest.entries) {
-        const parts = e.name.split('/');
-        for (let i = 1; i < parts.length; i++) {
-          const d = parts.slice(0, i).join('/');
-          if (!dirs.has(d)) {
-            dirs.add(d);
-            await entry(pack, { name: `${d}/`, type: 'directory', mode: 0o700, mtime });
-          }
-        }
-        await entry(
-          pack,
-          { name: e.name, size: e.size, mode: 0o600, mtime },
-          createReadStream(path.join(dir, e.name), { highWaterMark: CHUNK }),
+      const { entries } = manifest;
+      // Small files are read a batch ahead, so that the stream never waits for one file's open and read.
+      const readSmall = (from: number) =>
+        Promise.all(
+          entries
+            .slice(from, from + PARALLEL_FILES)
+            .map((e) => (e.size <= CHUNK ? readFile(path.join(dir, e.name)) : undefined)),
         );
+      let batch = readSmall(0);
+      for (let at = 0; at < entries.length; at += PARALLEL_FILES) {
+        const bodies = await batch;
+        batch = readSmall(at + PARALLEL_FILES);
+        batch.catch(() => undefined);
+        for (const [i, body] of bodies.entries()) {
+          const e = entries[at + i]!;
+          const parts = e.name.split('/');
+          for (let p = 1; p < parts.length; p++) {
+            const d = parts.slice(0, p).join('/');
+            if (!dirs.has(d)) {
+              dirs.add(d);
+              await entry(pack, { name: `${d}/`, type: 'directory', mode: 0o700, mtime });
+            }
+          }
+          if (body && body.length !== e.size)
+            throw new Error(
+              `${e.name} is ${body.length} bytes, not the ${e.size} that ${CRYO_MANIFEST} says`,
+            );
+          await entry(
+            pack,
+            { name: e.name, size: e.size, mode: 0o600, mtime },
+            body ?? createReadStream(path.join(dir, e.name), { highWaterMark: CHUNK }),
+          );
+        }
       }
       pack.finalize();
     };
@@ -88,6 +109,29 @@ export class TarArchiveCodec implements ArchiveCodec {
   }
 
   private async verify(extract: tar.Extract, dir: string, limits: ExtractLimits): Promise<Manifest> {
+    // Small entries are written while the stream goes on; each is checked before its write starts.
+    const writes = new FileWrites();
+    const made = new Set<string>();
+    const makeDir = async (d: string) => {
+      if (made.has(d)) return;
+      await mkdir(d, { recursive: true, mode: 0o700 });
+      made.add(d);
+    };
+    try {
+      return await this.verifyEntries(extract, dir, limits, writes, makeDir);
+    } finally {
+      // Never leaves a write behind the staging directory's removal; a failure of its own is already thrown.
+      await writes.settle().catch(() => undefined);
+    }
+  }
+
+  private async verifyEntries(
+    extract: tar.Extract,
+    dir: string,
+    limits: ExtractLimits,
+    writes: FileWrites,
+    makeDir: (d: string) => Promise<void>,
+  ): Promise<Manifest> {
     let manifest: Manifest | undefined;
     let expected = new Map<string, ManifestEntry>();
     const seen = new Set<string>();
@@ -135,7 +179,7 @@ export class TarArchiveCodec implements ArchiveCodec {
       const target = path.join(dir, name);
       switch (header.type) {
         case 'directory':
-          await mkdir(target, { recursive: true, mode: 0o700 });
+          await makeDir(target);
           item.resume();
           break;
         case 'file':
@@ -145,12 +189,18 @@ export class TarArchiveCodec implements ArchiveCodec {
           if (seen.has(name)) throw invalid(`entry "${name}" appears twice`);
           if (header.size !== want.size)
             throw invalid(`entry "${name}" has ${header.size} bytes, ${CRYO_MANIFEST} says ${want.size}`);
-          await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
-          const got = await writeHashed(item as unknown as AsyncIterable<Buffer>, target);
+          await makeDir(path.dirname(target));
+          const body =
+            want.size <= CHUNK ? await readAll(item as unknown as AsyncIterable<Buffer>) : undefined;
+          const got = body
+            ? { size: body.length, sha256: createHash('sha256').update(body).digest('hex') }
+            : await writeHashed(item as unknown as AsyncIterable<Buffer>, target);
           if (got.size !== want.size)
             throw invalid(`entry "${name}" is truncated (${got.size} of ${want.size} bytes)`);
           if (got.sha256 !== want.sha256)
             throw invalid(`entry "${name}" does not match its sha256 in ${CRYO_MANIFEST}`);
+          // O_EXCL, as writeHashed: an entry never overwrites, or writes through, something already there.
+          if (body) await writes.add(writeFile(target, body, { mode: 0o600, flag: 'wx' }));
           seen.add(name);
           break;
         }
@@ -158,7 +208,7 @@ export class TarArchiveCodec implements ArchiveCodec {
           const linkname = header.linkname ?? '';
           if (!symlinkStaysInside(name, linkname))
             throw invalid(`symlink "${name}" points outside the archive (${linkname})`);
-          await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
+          await makeDir(path.dirname(target));
           await symlink(linkname, target);
           links.add(name);
           item.resume();
@@ -171,7 +221,8 @@ export class TarArchiveCodec implements ArchiveCodec {
               `hard link "${name}" points outside the archive or at nothing before it (${header.linkname})`,
             );
           }
-          await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
+          await makeDir(path.dirname(target));
+          await writes.settle();
           await link(path.join(dir, linkTarget), target);
           links.add(name);
           item.resume();
@@ -182,6 +233,7 @@ export class TarArchiveCodec implements ArchiveCodec {
       }
     }
     if (!manifest) throw invalid(`the archive is empty or truncated: no ${CRYO_MANIFEST}`);
+    await writes.settle();
     const missing = manifest.entries.filter((e) => !seen.has(e.name)).map((e) => e.name);
     if (missing.length > 0) {
       throw invalid(
@@ -292,12 +344,33 @@ async function writeAll(handle: FileHandle, chunks: Buffer[], position: number):
 
 async function hashFile(file: string): Promise<{ size: number; sha256: string }> {
   const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: CHUNK })) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
+  const handle = await open(file, 'r');
+  try {
+    const { size } = await handle.stat();
+    if (size <= CHUNK) {
+      const body = await handle.readFile();
+      return { size: body.length, sha256: hash.update(body).digest('hex') };
+    }
+    let read = 0;
+    for await (const chunk of handle.createReadStream({ highWaterMark: CHUNK, autoClose: false })) {
+      hash.update(chunk as Buffer);
+      read += (chunk as Buffer).length;
+    }
+    return { size: read, sha256: hash.digest('hex') };
+  } finally {
+    await handle.close();
   }
-  return { size, sha256: hash.digest('hex') };
+}
+
+/** How many files an export reads, or hashes, at once. */
+const PARALLEL_FILES = 8;
+
+/** `fn` over `items`, PARALLEL_FILES at a time, results in order. */
+async function inBatches<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += PARALLEL_FILES)
+    out.push(...(await Promise.all(items.slice(i, i + PARALLEL_FILES).map(fn))));
+  return out;
 }
 
 function entry(pack: tar.Pack, header: TarHeader, body?: Buffer | Readable): Promise<void> {

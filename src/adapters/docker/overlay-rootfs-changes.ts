@@ -6,7 +6,7 @@ import { ArchiveInvalidError, RootfsUnsupportedError } from '../../domain/errors
 import { DELETED_FILES, ROOTFS_DIFF_TAR, VOLUMES_DIR } from '../../domain/layout.js';
 import type { MountRecord } from '../../domain/manifest.js';
 import { safeRootfsPath } from '../../domain/archive-path.js';
-import type { RootfsChanges, RootfsSummary } from '../../services/rootfs-changes.js';
+import type { RootfsChanges, RootfsSource, RootfsSummary } from '../../services/rootfs-changes.js';
 import { walkRelative, writeTar } from '../archive/tar-pack.js';
 import type { ContainerdCtl, OverlayLayers } from './containerd-ctl.js';
 import type { DockerClient } from './docker-client.js';
@@ -35,18 +35,29 @@ export class OverlayRootfsChanges implements RootfsChanges {
     private readonly containerd: ContainerdCtl,
   ) {}
 
-  async requireSupported(containerId: string): Promise<void> {
-    const info = await this.client.call((d) => d.getContainer(containerId).inspect());
-    await this.layers(containerId, info as unknown as InspectWithDriver);
+  async prepare(containerId: string): Promise<RootfsSource> {
+    const info = (await this.client.call((d) =>
+      d.getContainer(containerId).inspect(),
+    )) as unknown as InspectWithDriver;
+    const { upper, lowers } = await this.layers(containerId, info);
+    return {
+      containerId,
+      upper,
+      lowers,
+      mounts: info.Mounts.map((m) => ({
+        type: m.Type,
+        ...(m.Name !== undefined ? { name: m.Name } : {}),
+        source: m.Source,
+        destination: m.Destination,
+        readOnly: !m.RW,
+      })),
+    };
   }
 
-  async record(containerId: string, dir: string): Promise<RootfsSummary> {
-    const container = this.client.container(containerId);
-    const info = (await this.client.call(() => container.inspect())) as unknown as InspectWithDriver;
-    const { upper } = await this.layers(containerId, info);
-    const excluded = [...DOCKER_MANAGED, ...info.Mounts.map((m) => m.Destination)];
+  async record({ containerId, upper, mounts }: RootfsSource, dir: string): Promise<RootfsSummary> {
+    const excluded = [...DOCKER_MANAGED, ...mounts.map((m) => m.destination)];
     const skip = (p: string) => excluded.some((e) => p === e || p.startsWith(`${e}/`));
-    const listed: unknown = await this.client.call(() => container.changes());
+    const listed: unknown = await this.client.call(() => this.client.container(containerId).changes());
     // Docker answers `null` (which dockerode passes on as text) when nothing changed.
     const changes = (Array.isArray(listed) ? listed : []) as Change[];
     const deleted = changes
@@ -90,27 +101,17 @@ export class OverlayRootfsChanges implements RootfsChanges {
     );
   }
 
-  async recordMounts(containerId: string, dir: string, includeVolumes: boolean): Promise<MountRecord[]> {
-    const info = (await this.client.call((d) =>
-      d.getContainer(containerId).inspect(),
-    )) as unknown as InspectWithDriver;
+  async recordMounts(source: RootfsSource, dir: string, includeVolumes: boolean): Promise<MountRecord[]> {
     const records: MountRecord[] = [];
-    for (const m of info.Mounts) {
-      const isVolume = m.Type === 'volume' && m.Name !== undefined;
+    for (const m of source.mounts) {
+      const isVolume = m.type === 'volume' && m.name !== undefined;
       let included = false;
       if (isVolume && includeVolumes) {
         await mkdir(path.join(dir, VOLUMES_DIR), { recursive: true, mode: 0o700 });
-        await writeTar(m.Source, await walkRelative(m.Source), path.join(dir, VOLUMES_DIR, `${m.Name}.tar`));
+        await writeTar(m.source, await walkRelative(m.source), path.join(dir, VOLUMES_DIR, `${m.name}.tar`));
         included = true;
       }
-      records.push({
-        type: m.Type,
-        ...(m.Name ? { name: m.Name } : {}),
-        source: m.Source,
-        destination: m.Destination,
-        readOnly: !m.RW,
-        included,
-      });
+      records.push({ ...m, included });
     }
     return records;
   }

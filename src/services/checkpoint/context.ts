@@ -34,8 +34,11 @@ export interface CheckpointServiceDeps {
   sidecar?: SidecarService | undefined;
   /** Where a stop-mode checkpoint records the container it stopped, until it is published. */
   journal?: HostJournal;
-  /** Every file of a checkpoint directory (but the manifest) with its size and sha256, as an export lists them. */
-  describeEntries?: (dir: string) => Promise<ManifestEntry[]>;
+  /**
+   * Every file of a checkpoint directory (but the manifest) with its size and sha256, as an export lists them;
+   * entries of `known` are taken as they are.
+   */
+  describeEntries?: (dir: string, known?: ManifestEntry[]) => Promise<ManifestEntry[]>;
   /** Free space for a dump (default: the store's, with no floor). */
   guard?: DiskGuard;
   metrics?: Metrics;

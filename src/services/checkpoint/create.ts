@@ -15,6 +15,7 @@ import {
 } from '../../domain/errors/index.js';
 import { HostIntentKind } from '../../domain/host-intent.js';
 import { CHECKPOINT_IMAGES_DIR, CRYO_MANIFEST } from '../../domain/layout.js';
+import type { ManifestEntry } from '../../domain/manifest.js';
 import type { ContainerInfo, RuntimeCheckpointResult } from '../container-runtime.js';
 import type { RootfsSummary } from '../rootfs-changes.js';
 import { fallbackSpec } from '../engine-configs.js';
@@ -33,6 +34,8 @@ export interface CreateCheckpointInternals {
    * checkpoint that is about to be sent (a migration) saves a full read of its images during the downtime.
    */
   hashEntries?: boolean;
+  /** Called as the dump starts: the workload stops answering from here. */
+  onFreeze?: () => void;
 }
 
 /** Checkpoints a running container: CRIU's images, its root-filesystem changes, and its job's operator state. */
@@ -74,11 +77,11 @@ export async function createCheckpoint(
     }
     const processes = body.force ? undefined : ctx.processes;
     // Whatever would make the checkpoint fail after the workload stops is asked before anything is frozen.
-    const [criuVersion, preflight, runtimeSpec, , imageLayers] = await Promise.all([
+    const [criuVersion, preflight, runtimeSpec, rootfsSource, imageLayers] = await Promise.all([
       ctx.support.require(),
       processes?.preflightOf(container, criu),
       runtime.runtimeSpec(container.id),
-      ctx.rootfs.requireSupported(container.id),
+      ctx.rootfs.prepare(container.id),
       runtime.imageLayers(container.imageId),
       requireSpace(ctx, container.pid),
     ]);
@@ -106,6 +109,7 @@ export async function createCheckpoint(
           });
         }
         const dumpStarted = clock.now();
+        internals.onFreeze?.();
         // Files read while the workload is frozen agree with its memory; a stopped workload writes nothing anyway.
         const holdFrozen = body.leaveRunning && (body.consistentRootfs ?? true);
         let dumped: RuntimeCheckpointResult;
@@ -134,15 +138,20 @@ export async function createCheckpoint(
         let pausedMs = holdFrozen ? undefined : await thaw();
         try {
           let rootfs: RootfsSummary;
+          let images: Promise<ManifestEntry[]> | undefined;
           try {
             await rename(path.join(dir, id), path.join(dir, CHECKPOINT_IMAGES_DIR));
-            rootfs = await ctx.rootfs.record(container.id, dir);
+            // CRIU's images are hashed while Docker handles the exit, which the root filesystem's diff waits for.
+            images = internals.hashEntries ? imageEntries(ctx, dir) : undefined;
+            images?.catch(() => undefined);
+            rootfs = await ctx.rootfs.record(rootfsSource, dir);
           } finally {
             if (holdFrozen) pausedMs = await thaw();
           }
-          const mounts = await ctx.rootfs.recordMounts(container.id, dir, body.includeVolumes ?? false);
+          const mounts = await ctx.rootfs.recordMounts(rootfsSource, dir, body.includeVolumes ?? false);
           await writeConfigs(dir, container, createdAt, spec);
-          const entries = internals.hashEntries && ctx.describeEntries ? await ctx.describeEntries(dir) : [];
+          const entries =
+            internals.hashEntries && ctx.describeEntries ? await ctx.describeEntries(dir, await images) : [];
           await writeJson(
             path.join(dir, CRYO_MANIFEST),
             buildManifest({
@@ -285,6 +294,12 @@ async function createApplicationOnly(ctx: CheckpointContext, job: ApplicationOnl
   }
   await sidecar.finish(container.pid, cut!, 'complete');
   return checkpoint;
+}
+
+/** The entries of CRIU's images, named as in the checkpoint directory. */
+async function imageEntries(ctx: CheckpointContext, dir: string): Promise<ManifestEntry[]> {
+  const entries = (await ctx.describeEntries?.(path.join(dir, CHECKPOINT_IMAGES_DIR))) ?? [];
+  return entries.map((e) => ({ ...e, name: `${CHECKPOINT_IMAGES_DIR}/${e.name}` }));
 }
 
 /** Room for the dump beside the checkpoints: its processes' resident memory, and a margin for the rest. */
