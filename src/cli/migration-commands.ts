@@ -2,6 +2,7 @@ import type { Migration } from '../domain/migration.js';
 import { formatOption, formatted, pick, seg, type CommandContext, type Formatted } from './cli-support.js';
 import { CliError } from './cryo-client.js';
 import { listTables } from './list-tables.js';
+import { MigrationProgress } from './migration-progress.js';
 
 const MIGRATION_POLL_MS = 200;
 
@@ -24,17 +25,16 @@ export function addMigrationCommands({ program, out, run }: CommandContext): voi
           ...pick(o, ['name', 'keepSource']),
         });
         if (o.wait === false) return m;
-        let reported = 0;
-        for (;;) {
-          for (const p of m.phases.slice(reported)) {
-            if (p.status === 'running') break;
-            const how = p.status === 'skipped' ? ` (${p.detail})` : ` in ${p.ms} ms`;
-            out.stderr.write(`${p.name}: ${p.status}${how}\n`);
-            reported++;
+        const progress = new MigrationProgress(out.stderr);
+        try {
+          for (;;) {
+            progress.update(m);
+            if (m.status !== 'running') break;
+            await new Promise((r) => setTimeout(r, MIGRATION_POLL_MS));
+            m = await client.json<Migration>('GET', `/v1/migrations/${m.id}`);
           }
-          if (m.status !== 'running') break;
-          await new Promise((r) => setTimeout(r, MIGRATION_POLL_MS));
-          m = await client.json<Migration>('GET', `/v1/migrations/${m.id}`);
+        } finally {
+          progress.stop();
         }
         if (m.status !== 'succeeded') {
           out.stdout.write(`${JSON.stringify(m, null, 2)}\n`);

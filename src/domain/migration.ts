@@ -35,6 +35,8 @@ export const MigrationSchema = z.object({
   /** From the freeze on the source to the process running on the target. */
   downtimeMs: z.number().optional(),
   bytesSent: z.number(),
+  /** What the stream will send, about: the checkpoint's size on disk, known once it is taken. */
+  bytesTotal: z.number().optional(),
   checkpointId: z.string().optional(),
   targetCheckpointId: z.string().optional(),
   targetContainer: z.object({ id: z.string(), name: z.string() }).optional(),

@@ -260,6 +260,7 @@ export class MigrationService {
         ),
       );
       migration.checkpointId = checkpoint.id;
+      migration.bytesTotal = checkpoint.sizeBytes;
       failedIn = 'stream';
       const imported = await this.phase(migration, 'stream', async () => {
         const archive = await archives.export(checkpoint.id, 'none');
