@@ -195,6 +195,34 @@ test('a failed restore into a new container removes that container and keeps the
   t.is(ok.container!.name, 'copy');
 });
 
+test('a restore into a new container applies the root-filesystem changes only when there are some', async (t) => {
+  const { dir, db, runtime } = t.context;
+  const rootfs = new FakeRootfs();
+  const service = new CheckpointService({
+    runtime,
+    engine: new FakeEngine(),
+    catalog: new SqliteCheckpointCatalog(db),
+    store: new FsImageStore(dir),
+    rootfs,
+    clock: { now: () => Date.now() },
+  });
+  runtime.add({ id: 'c'.repeat(64), name: 'web' });
+  const unchanged = await service.create('web', { leaveRunning: true, name: 'unchanged' });
+  const a = await service.restore(unchanged.id, { name: 'a', ports: 'free' });
+  t.deepEqual(rootfs.applied, []);
+  for (const found of [
+    { changed: 1, deleted: 0 },
+    { changed: 0, deleted: 1 },
+  ]) {
+    rootfs.found = found;
+    const changed = await service.create('web', { leaveRunning: true, name: `changed-${found.changed}` });
+    const b = await service.restore(changed.id, { name: `b-${found.changed}`, ports: 'free' });
+    t.is(rootfs.applied.at(-1), b.container!.id);
+  }
+  t.is(rootfs.applied.length, 2);
+  t.truthy(a.container);
+});
+
 test('restore in place needs the original container, stopped', async (t) => {
   const { runtime, service } = t.context;
   runtime.add({ id: 'c'.repeat(64), name: 'web' });

@@ -212,6 +212,8 @@ export class FakeRootfs implements RootfsChanges {
   constructor(private readonly calls: string[] = []) {}
   /** A storage driver cryo cannot read. */
   unsupported: string | undefined;
+  /** What `record` reports it found. */
+  found: RootfsSummary = { changed: 0, deleted: 0 };
   async prepare(containerId: string): Promise<RootfsSource> {
     if (this.unsupported) throw new RootfsUnsupportedError(this.unsupported);
     return { containerId, upper: '/nonexistent/upper', lowers: [], mounts: [] };
@@ -220,7 +222,7 @@ export class FakeRootfs implements RootfsChanges {
     this.calls.push(`rootfs ${containerId}`);
     await writeFile(path.join(dir, 'rootfs-diff.tar'), '');
     await writeFile(path.join(dir, 'deleted.files'), '[]');
-    return { changed: 0, deleted: 0 };
+    return this.found;
   }
   async apply(containerId: string): Promise<void> {
     this.applied.push(containerId);

@@ -25,7 +25,8 @@ export async function restoreAsNew(
   const intent = ctx.journal?.begin({ kind: HostIntentKind.RESTORE_TARGET, containerId: created.id });
   const release = ctx.locks.acquire(created.id, 'restore', `container "${created.name}"`);
   try {
-    await rootfs.apply(created.id, dir);
+    // Nothing to apply saves two calls to Docker while the workload is down (a migration's restore).
+    if (manifest.rootfs.changed > 0 || manifest.rootfs.deleted > 0) await rootfs.apply(created.id, dir);
     const fresh = new Set([...(await runtime.volumeNames())].filter((v) => !volumesBefore.has(v)));
     await rootfs.applyVolumes(created.id, dir, manifest.mounts, fresh);
     if (abandoned?.aborted) throw new RestoreAbandonedError(created.name);
