@@ -12,7 +12,7 @@ export const HostIntentKind = {
   DOCKER_CHECKPOINT: 'docker-checkpoint',
   /** containerd's unpacked copies of a restored checkpoint in its temporary directory. */
   CONTAINERD_TMP: 'containerd-tmp',
-  /** A container frozen by a dump. */
+  /** A container frozen by a dump; with heldBy, kept frozen for that migration, which alone may end it. */
   FROZEN: 'frozen',
   /** A container stopped by a stop-mode checkpoint that is not published yet. */
   STOP_MODE_CHECKPOINT: 'stop-mode-checkpoint',
@@ -43,7 +43,11 @@ export const HostIntentSchema = z.discriminatedUnion('kind', [
     tmpDir: z.string(),
     before: z.array(z.string()),
   }),
-  z.object({ kind: z.literal(HostIntentKind.FROZEN), containerId: z.string() }),
+  z.object({
+    kind: z.literal(HostIntentKind.FROZEN),
+    containerId: z.string(),
+    heldBy: z.string().optional(),
+  }),
   z.object({
     kind: z.literal(HostIntentKind.STOP_MODE_CHECKPOINT),
     containerId: z.string(),

@@ -41,6 +41,11 @@ export interface CheckpointRequest {
   exit: boolean;
   /** With exit false: return with the container still frozen, until the result's `thaw`. */
   holdFrozen?: boolean;
+  /**
+   * With holdFrozen: the migration that keeps the container frozen past this call and ends the freeze itself
+   * (stopFrozen, or ensureNotFrozen); host recovery leaves such a freeze to it.
+   */
+  heldBy?: string;
   criu: ContainerCriuOptions;
 }
 
@@ -78,6 +83,13 @@ export interface ContainerRuntime {
   checkpoint(containerId: string, request: CheckpointRequest): Promise<RuntimeCheckpointResult>;
   /** Makes sure the container is neither paused nor frozen (after a checkpoint, failed or not). */
   ensureNotFrozen(containerId: string): Promise<void>;
+  /** Whether a checkpoint of this container can keep it frozen after the dump (holdFrozen). */
+  canHoldFrozen(containerId: string): Promise<boolean>;
+  /**
+   * Stops a container that a dump keeps frozen, without letting it run again: its processes are killed while
+   * frozen, then thawed, and die; resolves once the engine shows it exited (its restart policy held meanwhile).
+   */
+  stopFrozen(containerId: string): Promise<void>;
   /** Creates (does not start) a container from another container's config (`docker inspect` output). */
   createFromConfig(config: unknown, target: CreateTarget): Promise<{ id: string; name: string }>;
   /**

@@ -65,6 +65,8 @@ export class MigrationService {
   private readonly events = new EventEmitter();
   /** The journal entry of each migration that has not ended. */
   private readonly intents = new Map<string, number>();
+  /** Migrations whose source waits frozen after its checkpoint, until the target runs the workload or not. */
+  private readonly held = new Set<string>();
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: MigrationServiceDeps) {
@@ -91,6 +93,12 @@ export class MigrationService {
    * it runs the workload (then the source goes), else the source runs it again. Call it after host recovery.
    */
   resumeInterrupted(): void {
+    const open = new Set(this.openIntents().map((e) => e.intent.migrationId));
+    for (const m of this.migrations.values()) {
+      // A source still frozen for a migration that has ended (cryo died while it let the source go).
+      if (!open.has(m.id) && this.heldEntries(m.id).length > 0)
+        void this.endHold(m, m.status === 'succeeded' ? 'stop' : 'thaw').catch(() => undefined);
+    }
     for (const { id, intent } of this.openIntents()) {
       const m = this.migrations.get(intent.migrationId);
       if (m?.status !== 'running') {
@@ -115,7 +123,20 @@ export class MigrationService {
     const failedIn = m.phases.at(-1)?.name ?? 'checkpoint';
     const checkpoint = this.deps.checkpoints.list({ name: checkpointName(m) })[0];
     if (!checkpoint) {
-      // Host recovery has started the container again (its stop-mode checkpoint was never published).
+      // Host recovery has started the container again (its stop-mode checkpoint was never published), or it
+      // waits frozen where its dump left it, and runs on from there.
+      try {
+        await this.endHold(m, 'thaw');
+      } catch (err) {
+        this.failAfter(
+          m,
+          failedIn,
+          new MigrationInterruptedError('its checkpoint was not complete'),
+          'the thaw',
+          err,
+        );
+        return;
+      }
       this.end(m, 'failed', failedIn, new MigrationInterruptedError('its checkpoint was not complete'));
       return;
     }
@@ -252,13 +273,21 @@ export class MigrationService {
     let frozenAt = 0;
     let failedIn: MigrationPhaseName = 'checkpoint';
     try {
+      // Where it can, the source stays frozen after its dump instead of stopping: Docker's handling of the exit
+      // leaves the downtime, and a rollback before the target runs it is a thaw.
+      const hold = await runtime.canHoldFrozen(container.id);
       const checkpoint = await this.phase(migration, 'checkpoint', () =>
         checkpoints.create(
           container.id,
-          { name: checkpointName(migration), leaveRunning: false, includeVolumes: true },
-          { hashEntries: true, onFreeze: () => (frozenAt = clock.now()) },
+          { name: checkpointName(migration), leaveRunning: hold, includeVolumes: true },
+          {
+            hashEntries: true,
+            onFreeze: () => (frozenAt = clock.now()),
+            ...(hold ? { heldBy: migration.id } : {}),
+          },
         ),
       );
+      if (hold) this.held.add(migration.id);
       migration.checkpointId = checkpoint.id;
       migration.bytesTotal = checkpoint.sizeBytes;
       failedIn = 'stream';
@@ -360,6 +389,7 @@ export class MigrationService {
   private async finish(migration: Migration, keepSource: boolean): Promise<void> {
     const { runtime } = this.deps;
     await this.phase(migration, 'finish', async () => {
+      await this.endHold(migration, 'stop');
       const source = await runtime.inspect(migration.container.id);
       if (!keepSource && source && !source.running) await runtime.remove(source.id);
     }).catch(() => undefined);
@@ -377,6 +407,8 @@ export class MigrationService {
     try {
       await this.phase(migration, 'rollback', async () => {
         if (!copyGone) await this.dropTargetCopy(migration, peer);
+        // A source held frozen runs on from its freeze; one that stopped is restored from the checkpoint.
+        await this.endHold(migration, 'thaw');
         const source = await this.deps.runtime.inspect(migration.container.id);
         // Already running again: a rollback interrupted after its restore, or someone started it.
         if (!source?.running) await this.deps.checkpoints.restore(migration.checkpointId!, { ports: 'free' });
@@ -401,6 +433,27 @@ export class MigrationService {
       failedIn,
       new Error(`${message(cause)}; then ${step} failed: ${message(err)}`),
     );
+  }
+
+  /** The journal's record of a source frozen for this migration (its dump's, which outlives a crash). */
+  private heldEntries(migrationId: string) {
+    return (this.deps.journal?.pending() ?? []).filter(
+      (e) => e.intent.kind === HostIntentKind.FROZEN && e.intent.heldBy === migrationId,
+    );
+  }
+
+  /**
+   * Ends the freeze that kept the source for this migration, if one does: 'stop' once the target runs the
+   * workload (the source is killed while frozen, so it never runs again), 'thaw' when it does not.
+   */
+  private async endHold(migration: Migration, how: 'stop' | 'thaw'): Promise<void> {
+    const entries = this.heldEntries(migration.id);
+    if (!this.held.has(migration.id) && entries.length === 0) return;
+    const { runtime } = this.deps;
+    if (how === 'stop') await runtime.stopFrozen(migration.container.id);
+    else await runtime.ensureNotFrozen(migration.container.id);
+    for (const e of entries) this.deps.journal?.end(e.id);
+    this.held.delete(migration.id);
   }
 
   /** Best effort: the target may have published the import without the source learning its id. */

@@ -24,8 +24,10 @@ export interface HostRecovery {
 export async function recoverHostState(deps: HostRecoveryDeps): Promise<HostRecovery> {
   const recovery: HostRecovery = { undone: [], failed: [] };
   for (const entry of deps.journal.pending().reverse()) {
-    // The migration service settles these with the target once cryo serves (MigrationService.resumeInterrupted).
+    // The migration service settles these with the target once cryo serves (MigrationService.resumeInterrupted):
+    // a source kept frozen for a migration may only run again once the target is known not to run it.
     if (entry.intent.kind === HostIntentKind.MIGRATION_SOURCE) continue;
+    if (entry.intent.kind === HostIntentKind.FROZEN && entry.intent.heldBy !== undefined) continue;
     try {
       await undoOne(deps, entry.intent);
       deps.journal.end(entry.id);

@@ -138,6 +138,7 @@ test.serial('when B cannot restore, the migration rolls back and the counter run
   const name = containers.uniqueName('rollback');
   await containers.run({ image: NODE_IMAGE, name, publish: 8080 });
   const before = await counterAtLeast(name, 10);
+  const startedAt = (await inspect(name)).State.StartedAt;
 
   const started = await cryo.api<Migration>('POST', `/v1/containers/${name}/migrations`, {
     target: b.cryo.url,
@@ -146,6 +147,8 @@ test.serial('when B cannot restore, the migration rolls back and the counter run
   t.is(started.status, 202, JSON.stringify(started.body));
   const done = (await follow(cryo, started.body.id)).at(-1)!;
   t.is(done.status, 'rolled_back', JSON.stringify(done));
+  // Held frozen while B tried, the source was thawed where it froze: Docker never saw it stop or start.
+  t.is((await inspect(name)).State.StartedAt, startedAt);
   t.is(done.error?.phase, 'restore');
   t.regex(done.error?.message ?? '', /CRIU|criu/);
   t.like(done.phases.at(-1), { name: 'rollback', status: 'done' });

@@ -18,6 +18,7 @@ export async function fakeServices(
   journal?: HostJournal,
   extra: Partial<ServiceDeps> = {},
 ): Promise<Services & { runtime: FakeRuntime }> {
+  runtime.journal = journal;
   const store = new FsImageStore(dir);
   await store.init();
   const services = createServices({

@@ -2,6 +2,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { RestoredContainer } from '../../src/domain/checkpoint.js';
 import { LABEL_RESTORED_FROM } from '../../src/domain/labels.js';
+import { HostIntentKind } from '../../src/domain/host-intent.js';
+import type { HostJournal } from '../../src/services/host-journal.js';
 import type { Dumper } from '../../src/domain/preflight.js';
 import type { ProcessReport } from '../../src/domain/process.js';
 import type { ProcessInspector } from '../../src/services/process-inspector.js';
@@ -98,15 +100,45 @@ export class FakeRuntime implements ContainerRuntime {
     const settled = this.failSettle ? Promise.reject(this.failSettle) : Promise.resolve();
     settled.catch(() => undefined);
     if (request.holdFrozen) this.calls.push(`hold frozen ${containerId}`);
+    if (request.heldBy !== undefined) {
+      this.frozen.add(containerId);
+      // As RuncDump: the freeze is journaled for its migration, which ends the entry.
+      this.journal?.begin({ kind: HostIntentKind.FROZEN, containerId, heldBy: request.heldBy });
+      if (this.heldGate) await this.heldGate;
+    }
     const thaw = async () => {
       if (request.holdFrozen) this.calls.push(`thaw ${containerId}`);
+      this.frozen.delete(containerId);
     };
     return { stats: { frozenMs: 5 }, path: 'runc', settled, thaw };
   }
 
   async ensureNotFrozen(containerId: string): Promise<void> {
     this.calls.push(`ensureNotFrozen ${containerId}`);
+    this.frozen.delete(containerId);
   }
+
+  /** Containers a dump keeps frozen for a migration (heldBy): Docker shows them running, but they do not run. */
+  frozen = new Set<string>();
+  /** Whether checkpoints can keep a container frozen (cryo's runc path); false: Docker's checkpoint API. */
+  holds = true;
+  /** Where a held freeze is journaled, as the real runtime does. */
+  journal: HostJournal | undefined;
+
+  async canHoldFrozen(): Promise<boolean> {
+    return this.holds;
+  }
+
+  async stopFrozen(containerId: string): Promise<void> {
+    this.calls.push(`stopFrozen ${containerId}`);
+    if (this.failStopFrozen) throw this.failStopFrozen;
+    this.frozen.delete(containerId);
+    this.set(containerId, { running: false, state: 'exited' });
+  }
+
+  failStopFrozen: Error | undefined;
+  /** When set, a dump that holds the container frozen waits for it once frozen (a crash before the checkpoint). */
+  heldGate: Promise<void> | undefined;
 
   async restoresInPlace(): Promise<boolean> {
     return true;

@@ -168,3 +168,21 @@ test("a restore's unanswered container is removed; a replacement left under its 
   t.is((await runtime.inspect('f'.repeat(64)))?.name, 'other');
   t.deepEqual(journal.pending(), []);
 });
+
+test('a container kept frozen for a migration is left to that migration: recovery never thaws it', async (t) => {
+  const { journal, catalog, runtime } = t.context;
+  const undo = new RecordingUndo();
+  journal.begin({ kind: HostIntentKind.FROZEN, containerId: 'a' });
+  const held = journal.begin({ kind: HostIntentKind.FROZEN, containerId: 'b', heldBy: 'm1' });
+  const recovery = await recoverHostState({ journal, undo, catalog, runtime });
+  t.deepEqual(undo.undone, [{ kind: HostIntentKind.FROZEN, containerId: 'a' }]);
+  t.deepEqual(
+    recovery.undone.map((e) => e.intent),
+    [{ kind: HostIntentKind.FROZEN, containerId: 'a' }],
+  );
+  t.deepEqual(
+    journal.pending().map((e) => e.id),
+    [held],
+    'the migration ends it once the target has answered',
+  );
+});

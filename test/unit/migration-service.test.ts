@@ -31,6 +31,8 @@ class FakePeer implements PeerAgent {
   restoreGate: Promise<void> | undefined;
   /** Fails the import before reading a byte, as a refused connection does. */
   unreachable: Error | undefined;
+  /** Called as a restore is asked, to look at the source at that moment. */
+  onRestore: (() => void) | undefined;
   /** How many more deletes of the copy find a restore holding it. */
   inUseFor = 0;
   copies = new Set<string>();
@@ -68,6 +70,7 @@ class FakePeer implements PeerAgent {
 
   async restore(checkpointId: string, name: string): Promise<RestoreResult> {
     this.calls.push(`restore ${checkpointId} ${name}`);
+    this.onRestore?.();
     if (this.restoreGate) await this.restoreGate;
     const container = { id: 't'.repeat(64), name };
     if (!this.fail.restore || this.restoredDespiteFailure)
@@ -140,7 +143,21 @@ const start = (ctx: Ctx) =>
   });
 
 test('a migration that succeeds streams the checkpoint, restores on the target and removes the source', async (t) => {
+  const { peer, runtime } = t.context;
+  let sourceAtRestore: unknown;
+  peer.onRestore = () =>
+    (sourceAtRestore = {
+      frozen: runtime.frozen.has(SOURCE),
+      running: runtime.containers.get(SOURCE)?.running,
+    });
   const m = await finished(t.context, (await start(t.context)).id);
+  t.deepEqual(
+    sourceAtRestore,
+    { frozen: true, running: true },
+    'the source waits frozen, as its dump left it',
+  );
+  t.true(runtime.calls.includes(`stopFrozen ${SOURCE}`), 'then it is stopped without running again');
+  t.false(runtime.calls.includes(`ensureNotFrozen ${SOURCE}`));
   t.is(m.status, 'succeeded');
   t.deepEqual(
     m.phases.map((p) => `${p.name} ${p.status}`),
@@ -173,7 +190,20 @@ test('a failed image transfer ends the migration before anything is frozen', asy
   t.true(t.context.runtime.containers.get(SOURCE)?.running);
 });
 
-test('a failed stream rolls back: the source runs again from its checkpoint, which stays', async (t) => {
+test('a failed stream rolls back: the source, held frozen, runs on from its freeze; the checkpoint stays', async (t) => {
+  const { runtime } = t.context;
+  t.context.peer.fail.importArchive = new TargetError(ErrorCode.TARGET_REFUSED, 'full', 'free space');
+  const m = await finished(t.context, (await start(t.context)).id);
+  t.like(m, { status: 'rolled_back', error: { phase: 'stream', code: ErrorCode.TARGET_REFUSED } });
+  t.deepEqual(runtime.calls.slice(-1), [`ensureNotFrozen ${SOURCE}`], 'a thaw, no restore');
+  t.false(runtime.calls.includes(`restore ${SOURCE}`));
+  t.false(runtime.frozen.has(SOURCE));
+  t.true(runtime.containers.get(SOURCE)?.running);
+  t.truthy(t.context.services.checkpoints.get(m.checkpointId!));
+});
+
+test('without a runtime that can hold it frozen, the source stops, and a failed stream restores it from its checkpoint', async (t) => {
+  t.context.runtime.holds = false;
   t.context.peer.fail.importArchive = new TargetError(ErrorCode.TARGET_REFUSED, 'full', 'free space');
   const m = await finished(t.context, (await start(t.context)).id);
   t.like(m, { status: 'rolled_back', error: { phase: 'stream', code: ErrorCode.TARGET_REFUSED } });
@@ -200,6 +230,7 @@ test('a failed restore on the target rolls back and deletes the target copy', as
 });
 
 test('a rollback that fails too says both, and keeps the checkpoint', async (t) => {
+  t.context.runtime.holds = false;
   t.context.peer.fail.restore = new TargetError(ErrorCode.TARGET_REFUSED, 'criu failed', 'see log');
   t.context.runtime.failRestore = new Error('restore broke');
   const m = await finished(t.context, (await start(t.context)).id);
@@ -257,11 +288,13 @@ test('a target that cannot answer keeps the source stopped until it does; then t
   t.is(waiting.status, 'running');
   t.is(waiting.phases.at(-1)?.name, 'reconcile');
   t.regex(waiting.phases.at(-1)?.detail ?? '', /waiting for the target to answer: refused/);
-  t.false(runtime.containers.get(SOURCE)?.running, 'the source waits, stopped');
+  t.true(runtime.frozen.has(SOURCE), 'the source waits, frozen');
   delete peer.fail.ask;
   const m = await finished(t.context, id);
   t.is(m.status, 'rolled_back');
   t.true(runtime.containers.get(SOURCE)?.running);
+  t.false(runtime.frozen.has(SOURCE));
+  t.false(runtime.calls.includes(`restore ${SOURCE}`));
 });
 
 /** A cryo killed mid-migration: the first services stay stuck where `hold` holds them, a second set takes over. */
@@ -283,6 +316,8 @@ async function restartAfterCrash(t: { context: Ctx }, hold: (ctx: Ctx) => Promis
 
 const openMigrations = (journal: SqliteHostJournal) =>
   journal.pending().filter((e) => e.intent.kind === HostIntentKind.MIGRATION_SOURCE);
+const heldFreezes = (journal: SqliteHostJournal) =>
+  journal.pending().filter((e) => e.intent.kind === HostIntentKind.FROZEN);
 
 const restoreUnderWay = async (ctx: Ctx) => {
   ctx.peer.restoreGate = new Promise(() => undefined);
@@ -300,17 +335,22 @@ test('after a crash while the target restored, a target that runs the workload m
     });
   });
   t.is(m.status, 'succeeded');
+  t.true(t.context.runtime.calls.includes(`stopFrozen ${SOURCE}`), 'the frozen source never ran again');
   t.false(t.context.runtime.containers.has(SOURCE), 'the stopped source is removed');
   t.deepEqual(openMigrations(journal), [], 'the journal entry ended');
+  t.deepEqual(heldFreezes(journal), []);
 });
 
 test('after a crash while the target restored, a target without the workload makes the source run it again', async (t) => {
   const { m, journal } = await restartAfterCrash(t, restoreUnderWay);
   t.like(m, { status: 'rolled_back', error: { code: ErrorCode.MIGRATION_INTERRUPTED } });
   t.true(t.context.runtime.containers.get(SOURCE)?.running);
+  t.false(t.context.runtime.frozen.has(SOURCE), 'thawed, once the copy is gone');
+  t.false(t.context.runtime.calls.includes(`restore ${SOURCE}`));
   t.false(t.context.peer.copies.has('target-checkpoint'), "the target's copy is deleted first");
   t.truthy(t.context.services.checkpoints.get(m.checkpointId!));
   t.deepEqual(openMigrations(journal), []);
+  t.deepEqual(heldFreezes(journal), []);
 });
 
 test('after a crash before the checkpoint was complete, the migration ends failed without asking the target', async (t) => {
@@ -322,6 +362,41 @@ test('after a crash before the checkpoint was complete, the migration ends faile
   t.like(m, { status: 'failed', error: { phase: 'checkpoint', code: ErrorCode.MIGRATION_INTERRUPTED } });
   t.false(t.context.peer.calls.some((c) => c.startsWith('ask') || c.startsWith('delete')));
   t.deepEqual(openMigrations(journal), []);
+});
+
+test('after a crash between the dump and its checkpoint, the source held frozen is thawed and the migration fails', async (t) => {
+  const { m, journal } = await restartAfterCrash(t, async (ctx) => {
+    ctx.runtime.heldGate = new Promise(() => undefined);
+    for (let i = 0; i < 200 && !ctx.runtime.frozen.has(SOURCE); i++) await sleep(5);
+  });
+  t.like(m, { status: 'failed', error: { phase: 'checkpoint', code: ErrorCode.MIGRATION_INTERRUPTED } });
+  t.false(t.context.runtime.frozen.has(SOURCE));
+  t.true(t.context.runtime.containers.get(SOURCE)?.running, 'it runs on from its freeze');
+  t.deepEqual(heldFreezes(journal), []);
+  t.deepEqual(openMigrations(journal), []);
+});
+
+test('a source whose stop failed after the target ran the workload is stopped at the next start, never thawed', async (t) => {
+  const ctx = t.context;
+  const journal = new SqliteHostJournal(ctx.db);
+  const first = await fakeServices(ctx.dir, ctx.db, systemClock, ctx.runtime, () => ctx.peer, journal);
+  ctx.runtime.failStopFrozen = new Error('runc kill failed');
+  const started = await first.migrations.start('web', {
+    target: ctx.peer.url,
+    targetToken: 'x'.repeat(16),
+    keepSource: false,
+  });
+  for (let i = 0; i < 500 && first.migrations.get(started.id).status === 'running'; i++) await sleep(10);
+  t.is(first.migrations.get(started.id).status, 'succeeded');
+  t.true(ctx.runtime.frozen.has(SOURCE), 'still frozen: it does not run');
+  t.is(heldFreezes(journal).length, 1);
+  delete ctx.runtime.failStopFrozen;
+  const again = await fakeServices(ctx.dir, ctx.db, systemClock, ctx.runtime, () => ctx.peer, journal);
+  again.migrations.resumeInterrupted();
+  for (let i = 0; i < 200 && heldFreezes(journal).length > 0; i++) await sleep(5);
+  t.deepEqual(heldFreezes(journal), []);
+  t.false(ctx.runtime.containers.get(SOURCE)?.running);
+  t.false(ctx.runtime.calls.includes(`ensureNotFrozen ${SOURCE}`), 'never thawed to run');
 });
 
 test('a target that never reads the stream leaves the checkpoint free: no export holds it after the rollback', async (t) => {

@@ -137,11 +137,24 @@ export class DockerContainerRuntime implements ContainerRuntime {
   }
 
   async checkpoint(containerId: string, request: CheckpointRequest): Promise<RuntimeCheckpointResult> {
-    const root = this.options.dockerCheckpointApi
-      ? undefined
-      : await this.runc.rootFor(this.execRoot, containerId);
+    const root = await this.runcRoot(containerId);
     if (root) return this.runcDump.dump(root, containerId, request);
     return this.checkpointThroughDocker(containerId, request);
+  }
+
+  async canHoldFrozen(containerId: string): Promise<boolean> {
+    return (await this.runcRoot(containerId)) !== undefined;
+  }
+
+  async stopFrozen(containerId: string): Promise<void> {
+    const root = await this.runcRoot(containerId);
+    if (!root) throw new DockerError(`container ${containerId.slice(0, 12)} is not run by dockerd's runc`);
+    await this.runcDump.stopFrozen(root, containerId);
+  }
+
+  /** The runc root of a container on cryo's direct runc path; undefined where Docker's checkpoint API is used. */
+  private async runcRoot(containerId: string): Promise<string | undefined> {
+    return this.options.dockerCheckpointApi ? undefined : this.runc.rootFor(this.execRoot, containerId);
   }
 
   private async checkpointThroughDocker(

@@ -52,6 +52,11 @@ export class RuncCheckpointer {
     return state === undefined ? undefined : root;
   }
 
+  /** Sends `signal` to the container's init, frozen or not (a frozen one acts on it once thawed). */
+  async kill(root: string, containerId: string, signal: string): Promise<void> {
+    await execa(this.binary, ['--root', root, 'kill', containerId, signal], { timeout: 30_000 });
+  }
+
   async checkpoint(dump: RuncDump): Promise<CriuStats> {
     const args = [
       '--root',

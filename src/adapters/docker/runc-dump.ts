@@ -30,26 +30,10 @@ export class RuncDump {
     const container = this.client.container(containerId);
     const hold = !request.exit && request.holdFrozen === true;
     const info = request.exit || hold ? await this.client.call(() => container.inspect()) : undefined;
-    const policy = request.exit ? info?.HostConfig.RestartPolicy : undefined;
-    // dockerd 20.10 restarts a container that a checkpoint stopped, from scratch, when its restart policy says so
-    // (seen with `docker checkpoint create` here); the policy is set aside until Docker has seen the exit.
-    const holdPolicy = policy?.Name !== undefined && policy.Name !== '' && policy.Name !== 'no';
-    const held = holdPolicy
-      ? this.journal.begin({
-          kind: HostIntentKind.RESTART_POLICY,
-          containerId,
-          policy: { Name: policy.Name, MaximumRetryCount: policy.MaximumRetryCount },
-        })
-      : undefined;
-    if (holdPolicy) await this.client.call(() => container.update({ RestartPolicy: { Name: 'no' } }));
-    const putBack = async () => {
-      if (!holdPolicy) return;
-      await this.client.call(() => container.update({ RestartPolicy: policy }));
-      this.journal.end(held!);
-    };
+    const putBack = request.exit ? await this.holdRestartPolicy(containerId, info!) : async () => undefined;
     // CRIU leaves a cgroup frozen before the dump frozen after it (runc checkpoint --leave-running included),
     // so that the caller can read the root filesystem while the workload cannot change it.
-    const frozen = hold ? await this.freeze(containerId, info!.State.Pid) : undefined;
+    const frozen = hold ? await this.freeze(containerId, info!.State.Pid, request.heldBy) : undefined;
     const thaw = async () => {
       if (!frozen) return;
       await this.freezer.thaw(frozen.pid);
@@ -85,8 +69,57 @@ export class RuncDump {
     return { stats, path: 'runc', settled, thaw };
   }
 
-  private async freeze(containerId: string, pid: number): Promise<{ pid: number; entry: number }> {
-    const entry = this.journal.begin({ kind: HostIntentKind.FROZEN, containerId });
+  /**
+   * Stops a container that a dump left frozen: SIGKILL to its init while frozen, then a thaw, so that no process
+   * of it runs another instruction; its restart policy is set aside until Docker has seen the exit.
+   */
+  async stopFrozen(root: string, containerId: string): Promise<void> {
+    const info = await this.client.call(() => this.client.container(containerId).inspect());
+    if (!info.State.Running) return;
+    const putBack = await this.holdRestartPolicy(containerId, info);
+    try {
+      await this.runc.kill(root, containerId, 'KILL');
+      await this.freezer.thaw(info.State.Pid);
+      await this.waitStopped(containerId);
+    } finally {
+      await putBack();
+    }
+  }
+
+  /**
+   * dockerd 20.10 restarts a container that a checkpoint stopped, from scratch, when its restart policy says so
+   * (seen with `docker checkpoint create` here); the policy is set aside until Docker has seen the exit.
+   */
+  private async holdRestartPolicy(
+    containerId: string,
+    info: { HostConfig: { RestartPolicy?: { Name?: string; MaximumRetryCount?: number } } },
+  ): Promise<() => Promise<void>> {
+    const policy = info.HostConfig.RestartPolicy;
+    if (policy?.Name === undefined || policy.Name === '' || policy.Name === 'no')
+      return async () => undefined;
+    const container = this.client.container(containerId);
+    const held = this.journal.begin({
+      kind: HostIntentKind.RESTART_POLICY,
+      containerId,
+      policy: { Name: policy.Name, MaximumRetryCount: policy.MaximumRetryCount },
+    });
+    await this.client.call(() => container.update({ RestartPolicy: { Name: 'no' } }));
+    return async () => {
+      await this.client.call(() => container.update({ RestartPolicy: policy }));
+      this.journal.end(held);
+    };
+  }
+
+  private async freeze(
+    containerId: string,
+    pid: number,
+    heldBy: string | undefined,
+  ): Promise<{ pid: number; entry: number }> {
+    const entry = this.journal.begin({
+      kind: HostIntentKind.FROZEN,
+      containerId,
+      ...(heldBy !== undefined ? { heldBy } : {}),
+    });
     try {
       await this.freezer.freeze(pid);
     } catch (err) {

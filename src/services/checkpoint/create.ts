@@ -36,6 +36,11 @@ export interface CreateCheckpointInternals {
   hashEntries?: boolean;
   /** Called as the dump starts: the workload stops answering from here. */
   onFreeze?: () => void;
+  /**
+   * A migration that keeps the container frozen once the checkpoint is published (a leave-running dump): it ends
+   * the freeze itself, stopping the container once the target runs it, or thawing it. Thawed on any failure here.
+   */
+  heldBy?: string;
 }
 
 /** Checkpoints a running container: CRIU's images, its root-filesystem changes, and its job's operator state. */
@@ -97,6 +102,9 @@ export async function createCheckpoint(
           containerId: container.id,
           checkpointId: id,
         });
+    const held = internals.heldBy;
+    // Ends the freeze that a migration would have kept, should the checkpoint fail after its dump.
+    let thawHeld: (() => Promise<unknown>) | undefined;
     const published = publishCheckpoint({ store, catalog }, id, {
       fill: async (dir) => {
         // The operator cut comes first, and its connection is closed before CRIU looks at the sockets.
@@ -111,7 +119,7 @@ export async function createCheckpoint(
         const dumpStarted = clock.now();
         internals.onFreeze?.();
         // Files read while the workload is frozen agree with its memory; a stopped workload writes nothing anyway.
-        const holdFrozen = body.leaveRunning && (body.consistentRootfs ?? true);
+        const holdFrozen = (body.leaveRunning && (body.consistentRootfs ?? true)) || held !== undefined;
         let dumped: RuntimeCheckpointResult;
         try {
           dumped = await runtime.checkpoint(container.id, {
@@ -119,6 +127,7 @@ export async function createCheckpoint(
             parentDir: dir,
             exit: !body.leaveRunning,
             holdFrozen,
+            ...(held !== undefined ? { heldBy: held } : {}),
             criu,
           });
         } catch (err) {
@@ -136,6 +145,7 @@ export async function createCheckpoint(
           return clock.now() - dumpStarted;
         };
         let pausedMs = holdFrozen ? undefined : await thaw();
+        if (held !== undefined) thawHeld = thaw;
         try {
           let rootfs: RootfsSummary;
           let images: Promise<ManifestEntry[]> | undefined;
@@ -146,7 +156,7 @@ export async function createCheckpoint(
             images?.catch(() => undefined);
             rootfs = await ctx.rootfs.record(rootfsSource, dir);
           } finally {
-            if (holdFrozen) pausedMs = await thaw();
+            if (holdFrozen && held === undefined) pausedMs = await thaw();
           }
           const mounts = await ctx.rootfs.recordMounts(rootfsSource, dir, body.includeVolumes ?? false);
           await writeConfigs(dir, container, createdAt, spec);
@@ -204,6 +214,7 @@ export async function createCheckpoint(
     try {
       checkpoint = await published;
     } catch (err) {
+      await thawHeld?.();
       if (sidecar && cut && body.leaveRunning) await sidecar.finish(container.pid, cut, 'abort');
       throw body.leaveRunning ? err : await bringBack(ctx, container.id, err);
     } finally {
