@@ -68,6 +68,8 @@ export interface ContainerState {
   Running: boolean;
   Paused: boolean;
   Status: string;
+  /** When Docker last started it: unchanged while a container is frozen and thawed. */
+  StartedAt: string;
 }
 
 export async function inspect(ref: string): Promise<{
