@@ -83,6 +83,8 @@ export interface ContainerRuntime {
   checkpoint(containerId: string, request: CheckpointRequest): Promise<RuntimeCheckpointResult>;
   /** Makes sure the container is neither paused nor frozen (after a checkpoint, failed or not). */
   ensureNotFrozen(containerId: string): Promise<void>;
+  /** Thaws, at once, a container that a dump keeps frozen (heldBy): it runs on where it froze. */
+  thawFrozen(containerId: string): Promise<void>;
   /** Whether a checkpoint of this container can keep it frozen after the dump (holdFrozen). */
   canHoldFrozen(containerId: string): Promise<boolean>;
   /**

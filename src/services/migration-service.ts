@@ -451,7 +451,7 @@ export class MigrationService {
     if (!this.held.has(migration.id) && entries.length === 0) return;
     const { runtime } = this.deps;
     if (how === 'stop') await runtime.stopFrozen(migration.container.id);
-    else await runtime.ensureNotFrozen(migration.container.id);
+    else await runtime.thawFrozen(migration.container.id);
     for (const e of entries) this.deps.journal?.end(e.id);
     this.held.delete(migration.id);
   }

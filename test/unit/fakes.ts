@@ -125,6 +125,11 @@ export class FakeRuntime implements ContainerRuntime {
   /** Where a held freeze is journaled, as the real runtime does. */
   journal: HostJournal | undefined;
 
+  async thawFrozen(containerId: string): Promise<void> {
+    this.calls.push(`thawFrozen ${containerId}`);
+    this.frozen.delete(containerId);
+  }
+
   async canHoldFrozen(): Promise<boolean> {
     return this.holds;
   }

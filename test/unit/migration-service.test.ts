@@ -157,7 +157,7 @@ test('a migration that succeeds streams the checkpoint, restores on the target a
     'the source waits frozen, as its dump left it',
   );
   t.true(runtime.calls.includes(`stopFrozen ${SOURCE}`), 'then it is stopped without running again');
-  t.false(runtime.calls.includes(`ensureNotFrozen ${SOURCE}`));
+  t.false(runtime.calls.includes(`thawFrozen ${SOURCE}`));
   t.is(m.status, 'succeeded');
   t.deepEqual(
     m.phases.map((p) => `${p.name} ${p.status}`),
@@ -195,7 +195,7 @@ test('a failed stream rolls back: the source, held frozen, runs on from its free
   t.context.peer.fail.importArchive = new TargetError(ErrorCode.TARGET_REFUSED, 'full', 'free space');
   const m = await finished(t.context, (await start(t.context)).id);
   t.like(m, { status: 'rolled_back', error: { phase: 'stream', code: ErrorCode.TARGET_REFUSED } });
-  t.deepEqual(runtime.calls.slice(-1), [`ensureNotFrozen ${SOURCE}`], 'a thaw, no restore');
+  t.deepEqual(runtime.calls.slice(-1), [`thawFrozen ${SOURCE}`], 'a thaw, no restore');
   t.false(runtime.calls.includes(`restore ${SOURCE}`));
   t.false(runtime.frozen.has(SOURCE));
   t.true(runtime.containers.get(SOURCE)?.running);
@@ -396,7 +396,7 @@ test('a source whose stop failed after the target ran the workload is stopped at
   for (let i = 0; i < 200 && heldFreezes(journal).length > 0; i++) await sleep(5);
   t.deepEqual(heldFreezes(journal), []);
   t.false(ctx.runtime.containers.get(SOURCE)?.running);
-  t.false(ctx.runtime.calls.includes(`ensureNotFrozen ${SOURCE}`), 'never thawed to run');
+  t.false(ctx.runtime.calls.includes(`thawFrozen ${SOURCE}`), 'never thawed to run');
 });
 
 test('a target that never reads the stream leaves the checkpoint free: no export holds it after the rollback', async (t) => {

@@ -142,6 +142,11 @@ export class DockerContainerRuntime implements ContainerRuntime {
     return this.checkpointThroughDocker(containerId, request);
   }
 
+  async thawFrozen(containerId: string): Promise<void> {
+    const info = await this.inspect(containerId);
+    if (info?.running) await this.freezer.thaw(info.pid);
+  }
+
   async canHoldFrozen(containerId: string): Promise<boolean> {
     return (await this.runcRoot(containerId)) !== undefined;
   }
