@@ -18,14 +18,17 @@ import { fmt } from './format.js';
 
 const MIB = Number(process.env.BENCH_MIB ?? 512);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+/** stop-and-copy (default), post-copy or auto, as a migration request takes it. */
+const STRATEGY = process.env.BENCH_STRATEGY ?? 'stop-and-copy';
 
 await requirePrerequisites();
 console.log(
-  `migration bench: ${MIB} MiB memory workload, kernel ${os.release()}, ${os.cpus().length} cores, ${RUNS} runs (medians)`,
+  `migration bench: ${MIB} MiB memory workload, ${STRATEGY}, kernel ${os.release()}, ${os.cpus().length} cores, ${RUNS} runs (medians)`,
 );
 // Each agent is a process of its own, as on two hosts: neither waits for the other's event loop.
 const hostB = await SecondHost.start();
-const a = await CryoProcess.start();
+// B's dockerd (and so its lazy-pages daemon) reaches A's page server over the veth pair.
+const a = await CryoProcess.start({ CRYO_PAGE_SERVER_ADDRESS: hostB.hostAddress });
 const b = await CryoProcess.start({
   CRYO_DOCKER_SOCKET: hostB.socket,
   CRYO_CONTAINERD_SOCKET: hostB.containerdSocket,
@@ -47,6 +50,7 @@ try {
       const started = await a.api<Migration>('POST', `/v1/containers/${name}/migrations`, {
         target: b.url,
         targetToken: b.token,
+        strategy: STRATEGY,
       });
       for (;;) {
         const m = await a.api<Migration>('GET', `/v1/migrations/${started.id}`);

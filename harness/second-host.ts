@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { sleep, type CounterReading } from './containers.js';
-import { TestCryo } from './cryo.js';
+import { TestCryo, type TestCryoOptions } from './cryo.js';
 import { engineDaemon } from './engine.js';
 
 export interface SecondHostOptions {
@@ -81,6 +81,29 @@ export class SecondHost {
       if (Date.now() > deadline) throw res;
       await sleep(300);
     }
+  }
+
+  /** Caps what the first host sends this one (its end of the veth pair) at `mbit` Mbit/s: a slow link. */
+  async limitRate(mbit: number): Promise<void> {
+    await execa('tc', [
+      'qdisc',
+      'replace',
+      'dev',
+      this.vethHost,
+      'root',
+      'tbf',
+      'rate',
+      `${mbit}mbit`,
+      'burst',
+      '64kb',
+      'latency',
+      '2s',
+    ]);
+  }
+
+  /** Takes the link between the two hosts down, or up again. */
+  async link(up: boolean): Promise<void> {
+    await execa('ip', ['link', 'set', this.vethHost, up ? 'up' : 'down']);
   }
 
   /** Copies an image from the first host's dockerd into this one. */
@@ -192,11 +215,12 @@ export class SecondHost {
 /** A second host with its own cryo (talking to that host's dockerd), both torn down when the test ends. */
 export async function bringUpSecondHost(
   t: { teardown(fn: () => Promise<void>): void },
-  options: SecondHostOptions = {},
+  options: SecondHostOptions & { cryo?: TestCryoOptions } = {},
 ): Promise<{ host: SecondHost; cryo: TestCryo }> {
   const host = await SecondHost.start(options);
   t.teardown(() => host.stop());
   const cryo = await TestCryo.start({
+    ...options.cryo,
     dockerSocket: host.socket,
     containerdSocket: host.containerdSocket,
     dockerExecRoot: host.execRoot,

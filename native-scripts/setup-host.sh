@@ -48,6 +48,19 @@ step "running criu check"
 criu check || die "'criu check' fails on this host: CRIU cannot checkpoint here (see its output above)"
 say "criu $(criu_version) passes 'criu check'"
 
+step "letting CRIU size its page pipes for post-copy migrations (fs.pipe-max-size)"
+# CRIU serves lazy pages through pipes of 819 pages (3.35 MB); without CAP_SYS_RESOURCE, which the root of some
+# containers and VMs lacks, a pipe cannot grow past fs.pipe-max-size (1 MiB by default) and the lazy dump fails.
+pipe_max=$(cat /proc/sys/fs/pipe-max-size)
+if [ "$pipe_max" -lt 4194304 ]; then
+  echo 4194304 >/proc/sys/fs/pipe-max-size
+  mkdir -p /etc/sysctl.d
+  echo "fs.pipe-max-size = 4194304" >/etc/sysctl.d/90-cryo-post-copy.conf
+  say "fs.pipe-max-size raised from $pipe_max to 4194304 (kept in /etc/sysctl.d/90-cryo-post-copy.conf)"
+else
+  say "fs.pipe-max-size is $pipe_max"
+fi
+
 step "installing cryo's OCI runtime as $CRYO_RUNTIME_PATH"
 install -D -m 0755 "$here/cryo-runtime" "$CRYO_RUNTIME_PATH"
 

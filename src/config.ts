@@ -50,6 +50,17 @@ export const ConfigSchema = z.object({
     .default('0')
     .transform((v) => v === '1' || v === 'true')
     .describe('GET /metrics without the token'),
+  postCopy: z
+    .enum(['on', 'off'])
+    .default('on')
+    .describe('off: this host takes part in no post-copy migration (strategy auto falls back)'),
+  pageServerAddress: z
+    .union([z.ipv4(), z.ipv6()])
+    .optional()
+    .describe(
+      "where a post-copy migration's target reaches this host's page server (default: the address it sees cryo at)",
+    ),
+  lazyPagesTimeoutSeconds: z.coerce.number().int().positive().default(600),
   migrationRetentionMs: z.coerce
     .number()
     .int()
@@ -89,6 +100,9 @@ export function loadConfig(
     metricsPublic: env.CRYO_METRICS_PUBLIC,
     scheduleGraceMs: env.CRYO_SCHEDULE_GRACE_MS,
     migrationRetentionMs: env.CRYO_MIGRATION_RETENTION_MS,
+    postCopy: env.CRYO_POST_COPY,
+    pageServerAddress: env.CRYO_PAGE_SERVER_ADDRESS,
+    lazyPagesTimeoutSeconds: env.CRYO_LAZY_PAGES_TIMEOUT_S,
     sidecarTimeoutMs: env.CRYO_SIDECAR_TIMEOUT_MS,
     sidecarMinPauseMs: env.CRYO_SIDECAR_MIN_PAUSE_MS,
     sidecarMaxConcurrent: env.CRYO_SIDECAR_MAX_CONCURRENT,

@@ -55,7 +55,7 @@ export async function startServer(config: Config): Promise<Server> {
     metrics,
     runtime,
     journal,
-    engine: new CriuCheckpointEngine({ binary: config.criuBinary }),
+    engine: new CriuCheckpointEngine({ binary: config.criuBinary, postCopyOff: config.postCopy === 'off' }),
     rootfs: new OverlayRootfsChanges(
       docker,
       new ContainerdCtl(config.dockerExecRoot, config.containerdSocket),
@@ -77,6 +77,8 @@ export async function startServer(config: Config): Promise<Server> {
     diskFloor: { minFreeBytes: config.minFreeBytes, minFreePercent: config.minFreePercent },
     scheduleGraceMs: config.scheduleGraceMs,
     migrationRetentionMs: config.migrationRetentionMs,
+    lazyPagesTimeoutSeconds: config.lazyPagesTimeoutSeconds,
+    ...(config.pageServerAddress ? { pageServerAddress: config.pageServerAddress } : {}),
   });
   const { catalog, schedules, migrations } = services;
   const app = await buildApp({

@@ -45,6 +45,10 @@ export interface ServiceDeps {
   metrics?: Metrics;
   scheduleGraceMs: number;
   migrationRetentionMs: number;
+  /** How long a lazy restore's pages may take before its container is killed (default 600 s). */
+  lazyPagesTimeoutSeconds?: number;
+  /** Where a post-copy target reaches this host's page server (default: the address the target sees). */
+  pageServerAddress?: string;
   /** Pauses between two questions to a migration target that cannot answer yet (default: 1 s rising to 30 s). */
   migrationSettleRetryMs?: readonly number[];
   /** Where changes outside the data directory are recorded until put back (crash recovery). */
@@ -111,6 +115,7 @@ export function createServices(d: ServiceDeps) {
     journal: d.journal,
     settleRetryMs: d.migrationSettleRetryMs,
     metrics: d.metrics,
+    ...(d.pageServerAddress ? { pageServerAddress: d.pageServerAddress } : {}),
   });
   const host = new HostService(d.runtime, d.engine, guard);
   const health = new HealthService(d.runtime, d.engine);

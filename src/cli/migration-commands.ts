@@ -16,13 +16,17 @@ export function addMigrationCommands({ program, out, run }: CommandContext): voi
     .requiredOption('--target-token <token>', "the target's API token")
     .option('--name <name>', 'the container name on the target')
     .option('--keep-source', 'keep the source container, stopped')
+    .option(
+      '--strategy <strategy>',
+      'stop-and-copy (the default), post-copy (the pages follow while it runs there) or auto',
+    )
     .option('--no-wait', 'print the migration as started, and do not wait')
     .action(
       run(async (client, container: string, o: Record<string, unknown>) => {
         let m = await client.json<Migration>('POST', `/v1/containers/${seg(container)}/migrations`, {
           target: o.target,
           targetToken: o.targetToken,
-          ...pick(o, ['name', 'keepSource']),
+          ...pick(o, ['name', 'keepSource', 'strategy']),
         });
         if (o.wait === false) return m;
         const progress = new MigrationProgress(out.stderr);

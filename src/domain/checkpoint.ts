@@ -68,6 +68,12 @@ export const CheckpointSchema = z.object({
   application: CheckpointApplicationSchema.optional().describe(
     "the job's operator state, for a checkpoint taken with application",
   ),
+  lazyPages: z
+    .boolean()
+    .optional()
+    .describe(
+      "true when its memory pages are not in it (a post-copy migration's): only that migration restores it",
+    ),
   sizeBytes: z.number().int().nonnegative(),
   stats: CheckpointStatsSchema,
   status: CheckpointStatusSchema,
@@ -129,6 +135,13 @@ export const CreateCheckpointBodySchema = z.preprocess(
 );
 export type CreateCheckpointBody = z.infer<typeof CreateCheckpointBodySchema>;
 
+/** A page server that a lazy restore fetches its memory pages from: an IP address and a port. */
+export const LazyPagesSourceSchema = z.strictObject({
+  address: z.union([z.ipv4(), z.ipv6()]).describe('an IPv4 or IPv6 address'),
+  port: z.number().int().min(1).max(65535),
+});
+export type LazyPagesSource = z.infer<typeof LazyPagesSourceSchema>;
+
 export const RestoreBodySchema = z.preprocess(
   orEmpty,
   z.strictObject({
@@ -160,6 +173,9 @@ export const RestoreBodySchema = z.preprocess(
       .describe(
         'for a new container: remove it again if the caller disconnects before the answer (a migration source rolls back then, and the workload must not run twice)',
       ),
+    lazyPages: LazyPagesSourceSchema.optional().describe(
+      "for a new container from a checkpoint without its memory pages (a post-copy migration's): the source's page server, which the restored container's pages come from while it runs",
+    ),
   }),
 );
 export type RestoreBody = z.infer<typeof RestoreBodySchema>;
@@ -218,6 +234,10 @@ export const RestoredContainerSchema = z.object({
   name: z.string(),
   running: z.boolean(),
   restoredFrom: z.string().describe('the checkpoint it was restored from'),
+  pages: z
+    .enum(['loading', 'complete', 'failed'])
+    .optional()
+    .describe('for a lazy restore (post-copy): whether its memory pages are still coming, all in, or failed'),
 });
 export type RestoredContainer = z.infer<typeof RestoredContainerSchema>;
 

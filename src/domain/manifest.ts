@@ -49,6 +49,8 @@ export const ManifestSchema = z.object({
     criu: ContainerCriuOptionsSchema.optional(),
     /** False for an application-only checkpoint: no checkpoint/ directory. */
     processImage: z.boolean().optional(),
+    /** True when its memory pages are not in it: a post-copy migration served them from the source. */
+    lazyPages: z.boolean().optional(),
     application: CheckpointApplicationSchema.optional(),
   }),
   container: z.object({ id: z.string(), name: z.string() }),

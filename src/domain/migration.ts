@@ -7,6 +7,7 @@ export const MigrationPhaseNameSchema = z.enum([
   'checkpoint',
   'stream',
   'restore',
+  'pages',
   'reconcile',
   'finish',
   'rollback',
@@ -23,6 +24,9 @@ export const MigrationPhaseSchema = z.object({
 export type MigrationPhase = z.infer<typeof MigrationPhaseSchema>;
 
 export const MigrationStatusSchema = z.enum(['running', 'succeeded', 'failed', 'rolled_back']);
+
+export const MigrationStrategySchema = z.enum(['stop-and-copy', 'post-copy', 'auto']);
+export type MigrationStrategy = z.infer<typeof MigrationStrategySchema>;
 
 export const MigrationSchema = z.object({
   id: z.string(),
@@ -41,6 +45,15 @@ export const MigrationSchema = z.object({
   targetCheckpointId: z.string().optional(),
   targetContainer: z.object({ id: z.string(), name: z.string() }).optional(),
   error: z.object({ phase: MigrationPhaseNameSchema, code: z.string(), message: z.string() }).optional(),
+  strategy: z
+    .object({
+      requested: MigrationStrategySchema,
+      used: z.enum(['stop-and-copy', 'post-copy']),
+      fallback: z.string().optional().describe('why auto did not use post-copy'),
+    })
+    .optional(),
+  /** For post-copy: where the target fetched the memory pages from (this host's page server). */
+  pageServer: z.object({ address: z.string(), port: z.number() }).optional(),
 });
 export type Migration = z.infer<typeof MigrationSchema>;
 
@@ -58,8 +71,17 @@ export const CreateMigrationBodySchema = z.strictObject({
     .boolean()
     .default(false)
     .describe('keep the source container, stopped, instead of removing it'),
+  strategy: MigrationStrategySchema.default('stop-and-copy').describe(
+    'stop-and-copy: every page is sent during the downtime; post-copy: the workload runs on the target at once and its memory pages follow, from the frozen source, on fault and in the background; auto: post-copy when both hosts can and the memory is over the threshold, else stop-and-copy',
+  ),
 });
 export type CreateMigrationBody = z.infer<typeof CreateMigrationBodySchema>;
+
+export const PostCopySupportSchema = z.object({
+  ok: z.boolean(),
+  reason: z.string().optional().describe('why not, when not'),
+});
+export type PostCopySupport = z.infer<typeof PostCopySupportSchema>;
 
 export const HostInfoSchema = z.object({
   kernel: z.string(),
@@ -70,6 +92,10 @@ export const HostInfoSchema = z.object({
   freeBytes: z.number(),
   /** What must stay free there (its CRYO_MIN_FREE_BYTES / _PERCENT); absent from older agents. */
   minFreeBytes: z.number().optional(),
+  /** Whether it can take part in a post-copy migration (CRIU's lazy pages); absent from older agents. */
+  postCopy: PostCopySupportSchema.optional(),
+  /** The address it sees the caller at: where a post-copy target reaches the caller's page server by default. */
+  peerAddress: z.string().optional(),
 });
 export type HostInfoReport = z.infer<typeof HostInfoSchema>;
 

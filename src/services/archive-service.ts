@@ -128,6 +128,7 @@ export class ArchiveService {
         createdAt: manifest.createdAt,
         leaveRunning: manifest.checkpoint.leaveRunning,
         ...(manifest.checkpoint.processImage === false ? { processImage: false } : {}),
+        ...(manifest.checkpoint.lazyPages ? { lazyPages: true } : {}),
         ...(manifest.checkpoint.application ? { application: manifest.checkpoint.application } : {}),
         sizeBytes,
         stats: { dumpMs: manifest.checkpoint.dumpMs, totalMs: manifest.checkpoint.dumpMs },

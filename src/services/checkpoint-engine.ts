@@ -1,5 +1,6 @@
 import type { CriuOptions } from '../domain/process.js';
 import type { CriuStats } from '../domain/criu-stats.js';
+import type { PostCopySupport } from '../domain/migration.js';
 
 export interface DumpResult {
   stats: CriuStats;
@@ -19,6 +20,8 @@ export interface CheckpointEngine {
   version(): Promise<string>;
   /** Runs the tool's own host check; throws CriuUnavailableError when it fails. */
   check(): Promise<void>;
+  /** Whether this host can dump and restore with lazy pages (post-copy), and why not. */
+  postCopySupport(): Promise<PostCopySupport>;
   /** Dumps the process tree rooted at `pid` into `dir`; throws CriuError with the log tail on failure. */
   dump(pid: number, dir: string, options: CriuOptions & { leaveRunning: boolean }): Promise<DumpResult>;
   /** Restores the tree in `dir`, detached; throws CriuError with the log tail on failure. */

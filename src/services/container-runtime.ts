@@ -32,6 +32,12 @@ export interface RuntimeVersion {
   restorePath: 'cryo-runtime' | 'docker-checkpoint' | 'none';
 }
 
+/** Where a page server listens for a migration's lazy pages. */
+export interface PageServerAddress {
+  address: string;
+  port: number;
+}
+
 export interface CheckpointRequest {
   /** The checkpoint's name inside the engine. */
   checkpointId: string;
@@ -46,6 +52,11 @@ export interface CheckpointRequest {
    * (stopFrozen, or ensureNotFrozen); host recovery leaves such a freeze to it.
    */
   heldBy?: string;
+  /**
+   * With heldBy: dump everything but the memory pages, and serve those from the frozen tasks here (post-copy);
+   * the call returns once the page server listens.
+   */
+  lazyPages?: PageServerAddress;
   criu: ContainerCriuOptions;
 }
 
@@ -61,6 +72,14 @@ export interface RuntimeCheckpointResult {
   settled: Promise<void>;
   /** Ends a freeze that `holdFrozen` kept (a no-op otherwise, or where the engine's path cannot keep it). */
   thaw: () => Promise<void>;
+  /** With lazyPages: ends when the page server has stopped (see LazyCheckpoint.served), and ends it early. */
+  pages?: { served: Promise<void>; abort: () => Promise<void> };
+}
+
+/** A restore whose memory pages come from a page server, on fault and in the background (post-copy). */
+export interface LazyRestore extends PageServerAddress {
+  /** The longest the pages may take; a restore whose pages have not all arrived by then is killed. */
+  timeoutSeconds: number;
 }
 
 export interface CreateTarget {
@@ -101,8 +120,16 @@ export interface ContainerRuntime {
   restoresInPlace(containerId: string, criu: ContainerCriuOptions): Promise<boolean>;
   /** Renames a container, running or not. */
   rename(containerId: string, name: string): Promise<void>;
-  /** Starts a created or stopped container from the CRIU images in `imagesDir`, with the dump's CRIU options. */
-  restore(containerId: string, imagesDir: string, criu: ContainerCriuOptions): Promise<void>;
+  /**
+   * Starts a created or stopped container from the CRIU images in `imagesDir`, with the dump's CRIU options; with
+   * `lazy`, its memory pages come from a page server while it runs, and it is killed should they stop coming.
+   */
+  restore(
+    containerId: string,
+    imagesDir: string,
+    criu: ContainerCriuOptions,
+    lazy?: LazyRestore,
+  ): Promise<void>;
   remove(containerId: string): Promise<void>;
   /** Starts a created or stopped container afresh (no checkpoint). */
   start(containerId: string): Promise<void>;

@@ -14,10 +14,11 @@ export class HostService {
   ) {}
 
   async report(): Promise<HostInfoReport> {
-    const [docker, criuVersion, room] = await Promise.all([
+    const [docker, criuVersion, room, postCopy] = await Promise.all([
       this.runtime.version(),
       this.engine.version(),
       this.guard.room(),
+      this.engine.postCopySupport(),
     ]);
     return {
       ...localHost(),
@@ -25,6 +26,7 @@ export class HostService {
       dockerVersion: docker.version,
       freeBytes: room.freeBytes,
       minFreeBytes: room.floorBytes,
+      postCopy,
     };
   }
 

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { Transform } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RestoredContainer } from '../domain/checkpoint.js';
@@ -10,13 +11,21 @@ import {
   MigrationInProgressError,
   MigrationInterruptedError,
   MigrationNotFoundError,
+  PostCopyUnavailableError,
   TargetError,
 } from '../domain/errors/index.js';
 import { HostIntentKind } from '../domain/host-intent.js';
 import { requireHostFits } from '../domain/host-fit.js';
-import type { CreateMigrationBody, Migration, MigrationPhaseName } from '../domain/migration.js';
+import type {
+  CreateMigrationBody,
+  HostInfoReport,
+  Migration,
+  MigrationPhaseName,
+  MigrationStrategy,
+} from '../domain/migration.js';
 import type { ArchiveService } from './archive-service.js';
 import type { CheckpointService } from './checkpoint-service.js';
+import type { ServedPages } from './checkpoint/create.js';
 import { newId } from './ids.js';
 import type { CheckpointEngine } from './checkpoint-engine.js';
 import type { Clock } from './clock.js';
@@ -45,6 +54,24 @@ export interface MigrationServiceDeps {
   /** Pauses between two questions to a target that cannot answer yet; the last one repeats. */
   settleRetryMs?: readonly number[];
   metrics?: Metrics;
+  /** Where a post-copy target reaches this host's page server (default: the address the target sees cryo at). */
+  pageServerAddress?: string;
+  /** Strategy auto picks post-copy from this much resident memory up (default 256 MiB). */
+  postCopyThresholdBytes?: number;
+}
+
+/** Below this, auto keeps stop-and-copy: the pages of a small container cost less than post-copy's fixed steps. */
+const POST_COPY_THRESHOLD_BYTES = 256 * 1024 * 1024;
+
+/** How often a post-copy source asks whether the target has all its pages. */
+const PAGES_POLL_MS = 200;
+
+/** What the pre-flight settled: whether the target has the image, and how the memory goes. */
+interface MigrationPlan {
+  imagePresent: boolean;
+  strategy: NonNullable<Migration['strategy']>;
+  /** For post-copy: where the target reaches this host's page server. */
+  pageServer?: { address: string; port: number };
 }
 
 /** Checkpoints made by migrations carry this name prefix, here and on the target (the archive keeps the name). */
@@ -55,7 +82,7 @@ const SPACE_OVERHEAD_BYTES = 64 * 1024 * 1024;
 
 const SETTLE_RETRY_MS = [1_000, 2_000, 5_000, 10_000, 30_000];
 
-/** A restore of the target's copy still holds it: ask again once it has ended. */
+/** A restore of the target's copy still holds it, or its pages still come: ask again once that has ended. */
 class TargetStillRestoring extends Error {}
 
 /** Moves a running container to another cryo agent; a failure after the checkpoint rolls it back here. */
@@ -67,6 +94,8 @@ export class MigrationService {
   private readonly intents = new Map<string, number>();
   /** Migrations whose source waits frozen after its checkpoint, until the target runs the workload or not. */
   private readonly held = new Set<string>();
+  /** The page servers of post-copy migrations under way here. */
+  private readonly pages = new Map<string, ServedPages>();
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: MigrationServiceDeps) {
@@ -219,13 +248,15 @@ export class MigrationService {
     this.migrations.set(migration.id, migration);
     this.metrics.inFlight('migration', 1);
     const peer = this.deps.connect(body.target, body.targetToken);
-    let imagePresent: boolean;
+    let plan: MigrationPlan;
     try {
-      imagePresent = await this.phase(migration, 'preflight', () => this.preflight(peer, container));
+      plan = await this.phase(migration, 'preflight', () => this.preflight(peer, container, body));
     } catch (err) {
       this.end(migration, 'failed', 'preflight', err);
       throw err;
     }
+    migration.strategy = plan.strategy;
+    this.emit(migration);
     if (this.deps.journal)
       this.intents.set(
         migration.id,
@@ -236,19 +267,62 @@ export class MigrationService {
           keepSource: body.keepSource,
         }),
       );
-    void this.run(migration, container, peer, body, imagePresent);
+    void this.run(migration, container, peer, body, plan);
     return migration;
   }
 
-  private async preflight(peer: PeerAgent, container: ContainerInfo): Promise<boolean> {
+  private async preflight(
+    peer: PeerAgent,
+    container: ContainerInfo,
+    body: CreateMigrationBody,
+  ): Promise<MigrationPlan> {
     const target = await peer.host();
     const criuVersion = await this.deps.engine.version();
     requireHostFits({ ...localHost(), criuVersion }, target);
-    const needed = (await this.deps.inspector.residentBytes(container.pid)) + SPACE_OVERHEAD_BYTES;
+    const resident = await this.deps.inspector.residentBytes(container.pid);
+    const needed = resident + SPACE_OVERHEAD_BYTES;
     if (target.freeBytes - (target.minFreeBytes ?? 0) < needed)
       throw new InsufficientSpaceError(needed, target.freeBytes, target.minFreeBytes ?? 0);
+    const plan = await this.chooseStrategy(body.strategy, container, target, resident);
     const layers = await this.deps.runtime.imageLayers(container.imageId);
-    return peer.hasImage({ id: container.imageId, ref: container.image, ...(layers ? { layers } : {}) });
+    const imagePresent = await peer.hasImage({
+      id: container.imageId,
+      ref: container.image,
+      ...(layers ? { layers } : {}),
+    });
+    return { ...plan, imagePresent };
+  }
+
+  /** Post-copy where asked and both hosts and the container can; auto also wants enough memory to be worth it. */
+  private async chooseStrategy(
+    requested: MigrationStrategy,
+    container: ContainerInfo,
+    target: HostInfoReport,
+    resident: number,
+  ): Promise<Omit<MigrationPlan, 'imagePresent'>> {
+    if (requested === 'stop-and-copy') return { strategy: { requested, used: 'stop-and-copy' } };
+    const reasons: string[] = [];
+    const here = await this.deps.engine.postCopySupport();
+    if (!here.ok) reasons.push(`this host: ${here.reason ?? 'no lazy pages'}`);
+    if (!target.postCopy?.ok)
+      reasons.push(`the target: ${target.postCopy?.reason ?? 'its cryo knows no post-copy'}`);
+    if (!(await this.deps.runtime.canHoldFrozen(container.id)))
+      reasons.push("the container is not dumped through runc here (Docker's checkpoint API path)");
+    const address = normalizeAddress(this.deps.pageServerAddress ?? target.peerAddress);
+    const port = address === undefined ? undefined : await freePort(address).catch(() => undefined);
+    if (port === undefined)
+      reasons.push(
+        `no page server can listen here at ${address ?? 'the address the target sees'}: set CRYO_PAGE_SERVER_ADDRESS to an address of this host that the target reaches`,
+      );
+    if (requested === 'post-copy' && reasons.length > 0) throw new PostCopyUnavailableError(reasons);
+    const threshold = this.deps.postCopyThresholdBytes ?? POST_COPY_THRESHOLD_BYTES;
+    if (requested === 'auto' && reasons.length === 0 && resident < threshold)
+      reasons.push(
+        `its memory (${mib(resident)} MiB resident) is under the post-copy threshold (${mib(threshold)} MiB)`,
+      );
+    if (reasons.length > 0)
+      return { strategy: { requested, used: 'stop-and-copy', fallback: reasons.join('; ') } };
+    return { strategy: { requested, used: 'post-copy' }, pageServer: { address: address!, port: port! } };
   }
 
   private async run(
@@ -256,11 +330,11 @@ export class MigrationService {
     container: ContainerInfo,
     peer: PeerAgent,
     body: CreateMigrationBody,
-    imagePresent: boolean,
+    plan: MigrationPlan,
   ): Promise<void> {
     const { runtime, checkpoints, archives, clock } = this.deps;
     try {
-      if (imagePresent) this.markSkipped(migration, 'image', 'the target has the image');
+      if (plan.imagePresent) this.markSkipped(migration, 'image', 'the target has the image');
       else
         await this.phase(migration, 'image', async () =>
           peer.loadImage(await runtime.saveImage(container.imageId)),
@@ -276,6 +350,9 @@ export class MigrationService {
       // Where it can, the source stays frozen after its dump instead of stopping: Docker's handling of the exit
       // leaves the downtime, and a rollback before the target runs it is a thaw.
       const hold = await runtime.canHoldFrozen(container.id);
+      // Post-copy: the memory pages stay in the frozen tasks, served to the target from a page server here.
+      const { pageServer } = plan;
+      if (pageServer) migration.pageServer = pageServer;
       const checkpoint = await this.phase(migration, 'checkpoint', () =>
         checkpoints.create(
           container.id,
@@ -284,6 +361,14 @@ export class MigrationService {
             hashEntries: true,
             onFreeze: () => (frozenAt = clock.now()),
             ...(hold ? { heldBy: migration.id } : {}),
+            ...(pageServer
+              ? {
+                  lazyPages: {
+                    server: pageServer,
+                    onPages: (pages: ServedPages) => this.pages.set(migration.id, pages),
+                  },
+                }
+              : {}),
           },
         ),
       );
@@ -311,10 +396,16 @@ export class MigrationService {
       migration.targetCheckpointId = imported.id;
       failedIn = 'restore';
       const restored = await this.phase(migration, 'restore', () =>
-        peer.restore(imported.id, body.name ?? container.name),
+        peer.restore(imported.id, body.name ?? container.name, migration.pageServer),
       );
-      migration.targetContainer = restored.container;
       migration.downtimeMs = clock.now() - frozenAt;
+      if (migration.pageServer) {
+        // It runs there, but needs the pages here until the last one has arrived.
+        failedIn = 'pages';
+        await this.awaitPages(migration, peer, body.keepSource);
+        return;
+      }
+      migration.targetContainer = restored.container;
     } catch (err) {
       if (!migration.checkpointId) {
         this.end(migration, 'failed', failedIn, err);
@@ -324,6 +415,28 @@ export class MigrationService {
       return;
     }
     await this.finish(migration, body.keepSource);
+  }
+
+  /**
+   * Post-copy after the target's restore: the target runs the workload while its pages come from here. Once the
+   * target has them all, the source goes; if the target lost its container for want of pages, the source thaws.
+   */
+  private async awaitPages(migration: Migration, peer: PeerAgent, keepSource: boolean): Promise<void> {
+    // A failure here is settled as any after the restore was asked: reconcile, which waits for the pages too.
+    // Only the target knows whether every page arrived: CRIU here also ends well when its peer just hangs up.
+    const there = await this.phase(migration, 'pages', () => this.targetRuns(migration, peer));
+    if (!there) {
+      const lost = new MigrationInterruptedError(
+        "the target's container did not get all its memory pages and was killed there; the source runs on",
+      );
+      return this.rollback(migration, peer, 'pages', lost, true);
+    }
+    migration.targetContainer = { id: there.id, name: there.name };
+    // Neither copy holds the memory pages: no restore could use them.
+    await peer.deleteCheckpoint(migration.targetCheckpointId!).catch(() => undefined);
+    await this.finish(migration, keepSource, async () => {
+      await this.deps.checkpoints.remove(migration.checkpointId!).catch(() => undefined);
+    });
   }
 
   /**
@@ -365,34 +478,47 @@ export class MigrationService {
   private async targetRuns(migration: Migration, peer: PeerAgent): Promise<RestoredContainer | undefined> {
     const copy = migration.targetCheckpointId!;
     const waits = this.deps.settleRetryMs ?? SETTLE_RETRY_MS;
-    const running = async () => (await peer.restoredContainers(copy)).find((c) => c.running);
+    const running = async () => {
+      const there = await peer.restoredContainers(copy);
+      if (there.some((c) => c.running && c.pages === 'loading'))
+        throw new TargetStillRestoring('its container there still fetches its memory pages from here');
+      return there.find((c) => c.running && c.pages !== 'failed');
+    };
     for (let attempt = 0; ; attempt++) {
       try {
         const before = await running();
         if (before) return before;
-        if ((await peer.deleteCheckpoint(copy)) === 'in-use') throw new TargetStillRestoring();
+        if ((await peer.deleteCheckpoint(copy)) === 'in-use') throw new TargetStillRestoring('');
         return await running();
       } catch (err) {
         if (!(err instanceof TargetError || err instanceof TargetStillRestoring)) throw err;
         const phase = migration.phases.at(-1)!;
-        phase.detail =
-          err instanceof TargetStillRestoring
+        const loading = err instanceof TargetStillRestoring && err.message !== '';
+        phase.detail = loading
+          ? err.message
+          : err instanceof TargetStillRestoring
             ? 'the target is still restoring its copy'
             : `waiting for the target to answer: ${err.message}`;
         this.emit(migration);
-        await sleep(waits[Math.min(attempt, waits.length - 1)]);
+        if (loading) attempt--;
+        await sleep(loading ? PAGES_POLL_MS : waits[Math.min(attempt, waits.length - 1)]);
       }
     }
   }
 
   /** The workload runs on the target: the source goes (unless kept, or running again), its checkpoint stays. */
-  private async finish(migration: Migration, keepSource: boolean): Promise<void> {
+  private async finish(
+    migration: Migration,
+    keepSource: boolean,
+    after: () => Promise<void> = async () => undefined,
+  ): Promise<void> {
     const { runtime } = this.deps;
     await this.phase(migration, 'finish', async () => {
       await this.endHold(migration, 'stop');
       const source = await runtime.inspect(migration.container.id);
       if (!keepSource && source && !source.running) await runtime.remove(source.id);
     }).catch(() => undefined);
+    await after();
     this.end(migration, 'succeeded');
   }
 
@@ -450,10 +576,26 @@ export class MigrationService {
     const entries = this.heldEntries(migration.id);
     if (!this.held.has(migration.id) && entries.length === 0) return;
     const { runtime } = this.deps;
+    await this.endPageServer(migration, how);
     if (how === 'stop') await runtime.stopFrozen(migration.container.id);
     else await runtime.thawFrozen(migration.container.id);
     for (const e of entries) this.deps.journal?.end(e.id);
     this.held.delete(migration.id);
+  }
+
+  /**
+   * A post-copy source's CRIU holds its tasks until it stops serving: it is told to stop (a connection that ends
+   * at once) before a thaw, and awaited before a stop. A page server of a cryo that died is reached by its address.
+   */
+  private async endPageServer(migration: Migration, how: 'stop' | 'thaw'): Promise<void> {
+    const pages = this.pages.get(migration.id);
+    this.pages.delete(migration.id);
+    if (how === 'thaw') {
+      if (pages) await pages.abort();
+      else if (migration.pageServer) await poke(migration.pageServer);
+      return;
+    }
+    if (pages) await Promise.race([pages.served.catch(() => undefined), sleep(30_000)]);
   }
 
   /** Best effort: the target may have published the import without the source learning its id. */
@@ -527,7 +669,8 @@ export class MigrationService {
         : migration.status === 'rolled_back'
           ? 'rolled_back'
           : 'failure';
-    metrics.operation('migration', 'stop-and-copy', outcome, seconds, migration.error?.code);
+    const strategy = migration.strategy?.used ?? 'stop-and-copy';
+    metrics.operation('migration', strategy, outcome, seconds, migration.error?.code);
     if (migration.downtimeMs !== undefined && migration.status === 'succeeded')
       metrics.migrationDowntime(migration.downtimeMs / 1000);
   }
@@ -549,4 +692,35 @@ function checkpointName(migration: Migration): string {
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** A peer's view of an IPv4 caller may come as IPv4-mapped IPv6 (::ffff:10.0.0.1): CRIU wants the IPv4. */
+function normalizeAddress(address: string | undefined): string | undefined {
+  return address?.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
+}
+
+function mib(bytes: number): number {
+  return Math.round(bytes / (1024 * 1024));
+}
+
+/** A port free at `address` now, for a page server to listen on. */
+function freePort(address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, address, () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Connects to a page server and hangs up: CRIU then stops serving (its tasks stay, frozen, with --leave-running). */
+function poke({ address, port }: { address: string; port: number }): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = connect(port, address, () => socket.end());
+    socket.setTimeout(5_000, () => socket.destroy());
+    socket.once('close', () => resolve());
+    socket.once('error', () => resolve());
+  });
 }

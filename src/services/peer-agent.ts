@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { Checkpoint, RestoredContainer, RestoreResult } from '../domain/checkpoint.js';
+import type { Checkpoint, LazyPagesSource, RestoredContainer, RestoreResult } from '../domain/checkpoint.js';
 import type { HostInfoReport } from '../domain/migration.js';
 import type { ImageIdentity } from '../domain/manifest.js';
 
@@ -12,7 +12,8 @@ export interface PeerAgent {
   loadImage(tar: NodeJS.ReadableStream): Promise<void>;
   /** Streams an archive into the peer's import; resolves with the checkpoint it made. */
   importArchive(archive: Readable): Promise<Checkpoint>;
-  restore(checkpointId: string, name: string): Promise<RestoreResult>;
+  /** With `lazyPages`, the memory pages come from that page server while the container runs (post-copy). */
+  restore(checkpointId: string, name: string, lazyPages?: LazyPagesSource): Promise<RestoreResult>;
   /** 'in-use': a restore of it is under way there. */
   deleteCheckpoint(checkpointId: string): Promise<CheckpointRemoval>;
   findCheckpoint(name: string): Promise<Checkpoint | undefined>;

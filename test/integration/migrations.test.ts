@@ -3,7 +3,8 @@ import type { Checkpoint } from '../../src/domain/checkpoint.js';
 import type { ErrorBody } from '../../src/domain/error-body.js';
 import type { Migration } from '../../src/domain/migration.js';
 import { counterAtLeast, freePort, hostPort, inspect, readCounter } from '../../harness/containers.js';
-import { cryoSuite } from '../../harness/cryo-suite.js';
+import type { ExecutionContext } from 'ava';
+import { cryoSuite, type CryoSuiteContext } from '../../harness/cryo-suite.js';
 import { TestCryo } from '../../harness/cryo.js';
 import { NODE_IMAGE } from '../../harness/prerequisites.js';
 import { bringUpSecondHost } from '../../harness/second-host.js';
@@ -229,5 +230,193 @@ test.serial(
     t.is(cli.exitCode, 1);
     t.regex(cli.stderr, /^cryo: TARGET_UNAUTHORIZED: .+\nhint: .+/);
     t.true((await inspect(name)).State.Running);
+  },
+);
+
+interface MemoryReport {
+  sha256: string;
+  initial: string;
+}
+
+/** The memory workload's report, from inside its container (a host's ports may be in its own namespace). */
+async function memoryReport(docker: (args: string[]) => Promise<{ stdout: string }>, name: string) {
+  const script =
+    "fetch('http://127.0.0.1:8080/').then(r=>r.text()).then(t=>process.stdout.write(t)).catch(()=>process.exit(1))";
+  for (let i = 0; ; i++) {
+    const res = await docker(['exec', name, '/usr/bin/node', '-e', script]).catch((err: Error) => err);
+    if (!(res instanceof Error)) return JSON.parse(res.stdout) as MemoryReport;
+    if (i > 200) throw res;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+const onA = (args: string[]) => execa('docker', args);
+
+test.serial(
+  'post-copy: the memory workload runs on B at once, its pages follow from the frozen source, and its checksum there is the one it had on A',
+  async (t) => {
+    const { containers } = t.context;
+    const b = await bringUpSecondHost(t);
+    await b.host.loadImage(NODE_IMAGE);
+    // B's dockerd, and so its lazy-pages daemon, reaches A's page server over the veth pair.
+    const source = await TestCryo.start({ pageServerAddress: b.host.hostAddress });
+    t.teardown(() => source.stop());
+    const name = containers.uniqueName('postcopy');
+    await containers.run({
+      image: NODE_IMAGE,
+      name,
+      env: { MEMORY_MIB: '96' },
+      cmd: ['/usr/bin/node', '/app/memory.js'],
+      restart: 'unless-stopped',
+    });
+    const before = await memoryReport(onA, name);
+    t.is(before.sha256, before.initial);
+
+    const started = await source.api<Migration>('POST', `/v1/containers/${name}/migrations`, {
+      target: b.cryo.url,
+      targetToken: b.cryo.token,
+      strategy: 'post-copy',
+    });
+    t.is(started.status, 202, JSON.stringify(started.body));
+    const done = (await follow(source, started.body.id)).at(-1)!;
+    t.is(done.status, 'succeeded', JSON.stringify(done));
+    t.deepEqual(done.strategy, { requested: 'post-copy', used: 'post-copy' });
+    t.deepEqual(
+      done.phases.map((p) => p.name),
+      ['preflight', 'image', 'checkpoint', 'stream', 'restore', 'pages', 'finish'],
+    );
+    t.true(
+      done.bytesSent < 96 * 1024 * 1024,
+      `only what is not memory is streamed (${done.bytesSent} bytes)`,
+    );
+
+    const after = await memoryReport((args) => b.host.docker(args), name);
+    t.is(after.initial, before.initial, 'the same process');
+    t.is(after.sha256, before.initial, 'every page arrived intact');
+    const onB = JSON.parse((await b.host.docker(['inspect', name])).stdout) as [
+      { HostConfig: { RestartPolicy: { Name: string } } },
+    ];
+    t.is(onB[0].HostConfig.RestartPolicy.Name, 'unless-stopped', 'its restart policy, once every page is in');
+    t.is((await onA(['ps', '-aq', '--filter', `name=^${name}$`])).stdout.trim(), '', 'gone from A');
+    for (const cryo of [source, b.cryo])
+      t.deepEqual(
+        (await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body.checkpoints,
+        [],
+        'no copy without its pages is kept',
+      );
+  },
+);
+
+test.serial(
+  'auto falls back to stop-and-copy, and says why, where the target has post-copy off; post-copy asked there is refused',
+  async (t) => {
+    const { cryo, containers } = t.context;
+    const b = await bringUpSecondHost(t, { cryo: { postCopy: 'off' } });
+    await b.host.loadImage(NODE_IMAGE);
+    const name = containers.uniqueName('fallback');
+    await containers.run({ image: NODE_IMAGE, name, publish: 8080 });
+    const before = await counterAtLeast(name, 3);
+
+    const refused = await cryo.api<ErrorBody>('POST', `/v1/containers/${name}/migrations`, {
+      target: b.cryo.url,
+      targetToken: b.cryo.token,
+      strategy: 'post-copy',
+    });
+    t.is(refused.status, 409);
+    t.is(refused.body.code, ErrorCode.POST_COPY_UNAVAILABLE);
+    t.regex(refused.body.message, /the target: post-copy is turned off there|CRYO_POST_COPY=off/);
+    t.true((await inspect(name)).State.Running, 'nothing was frozen');
+
+    const started = await cryo.api<Migration>('POST', `/v1/containers/${name}/migrations`, {
+      target: b.cryo.url,
+      targetToken: b.cryo.token,
+      strategy: 'auto',
+    });
+    t.is(started.status, 202, JSON.stringify(started.body));
+    const done = (await follow(cryo, started.body.id)).at(-1)!;
+    t.is(done.status, 'succeeded', JSON.stringify(done));
+    t.like(done.strategy, { requested: 'auto', used: 'stop-and-copy' });
+    t.regex(done.strategy?.fallback ?? '', /CRYO_POST_COPY=off/);
+    const now = await b.host.readCounter(name);
+    t.is(now.bootId, before.bootId);
+    t.true(now.count >= before.count);
+  },
+);
+
+/** Starts a post-copy migration of a 128 MiB memory workload over a 40 Mbit/s link; resolves once its pages flow. */
+async function postCopyUnderWay(
+  t: ExecutionContext<CryoSuiteContext>,
+  label: string,
+): Promise<{
+  b: Awaited<ReturnType<typeof bringUpSecondHost>>;
+  source: TestCryo;
+  name: string;
+  before: MemoryReport;
+  id: string;
+}> {
+  const b = await bringUpSecondHost(t, { cryo: { lazyPagesTimeoutSeconds: 30 } });
+  await b.host.loadImage(NODE_IMAGE);
+  const source = await TestCryo.start({ pageServerAddress: b.host.hostAddress });
+  t.teardown(() => source.stop());
+  const name = t.context.containers.uniqueName(label);
+  await t.context.containers.run({
+    image: NODE_IMAGE,
+    name,
+    env: { MEMORY_MIB: '128' },
+    cmd: ['/usr/bin/node', '/app/memory.js'],
+  });
+  const before = await memoryReport(onA, name);
+  // 128 MiB at 40 Mbit/s: the pages take about half a minute, time to break something while they flow.
+  await b.host.limitRate(40);
+  const started = await source.api<Migration>('POST', `/v1/containers/${name}/migrations`, {
+    target: b.cryo.url,
+    targetToken: b.cryo.token,
+    strategy: 'post-copy',
+  });
+  if (started.status !== 202) throw new Error(JSON.stringify(started.body));
+  for (let i = 0; ; i++) {
+    const m = await source.api<Migration>('GET', `/v1/migrations/${started.body.id}`);
+    if (m.body.phases.at(-1)?.name === 'pages') break;
+    if (m.body.status !== 'running' || i > 600)
+      throw new Error(`never reached pages: ${JSON.stringify(m.body)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await new Promise((r) => setTimeout(r, 1_000));
+  return { b, source, name, before, id: started.body.id };
+}
+
+/** After a post-copy that failed mid-transfer: the workload runs on A, where it froze, and nowhere on B. */
+async function ranOnAOnly(
+  t: ExecutionContext<CryoSuiteContext>,
+  run: Awaited<ReturnType<typeof postCopyUnderWay>>,
+): Promise<void> {
+  const done = (await follow(run.source, run.id)).at(-1)!;
+  t.is(done.status, 'rolled_back', JSON.stringify(done));
+  t.is(done.error?.phase, 'pages');
+  const after = await memoryReport(onA, run.name);
+  t.is(after.initial, run.before.initial, 'the same process, on A');
+  t.is(after.sha256, run.before.initial, 'with all its memory');
+  const onB = await run.b.host.docker(['ps', '-q', '--filter', `name=^${run.name}$`]);
+  t.is(onB.stdout.trim(), '', 'nothing runs on B: its container was killed for want of pages');
+}
+
+test.serial(
+  'post-copy: a page server killed mid-transfer leaves the workload on A, where it froze, and nothing running on B',
+  async (t) => {
+    const run = await postCopyUnderWay(t, 'pskill');
+    const criu = await execa('pgrep', ['-f', 'criu: dump'], { reject: false });
+    t.not(criu.stdout.trim(), '', "A's page server (CRIU's lazy dump) is serving");
+    await execa('kill', ['-9', ...criu.stdout.trim().split('\n')]);
+    await ranOnAOnly(t, run);
+  },
+);
+
+test.serial(
+  'post-copy: a link that goes down mid-transfer leaves the workload on A, where it froze, and nothing running on B',
+  async (t) => {
+    const run = await postCopyUnderWay(t, 'linkdown');
+    await run.b.host.link(false);
+    // B gives up on its pages after its lazyPagesTimeoutSeconds (30 s) and kills its container; then A thaws.
+    await ranOnAOnly(t, run);
   },
 );

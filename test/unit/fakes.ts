@@ -110,6 +110,14 @@ export class FakeRuntime implements ContainerRuntime {
       if (request.holdFrozen) this.calls.push(`thaw ${containerId}`);
       this.frozen.delete(containerId);
     };
+    if (request.lazyPages) {
+      this.calls.push(`serve pages ${containerId} ${request.lazyPages.address}:${request.lazyPages.port}`);
+      const served = this.pagesServed ?? Promise.resolve();
+      const abort = async () => {
+        this.calls.push(`abort page server ${containerId}`);
+      };
+      return { stats: {}, path: 'runc', settled, thaw, pages: { served, abort } };
+    }
     return { stats: { frozenMs: 5 }, path: 'runc', settled, thaw };
   }
 
@@ -142,6 +150,8 @@ export class FakeRuntime implements ContainerRuntime {
   }
 
   failStopFrozen: Error | undefined;
+  /** How a lazy dump's page server ends (default: at once, well). */
+  pagesServed: Promise<void> | undefined;
   /** When set, a dump that holds the container frozen waits for it once frozen (a crash before the checkpoint). */
   heldGate: Promise<void> | undefined;
 
@@ -231,6 +241,10 @@ export class FakeRuntime implements ContainerRuntime {
 }
 
 export class FakeEngine implements CheckpointEngine {
+  postCopy: { ok: boolean; reason?: string } = { ok: true };
+  async postCopySupport(): Promise<{ ok: boolean; reason?: string }> {
+    return this.postCopy;
+  }
   async version(): Promise<string> {
     return '4.2.1';
   }

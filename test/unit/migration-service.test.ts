@@ -37,6 +37,11 @@ class FakePeer implements PeerAgent {
   inUseFor = 0;
   copies = new Set<string>();
   running = new Map<string, RestoredContainer>();
+  /** What the target says of its post-copy support and of the caller's address. */
+  postCopy: { ok: boolean; reason?: string } = { ok: true };
+  /** For a lazy restore: how its pages stand when asked, one answer a question (the last repeats). */
+  pageStates: ('loading' | 'complete' | 'failed')[] = ['complete'];
+  lazyAsked: unknown;
 
   async host(): Promise<HostInfoReport> {
     this.calls.push('host');
@@ -47,6 +52,8 @@ class FakePeer implements PeerAgent {
       dockerVersion: '20.10.24',
       freeBytes: 1e12,
       minFreeBytes: this.minFreeBytes,
+      postCopy: this.postCopy,
+      peerAddress: '::ffff:127.0.0.1',
     };
   }
 
@@ -68,8 +75,9 @@ class FakePeer implements PeerAgent {
     return { id: 'target-checkpoint' } as Checkpoint;
   }
 
-  async restore(checkpointId: string, name: string): Promise<RestoreResult> {
+  async restore(checkpointId: string, name: string, lazyPages?: unknown): Promise<RestoreResult> {
     this.calls.push(`restore ${checkpointId} ${name}`);
+    this.lazyAsked = lazyPages;
     this.onRestore?.();
     if (this.restoreGate) await this.restoreGate;
     const container = { id: 't'.repeat(64), name };
@@ -98,7 +106,11 @@ class FakePeer implements PeerAgent {
     this.calls.push(`ask ${checkpointId}`);
     if (this.fail.ask) throw this.fail.ask;
     const c = this.running.get(checkpointId);
-    return c ? [c] : [];
+    if (!c || this.lazyAsked === undefined) return c ? [c] : [];
+    const pages = this.pageStates.length > 1 ? this.pageStates.shift()! : this.pageStates[0]!;
+    // A container whose pages failed has been killed there.
+    if (pages === 'failed') c.running = false;
+    return [{ ...c, pages }];
   }
 }
 
@@ -140,6 +152,7 @@ const start = (ctx: Ctx) =>
     target: ctx.peer.url,
     targetToken: 'x'.repeat(16),
     keepSource: false,
+    strategy: 'stop-and-copy',
   });
 
 test('a migration that succeeds streams the checkpoint, restores on the target and removes the source', async (t) => {
@@ -306,6 +319,7 @@ async function restartAfterCrash(t: { context: Ctx }, hold: (ctx: Ctx) => Promis
     target: ctx.peer.url,
     targetToken: 'x'.repeat(16),
     keepSource: false,
+    strategy: 'stop-and-copy',
   });
   await hold(ctx);
   const again = await fakeServices(ctx.dir, ctx.db, systemClock, ctx.runtime, () => ctx.peer, journal);
@@ -385,6 +399,7 @@ test('a source whose stop failed after the target ran the workload is stopped at
     target: ctx.peer.url,
     targetToken: 'x'.repeat(16),
     keepSource: false,
+    strategy: 'stop-and-copy',
   });
   for (let i = 0; i < 500 && first.migrations.get(started.id).status === 'running'; i++) await sleep(10);
   t.is(first.migrations.get(started.id).status, 'succeeded');
@@ -428,4 +443,82 @@ test('a migration whose checkpoint was deleted before it could settle ends faile
   const m = await finished(t.context, id);
   t.like(m, { status: 'failed', error: { phase: 'restore' } });
   t.regex(m.error?.message ?? '', /criu failed; then settling it failed: .*no checkpoint/);
+});
+
+const startWith = (ctx: Ctx, strategy: 'post-copy' | 'auto') =>
+  ctx.services.migrations.start('web', {
+    target: ctx.peer.url,
+    targetToken: 'x'.repeat(16),
+    keepSource: false,
+    strategy,
+  });
+
+test('post-copy: the target runs the workload at once, the source stays frozen until every page is in, then goes', async (t) => {
+  const { peer, runtime, services } = t.context;
+  peer.pageStates = ['loading', 'loading', 'complete'];
+  let sourceAtRestore: unknown;
+  peer.onRestore = () => (sourceAtRestore = runtime.frozen.has(SOURCE));
+  const m = await finished(t.context, (await startWith(t.context, 'post-copy')).id);
+  t.is(m.status, 'succeeded', JSON.stringify(m.error));
+  t.deepEqual(m.strategy, { requested: 'post-copy', used: 'post-copy' });
+  t.deepEqual(
+    m.phases.map((p) => `${p.name} ${p.status}`),
+    [
+      'preflight done',
+      'image skipped',
+      'checkpoint done',
+      'stream done',
+      'restore done',
+      'pages done',
+      'finish done',
+    ],
+  );
+  t.true(sourceAtRestore as boolean);
+  t.like(peer.lazyAsked, { address: '127.0.0.1' }, 'the page server, at the address the target sees');
+  t.true(runtime.calls.some((c) => c.startsWith(`serve pages ${SOURCE} 127.0.0.1:`)));
+  t.is(peer.calls.filter((c) => c.startsWith('ask')).length, 3, 'asked until every page was in');
+  t.true(runtime.calls.includes(`stopFrozen ${SOURCE}`));
+  t.false(runtime.containers.has(SOURCE));
+  t.deepEqual(services.checkpoints.list(), [], 'a checkpoint without its pages is not kept');
+  t.true(peer.calls.includes('delete target-checkpoint'), "nor the target's copy");
+  t.is(m.targetContainer?.name, 'web');
+});
+
+test('post-copy: a target that lost its container for want of pages makes the source thaw and run on', async (t) => {
+  const { peer, runtime } = t.context;
+  peer.pageStates = ['loading', 'failed'];
+  const m = await finished(t.context, (await startWith(t.context, 'post-copy')).id);
+  t.like(m, { status: 'rolled_back', error: { phase: 'pages', code: ErrorCode.MIGRATION_INTERRUPTED } });
+  t.true(runtime.calls.includes(`abort page server ${SOURCE}`), 'the page server is ended before the thaw');
+  t.true(runtime.calls.includes(`thawFrozen ${SOURCE}`));
+  t.false(runtime.calls.includes(`stopFrozen ${SOURCE}`));
+  t.true(runtime.containers.get(SOURCE)?.running);
+  t.false(runtime.frozen.has(SOURCE));
+  t.false(peer.copies.has('target-checkpoint'), "the target's copy is deleted");
+});
+
+test('post-copy where a host cannot is refused before anything is frozen; auto falls back and says why', async (t) => {
+  const { peer, runtime } = t.context;
+  peer.postCopy = { ok: false, reason: 'post-copy is turned off here (CRYO_POST_COPY=off)' };
+  const err = await t.throwsAsync(startWith(t.context, 'post-copy'));
+  t.is((err as { code?: string }).code, ErrorCode.POST_COPY_UNAVAILABLE);
+  t.regex(err!.message, /the target: post-copy is turned off here/);
+  t.false(runtime.calls.some((c) => c.startsWith('checkpoint')));
+
+  const m = await finished(t.context, (await startWith(t.context, 'auto')).id);
+  t.is(m.status, 'succeeded');
+  t.like(m.strategy, { requested: 'auto', used: 'stop-and-copy' });
+  t.regex(m.strategy?.fallback ?? '', /the target: post-copy is turned off here/);
+  t.is(peer.lazyAsked, undefined);
+});
+
+test('auto keeps stop-and-copy for a container whose memory is under the threshold, or that cannot be held frozen', async (t) => {
+  const small = await finished(t.context, (await startWith(t.context, 'auto')).id);
+  t.like(small.strategy, { requested: 'auto', used: 'stop-and-copy' });
+  t.regex(small.strategy?.fallback ?? '', /under the post-copy threshold \(256 MiB\)/);
+  t.context.runtime.add({ id: 'd'.repeat(64), name: 'web' });
+  t.context.runtime.containers.delete(SOURCE);
+  t.context.runtime.holds = false;
+  const err = await t.throwsAsync(startWith(t.context, 'post-copy'));
+  t.regex(err!.message, /not dumped through runc here/);
 });

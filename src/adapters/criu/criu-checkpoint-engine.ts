@@ -7,6 +7,8 @@ import type { CheckpointEngine, DumpResult, EngineRestoreResult } from '../../se
 import { criuFailure, tailLines } from './log-tail.js';
 import { PSTREE_IMAGE, readPstreePids } from './pstree-image.js';
 import { readStatsImage } from './stats-image.js';
+import { postCopySupport } from './post-copy-support.js';
+import type { PostCopySupport } from '../../domain/migration.js';
 import { RESTORED_PIDFILE } from '../../domain/layout.js';
 
 const DUMP_LOG = 'dump.log';
@@ -16,6 +18,8 @@ export interface CriuCheckpointEngineOptions {
   /** The criu executable (default: criu on PATH). */
   binary?: string;
   timeoutMs?: number;
+  /** CRYO_POST_COPY=off: this host refuses post-copy migrations, as if CRIU could not do them. */
+  postCopyOff?: boolean;
 }
 
 /** CRIU driven through its command line with execa (argument arrays only, never a shell string). */
@@ -23,9 +27,17 @@ export class CriuCheckpointEngine implements CheckpointEngine {
   private readonly binary: string;
   private readonly timeoutMs: number;
 
-  constructor(options: CriuCheckpointEngineOptions = {}) {
+  private postCopy: Promise<PostCopySupport> | undefined;
+
+  constructor(private readonly options: CriuCheckpointEngineOptions = {}) {
     this.binary = options.binary ?? 'criu';
     this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  postCopySupport(): Promise<PostCopySupport> {
+    // Asked once: the kernel and the sysctl do not change under a running agent often enough to ask each time.
+    this.postCopy ??= postCopySupport(this.binary, this.options.postCopyOff === true);
+    return this.postCopy;
   }
 
   async version(): Promise<string> {

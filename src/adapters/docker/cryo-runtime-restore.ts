@@ -1,6 +1,8 @@
 import { access, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ContainerCriuOptions } from '../../domain/checkpoint.js';
+import type { LazyRestore } from '../../services/container-runtime.js';
 import { DockerError } from '../../domain/errors/index.js';
 import { HostIntentKind } from '../../domain/host-intent.js';
 import { DEFAULT_RUNTIME_STATE_DIR } from '../../defaults.js';
@@ -22,7 +24,22 @@ const Marker = {
   ADDRESSES: 'addresses',
   RESTORED: 'restored',
   RESTORE_LOG: 'restore.log',
+  /** Where the pages come from, for a lazy restore: address, port and timeout in seconds, a line each. */
+  LAZY_PAGES: 'lazy-pages',
+  /** A link to the lazy restore's work directory, which outlives the marker. */
+  LAZY_WORK: 'lazy-work',
 } as const;
+
+/** In a lazy restore's work directory ($CRYO_RUNTIME_STATE/lazy-<id>): the daemon's exit status, once it ended. */
+const LAZY_RESULT = 'result';
+
+/** Where the pages of a container restored lazily stand: fetching, all in, or failed (the container was killed). */
+export type LazyPagesState = 'loading' | 'complete' | 'failed';
+
+interface RestartPolicy {
+  Name: string;
+  MaximumRetryCount: number;
+}
 
 /** A file of one value a line, as the runtime's `read` loops take them. */
 function asLines(values: string[]): string {
@@ -46,12 +63,26 @@ export class CryoRuntimeRestore {
     private readonly stateDir = DEFAULT_RUNTIME_STATE_DIR,
   ) {}
 
+  /** How a lazy restore of this container stands; undefined when it was not restored lazily here. */
+  async lazyPages(containerId: string): Promise<LazyPagesState | undefined> {
+    const dir = path.join(this.stateDir, `lazy-${containerId}`);
+    const result = await readFile(path.join(dir, LAZY_RESULT), 'utf8').catch(() => undefined);
+    if (result !== undefined) return result.trim() === '0' ? 'complete' : 'failed';
+    return (await access(dir).then(
+      () => true,
+      () => false,
+    ))
+      ? 'loading'
+      : undefined;
+  }
+
   async restore(
     containerId: string,
     imagesDir: string,
     criu: ContainerCriuOptions,
     criuConfig: string[],
     addresses: string[],
+    lazy?: LazyRestore,
   ): Promise<void> {
     const marker = path.join(this.stateDir, containerId);
     const intent = this.journal.begin({ kind: HostIntentKind.RUNTIME_MARKER, dir: marker });
@@ -62,6 +93,14 @@ export class CryoRuntimeRestore {
       await writeFile(path.join(marker, Marker.FLAGS), asLines(runcCriuFlags(criu)));
       if (criuConfig.length > 0) await writeFile(path.join(marker, Marker.CRIU_CONF), asLines(criuConfig));
       if (addresses.length > 0) await writeFile(path.join(marker, Marker.ADDRESSES), asLines(addresses));
+      if (lazy)
+        await writeFile(
+          path.join(marker, Marker.LAZY_PAGES),
+          asLines([lazy.address, String(lazy.port), String(lazy.timeoutSeconds)]),
+        );
+      // A lazily restored container that its runtime kills (its pages stopped coming) must not be restarted
+      // afresh by Docker: its restart policy is set aside until every page is in.
+      const policy = lazy ? await this.setPolicyAside(containerId) : undefined;
       // Written last: the runtime acts on a marker only once its images are there.
       await symlink(imagesDir, path.join(marker, Marker.IMAGES));
       try {
@@ -80,15 +119,42 @@ export class CryoRuntimeRestore {
           `container ${containerId.slice(0, 12)} started without cryo's runtime restoring it; it was stopped again`,
         );
       }
+      if (policy && lazy)
+        void this.putPolicyBack(containerId, policy, lazy.timeoutSeconds).catch(() => undefined);
     } finally {
       await removeRuntimeMarker(marker);
       this.journal.end(intent);
     }
   }
 
+  private async setPolicyAside(containerId: string): Promise<RestartPolicy | undefined> {
+    const container = this.client.container(containerId);
+    const policy = (await this.client.call(() => container.inspect())).HostConfig.RestartPolicy;
+    if (!policy?.Name || policy.Name === 'no') return undefined;
+    await this.client.call(() => container.update({ RestartPolicy: { Name: 'no' } }));
+    return { Name: policy.Name, MaximumRetryCount: policy.MaximumRetryCount ?? 0 };
+  }
+
+  /** Once every page is in, the restart policy comes back; a container killed for missing pages keeps "no". */
+  private async putPolicyBack(
+    containerId: string,
+    policy: RestartPolicy,
+    timeoutSeconds: number,
+  ): Promise<void> {
+    const deadline = Date.now() + (timeoutSeconds + 30) * 1000;
+    while (Date.now() < deadline) {
+      const state = await this.lazyPages(containerId);
+      if (state === 'complete')
+        await this.client.call(() => this.client.container(containerId).update({ RestartPolicy: policy }));
+      if (state !== 'loading') return;
+      await sleep(200);
+    }
+  }
+
   /** CRIU's own log, when the runtime got as far as running it. */
   private async failure(marker: string, err: unknown): Promise<Error> {
-    const log = await readFile(path.join(marker, Marker.WORK, Marker.RESTORE_LOG), 'utf8').catch(() => '');
+    const read = (dir: string) => readFile(path.join(marker, dir, Marker.RESTORE_LOG), 'utf8');
+    const log = await read(Marker.WORK).catch(() => read(Marker.LAZY_WORK).catch(() => ''));
     return log ? criuLogFailure('CRIU restore', log, undefined, err) : checkpointError(err, 'restore');
   }
 }

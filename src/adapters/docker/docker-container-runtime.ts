@@ -13,6 +13,7 @@ import {
 } from '../../domain/errors/index.js';
 import type {
   CheckpointRequest,
+  LazyRestore,
   ContainerInfo,
   ContainerRuntime,
   CreateTarget,
@@ -128,12 +129,18 @@ export class DockerContainerRuntime implements ContainerRuntime {
   async listRestored(checkpointId?: string): Promise<RestoredContainer[]> {
     const label = checkpointId === undefined ? LABEL_RESTORED_FROM : `${LABEL_RESTORED_FROM}=${checkpointId}`;
     const list = await this.client.call((d) => d.listContainers({ all: true, filters: { label: [label] } }));
-    return list.map((c) => ({
-      id: c.Id,
-      name: (c.Names[0] ?? '').replace(/^\//, ''),
-      running: c.State === 'running',
-      restoredFrom: c.Labels[LABEL_RESTORED_FROM] ?? '',
-    }));
+    return Promise.all(
+      list.map(async (c) => {
+        const pages = await this.runtimeRestore.lazyPages(c.Id);
+        return {
+          id: c.Id,
+          name: (c.Names[0] ?? '').replace(/^\//, ''),
+          running: c.State === 'running',
+          restoredFrom: c.Labels[LABEL_RESTORED_FROM] ?? '',
+          ...(pages ? { pages } : {}),
+        };
+      }),
+    );
   }
 
   async checkpoint(containerId: string, request: CheckpointRequest): Promise<RuntimeCheckpointResult> {
@@ -214,13 +221,22 @@ export class DockerContainerRuntime implements ContainerRuntime {
     return (await this.restorePath(containerId, criu)) !== 'elsewhere';
   }
 
-  async restore(containerId: string, imagesDir: string, criu: ContainerCriuOptions): Promise<void> {
+  async restore(
+    containerId: string,
+    imagesDir: string,
+    criu: ContainerCriuOptions,
+    lazy?: LazyRestore,
+  ): Promise<void> {
     const restorePath = await this.restorePath(containerId, criu);
     if (restorePath === 'cryo-runtime') {
       const config = await restoreConfigLines(this.client, containerId, { ...criu, ...NO_FLAG_OPTIONS });
       const addresses = criu.tcpEstablished ? await dumpedAddresses(imagesDir) : [];
-      return this.runtimeRestore.restore(containerId, imagesDir, criu, config, addresses);
+      return this.runtimeRestore.restore(containerId, imagesDir, criu, config, addresses, lazy);
     }
+    if (lazy)
+      throw new DockerError(
+        "a lazy restore (post-copy) needs cryo's runtime, which this container does not run under",
+      );
     if (restorePath === 'elsewhere') {
       const raw = await this.client.call(() => this.client.container(containerId).inspect());
       throw new DockerError(

@@ -28,6 +28,11 @@ export function runcCriuFlags(o: ContainerCriuOptions): string[] {
   ];
 }
 
+/** `runc checkpoint` of the container at `root`, into `imagesDir`, with CRIU's logs in `workDir`. */
+export function checkpointArgs(dump: { root: string; imagesDir: string; workDir: string }): string[] {
+  return ['--root', dump.root, 'checkpoint', '--image-path', dump.imagesDir, '--work-path', dump.workDir];
+}
+
 /** The same options as lines of a CRIU configuration file. */
 export function criuConfigLines(o: ContainerCriuOptions): string[] {
   return [
@@ -43,7 +48,7 @@ export function criuConfigLines(o: ContainerCriuOptions): string[] {
  * Docker's checkpoint API copies every image through containerd's content store twice.
  */
 export class RuncCheckpointer {
-  constructor(private readonly binary = 'runc') {}
+  constructor(readonly binary = 'runc') {}
 
   /** The runc root under dockerd's exec root that holds this container, if runc runs it. */
   async rootFor(execRoot: string, containerId: string): Promise<string | undefined> {
@@ -59,13 +64,7 @@ export class RuncCheckpointer {
 
   async checkpoint(dump: RuncDump): Promise<CriuStats> {
     const args = [
-      '--root',
-      dump.root,
-      'checkpoint',
-      '--image-path',
-      dump.imagesDir,
-      '--work-path',
-      dump.workDir,
+      ...checkpointArgs(dump),
       ...(dump.leaveRunning ? ['--leave-running'] : []),
       ...runcCriuFlags(dump.criu),
       dump.containerId,

@@ -6,7 +6,8 @@ import { withIntent, type HostJournal } from '../../services/host-journal.js';
 import type { CheckpointRequest, RuntimeCheckpointResult } from '../../services/container-runtime.js';
 import type { CgroupFreezer } from './cgroup-freezer.js';
 import type { DockerClient } from './docker-client.js';
-import type { RuncCheckpointer } from './runc-checkpointer.js';
+import { runcCriuFlags, type RuncCheckpointer } from './runc-checkpointer.js';
+import { runcLazyCheckpoint } from './runc-lazy-checkpoint.js';
 
 /**
  * A dump straight through the runc that dockerd runs the container with, into cryo's storage, with the
@@ -39,6 +40,34 @@ export class RuncDump {
       await this.freezer.thaw(frozen.pid);
       this.journal.end(frozen.entry);
     };
+    if (request.lazyPages) {
+      if (!frozen || request.heldBy === undefined)
+        throw new DockerError('a lazy dump needs the container held frozen for its migration');
+      const lazy = await runcLazyCheckpoint(
+        {
+          binary: this.runc.binary,
+          root,
+          containerId,
+          imagesDir,
+          workDir: request.parentDir,
+          criuFlags: runcCriuFlags(request.criu),
+        },
+        request.lazyPages,
+      );
+      try {
+        await lazy.ready;
+      } catch (err) {
+        await thaw();
+        throw err;
+      }
+      return {
+        stats: {},
+        path: 'runc',
+        settled: Promise.resolve(),
+        thaw,
+        pages: { served: lazy.served, abort: lazy.abort },
+      };
+    }
     let stats: CriuStats;
     try {
       stats = await withIntent(this.journal, { kind: HostIntentKind.FROZEN, containerId }, () =>

@@ -8,6 +8,7 @@ import {
   RestoredContainerListSchema,
   RestoreResultSchema,
   type Checkpoint,
+  type LazyPagesSource,
   type RestoredContainer,
   type RestoreResult,
 } from '../../domain/checkpoint.js';
@@ -54,9 +55,11 @@ export class HttpPeerAgent implements PeerAgent {
     );
   }
 
-  async restore(checkpointId: string, name: string): Promise<RestoreResult> {
+  async restore(checkpointId: string, name: string, lazyPages?: LazyPagesSource): Promise<RestoreResult> {
     // Should this request time out or its connection drop, the source rolls back: the target must not keep a copy.
-    const body = Readable.from([JSON.stringify({ name, ports: 'same', abandonOnDisconnect: true })]);
+    const body = Readable.from([
+      JSON.stringify({ name, ports: 'same', abandonOnDisconnect: true, ...(lazyPages ? { lazyPages } : {}) }),
+    ]);
     return RestoreResultSchema.parse(
       await this.call('POST', apiPaths.restore(checkpointId), {
         stream: body,

@@ -100,3 +100,15 @@ export class DiskSpaceError extends AppError {
     );
   }
 }
+
+/** A post-copy migration's checkpoint: its memory pages were served from the source's frozen tasks, not stored. */
+export class PagesNotInCheckpointError extends AppError {
+  constructor(id: string) {
+    super(
+      ErrorCode.PAGES_NOT_IN_CHECKPOINT,
+      409,
+      `checkpoint "${id}" holds no memory pages: a post-copy migration served them from the source`,
+      'only the migration that made it restores it, with {"lazyPages": {"address", "port"}} of its page server',
+    );
+  }
+}

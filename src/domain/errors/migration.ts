@@ -59,3 +59,15 @@ export class MigrationInterruptedError extends AppError {
     );
   }
 }
+
+/** strategy "post-copy" asked where one of the hosts, or the container, cannot take part in it. */
+export class PostCopyUnavailableError extends AppError {
+  constructor(reasons: string[]) {
+    super(
+      ErrorCode.POST_COPY_UNAVAILABLE,
+      409,
+      `post-copy is not possible here: ${reasons.join('; ')}`,
+      'use strategy "auto" (which falls back to stop-and-copy) or "stop-and-copy"',
+    );
+  }
+}

@@ -17,7 +17,7 @@ export const hostRoutes: FastifyPluginAsyncZod<{ host: HostService }> = async (a
         response: { 200: HostInfoSchema, 401: ErrorBodySchema },
       },
     },
-    async () => host.report(),
+    async (request) => ({ ...(await host.report()), peerAddress: request.ip }),
   );
   app.get(
     '/v1/images/present',

@@ -39,6 +39,8 @@ export interface CheckpointServiceDeps {
    * entries of `known` are taken as they are.
    */
   describeEntries?: (dir: string, known?: ManifestEntry[]) => Promise<ManifestEntry[]>;
+  /** How long a lazy restore's pages may take, all of them, before its container is killed (default 600). */
+  lazyPagesTimeoutSeconds?: number;
   /** Free space for a dump (default: the store's, with no floor). */
   guard?: DiskGuard;
   metrics?: Metrics;

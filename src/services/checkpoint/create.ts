@@ -16,7 +16,7 @@ import {
 import { HostIntentKind } from '../../domain/host-intent.js';
 import { CHECKPOINT_IMAGES_DIR, CRYO_MANIFEST } from '../../domain/layout.js';
 import type { ManifestEntry } from '../../domain/manifest.js';
-import type { ContainerInfo, RuntimeCheckpointResult } from '../container-runtime.js';
+import type { ContainerInfo, PageServerAddress, RuntimeCheckpointResult } from '../container-runtime.js';
 import type { RootfsSummary } from '../rootfs-changes.js';
 import { fallbackSpec } from '../engine-configs.js';
 import { newId } from '../ids.js';
@@ -41,6 +41,17 @@ export interface CreateCheckpointInternals {
    * the freeze itself, stopping the container once the target runs it, or thawing it. Thawed on any failure here.
    */
   heldBy?: string;
+  /**
+   * With heldBy: dump everything but the memory pages and serve those from the frozen tasks at this address
+   * (post-copy); `onPages` gets the page server's handle. The checkpoint is marked lazyPages: it holds no pages.
+   */
+  lazyPages?: { server: PageServerAddress; onPages: (pages: ServedPages) => void };
+}
+
+/** The page server of a post-copy checkpoint: it ends when its peer has taken the pages, or ends it early. */
+export interface ServedPages {
+  served: Promise<void>;
+  abort: () => Promise<void>;
 }
 
 /** Checkpoints a running container: CRIU's images, its root-filesystem changes, and its job's operator state. */
@@ -128,6 +139,7 @@ export async function createCheckpoint(
             exit: !body.leaveRunning,
             holdFrozen,
             ...(held !== undefined ? { heldBy: held } : {}),
+            ...(internals.lazyPages ? { lazyPages: internals.lazyPages.server } : {}),
             criu,
           });
         } catch (err) {
@@ -146,6 +158,16 @@ export async function createCheckpoint(
         };
         let pausedMs = holdFrozen ? undefined : await thaw();
         if (held !== undefined) thawHeld = thaw;
+        if (internals.lazyPages) {
+          if (!dumped.pages) throw new Error('the runtime did not start a page server for the lazy dump');
+          const pages = dumped.pages;
+          // A checkpoint that fails from here on ends the page server first: nobody will fetch its pages.
+          thawHeld = async () => {
+            await pages.abort();
+            await thaw();
+          };
+          internals.lazyPages.onPages(pages);
+        }
         try {
           let rootfs: RootfsSummary;
           let images: Promise<ManifestEntry[]> | undefined;
@@ -177,6 +199,7 @@ export async function createCheckpoint(
                 leaveRunning: body.leaveRunning,
                 dumpMs,
                 criu,
+                ...(internals.lazyPages ? { lazyPages: true } : {}),
                 ...(cut ? { application: applicationOf(cut) } : {}),
               },
               entries,
@@ -196,6 +219,7 @@ export async function createCheckpoint(
         createdAt: createdAt.toISOString(),
         leaveRunning: body.leaveRunning,
         ...(cut ? { application: applicationOf(cut) } : {}),
+        ...(internals.lazyPages ? { lazyPages: true } : {}),
         sizeBytes,
         stats: {
           dumpMs,

@@ -7,6 +7,9 @@ import type { CheckpointContext } from './context.js';
 import { criuOf } from './manifest.js';
 import { createRestoreTarget, type RestoreJob } from './restore-job.js';
 
+/** How long a lazy restore's pages may take to arrive, all of them, before its container is killed. */
+const DEFAULT_LAZY_PAGES_TIMEOUT_S = 600;
+
 /**
  * Restores CRIU's images into a new container named `name`, with the root-filesystem changes and volumes;
  * `replacing`: a container that takes the original's place, with its host ports and volumes.
@@ -30,7 +33,11 @@ export async function restoreAsNew(
     const fresh = new Set([...(await runtime.volumeNames())].filter((v) => !volumesBefore.has(v)));
     await rootfs.applyVolumes(created.id, dir, manifest.mounts, fresh);
     if (abandoned?.aborted) throw new RestoreAbandonedError(created.name);
-    await runtime.restore(created.id, path.join(dir, CHECKPOINT_IMAGES_DIR), criuOf(manifest));
+    const lazy = job.body.lazyPages && {
+      ...job.body.lazyPages,
+      timeoutSeconds: ctx.lazyPagesTimeoutSeconds ?? DEFAULT_LAZY_PAGES_TIMEOUT_S,
+    };
+    await runtime.restore(created.id, path.join(dir, CHECKPOINT_IMAGES_DIR), criuOf(manifest), lazy);
     // Nobody can learn that it runs: a migration's source has rolled back, so this copy must not run on.
     if (abandoned?.aborted) throw new RestoreAbandonedError(created.name);
   } catch (err) {

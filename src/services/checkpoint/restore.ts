@@ -2,6 +2,7 @@ import type { Checkpoint, RestoreBody, RestoreResult } from '../../domain/checkp
 import {
   AppError,
   ErrorCode,
+  PagesNotInCheckpointError,
   RestoreModeUnavailableError,
   ValidationError,
 } from '../../domain/errors/index.js';
@@ -55,6 +56,7 @@ export async function restoreCheckpoint(
       'give mode "application" (or "auto") and a name',
     );
   }
+  requireLazyFits(checkpoint, body);
   const job: RestoreJob = { ...request, manifest: await readManifest(dir) };
   let fallback: string | undefined;
   if (mode !== 'application' && hasImage) {
@@ -83,4 +85,17 @@ async function restoreProcessImage(ctx: CheckpointContext, job: RestoreJob): Pro
   requireHostFits(job.manifest.source, { ...ctx.host, criuVersion });
   if (job.body.name === undefined) return restoreInPlace(ctx, job);
   return restoreAsNew(ctx, job, job.body.name);
+}
+
+/** A checkpoint without its memory pages restores only lazily, from its page server, into a new container. */
+function requireLazyFits(checkpoint: Checkpoint, body: RestoreBody): void {
+  if (checkpoint.lazyPages && !body.lazyPages) throw new PagesNotInCheckpointError(checkpoint.id);
+  if (!body.lazyPages) return;
+  if (!checkpoint.lazyPages)
+    throw new ValidationError(
+      'lazyPages applies to a checkpoint without its memory pages',
+      'this checkpoint holds them: restore it without lazyPages',
+    );
+  if (body.name === undefined || body.mode === 'application')
+    throw new ValidationError('a lazy restore goes into a new container', 'give a name, and mode "process"');
 }
