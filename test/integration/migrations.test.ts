@@ -5,6 +5,7 @@ import type { Migration } from '../../src/domain/migration.js';
 import { counterAtLeast, freePort, hostPort, inspect, readCounter } from '../../harness/containers.js';
 import type { ExecutionContext } from 'ava';
 import { cryoSuite, type CryoSuiteContext } from '../../harness/cryo-suite.js';
+import { CryoProcess } from '../../harness/cryo-process.js';
 import { TestCryo } from '../../harness/cryo.js';
 import { NODE_IMAGE } from '../../harness/prerequisites.js';
 import { bringUpSecondHost } from '../../harness/second-host.js';
@@ -418,5 +419,53 @@ test.serial(
     await run.b.host.link(false);
     // B gives up on its pages after its lazyPagesTimeoutSeconds (30 s) and kills its container; then A thaws.
     await ranOnAOnly(t, run);
+  },
+);
+
+test.serial(
+  'post-copy: a source cryo killed mid-transfer settles after its restart: the workload runs on B with every page, and only there',
+  async (t) => {
+    const { containers } = t.context;
+    const b = await bringUpSecondHost(t);
+    await b.host.loadImage(NODE_IMAGE);
+    const env = { CRYO_PAGE_SERVER_ADDRESS: b.host.hostAddress };
+    const first = await CryoProcess.start(env);
+    let source = first;
+    t.teardown(() => source.stop());
+    const name = containers.uniqueName('pcrash');
+    await containers.run({
+      image: NODE_IMAGE,
+      name,
+      env: { MEMORY_MIB: '128' },
+      cmd: ['/usr/bin/node', '/app/memory.js'],
+    });
+    const before = await memoryReport(onA, name);
+    await b.host.limitRate(40);
+    const started = await source.api<Migration>('POST', `/v1/containers/${name}/migrations`, {
+      target: b.cryo.url,
+      targetToken: b.cryo.token,
+      strategy: 'post-copy',
+    });
+    for (let i = 0; ; i++) {
+      const m = await source.api<Migration>('GET', `/v1/migrations/${started.id}`);
+      if (m.phases.at(-1)?.name === 'pages') break;
+      if (m.status !== 'running' || i > 600) throw new Error(`never reached pages: ${JSON.stringify(m)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // CRIU's page server is not cryo's child to die with it: the pages go on flowing meanwhile.
+    await first.crash();
+    source = await CryoProcess.start(env, { work: first.work, token: first.token, url: first.url });
+    let done: Migration;
+    for (let i = 0; ; i++) {
+      done = await source.api<Migration>('GET', `/v1/migrations/${started.id}`);
+      if (done.status !== 'running') break;
+      if (i > 1200) throw new Error(`did not settle: ${JSON.stringify(done)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    t.is(done.status, 'succeeded', JSON.stringify(done));
+    const after = await memoryReport((args) => b.host.docker(args), name);
+    t.is(after.initial, before.initial);
+    t.is(after.sha256, before.initial, 'every page arrived intact');
+    t.is((await onA(['ps', '-aq', '--filter', `name=^${name}$`])).stdout.trim(), '', 'gone from A');
   },
 );
