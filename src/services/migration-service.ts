@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { connect, createServer, type AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { Transform } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RestoredContainer } from '../domain/checkpoint.js';
@@ -33,6 +33,7 @@ import type { ContainerInfo, ContainerRuntime } from './container-runtime.js';
 import { localHost } from './host-info.js';
 import type { HostJournal } from './host-journal.js';
 import { errorCode, NO_METRICS, type Metrics } from './metrics.js';
+import { hangUp } from './hang-up.js';
 import type { MigrationStore } from './migration-store.js';
 import type { PeerAgent, PeerConnector } from './peer-agent.js';
 import type { ProcessInspector } from './process-inspector.js';
@@ -592,7 +593,7 @@ export class MigrationService {
     this.pages.delete(migration.id);
     if (how === 'thaw') {
       if (pages) await pages.abort();
-      else if (migration.pageServer) await poke(migration.pageServer);
+      else if (migration.pageServer) await hangUp(migration.pageServer);
       return;
     }
     if (pages) await Promise.race([pages.served.catch(() => undefined), sleep(30_000)]);
@@ -712,15 +713,5 @@ function freePort(address: string): Promise<number> {
       const { port } = server.address() as AddressInfo;
       server.close(() => resolve(port));
     });
-  });
-}
-
-/** Connects to a page server and hangs up: CRIU then stops serving (its tasks stay, frozen, with --leave-running). */
-function poke({ address, port }: { address: string; port: number }): Promise<void> {
-  return new Promise((resolve) => {
-    const socket = connect(port, address, () => socket.end());
-    socket.setTimeout(5_000, () => socket.destroy());
-    socket.once('close', () => resolve());
-    socket.once('error', () => resolve());
   });
 }

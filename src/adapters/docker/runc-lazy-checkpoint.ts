@@ -1,12 +1,12 @@
 import { createReadStream } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { execa, ExecaError } from 'execa';
 import { CriuError } from '../../domain/errors/index.js';
 import { DUMP_LOG } from '../../domain/layout.js';
 import type { PageServerAddress } from '../../services/container-runtime.js';
+import { hangUp } from '../../services/hang-up.js';
 import { criuFailure } from '../criu/log-tail.js';
 import { checkpointArgs } from './runc-checkpointer.js';
 
@@ -100,12 +100,7 @@ export async function runcLazyCheckpoint(
     void rm(fifo, { force: true });
   });
   const abort = async () => {
-    await new Promise<void>((resolve) => {
-      const socket = connect(pageServer.port, pageServer.address, () => socket.end());
-      socket.setTimeout(5_000, () => socket.destroy());
-      socket.once('close', () => resolve());
-      socket.once('error', () => resolve());
-    });
+    await hangUp(pageServer);
     const ended = await Promise.race([
       served.then(
         () => true,
