@@ -90,7 +90,12 @@ export async function rawCriu(mib: number, copyImages: boolean): Promise<RawTime
 }
 
 /** Runs the memory workload in a container (port 8080 on a free loopback port) and waits until it answers. */
-export async function runMemoryContainer(name: string, mib: number, runtime?: string): Promise<Memory> {
+export async function runMemoryContainer(
+  name: string,
+  mib: number,
+  runtime?: string,
+  extraArgs: string[] = [],
+): Promise<Memory> {
   await execa('docker', [
     'run',
     '-d',
@@ -101,6 +106,7 @@ export async function runMemoryContainer(name: string, mib: number, runtime?: st
     '127.0.0.1::8080',
     '-e',
     `MEMORY_MIB=${mib}`,
+    ...extraArgs,
     NODE_IMAGE,
     '/usr/bin/node',
     '/app/memory.js',

@@ -77,6 +77,7 @@ export async function inspect(ref: string): Promise<{
   Name: string;
   State: ContainerState;
   Config: { Labels: Record<string, string> | null; Tty?: boolean };
+  Mounts: { Type: string; Name?: string; Destination: string }[];
 }> {
   const { stdout } = await execa('docker', ['inspect', ref]);
   return (JSON.parse(stdout) as never[])[0] as never;

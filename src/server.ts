@@ -115,6 +115,7 @@ export async function startServer(config: Config): Promise<Server> {
     await app.listen({ host: config.listen.host, port: config.listen.port });
     await schedules.start();
     migrations.resumeInterrupted();
+    runtime.resumeLazyRestores();
     migrations.startSweeper();
   } catch (err) {
     await app.close();

@@ -15,5 +15,6 @@ export const apiPaths = {
   restoredFrom: (checkpointId: string) => `/v1/containers?restoredFrom=${seg(checkpointId)}`,
   checkpoint: (id: string) => `/v1/checkpoints/${seg(id)}`,
   restore: (id: string) => `/v1/checkpoints/${seg(id)}/restore`,
+  prepare: (id: string) => `/v1/checkpoints/${seg(id)}/prepare`,
   archive: (id: string, compress: string) => `/v1/checkpoints/${seg(id)}/archive?compress=${seg(compress)}`,
 } as const;

@@ -20,13 +20,14 @@ export function addMigrationCommands({ program, out, run }: CommandContext): voi
       '--strategy <strategy>',
       'stop-and-copy (the default), post-copy (the pages follow while it runs there) or auto',
     )
+    .option('--no-disk-pre-copy', 'send the files during the downtime too, not before the freeze')
     .option('--no-wait', 'print the migration as started, and do not wait')
     .action(
       run(async (client, container: string, o: Record<string, unknown>) => {
         let m = await client.json<Migration>('POST', `/v1/containers/${seg(container)}/migrations`, {
           target: o.target,
           targetToken: o.targetToken,
-          ...pick(o, ['name', 'keepSource', 'strategy']),
+          ...pick(o, ['name', 'keepSource', 'strategy', 'diskPreCopy']),
         });
         if (o.wait === false) return m;
         const progress = new MigrationProgress(out.stderr);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { CheckpointIdSchema, ContainerRefSchema, NameSchema } from './names.js';
+import { CheckpointIdSchema, ContainerIdSchema, ContainerRefSchema, NameSchema } from './names.js';
 
 export const CheckpointStatsSchema = z.object({
   dumpMs: z.number().describe('time spent in the dump itself (runtime and CRIU)'),
@@ -53,6 +53,16 @@ export const CheckpointApplicationSchema = z.object({
 });
 export type CheckpointApplication = z.infer<typeof CheckpointApplicationSchema>;
 
+/**
+ * A migration's disk pre-copy comes in two checkpoints: the seed (the root filesystem's changes and the volumes,
+ * read while the container ran; no process), then the changes since the seed with the process (read frozen).
+ */
+export const DiskPreCopySchema = z.object({
+  part: z.enum(['seed', 'changes']),
+  seed: NameSchema.describe("the seed checkpoint's name"),
+});
+export type DiskPreCopy = z.infer<typeof DiskPreCopySchema>;
+
 export const CheckpointSchema = z.object({
   id: CheckpointIdSchema,
   name: NameSchema,
@@ -74,6 +84,9 @@ export const CheckpointSchema = z.object({
     .describe(
       "true when its memory pages are not in it (a post-copy migration's): only that migration restores it",
     ),
+  diskPreCopy: DiskPreCopySchema.optional().describe(
+    "a migration's disk pre-copy: the seed, or the changes since it (restored in place, or into the container prepared from the seed)",
+  ),
   sizeBytes: z.number().int().nonnegative(),
   stats: CheckpointStatsSchema,
   status: CheckpointStatusSchema,
@@ -176,9 +189,28 @@ export const RestoreBodySchema = z.preprocess(
     lazyPages: LazyPagesSourceSchema.optional().describe(
       "for a new container from a checkpoint without its memory pages (a post-copy migration's): the source's page server, which the restored container's pages come from while it runs",
     ),
+    prepared: ContainerIdSchema.optional().describe(
+      "for the changes part of a disk pre-copy: the container prepared from its seed (POST /v1/checkpoints/{id}/prepare), which the restore completes and starts; name must be that container's",
+    ),
   }),
 );
 export type RestoreBody = z.infer<typeof RestoreBodySchema>;
+
+export const PrepareBodySchema = z.strictObject({
+  name: NameSchema.describe("the new container's name: the restore of the changes checkpoint gives the same"),
+  ports: z
+    .enum(['free', 'same'])
+    .default('free')
+    .describe('publish on free host ports (default), or on the same ones as the original'),
+});
+export type PrepareBody = z.infer<typeof PrepareBodySchema>;
+
+export const PreparedContainerSchema = z.object({
+  container: z.object({ id: z.string(), name: z.string() }),
+  /** How long it waits for its restore before it is removed. */
+  expiresAt: z.string(),
+});
+export type PreparedContainer = z.infer<typeof PreparedContainerSchema>;
 
 export const RestoreResultSchema = z.object({
   container: z.object({ id: z.string(), name: z.string() }).optional(),

@@ -31,6 +31,11 @@ export const HostIntentSchema = z.discriminatedUnion('kind', [
     kind: z.literal(HostIntentKind.RESTART_POLICY),
     containerId: z.string(),
     policy: z.object({ Name: z.string(), MaximumRetryCount: z.number().optional() }),
+    /**
+     * Set aside for a lazy restore until its pages are all in (a deadline, ms since the epoch): after a restart
+     * it comes back only once they are, never for a container killed for want of them.
+     */
+    untilPagesBy: z.number().optional(),
   }),
   z.object({
     kind: z.literal(HostIntentKind.DOCKER_CHECKPOINT),

@@ -11,6 +11,14 @@ export const DELETED_FILES = 'deleted.files';
 export const STATS_DUMP = 'stats-dump';
 export const NETWORK_STATUS = 'network.status';
 export const VOLUMES_DIR = 'volumes';
+/** A volume's contents inside VOLUMES_DIR. */
+export const volumeTarName = (volume: string): string => `${volume}.tar`;
+/**
+ * The changes part of a disk pre-copy: the paths that the seed sent and that are gone since (JSON list), for the
+ * root filesystem, and for a volume inside VOLUMES_DIR.
+ */
+export const REMOVED_FILES = 'removed.files';
+export const volumeRemovedName = (volume: string): string => `${volume}.removed`;
 export const DUMP_LOG = 'dump.log';
 /** Docker's own description of the container (`docker inspect`), used to create it again. */
 export const DOCKER_CONFIG = 'docker-config.json';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { CheckpointApplicationSchema, ContainerCriuOptionsSchema } from './checkpoint.js';
+import { CheckpointApplicationSchema, ContainerCriuOptionsSchema, DiskPreCopySchema } from './checkpoint.js';
 import { NameSchema, ImageRefSchema } from './names.js';
 
 export const ManifestEntrySchema = z.object({
@@ -51,13 +51,19 @@ export const ManifestSchema = z.object({
     processImage: z.boolean().optional(),
     /** True when its memory pages are not in it: a post-copy migration served them from the source. */
     lazyPages: z.boolean().optional(),
+    diskPreCopy: DiskPreCopySchema.optional(),
     application: CheckpointApplicationSchema.optional(),
   }),
   container: z.object({ id: z.string(), name: z.string() }),
   image: ImageIdentitySchema,
   source: z.object({ kernel: z.string(), criuVersion: z.string(), arch: z.string(), hostname: z.string() }),
   mounts: z.array(MountRecordSchema),
-  rootfs: z.object({ changed: z.number().int().nonnegative(), deleted: z.number().int().nonnegative() }),
+  rootfs: z.object({
+    changed: z.number().int().nonnegative(),
+    deleted: z.number().int().nonnegative(),
+    /** The changes part of a disk pre-copy: paths the seed sent that are gone since (removed.files). */
+    removed: z.number().int().nonnegative().optional(),
+  }),
   entries: z.array(ManifestEntrySchema),
 });
 export type Manifest = z.infer<typeof ManifestSchema>;

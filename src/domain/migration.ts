@@ -4,6 +4,7 @@ import { NameSchema } from './names.js';
 export const MigrationPhaseNameSchema = z.enum([
   'preflight',
   'image',
+  'precopy',
   'checkpoint',
   'stream',
   'restore',
@@ -52,6 +53,15 @@ export const MigrationSchema = z.object({
       fallback: z.string().optional().describe('why auto did not use post-copy'),
     })
     .optional(),
+  /** With a disk pre-copy: its seed checkpoint here and on the target, and the container prepared there from it. */
+  precopy: z
+    .object({
+      checkpointId: z.string(),
+      bytes: z.number(),
+      targetCheckpointId: z.string().optional(),
+      preparedContainer: z.string().optional(),
+    })
+    .optional(),
   /** For post-copy: where the target fetched the memory pages from (this host's page server). */
   pageServer: z.object({ address: z.string(), port: z.number() }).optional(),
 });
@@ -74,6 +84,12 @@ export const CreateMigrationBodySchema = z.strictObject({
   strategy: MigrationStrategySchema.default('stop-and-copy').describe(
     'stop-and-copy: every page is sent during the downtime; post-copy: the workload runs on the target at once and its memory pages follow, from the frozen source, on fault and in the background; auto: post-copy when both hosts can and the memory is over the threshold, else stop-and-copy',
   ),
+  diskPreCopy: z
+    .boolean()
+    .default(true)
+    .describe(
+      "send the root filesystem's changes and the volumes while the container runs, and only what changed since after the freeze; the target's container is created meanwhile (where the source is dumped through runc)",
+    ),
 });
 export type CreateMigrationBody = z.infer<typeof CreateMigrationBodySchema>;
 

@@ -16,6 +16,11 @@ export type Name = z.infer<typeof NameSchema>;
 export const ContainerRefSchema = NameSchema.describe('container id, unique id prefix, or name');
 export type ContainerRef = z.infer<typeof ContainerRefSchema>;
 
+/** A full container id, as Docker gives it. */
+export const ContainerIdSchema = z
+  .string()
+  .regex(/^[0-9a-f]{64}$/, 'a container id is 64 lowercase hex digits');
+
 export const CheckpointIdSchema = z
   .string()
   .regex(/^[0-9a-z]{8,64}$/, 'a checkpoint id is 8 to 64 lowercase letters and digits');

@@ -129,6 +129,7 @@ export class ArchiveService {
         leaveRunning: manifest.checkpoint.leaveRunning,
         ...(manifest.checkpoint.processImage === false ? { processImage: false } : {}),
         ...(manifest.checkpoint.lazyPages ? { lazyPages: true } : {}),
+        ...(manifest.checkpoint.diskPreCopy ? { diskPreCopy: manifest.checkpoint.diskPreCopy } : {}),
         ...(manifest.checkpoint.application ? { application: manifest.checkpoint.application } : {}),
         sizeBytes,
         stats: { dumpMs: manifest.checkpoint.dumpMs, totalMs: manifest.checkpoint.dumpMs },

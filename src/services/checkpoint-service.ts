@@ -1,5 +1,12 @@
 import path from 'node:path';
-import type { Checkpoint, RestoreBody, RestoredContainer, RestoreResult } from '../domain/checkpoint.js';
+import type {
+  Checkpoint,
+  PrepareBody,
+  PreparedContainer,
+  RestoreBody,
+  RestoredContainer,
+  RestoreResult,
+} from '../domain/checkpoint.js';
 import { CheckpointInUseError, CheckpointNotFoundError, ValidationError } from '../domain/errors/index.js';
 import { CRYO_MANIFEST } from '../domain/layout.js';
 import type { Manifest } from '../domain/manifest.js';
@@ -11,7 +18,10 @@ import {
   type CreateCheckpointInternals,
   type CreateCheckpointOptions,
 } from './checkpoint/create.js';
+import { createDiskSeed, type DiskSeed } from './checkpoint/create-disk-seed.js';
 import { CheckpointLeases } from './checkpoint/leases.js';
+import { dropPrepared, prepareFromSeed } from './checkpoint/prepare.js';
+import { PreparedContainers } from './checkpoint/prepared-containers.js';
 import { readManifest } from './checkpoint/manifest.js';
 import { restoreCheckpoint } from './checkpoint/restore.js';
 import { CheckpointSupport } from './checkpoint/support.js';
@@ -24,6 +34,7 @@ import { jobOperators } from './sidecar/job-operators.js';
 
 export type { CheckpointServiceDeps } from './checkpoint/context.js';
 export type { CreateCheckpointInternals, CreateCheckpointOptions } from './checkpoint/create.js';
+export type { DiskSeed } from './checkpoint/create-disk-seed.js';
 
 /** The front the routes call: container checkpoints, the catalog, and the leases that keep a checkpoint in use. */
 export class CheckpointService {
@@ -38,7 +49,18 @@ export class CheckpointService {
       locks: deps.locks ?? new KeyedLocks(),
       leases: new CheckpointLeases(),
       support: new CheckpointSupport(deps.runtime, deps.engine, deps.clock),
+      prepared: new PreparedContainers((entry) => void dropPrepared(this.ctx, entry).catch(() => undefined)),
     };
+  }
+
+  /** The first part of a migration's disk pre-copy (see createDiskSeed). */
+  createDiskSeed(ref: string, name: string): Promise<DiskSeed> {
+    return createDiskSeed(this.ctx, ref, name);
+  }
+
+  /** Creates and fills the container that the changes checkpoint of this seed will restore into. */
+  prepare(seedId: string, body: PrepareBody): Promise<PreparedContainer> {
+    return this.using(seedId, (checkpoint, dir) => prepareFromSeed(this.ctx, checkpoint, dir, body));
   }
 
   async create(
@@ -80,6 +102,8 @@ export class CheckpointService {
     if (this.isInUse(id)) throw new CheckpointInUseError(id);
     this.ctx.catalog.remove(id);
     await this.ctx.store.remove(id);
+    // A seed's prepared containers wait for a restore that can no longer come.
+    for (const entry of this.ctx.prepared.takeOfSeed(id)) await dropPrepared(this.ctx, entry);
   }
 
   /**

@@ -130,6 +130,11 @@ export interface ContainerRuntime {
     criu: ContainerCriuOptions,
     lazy?: LazyRestore,
   ): Promise<void>;
+  /**
+   * After a restart: watches again the lazy restores that a crash interrupted, and puts each one's restart policy
+   * back once its pages are all in (never for a container killed for want of them).
+   */
+  resumeLazyRestores(): void;
   remove(containerId: string): Promise<void>;
   /** Starts a created or stopped container afresh (no checkpoint). */
   start(containerId: string): Promise<void>;

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import { Transform } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { RestoredContainer } from '../domain/checkpoint.js';
+import type { Checkpoint, RestoredContainer } from '../domain/checkpoint.js';
 import {
   ContainerNotFoundError,
   ContainerNotRunningError,
@@ -24,7 +24,7 @@ import type {
   MigrationStrategy,
 } from '../domain/migration.js';
 import type { ArchiveService } from './archive-service.js';
-import type { CheckpointService } from './checkpoint-service.js';
+import type { CheckpointService, CreateCheckpointInternals } from './checkpoint-service.js';
 import type { ServedPages } from './checkpoint/create.js';
 import { newId } from './ids.js';
 import type { CheckpointEngine } from './checkpoint-engine.js';
@@ -157,6 +157,7 @@ export class MigrationService {
       // waits frozen where its dump left it, and runs on from there.
       try {
         await this.endHold(m, 'thaw');
+        await this.dropPreCopy(m, peer);
       } catch (err) {
         this.failAfter(
           m,
@@ -333,7 +334,7 @@ export class MigrationService {
     body: CreateMigrationBody,
     plan: MigrationPlan,
   ): Promise<void> {
-    const { runtime, checkpoints, archives, clock } = this.deps;
+    const { runtime, checkpoints, clock } = this.deps;
     try {
       if (plan.imagePresent) this.markSkipped(migration, 'image', 'the target has the image');
       else
@@ -345,12 +346,31 @@ export class MigrationService {
       return;
     }
 
+    // Where it can, the source stays frozen after its dump instead of stopping: Docker's handling of the exit
+    // leaves the downtime, and a rollback before the target runs it is a thaw.
+    let hold: boolean;
+    let diskSince: CreateCheckpointInternals['diskSince'];
+    try {
+      hold = await runtime.canHoldFrozen(container.id);
+      if (body.diskPreCopy && !hold)
+        this.markSkipped(
+          migration,
+          'precopy',
+          "the container is not dumped through runc here (Docker's checkpoint API path)",
+        );
+      else if (body.diskPreCopy)
+        diskSince = await this.phase(migration, 'precopy', () =>
+          this.preCopy(migration, container, peer, body),
+        );
+    } catch (err) {
+      await this.dropPreCopy(migration, peer);
+      this.end(migration, 'failed', 'precopy', err);
+      return;
+    }
+
     let frozenAt = 0;
     let failedIn: MigrationPhaseName = 'checkpoint';
     try {
-      // Where it can, the source stays frozen after its dump instead of stopping: Docker's handling of the exit
-      // leaves the downtime, and a rollback before the target runs it is a thaw.
-      const hold = await runtime.canHoldFrozen(container.id);
       // Post-copy: the memory pages stay in the frozen tasks, served to the target from a page server here.
       const { pageServer } = plan;
       if (pageServer) migration.pageServer = pageServer;
@@ -362,6 +382,7 @@ export class MigrationService {
             hashEntries: true,
             onFreeze: () => (frozenAt = clock.now()),
             ...(hold ? { heldBy: migration.id } : {}),
+            ...(diskSince ? { diskSince } : {}),
             ...(pageServer
               ? {
                   lazyPages: {
@@ -375,29 +396,16 @@ export class MigrationService {
       );
       if (hold) this.held.add(migration.id);
       migration.checkpointId = checkpoint.id;
-      migration.bytesTotal = checkpoint.sizeBytes;
+      migration.bytesTotal = (migration.precopy?.bytes ?? 0) + checkpoint.sizeBytes;
       failedIn = 'stream';
-      const imported = await this.phase(migration, 'stream', async () => {
-        const archive = await archives.export(checkpoint.id, 'none');
-        const counted = archive.stream.pipe(
-          new Transform({
-            transform: (chunk: Buffer, _enc, cb) => {
-              migration.bytesSent += chunk.length;
-              cb(null, chunk);
-            },
-          }),
-        );
-        try {
-          return await peer.importArchive(counted);
-        } finally {
-          // Ends the export's hold on the checkpoint even when the target never read the stream.
-          archive.stream.destroy();
-        }
-      });
+      const imported = await this.phase(migration, 'stream', () => this.send(migration, checkpoint.id, peer));
       migration.targetCheckpointId = imported.id;
       failedIn = 'restore';
       const restored = await this.phase(migration, 'restore', () =>
-        peer.restore(imported.id, body.name ?? container.name, migration.pageServer),
+        peer.restore(imported.id, body.name ?? container.name, {
+          lazyPages: migration.pageServer,
+          prepared: migration.precopy?.preparedContainer,
+        }),
       );
       migration.downtimeMs = clock.now() - frozenAt;
       if (migration.pageServer) {
@@ -409,13 +417,68 @@ export class MigrationService {
       migration.targetContainer = restored.container;
     } catch (err) {
       if (!migration.checkpointId) {
+        await this.dropPreCopy(migration, peer);
         this.end(migration, 'failed', failedIn, err);
         return;
       }
       await this.settle(migration, peer, body.keepSource, failedIn, err);
       return;
     }
-    await this.finish(migration, body.keepSource);
+    await this.finish(migration, peer, body.keepSource);
+  }
+
+  /**
+   * Disk pre-copy, while the container runs: its root-filesystem changes and volumes go to the target as a seed
+   * checkpoint, and the target creates and fills the container from it. The checkpoint then sends what changed.
+   */
+  private async preCopy(
+    migration: Migration,
+    container: ContainerInfo,
+    peer: PeerAgent,
+    body: CreateMigrationBody,
+  ): Promise<NonNullable<CreateCheckpointInternals['diskSince']>> {
+    const name = seedName(migration);
+    const seed = await this.deps.checkpoints.createDiskSeed(container.id, name);
+    migration.precopy = { checkpointId: seed.checkpoint.id, bytes: seed.checkpoint.sizeBytes };
+    migration.bytesTotal = seed.checkpoint.sizeBytes;
+    this.emit(migration);
+    const there = await this.send(migration, seed.checkpoint.id, peer);
+    migration.precopy.targetCheckpointId = there.id;
+    this.emit(migration);
+    const prepared = await peer.prepare(there.id, body.name ?? container.name);
+    migration.precopy.preparedContainer = prepared.container.id;
+    return { seed: name, index: seed.index };
+  }
+
+  /** Streams a checkpoint into the target's import, counting the bytes sent. */
+  private async send(migration: Migration, checkpointId: string, peer: PeerAgent): Promise<Checkpoint> {
+    const archive = await this.deps.archives.export(checkpointId, 'none');
+    const counted = archive.stream.pipe(
+      new Transform({
+        transform: (chunk: Buffer, _enc, cb) => {
+          migration.bytesSent += chunk.length;
+          cb(null, chunk);
+        },
+      }),
+    );
+    try {
+      return await peer.importArchive(counted);
+    } finally {
+      // Ends the export's hold on the checkpoint even when the target never read the stream.
+      archive.stream.destroy();
+    }
+  }
+
+  /**
+   * Best effort: a disk pre-copy's seed goes from both hosts (on the target, with the container prepared from it
+   * unless a restore has used it); after a success, the target's changes checkpoint too, which nothing restores.
+   */
+  private async dropPreCopy(migration: Migration, peer: PeerAgent, succeeded = false): Promise<void> {
+    const precopy = migration.precopy;
+    if (!precopy) return;
+    const there = [precopy.targetCheckpointId, succeeded ? migration.targetCheckpointId : undefined];
+    for (const id of there) if (id) await peer.deleteCheckpoint(id).catch(() => undefined);
+    await this.deps.checkpoints.remove(precopy.checkpointId).catch(() => undefined);
   }
 
   /**
@@ -435,7 +498,7 @@ export class MigrationService {
     migration.targetContainer = { id: there.id, name: there.name };
     // Neither copy holds the memory pages: no restore could use them.
     await peer.deleteCheckpoint(migration.targetCheckpointId!).catch(() => undefined);
-    await this.finish(migration, keepSource, async () => {
+    await this.finish(migration, peer, keepSource, async () => {
       await this.deps.checkpoints.remove(migration.checkpointId!).catch(() => undefined);
     });
   }
@@ -454,13 +517,13 @@ export class MigrationService {
     let release: (() => void) | undefined;
     try {
       release = this.deps.checkpoints.retain(migration.checkpointId!).release;
-      if (migration.targetContainer) return await this.finish(migration, keepSource);
+      if (migration.targetContainer) return await this.finish(migration, peer, keepSource);
       const restoreAsked = migration.phases.some((p) => p.name === 'restore');
       if (restoreAsked) {
         const there = await this.phase(migration, 'reconcile', () => this.targetRuns(migration, peer));
         if (there) {
           migration.targetContainer = { id: there.id, name: there.name };
-          return await this.finish(migration, keepSource);
+          return await this.finish(migration, peer, keepSource);
         }
       }
       await this.rollback(migration, peer, failedIn, cause, restoreAsked);
@@ -479,8 +542,13 @@ export class MigrationService {
   private async targetRuns(migration: Migration, peer: PeerAgent): Promise<RestoredContainer | undefined> {
     const copy = migration.targetCheckpointId!;
     const waits = this.deps.settleRetryMs ?? SETTLE_RETRY_MS;
+    // A disk pre-copy's restore goes into the container prepared from its seed, which carries the seed's id.
+    const seed = migration.precopy?.targetCheckpointId;
     const running = async () => {
-      const there = await peer.restoredContainers(copy);
+      const there = [
+        ...(await peer.restoredContainers(copy)),
+        ...(seed ? await peer.restoredContainers(seed) : []),
+      ];
       if (there.some((c) => c.running && c.pages === 'loading'))
         throw new TargetStillRestoring('its container there still fetches its memory pages from here');
       return there.find((c) => c.running && c.pages !== 'failed');
@@ -510,6 +578,7 @@ export class MigrationService {
   /** The workload runs on the target: the source goes (unless kept, or running again), its checkpoint stays. */
   private async finish(
     migration: Migration,
+    peer: PeerAgent,
     keepSource: boolean,
     after: () => Promise<void> = async () => undefined,
   ): Promise<void> {
@@ -520,6 +589,7 @@ export class MigrationService {
       if (!keepSource && source && !source.running) await runtime.remove(source.id);
     }).catch(() => undefined);
     await after();
+    await this.dropPreCopy(migration, peer, true);
     this.end(migration, 'succeeded');
   }
 
@@ -539,6 +609,7 @@ export class MigrationService {
         const source = await this.deps.runtime.inspect(migration.container.id);
         // Already running again: a rollback interrupted after its restore, or someone started it.
         if (!source?.running) await this.deps.checkpoints.restore(migration.checkpointId!, { ports: 'free' });
+        await this.dropPreCopy(migration, peer);
       });
       this.end(migration, 'rolled_back', failedIn, cause);
     } catch (err) {
@@ -684,6 +755,11 @@ export class MigrationService {
     this.deps.store.save(migration);
     this.events.emit('update', structuredClone(migration));
   }
+}
+
+/** The name of the migration's disk pre-copy seed, on both hosts. */
+function seedName(migration: Migration): string {
+  return `${MIGRATION_CHECKPOINT_PREFIX}${migration.id}-seed`;
 }
 
 /** The migration's checkpoint's name, on both hosts (the archive keeps it). */

@@ -28,6 +28,9 @@ export async function recoverHostState(deps: HostRecoveryDeps): Promise<HostReco
     // a source kept frozen for a migration may only run again once the target is known not to run it.
     if (entry.intent.kind === HostIntentKind.MIGRATION_SOURCE) continue;
     if (entry.intent.kind === HostIntentKind.FROZEN && entry.intent.heldBy !== undefined) continue;
+    // The runtime watches these pages again once cryo serves (ContainerRuntime.resumeLazyRestores).
+    if (entry.intent.kind === HostIntentKind.RESTART_POLICY && entry.intent.untilPagesBy !== undefined)
+      continue;
     try {
       await undoOne(deps, entry.intent);
       deps.journal.end(entry.id);

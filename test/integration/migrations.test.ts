@@ -7,8 +7,8 @@ import type { ExecutionContext } from 'ava';
 import { cryoSuite, type CryoSuiteContext } from '../../harness/cryo-suite.js';
 import { CryoProcess } from '../../harness/cryo-process.js';
 import { TestCryo } from '../../harness/cryo.js';
-import { NODE_IMAGE } from '../../harness/prerequisites.js';
-import { bringUpSecondHost } from '../../harness/second-host.js';
+import { BUSYBOX_IMAGE, NODE_IMAGE } from '../../harness/prerequisites.js';
+import { bringUpSecondHost, SecondHost } from '../../harness/second-host.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
 
 const test = cryoSuite();
@@ -71,7 +71,15 @@ test.serial(
     t.is(done.status, 'succeeded', JSON.stringify(done));
     t.deepEqual(
       done.phases.map((p) => `${p.name}:${p.status}`),
-      ['preflight:done', 'image:done', 'checkpoint:done', 'stream:done', 'restore:done', 'finish:done'],
+      [
+        'preflight:done',
+        'image:done',
+        'precopy:done',
+        'checkpoint:done',
+        'stream:done',
+        'restore:done',
+        'finish:done',
+      ],
     );
     t.true(updates.length > 3, 'progress streamed as it happened');
     t.true(
@@ -130,6 +138,93 @@ test.serial(
     );
     t.is((await b.host.readCounter('renamed-on-b')).count >= 3, true);
     t.false((await inspect(second)).State.Running, 'keepSource keeps the source, stopped');
+  },
+);
+
+/** A shell that numbers lines into a volume and into its root filesystem, keeping one marker file of its count. */
+const DISK_WRITER = [
+  'sh',
+  '-c',
+  [
+    'dd if=/dev/urandom of=/data/static.bin bs=1M count=48 2>/dev/null',
+    'dd if=/dev/urandom of=/rootfs-static.bin bs=1M count=16 2>/dev/null',
+    'mkdir -p /srv/app',
+    'i=0',
+    'while true; do i=$((i+1)); echo $i >> /data/log; echo $i >> /srv/app/log; touch /data/marker-$i; rm -f /data/marker-$((i-1)); usleep 20000; done',
+  ].join('; '),
+];
+
+async function linesOf(run: (args: string[]) => Promise<{ stdout: string }>, name: string, file: string) {
+  return (await run(['exec', name, 'cat', file])).stdout.trim().split('\n').map(Number);
+}
+
+test.serial(
+  'disk pre-copy: a volume and root-filesystem files written throughout move with only their changes in the downtime',
+  async (t) => {
+    const { cryo, containers } = t.context;
+    const b = await bringUpSecondHost(t);
+    await b.host.loadImage(BUSYBOX_IMAGE);
+    const name = containers.uniqueName('precopy');
+    await containers.run({ image: BUSYBOX_IMAGE, name, volumes: ['/data'], cmd: DISK_WRITER });
+    const volume = (await inspect(name)).Mounts.find((m) => m.Destination === '/data')!.Name!;
+    t.teardown(() => execa('docker', ['volume', 'rm', '-f', volume], { reject: false }));
+    const onA = (args: string[]) => execa('docker', args);
+    for (let i = 0; i < 100 && (await linesOf(onA, name, '/data/log').catch(() => [])).length < 25; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    const sums = (await onA(['exec', name, 'sha256sum', '/data/static.bin', '/rootfs-static.bin'])).stdout;
+
+    const started = await cryo.api<Migration>('POST', `/v1/containers/${name}/migrations`, {
+      target: b.cryo.url,
+      targetToken: b.cryo.token,
+    });
+    t.is(started.status, 202, JSON.stringify(started.body));
+    const done = (await follow(cryo, started.body.id)).at(-1)!;
+    t.is(done.status, 'succeeded', JSON.stringify(done));
+    t.like(
+      done.phases.find((p) => p.name === 'precopy'),
+      { status: 'done' },
+    );
+    const seedBytes = done.precopy!.bytes;
+    t.true(seedBytes > 64 * 1024 * 1024, `the seed carries the files: ${seedBytes} bytes`);
+    const changesBytes = done.bytesTotal! - seedBytes;
+    t.true(
+      changesBytes < 16 * 1024 * 1024,
+      `the checkpoint in the downtime carries only what changed since: ${changesBytes} bytes`,
+    );
+
+    const onB = (args: string[]) => b.host.docker(args);
+    t.is((await onB(['exec', name, 'sha256sum', '/data/static.bin', '/rootfs-static.bin'])).stdout, sums);
+    await new Promise((r) => setTimeout(r, 500));
+    for (const file of ['/data/log', '/srv/app/log']) {
+      const lines = await linesOf(onB, name, file);
+      t.true(
+        lines.every((n, i) => n === i + 1),
+        `${file} counts on without a gap or a repeat: ${lines.length} lines`,
+      );
+      t.true(lines.length > 25, `${file} goes on past what A wrote before the migration`);
+    }
+    // The marker of the seed's time was removed on A before the freeze: it must not come back on B.
+    const [listed, tail] = (
+      await onB(['exec', name, 'sh', '-c', 'ls /data | grep marker-; echo; tail -n 1 /data/log'])
+    ).stdout.split('\n\n');
+    const markers = listed!.trim().split('\n');
+    const last = Number(tail);
+    t.true(
+      markers.every((m) => Number(m.slice('marker-'.length)) >= last - 3),
+      `only the newest marker is there: ${markers.join(' ')} (count ${last})`,
+    );
+    t.deepEqual(
+      (await b.cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body.checkpoints,
+      [],
+      'B keeps neither part of the pre-copy',
+    );
+    t.deepEqual(
+      (
+        await cryo.api<{ checkpoints: Checkpoint[] }>('GET', `/v1/checkpoints?container=${name}`)
+      ).body.checkpoints.map((c) => c.diskPreCopy?.part),
+      ['changes'],
+      'A keeps the changes checkpoint (it restores in place), not the seed',
+    );
   },
 );
 
@@ -284,7 +379,7 @@ test.serial(
     t.deepEqual(done.strategy, { requested: 'post-copy', used: 'post-copy' });
     t.deepEqual(
       done.phases.map((p) => p.name),
-      ['preflight', 'image', 'checkpoint', 'stream', 'restore', 'pages', 'finish'],
+      ['preflight', 'image', 'precopy', 'checkpoint', 'stream', 'restore', 'pages', 'finish'],
     );
     t.true(
       done.bytesSent < 96 * 1024 * 1024,
@@ -467,5 +562,66 @@ test.serial(
     t.is(after.initial, before.initial);
     t.is(after.sha256, before.initial, 'every page arrived intact');
     t.is((await onA(['ps', '-aq', '--filter', `name=^${name}$`])).stdout.trim(), '', 'gone from A');
+  },
+);
+
+test.serial(
+  'post-copy: a target cryo killed mid-transfer leaves the pages flowing; once it is back the source learns they are in, and the workload runs on B only, with its restart policy',
+  async (t) => {
+    const { containers } = t.context;
+    const host = await SecondHost.start();
+    t.teardown(() => host.stop());
+    await host.loadImage(NODE_IMAGE);
+    const env = {
+      CRYO_DOCKER_SOCKET: host.socket,
+      CRYO_CONTAINERD_SOCKET: host.containerdSocket,
+      CRYO_DOCKER_EXEC_ROOT: host.execRoot,
+    };
+    const first = await CryoProcess.start(env);
+    let target = first;
+    t.teardown(() => target.stop());
+    const source = await TestCryo.start({ pageServerAddress: host.hostAddress });
+    t.teardown(() => source.stop());
+    const name = containers.uniqueName('tcrash');
+    await containers.run({
+      image: NODE_IMAGE,
+      name,
+      env: { MEMORY_MIB: '128' },
+      cmd: ['/usr/bin/node', '/app/memory.js'],
+      restart: 'unless-stopped',
+    });
+    const before = await memoryReport(onA, name);
+    await host.limitRate(40);
+    const started = await source.api<Migration>('POST', `/v1/containers/${name}/migrations`, {
+      target: target.url,
+      targetToken: target.token,
+      strategy: 'post-copy',
+    });
+    t.is(started.status, 202, JSON.stringify(started.body));
+    for (let i = 0; ; i++) {
+      const m = (await source.api<Migration>('GET', `/v1/migrations/${started.body.id}`)).body;
+      if (m.phases.at(-1)?.name === 'pages') break;
+      if (m.status !== 'running' || i > 600) throw new Error(`never reached pages: ${JSON.stringify(m)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // B's lazy-pages daemon is its runtime's child, not cryo's: the pages go on flowing meanwhile.
+    await first.crash();
+    await new Promise((r) => setTimeout(r, 2_000));
+    target = await CryoProcess.start(env, { work: first.work, token: first.token, url: first.url });
+
+    const done = (await follow(source, started.body.id)).at(-1)!;
+    t.is(done.status, 'succeeded', JSON.stringify(done));
+    const after = await memoryReport((args) => host.docker(args), name);
+    t.is(after.initial, before.initial, 'the same process, on B');
+    t.is(after.sha256, before.initial, 'every page arrived intact');
+    t.is((await onA(['ps', '-aq', '--filter', `name=^${name}$`])).stdout.trim(), '', 'gone from A');
+    let policy = '';
+    for (let i = 0; i < 100 && policy !== 'unless-stopped'; i++) {
+      policy = (
+        await host.docker(['inspect', '-f', '{{.HostConfig.RestartPolicy.Name}}', name])
+      ).stdout.trim();
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    t.is(policy, 'unless-stopped', 'the restarted cryo put the restart policy back once every page was in');
   },
 );

@@ -398,3 +398,83 @@ test('the disk guard (CRYO_MIN_FREE_BYTES, CRYO_MIN_FREE_PERCENT) refuses a chec
   });
   t.is(taken.container?.name, 'small', 'a floor the dump stays above lets it through');
 });
+
+test('disk pre-copy: a seed restores nothing; the container prepared from it takes the restore of its changes, once, and nothing else does', async (t) => {
+  const { runtime, service } = t.context;
+  runtime.add({ id: 'c'.repeat(64), name: 'web' });
+  const seed = await service.createDiskSeed('web', 'm-seed');
+  t.like(seed.checkpoint, { processImage: false, diskPreCopy: { part: 'seed', seed: 'm-seed' } });
+  t.false(
+    runtime.calls.some((c) => c.startsWith('checkpoint')),
+    'a seed freezes nothing',
+  );
+  t.is(
+    await code(service.restore(seed.checkpoint.id, { name: 'x', ports: 'free' })),
+    ErrorCode.PRE_COPY_PART,
+  );
+  const prepared = await service.prepare(seed.checkpoint.id, { name: 'web2', ports: 'free' });
+  t.like(await runtime.inspect('web2'), { state: 'created', running: false });
+  const changes = await service.create(
+    'web',
+    { leaveRunning: true, name: 'm' },
+    { diskSince: { seed: 'm-seed', index: seed.index } },
+  );
+  t.like(changes, { diskPreCopy: { part: 'changes', seed: 'm-seed' } });
+  const id = prepared.container.id;
+  t.is(
+    await code(service.restore(changes.id, { name: 'other', ports: 'free' })),
+    ErrorCode.PRE_COPY_PART,
+    'not into just any new container',
+  );
+  t.is(
+    await code(service.restore(changes.id, { name: 'web2', ports: 'free', prepared: 'f'.repeat(64) })),
+    ErrorCode.PRE_COPY_PART,
+    'nor into a container that was not prepared here',
+  );
+  t.is(
+    await code(service.restore(changes.id, { name: 'other', ports: 'free', prepared: id })),
+    ErrorCode.VALIDATION_FAILED,
+    'nor under another name',
+  );
+  t.is(await code(service.restore(changes.id, { ports: 'free', prepared: id })), ErrorCode.VALIDATION_FAILED);
+  const ok = await service.restore(changes.id, { name: 'web2', ports: 'free', prepared: id });
+  t.is(ok.container?.id, id);
+  t.true(runtime.calls.includes(`restore ${id}`));
+  t.like(await runtime.inspect('web2'), { running: true });
+  t.is(
+    await code(service.restore(changes.id, { name: 'web2', ports: 'free', prepared: id })),
+    ErrorCode.PRE_COPY_PART,
+    'a prepared container serves one restore',
+  );
+  await service.remove(seed.checkpoint.id);
+  t.like(
+    await runtime.inspect('web2'),
+    { running: true },
+    'deleting its seed leaves a restored container be',
+  );
+});
+
+test('disk pre-copy: a prepared container goes with its seed, or with a failed restore; the checkpoints stay', async (t) => {
+  const { runtime, service } = t.context;
+  runtime.add({ id: 'c'.repeat(64), name: 'web' });
+  const first = await service.createDiskSeed('web', 'one-seed');
+  await service.prepare(first.checkpoint.id, { name: 'one', ports: 'free' });
+  await service.remove(first.checkpoint.id);
+  t.is(await runtime.inspect('one'), undefined, 'deleting the seed removes its prepared container');
+
+  const second = await service.createDiskSeed('web', 'two-seed');
+  const { container } = await service.prepare(second.checkpoint.id, { name: 'two', ports: 'free' });
+  const changes = await service.create(
+    'web',
+    { leaveRunning: true, name: 'two' },
+    { diskSince: { seed: 'two-seed', index: second.index } },
+  );
+  runtime.failRestore = new CriuError('restore failed', ['Error: something']);
+  t.is(
+    await code(service.restore(changes.id, { name: 'two', ports: 'free', prepared: container.id })),
+    ErrorCode.CRIU_FAILED,
+  );
+  t.is(await runtime.inspect('two'), undefined, 'the half-restored container is gone');
+  t.truthy(service.get(changes.id));
+  t.truthy(service.get(second.checkpoint.id));
+});

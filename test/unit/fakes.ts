@@ -138,6 +138,8 @@ export class FakeRuntime implements ContainerRuntime {
     this.frozen.delete(containerId);
   }
 
+  resumeLazyRestores(): void {}
+
   async canHoldFrozen(): Promise<boolean> {
     return this.holds;
   }
@@ -282,6 +284,7 @@ export class FakeRootfs implements RootfsChanges {
     return [];
   }
   async applyVolumes(): Promise<void> {}
+  async flush(): Promise<void> {}
 }
 
 /** A process inspector that sees an empty, harmless tree. */

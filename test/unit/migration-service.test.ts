@@ -6,12 +6,17 @@ import anyTest, { type TestFn } from 'ava';
 import { openDatabase, type Db } from '../../src/adapters/store/database.js';
 import { HostIntentKind } from '../../src/domain/host-intent.js';
 import { SqliteHostJournal } from '../../src/adapters/store/sqlite-host-journal.js';
-import type { Checkpoint, RestoredContainer, RestoreResult } from '../../src/domain/checkpoint.js';
+import type {
+  Checkpoint,
+  PreparedContainer,
+  RestoredContainer,
+  RestoreResult,
+} from '../../src/domain/checkpoint.js';
 import { ErrorCode, TargetError } from '../../src/domain/errors/index.js';
 import type { HostInfoReport, Migration } from '../../src/domain/migration.js';
 import { systemClock } from '../../src/services/clock.js';
 import { localHost } from '../../src/services/host-info.js';
-import type { CheckpointRemoval, PeerAgent } from '../../src/services/peer-agent.js';
+import type { CheckpointRemoval, PeerAgent, PeerRestoreOptions } from '../../src/services/peer-agent.js';
 import { sleep } from '../../harness/containers.js';
 import { fakeServices } from './fake-services.js';
 import { FakeEngine, type FakeRuntime } from './fakes.js';
@@ -24,7 +29,9 @@ class FakePeer implements PeerAgent {
   /** The target's disk floor (its CRYO_MIN_FREE_BYTES). */
   minFreeBytes = 0;
   received = 0;
-  fail: Partial<Record<'host' | 'loadImage' | 'importArchive' | 'restore' | 'ask', Error>> = {};
+  fail: Partial<Record<'host' | 'loadImage' | 'importArchive' | 'prepare' | 'restore' | 'ask', Error>> = {};
+  /** The ids the next imports get (then 'target-checkpoint'). */
+  importIds: string[] = [];
   /** The restore ran there although its answer failed (lost, or the source died before reading it). */
   restoredDespiteFailure = false;
   /** When set, a restore waits for it (to hold one in progress). */
@@ -71,13 +78,24 @@ class FakePeer implements PeerAgent {
     if (this.unreachable) throw this.unreachable;
     for await (const chunk of archive) this.received += (chunk as Buffer).length;
     if (this.fail.importArchive) throw this.fail.importArchive;
-    this.copies.add('target-checkpoint');
-    return { id: 'target-checkpoint' } as Checkpoint;
+    const id = this.importIds.shift() ?? 'target-checkpoint';
+    this.copies.add(id);
+    return { id } as Checkpoint;
   }
 
-  async restore(checkpointId: string, name: string, lazyPages?: unknown): Promise<RestoreResult> {
-    this.calls.push(`restore ${checkpointId} ${name}`);
-    this.lazyAsked = lazyPages;
+  async prepare(seedCheckpointId: string, name: string): Promise<PreparedContainer> {
+    this.calls.push(`prepare ${seedCheckpointId} ${name}`);
+    if (this.fail.prepare) throw this.fail.prepare;
+    return { container: { id: PREPARED, name }, expiresAt: new Date().toISOString() };
+  }
+
+  async restore(
+    checkpointId: string,
+    name: string,
+    options: PeerRestoreOptions = {},
+  ): Promise<RestoreResult> {
+    this.calls.push(`restore ${checkpointId} ${name}${options.prepared ? ` into ${options.prepared}` : ''}`);
+    this.lazyAsked = options.lazyPages;
     this.onRestore?.();
     if (this.restoreGate) await this.restoreGate;
     const container = { id: 't'.repeat(64), name };
@@ -123,6 +141,7 @@ interface Ctx {
 }
 const test = anyTest as TestFn<Ctx>;
 const SOURCE = 'c'.repeat(64);
+const PREPARED = 'e'.repeat(64);
 
 test.beforeEach(async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'cryo-migration-'));
@@ -153,6 +172,7 @@ const start = (ctx: Ctx) =>
     targetToken: 'x'.repeat(16),
     keepSource: false,
     strategy: 'stop-and-copy',
+    diskPreCopy: false,
   });
 
 test('a migration that succeeds streams the checkpoint, restores on the target and removes the source', async (t) => {
@@ -320,6 +340,7 @@ async function restartAfterCrash(t: { context: Ctx }, hold: (ctx: Ctx) => Promis
     targetToken: 'x'.repeat(16),
     keepSource: false,
     strategy: 'stop-and-copy',
+    diskPreCopy: false,
   });
   await hold(ctx);
   const again = await fakeServices(ctx.dir, ctx.db, systemClock, ctx.runtime, () => ctx.peer, journal);
@@ -400,6 +421,7 @@ test('a source whose stop failed after the target ran the workload is stopped at
     targetToken: 'x'.repeat(16),
     keepSource: false,
     strategy: 'stop-and-copy',
+    diskPreCopy: false,
   });
   for (let i = 0; i < 500 && first.migrations.get(started.id).status === 'running'; i++) await sleep(10);
   t.is(first.migrations.get(started.id).status, 'succeeded');
@@ -451,6 +473,7 @@ const startWith = (ctx: Ctx, strategy: 'post-copy' | 'auto') =>
     targetToken: 'x'.repeat(16),
     keepSource: false,
     strategy,
+    diskPreCopy: false,
   });
 
 test('post-copy: the target runs the workload at once, the source stays frozen until every page is in, then goes', async (t) => {
@@ -521,4 +544,114 @@ test('auto keeps stop-and-copy for a container whose memory is under the thresho
   t.context.runtime.holds = false;
   const err = await t.throwsAsync(startWith(t.context, 'post-copy'));
   t.regex(err!.message, /not dumped through runc here/);
+});
+
+const startPreCopy = (ctx: Ctx) =>
+  ctx.services.migrations.start('web', {
+    target: ctx.peer.url,
+    targetToken: 'x'.repeat(16),
+    keepSource: false,
+    strategy: 'stop-and-copy',
+    diskPreCopy: true,
+  });
+
+test('disk pre-copy: the seed goes and the target prepares its container before the freeze; the changes restore into it', async (t) => {
+  const { peer, runtime, services } = t.context;
+  peer.importIds = ['target-seed'];
+  let frozenAtPrepare: boolean | undefined;
+  const prepare = peer.prepare.bind(peer);
+  peer.prepare = async (seed, name) => {
+    frozenAtPrepare = runtime.frozen.has(SOURCE);
+    return prepare(seed, name);
+  };
+  const m = await finished(t.context, (await startPreCopy(t.context)).id);
+  t.is(m.status, 'succeeded');
+  t.false(frozenAtPrepare, 'the source ran while its disk was sent');
+  t.deepEqual(
+    m.phases.map((p) => `${p.name} ${p.status}`),
+    [
+      'preflight done',
+      'image skipped',
+      'precopy done',
+      'checkpoint done',
+      'stream done',
+      'restore done',
+      'finish done',
+    ],
+  );
+  t.deepEqual(peer.calls.slice(0, 5), [
+    'host',
+    'import',
+    'prepare target-seed web',
+    'import',
+    `restore target-checkpoint web into ${PREPARED}`,
+  ]);
+  t.like(m.precopy, { targetCheckpointId: 'target-seed', preparedContainer: PREPARED });
+  t.is(m.bytesSent, peer.received, 'the seed and the checkpoint are counted');
+  t.true(peer.calls.includes('delete target-seed'), "the target's seed goes");
+  t.true(
+    peer.calls.includes('delete target-checkpoint'),
+    'and its changes checkpoint, which nothing restores',
+  );
+  t.deepEqual(
+    services.checkpoints.list().map((c) => c.diskPreCopy?.part),
+    ['changes'],
+    'here, the changes checkpoint stays (it restores in place); the seed goes',
+  );
+});
+
+test('disk pre-copy: a target that cannot prepare fails the migration before anything is frozen, and the seeds go', async (t) => {
+  const { peer, runtime, services } = t.context;
+  peer.importIds = ['target-seed'];
+  peer.fail.prepare = new TargetError(ErrorCode.TARGET_REFUSED, 'no such image', 'load it');
+  const m = await finished(t.context, (await startPreCopy(t.context)).id);
+  t.like(m, { status: 'failed', error: { phase: 'precopy', code: ErrorCode.TARGET_REFUSED } });
+  t.false(
+    runtime.calls.some((c) => c.startsWith('checkpoint')),
+    'nothing was frozen',
+  );
+  t.true(runtime.containers.get(SOURCE)?.running);
+  t.true(peer.calls.includes('delete target-seed'));
+  t.deepEqual(services.checkpoints.list(), [], 'the local seed is gone too');
+});
+
+test('disk pre-copy: a failed restore rolls back with a thaw, and the seed goes from both hosts', async (t) => {
+  const { peer, runtime, services } = t.context;
+  peer.importIds = ['target-seed'];
+  peer.fail.restore = new TargetError(ErrorCode.TARGET_REFUSED, 'criu failed', 'see log');
+  const m = await finished(t.context, (await startPreCopy(t.context)).id);
+  t.like(m, { status: 'rolled_back', error: { phase: 'restore' } });
+  t.true(runtime.calls.includes(`thawFrozen ${SOURCE}`));
+  t.true(runtime.containers.get(SOURCE)?.running);
+  t.true(peer.calls.includes('ask target-seed'), 'the container prepared from the seed is asked about too');
+  t.true(peer.calls.includes('delete target-checkpoint'));
+  t.true(peer.calls.includes('delete target-seed'));
+  t.deepEqual(
+    services.checkpoints.list().map((c) => c.id),
+    [m.checkpointId],
+    'the checkpoint stays; the seed goes',
+  );
+});
+
+test('disk pre-copy: a restore that ran into the prepared container although its answer was lost ends succeeded', async (t) => {
+  const { peer, runtime } = t.context;
+  peer.importIds = ['target-seed'];
+  peer.fail.restore = new TargetError(ErrorCode.TARGET_UNREACHABLE, 'socket hang up', 'network');
+  peer.restoredDespiteFailure = true;
+  // The prepared container carries its seed's id: that is where the target finds it running.
+  const restore = peer.restore.bind(peer);
+  peer.restore = async (id, name, options) => {
+    try {
+      return await restore(id, name, options);
+    } finally {
+      const c = peer.running.get(id);
+      if (c) {
+        peer.running.delete(id);
+        peer.running.set('target-seed', { ...c, restoredFrom: 'target-seed' });
+      }
+    }
+  };
+  const m = await finished(t.context, (await startPreCopy(t.context)).id);
+  t.is(m.status, 'succeeded');
+  t.false(runtime.containers.has(SOURCE), 'the source goes: nothing runs twice');
 });

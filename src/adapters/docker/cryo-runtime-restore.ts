@@ -36,6 +36,15 @@ const LAZY_RESULT = 'result';
 /** Where the pages of a container restored lazily stand: fetching, all in, or failed (the container was killed). */
 export type LazyPagesState = 'loading' | 'complete' | 'failed';
 
+/** A restart policy set aside during a lazy restore, with its journal entry. */
+interface HeldPolicy {
+  entry: number;
+  containerId: string;
+  policy: RestartPolicy;
+  /** Past it, the pages are over one way or the other (the runtime's timeout, and a margin). */
+  deadline: number;
+}
+
 interface RestartPolicy {
   Name: string;
   MaximumRetryCount: number;
@@ -100,7 +109,7 @@ export class CryoRuntimeRestore {
         );
       // A lazily restored container that its runtime kills (its pages stopped coming) must not be restarted
       // afresh by Docker: its restart policy is set aside until every page is in.
-      const policy = lazy ? await this.setPolicyAside(containerId) : undefined;
+      const held = lazy ? await this.setPolicyAside(containerId, lazy.timeoutSeconds) : undefined;
       // Written last: the runtime acts on a marker only once its images are there.
       await symlink(imagesDir, path.join(marker, Marker.IMAGES));
       try {
@@ -119,36 +128,61 @@ export class CryoRuntimeRestore {
           `container ${containerId.slice(0, 12)} started without cryo's runtime restoring it; it was stopped again`,
         );
       }
-      if (policy && lazy)
-        void this.putPolicyBack(containerId, policy, lazy.timeoutSeconds).catch(() => undefined);
+      if (held) void this.putPolicyBack(held).catch(() => undefined);
     } finally {
       await removeRuntimeMarker(marker);
       this.journal.end(intent);
     }
   }
 
-  private async setPolicyAside(containerId: string): Promise<RestartPolicy | undefined> {
+  /** After a restart: watches again the lazy restores whose restart policy a crash left set aside. */
+  resumeHeldPolicies(): void {
+    for (const { id, intent } of this.journal.pending())
+      if (intent.kind === HostIntentKind.RESTART_POLICY && intent.untilPagesBy !== undefined)
+        void this.putPolicyBack({
+          entry: id,
+          containerId: intent.containerId,
+          policy: { Name: intent.policy.Name, MaximumRetryCount: intent.policy.MaximumRetryCount ?? 0 },
+          deadline: intent.untilPagesBy,
+        }).catch(() => undefined);
+  }
+
+  /** Journaled until it is back, so that a restarted cryo puts it back once the pages are in. */
+  private async setPolicyAside(containerId: string, timeoutSeconds: number): Promise<HeldPolicy | undefined> {
     const container = this.client.container(containerId);
-    const policy = (await this.client.call(() => container.inspect())).HostConfig.RestartPolicy;
-    if (!policy?.Name || policy.Name === 'no') return undefined;
-    await this.client.call(() => container.update({ RestartPolicy: { Name: 'no' } }));
-    return { Name: policy.Name, MaximumRetryCount: policy.MaximumRetryCount ?? 0 };
+    const found = (await this.client.call(() => container.inspect())).HostConfig.RestartPolicy;
+    if (!found?.Name || found.Name === 'no') return undefined;
+    const policy = { Name: found.Name, MaximumRetryCount: found.MaximumRetryCount ?? 0 };
+    const deadline = Date.now() + (timeoutSeconds + 30) * 1000;
+    const entry = this.journal.begin({
+      kind: HostIntentKind.RESTART_POLICY,
+      containerId,
+      policy,
+      untilPagesBy: deadline,
+    });
+    try {
+      await this.client.call(() => container.update({ RestartPolicy: { Name: 'no' } }));
+    } catch (err) {
+      this.journal.end(entry);
+      throw err;
+    }
+    return { entry, containerId, policy, deadline };
   }
 
   /** Once every page is in, the restart policy comes back; a container killed for missing pages keeps "no". */
-  private async putPolicyBack(
-    containerId: string,
-    policy: RestartPolicy,
-    timeoutSeconds: number,
-  ): Promise<void> {
-    const deadline = Date.now() + (timeoutSeconds + 30) * 1000;
+  private async putPolicyBack({ entry, containerId, policy, deadline }: HeldPolicy): Promise<void> {
     while (Date.now() < deadline) {
       const state = await this.lazyPages(containerId);
       if (state === 'complete')
-        await this.client.call(() => this.client.container(containerId).update({ RestartPolicy: policy }));
-      if (state !== 'loading') return;
+        await this.client.callOr(
+          (d) => d.getContainer(containerId).update({ RestartPolicy: policy }),
+          [404],
+          undefined,
+        );
+      if (state !== 'loading') break;
       await sleep(200);
     }
+    this.journal.end(entry);
   }
 
   /** CRIU's own log, when the runtime got as far as running it. */

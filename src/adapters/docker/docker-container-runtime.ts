@@ -287,6 +287,10 @@ export class DockerContainerRuntime implements ContainerRuntime {
     await this.client.call((d) => d.getContainer(containerId).rename({ name }));
   }
 
+  resumeLazyRestores(): void {
+    this.runtimeRestore.resumeHeldPolicies();
+  }
+
   async remove(containerId: string): Promise<void> {
     await this.client.callOr(
       (d) => d.getContainer(containerId).remove({ force: true, v: false }),

@@ -1,12 +1,25 @@
 import { createReadStream } from 'node:fs';
-import { chown, lstat, mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { chown, lstat, mkdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { ArchiveInvalidError, RootfsUnsupportedError } from '../../domain/errors/index.js';
-import { DELETED_FILES, ROOTFS_DIFF_TAR, VOLUMES_DIR } from '../../domain/layout.js';
+import {
+  DELETED_FILES,
+  REMOVED_FILES,
+  ROOTFS_DIFF_TAR,
+  VOLUMES_DIR,
+  volumeRemovedName,
+  volumeTarName,
+} from '../../domain/layout.js';
 import type { MountRecord } from '../../domain/manifest.js';
 import { safeRootfsPath } from '../../domain/archive-path.js';
-import type { RootfsChanges, RootfsSource, RootfsSummary } from '../../services/rootfs-changes.js';
+import type {
+  DiskRecording,
+  RootfsChanges,
+  RootfsSource,
+  RootfsSummary,
+} from '../../services/rootfs-changes.js';
+import { sameStamp } from '../archive/file-stamps.js';
 import { walkRelative, writeTar } from '../archive/tar-pack.js';
 import type { ContainerdCtl, OverlayLayers } from './containerd-ctl.js';
 import type { DockerClient } from './docker-client.js';
@@ -54,7 +67,11 @@ export class OverlayRootfsChanges implements RootfsChanges {
     };
   }
 
-  async record({ containerId, upper, mounts }: RootfsSource, dir: string): Promise<RootfsSummary> {
+  async record(
+    { containerId, upper, mounts }: RootfsSource,
+    dir: string,
+    disk: DiskRecording = {},
+  ): Promise<RootfsSummary> {
     const excluded = [...DOCKER_MANAGED, ...mounts.map((m) => m.destination)];
     const skip = (p: string) => excluded.some((e) => p === e || p.startsWith(`${e}/`));
     const listed: unknown = await this.client.call(() => this.client.container(containerId).changes());
@@ -74,41 +91,70 @@ export class OverlayRootfsChanges implements RootfsChanges {
       changed.push(c.Path.replace(/^\//, ''));
     }
     changed.sort();
-    await writeTar(upper, changed, path.join(dir, ROOTFS_DIFF_TAR));
+    const { sent, removed } = await sinceSeed(upper, changed, disk.since?.rootfs);
+    await writeTar(upper, sent, path.join(dir, ROOTFS_DIFF_TAR), disk.seed?.rootfs);
     await writeFile(path.join(dir, DELETED_FILES), JSON.stringify(deleted), { mode: 0o600 });
-    return { changed: changed.length, deleted: deleted.length };
+    if (removed)
+      await writeFile(path.join(dir, REMOVED_FILES), JSON.stringify(removed.map((p) => `/${p}`)), {
+        mode: 0o600,
+      });
+    return {
+      changed: sent.length,
+      deleted: deleted.length,
+      ...(removed ? { removed: removed.length } : {}),
+    };
   }
 
   async apply(containerId: string, dir: string): Promise<void> {
     const container = this.client.container(containerId);
     const info = (await this.client.call(() => container.inspect())) as unknown as InspectWithDriver;
     const { upper, lowers } = await this.layers(containerId, info);
-    const deleted = JSON.parse(await readFile(path.join(dir, DELETED_FILES), 'utf8')) as unknown;
-    if (!Array.isArray(deleted))
-      throw new ArchiveInvalidError(`${DELETED_FILES} is not a list`, 'export the checkpoint again');
-    for (const raw of deleted) {
-      const p = typeof raw === 'string' ? safeRootfsPath(raw) : undefined;
-      if (!p)
-        throw new ArchiveInvalidError(
-          `${DELETED_FILES} names an unsafe path: ${String(raw)}`,
-          'paths must be absolute without ".."',
-        );
-      await this.whiteout(upper, lowers, p);
-    }
+    for (const p of await readPaths(path.join(dir, REMOVED_FILES), true)) await removeBelow(upper, p);
+    for (const p of await readPaths(path.join(dir, DELETED_FILES))) await this.whiteout(upper, lowers, p);
     // Docker extracts the changed files itself, confined to the container's root filesystem.
-    await this.client.call(() =>
-      container.putArchive(createReadStream(path.join(dir, ROOTFS_DIFF_TAR)), { path: '/' }),
-    );
+    const tar = path.join(dir, ROOTFS_DIFF_TAR);
+    if (await holdsEntries(tar))
+      await this.client.call(() => container.putArchive(createReadStream(tar), { path: '/' }));
   }
 
-  async recordMounts(source: RootfsSource, dir: string, includeVolumes: boolean): Promise<MountRecord[]> {
+  async flush(containerId: string): Promise<void> {
+    const info = (await this.client.call((d) =>
+      d.getContainer(containerId).inspect(),
+    )) as unknown as InspectWithDriver;
+    const { upper } = await this.layers(containerId, info);
+    const volumes = info.Mounts.filter((m) => m.Type === 'volume').map((m) => m.Source);
+    // coreutils' sync -f is syncfs(2), which Node lacks.
+    await execa('sync', ['-f', upper, ...volumes]);
+  }
+
+  async recordMounts(
+    source: RootfsSource,
+    dir: string,
+    includeVolumes: boolean,
+    disk: DiskRecording = {},
+  ): Promise<MountRecord[]> {
     const records: MountRecord[] = [];
     for (const m of source.mounts) {
-      const isVolume = m.type === 'volume' && m.name !== undefined;
       let included = false;
-      if (isVolume && includeVolumes) {
-        await mkdir(path.join(dir, VOLUMES_DIR), { recursive: true, mode: 0o700 });
-        await writeTar(m.source, await walkRelative(m.source), path.join(dir, VOLUMES_DIR, `${m.name}.tar`));
+      if (m.type === 'volume' && m.name !== undefined && includeVolumes) {
+        const volumes = path.join(dir, VOLUMES_DIR);
+        await mkdir(volumes, { recursive: true, mode: 0o700 });
+        const stamps = disk.seed ? new Map<string, string>() : undefined;
+        if (stamps) disk.seed?.volumes.set(m.name, stamps);
+        const { sent, removed } = await sinceSeed(
+          m.source,
+          await walkRelative(m.source),
+          disk.since && (disk.since.volumes.get(m.name) ?? new Map<string, string>()),
+        );
+        await writeTar(m.source, sent, path.join(volumes, volumeTarName(m.name)), stamps);
+        if (removed)
+          await writeFile(
+            path.join(volumes, volumeRemovedName(m.name)),
+            JSON.stringify(removed.map((p) => `/${p}`)),
+            {
+              mode: 0o600,
+            },
+          );
         included = true;
       }
       records.push({ ...m, included });
@@ -128,11 +174,13 @@ export class OverlayRootfsChanges implements RootfsChanges {
       if (!record.included || !record.name) continue;
       const now = info.Mounts.find((m) => m.Destination === record.destination && m.Type === 'volume');
       if (!now?.Name || !fresh.has(now.Name)) continue;
-      await this.client.call(() =>
-        container.putArchive(createReadStream(path.join(dir, VOLUMES_DIR, `${record.name}.tar`)), {
-          path: record.destination,
-        }),
-      );
+      const removed = await readPaths(path.join(dir, VOLUMES_DIR, volumeRemovedName(record.name)), true);
+      for (const p of removed) await removeBelow(now.Source, p);
+      const tar = path.join(dir, VOLUMES_DIR, volumeTarName(record.name));
+      if (await holdsEntries(tar))
+        await this.client.call(() =>
+          container.putArchive(createReadStream(tar), { path: record.destination }),
+        );
     }
   }
 
@@ -179,3 +227,62 @@ async function firstLstat(roots: string[], rel: string) {
   }
   return undefined;
 }
+
+/**
+ * Of `paths` (relative to `root`), those that changed since the seed recorded them, and the seed's paths that are
+ * gone; everything and nothing without a seed.
+ */
+async function sinceSeed(
+  root: string,
+  paths: string[],
+  seed: Map<string, string> | undefined,
+): Promise<{ sent: string[]; removed?: string[] }> {
+  if (!seed) return { sent: paths };
+  const sent: string[] = [];
+  for (const rel of paths) {
+    const st = await lstat(path.join(root, rel), { bigint: true }).catch(() => undefined);
+    if (!st || !sameStamp(seed.get(rel), st)) sent.push(rel);
+  }
+  const now = new Set(paths);
+  return { sent, removed: [...seed.keys()].filter((p) => !now.has(p)).sort() };
+}
+
+/** A JSON list of absolute paths without "..", as deleted.files and removed.files hold them. */
+async function readPaths(file: string, optional = false): Promise<string[]> {
+  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (optional && err.code === 'ENOENT') return '[]';
+    throw err;
+  });
+  const name = path.basename(file);
+  const list = JSON.parse(text) as unknown;
+  if (!Array.isArray(list))
+    throw new ArchiveInvalidError(`${name} is not a list`, 'export the checkpoint again');
+  return list.map((raw) => {
+    const p = typeof raw === 'string' ? safeRootfsPath(raw) : undefined;
+    if (!p)
+      throw new ArchiveInvalidError(
+        `${name} names an unsafe path: ${String(raw)}`,
+        'paths must be absolute without ".."',
+      );
+    return p;
+  });
+}
+
+/** Removes `p` below `root`, never through a symlink: a path whose parents are not all directories is left. */
+async function removeBelow(root: string, p: string): Promise<void> {
+  const parts = p.split('/').filter(Boolean);
+  let at = root;
+  for (const part of parts.slice(0, -1)) {
+    at = path.join(at, part);
+    const st = await lstat(at).catch(() => undefined);
+    if (!st?.isDirectory()) return;
+  }
+  if (parts.length > 0) await rm(path.join(root, ...parts), { recursive: true, force: true });
+}
+
+/** An empty tar is its two zero blocks: Docker need not be asked to extract it. */
+async function holdsEntries(tar: string): Promise<boolean> {
+  return (await stat(tar)).size > EMPTY_TAR_BYTES;
+}
+
+const EMPTY_TAR_BYTES = 1024;

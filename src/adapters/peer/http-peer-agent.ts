@@ -5,20 +5,23 @@ import { ApiTransport, type ApiRequest } from '../../api-client/api-transport.js
 import {
   CheckpointListSchema,
   CheckpointSchema,
+  PreparedContainerSchema,
   RestoredContainerListSchema,
   RestoreResultSchema,
   type Checkpoint,
-  type LazyPagesSource,
+  type PreparedContainer,
   type RestoredContainer,
   type RestoreResult,
 } from '../../domain/checkpoint.js';
 import { ErrorCode, TargetError } from '../../domain/errors/index.js';
 import { HostInfoSchema, type HostInfoReport } from '../../domain/migration.js';
-import type { CheckpointRemoval, PeerAgent } from '../../services/peer-agent.js';
+import type { CheckpointRemoval, PeerAgent, PeerRestoreOptions } from '../../services/peer-agent.js';
 import type { ImageIdentity } from '../../domain/manifest.js';
 
 /** A restore on the target that takes longer than this counts as failed, and the migration rolls back. */
 const RESTORE_TIMEOUT_MS = 5 * 60_000;
+/** Filling a prepared container copies the whole seed (a volume may hold gigabytes). */
+const PREPARE_TIMEOUT_MS = 30 * 60_000;
 
 /** A cryo agent reached over its REST API; request bodies stream (no archive is buffered). */
 export class HttpPeerAgent implements PeerAgent {
@@ -55,16 +58,35 @@ export class HttpPeerAgent implements PeerAgent {
     );
   }
 
-  async restore(checkpointId: string, name: string, lazyPages?: LazyPagesSource): Promise<RestoreResult> {
+  async restore(
+    checkpointId: string,
+    name: string,
+    { lazyPages, prepared }: PeerRestoreOptions = {},
+  ): Promise<RestoreResult> {
     // Should this request time out or its connection drop, the source rolls back: the target must not keep a copy.
     const body = Readable.from([
-      JSON.stringify({ name, ports: 'same', abandonOnDisconnect: true, ...(lazyPages ? { lazyPages } : {}) }),
+      JSON.stringify({
+        name,
+        ports: 'same',
+        abandonOnDisconnect: true,
+        ...(lazyPages ? { lazyPages } : {}),
+        ...(prepared ? { prepared } : {}),
+      }),
     ]);
     return RestoreResultSchema.parse(
       await this.call('POST', apiPaths.restore(checkpointId), {
         stream: body,
         contentType: 'application/json',
         timeoutMs: RESTORE_TIMEOUT_MS,
+      }),
+    );
+  }
+
+  async prepare(seedCheckpointId: string, name: string): Promise<PreparedContainer> {
+    return PreparedContainerSchema.parse(
+      await this.call('POST', apiPaths.prepare(seedCheckpointId), {
+        json: { name, ports: 'same' },
+        timeoutMs: PREPARE_TIMEOUT_MS,
       }),
     );
   }

@@ -112,3 +112,19 @@ export class PagesNotInCheckpointError extends AppError {
     );
   }
 }
+
+/** A checkpoint that holds only one part of a disk pre-copy: the seed (no process), or the changes since it. */
+export class PreCopyPartError extends AppError {
+  constructor(id: string, part: 'seed' | 'changes', detail?: string) {
+    super(
+      ErrorCode.PRE_COPY_PART,
+      409,
+      part === 'seed'
+        ? `checkpoint "${id}" is a migration's disk pre-copy: it holds files, no process`
+        : `checkpoint "${id}" holds only the disk changes since its migration's pre-copy${detail ? `: ${detail}` : ''}`,
+      part === 'seed'
+        ? 'a migration prepares a container from it (POST /v1/checkpoints/{id}/prepare), then restores its changes checkpoint into that container'
+        : 'restore it in place, or into the container prepared from its seed with {"prepared": "<container id>"}',
+    );
+  }
+}

@@ -5,6 +5,8 @@ import {
   CheckpointSchema,
   CreateCheckpointBodySchema,
   ListCheckpointsQuerySchema,
+  PrepareBodySchema,
+  PreparedContainerSchema,
   RestoreBodySchema,
   RestoredContainerListSchema,
   RestoredContainersQuerySchema,
@@ -98,6 +100,21 @@ export const checkpointRoutes: FastifyPluginAsyncZod<{ checkpoints: CheckpointSe
       await checkpoints.remove(request.params.id);
       return reply.status(204).send(null);
     },
+  );
+
+  app.post(
+    '/v1/checkpoints/:id/prepare',
+    {
+      schema: {
+        summary:
+          "From a migration's disk pre-copy seed: create the container its changes checkpoint will restore into, with the seed's files",
+        params: z.object({ id: CheckpointIdSchema }),
+        body: PrepareBodySchema,
+        response: { 201: PreparedContainerSchema, ...errors },
+      },
+    },
+    async (request, reply) =>
+      reply.status(201).send(await checkpoints.prepare(request.params.id, request.body)),
   );
 
   app.post(

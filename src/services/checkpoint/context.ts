@@ -14,6 +14,7 @@ import type { ProcessService } from '../process-service.js';
 import type { RootfsChanges } from '../rootfs-changes.js';
 import type { SidecarService } from '../sidecar/sidecar-service.js';
 import type { CheckpointLeases } from './leases.js';
+import type { PreparedContainers } from './prepared-containers.js';
 import type { CheckpointSupport } from './support.js';
 
 /** What the checkpoint use cases are given: ports, and the stores they write. */
@@ -41,6 +42,8 @@ export interface CheckpointServiceDeps {
   describeEntries?: (dir: string, known?: ManifestEntry[]) => Promise<ManifestEntry[]>;
   /** How long a lazy restore's pages may take, all of them, before its container is killed (default 600). */
   lazyPagesTimeoutSeconds?: number;
+  /** How long a container prepared from a disk pre-copy's seed waits for its restore (default 1 h). */
+  preparedTtlMs?: number;
   /** Free space for a dump (default: the store's, with no floor). */
   guard?: DiskGuard;
   metrics?: Metrics;
@@ -54,6 +57,7 @@ export interface CheckpointContext extends CheckpointServiceDeps {
   locks: KeyedLocks;
   leases: CheckpointLeases;
   support: CheckpointSupport;
+  prepared: PreparedContainers;
 }
 
 export function requireSidecar(ctx: CheckpointServiceDeps): SidecarService {

@@ -5,6 +5,7 @@ import type {
   Checkpoint,
   ContainerCriuOptions,
   CreateCheckpointBody,
+  DiskPreCopy,
 } from '../../domain/checkpoint.js';
 import {
   AppError,
@@ -17,7 +18,7 @@ import { HostIntentKind } from '../../domain/host-intent.js';
 import { CHECKPOINT_IMAGES_DIR, CRYO_MANIFEST } from '../../domain/layout.js';
 import type { ManifestEntry } from '../../domain/manifest.js';
 import type { ContainerInfo, PageServerAddress, RuntimeCheckpointResult } from '../container-runtime.js';
-import type { RootfsSummary } from '../rootfs-changes.js';
+import type { DiskIndex, RootfsSummary } from '../rootfs-changes.js';
 import { fallbackSpec } from '../engine-configs.js';
 import { newId } from '../ids.js';
 import { publishCheckpoint } from '../publish-checkpoint.js';
@@ -46,6 +47,11 @@ export interface CreateCheckpointInternals {
    * (post-copy); `onPages` gets the page server's handle. The checkpoint is marked lazyPages: it holds no pages.
    */
   lazyPages?: { server: PageServerAddress; onPages: (pages: ServedPages) => void };
+  /**
+   * The second part of a disk pre-copy: only the files that changed since this seed (named `seed`) are recorded,
+   * with the paths it sent that are gone since. The checkpoint is marked diskPreCopy changes.
+   */
+  diskSince?: { seed: string; index: DiskIndex };
 }
 
 /** The page server of a post-copy checkpoint: it ends when its peer has taken the pages, or ends it early. */
@@ -114,6 +120,11 @@ export async function createCheckpoint(
           checkpointId: id,
         });
     const held = internals.heldBy;
+    const since = internals.diskSince ? { since: internals.diskSince.index } : {};
+    const diskPreCopy: DiskPreCopy | undefined = internals.diskSince && {
+      part: 'changes',
+      seed: internals.diskSince.seed,
+    };
     // Ends the freeze that a migration would have kept, should the checkpoint fail after its dump.
     let thawHeld: (() => Promise<unknown>) | undefined;
     const published = publishCheckpoint({ store, catalog }, id, {
@@ -176,11 +187,16 @@ export async function createCheckpoint(
             // CRIU's images are hashed while Docker handles the exit, which the root filesystem's diff waits for.
             images = internals.hashEntries ? imageEntries(ctx, dir) : undefined;
             images?.catch(() => undefined);
-            rootfs = await ctx.rootfs.record(rootfsSource, dir);
+            rootfs = await ctx.rootfs.record(rootfsSource, dir, since);
           } finally {
             if (holdFrozen && held === undefined) pausedMs = await thaw();
           }
-          const mounts = await ctx.rootfs.recordMounts(rootfsSource, dir, body.includeVolumes ?? false);
+          const mounts = await ctx.rootfs.recordMounts(
+            rootfsSource,
+            dir,
+            (body.includeVolumes ?? false) || since.since !== undefined,
+            since,
+          );
           await writeConfigs(dir, container, createdAt, spec);
           const entries =
             internals.hashEntries && ctx.describeEntries ? await ctx.describeEntries(dir, await images) : [];
@@ -200,6 +216,7 @@ export async function createCheckpoint(
                 dumpMs,
                 criu,
                 ...(internals.lazyPages ? { lazyPages: true } : {}),
+                ...(diskPreCopy ? { diskPreCopy } : {}),
                 ...(cut ? { application: applicationOf(cut) } : {}),
               },
               entries,
@@ -220,6 +237,7 @@ export async function createCheckpoint(
         leaveRunning: body.leaveRunning,
         ...(cut ? { application: applicationOf(cut) } : {}),
         ...(internals.lazyPages ? { lazyPages: true } : {}),
+        ...(diskPreCopy ? { diskPreCopy } : {}),
         sizeBytes,
         stats: {
           dumpMs,

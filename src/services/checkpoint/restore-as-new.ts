@@ -1,10 +1,11 @@
 import path from 'node:path';
 import type { RestoreResult } from '../../domain/checkpoint.js';
-import { RestoreAbandonedError } from '../../domain/errors/index.js';
+import { PreCopyPartError, RestoreAbandonedError, ValidationError } from '../../domain/errors/index.js';
 import { CHECKPOINT_IMAGES_DIR } from '../../domain/layout.js';
 import { HostIntentKind } from '../../domain/host-intent.js';
 import type { CheckpointContext } from './context.js';
 import { criuOf } from './manifest.js';
+import type { PreparedEntry } from './prepared-containers.js';
 import { createRestoreTarget, type RestoreJob } from './restore-job.js';
 
 /** How long a lazy restore's pages may take to arrive, all of them, before its container is killed. */
@@ -22,15 +23,22 @@ export async function restoreAsNew(
 ): Promise<RestoreResult> {
   const { manifest, dir, started, abandoned } = job;
   const { runtime, rootfs, clock } = ctx;
-  const volumesBefore = await runtime.volumeNames();
-  const created = await createRestoreTarget(ctx, job, name, { replacing });
+  const prepared = takePrepared(ctx, job, name);
+  const volumesBefore = prepared ? undefined : await runtime.volumeNames();
+  const created = prepared
+    ? { id: prepared.containerId, name: prepared.name }
+    : await createRestoreTarget(ctx, job, name, { replacing });
   // Should cryo die before it answers, its next start removes the container.
-  const intent = ctx.journal?.begin({ kind: HostIntentKind.RESTORE_TARGET, containerId: created.id });
+  const intent = prepared
+    ? prepared.intent
+    : ctx.journal?.begin({ kind: HostIntentKind.RESTORE_TARGET, containerId: created.id });
   const release = ctx.locks.acquire(created.id, 'restore', `container "${created.name}"`);
   try {
+    const { changed, deleted, removed = 0 } = manifest.rootfs;
     // Nothing to apply saves two calls to Docker while the workload is down (a migration's restore).
-    if (manifest.rootfs.changed > 0 || manifest.rootfs.deleted > 0) await rootfs.apply(created.id, dir);
-    const fresh = new Set([...(await runtime.volumeNames())].filter((v) => !volumesBefore.has(v)));
+    if (changed > 0 || deleted > 0 || removed > 0) await rootfs.apply(created.id, dir);
+    const fresh =
+      prepared?.fresh ?? new Set([...(await runtime.volumeNames())].filter((v) => !volumesBefore!.has(v)));
     await rootfs.applyVolumes(created.id, dir, manifest.mounts, fresh);
     if (abandoned?.aborted) throw new RestoreAbandonedError(created.name);
     const lazy = job.body.lazyPages && {
@@ -49,4 +57,35 @@ export async function restoreAsNew(
     if (intent !== undefined) ctx.journal?.end(intent);
   }
   return { container: created, restoreMs: clock.now() - started };
+}
+
+/**
+ * The changes part of a disk pre-copy completes the container prepared from its seed; it holds too little for any
+ * other new container.
+ */
+function takePrepared(ctx: CheckpointContext, job: RestoreJob, name: string): PreparedEntry | undefined {
+  const { checkpoint } = job;
+  const wanted = job.body.prepared;
+  const part = checkpoint.diskPreCopy;
+  if (part?.part !== 'changes') return undefined;
+  if (wanted === undefined) throw new PreCopyPartError(checkpoint.id, 'changes');
+  const entry = ctx.prepared.get(wanted);
+  if (!entry)
+    throw new PreCopyPartError(
+      checkpoint.id,
+      'changes',
+      `no container ${wanted} waits here for it (its time ran out, its seed was deleted, or cryo restarted)`,
+    );
+  if (entry.seedName !== part.seed)
+    throw new PreCopyPartError(
+      checkpoint.id,
+      'changes',
+      `container ${wanted} was prepared from seed "${entry.seedName}", not from "${part.seed}"`,
+    );
+  if (entry.name !== name)
+    throw new ValidationError(
+      `the prepared container is named "${entry.name}", not "${name}"`,
+      'give the name it was prepared with',
+    );
+  return ctx.prepared.take(wanted);
 }

@@ -3,6 +3,7 @@ import {
   AppError,
   ErrorCode,
   PagesNotInCheckpointError,
+  PreCopyPartError,
   RestoreModeUnavailableError,
   ValidationError,
 } from '../../domain/errors/index.js';
@@ -45,6 +46,7 @@ export async function restoreCheckpoint(
     if (!ctx.processes) throw new Error('process restores are not wired');
     return ctx.processes.restore(dir);
   }
+  requirePreCopyFits(checkpoint, body);
   const hasImage = checkpoint.processImage !== false;
   const mode = body.mode ?? (hasImage ? 'process' : 'application');
   if (mode === 'process' && !hasImage) throw new RestoreModeUnavailableError(checkpoint.id, 'process');
@@ -98,4 +100,21 @@ function requireLazyFits(checkpoint: Checkpoint, body: RestoreBody): void {
     );
   if (body.name === undefined || body.mode === 'application')
     throw new ValidationError('a lazy restore goes into a new container', 'give a name, and mode "process"');
+}
+
+/** A disk pre-copy's seed holds no process; its changes part restores in place or into its prepared container. */
+function requirePreCopyFits(checkpoint: Checkpoint, body: RestoreBody): void {
+  const part = checkpoint.diskPreCopy?.part;
+  if (part === 'seed') throw new PreCopyPartError(checkpoint.id, 'seed');
+  if (body.prepared === undefined) return;
+  if (part !== 'changes')
+    throw new ValidationError(
+      'prepared applies to the changes checkpoint of a disk pre-copy',
+      'restore this checkpoint without prepared',
+    );
+  if (body.name === undefined || body.mode === 'application')
+    throw new ValidationError(
+      'a restore into a prepared container needs its name, and mode "process"',
+      'give the name the container was prepared with',
+    );
 }

@@ -1,0 +1,80 @@
+import path from 'node:path';
+import type { Checkpoint, DiskPreCopy } from '../../domain/checkpoint.js';
+import {
+  CheckpointNameInUseError,
+  ContainerNotFoundError,
+  ContainerNotRunningError,
+} from '../../domain/errors/index.js';
+import { CRYO_MANIFEST } from '../../domain/layout.js';
+import { fallbackSpec } from '../engine-configs.js';
+import { newId } from '../ids.js';
+import { publishCheckpoint } from '../publish-checkpoint.js';
+import type { DiskIndex } from '../rootfs-changes.js';
+import type { CheckpointContext } from './context.js';
+import { buildManifest, writeConfigs, writeJson } from './manifest.js';
+
+/** A disk pre-copy's seed, and what it recorded of each path, for the changes checkpoint that follows it. */
+export interface DiskSeed {
+  checkpoint: Checkpoint;
+  index: DiskIndex;
+}
+
+/**
+ * The first part of a disk pre-copy: the container's root-filesystem changes and its volumes, read while it runs
+ * (nothing is frozen), with Docker's config to create the target's container from. It holds no process.
+ */
+export async function createDiskSeed(ctx: CheckpointContext, ref: string, name: string): Promise<DiskSeed> {
+  const { runtime, catalog, store, clock } = ctx;
+  const started = clock.now();
+  const container = await runtime.inspect(ref);
+  if (!container) throw new ContainerNotFoundError(ref);
+  const release = ctx.locks.acquire(container.id, 'checkpoint', `container "${container.name}"`);
+  const id = newId(started);
+  try {
+    if (!container.running || container.paused) throw new ContainerNotRunningError(ref, container.state);
+    if (catalog.findByName(container.id, name)) throw new CheckpointNameInUseError(container.name, name);
+    const [source, spec, imageLayers] = await Promise.all([
+      ctx.rootfs.prepare(container.id),
+      runtime.runtimeSpec(container.id),
+      runtime.imageLayers(container.imageId),
+    ]);
+    const index: DiskIndex = { rootfs: new Map(), volumes: new Map() };
+    const createdAt = new Date(started);
+    const diskPreCopy: DiskPreCopy = { part: 'seed', seed: name };
+    const checkpoint = await publishCheckpoint({ store, catalog }, id, {
+      fill: async (dir) => {
+        const rootfs = await ctx.rootfs.record(source, dir, { seed: index });
+        const mounts = await ctx.rootfs.recordMounts(source, dir, true, { seed: index });
+        await writeConfigs(dir, container, createdAt, spec ?? fallbackSpec(container.config));
+        await writeJson(
+          path.join(dir, CRYO_MANIFEST),
+          buildManifest({
+            container,
+            imageLayers,
+            createdAt,
+            source: { ...ctx.host, criuVersion: '' },
+            mounts,
+            rootfs,
+            checkpoint: { id, name, leaveRunning: true, dumpMs: 0, processImage: false, diskPreCopy },
+          }),
+        );
+      },
+      describe: (_filled, sizeBytes) => ({
+        id,
+        name,
+        kind: 'container',
+        container: { id: container.id, name: container.name, image: container.image },
+        createdAt: createdAt.toISOString(),
+        leaveRunning: true,
+        processImage: false,
+        diskPreCopy,
+        sizeBytes,
+        stats: { dumpMs: 0, totalMs: clock.now() - started },
+        status: 'complete',
+      }),
+    });
+    return { checkpoint, index };
+  } finally {
+    release();
+  }
+}
