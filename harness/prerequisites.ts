@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 
 export const NODE_IMAGE = 'cryo-fixture/node:1';
 export const BUSYBOX_IMAGE = 'cryo-fixture/busybox:1';
+export const REDIS_IMAGE = 'cryo-fixture/redis:1';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 let checked: Promise<void> | undefined;

@@ -366,6 +366,11 @@ test('SIGKILL at seeded random points of every operation leaves no invariant bro
       () => [] as string[],
     );
     check(stagingB.length === 0, `the target's staging holds ${stagingB.join(', ')}`);
+    // A container the target created for a migration (prepared from its disk pre-copy) is used or removed.
+    const createdB = (
+      await hostB.docker(['ps', '-a', '--filter', 'status=created', '--format', '{{.Names}}'])
+    ).stdout.trim();
+    check(createdB === '', `containers left created on the target: ${createdB}`);
     // The migrated counter runs on exactly one host, and counts on there: the source is held frozen from its
     // dump until the target runs it, so even a dump cut short thaws it where it froze.
     if (migrated.before) {

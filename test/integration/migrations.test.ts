@@ -7,7 +7,7 @@ import type { ExecutionContext } from 'ava';
 import { cryoSuite, type CryoSuiteContext } from '../../harness/cryo-suite.js';
 import { CryoProcess } from '../../harness/cryo-process.js';
 import { TestCryo } from '../../harness/cryo.js';
-import { BUSYBOX_IMAGE, NODE_IMAGE } from '../../harness/prerequisites.js';
+import { BUSYBOX_IMAGE, NODE_IMAGE, REDIS_IMAGE } from '../../harness/prerequisites.js';
 import { bringUpSecondHost, SecondHost } from '../../harness/second-host.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
 
@@ -400,6 +400,51 @@ test.serial(
         [],
         'no copy without its pages is kept',
       );
+  },
+);
+
+test.serial(
+  'post-copy of Redis: its keys and its dataset digest are on B as they were on A, and it takes writes there',
+  async (t) => {
+    const { containers } = t.context;
+    const b = await bringUpSecondHost(t);
+    await b.host.loadImage(REDIS_IMAGE);
+    const source = await TestCryo.start({ pageServerAddress: b.host.hostAddress });
+    t.teardown(() => source.stop());
+    const name = containers.uniqueName('redis');
+    await containers.run({ image: REDIS_IMAGE, name });
+    const cliOnA = async (...args: string[]) =>
+      (await onA(['exec', name, 'redis-cli', ...args])).stdout.trim();
+    for (let i = 0; i < 50 && (await cliOnA('PING').catch(() => '')) !== 'PONG'; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    // About 60 MB of values, and 100 keys of its own.
+    t.is(await cliOnA('DEBUG', 'POPULATE', '300000', 'bulk', '128'), 'OK');
+    for (let i = 0; i < 100; i++) await cliOnA('SET', `user:${i}`, `value-${i}`);
+    const digest = await cliOnA('DEBUG', 'DIGEST');
+    const size = await cliOnA('DBSIZE');
+    t.is(size, '300100');
+
+    const started = await source.api<Migration>('POST', `/v1/containers/${name}/migrations`, {
+      target: b.cryo.url,
+      targetToken: b.cryo.token,
+      strategy: 'post-copy',
+    });
+    t.is(started.status, 202, JSON.stringify(started.body));
+    const done = (await follow(source, started.body.id)).at(-1)!;
+    t.is(done.status, 'succeeded', JSON.stringify(done));
+    t.like(done.strategy, { used: 'post-copy' });
+    t.like(
+      done.phases.find((p) => p.name === 'pages'),
+      { status: 'done' },
+    );
+
+    const cliOnB = async (...args: string[]) =>
+      (await b.host.docker(['exec', name, 'redis-cli', ...args])).stdout.trim();
+    t.is(await cliOnB('DEBUG', 'DIGEST'), digest, 'the whole dataset, as it was on A');
+    t.is(await cliOnB('DBSIZE'), size);
+    t.is(await cliOnB('GET', 'user:42'), 'value-42');
+    t.is(await cliOnB('INCR', 'after-migration'), '1', 'it takes writes on B');
+    t.is((await onA(['ps', '-aq', '--filter', `name=^${name}$`])).stdout.trim(), '', 'gone from A');
   },
 );
 
