@@ -6,12 +6,28 @@ import { counterAtLeast, freePort, hostPort, inspect, readCounter } from '../../
 import type { ExecutionContext } from 'ava';
 import { cryoSuite, type CryoSuiteContext } from '../../harness/cryo-suite.js';
 import { CryoProcess } from '../../harness/cryo-process.js';
-import { TestCryo } from '../../harness/cryo.js';
+import { TestCryo, type TestCryoOptions } from '../../harness/cryo.js';
 import { BUSYBOX_IMAGE, NODE_IMAGE, REDIS_IMAGE } from '../../harness/prerequisites.js';
 import { bringUpSecondHost, SecondHost } from '../../harness/second-host.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
 
 const test = cryoSuite();
+
+/** Migrates `name` from `source` to `target` (a 202 is asserted) and follows it; resolves with how it ended. */
+async function migrated(
+  source: TestCryo,
+  target: TestCryo,
+  name: string,
+  body: Record<string, unknown> = {},
+): Promise<Migration> {
+  const started = await source.api<Migration>('POST', `/v1/containers/${name}/migrations`, {
+    target: target.url,
+    targetToken: target.token,
+    ...body,
+  });
+  if (started.status !== 202) throw new Error(`migration refused: ${JSON.stringify(started.body)}`);
+  return (await follow(source, started.body.id)).at(-1)!;
+}
 
 /** Follows a migration through its server-sent events until it ends; returns every update seen. */
 async function follow(cryo: TestCryo, id: string): Promise<Migration[]> {
@@ -168,17 +184,12 @@ test.serial(
     await containers.run({ image: BUSYBOX_IMAGE, name, volumes: ['/data'], cmd: DISK_WRITER });
     const volume = (await inspect(name)).Mounts.find((m) => m.Destination === '/data')!.Name!;
     t.teardown(() => execa('docker', ['volume', 'rm', '-f', volume], { reject: false }));
-    const onA = (args: string[]) => execa('docker', args);
+
     for (let i = 0; i < 100 && (await linesOf(onA, name, '/data/log').catch(() => [])).length < 25; i++)
       await new Promise((r) => setTimeout(r, 100));
     const sums = (await onA(['exec', name, 'sha256sum', '/data/static.bin', '/rootfs-static.bin'])).stdout;
 
-    const started = await cryo.api<Migration>('POST', `/v1/containers/${name}/migrations`, {
-      target: b.cryo.url,
-      targetToken: b.cryo.token,
-    });
-    t.is(started.status, 202, JSON.stringify(started.body));
-    const done = (await follow(cryo, started.body.id)).at(-1)!;
+    const done = await migrated(cryo, b.cryo, name);
     t.is(done.status, 'succeeded', JSON.stringify(done));
     t.like(
       done.phases.find((p) => p.name === 'precopy'),
@@ -348,33 +359,49 @@ async function memoryReport(docker: (args: string[]) => Promise<{ stdout: string
 
 const onA = (args: string[]) => execa('docker', args);
 
+/**
+ * Host B with `image`, and a source cryo of its own whose page server B reaches (B's dockerd, and so its lazy-pages
+ * daemon, reaches A over the veth pair).
+ */
+async function postCopyHosts(
+  t: ExecutionContext<CryoSuiteContext>,
+  image: string,
+  cryo: TestCryoOptions = {},
+): Promise<{ b: Awaited<ReturnType<typeof bringUpSecondHost>>; source: TestCryo }> {
+  const b = await bringUpSecondHost(t, { cryo });
+  await b.host.loadImage(image);
+  const source = await TestCryo.start({ pageServerAddress: b.host.hostAddress });
+  t.teardown(() => source.stop());
+  return { b, source };
+}
+
+/** The memory workload (MEMORY_MIB of checksummed memory) on this host, and its first report. */
+async function runMemoryWorkload(
+  containers: CryoSuiteContext['containers'],
+  label: string,
+  mib: number,
+  restart?: string,
+): Promise<{ name: string; before: MemoryReport }> {
+  const name = containers.uniqueName(label);
+  await containers.run({
+    image: NODE_IMAGE,
+    name,
+    env: { MEMORY_MIB: String(mib) },
+    cmd: ['/usr/bin/node', '/app/memory.js'],
+    ...(restart ? { restart } : {}),
+  });
+  return { name, before: await memoryReport(onA, name) };
+}
+
 test.serial(
   'post-copy: the memory workload runs on B at once, its pages follow from the frozen source, and its checksum there is the one it had on A',
   async (t) => {
     const { containers } = t.context;
-    const b = await bringUpSecondHost(t);
-    await b.host.loadImage(NODE_IMAGE);
-    // B's dockerd, and so its lazy-pages daemon, reaches A's page server over the veth pair.
-    const source = await TestCryo.start({ pageServerAddress: b.host.hostAddress });
-    t.teardown(() => source.stop());
-    const name = containers.uniqueName('postcopy');
-    await containers.run({
-      image: NODE_IMAGE,
-      name,
-      env: { MEMORY_MIB: '96' },
-      cmd: ['/usr/bin/node', '/app/memory.js'],
-      restart: 'unless-stopped',
-    });
-    const before = await memoryReport(onA, name);
+    const { b, source } = await postCopyHosts(t, NODE_IMAGE);
+    const { name, before } = await runMemoryWorkload(containers, 'postcopy', 96, 'unless-stopped');
     t.is(before.sha256, before.initial);
 
-    const started = await source.api<Migration>('POST', `/v1/containers/${name}/migrations`, {
-      target: b.cryo.url,
-      targetToken: b.cryo.token,
-      strategy: 'post-copy',
-    });
-    t.is(started.status, 202, JSON.stringify(started.body));
-    const done = (await follow(source, started.body.id)).at(-1)!;
+    const done = await migrated(source, b.cryo, name, { strategy: 'post-copy' });
     t.is(done.status, 'succeeded', JSON.stringify(done));
     t.deepEqual(done.strategy, { requested: 'post-copy', used: 'post-copy' });
     t.deepEqual(
@@ -407,10 +434,7 @@ test.serial(
   'post-copy of Redis: its keys and its dataset digest are on B as they were on A, and it takes writes there',
   async (t) => {
     const { containers } = t.context;
-    const b = await bringUpSecondHost(t);
-    await b.host.loadImage(REDIS_IMAGE);
-    const source = await TestCryo.start({ pageServerAddress: b.host.hostAddress });
-    t.teardown(() => source.stop());
+    const { b, source } = await postCopyHosts(t, REDIS_IMAGE);
     const name = containers.uniqueName('redis');
     await containers.run({ image: REDIS_IMAGE, name });
     const cliOnA = async (...args: string[]) =>
@@ -424,13 +448,7 @@ test.serial(
     const size = await cliOnA('DBSIZE');
     t.is(size, '300100');
 
-    const started = await source.api<Migration>('POST', `/v1/containers/${name}/migrations`, {
-      target: b.cryo.url,
-      targetToken: b.cryo.token,
-      strategy: 'post-copy',
-    });
-    t.is(started.status, 202, JSON.stringify(started.body));
-    const done = (await follow(source, started.body.id)).at(-1)!;
+    const done = await migrated(source, b.cryo, name, { strategy: 'post-copy' });
     t.is(done.status, 'succeeded', JSON.stringify(done));
     t.like(done.strategy, { used: 'post-copy' });
     t.like(
@@ -495,18 +513,8 @@ async function postCopyUnderWay(
   before: MemoryReport;
   id: string;
 }> {
-  const b = await bringUpSecondHost(t, { cryo: { lazyPagesTimeoutSeconds: 30 } });
-  await b.host.loadImage(NODE_IMAGE);
-  const source = await TestCryo.start({ pageServerAddress: b.host.hostAddress });
-  t.teardown(() => source.stop());
-  const name = t.context.containers.uniqueName(label);
-  await t.context.containers.run({
-    image: NODE_IMAGE,
-    name,
-    env: { MEMORY_MIB: '128' },
-    cmd: ['/usr/bin/node', '/app/memory.js'],
-  });
-  const before = await memoryReport(onA, name);
+  const { b, source } = await postCopyHosts(t, NODE_IMAGE, { lazyPagesTimeoutSeconds: 30 });
+  const { name, before } = await runMemoryWorkload(t.context.containers, label, 128);
   // 128 MiB at 40 Mbit/s: the pages take about half a minute, time to break something while they flow.
   await b.host.limitRate(40);
   const started = await source.api<Migration>('POST', `/v1/containers/${name}/migrations`, {
@@ -572,14 +580,7 @@ test.serial(
     const first = await CryoProcess.start(env);
     let source = first;
     t.teardown(() => source.stop());
-    const name = containers.uniqueName('pcrash');
-    await containers.run({
-      image: NODE_IMAGE,
-      name,
-      env: { MEMORY_MIB: '128' },
-      cmd: ['/usr/bin/node', '/app/memory.js'],
-    });
-    const before = await memoryReport(onA, name);
+    const { name, before } = await runMemoryWorkload(containers, 'pcrash', 128);
     await b.host.limitRate(40);
     const started = await source.api<Migration>('POST', `/v1/containers/${name}/migrations`, {
       target: b.cryo.url,
@@ -627,15 +628,7 @@ test.serial(
     t.teardown(() => target.stop());
     const source = await TestCryo.start({ pageServerAddress: host.hostAddress });
     t.teardown(() => source.stop());
-    const name = containers.uniqueName('tcrash');
-    await containers.run({
-      image: NODE_IMAGE,
-      name,
-      env: { MEMORY_MIB: '128' },
-      cmd: ['/usr/bin/node', '/app/memory.js'],
-      restart: 'unless-stopped',
-    });
-    const before = await memoryReport(onA, name);
+    const { name, before } = await runMemoryWorkload(containers, 'tcrash', 128, 'unless-stopped');
     await host.limitRate(40);
     const started = await source.api<Migration>('POST', `/v1/containers/${name}/migrations`, {
       target: target.url,

@@ -13,7 +13,7 @@ import type {
   RestoreResult,
 } from '../../src/domain/checkpoint.js';
 import { ErrorCode, TargetError } from '../../src/domain/errors/index.js';
-import type { HostInfoReport, Migration } from '../../src/domain/migration.js';
+import type { CreateMigrationBody, HostInfoReport, Migration } from '../../src/domain/migration.js';
 import { systemClock } from '../../src/services/clock.js';
 import { localHost } from '../../src/services/host-info.js';
 import type { CheckpointRemoval, PeerAgent, PeerRestoreOptions } from '../../src/services/peer-agent.js';
@@ -166,13 +166,14 @@ async function finished(ctx: Ctx, id: string): Promise<Migration> {
   throw new Error(`migration ${id} did not end`);
 }
 
-const start = (ctx: Ctx) =>
+const start = (ctx: Ctx, body: Partial<CreateMigrationBody> = {}) =>
   ctx.services.migrations.start('web', {
     target: ctx.peer.url,
     targetToken: 'x'.repeat(16),
     keepSource: false,
     strategy: 'stop-and-copy',
     diskPreCopy: false,
+    ...body,
   });
 
 test('a migration that succeeds streams the checkpoint, restores on the target and removes the source', async (t) => {
@@ -467,14 +468,7 @@ test('a migration whose checkpoint was deleted before it could settle ends faile
   t.regex(m.error?.message ?? '', /criu failed; then settling it failed: .*no checkpoint/);
 });
 
-const startWith = (ctx: Ctx, strategy: 'post-copy' | 'auto') =>
-  ctx.services.migrations.start('web', {
-    target: ctx.peer.url,
-    targetToken: 'x'.repeat(16),
-    keepSource: false,
-    strategy,
-    diskPreCopy: false,
-  });
+const startWith = (ctx: Ctx, strategy: 'post-copy' | 'auto') => start(ctx, { strategy });
 
 test('post-copy: the target runs the workload at once, the source stays frozen until every page is in, then goes', async (t) => {
   const { peer, runtime, services } = t.context;
@@ -546,14 +540,7 @@ test('auto keeps stop-and-copy for a container whose memory is under the thresho
   t.regex(err!.message, /not dumped through runc here/);
 });
 
-const startPreCopy = (ctx: Ctx) =>
-  ctx.services.migrations.start('web', {
-    target: ctx.peer.url,
-    targetToken: 'x'.repeat(16),
-    keepSource: false,
-    strategy: 'stop-and-copy',
-    diskPreCopy: true,
-  });
+const startPreCopy = (ctx: Ctx) => start(ctx, { diskPreCopy: true });
 
 test('disk pre-copy: the seed goes and the target prepares its container before the freeze; the changes restore into it', async (t) => {
   const { peer, runtime, services } = t.context;

@@ -1,15 +1,10 @@
 import path from 'node:path';
 import type { Checkpoint, DiskPreCopy } from '../../domain/checkpoint.js';
-import {
-  CheckpointNameInUseError,
-  ContainerNotFoundError,
-  ContainerNotRunningError,
-} from '../../domain/errors/index.js';
 import { CRYO_MANIFEST } from '../../domain/layout.js';
 import { fallbackSpec } from '../engine-configs.js';
-import { newId } from '../ids.js';
 import { publishCheckpoint } from '../publish-checkpoint.js';
 import type { DiskIndex } from '../rootfs-changes.js';
+import { beginCheckpoint } from './begin-checkpoint.js';
 import type { CheckpointContext } from './context.js';
 import { buildManifest, writeConfigs, writeJson } from './manifest.js';
 
@@ -25,14 +20,8 @@ export interface DiskSeed {
  */
 export async function createDiskSeed(ctx: CheckpointContext, ref: string, name: string): Promise<DiskSeed> {
   const { runtime, catalog, store, clock } = ctx;
-  const started = clock.now();
-  const container = await runtime.inspect(ref);
-  if (!container) throw new ContainerNotFoundError(ref);
-  const release = ctx.locks.acquire(container.id, 'checkpoint', `container "${container.name}"`);
-  const id = newId(started);
+  const { container, id, started, release } = await beginCheckpoint(ctx, ref, name);
   try {
-    if (!container.running || container.paused) throw new ContainerNotRunningError(ref, container.state);
-    if (catalog.findByName(container.id, name)) throw new CheckpointNameInUseError(container.name, name);
     const [source, spec, imageLayers] = await Promise.all([
       ctx.rootfs.prepare(container.id),
       runtime.runtimeSpec(container.id),

@@ -7,22 +7,16 @@ import type {
   CreateCheckpointBody,
   DiskPreCopy,
 } from '../../domain/checkpoint.js';
-import {
-  AppError,
-  CheckpointNameInUseError,
-  ContainerNotFoundError,
-  ContainerNotRunningError,
-  PreflightFailedError,
-} from '../../domain/errors/index.js';
+import { AppError, PreflightFailedError } from '../../domain/errors/index.js';
 import { HostIntentKind } from '../../domain/host-intent.js';
 import { CHECKPOINT_IMAGES_DIR, CRYO_MANIFEST } from '../../domain/layout.js';
 import type { ManifestEntry } from '../../domain/manifest.js';
 import type { ContainerInfo, PageServerAddress, RuntimeCheckpointResult } from '../container-runtime.js';
 import type { DiskIndex, RootfsSummary } from '../rootfs-changes.js';
 import { fallbackSpec } from '../engine-configs.js';
-import { newId } from '../ids.js';
 import { publishCheckpoint } from '../publish-checkpoint.js';
 import type { ApplicationCut, SidecarService } from '../sidecar/sidecar-service.js';
+import { beginCheckpoint } from './begin-checkpoint.js';
 import { requireSidecar, type CheckpointContext } from './context.js';
 import { applicationOf, buildManifest, writeConfigs, writeJson } from './manifest.js';
 
@@ -68,16 +62,8 @@ export async function createCheckpoint(
   internals: CreateCheckpointInternals = {},
 ): Promise<Checkpoint> {
   const { runtime, catalog, store, clock } = ctx;
-  const started = clock.now();
-  const container = await runtime.inspect(ref);
-  if (!container) throw new ContainerNotFoundError(ref);
-  // Lock before looking at the state: a container being dumped shows as paused for a while.
-  const release = ctx.locks.acquire(container.id, 'checkpoint', `container "${container.name}"`);
-  const id = newId(started);
+  const { container, id, name, started, release } = await beginCheckpoint(ctx, ref, body.name);
   try {
-    if (!container.running || container.paused) throw new ContainerNotRunningError(ref, container.state);
-    const name = body.name ?? `checkpoint-${id}`;
-    if (catalog.findByName(container.id, name)) throw new CheckpointNameInUseError(container.name, name);
     const criu: ContainerCriuOptions = {
       tcpEstablished: body.tcpEstablished ?? false,
       fileLocks: body.fileLocks ?? false,
