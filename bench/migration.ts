@@ -9,6 +9,7 @@
  */
 import os from 'node:os';
 import { execa } from 'execa';
+import type { Checkpoint } from '../src/domain/checkpoint.js';
 import type { Migration, MigrationPhaseName } from '../src/domain/migration.js';
 import { sleep } from '../harness/containers.js';
 import { BUSYBOX_IMAGE, NODE_IMAGE, requirePrerequisites } from '../harness/prerequisites.js';
@@ -45,6 +46,8 @@ type Variant = 'plain' | 'disk, pre-copy' | 'disk, no pre-copy';
 const variants: Variant[] = DISK ? ['plain', 'disk, pre-copy', 'disk, no pre-copy'] : ['plain'];
 const floors: { dump: number; copy: number; restore: number; total: number; dockerStart: number }[] = [];
 interface Run {
+  /** Post-copy: `runc checkpoint --lazy-pages` until its page server listened (the checkpoint's stats.dumpMs). */
+  lazyDumpMs?: number;
   /** Post-copy: one full checksum of the workload's memory on A before, and on B as its pages phase began. */
   checksumOnA?: number;
   checksumDuringPages?: number;
@@ -73,6 +76,7 @@ async function migrateOnce(variant: Variant): Promise<Run> {
     const postCopy = STRATEGY !== 'stop-and-copy';
     const checksumOnA = postCopy ? await checksumMs((args) => execa('docker', args)) : undefined;
     let duringPages: Promise<number | undefined> | undefined;
+    let lazyDumpMs: number | undefined;
     const [migration, total] = await timed(async () => {
       const started = await a.api<Migration>('POST', `/v1/containers/${name}/migrations`, {
         target: b.url,
@@ -84,8 +88,13 @@ async function migrateOnce(variant: Variant): Promise<Run> {
         const m = await a.api<Migration>('GET', `/v1/migrations/${started.id}`);
         if (m.status !== 'running') return m;
         // The workload's own throughput while its pages come: a checksum reads every page of its memory.
-        if (postCopy && !duringPages && m.phases.some((p) => p.name === 'pages'))
+        if (postCopy && !duringPages && m.phases.some((p) => p.name === 'pages')) {
           duringPages = checksumMs((args) => hostB.docker(args)).catch(() => undefined);
+          // The checkpoint goes once every page is in: its dump time is read while the pages come.
+          const { stats } = await a.api<Checkpoint>('GET', `/v1/checkpoints/${m.checkpointId!}`);
+          lazyDumpMs = stats.dumpMs;
+          if (stats.memdumpMs !== undefined) console.log(`  CRIU's memdump: ${fmt(stats.memdumpMs)}`);
+        }
         await sleep(20);
       }
     });
@@ -114,6 +123,7 @@ async function migrateOnce(variant: Variant): Promise<Run> {
       }`,
     );
     return {
+      ...(lazyDumpMs !== undefined ? { lazyDumpMs } : {}),
       ...(checksumOnA !== undefined ? { checksumOnA } : {}),
       ...(checksumDuringPages !== undefined ? { checksumDuringPages } : {}),
       downtime: migration.downtimeMs!,
@@ -195,7 +205,7 @@ try {
         during.length
           ? `${fmt(median(during))} on B while its pages came (${(MIB / (median(during) / 1000)).toFixed(0)} MiB/s)`
           : 'not measured on B'
-      }; pages phase ${fmt(median(plain.map((r) => r.phases.get('pages') ?? 0)))}, source released after ${fmt(median(plain.map((r) => r.total)))}`,
+      }; runc checkpoint --lazy-pages ${fmt(median(plain.map((r) => r.lazyDumpMs ?? 0)))}; pages phase ${fmt(median(plain.map((r) => r.phases.get('pages') ?? 0)))}, source released after ${fmt(median(plain.map((r) => r.total)))}`,
     );
   }
   if (DISK)

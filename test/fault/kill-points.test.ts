@@ -71,7 +71,9 @@ test('SIGKILL at seeded random points of every operation leaves no invariant bro
     CRYO_CONTAINERD_SOCKET: hostB.containerdSocket,
     CRYO_DOCKER_EXEC_ROOT: hostB.execRoot,
   };
-  const live = { cryo: await CryoProcess.start(), target: await CryoProcess.start(envB) };
+  // B's lazy-pages daemon reaches A's page server over the veth pair (post-copy migrations).
+  const envA = { CRYO_PAGE_SERVER_ADDRESS: hostB.hostAddress };
+  const live = { cryo: await CryoProcess.start(envA), target: await CryoProcess.start(envB) };
   t.teardown(async () => {
     await containers.removeAll();
     await live.cryo.stop();
@@ -172,10 +174,11 @@ test('SIGKILL at seeded random points of every operation leaves no invariant bro
       await sleep(250);
     }
   };
-  const migrate = async () => {
+  const migrate = async (strategy: 'stop-and-copy' | 'post-copy') => {
     await api('POST', `/v1/containers/${mig}/migrations`, {
       target: live.target.url,
       targetToken: live.target.token,
+      strategy,
     });
     await migrationsSettled();
   };
@@ -259,14 +262,20 @@ test('SIGKILL at seeded random points of every operation leaves no invariant bro
       prepare: () => ensureRunning(counter),
       run: () => api('POST', `/v1/schedules/${schedule.id}/run`),
     },
-    { name: 'migration, killed on the source', windowMs: 4000, prepare: prepareMigration, run: migrate },
-    {
-      name: 'migration, killed on the target',
-      victim: 'target',
-      windowMs: 4000,
-      prepare: prepareMigration,
-      run: migrate,
-    },
+    ...(['stop-and-copy', 'post-copy'] as const).flatMap((strategy): Op[] => {
+      const label = strategy === 'post-copy' ? 'post-copy migration' : 'migration';
+      const run = () => migrate(strategy);
+      return [
+        { name: `${label}, killed on the source`, windowMs: 4000, prepare: prepareMigration, run },
+        {
+          name: `${label}, killed on the target`,
+          victim: 'target',
+          windowMs: 4000,
+          prepare: prepareMigration,
+          run,
+        },
+      ];
+    }),
   ];
 
   if (ONLY) ops.splice(0, ops.length, ...ops.filter((op) => op.name.includes(ONLY)));
@@ -307,7 +316,7 @@ test('SIGKILL at seeded random points of every operation leaves no invariant bro
     } else {
       await live.cryo.crash();
       await pending;
-      live.cryo = await CryoProcess.start({}, { work: live.cryo.work, token: live.cryo.token });
+      live.cryo = await CryoProcess.start(envA, { work: live.cryo.work, token: live.cryo.token });
     }
     const broken: string[] = [];
     const check = (ok: boolean, what: string) => {
