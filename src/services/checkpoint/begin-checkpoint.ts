@@ -1,3 +1,4 @@
+import type { Checkpoint } from '../../domain/checkpoint.js';
 import {
   CheckpointNameInUseError,
   ContainerNotFoundError,
@@ -38,4 +39,21 @@ export async function beginCheckpoint(
     release();
     throw err;
   }
+}
+
+/** The catalog record of the checkpoint that `start` began, complete; `fields` say what it holds. */
+export function checkpointRecord(
+  { id, name, container }: Pick<CheckpointStart, 'id' | 'name' | 'container'>,
+  createdAt: Date,
+  fields: Pick<Checkpoint, 'leaveRunning' | 'sizeBytes' | 'stats'> & Partial<Checkpoint>,
+): Checkpoint {
+  return {
+    id,
+    name,
+    kind: 'container',
+    container: { id: container.id, name: container.name, image: container.image },
+    createdAt: createdAt.toISOString(),
+    status: 'complete',
+    ...fields,
+  };
 }

@@ -4,7 +4,7 @@ import { CRYO_MANIFEST } from '../../domain/layout.js';
 import { fallbackSpec } from '../engine-configs.js';
 import { publishCheckpoint } from '../publish-checkpoint.js';
 import type { DiskIndex } from '../rootfs-changes.js';
-import { beginCheckpoint } from './begin-checkpoint.js';
+import { beginCheckpoint, checkpointRecord } from './begin-checkpoint.js';
 import type { CheckpointContext } from './context.js';
 import { buildManifest, writeConfigs, writeJson } from './manifest.js';
 
@@ -20,7 +20,8 @@ export interface DiskSeed {
  */
 export async function createDiskSeed(ctx: CheckpointContext, ref: string, name: string): Promise<DiskSeed> {
   const { runtime, catalog, store, clock } = ctx;
-  const { container, id, started, release } = await beginCheckpoint(ctx, ref, name);
+  const start = await beginCheckpoint(ctx, ref, name);
+  const { container, id, started, release } = start;
   try {
     const [source, spec, imageLayers] = await Promise.all([
       ctx.rootfs.prepare(container.id),
@@ -48,19 +49,14 @@ export async function createDiskSeed(ctx: CheckpointContext, ref: string, name: 
           }),
         );
       },
-      describe: (_filled, sizeBytes) => ({
-        id,
-        name,
-        kind: 'container',
-        container: { id: container.id, name: container.name, image: container.image },
-        createdAt: createdAt.toISOString(),
-        leaveRunning: true,
-        processImage: false,
-        diskPreCopy,
-        sizeBytes,
-        stats: { dumpMs: 0, totalMs: clock.now() - started },
-        status: 'complete',
-      }),
+      describe: (_filled, sizeBytes) =>
+        checkpointRecord(start, createdAt, {
+          leaveRunning: true,
+          processImage: false,
+          diskPreCopy,
+          sizeBytes,
+          stats: { dumpMs: 0, totalMs: clock.now() - started },
+        }),
     });
     return { checkpoint, index };
   } finally {

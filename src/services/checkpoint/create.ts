@@ -16,7 +16,7 @@ import type { DiskIndex, RootfsSummary } from '../rootfs-changes.js';
 import { fallbackSpec } from '../engine-configs.js';
 import { publishCheckpoint } from '../publish-checkpoint.js';
 import type { ApplicationCut, SidecarService } from '../sidecar/sidecar-service.js';
-import { beginCheckpoint } from './begin-checkpoint.js';
+import { beginCheckpoint, checkpointRecord } from './begin-checkpoint.js';
 import { requireSidecar, type CheckpointContext } from './context.js';
 import { applicationOf, buildManifest, writeConfigs, writeJson } from './manifest.js';
 
@@ -62,7 +62,8 @@ export async function createCheckpoint(
   internals: CreateCheckpointInternals = {},
 ): Promise<Checkpoint> {
   const { runtime, catalog, store, clock } = ctx;
-  const { container, id, name, started, release } = await beginCheckpoint(ctx, ref, body.name);
+  const start = await beginCheckpoint(ctx, ref, body.name);
+  const { container, id, name, started, release } = start;
   try {
     const criu: ContainerCriuOptions = {
       tcpEstablished: body.tcpEstablished ?? false,
@@ -214,26 +215,21 @@ export async function createCheckpoint(
         }
         return { dumpMs, dumped, pausedMs };
       },
-      describe: ({ dumpMs, dumped, pausedMs }, sizeBytes) => ({
-        id,
-        name,
-        kind: 'container',
-        container: { id: container.id, name: container.name, image: container.image },
-        createdAt: createdAt.toISOString(),
-        leaveRunning: body.leaveRunning,
-        ...(cut ? { application: applicationOf(cut) } : {}),
-        ...(internals.lazyPages ? { lazyPages: true } : {}),
-        ...(diskPreCopy ? { diskPreCopy } : {}),
-        sizeBytes,
-        stats: {
-          dumpMs,
-          totalMs: clock.now() - started,
-          ...dumped.stats,
-          path: dumped.path,
-          ...(pausedMs !== undefined ? { pausedMs } : {}),
-        },
-        status: 'complete',
-      }),
+      describe: ({ dumpMs, dumped, pausedMs }, sizeBytes) =>
+        checkpointRecord(start, createdAt, {
+          leaveRunning: body.leaveRunning,
+          ...(cut ? { application: applicationOf(cut) } : {}),
+          ...(internals.lazyPages ? { lazyPages: true } : {}),
+          ...(diskPreCopy ? { diskPreCopy } : {}),
+          sizeBytes,
+          stats: {
+            dumpMs,
+            totalMs: clock.now() - started,
+            ...dumped.stats,
+            path: dumped.path,
+            ...(pausedMs !== undefined ? { pausedMs } : {}),
+          },
+        }),
       // Docker handles the container's exit while the images are fsynced.
       settle: ({ dumped }) => dumped.settled,
     });
@@ -313,19 +309,14 @@ async function createApplicationOnly(ctx: CheckpointContext, job: ApplicationOnl
         );
         return { dumpMs, cut };
       },
-      describe: ({ dumpMs, cut: c }, sizeBytes) => ({
-        id,
-        name,
-        kind: 'container',
-        container: { id: container.id, name: container.name, image: container.image },
-        createdAt: createdAt.toISOString(),
-        leaveRunning: true,
-        processImage: false,
-        application: applicationOf(c),
-        sizeBytes,
-        stats: { dumpMs, totalMs: clock.now() - started },
-        status: 'complete',
-      }),
+      describe: ({ dumpMs, cut: c }, sizeBytes) =>
+        checkpointRecord(job, createdAt, {
+          leaveRunning: true,
+          processImage: false,
+          application: applicationOf(c),
+          sizeBytes,
+          stats: { dumpMs, totalMs: clock.now() - started },
+        }),
     });
   } catch (err) {
     if (cut) await sidecar.finish(container.pid, cut, 'abort');
