@@ -140,6 +140,7 @@ test.serial(
       '--name',
       'renamed-on-b',
       '--keep-source',
+      '--no-disk-pre-copy',
     ]);
     t.is(cli.exitCode, 0, cli.stderr);
     t.regex(cli.stderr, /^preflight: done in \d+ ms\nimage: skipped \(the target has the image\)\n/);
@@ -151,6 +152,10 @@ test.serial(
     t.like(
       end.phases.find((p) => p.name === 'image'),
       { status: 'skipped' },
+    );
+    t.false(
+      end.phases.some((p) => p.name === 'precopy'),
+      '--no-disk-pre-copy: the files went with the checkpoint',
     );
     t.is((await b.host.readCounter('renamed-on-b')).count >= 3, true);
     t.false((await inspect(second)).State.Running, 'keepSource keeps the source, stopped');
