@@ -18,6 +18,8 @@ export const HostIntentKind = {
   STOP_MODE_CHECKPOINT: 'stop-mode-checkpoint',
   /** A container created for a restore that has not answered yet. */
   RESTORE_TARGET: 'restore-target',
+  /** A container being created for a restore: until Docker gives its id, it is known by its name and label. */
+  RESTORE_TARGET_CREATING: 'restore-target-creating',
   /** A container that replaces another in an in-place restore, still under its temporary name. */
   REPLACEMENT_NAME: 'replacement-name',
   /** A migration away from this host that has not ended: which host runs the workload is still to settle. */
@@ -59,6 +61,12 @@ export const HostIntentSchema = z.discriminatedUnion('kind', [
     checkpointId: z.string(),
   }),
   z.object({ kind: z.literal(HostIntentKind.RESTORE_TARGET), containerId: z.string() }),
+  z.object({
+    kind: z.literal(HostIntentKind.RESTORE_TARGET_CREATING),
+    name: z.string(),
+    /** Its io.cryo.restored-from label: a container of that name without it is somebody else's. */
+    restoredFrom: z.string(),
+  }),
   z.object({ kind: z.literal(HostIntentKind.REPLACEMENT_NAME), containerId: z.string(), name: z.string() }),
   z.object({
     kind: z.literal(HostIntentKind.MIGRATION_SOURCE),

@@ -1,4 +1,5 @@
 import { HostIntentKind, type HostIntent, type JournaledIntent } from '../domain/host-intent.js';
+import { LABEL_RESTORED_FROM } from '../domain/labels.js';
 import type { CheckpointCatalog } from './checkpoint-catalog.js';
 import type { ContainerRuntime } from './container-runtime.js';
 import type { HostJournal, HostStateUndo } from './host-journal.js';
@@ -54,6 +55,13 @@ async function undoOne(deps: HostRecoveryDeps, intent: HostIntent): Promise<void
     case HostIntentKind.RESTORE_TARGET:
       // Nobody learnt that it runs: the restore never answered.
       return runtime.remove(intent.containerId);
+    case HostIntentKind.RESTORE_TARGET_CREATING: {
+      // Docker may have finished the create after cryo died.
+      const found = await runtime.inspect(intent.name);
+      if (found && labelsOf(found)[LABEL_RESTORED_FROM] === intent.restoredFrom)
+        await runtime.remove(found.id);
+      return;
+    }
     case HostIntentKind.REPLACEMENT_NAME: {
       // The original is gone already (the target's intent ended before it was removed): the replacement takes its name.
       const holder = await runtime.inspect(intent.name);
@@ -64,4 +72,9 @@ async function undoOne(deps: HostRecoveryDeps, intent: HostIntent): Promise<void
     default:
       return deps.undo.undo(intent);
   }
+}
+
+/** A container's labels, from the engine's description of it. */
+function labelsOf(container: { config: unknown }): Record<string, string> {
+  return (container.config as { Config?: { Labels?: Record<string, string> | null } }).Config?.Labels ?? {};
 }

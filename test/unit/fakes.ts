@@ -37,7 +37,10 @@ export class FakeRuntime implements ContainerRuntime {
   experimental = true;
   images = new Set(['sha256:1']);
 
-  add(info: Partial<ContainerInfo> & { id: string; name: string }): ContainerInfo {
+  add({
+    labels,
+    ...info
+  }: Partial<ContainerInfo> & { id: string; name: string; labels?: Record<string, string> }): ContainerInfo {
     const full: ContainerInfo = {
       image: 'img:1',
       imageId: 'sha256:1',
@@ -52,7 +55,7 @@ export class FakeRuntime implements ContainerRuntime {
         Name: `/${info.name}`,
         Created: new Date(0).toISOString(),
         Image: info.imageId ?? 'sha256:1',
-        Config: { Image: info.image ?? 'img:1' },
+        Config: { Image: info.image ?? 'img:1', Labels: labels ?? {} },
       },
     };
     this.containers.set(full.id, full);
@@ -172,7 +175,7 @@ export class FakeRuntime implements ContainerRuntime {
     { name, labels }: CreateTarget,
   ): Promise<{ id: string; name: string }> {
     const id = `new${name}`.padEnd(64, '0');
-    this.add({ id, name, running: false, state: 'created' });
+    this.add({ id, name, running: false, state: 'created', labels });
     const from = labels[LABEL_RESTORED_FROM];
     if (from !== undefined) this.restoredFrom.set(id, from);
     this.calls.push(`create ${name}`);

@@ -7,6 +7,7 @@ import { SqliteCheckpointCatalog } from '../../src/adapters/store/sqlite-checkpo
 import { SqliteHostJournal } from '../../src/adapters/store/sqlite-host-journal.js';
 import { FsImageStore } from '../../src/adapters/store/fs-image-store.js';
 import { DockerError, ErrorCode, type AppError } from '../../src/domain/errors/index.js';
+import { LABEL_RESTORED_FROM } from '../../src/domain/labels.js';
 import { HostIntentKind, type HostIntent } from '../../src/domain/host-intent.js';
 import { CheckpointService } from '../../src/services/checkpoint-service.js';
 import type { HostStateUndo } from '../../src/services/host-journal.js';
@@ -166,6 +167,26 @@ test("a restore's unanswered container is removed; a replacement left under its 
   t.is((await runtime.inspect('d'.repeat(64)))?.name, 'app');
   t.is((await runtime.inspect('e'.repeat(64)))?.name, 'other.cryo-restore');
   t.is((await runtime.inspect('f'.repeat(64)))?.name, 'other');
+  t.deepEqual(journal.pending(), []);
+});
+
+test('a restore target whose create cryo died during is removed by its name, only when it carries its label', async (t) => {
+  const { journal, catalog, runtime } = t.context;
+  runtime.add({
+    id: 'a'.repeat(64),
+    name: 'restored',
+    running: false,
+    state: 'created',
+    labels: { [LABEL_RESTORED_FROM]: 'cp1' },
+  });
+  runtime.add({ id: 'b'.repeat(64), name: 'someone-elses', running: true, state: 'running' });
+  journal.begin({ kind: HostIntentKind.RESTORE_TARGET_CREATING, name: 'restored', restoredFrom: 'cp1' });
+  journal.begin({ kind: HostIntentKind.RESTORE_TARGET_CREATING, name: 'someone-elses', restoredFrom: 'cp1' });
+  journal.begin({ kind: HostIntentKind.RESTORE_TARGET_CREATING, name: 'never-created', restoredFrom: 'cp1' });
+  const recovery = await recoverHostState({ journal, undo: new RecordingUndo(), catalog, runtime });
+  t.is(recovery.failed.length, 0);
+  t.is(await runtime.inspect('restored'), undefined, 'Docker finished the create: the container goes');
+  t.truthy(await runtime.inspect('someone-elses'), 'a container of that name without the label stays');
   t.deepEqual(journal.pending(), []);
 });
 

@@ -41,6 +41,7 @@ export class DockerHostUndo implements HostStateUndo {
         return;
       case HostIntentKind.STOP_MODE_CHECKPOINT:
       case HostIntentKind.RESTORE_TARGET:
+      case HostIntentKind.RESTORE_TARGET_CREATING:
       case HostIntentKind.REPLACEMENT_NAME:
       case HostIntentKind.MIGRATION_SOURCE:
         throw new Error(

@@ -1,6 +1,5 @@
 import type { Checkpoint, PrepareBody, PreparedContainer } from '../../domain/checkpoint.js';
 import { ValidationError } from '../../domain/errors/index.js';
-import { HostIntentKind } from '../../domain/host-intent.js';
 import type { CheckpointContext } from './context.js';
 import { readManifest } from './manifest.js';
 import type { PreparedEntry } from './prepared-containers.js';
@@ -35,8 +34,7 @@ export async function prepareFromSeed(
     abandoned: undefined,
   };
   const volumesBefore = await runtime.volumeNames();
-  const created = await createRestoreTarget(ctx, job, body.name);
-  const intent = ctx.journal?.begin({ kind: HostIntentKind.RESTORE_TARGET, containerId: created.id });
+  const { container: created, intent } = await createRestoreTarget(ctx, job, body.name);
   const release = ctx.locks.acquire(created.id, 'restore', `container "${created.name}"`);
   try {
     if (manifest.rootfs.changed > 0 || manifest.rootfs.deleted > 0) await rootfs.apply(created.id, dir);

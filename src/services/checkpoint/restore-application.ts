@@ -20,12 +20,13 @@ export async function restoreApplication(ctx: CheckpointContext, job: RestoreJob
   const application = checkpoint.application!;
   let target: { id: string; name: string };
   let created = false;
+  let intent: number | undefined;
   if (body.name === undefined) {
     const container = await originalContainer(ctx, checkpoint);
     if (container.running) throw new ContainerRunningError(container.name);
     target = { id: container.id, name: container.name };
   } else {
-    target = await createRestoreTarget(ctx, job, body.name, { env: body.env });
+    ({ container: target, intent } = await createRestoreTarget(ctx, job, body.name, { env: body.env }));
     created = true;
   }
   const release = ctx.locks.acquire(target.id, 'restore', `container "${target.name}"`);
@@ -48,6 +49,7 @@ export async function restoreApplication(ctx: CheckpointContext, job: RestoreJob
     throw err;
   } finally {
     release();
+    if (intent !== undefined) ctx.journal?.end(intent);
   }
 }
 

@@ -2,7 +2,6 @@ import path from 'node:path';
 import type { RestoreResult } from '../../domain/checkpoint.js';
 import { PreCopyPartError, RestoreAbandonedError, ValidationError } from '../../domain/errors/index.js';
 import { CHECKPOINT_IMAGES_DIR } from '../../domain/layout.js';
-import { HostIntentKind } from '../../domain/host-intent.js';
 import type { CheckpointContext } from './context.js';
 import { criuOf } from './manifest.js';
 import type { PreparedEntry } from './prepared-containers.js';
@@ -25,13 +24,10 @@ export async function restoreAsNew(
   const { runtime, rootfs, clock } = ctx;
   const prepared = takePrepared(ctx, job, name);
   const volumesBefore = prepared ? undefined : await runtime.volumeNames();
-  const created = prepared
-    ? { id: prepared.containerId, name: prepared.name }
+  // Should cryo die before it answers, its next start removes the container (the journal entry `intent`).
+  const { container: created, intent } = prepared
+    ? { container: { id: prepared.containerId, name: prepared.name }, intent: prepared.intent }
     : await createRestoreTarget(ctx, job, name, { replacing });
-  // Should cryo die before it answers, its next start removes the container.
-  const intent = prepared
-    ? prepared.intent
-    : ctx.journal?.begin({ kind: HostIntentKind.RESTORE_TARGET, containerId: created.id });
   const release = ctx.locks.acquire(created.id, 'restore', `container "${created.name}"`);
   try {
     const { changed, deleted, removed = 0 } = manifest.rootfs;

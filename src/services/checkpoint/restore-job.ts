@@ -6,6 +6,7 @@ import {
   ContainerNotFoundError,
   ImageNotFoundError,
 } from '../../domain/errors/index.js';
+import { HostIntentKind } from '../../domain/host-intent.js';
 import { LABEL_RESTORED_FROM, LABEL_SOURCE_CONTAINER } from '../../domain/labels.js';
 import { DOCKER_CONFIG } from '../../domain/layout.js';
 import type { Manifest } from '../../domain/manifest.js';
@@ -41,30 +42,44 @@ export async function originalContainer(
 
 /**
  * A new, never started container named `name` from the checkpoint's Docker config (with `env` set over it);
- * `replacing` keeps the original's host ports and volumes, for a container that takes its place.
+ * `replacing` keeps the original's host ports and volumes, for a container that takes its place. Its journal entry
+ * (`intent`) removes it at the next start unless the caller ends it.
  */
 export async function createRestoreTarget(
   ctx: CheckpointContext,
   job: RestoreJob,
   name: string,
   { env, replacing = false }: { env?: string[] | undefined; replacing?: boolean } = {},
-): Promise<{ id: string; name: string }> {
+): Promise<{ container: { id: string; name: string }; intent: number | undefined }> {
   const { checkpoint, manifest, dir } = job;
   const { runtime } = ctx;
   if (await runtime.inspect(name)) throw new ContainerNameInUseError(name);
   const config = withEnv(JSON.parse(await readFile(path.join(dir, DOCKER_CONFIG), 'utf8')) as unknown, env);
   const imageId = await runtime.resolveImage(manifest.image);
   if (!imageId) throw new ImageNotFoundError(manifest.image.ref, manifest.image.id);
-  return runtime.createFromConfig(config, {
+  // Docker finishes a create that cryo dies during: until its id is known, the journal knows it by name and label.
+  const creating = ctx.journal?.begin({
+    kind: HostIntentKind.RESTORE_TARGET_CREATING,
     name,
-    labels: {
-      [LABEL_RESTORED_FROM]: checkpoint.id,
-      [LABEL_SOURCE_CONTAINER]: checkpoint.container?.id ?? '',
-    },
-    ports: replacing ? 'same' : job.body.ports,
-    imageId,
-    keepVolumes: replacing,
+    restoredFrom: checkpoint.id,
   });
+  try {
+    const created = await runtime.createFromConfig(config, {
+      name,
+      labels: {
+        [LABEL_RESTORED_FROM]: checkpoint.id,
+        [LABEL_SOURCE_CONTAINER]: checkpoint.container?.id ?? '',
+      },
+      ports: replacing ? 'same' : job.body.ports,
+      imageId,
+      keepVolumes: replacing,
+    });
+    // Should cryo die before the restore answers, its next start removes the container.
+    const intent = ctx.journal?.begin({ kind: HostIntentKind.RESTORE_TARGET, containerId: created.id });
+    return { container: created, intent };
+  } finally {
+    if (creating !== undefined) ctx.journal?.end(creating);
+  }
 }
 
 /** Docker's config with `env` (NAME=value) set over its environment. */
