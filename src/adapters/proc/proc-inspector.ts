@@ -214,18 +214,8 @@ export class ProcInspector implements ProcessInspector {
           mounts ??= await mountIds(pid);
           fd.mountId = mountId;
           if (!mounts.has(mountId)) {
-            // Read again a moment later before a mount is called detached: the first mount table may predate the
-            // mount, and the fd may have changed between readlink and fdinfo (busybox sh runs `head >> file` in
-            // itself, swapping fd 1 between its stdout pipe, on the kernel's pipefs mount, and the file). A file on
-            // a lazily unmounted filesystem stays as it was.
-            await sleep(DETACHED_RECHECK_MS);
             mounts = await mountIds(pid);
-            const again = await readFile(`/proc/${pid}/fdinfo/${entry}`, 'utf8').catch(() => '');
-            const same =
-              mountIdOf(again) === mountId &&
-              inodeOf(again) === inodeOf(info) &&
-              (await readlink(path).catch(() => undefined)) === target;
-            if (same && !mounts.has(mountId)) fd.mountDetached = true;
+            if (!mounts.has(mountId)) fd.mountDetached = await detachedFile(pid, entry, target, mounts);
           }
         }
       }
@@ -318,6 +308,34 @@ function inodeOf(fdinfo: string): string | undefined {
 }
 
 const DETACHED_RECHECK_MS = 50;
+const DETACHED_RECHECKS = 5;
+
+/**
+ * Whether the fd's file is on a mount that no table lists, from a reading that holds still: the fd's inode (stat
+ * through /proc/<pid>/fd, before and after) agrees with its fdinfo. The fd may change between two reads: busybox sh
+ * runs `head >> file` in itself, swapping fd 1 between its stdout pipe (on the kernel's pipefs mount, in no table)
+ * and the file. A file on a lazily unmounted filesystem stays as it was: two still readings must say so.
+ */
+async function detachedFile(pid: number, fd: number, target: string, mounts: Set<number>): Promise<boolean> {
+  const path = `/proc/${pid}/fd/${fd}`;
+  const inode = async () => (await stat(path, { bigint: true }).catch(() => undefined))?.ino.toString();
+  const link = () => readlink(path).catch(() => undefined);
+  let detached = 0;
+  for (let i = 0; i < DETACHED_RECHECKS && detached < 2; i++) {
+    await sleep(DETACHED_RECHECK_MS);
+    const [ino1, link1] = [await inode(), await link()];
+    const info = await readFile(`/proc/${pid}/fdinfo/${fd}`, 'utf8').catch(() => '');
+    const [link2, ino2] = [await link(), await inode()];
+    // fdinfo has the inode from Linux 5.14 on; before, the two stats alone must agree.
+    const fdInode = inodeOf(info);
+    const still =
+      ino1 !== undefined && ino1 === ino2 && (fdInode === undefined || fdInode === ino1) && link1 === link2;
+    if (!still || link1 !== target) continue;
+    if (mounts.has(mountIdOf(info))) return false;
+    detached++;
+  }
+  return detached >= 2;
+}
 
 async function classify(
   fd: number,
