@@ -68,7 +68,10 @@ test.serial(
     t.is(frozen.bad, 0, 'read while frozen: every line follows the one before');
     t.true(frozen.pausedMs > 0);
     // The same read after the thaw finds lines the process state does not know of: the copy writes them again.
-    const thawed = await restoreAndCount(false);
+    let thawed = await restoreAndCount(false);
+    // It shows only if the workload writes between the thaw and the read (once on a loaded machine it did not): three
+    // chances.
+    for (let i = 1; i < 3 && thawed.bad === 0; i++) thawed = await restoreAndCount(false);
     t.true(thawed.bad > 0, `read after the thaw: ${thawed.bad} lines repeat or skip`);
   },
 );
