@@ -94,10 +94,7 @@ export class OverlayRootfsChanges implements RootfsChanges {
     const { sent, removed } = await sinceSeed(upper, changed, disk.since?.rootfs);
     await writeTar(upper, sent, path.join(dir, ROOTFS_DIFF_TAR), disk.seed?.rootfs);
     await writeFile(path.join(dir, DELETED_FILES), JSON.stringify(deleted), { mode: 0o600 });
-    if (removed)
-      await writeFile(path.join(dir, REMOVED_FILES), JSON.stringify(removed.map((p) => `/${p}`)), {
-        mode: 0o600,
-      });
+    if (removed) await writePaths(path.join(dir, REMOVED_FILES), removed);
     return {
       changed: sent.length,
       deleted: deleted.length,
@@ -147,14 +144,7 @@ export class OverlayRootfsChanges implements RootfsChanges {
           disk.since && (disk.since.volumes.get(m.name) ?? new Map<string, string>()),
         );
         await writeTar(m.source, sent, path.join(volumes, volumeTarName(m.name)), stamps);
-        if (removed)
-          await writeFile(
-            path.join(volumes, volumeRemovedName(m.name)),
-            JSON.stringify(removed.map((p) => `/${p}`)),
-            {
-              mode: 0o600,
-            },
-          );
+        if (removed) await writePaths(path.join(volumes, volumeRemovedName(m.name)), removed);
         included = true;
       }
       records.push({ ...m, included });
@@ -245,6 +235,11 @@ async function sinceSeed(
   }
   const now = new Set(paths);
   return { sent, removed: [...seed.keys()].filter((p) => !now.has(p)).sort() };
+}
+
+/** Writes paths relative to a root as removed.files holds them: a JSON list of absolute paths. */
+async function writePaths(file: string, relative: string[]): Promise<void> {
+  await writeFile(file, JSON.stringify(relative.map((p) => `/${p}`)), { mode: 0o600 });
 }
 
 /** A JSON list of absolute paths without "..", as deleted.files and removed.files hold them. */

@@ -3,7 +3,7 @@ import { ValidationError } from '../../domain/errors/index.js';
 import type { CheckpointContext } from './context.js';
 import { readManifest } from './manifest.js';
 import type { PreparedEntry } from './prepared-containers.js';
-import { createRestoreTarget } from './restore-job.js';
+import { createRestoreTarget, fillNewContainer, newVolumes } from './restore-job.js';
 
 /** How long a prepared container waits for the restore of its changes before it is removed. */
 export const PREPARED_TTL_MS = 60 * 60_000;
@@ -37,9 +37,8 @@ export async function prepareFromSeed(
   const { container: created, intent } = await createRestoreTarget(ctx, job, body.name);
   const release = ctx.locks.acquire(created.id, 'restore', `container "${created.name}"`);
   try {
-    if (manifest.rootfs.changed > 0 || manifest.rootfs.deleted > 0) await rootfs.apply(created.id, dir);
-    const fresh = new Set([...(await runtime.volumeNames())].filter((v) => !volumesBefore.has(v)));
-    await rootfs.applyVolumes(created.id, dir, manifest.mounts, fresh);
+    const fresh = await newVolumes(ctx, volumesBefore);
+    await fillNewContainer(ctx, job, created.id, fresh);
     await rootfs.flush(created.id);
     const entry: PreparedEntry = {
       containerId: created.id,

@@ -5,7 +5,7 @@ import { CHECKPOINT_IMAGES_DIR } from '../../domain/layout.js';
 import type { CheckpointContext } from './context.js';
 import { criuOf } from './manifest.js';
 import type { PreparedEntry } from './prepared-containers.js';
-import { createRestoreTarget, type RestoreJob } from './restore-job.js';
+import { createRestoreTarget, fillNewContainer, newVolumes, type RestoreJob } from './restore-job.js';
 
 /** How long a lazy restore's pages may take to arrive, all of them, before its container is killed. */
 const DEFAULT_LAZY_PAGES_TIMEOUT_S = 600;
@@ -21,7 +21,7 @@ export async function restoreAsNew(
   replacing = false,
 ): Promise<RestoreResult> {
   const { manifest, dir, started, abandoned } = job;
-  const { runtime, rootfs, clock } = ctx;
+  const { runtime, clock } = ctx;
   const prepared = takePrepared(ctx, job, name);
   const volumesBefore = prepared ? undefined : await runtime.volumeNames();
   // Should cryo die before it answers, its next start removes the container (the journal entry `intent`).
@@ -30,12 +30,7 @@ export async function restoreAsNew(
     : await createRestoreTarget(ctx, job, name, { replacing });
   const release = ctx.locks.acquire(created.id, 'restore', `container "${created.name}"`);
   try {
-    const { changed, deleted, removed = 0 } = manifest.rootfs;
-    // Nothing to apply saves two calls to Docker while the workload is down (a migration's restore).
-    if (changed > 0 || deleted > 0 || removed > 0) await rootfs.apply(created.id, dir);
-    const fresh =
-      prepared?.fresh ?? new Set([...(await runtime.volumeNames())].filter((v) => !volumesBefore!.has(v)));
-    await rootfs.applyVolumes(created.id, dir, manifest.mounts, fresh);
+    await fillNewContainer(ctx, job, created.id, prepared?.fresh ?? (await newVolumes(ctx, volumesBefore!)));
     if (abandoned?.aborted) throw new RestoreAbandonedError(created.name);
     const lazy = job.body.lazyPages && {
       ...job.body.lazyPages,

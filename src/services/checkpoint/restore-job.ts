@@ -90,3 +90,21 @@ function withEnv(config: unknown, env: string[] | undefined): unknown {
   const kept = (c.Config?.Env ?? []).filter((e) => !names.has(e.slice(0, e.indexOf('='))));
   return { ...c, Config: { ...c.Config, Env: [...kept, ...env] } };
 }
+
+/** The volumes that exist now and did not in `before`: those a create made, which the checkpoint's contents fill. */
+export async function newVolumes(ctx: CheckpointContext, before: Set<string>): Promise<Set<string>> {
+  return new Set([...(await ctx.runtime.volumeNames())].filter((v) => !before.has(v)));
+}
+
+/** Applies the job's root-filesystem changes, and its volumes' contents to `fresh` ones, to a created container. */
+export async function fillNewContainer(
+  ctx: CheckpointContext,
+  { manifest, dir }: Pick<RestoreJob, 'manifest' | 'dir'>,
+  containerId: string,
+  fresh: Set<string>,
+): Promise<void> {
+  const { changed, deleted, removed = 0 } = manifest.rootfs;
+  // Nothing to apply saves two calls to Docker while the workload is down (a migration's restore).
+  if (changed > 0 || deleted > 0 || removed > 0) await ctx.rootfs.apply(containerId, dir);
+  await ctx.rootfs.applyVolumes(containerId, dir, manifest.mounts, fresh);
+}
