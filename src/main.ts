@@ -15,10 +15,11 @@ program
   .option('--data-dir <dir>', 'data directory (CRYO_DATA_DIR, default /var/lib/cryo)')
   .action(async (opts: { listen?: string; dataDir?: string }) => {
     // The server (fastify, dockerode, SQLite, zod) loads only here: client commands start in tens of ms.
-    const [{ ZodError }, { loadConfig }, { startServer }] = await Promise.all([
+    const [{ ZodError }, { loadConfig }, { startServer }, { DataDirInUseError }] = await Promise.all([
       import('zod'),
       import('./config.js'),
       import('./server.js'),
+      import('./adapters/store/data-dir-lock.js'),
     ]);
     let config;
     try {
@@ -30,7 +31,16 @@ program
       }
       throw err;
     }
-    const server = await startServer(config);
+    let server;
+    try {
+      server = await startServer(config);
+    } catch (err) {
+      if (err instanceof DataDirInUseError) {
+        console.error(`cryo: ${err.message}`);
+        process.exit(1);
+      }
+      throw err;
+    }
     server.app.log.info(`cryo ${CRYO_VERSION} listening on ${server.url}, data in ${config.dataDir}`);
     const stop = (signal: string) => {
       server.app.log.info(`${signal}: shutting down`);

@@ -8,6 +8,7 @@ import { ContainerdCtl } from './adapters/docker/containerd-ctl.js';
 import { OverlayRootfsChanges } from './adapters/docker/overlay-rootfs-changes.js';
 import { FsImageStore } from './adapters/store/fs-image-store.js';
 import { openDatabase } from './adapters/store/database.js';
+import { lockDataDir, type DataDirLock } from './adapters/store/data-dir-lock.js';
 import { SqliteHostJournal } from './adapters/store/sqlite-host-journal.js';
 import { DockerHostUndo } from './adapters/docker/docker-host-undo.js';
 import { recoverHostState } from './services/recover-host-state.js';
@@ -34,6 +35,17 @@ export interface Server {
 /** Wires the adapters into the services and the HTTP app, and starts listening. */
 export async function startServer(config: Config): Promise<Server> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  // Before recovery and the staging sweep: a second cryo on this directory would undo the first one's work.
+  const lock = lockDataDir(config.dataDir);
+  try {
+    return await serve(config, lock);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function serve(config: Config, lock: DataDirLock): Promise<Server> {
   const token = config.token ?? (await loadOrCreateToken(config.dataDir));
   const db = openDatabase(path.join(config.dataDir, CATALOG_FILE));
   const store = new FsImageStore(config.dataDir);
@@ -134,6 +146,7 @@ export async function startServer(config: Config): Promise<Server> {
       await schedules.stop();
       await app.close();
       db.close();
+      lock.release();
     },
   };
 }

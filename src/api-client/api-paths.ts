@@ -11,6 +11,7 @@ export const apiPaths = {
       ...(image.layers?.length ? { layers: image.layers.join(',') } : {}),
     }).toString()}`,
   checkpoints: '/v1/checkpoints',
+  migrationImport: (migrationId: string) => `/v1/checkpoints?migration=${encodeURIComponent(migrationId)}`,
   checkpointsNamed: (name: string) => `/v1/checkpoints?name=${seg(name)}`,
   restoredFrom: (checkpointId: string) => `/v1/containers?restoredFrom=${seg(checkpointId)}`,
   checkpoint: (id: string) => `/v1/checkpoints/${seg(id)}`,

@@ -1,5 +1,11 @@
 import { z } from 'zod';
-import { CheckpointIdSchema, ContainerIdSchema, ContainerRefSchema, NameSchema } from './names.js';
+import {
+  CheckpointIdSchema,
+  ContainerIdSchema,
+  ContainerRefSchema,
+  MigrationIdSchema,
+  NameSchema,
+} from './names.js';
 
 export const CheckpointStatsSchema = z.object({
   dumpMs: z.number().describe('time spent in the dump itself (runtime and CRIU)'),
@@ -63,6 +69,18 @@ export const DiskPreCopySchema = z.object({
 });
 export type DiskPreCopy = z.infer<typeof DiskPreCopySchema>;
 
+/** The migration a checkpoint belongs to: the catalog's mark, never its name, says what the sweeper may remove. */
+export const MigrationMarkSchema = z.object({ id: MigrationIdSchema });
+export type MigrationMark = z.infer<typeof MigrationMarkSchema>;
+
+/** An archive's import for a migration (the target side): the imported checkpoint is marked as the migration's. */
+export const ImportQuerySchema = z.object({
+  migration: MigrationIdSchema.optional().describe(
+    'the id of the migration this import is for; its checkpoint is then removed with the migration',
+  ),
+});
+export type ImportQuery = z.infer<typeof ImportQuerySchema>;
+
 export const CheckpointSchema = z.object({
   id: CheckpointIdSchema,
   name: NameSchema,
@@ -86,6 +104,9 @@ export const CheckpointSchema = z.object({
     ),
   diskPreCopy: DiskPreCopySchema.optional().describe(
     "a migration's disk pre-copy: the seed, or the changes since it (restored in place, or into the container prepared from the seed)",
+  ),
+  migration: MigrationMarkSchema.optional().describe(
+    'set on the checkpoints a migration makes or receives: its sweeper removes them after the retention period; no other checkpoint is ever swept',
   ),
   sizeBytes: z.number().int().nonnegative(),
   stats: CheckpointStatsSchema,

@@ -26,6 +26,11 @@ export const CheckpointIdSchema = z
   .regex(/^[0-9a-z]{8,64}$/, 'a checkpoint id is 8 to 64 lowercase letters and digits');
 export type CheckpointId = z.infer<typeof CheckpointIdSchema>;
 
+/** A migration id, as newId makes it (time-ordered base 36). */
+export const MigrationIdSchema = z
+  .string()
+  .regex(/^[0-9a-z]{8,64}$/, 'a migration id is 8 to 64 lowercase letters and digits');
+
 // Docker's reference grammar (distribution/reference): an optional registry host, path components, a tag and a
 // digest; or an image id. Anything else must never reach Docker's API, where a ".." in the path is redirected.
 const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';

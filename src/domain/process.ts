@@ -1,10 +1,17 @@
 import { z } from 'zod';
 
-export const PidSchema = z.coerce
-  .number()
-  .int('a pid is a whole number')
-  .min(2, 'pid 0 and 1 cannot be checkpointed')
-  .max(4_194_304, 'no pid is that large');
+/** A pid in a path: decimal digits only (Number() would also read 0x10, 1e0, +1, 1.0 and 0b1). */
+export const PidSchema = z
+  .string()
+  .regex(/^[0-9]{1,10}$/, 'a pid is a decimal number (digits only)')
+  .transform(Number)
+  .pipe(
+    z
+      .number()
+      .int('a pid is a whole number')
+      .min(2, 'pid 0 and 1 cannot be checkpointed')
+      .max(4_194_304, 'no pid is that large'),
+  );
 
 export const FdSchema = z.object({
   fd: z.number().int(),

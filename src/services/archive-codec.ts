@@ -16,6 +16,8 @@ export interface ArchiveCodec {
    * is taken as it is, for files that cannot have changed since they were described.
    */
   describe(dir: string, known?: Manifest['entries']): Promise<Manifest['entries']>;
+  /** How many bytes `pack` streams uncompressed: an export's Content-Length, known before its first byte. */
+  packedSize(manifest: Manifest): number;
   /** Streams `dir` as a tar, `manifest` first, then the manifest's entries, compressed as asked. */
   pack(dir: string, manifest: Manifest, compress: Compression): Readable;
   /** Reads an archive into the empty directory `dir`, verifying it as it streams; returns its manifest. */

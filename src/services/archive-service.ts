@@ -1,5 +1,5 @@
-import type { Readable } from 'node:stream';
-import type { Checkpoint, Compression } from '../domain/checkpoint.js';
+import { pipeline, Transform, type Readable } from 'node:stream';
+import type { Checkpoint, Compression, MigrationMark } from '../domain/checkpoint.js';
 import {
   ArchiveInvalidError,
   CheckpointNameInUseError,
@@ -40,6 +40,8 @@ export interface ExportedArchive {
   stream: Readable;
   filename: string;
   contentType: string;
+  /** The archive's size, where it is known before the first byte (uncompressed): a cut transfer shows as one. */
+  sizeBytes?: number;
 }
 
 const CONTENT_TYPES: Record<Compression, { type: string; ext: string }> = {
@@ -57,7 +59,10 @@ export class ArchiveService {
     const { checkpoint, dir, release } = this.deps.checkpoints.retain(id);
     try {
       const manifest = await this.deps.checkpoints.completeManifest(id);
-      const stream = this.deps.codec.pack(dir, manifest, compress);
+      const sizeBytes = compress === 'none' ? this.deps.codec.packedSize(manifest) : undefined;
+      const packed = this.deps.codec.pack(dir, manifest, compress);
+      // A stream that would not end at the size announced fails, rather than end short or long of it.
+      const stream = sizeBytes === undefined ? packed : pipeline(packed, exactly(sizeBytes), () => undefined);
       stream.once('close', release);
       this.measureStream(stream, compress);
       const { type, ext } = CONTENT_TYPES[compress];
@@ -65,6 +70,7 @@ export class ArchiveService {
         stream,
         filename: `${checkpoint.container?.name ?? checkpoint.process?.comm ?? 'checkpoint'}-${checkpoint.name}.${ext}`,
         contentType: type,
+        ...(sizeBytes === undefined ? {} : { sizeBytes }),
       };
     } catch (err) {
       release();
@@ -72,8 +78,11 @@ export class ArchiveService {
     }
   }
 
-  import(input: Readable): Promise<Checkpoint> {
-    return measured(this.deps.metrics ?? NO_METRICS, 'import', 'archive', () => this.importArchive(input));
+  /** With `migration`, the checkpoint is that migration's: its sweeper removes it after the retention period. */
+  import(input: Readable, migration?: MigrationMark): Promise<Checkpoint> {
+    return measured(this.deps.metrics ?? NO_METRICS, 'import', 'archive', () =>
+      this.importArchive(input, migration),
+    );
   }
 
   /** An export lasts until its stream has ended; one closed before its end (an error, a client gone) failed. */
@@ -97,7 +106,7 @@ export class ArchiveService {
     });
   }
 
-  private async importArchive(input: Readable): Promise<Checkpoint> {
+  private async importArchive(input: Readable, migration: MigrationMark | undefined): Promise<Checkpoint> {
     const { store, catalog, codec, clock } = this.deps;
     const id = newId(clock.now());
     const room = await (this.deps.guard ?? new DiskGuard(store)).room();
@@ -131,12 +140,28 @@ export class ArchiveService {
         ...(manifest.checkpoint.lazyPages ? { lazyPages: true } : {}),
         ...(manifest.checkpoint.diskPreCopy ? { diskPreCopy: manifest.checkpoint.diskPreCopy } : {}),
         ...(manifest.checkpoint.application ? { application: manifest.checkpoint.application } : {}),
+        ...(migration ? { migration } : {}),
         sizeBytes,
         stats: { dumpMs: manifest.checkpoint.dumpMs, totalMs: manifest.checkpoint.dumpMs },
         status: 'complete',
       }),
     });
   }
+}
+
+/** Passes `size` bytes through and fails on any other count (pipeline then ends the source with it). */
+function exactly(size: number): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      seen += chunk.length;
+      if (seen > size) cb(new Error(`the archive ran past the ${size} bytes announced`));
+      else cb(null, chunk);
+    },
+    flush(cb) {
+      cb(seen === size ? null : new Error(`the archive ended at ${seen} of the ${size} bytes announced`));
+    },
+  });
 }
 
 function requireRestorable(manifest: Manifest): void {

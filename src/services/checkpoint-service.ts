@@ -6,6 +6,7 @@ import type {
   RestoreBody,
   RestoredContainer,
   RestoreResult,
+  MigrationMark,
 } from '../domain/checkpoint.js';
 import { CheckpointInUseError, CheckpointNotFoundError, ValidationError } from '../domain/errors/index.js';
 import { CRYO_MANIFEST } from '../domain/layout.js';
@@ -54,8 +55,8 @@ export class CheckpointService {
   }
 
   /** The first part of a migration's disk pre-copy (see createDiskSeed). */
-  createDiskSeed(ref: string, name: string): Promise<DiskSeed> {
-    return createDiskSeed(this.ctx, ref, name);
+  createDiskSeed(ref: string, name: string, migration: MigrationMark): Promise<DiskSeed> {
+    return createDiskSeed(this.ctx, ref, name, migration);
   }
 
   /** Creates and fills the container that the changes checkpoint of this seed will restore into. */

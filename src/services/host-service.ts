@@ -26,7 +26,12 @@ export class HostService {
       dockerVersion: docker.version,
       freeBytes: room.freeBytes,
       minFreeBytes: room.floorBytes,
-      postCopy,
+      postCopy: docker.cryoRuntime
+        ? postCopy
+        : {
+            ok: false,
+            reason: `its dockerd lacks cryo's runtime, which a lazy restore needs (run native-scripts/setup-host.sh there)${postCopy.ok ? '' : `; ${postCopy.reason ?? 'no lazy pages'}`}`,
+          },
     };
   }
 

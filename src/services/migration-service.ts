@@ -197,7 +197,8 @@ export class MigrationService {
     const { checkpoints, clock, retentionMs } = this.deps;
     const removed: string[] = [];
     for (const c of checkpoints.list()) {
-      if (!c.name.startsWith(MIGRATION_CHECKPOINT_PREFIX)) continue;
+      // Only the catalog's mark says a checkpoint is a migration's: a user's may have any name.
+      if (!c.migration) continue;
       if (Date.parse(c.createdAt) > clock.now() - retentionMs || checkpoints.isInUse(c.id)) continue;
       await checkpoints.remove(c.id).then(
         () => removed.push(c.id),
@@ -380,6 +381,7 @@ export class MigrationService {
           { name: checkpointName(migration), leaveRunning: hold, includeVolumes: true },
           {
             hashEntries: true,
+            migration: { id: migration.id },
             onFreeze: () => (frozenAt = clock.now()),
             ...(hold ? { heldBy: migration.id } : {}),
             ...(diskSince ? { diskSince } : {}),
@@ -438,7 +440,7 @@ export class MigrationService {
     body: CreateMigrationBody,
   ): Promise<NonNullable<CreateCheckpointInternals['diskSince']>> {
     const name = seedName(migration);
-    const seed = await this.deps.checkpoints.createDiskSeed(container.id, name);
+    const seed = await this.deps.checkpoints.createDiskSeed(container.id, name, { id: migration.id });
     migration.precopy = { checkpointId: seed.checkpoint.id, bytes: seed.checkpoint.sizeBytes };
     migration.bytesTotal = seed.checkpoint.sizeBytes;
     this.emit(migration);
@@ -462,7 +464,7 @@ export class MigrationService {
       }),
     );
     try {
-      return await peer.importArchive(counted);
+      return await peer.importArchive(counted, migration.id);
     } finally {
       // Ends the export's hold on the checkpoint even when the target never read the stream.
       archive.stream.destroy();

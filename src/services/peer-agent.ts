@@ -16,8 +16,8 @@ export interface PeerAgent {
   /** Whether the target has this image, under this id or (another image store) another one with its layers. */
   hasImage(image: ImageIdentity): Promise<boolean>;
   loadImage(tar: NodeJS.ReadableStream): Promise<void>;
-  /** Streams an archive into the peer's import; resolves with the checkpoint it made. */
-  importArchive(archive: Readable): Promise<Checkpoint>;
+  /** Streams an archive into the peer's import, marked as this migration's; resolves with the checkpoint it made. */
+  importArchive(archive: Readable, migrationId: string): Promise<Checkpoint>;
   /**
    * With `lazyPages`, the memory pages come from that page server while the container runs (post-copy); with
    * `prepared`, the restore completes and starts that container, prepared from a disk pre-copy's seed.

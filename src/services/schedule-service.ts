@@ -8,6 +8,8 @@ import { applyRetention, ignoreGone } from './schedule/apply-retention.js';
 import type { CreateScheduleBody, PatchScheduleBody, Schedule, ScheduleRun } from '../domain/schedule.js';
 import type { CheckpointService } from './checkpoint-service.js';
 import { newId } from './ids.js';
+import { inBackground } from './background.js';
+import { NO_LOGGER, type Logger } from './logger.js';
 import type { Clock } from './clock.js';
 import type { ContainerRuntime } from './container-runtime.js';
 import type { CronParser } from './cron.js';
@@ -24,8 +26,8 @@ export interface ScheduleServiceDeps {
   catchUpGraceMs: number;
   /** How often the timer looks for due schedules. */
   tickMs?: number;
-  onError?: (err: unknown, schedule: Schedule) => void;
   metrics?: Metrics;
+  log?: Logger;
 }
 
 type Trigger = ScheduleRun['trigger'];
@@ -120,11 +122,13 @@ export class ScheduleService {
     this.timer = setInterval(() => {
       if (this.ticking) return;
       this.ticking = true;
-      this.runDue()
-        .catch(() => undefined)
-        .finally(() => {
+      inBackground(
+        this.log,
+        'looking for due schedules',
+        this.runDue().finally(() => {
           this.ticking = false;
-        });
+        }),
+      );
     }, this.deps.tickMs ?? 250);
     this.timer.unref();
   }
@@ -150,7 +154,7 @@ export class ScheduleService {
       schedule.nextRunAt = this.nextRun(schedule, now);
       this.deps.store.save(schedule);
       if (now - due <= this.deps.catchUpGraceMs) {
-        void this.launch(schedule, 'catch-up');
+        this.launch(schedule, 'catch-up');
       } else {
         this.record(schedule, {
           outcome: 'skipped',
@@ -177,15 +181,17 @@ export class ScheduleService {
         continue;
       }
       if (schedule.paused && !(await this.containerRuns(schedule))) continue;
-      void this.launch(schedule, 'cron');
+      this.launch(schedule, 'cron');
     }
   }
 
-  private launch(schedule: Schedule, trigger: Trigger): Promise<ScheduleRun> {
-    return this.execute(schedule, trigger).catch((err: unknown) => {
-      this.deps.onError?.(err, schedule);
-      throw err;
-    });
+  /** A run nobody awaits: whatever it meets ends as a failed run in the catalog, never as a rejection. */
+  private launch(schedule: Schedule, trigger: Trigger): void {
+    inBackground(this.log, `scheduled run of ${schedule.id}`, this.execute(schedule, trigger));
+  }
+
+  private get log(): Logger {
+    return this.deps.log ?? NO_LOGGER;
   }
 
   private execute(schedule: Schedule, trigger: Trigger): Promise<ScheduleRun> {
@@ -195,8 +201,7 @@ export class ScheduleService {
   }
 
   private async snapshot(schedule: Schedule, trigger: Trigger): Promise<ScheduleRun> {
-    const { clock, checkpoints, runtime } = this.deps;
-    const started = clock.now();
+    const started = this.deps.clock.now();
     const run: ScheduleRun = {
       id: newId(started),
       scheduleId: schedule.id,
@@ -204,7 +209,18 @@ export class ScheduleService {
       outcome: 'running',
       trigger,
     };
-    this.deps.store.saveRun(run);
+    try {
+      this.deps.store.saveRun(run);
+      return await this.takeSnapshot(schedule, run, started);
+    } catch (err) {
+      // The engine gone, or the catalog failing: the run still ends, recorded with what stopped it.
+      this.log.warn({ schedule: schedule.id, err: (err as Error).message }, 'scheduled run failed');
+      return this.finish(schedule.id, run, { outcome: 'failed', error: (err as Error).message });
+    }
+  }
+
+  private async takeSnapshot(schedule: Schedule, run: ScheduleRun, started: number): Promise<ScheduleRun> {
+    const { checkpoints, runtime } = this.deps;
     const container =
       (await runtime.inspect(schedule.container.id)) ?? (await runtime.inspect(schedule.container.name));
     if (!container || !container.running || container.paused) {
@@ -222,32 +238,28 @@ export class ScheduleService {
       delete resumed.paused;
       return resumed;
     });
-    try {
-      const checkpoint = await this.inTurn(container.id, () =>
-        checkpoints.create(container.id, {
-          name: `scheduled-${stamp(started)}-${run.id.slice(-4)}`,
-          leaveRunning: schedule.leaveRunning,
-          includeVolumes: false,
-          application: schedule.application ?? false,
-        }),
-      );
-      run.checkpointId = checkpoint.id;
-      this.deps.store.saveRun(run);
-      const { pruned, retention } = await applyRetention(
-        checkpoints,
-        this.get(schedule.id),
-        this.deps.store.checkpointIds(schedule.id),
-      );
-      const { stats } = checkpoint;
-      return this.finish(schedule.id, run, {
-        outcome: 'succeeded',
-        frozenMs: checkpoint.processImage === false ? 0 : (stats.pausedMs ?? stats.frozenMs ?? stats.dumpMs),
-        ...(pruned.length > 0 ? { pruned } : {}),
-        retention,
-      });
-    } catch (err) {
-      return this.finish(schedule.id, run, { outcome: 'failed', error: (err as Error).message });
-    }
+    const checkpoint = await this.inTurn(container.id, () =>
+      checkpoints.create(container.id, {
+        name: `scheduled-${stamp(started)}-${run.id.slice(-4)}`,
+        leaveRunning: schedule.leaveRunning,
+        includeVolumes: false,
+        application: schedule.application ?? false,
+      }),
+    );
+    run.checkpointId = checkpoint.id;
+    this.deps.store.saveRun(run);
+    const { pruned, retention } = await applyRetention(
+      checkpoints,
+      this.get(schedule.id),
+      this.deps.store.checkpointIds(schedule.id),
+    );
+    const { stats } = checkpoint;
+    return this.finish(schedule.id, run, {
+      outcome: 'succeeded',
+      frozenMs: checkpoint.processImage === false ? 0 : (stats.pausedMs ?? stats.frozenMs ?? stats.dumpMs),
+      ...(pruned.length > 0 ? { pruned } : {}),
+      retention,
+    });
   }
 
   private inTurn<T>(containerId: string, fn: () => Promise<T>): Promise<T> {
@@ -261,11 +273,20 @@ export class ScheduleService {
     return next;
   }
 
+  /** Whether a paused schedule's container runs again; an engine that cannot say leaves the schedule paused. */
   private async containerRuns(schedule: Schedule): Promise<boolean> {
     const { runtime } = this.deps;
-    const c =
-      (await runtime.inspect(schedule.container.id)) ?? (await runtime.inspect(schedule.container.name));
-    return Boolean(c?.running && !c.paused);
+    try {
+      const c =
+        (await runtime.inspect(schedule.container.id)) ?? (await runtime.inspect(schedule.container.name));
+      return Boolean(c?.running && !c.paused);
+    } catch (err) {
+      this.log.warn(
+        { schedule: schedule.id, err: (err as Error).message },
+        'cannot tell whether a paused schedule runs again',
+      );
+      return false;
+    }
   }
 
   private finish(id: string, run: ScheduleRun, result: Partial<ScheduleRun>): ScheduleRun {

@@ -1,10 +1,10 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { execa } from 'execa';
-import { TestContainers, counterAtLeast, readCounter, sleep } from '../../harness/containers.js';
+import { TestContainers, counterAtLeast, freePort, readCounter, sleep } from '../../harness/containers.js';
 import { CryoProcess } from '../../harness/cryo-process.js';
-import { NODE_IMAGE, requirePrerequisites } from '../../harness/prerequisites.js';
+import { NODE_IMAGE, repoRoot, requirePrerequisites } from '../../harness/prerequisites.js';
 
 // cryo runs as a process of its own and is killed with SIGKILL part-way, as a crash would; it is then started
 // again on the same data directory, and what it had changed on the host must be as it was.
@@ -116,42 +116,39 @@ async function restoresAndCountsOn(
   t.true(after.count >= before.count);
 }
 
-const legacyTest = checkpointStartWorks ? test.serial : undefined;
-legacyTest?.(
-  "a restore through docker start --checkpoint killed while its images are linked into Docker's directory: runc.conf, Docker and /tmp are as they were",
-  async (t) => {
-    const { name, id, before, checkpoint } = await checkpointedCounter(t, 'conf', 'runc');
-    const links = path.join(
-      (await execa('docker', ['info', '-f', '{{.DockerRootDir}}'])).stdout.trim(),
-      'containers',
-      id,
-      'checkpoints',
-    );
-    const linked = async () =>
-      (await readdir(links).catch(() => [] as string[])).filter((l) => l.startsWith('cryo-'));
-    const confBefore = await readOrNull(RUNC_CONF);
-    const tmpBefore = await ctrdLeftovers();
+const LEGACY_TITLE =
+  "a restore through docker start --checkpoint killed while its images are linked into Docker's directory: runc.conf, Docker and /tmp are as they were";
+// On Docker >= 28 the test shows in the report as skipped, with its reason, rather than vanish from it.
+const legacyTest = (checkpointStartWorks ? test.serial : test.skip) as typeof test.serial;
+const legacyTitle = checkpointStartWorks
+  ? LEGACY_TITLE
+  : `${LEGACY_TITLE} [skipped: from Docker 28 on, docker start --checkpoint restores no container with a network of its own, moby/moby#50750]`;
+legacyTest(legacyTitle, async (t) => {
+  const { name, id, before, checkpoint } = await checkpointedCounter(t, 'conf', 'runc');
+  const links = path.join(
+    (await execa('docker', ['info', '-f', '{{.DockerRootDir}}'])).stdout.trim(),
+    'containers',
+    id,
+    'checkpoints',
+  );
+  const linked = async () =>
+    (await readdir(links).catch(() => [] as string[])).filter((l) => l.startsWith('cryo-'));
+  const confBefore = await readOrNull(RUNC_CONF);
+  const tmpBefore = await ctrdLeftovers();
 
-    const caught = await killDuringRestore(
-      t,
-      name,
-      checkpoint.id,
-      async () => (await linked()).length > 0,
-      5,
-    );
-    t.true(caught, "cryo was killed while the images were linked into Docker's directory");
-    t.is(await readOrNull(RUNC_CONF), confBefore, 'runc.conf is as it was');
-    t.deepEqual(await linked(), [], "no cryo link directory is left in Docker's checkpoints directory");
-    const tmpAfter = await ctrdLeftovers();
-    t.deepEqual(
-      [...tmpAfter].filter((d) => !tmpBefore.has(d)),
-      [],
-      'no containerd copy is left in /tmp',
-    );
-    t.is(await inspectField(name, '{{.State.Paused}}'), 'false');
-    await restoresAndCountsOn(t, name, checkpoint.id, before);
-  },
-);
+  const caught = await killDuringRestore(t, name, checkpoint.id, async () => (await linked()).length > 0, 5);
+  t.true(caught, "cryo was killed while the images were linked into Docker's directory");
+  t.is(await readOrNull(RUNC_CONF), confBefore, 'runc.conf is as it was');
+  t.deepEqual(await linked(), [], "no cryo link directory is left in Docker's checkpoints directory");
+  const tmpAfter = await ctrdLeftovers();
+  t.deepEqual(
+    [...tmpAfter].filter((d) => !tmpBefore.has(d)),
+    [],
+    'no containerd copy is left in /tmp',
+  );
+  t.is(await inspectField(name, '{{.State.Paused}}'), 'false');
+  await restoresAndCountsOn(t, name, checkpoint.id, before);
+});
 
 test.serial(
   "a restore through cryo's runtime killed while its marker is there: the marker goes, and the checkpoint restores",
@@ -216,5 +213,90 @@ test.serial(
       `/v1/checkpoints?container=${name}`,
     );
     t.deepEqual(list.checkpoints, [], 'no half-written checkpoint is listed');
+  },
+);
+
+test.serial(
+  'a second cryo started on a data directory in use exits at once, says why, and touches nothing of the first',
+  async (t) => {
+    const { live } = t.context;
+    const name = t.context.containers.uniqueName('second');
+    await t.context.containers.run({ image: NODE_IMAGE, publish: 8080, name });
+    await counterAtLeast(name, 2);
+    // The first cryo checkpoints while the second starts, as a double start by a service manager would.
+    const checkpoint = live.cryo.api<{ id: string; sizeBytes: number }>(
+      'POST',
+      `/v1/containers/${name}/checkpoints`,
+      {
+        leaveRunning: true,
+      },
+    );
+    const second = await execa('node', [path.join(repoRoot, 'dist/src/main.js'), 'serve'], {
+      env: {
+        CRYO_DATA_DIR: path.join(live.cryo.work, 'data'),
+        CRYO_LISTEN: `127.0.0.1:${await freePort()}`,
+        CRYO_TOKEN: live.cryo.token,
+      },
+      reject: false,
+      timeout: 30_000,
+    });
+    t.is(second.exitCode, 1, second.stderr);
+    t.regex(second.stderr, new RegExp(`another cryo \\(pid ${live.cryo.pid}\\) is using the data directory`));
+    const made = await checkpoint;
+    t.true(made.sizeBytes > 0);
+    const restored = await live.cryo.api<{ container: { id: string } }>(
+      'POST',
+      `/v1/checkpoints/${made.id}/restore`,
+      { name: t.context.containers.uniqueName('second-copy'), ports: 'free' },
+    );
+    t.context.containers.track(restored.container.id);
+    await counterAtLeast(restored.container.id, 2);
+  },
+);
+
+test.serial(
+  'an export cut short by a crash shows as cut: Content-Length is sent, and curl fails',
+  async (t) => {
+    // 64 MiB: more than loopback's socket buffers, which still deliver what cryo wrote before it died.
+    const name = t.context.containers.uniqueName('cut');
+    await t.context.containers.run({
+      image: NODE_IMAGE,
+      name,
+      env: { MEMORY_MIB: '64' },
+      cmd: ['/usr/bin/node', '/app/memory.js'],
+    });
+    await sleep(3_000);
+    const { live } = t.context;
+    const checkpoint = await live.cryo.api<{ id: string; sizeBytes: number }>(
+      'POST',
+      `/v1/containers/${name}/checkpoints`,
+      { leaveRunning: true },
+    );
+    const out = path.join(live.cryo.work, 'cut.tar');
+    // Slow enough that cryo dies mid-transfer.
+    const curl = execa(
+      'curl',
+      [
+        '-sS',
+        '--limit-rate',
+        '256k',
+        '-D',
+        '-',
+        '-o',
+        out,
+        '-H',
+        `authorization: Bearer ${live.cryo.token}`,
+        `${live.cryo.url}/v1/checkpoints/${checkpoint.id}/archive`,
+      ],
+      { reject: false },
+    );
+    await sleep(1_500);
+    await crashAndRestart(t);
+    const result = await curl;
+    const length = /content-length: (\d+)/i.exec(result.stdout)?.[1];
+    t.truthy(length, `headers: ${result.stdout}`);
+    t.true(Number(length) > checkpoint.sizeBytes, 'the whole archive is announced');
+    t.not(result.exitCode, 0, `curl exited ${result.exitCode}: ${result.stderr}`);
+    t.true((await stat(out)).size < Number(length), 'the file is shorter than announced');
   },
 );

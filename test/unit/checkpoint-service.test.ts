@@ -402,7 +402,7 @@ test('the disk guard (CRYO_MIN_FREE_BYTES, CRYO_MIN_FREE_PERCENT) refuses a chec
 test('disk pre-copy: a seed restores nothing; the container prepared from it takes the restore of its changes, once, and nothing else does', async (t) => {
   const { runtime, service } = t.context;
   runtime.add({ id: 'c'.repeat(64), name: 'web' });
-  const seed = await service.createDiskSeed('web', 'm-seed');
+  const seed = await service.createDiskSeed('web', 'm-seed', { id: 'mmmmmmmmmmmm' });
   t.like(seed.checkpoint, { processImage: false, diskPreCopy: { part: 'seed', seed: 'm-seed' } });
   t.false(
     runtime.calls.some((c) => c.startsWith('checkpoint')),
@@ -457,12 +457,12 @@ test('disk pre-copy: a seed restores nothing; the container prepared from it tak
 test('disk pre-copy: a prepared container goes with its seed, or with a failed restore; the checkpoints stay', async (t) => {
   const { runtime, service } = t.context;
   runtime.add({ id: 'c'.repeat(64), name: 'web' });
-  const first = await service.createDiskSeed('web', 'one-seed');
+  const first = await service.createDiskSeed('web', 'one-seed', { id: 'mmmmmmmmmmm1' });
   await service.prepare(first.checkpoint.id, { name: 'one', ports: 'free' });
   await service.remove(first.checkpoint.id);
   t.is(await runtime.inspect('one'), undefined, 'deleting the seed removes its prepared container');
 
-  const second = await service.createDiskSeed('web', 'two-seed');
+  const second = await service.createDiskSeed('web', 'two-seed', { id: 'mmmmmmmmmmm2' });
   const { container } = await service.prepare(second.checkpoint.id, { name: 'two', ports: 'free' });
   const changes = await service.create(
     'web',

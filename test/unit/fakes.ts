@@ -62,13 +62,16 @@ export class FakeRuntime implements ContainerRuntime {
     return full;
   }
 
+  /** Whether dockerd lists cryo's runtime. */
+  cryoRuntime = true;
+
   async version(): Promise<RuntimeVersion> {
     return {
       version: '20.10.24',
       experimental: this.experimental,
       storageDriver: 'overlay2',
       containerdStore: false,
-      cryoRuntime: true,
+      cryoRuntime: this.cryoRuntime,
       defaultRuntime: 'runc',
       restorePath: 'cryo-runtime',
     };

@@ -237,3 +237,26 @@ test("requests that Node's HTTP parser refuses get cryo's JSON error body", asyn
   t.like(body(malformed), { statusCode: 400, code: ErrorCode.MALFORMED_REQUEST });
   t.truthy(body(malformed).message);
 });
+
+test('a pid in a path is decimal digits only: 0x10, 1e0, +1, 1.0 and 0b1 are refused, never read as numbers', async (t) => {
+  const { app } = t.context;
+  for (const pid of ['0x10', '0x1', '1e0', '+1', '1.0', '0b1', '%2016', '16%20', '-16', '1_6', '']) {
+    for (const [method, suffix] of [
+      ['GET', ''],
+      ['GET', '/preflight'],
+      ['POST', '/checkpoints'],
+    ] as const) {
+      const url = `/v1/processes/${pid}${suffix}`;
+      const res = await app.inject({
+        method,
+        url,
+        headers: auth,
+        ...(method === 'POST' ? { payload: {} } : {}),
+      });
+      t.true([400, 404].includes(res.statusCode), `${method} ${url}: ${res.statusCode}`);
+      if (pid !== '') t.is(res.json().code, ErrorCode.VALIDATION_FAILED, `${method} ${url}`);
+    }
+  }
+  const decimal = await app.inject({ method: 'GET', url: '/v1/processes/16', headers: auth });
+  t.not(decimal.json().code, ErrorCode.VALIDATION_FAILED, 'a decimal pid passes validation');
+});

@@ -73,8 +73,12 @@ class FakePeer implements PeerAgent {
     if (this.fail.loadImage) throw this.fail.loadImage;
   }
 
-  async importArchive(archive: Readable): Promise<Checkpoint> {
+  /** The migration each import was marked with, in order. */
+  importedFor: string[] = [];
+
+  async importArchive(archive: Readable, migrationId: string): Promise<Checkpoint> {
     this.calls.push('import');
+    this.importedFor.push(migrationId);
     if (this.unreachable) throw this.unreachable;
     for await (const chunk of archive) this.received += (chunk as Buffer).length;
     if (this.fail.importArchive) throw this.fail.importArchive;
@@ -203,6 +207,12 @@ test('a migration that succeeds streams the checkpoint, restores on the target a
   t.is(m.targetContainer?.name, 'web');
   t.false(t.context.runtime.containers.has(SOURCE), 'the source container is gone');
   t.truthy(m.checkpointId && t.context.services.checkpoints.get(m.checkpointId), 'the checkpoint is kept');
+  t.deepEqual(
+    t.context.services.checkpoints.get(m.checkpointId!).migration,
+    { id: m.id },
+    'marked as its own',
+  );
+  t.deepEqual(t.context.peer.importedFor, [m.id], "the target's copy is marked too");
 });
 
 test('a target refused at the pre-flight fails the request and touches nothing', async (t) => {
@@ -527,6 +537,28 @@ test('post-copy where a host cannot is refused before anything is frozen; auto f
   t.like(m.strategy, { requested: 'auto', used: 'stop-and-copy' });
   t.regex(m.strategy?.fallback ?? '', /the target: post-copy is turned off here/);
   t.is(peer.lazyAsked, undefined);
+});
+
+test("post-copy to a target whose dockerd lacks cryo's runtime is refused before anything is frozen; auto picks stop-and-copy", async (t) => {
+  const { peer, runtime, services } = t.context;
+  // What such a target's GET /v1/host says (its HostService over a dockerd without cryo's runtime).
+  runtime.cryoRuntime = false;
+  peer.postCopy = (await services.host.report()).postCopy!;
+  runtime.cryoRuntime = true;
+  const err = await t.throwsAsync(startWith(t.context, 'post-copy'));
+  t.is((err as { code?: string }).code, ErrorCode.POST_COPY_UNAVAILABLE);
+  t.regex(err!.message, /the target: its dockerd lacks cryo's runtime/);
+  t.regex((err as { hint?: string }).hint ?? '', /setup-host\.sh/);
+  t.false(
+    runtime.calls.some((c) => c.startsWith('checkpoint')),
+    'nothing was frozen',
+  );
+  t.false(runtime.frozen.has(SOURCE));
+
+  const m = await finished(t.context, (await startWith(t.context, 'auto')).id);
+  t.is(m.status, 'succeeded');
+  t.like(m.strategy, { requested: 'auto', used: 'stop-and-copy' });
+  t.regex(m.strategy?.fallback ?? '', /cryo's runtime/);
 });
 
 test('auto keeps stop-and-copy for a container whose memory is under the threshold, or that cannot be held frozen', async (t) => {

@@ -261,3 +261,40 @@ test('patching the cron or disabling takes effect on the next run', async (t) =>
   t.is(service.runs(s.id).length, 0);
   t.throws(() => service.patch(s.id, { cron: 'bad' }), { message: /invalid cron/ });
 });
+
+test('an engine that stops answering fails the run, recorded with its error; cryo and the timer go on', async (t) => {
+  const service = t.context.make();
+  const s = await service.create(body());
+  const gone = Object.assign(new Error('connect ENOENT /var/run/docker.sock'), { code: 'ENOENT' });
+  const inspect = t.context.runtime.inspect.bind(t.context.runtime);
+  t.context.runtime.inspect = () => Promise.reject(gone);
+  // Through the timer, as in the server: nothing awaits the run, so a rejection would end the process.
+  const rejections: unknown[] = [];
+  const onRejection = (err: unknown) => rejections.push(err);
+  process.on('unhandledRejection', onRejection);
+  try {
+    await service.start();
+    t.context.now.ms += 10_000;
+    await service.runDue();
+    await service.idle();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const failed = service.runs(s.id);
+    t.is(failed.length, 1);
+    t.like(failed[0], { outcome: 'failed', trigger: 'cron' });
+    t.regex(failed[0]?.error ?? '', /connect ENOENT/);
+    t.truthy(failed[0]?.endedAt, 'the run ended; it does not stay running');
+    t.deepEqual(rejections, []);
+    // The engine is back: the next run is on time and succeeds.
+    t.context.runtime.inspect = inspect;
+    t.context.now.ms += 10_000;
+    await service.runDue();
+    await service.idle();
+    t.deepEqual(
+      service.runs(s.id).map((r) => r.outcome),
+      ['failed', 'succeeded'],
+    );
+  } finally {
+    process.off('unhandledRejection', onRejection);
+    await service.stop();
+  }
+});

@@ -15,6 +15,8 @@ import {
   type KeyedSnapshot,
 } from '../../src/sidecar/sdk/keyed-state.js';
 import { SinkLogic } from '../../src/sidecar/sdk/sink-logic.js';
+import type { SidecarJob } from '../../src/sidecar/sdk/sidecar-job.js';
+import { SidecarServer } from '../../src/sidecar/sdk/sidecar-server.js';
 import { StreamJob } from '../../src/sidecar/sdk/stream-job.js';
 import { Task, type Barrier, type TaskSnapshot } from '../../src/sidecar/sdk/task.js';
 
@@ -410,4 +412,46 @@ test('the SDK is exported from the package as cryo/sidecar', async (t) => {
   for (const name of ['StreamJob', 'FileLinesSource', 'TransactionalFileSink', 'keyGroupFor'])
     t.is(typeof sdk[name], 'function', name);
   t.is(sdk.SIDECAR_SOCKET_PATH, '/run/cryo/sidecar.sock');
+});
+
+test("a write to a connection cryo has closed is logged, never an unhandled rejection in the user's job", async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cryo-sdk-closed-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const job: SidecarJob = {
+    name: 'job',
+    maxParallelism: 128,
+    finished: false,
+    highestCheckpointId: 5,
+    committedCheckpointId: 5,
+    awaitingRestore: false,
+    operators: () => [],
+    trigger: () => undefined,
+    complete: () => undefined,
+    abort: () => undefined,
+    restore: () => undefined,
+  };
+  const logged: string[] = [];
+  const server = new SidecarServer(job, path.join(dir, 's.sock'), (m) => logged.push(m));
+  await server.listen();
+  t.teardown(() => server.close());
+  const rejections: unknown[] = [];
+  const onRejection = (err: unknown) => rejections.push(err);
+  process.on('unhandledRejection', onRejection);
+  t.teardown(() => void process.off('unhandledRejection', onRejection));
+  // A connection cryo has closed by the time the job answers: every answer's write fails.
+  const closed = new net.Socket();
+  closed.destroy();
+  const listener = (server as unknown as { server: net.Server }).server;
+  listener.emit('connection', closed);
+  // A stale trigger is answered with an error frame, written to the closed connection.
+  closed.emit(
+    'data',
+    encodeFrame({ v: 1, type: 'trigger', checkpointId: 3, timestamp: 0, mode: 'exactly_once' }),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  t.deepEqual(rejections, []);
+  t.true(
+    logged.some((m) => m.includes('could not write')),
+    `logged: ${logged.join(' | ')}`,
+  );
 });

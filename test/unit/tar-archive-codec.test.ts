@@ -163,3 +163,26 @@ test('an entry name with a newline or another control character is refused, and 
     );
   }
 });
+
+test('packedSize is the exact length of the uncompressed archive, long and non-ASCII paths included', async (t) => {
+  const { dir } = await source(t);
+  const deep = `volumes/${'v'.repeat(90)}/${'w'.repeat(90)}/${'x'.repeat(99)}.tar`;
+  const unsplittable = `operators/${'y'.repeat(120)}.json`;
+  const extra: Record<string, Buffer> = {
+    [deep]: randomBytes(511),
+    [unsplittable]: randomBytes(512),
+    'rootfs-diff/caf\u00e9.txt': randomBytes(513),
+    [`checkpoint/${'z'.repeat(99)}`]: Buffer.alloc(0),
+  };
+  for (const [name, body] of Object.entries(extra)) {
+    await mkdir(path.dirname(path.join(dir, name)), { recursive: true });
+    await writeFile(path.join(dir, name), body);
+  }
+  const manifest = sampleManifest(await codec.describe(dir));
+  const archive = await buffer(codec.pack(dir, manifest, 'none'));
+  t.is(codec.packedSize(manifest), archive.length);
+  t.is(
+    codec.packedSize(sampleManifest([])),
+    (await buffer(codec.pack(dir, sampleManifest([]), 'none'))).length,
+  );
+});

@@ -14,6 +14,7 @@ import type { ArchiveCodec, ExtractLimits } from '../../services/archive-codec.j
 import { compress, decompress, detectCompression, peek } from './compression.js';
 import { FileWrites } from './file-writes.js';
 import { walkRelative, type TarHeader } from './tar-pack.js';
+import { tarBytes } from './tar-size.js';
 
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 /**
@@ -43,11 +44,21 @@ export class TarArchiveCodec implements ArchiveCodec {
     return files.map((name, i) => ({ ...hashes[i]!, name }));
   }
 
+  packedSize(manifest: Manifest): number {
+    const dirs = new Set<string>();
+    const headers = [{ name: CRYO_MANIFEST, size: manifestBody(manifest).length }];
+    for (const e of manifest.entries) {
+      for (const d of newParents(e.name, dirs)) headers.push({ name: `${d}/`, size: 0 });
+      headers.push({ name: e.name, size: e.size });
+    }
+    return tarBytes(headers);
+  }
+
   pack(dir: string, manifest: Manifest, kind: Compression): Readable {
     const pack = tar.pack();
     const fill = async () => {
       const mtime = new Date(manifest.createdAt);
-      const body = Buffer.from(JSON.stringify(manifest, null, 2));
+      const body = manifestBody(manifest);
       await entry(pack, { name: CRYO_MANIFEST, size: body.length, mode: 0o600, mtime }, body);
       const dirs = new Set<string>();
       const { entries } = manifest;
@@ -65,14 +76,8 @@ export class TarArchiveCodec implements ArchiveCodec {
         batch.catch(() => undefined);
         for (const [i, body] of bodies.entries()) {
           const e = entries[at + i]!;
-          const parts = e.name.split('/');
-          for (let p = 1; p < parts.length; p++) {
-            const d = parts.slice(0, p).join('/');
-            if (!dirs.has(d)) {
-              dirs.add(d);
-              await entry(pack, { name: `${d}/`, type: 'directory', mode: 0o700, mtime });
-            }
-          }
+          for (const d of newParents(e.name, dirs))
+            await entry(pack, { name: `${d}/`, type: 'directory', mode: 0o700, mtime });
           if (body && body.length !== e.size)
             throw new Error(
               `${e.name} is ${body.length} bytes, not the ${e.size} that ${CRYO_MANIFEST} says`,
@@ -147,8 +152,7 @@ export class TarArchiveCodec implements ArchiveCodec {
         throw invalid(
           `entry ${JSON.stringify(header.name)} has an absolute path or "..", or a control character`,
         );
-      if ([...links].some((l) => name.startsWith(`${l}/`)))
-        throw invalid(`entry "${name}" lies below a link`);
+      if (links.size > 0 && belowAny(name, links)) throw invalid(`entry "${name}" lies below a link`);
       if (header.type !== 'directory') total += header.size ?? 0;
       if (total > limits.maxBytes) {
         throw new ArchiveInvalidError(
@@ -242,6 +246,31 @@ export class TarArchiveCodec implements ArchiveCodec {
     }
     return manifest;
   }
+}
+
+/** Whether a directory above `name` is one of `links`: one look-up per path component, whatever their number. */
+function belowAny(name: string, links: Set<string>): boolean {
+  for (let i = name.indexOf('/'); i !== -1; i = name.indexOf('/', i + 1))
+    if (links.has(name.slice(0, i))) return true;
+  return false;
+}
+
+function manifestBody(manifest: Manifest): Buffer {
+  return Buffer.from(JSON.stringify(manifest, null, 2));
+}
+
+/** The directories above `name` that `dirs` lacks, outermost first; they are added to `dirs`. */
+function newParents(name: string, dirs: Set<string>): string[] {
+  const parts = name.split('/');
+  const added: string[] = [];
+  for (let p = 1; p < parts.length; p++) {
+    const d = parts.slice(0, p).join('/');
+    if (!dirs.has(d)) {
+      dirs.add(d);
+      added.push(d);
+    }
+  }
+  return added;
 }
 
 function invalid(message: string): ArchiveInvalidError {

@@ -48,9 +48,9 @@ export class HttpPeerAgent implements PeerAgent {
     await this.call('POST', apiPaths.images, { stream: tar, contentType: 'application/x-tar', timeoutMs: 0 });
   }
 
-  async importArchive(archive: Readable): Promise<Checkpoint> {
+  async importArchive(archive: Readable, migrationId: string): Promise<Checkpoint> {
     return CheckpointSchema.parse(
-      await this.call('POST', apiPaths.checkpoints, {
+      await this.call('POST', apiPaths.migrationImport(migrationId), {
         stream: archive,
         contentType: 'application/x-tar',
         timeoutMs: 0,

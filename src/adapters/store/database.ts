@@ -2,6 +2,9 @@ import Database from 'better-sqlite3';
 
 export type Db = Database.Database;
 
+/** A migration id as newId makes it, as a GLOB: 21 lowercase letters and digits. */
+const ID_GLOB = '[0-9a-z]'.repeat(21);
+
 // One list of migrations for the whole catalog; user_version counts how many have run.
 const MIGRATIONS = [
   `CREATE TABLE checkpoints (
@@ -36,6 +39,12 @@ const MIGRATIONS = [
      created_at TEXT NOT NULL,
      body TEXT NOT NULL
    )`,
+  // Migrations' checkpoints were once known by their name alone (migration-<id>, migration-<id>-seed, the id as
+  // newId makes it); those records get the catalog's mark, and from here on only the mark makes one sweepable.
+  `UPDATE checkpoints
+     SET body = json_set(body, '$.migration', json_object('id', substr(name, 11, 21)))
+     WHERE json_extract(body, '$.migration') IS NULL
+       AND (name GLOB 'migration-${ID_GLOB}' OR name GLOB 'migration-${ID_GLOB}-seed')`,
 ];
 
 /** Opens the catalog database (WAL, synchronous=FULL) and brings its schema up to date. */

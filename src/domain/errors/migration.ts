@@ -67,7 +67,7 @@ export class PostCopyUnavailableError extends AppError {
       ErrorCode.POST_COPY_UNAVAILABLE,
       409,
       `post-copy is not possible here: ${reasons.join('; ')}`,
-      'use strategy "auto" (which falls back to stop-and-copy) or "stop-and-copy"',
+      'use strategy "auto" (which falls back to stop-and-copy) or "stop-and-copy"; native-scripts/setup-host.sh sets a host up for post-copy (CRIU, cryo\'s runtime, fs.pipe-max-size)',
     );
   }
 }

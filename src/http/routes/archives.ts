@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { CheckpointSchema, ExportQuerySchema } from '../../domain/checkpoint.js';
+import { CheckpointSchema, ExportQuerySchema, ImportQuerySchema } from '../../domain/checkpoint.js';
 import { ErrorBodySchema } from '../../domain/error-body.js';
 import { CheckpointIdSchema } from '../../domain/names.js';
 import type { ArchiveService } from '../../services/archive-service.js';
@@ -29,6 +29,7 @@ export const archiveRoutes: FastifyPluginAsyncZod<{ archives: ArchiveService }> 
     },
     async (request, reply) => {
       const archive = await archives.export(request.params.id, request.query.compress);
+      if (archive.sizeBytes !== undefined) reply.header('content-length', archive.sizeBytes);
       return reply
         .header('content-type', archive.contentType)
         .header('content-disposition', `attachment; filename="${archive.filename}"`)
@@ -43,6 +44,7 @@ export const archiveRoutes: FastifyPluginAsyncZod<{ archives: ArchiveService }> 
       config: { streamTypes: CHECKPOINT_ARCHIVE_TYPES },
       schema: {
         summary: 'Import a checkpoint archive (application/x-tar; gzip and zstd are detected)',
+        querystring: ImportQuerySchema,
         response: {
           201: CheckpointSchema,
           400: ErrorBodySchema,
@@ -54,7 +56,10 @@ export const archiveRoutes: FastifyPluginAsyncZod<{ archives: ArchiveService }> 
       },
     },
     async (request, reply) => {
-      const checkpoint = await consumeStream(request, (body) => archives.import(body));
+      const { migration } = request.query;
+      const checkpoint = await consumeStream(request, (body) =>
+        archives.import(body, migration ? { id: migration } : undefined),
+      );
       return reply.status(201).send(checkpoint);
     },
   );

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { Checkpoint, DiskPreCopy } from '../../domain/checkpoint.js';
+import type { Checkpoint, DiskPreCopy, MigrationMark } from '../../domain/checkpoint.js';
 import { CRYO_MANIFEST } from '../../domain/layout.js';
 import { fallbackSpec } from '../engine-configs.js';
 import { publishCheckpoint } from '../publish-checkpoint.js';
@@ -18,7 +18,12 @@ export interface DiskSeed {
  * The first part of a disk pre-copy: the container's root-filesystem changes and its volumes, read while it runs
  * (nothing is frozen), with Docker's config to create the target's container from. It holds no process.
  */
-export async function createDiskSeed(ctx: CheckpointContext, ref: string, name: string): Promise<DiskSeed> {
+export async function createDiskSeed(
+  ctx: CheckpointContext,
+  ref: string,
+  name: string,
+  migration: MigrationMark,
+): Promise<DiskSeed> {
   const { runtime, catalog, store, clock } = ctx;
   const start = await beginCheckpoint(ctx, ref, name);
   const { container, id, started, release } = start;
@@ -54,6 +59,7 @@ export async function createDiskSeed(ctx: CheckpointContext, ref: string, name: 
           leaveRunning: true,
           processImage: false,
           diskPreCopy,
+          migration,
           sizeBytes,
           stats: { dumpMs: 0, totalMs: clock.now() - started },
         }),

@@ -6,6 +6,7 @@ import type {
   ContainerCriuOptions,
   CreateCheckpointBody,
   DiskPreCopy,
+  MigrationMark,
 } from '../../domain/checkpoint.js';
 import { AppError, PreflightFailedError } from '../../domain/errors/index.js';
 import { HostIntentKind } from '../../domain/host-intent.js';
@@ -46,6 +47,8 @@ export interface CreateCheckpointInternals {
    * with the paths it sent that are gone since. The checkpoint is marked diskPreCopy changes.
    */
   diskSince?: { seed: string; index: DiskIndex };
+  /** The migration this checkpoint is for: the catalog marks it, and that migration's sweeper removes it. */
+  migration?: MigrationMark;
 }
 
 /** The page server of a post-copy checkpoint: it ends when its peer has taken the pages, or ends it early. */
@@ -221,6 +224,7 @@ export async function createCheckpoint(
           ...(cut ? { application: applicationOf(cut) } : {}),
           ...(internals.lazyPages ? { lazyPages: true } : {}),
           ...(diskPreCopy ? { diskPreCopy } : {}),
+          ...(internals.migration ? { migration: internals.migration } : {}),
           sizeBytes,
           stats: {
             dumpMs,

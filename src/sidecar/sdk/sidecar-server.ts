@@ -55,7 +55,11 @@ export class SidecarServer {
   report(r: SnapshotReport): void {
     const socket = this.ackTo.get(r.checkpointId);
     if (!socket || socket.destroyed) return;
-    setImmediate(() => void this.sendSnapshot(socket, r));
+    setImmediate(() =>
+      this.sendSnapshot(socket, r).catch((err: unknown) =>
+        this.log(`could not send checkpoint ${r.checkpointId}'s state: ${String(err)}`),
+      ),
+    );
   }
 
   private async sendSnapshot(socket: net.Socket, r: SnapshotReport): Promise<void> {
@@ -121,8 +125,18 @@ export class SidecarServer {
           subtask,
           reason: String(err).slice(0, 4000),
         }),
-      ).catch(() => undefined);
+      ).catch((e: unknown) => this.log(`could not decline checkpoint ${checkpointId}: ${String(e)}`));
     }
+  }
+
+  /**
+   * A frame nobody waits for: cryo may have closed the connection meanwhile. A library must never take its host
+   * process down, so a failed write is logged, never left as an unhandled rejection.
+   */
+  private send(socket: net.Socket, bytes: Buffer): void {
+    write(socket, bytes).catch((err: unknown) =>
+      this.log(`could not write to a sidecar connection: ${String(err)}`),
+    );
   }
 
   private accept(socket: net.Socket): void {
@@ -148,7 +162,7 @@ export class SidecarServer {
         );
       }
     });
-    void write(
+    this.send(
       socket,
       encodeFrame({
         v: PROTOCOL_VERSION,
@@ -160,7 +174,7 @@ export class SidecarServer {
         lastCheckpointId: this.job.highestCheckpointId,
         committedCheckpointId: this.job.committedCheckpointId,
       }),
-    ).catch(() => undefined);
+    );
   }
 
   private onFrame(
@@ -172,7 +186,7 @@ export class SidecarServer {
     switch (frame.type) {
       case 'trigger':
         if (this.job.awaitingRestore) {
-          void write(
+          this.send(
             socket,
             encodeFrame({
               v: PROTOCOL_VERSION,
@@ -185,7 +199,7 @@ export class SidecarServer {
         }
         if (frame.checkpointId <= this.job.highestCheckpointId) {
           // Ids only increase: an older one would name epochs (and committed output) that exist already.
-          void write(
+          this.send(
             socket,
             encodeFrame({
               v: PROTOCOL_VERSION,
@@ -255,7 +269,7 @@ export class SidecarServer {
     }
     this.job.restore(restore.frame.checkpointId, restore.frame.assignments, loaded);
     this.log(`restored checkpoint ${restore.frame.checkpointId}`);
-    void write(
+    this.send(
       socket,
       encodeFrame({ v: PROTOCOL_VERSION, type: 'restored', checkpointId: restore.frame.checkpointId }),
     );
