@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  DEADLINES,
   DEFAULT_DATA_DIR,
   DEFAULT_LISTEN,
   DEFAULT_RUNTIME_STATE_DIR,
@@ -75,6 +76,42 @@ export const ConfigSchema = z.object({
   sidecarMinPauseMs: z.coerce.number().int().nonnegative().default(0),
   sidecarMaxConcurrent: z.coerce.number().int().positive().max(16).default(1),
   sidecarTolerableFailures: z.coerce.number().int().nonnegative().default(DEFAULT_TOLERABLE_FAILURES),
+  dockerTimeoutMs: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(DEADLINES.docker.ms)
+    .describe('how long a Docker request may stay silent (docker start of a restore included)'),
+  commandTimeoutMs: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(DEADLINES.command.ms)
+    .describe('how long a helper command (nsenter ss, ctr, sync -f, mknod, mkfifo) may run'),
+  peerTimeoutMs: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(DEADLINES.peerStream.ms)
+    .describe("how long a migration's stream to its target may move no byte either way"),
+  requestBodyTimeoutMs: z.coerce
+    .number()
+    .int()
+    .nonnegative()
+    .default(DEADLINES.requestBody.ms)
+    .describe('how long a request body may stand still before it is answered 408 (0: never)'),
+  migrationSettleTimeoutMs: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(DEADLINES.migrationSettle.ms)
+    .describe('how long a migration target may stay silent before the source runs the workload again'),
+  lazyDumpTimeoutMs: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(DEADLINES.lazyDump.ms)
+    .describe('how long a post-copy dump may take to serve its pages while the source is frozen'),
   criuBinary: z.string().min(1).default('criu'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -107,6 +144,12 @@ export function loadConfig(
     sidecarMinPauseMs: env.CRYO_SIDECAR_MIN_PAUSE_MS,
     sidecarMaxConcurrent: env.CRYO_SIDECAR_MAX_CONCURRENT,
     sidecarTolerableFailures: env.CRYO_SIDECAR_TOLERABLE_FAILURES,
+    dockerTimeoutMs: env.CRYO_DOCKER_TIMEOUT_MS,
+    commandTimeoutMs: env.CRYO_COMMAND_TIMEOUT_MS,
+    peerTimeoutMs: env.CRYO_PEER_TIMEOUT_MS,
+    requestBodyTimeoutMs: env.CRYO_REQUEST_BODY_TIMEOUT_MS,
+    migrationSettleTimeoutMs: env.CRYO_MIGRATION_SETTLE_TIMEOUT_MS,
+    lazyDumpTimeoutMs: env.CRYO_LAZY_DUMP_TIMEOUT_MS,
     criuBinary: env.CRYO_CRIU,
     logLevel: env.CRYO_LOG_LEVEL,
   };

@@ -8,3 +8,19 @@ export const TOKEN_FILE = 'token';
 
 /** Where cryo's OCI runtime (native-scripts/cryo-runtime) looks for pending restores, unless CRYO_RUNTIME_STATE says otherwise. */
 export const DEFAULT_RUNTIME_STATE_DIR = '/run/cryo-runtime';
+
+/** Every wait's deadline: its default in ms, and the setting that changes it (named in DEADLINE_EXCEEDED's hint). */
+export const DEADLINES = {
+  /** A Docker request that stays silent (a stopped dockerd; docker start of a restore included). */
+  docker: { ms: 300_000, setting: 'CRYO_DOCKER_TIMEOUT_MS' },
+  /** A helper command: nsenter ss, ctr, sync -f, mknod, mkfifo. */
+  command: { ms: 120_000, setting: 'CRYO_COMMAND_TIMEOUT_MS' },
+  /** A stream to a peer (an archive, an image) that moves no byte either way; the peer fsyncs after the last. */
+  peerStream: { ms: 300_000, setting: 'CRYO_PEER_TIMEOUT_MS' },
+  /** A request body that stops arriving. */
+  requestBody: { ms: 120_000, setting: 'CRYO_REQUEST_BODY_TIMEOUT_MS' },
+  /** A migration target that stays silent while the source waits to learn whether it runs the workload. */
+  migrationSettle: { ms: 30 * 60_000, setting: 'CRYO_MIGRATION_SETTLE_TIMEOUT_MS' },
+  /** A post-copy dump that does not start serving its pages while the source is frozen. */
+  lazyDump: { ms: 120_000, setting: 'CRYO_LAZY_DUMP_TIMEOUT_MS' },
+} as const;

@@ -18,6 +18,7 @@ import { ProcInspector } from './adapters/proc/proc-inspector.js';
 import { PromMetrics } from './adapters/metrics/prom-metrics.js';
 import { loadOrCreateToken } from './adapters/store/token-file.js';
 import type { Config } from './config.js';
+import { DEADLINES } from './defaults.js';
 import { buildApp } from './http/app.js';
 import { systemClock } from './services/clock.js';
 import { createServices } from './services.js';
@@ -50,12 +51,15 @@ async function serve(config: Config, lock: DataDirLock): Promise<Server> {
   const db = openDatabase(path.join(config.dataDir, CATALOG_FILE));
   const store = new FsImageStore(config.dataDir);
   await store.init();
-  const docker = new DockerClient(config.dockerSocket);
+  const docker = new DockerClient(config.dockerSocket, config.dockerTimeoutMs);
+  const commands = { ms: config.commandTimeoutMs, setting: DEADLINES.command.setting };
   const journal = new SqliteHostJournal(db);
   const runtime = new DockerContainerRuntime(docker, journal, {
     execRoot: config.dockerExecRoot,
     runc: config.runc,
     runtimeStateDir: config.runtimeStateDir,
+    lazyDumpTimeoutMs: config.lazyDumpTimeoutMs,
+    commandDeadline: commands,
     ...(config.containerdSocket ? { containerdSocket: config.containerdSocket } : {}),
   });
   const metrics = new PromMetrics({
@@ -70,12 +74,13 @@ async function serve(config: Config, lock: DataDirLock): Promise<Server> {
     engine: new CriuCheckpointEngine({ binary: config.criuBinary, postCopyOff: config.postCopy === 'off' }),
     rootfs: new OverlayRootfsChanges(
       docker,
-      new ContainerdCtl(config.dockerExecRoot, config.containerdSocket),
+      new ContainerdCtl(config.dockerExecRoot, config.containerdSocket, commands),
+      commands,
     ),
-    inspector: new ProcInspector(),
+    inspector: new ProcInspector(commands),
     db,
     store,
-    connect: (url, peerToken) => new HttpPeerAgent(url, peerToken),
+    connect: (url, peerToken) => new HttpPeerAgent(url, peerToken, undefined, config.peerTimeoutMs),
     sidecar: new UnixSidecarConnector(),
     sidecarCoordinator: {
       timeoutMs: config.sidecarTimeoutMs,
@@ -89,6 +94,7 @@ async function serve(config: Config, lock: DataDirLock): Promise<Server> {
     diskFloor: { minFreeBytes: config.minFreeBytes, minFreePercent: config.minFreePercent },
     scheduleGraceMs: config.scheduleGraceMs,
     migrationRetentionMs: config.migrationRetentionMs,
+    migrationSettleTimeoutMs: config.migrationSettleTimeoutMs,
     lazyPagesTimeoutSeconds: config.lazyPagesTimeoutSeconds,
     ...(config.pageServerAddress ? { pageServerAddress: config.pageServerAddress } : {}),
   });
@@ -99,6 +105,7 @@ async function serve(config: Config, lock: DataDirLock): Promise<Server> {
     logLevel: config.logLevel,
     metrics,
     metricsPublic: config.metricsPublic,
+    bodyTimeoutMs: config.requestBodyTimeoutMs,
   });
 
   // What a crash left changed outside the data directory is put back before any request is served.

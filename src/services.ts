@@ -51,6 +51,8 @@ export interface ServiceDeps {
   pageServerAddress?: string;
   /** Pauses between two questions to a migration target that cannot answer yet (default: 1 s rising to 30 s). */
   migrationSettleRetryMs?: readonly number[];
+  /** How long such a target may stay silent before the source runs the workload again (default 30 minutes). */
+  migrationSettleTimeoutMs?: number;
   /** Where changes outside the data directory are recorded until put back (crash recovery). */
   journal?: HostJournal;
   /** Reaches stream jobs' sidecars; without it, `application` checkpoints are not offered. */
@@ -114,6 +116,7 @@ export function createServices(d: ServiceDeps) {
     inspector: d.inspector,
     journal: d.journal,
     settleRetryMs: d.migrationSettleRetryMs,
+    ...(d.migrationSettleTimeoutMs !== undefined ? { settleTimeoutMs: d.migrationSettleTimeoutMs } : {}),
     metrics: d.metrics,
     ...(d.pageServerAddress ? { pageServerAddress: d.pageServerAddress } : {}),
   });

@@ -12,6 +12,8 @@ export interface ApiRequest {
   contentType?: string;
   /** 0: no timeout. */
   timeoutMs?: number;
+  /** For a streamed body: fails once neither the body nor the answer has moved for this long (0: never). */
+  idleTimeoutMs?: number;
 }
 
 /** One cryo API at `url` with its bearer token: every request and upload of the CLI and the peer agent. */
@@ -50,6 +52,7 @@ export class ApiTransport {
         this.headers(request.contentType),
         Readable.from(request.stream as AsyncIterable<Buffer>),
         this.signal(request),
+        request.idleTimeoutMs,
       );
     } catch (err) {
       throw this.unreachable(err);

@@ -17,6 +17,7 @@ export async function streamRequest(
   headers: Record<string, string>,
   body: Readable,
   signal?: AbortSignal,
+  idleMs = 0,
 ): Promise<StreamAnswer> {
   const target = new URL(url);
   const client = await clientFor(target);
@@ -27,10 +28,29 @@ export async function streamRequest(
       ...(signal ? { signal } : {}),
     });
     let answered = false;
+    // A peer that stops reading the body, or stops answering after it, fails the request once it has been silent
+    // this long; bytes moving either way keep it going, however long the whole transfer takes.
+    let idle: NodeJS.Timeout | undefined;
+    const stillMoving = () => {
+      if (idleMs <= 0) return;
+      clearTimeout(idle);
+      idle = setTimeout(
+        () => req.destroy(new Error(`no progress either way for ${idleMs / 1000} s`)),
+        idleMs,
+      );
+      idle.unref();
+    };
+    stillMoving();
+    req.on('close', () => clearTimeout(idle));
+    body.on('data', stillMoving);
     req.on('response', (res) => {
       answered = true;
+      stillMoving();
       const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('data', (chunk: Buffer) => {
+        stillMoving();
+        chunks.push(chunk);
+      });
       res.on('end', () => {
         // The answer is all there is; a server that answered early reads no more of the body.
         body.unpipe(req);

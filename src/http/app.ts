@@ -17,6 +17,8 @@ import type { HealthService } from '../services/health-service.js';
 import type { MetricsExposition } from '../services/metrics.js';
 import { CRYO_VERSION } from '../version.js';
 import { installAuth } from './auth.js';
+import { installBodyDeadline } from './body-deadline.js';
+import { DEADLINES } from '../defaults.js';
 import { clientErrorHandler, installErrorHandler } from './error-handler.js';
 import { STREAM_TYPES } from './media-types.js';
 import { installStreamBodyGuard } from './stream-body.js';
@@ -42,6 +44,8 @@ export interface AppDeps {
   metrics?: MetricsExposition;
   metricsPublic?: boolean;
   logLevel?: string;
+  /** How long a request body may stand still before it is answered 408 (0: never). */
+  bodyTimeoutMs?: number;
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -57,6 +61,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addContentTypeParser(STREAM_TYPES, (_request, payload, done) => done(null, payload));
   installAuth(app, deps.token);
   installStreamBodyGuard(app);
+  installBodyDeadline(app, deps.bodyTimeoutMs ?? DEADLINES.requestBody.ms);
 
   await app.register(swagger, {
     openapi: {

@@ -91,15 +91,19 @@ const CLIENT_ERRORS: Record<string, Omit<ErrorBody, 'message'> & { message?: str
 export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const known = err.code !== undefined ? CLIENT_ERRORS[err.code] : undefined;
-  const statusCode = known?.statusCode ?? 400;
-  const body = JSON.stringify({
-    statusCode,
+  endWithError(socket, {
+    statusCode: known?.statusCode ?? 400,
     code: known?.code ?? ErrorCode.MALFORMED_REQUEST,
     message: `the HTTP request could not be parsed: ${err.code ?? err.message}`,
     hint: known?.hint ?? 'send a well-formed HTTP/1.1 request',
-  } satisfies ErrorBody);
+  });
+}
+
+/** Answers on the raw socket, outside Fastify (its request may still be half read), and closes it. */
+export function endWithError(socket: Socket, error: ErrorBody): void {
+  const body = JSON.stringify(error);
   socket.end(
-    `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode] ?? ''}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\n` +
+    `HTTP/1.1 ${error.statusCode} ${STATUS_CODES[error.statusCode] ?? ''}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\n` +
       `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
 }

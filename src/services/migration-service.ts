@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { DEADLINES } from '../defaults.js';
 import { createServer, type AddressInfo } from 'node:net';
 import { Transform } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -6,6 +7,7 @@ import type { Checkpoint, RestoredContainer } from '../domain/checkpoint.js';
 import {
   ContainerNotFoundError,
   ContainerNotRunningError,
+  DeadlineExceededError,
   ErrorCode,
   InsufficientSpaceError,
   MigrationInProgressError,
@@ -59,6 +61,11 @@ export interface MigrationServiceDeps {
   pageServerAddress?: string;
   /** Strategy auto picks post-copy from this much resident memory up (default 256 MiB). */
   postCopyThresholdBytes?: number;
+  /**
+   * How long a target may stay silent while the source waits to learn whether it runs the workload (default 30
+   * minutes): past it, the source runs the workload again (a thaw, or a restore) and the migration rolls back.
+   */
+  settleTimeoutMs?: number;
 }
 
 /** Below this, auto keeps stop-and-copy: the pages of a small container cost less than post-copy's fixed steps. */
@@ -521,8 +528,15 @@ export class MigrationService {
       release = this.deps.checkpoints.retain(migration.checkpointId!).release;
       if (migration.targetContainer) return await this.finish(migration, peer, keepSource);
       const restoreAsked = migration.phases.some((p) => p.name === 'restore');
-      if (restoreAsked) {
-        const there = await this.phase(migration, 'reconcile', () => this.targetRuns(migration, peer));
+      // A target silent past the deadline while the pages came: asking again would wait as long once more.
+      if (restoreAsked && !(cause instanceof DeadlineExceededError)) {
+        let there: RestoredContainer | undefined;
+        try {
+          there = await this.phase(migration, 'reconcile', () => this.targetRuns(migration, peer));
+        } catch (err) {
+          if (!(err instanceof DeadlineExceededError)) throw err;
+          return await this.rollback(migration, peer, failedIn, err, restoreAsked);
+        }
         if (there) {
           migration.targetContainer = { id: there.id, name: there.name };
           return await this.finish(migration, peer, keepSource);
@@ -546,6 +560,8 @@ export class MigrationService {
     const waits = this.deps.settleRetryMs ?? SETTLE_RETRY_MS;
     // A disk pre-copy's restore goes into the container prepared from its seed, which carries the seed's id.
     const seed = migration.precopy?.targetCheckpointId;
+    const silentFor = this.deps.settleTimeoutMs ?? DEADLINES.migrationSettle.ms;
+    let answeredAt = this.deps.clock.now();
     const running = async () => {
       const there = [
         ...(await peer.restoredContainers(copy)),
@@ -563,6 +579,15 @@ export class MigrationService {
         return await running();
       } catch (err) {
         if (!(err instanceof TargetError || err instanceof TargetStillRestoring)) throw err;
+        const now = this.deps.clock.now();
+        if (err instanceof TargetStillRestoring) answeredAt = now;
+        else if (now - answeredAt >= silentFor)
+          throw new DeadlineExceededError(
+            `an answer from the target ${migration.target} (whether it runs the workload)`,
+            silentFor,
+            DEADLINES.migrationSettle.setting,
+            { cause: err },
+          );
         const phase = migration.phases.at(-1)!;
         const loading = err instanceof TargetStillRestoring && err.message !== '';
         phase.detail = loading

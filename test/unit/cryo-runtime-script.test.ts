@@ -152,3 +152,16 @@ test('as an action script without a marker of its own, it does nothing', async (
   t.is(result.exitCode, 0);
   t.deepEqual(await calls(t), []);
 });
+
+test("a marked create whose runc restore hangs is ended at the marker's deadline, and says so", async (t) => {
+  await mark(t, { timeout: '1\n' });
+  // A runc restore that never returns (CRIU waiting on a page server that is gone, say).
+  await writeFile(path.join(t.context.dir, 'runc'), '#!/bin/sh\nexec sleep 600\n');
+  const started = performance.now();
+  const result = await run(t, [...GLOBALS, 'create', '--bundle', t.context.bundle, ID]);
+  const seconds = (performance.now() - started) / 1000;
+  t.is(result.exitCode, 124);
+  t.regex(result.stderr, /runc restore did not finish within 1 s/);
+  t.true(seconds < 15, `${seconds} s`);
+  t.is((await readFile(path.join(t.context.state, ID, 'result'), 'utf8')).trim(), '124');
+});

@@ -11,6 +11,7 @@ import { fakeServices } from './fake-services.js';
 import { sleep } from '../../harness/containers.js';
 import type { FakeRuntime } from './fakes.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
+import { writeTar } from '../../harness/tar.js';
 
 const TOKEN = 'unit-test-token-0123456789';
 const test = anyTest as TestFn<{
@@ -259,4 +260,54 @@ test('a pid in a path is decimal digits only: 0x10, 1e0, +1, 1.0 and 0b1 are ref
   }
   const decimal = await app.inject({ method: 'GET', url: '/v1/processes/16', headers: auth });
   t.not(decimal.json().code, ErrorCode.VALIDATION_FAILED, 'a decimal pid passes validation');
+});
+
+test('a request body that stops arriving is answered 408 at its deadline: a short body, a chunk of 2^64 bytes', async (t) => {
+  const services = await fakeServices(t.context.dir, t.context.db, systemClock);
+  services.runtime.add({ id: 'c'.repeat(64), name: 'web' });
+  const app = await buildApp({ ...services, token: TOKEN, logLevel: 'silent', bodyTimeoutMs: 500 });
+  t.teardown(() => app.close());
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as AddressInfo;
+  // The client sends what it sends, then stays connected and silent.
+  const stalled = (request: string | Buffer) =>
+    new Promise<{ answer: string; ms: number }>((resolve, reject) => {
+      const started = performance.now();
+      const socket = net.connect(port, '127.0.0.1', () => socket.write(request));
+      let answer = '';
+      socket.on('data', (d) => (answer += d.toString()));
+      socket.on('close', () => resolve({ answer, ms: performance.now() - started }));
+      socket.on('error', reject);
+      setTimeout(() => socket.destroy(new Error('no answer in 20 s')), 20_000).unref();
+    });
+  const head = (path: string, type: string, extra: string) =>
+    `POST ${path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${TOKEN}\r\ncontent-type: ${type}\r\n${extra}\r\n`;
+
+  const shortJson = await stalled(
+    `${head('/v1/containers/web/checkpoints', 'application/json', 'content-length: 100\r\n')}{"leaveR`,
+  );
+  // A tar whose first entry announces 2000 bytes, cut after 188 of them.
+  const tarStart = (
+    await writeTar([{ header: { name: 'cryo.json' }, body: Buffer.alloc(2000, 0x20) }])
+  ).subarray(0, 700);
+  const shortTar = await stalled(
+    Buffer.concat([
+      Buffer.from(head('/v1/checkpoints', 'application/x-tar', 'content-length: 1048576\r\n')),
+      tarStart,
+    ]),
+  );
+  const hugeChunk = await stalled(
+    `${head('/v1/checkpoints', 'application/x-tar', 'transfer-encoding: chunked\r\n')}ffffffffffffffff\r\n${'x'.repeat(1000)}`,
+  );
+  for (const [what, { answer, ms }] of Object.entries({ shortJson, shortTar, hugeChunk })) {
+    const status = /^HTTP\/1\.1 (\d+)/.exec(answer)?.[1];
+    t.true(status === '408' || status === '400', `${what}: ${answer.slice(0, 200)} after ${ms} ms`);
+    if (status === '408') {
+      t.like(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)), { code: ErrorCode.REQUEST_TIMEOUT });
+      t.true(ms >= 400 && ms < 10_000, `${what}: answered after ${ms} ms`);
+    }
+  }
+  t.regex(shortJson.answer, /^HTTP\/1\.1 408 /, 'a short JSON body waits for the deadline, then 408');
+  t.regex(shortTar.answer, /^HTTP\/1\.1 408 /, 'an upload that stops is cut at the deadline');
+  t.deepEqual(services.runtime.calls, [], 'nothing was checkpointed from half a body');
 });

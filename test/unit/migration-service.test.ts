@@ -341,6 +341,31 @@ test('a target that cannot answer keeps the source stopped until it does; then t
   t.false(runtime.calls.includes(`restore ${SOURCE}`));
 });
 
+test('a target silent past the settle deadline: the source, held frozen, thaws and runs on; the migration rolls back saying why', async (t) => {
+  const { peer, runtime } = t.context;
+  t.context.services = await fakeServices(
+    t.context.dir,
+    t.context.db,
+    systemClock,
+    runtime,
+    () => peer,
+    undefined,
+    {
+      migrationSettleTimeoutMs: 200,
+    },
+  );
+  peer.fail.restore = new TargetError(ErrorCode.TARGET_UNREACHABLE, 'reset', 'network');
+  peer.fail.ask = new TargetError(ErrorCode.TARGET_UNREACHABLE, 'refused', 'network');
+  const started = performance.now();
+  const m = await finished(t.context, (await start(t.context)).id);
+  t.like(m, { status: 'rolled_back', error: { phase: 'restore', code: ErrorCode.DEADLINE_EXCEEDED } });
+  t.regex(m.error?.message ?? '', /an answer from the target .* did not finish within 0\.2 s/);
+  t.true(performance.now() - started < 5_000);
+  t.true(runtime.containers.get(SOURCE)?.running);
+  t.false(runtime.frozen.has(SOURCE), 'thawed');
+  t.true(runtime.calls.includes(`thawFrozen ${SOURCE}`));
+});
+
 /** A cryo killed mid-migration: the first services stay stuck where `hold` holds them, a second set takes over. */
 async function restartAfterCrash(t: { context: Ctx }, hold: (ctx: Ctx) => Promise<void>) {
   const ctx = t.context;

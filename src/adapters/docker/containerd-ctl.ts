@@ -1,6 +1,6 @@
 import { access } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
+import { DEFAULT_COMMAND_DEADLINE, runCommand, type CommandDeadline } from '../exec/run-command.js';
 
 /** containerd's namespace for dockerd's containers, images and content. */
 const MOBY_NAMESPACE = 'moby';
@@ -16,6 +16,7 @@ export class ContainerdCtl {
   constructor(
     private readonly execRoot: string,
     private readonly givenSocket?: string,
+    private readonly deadline: CommandDeadline = DEFAULT_COMMAND_DEADLINE,
   ) {}
 
   /** Drops a blob from containerd's content store; false when containerd cannot be reached or refuses. */
@@ -42,7 +43,9 @@ export class ContainerdCtl {
   private async ctr(args: string[]) {
     const socket = await this.socket();
     if (!socket) return undefined;
-    return execa('ctr', ['--address', socket, '--namespace', MOBY_NAMESPACE, ...args], { reject: false });
+    return runCommand('ctr', ['--address', socket, '--namespace', MOBY_NAMESPACE, ...args], this.deadline, {
+      reject: false,
+    });
   }
 
   private async socket(): Promise<string | undefined> {

@@ -28,7 +28,12 @@ const Marker = {
   LAZY_PAGES: 'lazy-pages',
   /** A link to the lazy restore's work directory, which outlives the marker. */
   LAZY_WORK: 'lazy-work',
+  /** The seconds `runc restore` may take before the runtime ends it. */
+  TIMEOUT: 'timeout',
 } as const;
+
+/** What the runtime's own deadline leaves of Docker's, so that `docker start` hears why rather than time out. */
+const RUNTIME_DEADLINE_MARGIN_S = 15;
 
 /** In a lazy restore's work directory ($CRYO_RUNTIME_STATE/lazy-<id>): the daemon's exit status, once it ended. */
 const LAZY_RESULT = 'result';
@@ -100,6 +105,8 @@ export class CryoRuntimeRestore {
       await mkdir(this.stateDir, { recursive: true, mode: 0o700 });
       await mkdir(path.join(marker, Marker.WORK), { recursive: true, mode: 0o700 });
       await writeFile(path.join(marker, Marker.FLAGS), asLines(runcCriuFlags(criu)));
+      const deadline = Math.max(10, Math.floor(this.client.timeoutMs / 1000) - RUNTIME_DEADLINE_MARGIN_S);
+      await writeFile(path.join(marker, Marker.TIMEOUT), asLines([String(deadline)]));
       if (criuConfig.length > 0) await writeFile(path.join(marker, Marker.CRIU_CONF), asLines(criuConfig));
       if (addresses.length > 0) await writeFile(path.join(marker, Marker.ADDRESSES), asLines(addresses));
       if (lazy)

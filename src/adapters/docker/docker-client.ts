@@ -1,7 +1,9 @@
 import Docker from 'dockerode';
+import { DEADLINES } from '../../defaults.js';
 import {
   AppError,
   ContainerNotFoundError,
+  DeadlineExceededError,
   DockerError,
   DockerUnavailableError,
 } from '../../domain/errors/index.js';
@@ -27,28 +29,47 @@ export class DockerClient {
   readonly api: Docker;
   private rootDir: string | undefined;
 
-  constructor(socketPath = '/var/run/docker.sock') {
-    this.api = new Docker({ socketPath });
+  /**
+   * Every request to dockerd, `docker start` of a restore included, is ended once its socket has been silent for
+   * `timeoutMs` (docker-modem's request timeout): a stopped or hung dockerd can hold no request, or frozen workload,
+   * forever. Streams (image save and load) go on as long as their bytes flow.
+   */
+  constructor(
+    socketPath = '/var/run/docker.sock',
+    readonly timeoutMs: number = DEADLINES.docker.ms,
+  ) {
+    this.api = new Docker({ socketPath, timeout: timeoutMs });
   }
 
   /** Runs a Docker call; whatever it throws comes out as an AppError. */
   async call<T>(fn: (docker: Docker) => Promise<T>): Promise<T> {
+    const started = performance.now();
     try {
       return await fn(this.api);
     } catch (err) {
-      throw translateDockerError(err);
+      throw this.failure(err, started);
     }
   }
 
   /** Like `call`, but the given status codes answer `onStatus` instead of failing (404 for "not there"). */
   async callOr<T, U>(fn: (docker: Docker) => Promise<T>, statuses: number[], onStatus: U): Promise<T | U> {
+    const started = performance.now();
     try {
       return await fn(this.api);
     } catch (err) {
       const status = (err as DockerApiError).statusCode;
       if (status !== undefined && statuses.includes(status)) return onStatus;
-      throw translateDockerError(err);
+      throw this.failure(err, started);
     }
+  }
+
+  /** A request that docker-modem ended for its silence says so; anything else is translated as it is. */
+  private failure(err: unknown, started: number): AppError {
+    const silent =
+      (err as DockerApiError).code === 'ECONNRESET' && performance.now() - started >= this.timeoutMs;
+    if (silent)
+      return new DeadlineExceededError('dockerd', this.timeoutMs, DEADLINES.docker.setting, { cause: err });
+    return translateDockerError(err);
   }
 
   translate(err: unknown): AppError {

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import type { CommandDeadline } from '../exec/run-command.js';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import type { ContainerCriuOptions, RestoredContainer } from '../../domain/checkpoint.js';
@@ -48,6 +49,10 @@ export interface DockerContainerRuntimeOptions {
   dockerCheckpointApi?: boolean;
   /** Where cryo's OCI runtime finds pending-restore markers (its CRYO_RUNTIME_STATE). */
   runtimeStateDir?: string;
+  /** How long a lazy dump may take to start serving its pages while the workload is frozen. */
+  lazyDumpTimeoutMs?: number;
+  /** The deadline of the helper commands (ctr). */
+  commandDeadline?: CommandDeadline;
 }
 
 /** The first Docker whose `start --checkpoint` binds /proc/0/ns/net (moby/moby#50750). */
@@ -82,10 +87,11 @@ export class DockerContainerRuntime implements ContainerRuntime {
       journal,
       async (id) => Boolean((await this.inspect(id))?.running),
       this.freezer,
+      options.lazyDumpTimeoutMs,
     );
     this.runtimeRestore = new CryoRuntimeRestore(client, journal, options.runtimeStateDir);
     this.leftovers = new ContainerdLeftovers(
-      new ContainerdCtl(this.execRoot, options.containerdSocket),
+      new ContainerdCtl(this.execRoot, options.containerdSocket, options.commandDeadline),
       journal,
       options.containerdTmpDir,
     );

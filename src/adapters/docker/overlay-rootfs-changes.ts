@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { chown, lstat, mkdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
+import { DEFAULT_COMMAND_DEADLINE, runCommand, type CommandDeadline } from '../exec/run-command.js';
 import { ArchiveInvalidError, RootfsUnsupportedError } from '../../domain/errors/index.js';
 import {
   DELETED_FILES,
@@ -46,6 +46,7 @@ export class OverlayRootfsChanges implements RootfsChanges {
   constructor(
     private readonly client: DockerClient,
     private readonly containerd: ContainerdCtl,
+    private readonly deadline: CommandDeadline = DEFAULT_COMMAND_DEADLINE,
   ) {}
 
   async prepare(containerId: string): Promise<RootfsSource> {
@@ -121,7 +122,7 @@ export class OverlayRootfsChanges implements RootfsChanges {
     const { upper } = await this.layers(containerId, info);
     const volumes = info.Mounts.filter((m) => m.Type === 'volume').map((m) => m.Source);
     // coreutils' sync -f is syncfs(2), which Node lacks.
-    await execa('sync', ['-f', upper, ...volumes]);
+    await runCommand('sync', ['-f', upper, ...volumes], this.deadline);
   }
 
   async recordMounts(
@@ -206,7 +207,7 @@ export class OverlayRootfsChanges implements RootfsChanges {
     }
     const target = path.join(upper, p);
     await rm(target, { recursive: true, force: true });
-    await execa('mknod', [target, 'c', '0', '0']);
+    await runCommand('mknod', [target, 'c', '0', '0'], this.deadline);
   }
 }
 

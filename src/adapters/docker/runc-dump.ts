@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { DEADLINES } from '../../defaults.js';
 import type { CriuStats } from '../../domain/criu-stats.js';
 import { DockerError } from '../../domain/errors/index.js';
 import { HostIntentKind } from '../../domain/host-intent.js';
@@ -8,6 +9,7 @@ import type { CgroupFreezer } from './cgroup-freezer.js';
 import type { DockerClient } from './docker-client.js';
 import { runcCriuFlags, type RuncCheckpointer } from './runc-checkpointer.js';
 import { runcLazyCheckpoint } from './runc-lazy-checkpoint.js';
+import { withDeadline } from '../exec/with-deadline.js';
 
 /**
  * A dump straight through the runc that dockerd runs the container with, into cryo's storage, with the
@@ -20,6 +22,8 @@ export class RuncDump {
     private readonly journal: HostJournal,
     private readonly isRunning: (containerId: string) => Promise<boolean>,
     private readonly freezer: CgroupFreezer,
+    /** How long a lazy dump may take to start serving its pages while the workload is frozen. */
+    private readonly lazyReadyMs: number = DEADLINES.lazyDump.ms,
   ) {}
 
   async dump(
@@ -55,7 +59,17 @@ export class RuncDump {
         request.lazyPages,
       );
       try {
-        await lazy.ready;
+        // CRIU dumps all but the pages before it listens: a dump that never gets there must not hold the
+        // workload frozen forever.
+        await withDeadline(
+          lazy.ready,
+          {
+            what: 'the lazy dump (runc checkpoint --lazy-pages)',
+            ms: this.lazyReadyMs,
+            setting: DEADLINES.lazyDump.setting,
+          },
+          lazy.abort,
+        );
       } catch (err) {
         await thaw();
         throw err;

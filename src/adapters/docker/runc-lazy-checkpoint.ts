@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
+import { DEFAULT_COMMAND_DEADLINE, runCommand } from '../exec/run-command.js';
 import { execa, ExecaError } from 'execa';
 import { CriuError } from '../../domain/errors/index.js';
 import { DUMP_LOG } from '../../domain/layout.js';
@@ -53,7 +54,7 @@ export async function runcLazyCheckpoint(
 ): Promise<LazyCheckpoint> {
   const fifo = path.join(dump.workDir, STATUS_FIFO);
   await rm(fifo, { force: true });
-  await execa('mkfifo', ['-m', '600', fifo]);
+  await runCommand('mkfifo', ['-m', '600', fifo], DEFAULT_COMMAND_DEADLINE);
   const status = createReadStream(fifo);
   // runc checks that --status-fd is write-only (Node's own extra stdio pipes are read-write socket pairs).
   const writer = await open(fifo, 'w');

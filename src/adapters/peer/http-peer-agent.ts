@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { DEADLINES } from '../../defaults.js';
 import { ApiError } from '../../api-client/api-error.js';
 import { apiPaths } from '../../api-client/api-paths.js';
 import { ApiTransport, type ApiRequest } from '../../api-client/api-transport.js';
@@ -31,6 +32,8 @@ export class HttpPeerAgent implements PeerAgent {
     readonly url: string,
     token: string,
     timeoutMs = 30_000,
+    /** How long an archive's or an image's stream may stand still, either way, before the transfer fails. */
+    private readonly streamIdleMs: number = DEADLINES.peerStream.ms,
   ) {
     this.transport = new ApiTransport(url, token, timeoutMs);
   }
@@ -45,7 +48,12 @@ export class HttpPeerAgent implements PeerAgent {
   }
 
   async loadImage(tar: NodeJS.ReadableStream): Promise<void> {
-    await this.call('POST', apiPaths.images, { stream: tar, contentType: 'application/x-tar', timeoutMs: 0 });
+    await this.call('POST', apiPaths.images, {
+      stream: tar,
+      contentType: 'application/x-tar',
+      timeoutMs: 0,
+      idleTimeoutMs: this.streamIdleMs,
+    });
   }
 
   async importArchive(archive: Readable, migrationId: string): Promise<Checkpoint> {
@@ -54,6 +62,7 @@ export class HttpPeerAgent implements PeerAgent {
         stream: archive,
         contentType: 'application/x-tar',
         timeoutMs: 0,
+        idleTimeoutMs: this.streamIdleMs,
       }),
     );
   }

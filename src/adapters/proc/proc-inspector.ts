@@ -1,6 +1,6 @@
 import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa } from 'execa';
+import { DEFAULT_COMMAND_DEADLINE, runCommand, type CommandDeadline } from '../exec/run-command.js';
 import type { Dumper } from '../../domain/preflight.js';
 import type { Fd, ProcessInfo, ProcessReport } from '../../domain/process.js';
 import type { ProcessInspector } from '../../services/process-inspector.js';
@@ -42,6 +42,8 @@ interface UnixSocket {
  * 300 lines as one mechanism: the /proc parsers (fds, sockets, mounts, status) only this reader uses.
  */
 export class ProcInspector implements ProcessInspector {
+  constructor(private readonly deadline: CommandDeadline = DEFAULT_COMMAND_DEADLINE) {}
+
   async dumper(): Promise<Dumper> {
     const status = await readFile('/proc/self/status', 'utf8');
     const effective = BigInt(`0x${/^CapEff:\s+([0-9a-f]+)$/m.exec(status)?.[1] ?? '0'}`);
@@ -264,7 +266,9 @@ export class ProcInspector implements ProcessInspector {
   /** Unix socket peers by inode: /proc/net/unix has none, ss reads them over sock_diag in the netns. */
   private async unixPeers(pid: number): Promise<Map<number, number>> {
     const peers = new Map<number, number>();
-    const ss = await execa('nsenter', [`--net=/proc/${pid}/ns/net`, 'ss', '-xanH'], { reject: false });
+    const ss = await runCommand('nsenter', [`--net=/proc/${pid}/ns/net`, 'ss', '-xanH'], this.deadline, {
+      reject: false,
+    });
     for (const line of ss.stdout.split('\n')) {
       const f = line.trim().split(/\s+/);
       if (f.length < 8) continue;

@@ -8,3 +8,4 @@ export * from './migration.js';
 export * from './process.js';
 export * from './sidecar.js';
 export * from './schedule.js';
+export * from './deadline.js';
