@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import { createLogger } from './adapters/log/pino-logger.js';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { CriuCheckpointEngine } from './adapters/criu/criu-checkpoint-engine.js';
@@ -51,6 +52,7 @@ async function serve(config: Config, lock: DataDirLock): Promise<Server> {
   const db = openDatabase(path.join(config.dataDir, CATALOG_FILE));
   const store = new FsImageStore(config.dataDir);
   await store.init();
+  const log = createLogger(config.logLevel);
   const docker = new DockerClient(config.dockerSocket, config.dockerTimeoutMs);
   const commands = { ms: config.commandTimeoutMs, setting: DEADLINES.command.setting };
   const journal = new SqliteHostJournal(db);
@@ -59,6 +61,7 @@ async function serve(config: Config, lock: DataDirLock): Promise<Server> {
     runc: config.runc,
     runtimeStateDir: config.runtimeStateDir,
     lazyDumpTimeoutMs: config.lazyDumpTimeoutMs,
+    log,
     commandDeadline: commands,
     ...(config.containerdSocket ? { containerdSocket: config.containerdSocket } : {}),
   });
@@ -68,6 +71,7 @@ async function serve(config: Config, lock: DataDirLock): Promise<Server> {
     freeBytes: async () => (await store.space()).freeBytes,
   });
   const services = createServices({
+    log,
     metrics,
     runtime,
     journal,
@@ -102,7 +106,7 @@ async function serve(config: Config, lock: DataDirLock): Promise<Server> {
   const app = await buildApp({
     ...services,
     token,
-    logLevel: config.logLevel,
+    logger: log,
     metrics,
     metricsPublic: config.metricsPublic,
     bodyTimeoutMs: config.requestBodyTimeoutMs,

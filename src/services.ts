@@ -1,4 +1,5 @@
 import { TarArchiveCodec } from './adapters/archive/tar-archive-codec.js';
+import type { Logger } from './services/logger.js';
 import { CronerCron } from './adapters/cron/croner-cron.js';
 import type { Db } from './adapters/store/database.js';
 import { SqliteCheckpointCatalog } from './adapters/store/sqlite-checkpoint-catalog.js';
@@ -17,7 +18,7 @@ import type { HostJournal } from './services/host-journal.js';
 import type { ImageStore } from './services/image-store.js';
 import { ProcessService } from './services/process-service.js';
 import type { ProcessInspector } from './services/process-inspector.js';
-import { MigrationService } from './services/migration-service.js';
+import { MigrationService } from './services/migration/migration-service.js';
 import type { PeerConnector } from './services/peer-agent.js';
 import type { RootfsChanges } from './services/rootfs-changes.js';
 import { ScheduleService } from './services/schedule-service.js';
@@ -43,6 +44,8 @@ export interface ServiceDeps {
   diskFloor?: DiskFloor;
   /** Where the use cases report durations and outcomes (default: nowhere). */
   metrics?: Metrics;
+  /** Where background work and swallowed failures are logged (default: nowhere). */
+  log?: Logger;
   scheduleGraceMs: number;
   migrationRetentionMs: number;
   /** How long a lazy restore's pages may take before its container is killed (default 600 s). */
@@ -72,6 +75,7 @@ export function createServices(d: ServiceDeps) {
         connector: d.sidecar,
         dataDir: d.dataDir,
         clock: systemCoordinatorClock,
+        ...(d.log ? { log: d.log } : {}),
         ...(d.sidecarCoordinator ? { coordinator: d.sidecarCoordinator } : {}),
       })
     : undefined;
@@ -103,6 +107,7 @@ export function createServices(d: ServiceDeps) {
     clock: d.clock,
     catchUpGraceMs: d.scheduleGraceMs,
     metrics: d.metrics,
+    ...(d.log ? { log: d.log } : {}),
   });
   const migrations = new MigrationService({
     runtime: d.runtime,
@@ -116,6 +121,7 @@ export function createServices(d: ServiceDeps) {
     inspector: d.inspector,
     journal: d.journal,
     settleRetryMs: d.migrationSettleRetryMs,
+    ...(d.log ? { log: d.log } : {}),
     ...(d.migrationSettleTimeoutMs !== undefined ? { settleTimeoutMs: d.migrationSettleTimeoutMs } : {}),
     metrics: d.metrics,
     ...(d.pageServerAddress ? { pageServerAddress: d.pageServerAddress } : {}),

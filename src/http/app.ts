@@ -1,6 +1,6 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import {
   jsonSchemaTransform,
   serializerCompiler,
@@ -10,7 +10,7 @@ import {
 import type { ArchiveService } from '../services/archive-service.js';
 import type { HostService } from '../services/host-service.js';
 import type { ProcessService } from '../services/process-service.js';
-import type { MigrationService } from '../services/migration-service.js';
+import type { MigrationService } from '../services/migration/migration-service.js';
 import type { ScheduleService } from '../services/schedule-service.js';
 import type { CheckpointService } from '../services/checkpoint-service.js';
 import type { HealthService } from '../services/health-service.js';
@@ -44,13 +44,15 @@ export interface AppDeps {
   metrics?: MetricsExposition;
   metricsPublic?: boolean;
   logLevel?: string;
+  /** The process's logger (pino), shared with the services; without it, one of `logLevel`. */
+  logger?: FastifyBaseLogger;
   /** How long a request body may stand still before it is answered 408 (0: never). */
   bodyTimeoutMs?: number;
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: { level: deps.logLevel ?? 'info' },
+    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: { level: deps.logLevel ?? 'info' } }),
     bodyLimit: 1024 * 1024,
     clientErrorHandler,
   }).withTypeProvider<ZodTypeProvider>();

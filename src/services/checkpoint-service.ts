@@ -1,4 +1,6 @@
 import path from 'node:path';
+import { inBackground } from './background.js';
+import { NO_LOGGER } from './logger.js';
 import type {
   Checkpoint,
   PrepareBody,
@@ -47,10 +49,17 @@ export class CheckpointService {
       host: deps.host ?? localHost(),
       guard: deps.guard ?? new DiskGuard(deps.store),
       metrics: deps.metrics ?? NO_METRICS,
+      log: deps.log ?? NO_LOGGER,
       locks: deps.locks ?? new KeyedLocks(),
       leases: new CheckpointLeases(),
       support: new CheckpointSupport(deps.runtime, deps.engine, deps.clock),
-      prepared: new PreparedContainers((entry) => void dropPrepared(this.ctx, entry).catch(() => undefined)),
+      prepared: new PreparedContainers((entry) =>
+        inBackground(
+          this.ctx.log,
+          `removing a prepared container ${entry.containerId}`,
+          dropPrepared(this.ctx, entry),
+        ),
+      ),
     };
   }
 

@@ -1,4 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
+import { NO_LOGGER, type Logger } from '../../services/logger.js';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -7,6 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
  * while Docker reports the container running and unpaused.
  */
 export class CgroupFreezer {
+  constructor(private readonly log: Logger = NO_LOGGER) {}
+
   async isFrozen(pid: number): Promise<boolean> {
     const file = await freezerFile(pid);
     if (!file) return false;
@@ -41,7 +44,12 @@ export class CgroupFreezer {
 
   async thaw(pid: number): Promise<void> {
     const file = await freezerFile(pid);
-    if (file) await writeFile(file.path, file.v2 ? '0' : 'THAWED').catch(() => undefined);
+    if (!file) return;
+    await writeFile(file.path, file.v2 ? '0' : 'THAWED').catch((err: NodeJS.ErrnoException) => {
+      // A cgroup gone with its container has nothing left to thaw; anything else may leave the workload frozen.
+      if (err.code !== 'ENOENT' && err.code !== 'ENODEV')
+        this.log.error({ pid, file: file.path, err: err.message }, 'could not thaw a cgroup');
+    });
   }
 }
 

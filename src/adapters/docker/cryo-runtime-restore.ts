@@ -1,4 +1,6 @@
 import { access, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { inBackground } from '../../services/background.js';
+import { NO_LOGGER, type Logger } from '../../services/logger.js';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ContainerCriuOptions } from '../../domain/checkpoint.js';
@@ -75,6 +77,7 @@ export class CryoRuntimeRestore {
     private readonly client: DockerClient,
     private readonly journal: HostJournal,
     private readonly stateDir = DEFAULT_RUNTIME_STATE_DIR,
+    private readonly log: Logger = NO_LOGGER,
   ) {}
 
   /** How a lazy restore of this container stands; undefined when it was not restored lazily here. */
@@ -135,7 +138,12 @@ export class CryoRuntimeRestore {
           `container ${containerId.slice(0, 12)} started without cryo's runtime restoring it; it was stopped again`,
         );
       }
-      if (held) void this.putPolicyBack(held).catch(() => undefined);
+      if (held)
+        inBackground(
+          this.log,
+          `putting back the restart policy of ${containerId.slice(0, 12)}`,
+          this.putPolicyBack(held),
+        );
     } finally {
       await removeRuntimeMarker(marker);
       this.journal.end(intent);
@@ -146,12 +154,16 @@ export class CryoRuntimeRestore {
   resumeHeldPolicies(): void {
     for (const { id, intent } of this.journal.pending())
       if (intent.kind === HostIntentKind.RESTART_POLICY && intent.untilPagesBy !== undefined)
-        void this.putPolicyBack({
-          entry: id,
-          containerId: intent.containerId,
-          policy: { Name: intent.policy.Name, MaximumRetryCount: intent.policy.MaximumRetryCount ?? 0 },
-          deadline: intent.untilPagesBy,
-        }).catch(() => undefined);
+        inBackground(
+          this.log,
+          `putting back the restart policy of ${intent.containerId.slice(0, 12)}`,
+          this.putPolicyBack({
+            entry: id,
+            containerId: intent.containerId,
+            policy: { Name: intent.policy.Name, MaximumRetryCount: intent.policy.MaximumRetryCount ?? 0 },
+            deadline: intent.untilPagesBy,
+          }),
+        );
   }
 
   /** Journaled until it is back, so that a restarted cryo puts it back once the pages are in. */

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import type { Logger } from '../../services/logger.js';
 import type { CommandDeadline } from '../exec/run-command.js';
 import path from 'node:path';
 import type Docker from 'dockerode';
@@ -53,6 +54,8 @@ export interface DockerContainerRuntimeOptions {
   lazyDumpTimeoutMs?: number;
   /** The deadline of the helper commands (ctr). */
   commandDeadline?: CommandDeadline;
+  /** Where failures that the runtime swallows (a thaw, a restart policy put back in the background) are logged. */
+  log?: Logger;
 }
 
 /** The first Docker whose `start --checkpoint` binds /proc/0/ns/net (moby/moby#50750). */
@@ -71,7 +74,7 @@ export class DockerContainerRuntime implements ContainerRuntime {
   private readonly runc: RuncCheckpointer;
   private readonly runcDump: RuncDump;
   private readonly leftovers: ContainerdLeftovers;
-  private readonly freezer = new CgroupFreezer();
+  private readonly freezer: CgroupFreezer;
   private readonly runtimeRestore: CryoRuntimeRestore;
 
   constructor(
@@ -80,6 +83,7 @@ export class DockerContainerRuntime implements ContainerRuntime {
     private readonly options: DockerContainerRuntimeOptions = {},
   ) {
     this.execRoot = options.execRoot ?? '/var/run/docker';
+    this.freezer = new CgroupFreezer(options.log);
     this.runc = new RuncCheckpointer(options.runc);
     this.runcDump = new RuncDump(
       client,
@@ -89,7 +93,7 @@ export class DockerContainerRuntime implements ContainerRuntime {
       this.freezer,
       options.lazyDumpTimeoutMs,
     );
-    this.runtimeRestore = new CryoRuntimeRestore(client, journal, options.runtimeStateDir);
+    this.runtimeRestore = new CryoRuntimeRestore(client, journal, options.runtimeStateDir, options.log);
     this.leftovers = new ContainerdLeftovers(
       new ContainerdCtl(this.execRoot, options.containerdSocket, options.commandDeadline),
       journal,

@@ -95,11 +95,12 @@ export async function runcLazyCheckpoint(
     });
     status.once('error', reject);
   });
-  ready.catch(() => undefined);
-  void ready.finally(() => {
+  // Whichever way it goes (a finally() of its own would reject again, unobserved, when the dump fails).
+  const closeStatus = () => {
     status.destroy();
-    void rm(fifo, { force: true });
-  });
+    rm(fifo, { force: true }).catch(() => undefined);
+  };
+  ready.then(closeStatus, closeStatus);
   const abort = async () => {
     await hangUp(pageServer);
     const ended = await Promise.race([

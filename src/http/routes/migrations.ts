@@ -9,7 +9,7 @@ import {
   type Migration,
 } from '../../domain/migration.js';
 import { ContainerRefSchema } from '../../domain/names.js';
-import type { MigrationService } from '../../services/migration-service.js';
+import type { MigrationService } from '../../services/migration/migration-service.js';
 
 const errors = peerErrorResponses;
 const params = z.object({ id: z.string().regex(/^[0-9a-z]{8,64}$/) });

@@ -1,4 +1,5 @@
 import type { ManifestEntry } from '../../domain/manifest.js';
+import type { Logger } from '../logger.js';
 import type { CheckpointCatalog } from '../checkpoint-catalog.js';
 import type { CheckpointEngine } from '../checkpoint-engine.js';
 import type { Clock } from '../clock.js';
@@ -47,6 +48,8 @@ export interface CheckpointServiceDeps {
   /** Free space for a dump (default: the store's, with no floor). */
   guard?: DiskGuard;
   metrics?: Metrics;
+  /** Where swallowed failures of best-effort steps are logged (default: nowhere). */
+  log?: Logger;
 }
 
 /** The deps with their defaults filled in, and the state the use cases share. */
@@ -54,6 +57,7 @@ export interface CheckpointContext extends CheckpointServiceDeps {
   host: HostInfo;
   guard: DiskGuard;
   metrics: Metrics;
+  log: Logger;
   locks: KeyedLocks;
   leases: CheckpointLeases;
   support: CheckpointSupport;

@@ -1,4 +1,5 @@
 import type { Checkpoint, RestoreResult } from '../../domain/checkpoint.js';
+import { logged } from '../background.js';
 import {
   ApplicationRestoreFailedError,
   ContainerRunningError,
@@ -45,7 +46,8 @@ export async function restoreApplication(ctx: CheckpointContext, job: RestoreJob
     return { container: target, restoreMs: clock.now() - started, application: loaded };
   } catch (err) {
     if (created) await runtime.remove(target.id);
-    else await runtime.stop(target.id).catch(() => undefined);
+    else
+      await runtime.stop(target.id).catch(logged(ctx.log, `stopping ${target.name} after a failed restore`));
     throw err;
   } finally {
     release();

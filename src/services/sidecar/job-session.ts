@@ -1,4 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises';
+import { logged } from '../background.js';
+import { NO_LOGGER, type Logger } from '../logger.js';
 import path from 'node:path';
 import { OPERATORS_SHARED_DIR, operatorCheckpointDir } from '../../domain/layout.js';
 import type { Decoded } from '../../domain/sidecar/frame-codec.js';
@@ -26,6 +28,7 @@ export class JobSession implements CoordinatorStore {
     private readonly counterFile: string,
     private readonly floor: number,
     create: (store: CoordinatorStore, send: (frame: Frame) => void) => CheckpointCoordinator,
+    private readonly log: Logger = NO_LOGGER,
   ) {
     this.coordinator = create(this, (frame) => this.send(frame));
   }
@@ -89,7 +92,8 @@ export class JobSession implements CoordinatorStore {
     }
     // `complete` waits until the whole checkpoint is published (SidecarService.finish).
     if (frame.type === 'complete') return;
-    this.channel?.send(frame).catch(() => undefined);
+    // A job gone meanwhile: its session learns so from the channel's close.
+    this.channel?.send(frame).catch(logged(this.log, `sending ${frame.type} to job ${this.job}`));
   }
 
   private async onFrame({ frame, payload }: Decoded): Promise<void> {

@@ -1,4 +1,6 @@
 import { createReadStream } from 'node:fs';
+import { logged } from '../background.js';
+import { NO_LOGGER, type Logger } from '../logger.js';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
@@ -41,6 +43,8 @@ export interface SidecarServiceDeps {
   /** How long to wait for a job's socket and register, and for a restore to be loaded. */
   connectTimeoutMs?: number;
   restoreTimeoutMs?: number;
+  /** Where swallowed failures (a frame a job could not take) are logged. */
+  log?: Logger;
 }
 
 export interface CutOptions {
@@ -135,7 +139,12 @@ export class SidecarService {
             reason: 'the checkpoint failed',
           };
     const channel =
-      cut.channel ?? (await this.deps.connector.connect(pid, { timeoutMs: 5_000 }).catch(() => undefined));
+      cut.channel ??
+      (await this.deps.connector
+        .connect(pid, { timeoutMs: 5_000 })
+        .catch(
+          logged(this.deps.log ?? NO_LOGGER, `reaching job ${pid}'s sidecar to ${outcome} a checkpoint`),
+        ));
     if (!channel) return;
     try {
       await channel.send(frame);
@@ -237,6 +246,7 @@ export class SidecarService {
         register.lastCheckpointId,
         (store, send) =>
           new CheckpointCoordinator(topology, store, this.deps.clock, send, this.deps.coordinator),
+        this.deps.log,
       );
       this.sessions.set(key, session);
     }
