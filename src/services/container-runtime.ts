@@ -92,12 +92,35 @@ export interface CreateTarget {
   keepVolumes: boolean;
 }
 
-export interface ContainerRuntime {
+/** What the engine is and can do. */
+export interface EngineInfo {
   version(): Promise<RuntimeVersion>;
+}
+
+/** Containers themselves: find, create, start, stop, remove. */
+export interface ContainerLifecycle {
   /** Resolves an id, unique id prefix or name; undefined when no container matches. */
   inspect(ref: string): Promise<ContainerInfo | undefined>;
   /** Containers that cryo created for a restore, from one checkpoint or any. */
   listRestored(checkpointId?: string): Promise<RestoredContainer[]>;
+  /** Creates (does not start) a container from another container's config (`docker inspect` output). */
+  createFromConfig(config: unknown, target: CreateTarget): Promise<{ id: string; name: string }>;
+  /** Renames a container, running or not. */
+  rename(containerId: string, name: string): Promise<void>;
+  remove(containerId: string): Promise<void>;
+  /** Starts a created or stopped container afresh (no checkpoint). */
+  start(containerId: string): Promise<void>;
+  /** Stops a running container (SIGTERM, then SIGKILL after the engine's grace period). */
+  stop(containerId: string): Promise<void>;
+  /** Writes one file into a container's root filesystem (created or stopped), creating its directories. */
+  putFile(containerId: string, file: string, content: Buffer): Promise<void>;
+  /** The OCI runtime spec the container runs with (while it runs), or undefined. */
+  runtimeSpec(containerId: string): Promise<unknown>;
+  volumeNames(): Promise<Set<string>>;
+}
+
+/** Dumps, and the freeze around them. */
+export interface ContainerCheckpointing {
   /** Dumps the container with CRIU; throws CriuError with CRIU's log tail on failure. */
   checkpoint(containerId: string, request: CheckpointRequest): Promise<RuntimeCheckpointResult>;
   /** Makes sure the container is neither paused nor frozen (after a checkpoint, failed or not). */
@@ -111,15 +134,15 @@ export interface ContainerRuntime {
    * frozen, then thawed, and die; resolves once the engine shows it exited (its restart policy held meanwhile).
    */
   stopFrozen(containerId: string): Promise<void>;
-  /** Creates (does not start) a container from another container's config (`docker inspect` output). */
-  createFromConfig(config: unknown, target: CreateTarget): Promise<{ id: string; name: string }>;
+}
+
+/** Restores from CRIU's images. */
+export interface ContainerRestore {
   /**
    * Whether this container can be restored in place with these options; false when it can only be replaced by a
    * new container of the same name and config (a runtime that cannot restore it in place).
    */
   restoresInPlace(containerId: string, criu: ContainerCriuOptions): Promise<boolean>;
-  /** Renames a container, running or not. */
-  rename(containerId: string, name: string): Promise<void>;
   /**
    * Starts a created or stopped container from the CRIU images in `imagesDir`, with the dump's CRIU options; with
    * `lazy`, its memory pages come from a page server while it runs, and it is killed should they stop coming.
@@ -135,15 +158,10 @@ export interface ContainerRuntime {
    * back once its pages are all in (never for a container killed for want of them).
    */
   resumeLazyRestores(): void;
-  remove(containerId: string): Promise<void>;
-  /** Starts a created or stopped container afresh (no checkpoint). */
-  start(containerId: string): Promise<void>;
-  /** Stops a running container (SIGTERM, then SIGKILL after the engine's grace period). */
-  stop(containerId: string): Promise<void>;
-  /** Writes one file into a container's root filesystem (created or stopped), creating its directories. */
-  putFile(containerId: string, file: string, content: Buffer): Promise<void>;
-  /** The OCI runtime spec the container runs with (while it runs), or undefined. */
-  runtimeSpec(containerId: string): Promise<unknown>;
+}
+
+/** The engine's images. */
+export interface EngineImages {
   imageExists(ref: string): Promise<boolean>;
   /** The diff ids of an image's layers; undefined when there is no such image. */
   imageLayers(ref: string): Promise<string[] | undefined>;
@@ -156,5 +174,8 @@ export interface ContainerRuntime {
   saveImage(ref: string): Promise<NodeJS.ReadableStream>;
   /** Loads a `docker save` tar stream. */
   loadImage(tar: NodeJS.ReadableStream): Promise<void>;
-  volumeNames(): Promise<Set<string>>;
 }
+
+/** A container engine, every capability cryo uses. */
+export interface ContainerRuntime
+  extends EngineInfo, ContainerLifecycle, ContainerCheckpointing, ContainerRestore, EngineImages {}
