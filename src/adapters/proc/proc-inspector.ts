@@ -1,45 +1,17 @@
 import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DEFAULT_COMMAND_DEADLINE, runCommand, type CommandDeadline } from '../exec/run-command.js';
+import { DEFAULT_COMMAND_DEADLINE, type CommandDeadline } from '../exec/run-command.js';
 import type { Dumper } from '../../domain/preflight.js';
 import type { Fd, ProcessInfo, ProcessReport } from '../../domain/process.js';
 import type { ProcessInspector } from '../../services/process-inspector.js';
+import { inetSockets, unixPeers, unixSockets, type InetSocket, type UnixSocket } from './proc-sockets.js';
 
 /** capability(7): lets a process read and set another user's resource limits, as CRIU does for every task. */
 const CAP_SYS_RESOURCE = 24n;
 
-const TCP_STATES: Record<string, string> = {
-  '01': 'ESTABLISHED',
-  '02': 'SYN_SENT',
-  '03': 'SYN_RECV',
-  '04': 'FIN_WAIT1',
-  '05': 'FIN_WAIT2',
-  '06': 'TIME_WAIT',
-  '07': 'CLOSE',
-  '08': 'CLOSE_WAIT',
-  '09': 'LAST_ACK',
-  '0A': 'LISTEN',
-  '0B': 'CLOSING',
-};
-const UNIX_TYPES: Record<string, string> = { '0001': 'stream', '0002': 'dgram', '0005': 'seqpacket' };
-
-interface InetSocket {
-  proto: string;
-  local: string;
-  remote: string;
-  state: string;
-}
-
-interface UnixSocket {
-  type: string;
-  state: string;
-  path?: string;
-  peerInode?: number;
-}
-
 /**
- * Reads a process tree's state from /proc, and unix socket peers with `ss` inside its network namespace. Over
- * 300 lines as one mechanism: the /proc parsers (fds, sockets, mounts, status) only this reader uses.
+ * Reads a process tree's state from /proc (its sockets through proc-sockets.ts): the /proc parsers (fds, mounts,
+ * status) only this reader uses.
  */
 export class ProcInspector implements ProcessInspector {
   constructor(private readonly deadline: CommandDeadline = DEFAULT_COMMAND_DEADLINE) {}
@@ -74,13 +46,13 @@ export class ProcInspector implements ProcessInspector {
 
   async report(root: number): Promise<ProcessReport> {
     const pids = await this.tree(root);
-    const [inet, unix] = await Promise.all([this.inetSockets(root), this.unixSockets(root)]);
+    const [inet, unix] = await Promise.all([inetSockets(root), unixSockets(root)]);
     const processes = (
       await Promise.all(pids.map((pid) => this.process(pid, inet, unix).catch(() => undefined)))
     ).filter((p): p is ProcessInfo => p !== undefined);
     const unixFds = processes.flatMap((p) => p.fds.filter((f) => f.kind === 'unix' && f.socket));
     if (unixFds.length > 0) {
-      const peers = await this.unixPeers(root);
+      const peers = await unixPeers(root, this.deadline);
       for (const f of unixFds) {
         const peer = peers.get(f.inode ?? NaN);
         if (peer !== undefined && f.socket) f.socket.peerInode = peer;
@@ -225,58 +197,6 @@ export class ProcInspector implements ProcessInspector {
     }
     return out;
   }
-
-  private async inetSockets(pid: number): Promise<Map<number, InetSocket>> {
-    const out = new Map<number, InetSocket>();
-    for (const proto of ['tcp', 'tcp6', 'udp', 'udp6']) {
-      const text = await readFile(`/proc/${pid}/net/${proto}`, 'utf8').catch(() => '');
-      for (const line of text.split('\n').slice(1)) {
-        const f = line.trim().split(/\s+/);
-        if (f.length < 10) continue;
-        out.set(Number(f[9]), {
-          proto,
-          local: address(f[1]!),
-          remote: address(f[2]!),
-          state: proto.startsWith('tcp')
-            ? (TCP_STATES[f[3]!] ?? f[3]!)
-            : f[3] === '01'
-              ? 'ESTABLISHED'
-              : 'UNCONN',
-        });
-      }
-    }
-    return out;
-  }
-
-  private async unixSockets(pid: number): Promise<Map<number, UnixSocket>> {
-    const out = new Map<number, UnixSocket>();
-    const text = await readFile(`/proc/${pid}/net/unix`, 'utf8').catch(() => '');
-    for (const line of text.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length < 7) continue;
-      out.set(Number(f[6]), {
-        type: UNIX_TYPES[f[4]!] ?? f[4]!,
-        state: f[5] === '03' ? 'connected' : f[5] === '01' ? 'unconnected' : f[5]!,
-        ...(f[7] ? { path: f[7] } : {}),
-      });
-    }
-    return out;
-  }
-
-  /** Unix socket peers by inode: /proc/net/unix has none, ss reads them over sock_diag in the netns. */
-  private async unixPeers(pid: number): Promise<Map<number, number>> {
-    const peers = new Map<number, number>();
-    const ss = await runCommand('nsenter', [`--net=/proc/${pid}/ns/net`, 'ss', '-xanH'], this.deadline, {
-      reject: false,
-    });
-    for (const line of ss.stdout.split('\n')) {
-      const f = line.trim().split(/\s+/);
-      if (f.length < 8) continue;
-      const peer = Number(f[7]);
-      if (peer > 0) peers.set(Number(f[5]), peer);
-    }
-    return peers;
-  }
 }
 
 /** The process's start time (field 22 of /proc/<pid>/stat), which tells a reused pid apart. */
@@ -399,25 +319,6 @@ async function classify(
   if (st?.isDirectory()) return { fd, kind: 'directory', target };
   if (st?.isFile() || deleted) return { fd, kind: 'file', target, deleted };
   return { fd, kind: 'other', target };
-}
-
-/** "0100007F:1F90" -> "127.0.0.1:8080"; IPv6 words are little-endian too. */
-function address(hex: string): string {
-  const [ip, port] = hex.split(':');
-  const p = Number.parseInt(port ?? '0', 16);
-  if (!ip) return `?:${p}`;
-  if (ip.length === 8) {
-    const b = Buffer.from(ip, 'hex').reverse();
-    return `${[...b].join('.')}:${p}`;
-  }
-  const words: string[] = [];
-  for (let i = 0; i < 32; i += 8) {
-    const w = Buffer.from(ip.slice(i, i + 8), 'hex')
-      .reverse()
-      .toString('hex');
-    words.push(w.slice(0, 4), w.slice(4));
-  }
-  return `[${words.map((w) => w.replace(/^0+(?=.)/, '')).join(':')}]:${p}`;
 }
 
 /** The Uid: or Gid: line of /proc/<pid>/status: real, effective, saved, filesystem. */
