@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import { localHost } from './adapters/host/local-host.js';
 import { createLogger } from './adapters/log/pino-logger.js';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -12,7 +13,7 @@ import { openDatabase } from './adapters/store/database.js';
 import { lockDataDir, type DataDirLock } from './adapters/store/data-dir-lock.js';
 import { SqliteHostJournal } from './adapters/store/sqlite-host-journal.js';
 import { DockerHostUndo } from './adapters/docker/docker-host-undo.js';
-import { recoverHostState } from './services/recover-host-state.js';
+import { recoverHostState } from './services/host/recover-host-state.js';
 import { UnixSidecarConnector } from './adapters/sidecar/unix-sidecar-connector.js';
 import { HttpPeerAgent } from './adapters/peer/http-peer-agent.js';
 import { ProcInspector } from './adapters/proc/proc-inspector.js';
@@ -21,8 +22,8 @@ import { loadOrCreateToken } from './adapters/store/token-file.js';
 import type { Config } from './config.js';
 import { DEADLINES } from './defaults.js';
 import { buildApp } from './http/app.js';
-import { systemClock } from './services/clock.js';
-import { createServices } from './services.js';
+import { systemClock } from './services/ports/clock.js';
+import { createServices } from './wire-services.js';
 
 export const CATALOG_FILE = 'cryo.db';
 
@@ -71,6 +72,7 @@ async function serve(config: Config, lock: DataDirLock): Promise<Server> {
     freeBytes: async () => (await store.space()).freeBytes,
   });
   const services = createServices({
+    host: localHost(),
     log,
     metrics,
     runtime,

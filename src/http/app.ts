@@ -7,14 +7,14 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
-import type { ArchiveService } from '../services/archive-service.js';
-import type { HostService } from '../services/host-service.js';
-import type { ProcessService } from '../services/process-service.js';
+import type { ArchiveService } from '../services/archive/archive-service.js';
+import type { HostService } from '../services/host/host-service.js';
+import type { ProcessService } from '../services/process/process-service.js';
 import type { MigrationService } from '../services/migration/migration-service.js';
-import type { ScheduleService } from '../services/schedule-service.js';
-import type { CheckpointService } from '../services/checkpoint-service.js';
-import type { HealthService } from '../services/health-service.js';
-import type { MetricsExposition } from '../services/metrics.js';
+import type { ScheduleService } from '../services/schedule/schedule-service.js';
+import type { CheckpointService } from '../services/checkpoint/checkpoint-service.js';
+import type { HealthService } from '../services/health/health-service.js';
+import type { MetricsExposition } from '../services/ports/metrics.js';
 import { CRYO_VERSION } from '../version.js';
 import { installAuth } from './auth.js';
 import { installBodyDeadline } from './body-deadline.js';

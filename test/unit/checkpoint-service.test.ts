@@ -1,4 +1,5 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { TEST_HOST } from './fakes.js';
 import os from 'node:os';
 import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
@@ -8,13 +9,13 @@ import { SqliteCheckpointCatalog } from '../../src/adapters/store/sqlite-checkpo
 import { TarArchiveCodec } from '../../src/adapters/archive/tar-archive-codec.js';
 import { AppError, CriuError, DockerError, ErrorCode } from '../../src/domain/errors/index.js';
 import { CHECKPOINT_IMAGES_DIR } from '../../src/domain/layout.js';
-import { CheckpointService } from '../../src/services/checkpoint-service.js';
-import { DiskGuard, type DiskFloor } from '../../src/services/disk-guard.js';
-import type { ImageStore } from '../../src/services/image-store.js';
+import { CheckpointService } from '../../src/services/checkpoint/checkpoint-service.js';
+import { DiskGuard, type DiskFloor } from '../../src/services/support/disk-guard.js';
+import type { ImageStore } from '../../src/services/ports/image-store.js';
 import { readManifest } from '../../src/services/checkpoint/manifest.js';
-import { newId } from '../../src/services/ids.js';
+import { newId } from '../../src/services/support/ids.js';
 import type { SidecarService } from '../../src/services/sidecar/sidecar-service.js';
-import type { ProcessInspector } from '../../src/services/process-inspector.js';
+import type { ProcessInspector } from '../../src/services/ports/process-inspector.js';
 import { FakeEngine, FakeRootfs, FakeRuntime } from './fakes.js';
 
 interface Ctx {
@@ -45,6 +46,7 @@ test.beforeEach(async (t) => {
     db,
     described: [],
     service: new CheckpointService({
+      host: TEST_HOST,
       runtime,
       engine: new FakeEngine(),
       catalog,
@@ -199,6 +201,7 @@ test('a restore into a new container applies the root-filesystem changes only wh
   const { dir, db, runtime } = t.context;
   const rootfs = new FakeRootfs();
   const service = new CheckpointService({
+    host: TEST_HOST,
     runtime,
     engine: new FakeEngine(),
     catalog: new SqliteCheckpointCatalog(db),
@@ -269,6 +272,7 @@ test('restore mode auto falls back to the operator state when the CRIU restore f
   await store.init();
   let now = 2_000_000;
   const service = new CheckpointService({
+    host: TEST_HOST,
     runtime,
     engine: new FakeEngine(),
     catalog: new SqliteCheckpointCatalog(db),
@@ -309,6 +313,7 @@ test('a storage driver cryo cannot read is refused before anything is frozen: th
   const store = new FsImageStore(path.join(dir, 'other'));
   await store.init();
   const service = new CheckpointService({
+    host: TEST_HOST,
     runtime,
     engine: new FakeEngine(),
     catalog: new SqliteCheckpointCatalog(db),
@@ -333,6 +338,7 @@ function withRoom(
   guard?: DiskGuard,
 ): CheckpointService {
   return new CheckpointService({
+    host: TEST_HOST,
     runtime: ctx.runtime,
     engine: new FakeEngine(),
     catalog: new SqliteCheckpointCatalog(ctx.db),

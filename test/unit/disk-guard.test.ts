@@ -4,7 +4,7 @@ import path from 'node:path';
 import test from 'ava';
 import { openDatabase } from '../../src/adapters/store/database.js';
 import { AppError, ErrorCode } from '../../src/domain/errors/index.js';
-import { systemClock } from '../../src/services/clock.js';
+import { systemClock } from '../../src/services/ports/clock.js';
 import { fakeServices } from './fake-services.js';
 
 test('an import whose announced entries would go below the floor is refused before anything is written', async (t) => {

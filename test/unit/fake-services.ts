@@ -1,10 +1,10 @@
 import type { Db } from '../../src/adapters/store/database.js';
 import { FsImageStore } from '../../src/adapters/store/fs-image-store.js';
-import type { Clock } from '../../src/services/clock.js';
-import type { HostJournal } from '../../src/services/host-journal.js';
-import type { PeerConnector } from '../../src/services/peer-agent.js';
-import { createServices, type ServiceDeps, type Services } from '../../src/services.js';
-import { FakeEngine, FakeInspector, FakeRootfs, FakeRuntime } from './fakes.js';
+import type { Clock } from '../../src/services/ports/clock.js';
+import type { HostJournal } from '../../src/services/ports/host-journal.js';
+import type { PeerConnector } from '../../src/services/ports/peer-agent.js';
+import { createServices, type ServiceDeps, type Services } from '../../src/wire-services.js';
+import { FakeEngine, FakeInspector, FakeRootfs, FakeRuntime, TEST_HOST } from './fakes.js';
 
 /** Every service on fake Docker and CRIU adapters, with the real stores in `dir`. */
 export async function fakeServices(
@@ -22,6 +22,7 @@ export async function fakeServices(
   const store = new FsImageStore(dir);
   await store.init();
   const services = createServices({
+    host: TEST_HOST,
     runtime,
     engine: new FakeEngine(),
     rootfs: new FakeRootfs(),

@@ -3,14 +3,14 @@ import path from 'node:path';
 import type { RestoredContainer } from '../../src/domain/checkpoint.js';
 import { LABEL_RESTORED_FROM } from '../../src/domain/labels.js';
 import { HostIntentKind } from '../../src/domain/host-intent.js';
-import type { HostJournal } from '../../src/services/host-journal.js';
+import type { HostJournal } from '../../src/services/ports/host-journal.js';
 import type { Dumper } from '../../src/domain/preflight.js';
 import type { ProcessReport } from '../../src/domain/process.js';
-import type { ProcessInspector } from '../../src/services/process-inspector.js';
+import type { ProcessInspector } from '../../src/services/ports/process-inspector.js';
 import type { MountRecord } from '../../src/domain/manifest.js';
-import type { RootfsChanges, RootfsSource, RootfsSummary } from '../../src/services/rootfs-changes.js';
-import type { DumpResult, EngineRestoreResult } from '../../src/services/checkpoint-engine.js';
-import type { CheckpointEngine } from '../../src/services/checkpoint-engine.js';
+import type { RootfsChanges, RootfsSource, RootfsSummary } from '../../src/services/ports/rootfs-changes.js';
+import type { DumpResult, EngineRestoreResult } from '../../src/services/ports/checkpoint-engine.js';
+import type { CheckpointEngine } from '../../src/services/ports/checkpoint-engine.js';
 import type {
   CheckpointRequest,
   RuntimeCheckpointResult,
@@ -18,7 +18,8 @@ import type {
   ContainerRuntime,
   CreateTarget,
   RuntimeVersion,
-} from '../../src/services/container-runtime.js';
+  PageServerAddress,
+} from '../../src/services/ports/container-runtime.js';
 import { RootfsUnsupportedError } from '../../src/domain/errors/index.js';
 import type { ImageIdentity } from '../../src/domain/manifest.js';
 
@@ -148,6 +149,13 @@ export class FakeRuntime implements ContainerRuntime {
 
   async canHoldFrozen(): Promise<boolean> {
     return this.holds;
+  }
+
+  /** Page servers hung up on (a restarted cryo ending a post-copy's). */
+  hungUp: PageServerAddress[] = [];
+
+  async hangUpPageServer(address: PageServerAddress): Promise<void> {
+    this.hungUp.push(address);
   }
 
   async stopFrozen(containerId: string): Promise<void> {
@@ -292,6 +300,9 @@ export class FakeRootfs implements RootfsChanges {
   async applyVolumes(): Promise<void> {}
   async flush(): Promise<void> {}
 }
+
+/** The host the fakes run on, as manifests record it. */
+export const TEST_HOST = { kernel: '6.18.0-test', arch: 'x86_64', hostname: 'unit-test' };
 
 /** A process inspector that sees an empty, harmless tree. */
 export class FakeInspector implements ProcessInspector {

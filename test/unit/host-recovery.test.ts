@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { TEST_HOST } from './fakes.js';
 import os from 'node:os';
 import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
@@ -9,10 +10,10 @@ import { FsImageStore } from '../../src/adapters/store/fs-image-store.js';
 import { DockerError, ErrorCode, type AppError } from '../../src/domain/errors/index.js';
 import { LABEL_RESTORED_FROM } from '../../src/domain/labels.js';
 import { HostIntentKind, type HostIntent } from '../../src/domain/host-intent.js';
-import { CheckpointService } from '../../src/services/checkpoint-service.js';
-import type { HostStateUndo } from '../../src/services/host-journal.js';
-import { newId } from '../../src/services/ids.js';
-import { recoverHostState } from '../../src/services/recover-host-state.js';
+import { CheckpointService } from '../../src/services/checkpoint/checkpoint-service.js';
+import type { HostStateUndo } from '../../src/services/ports/host-journal.js';
+import { newId } from '../../src/services/support/ids.js';
+import { recoverHostState } from '../../src/services/host/recover-host-state.js';
 import { FakeEngine, FakeRootfs, FakeRuntime } from './fakes.js';
 
 interface Ctx {
@@ -129,6 +130,7 @@ test('a stop-mode checkpoint that fails after its dump starts the container agai
   const store = new FsImageStore(path.join(dir, 'store'));
   await store.init();
   const service = new CheckpointService({
+    host: TEST_HOST,
     runtime,
     engine: new FakeEngine(),
     catalog,

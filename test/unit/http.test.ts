@@ -6,7 +6,7 @@ import anyTest, { type TestFn } from 'ava';
 import type { FastifyInstance } from 'fastify';
 import { openDatabase, type Db } from '../../src/adapters/store/database.js';
 import { buildApp } from '../../src/http/app.js';
-import { systemClock } from '../../src/services/clock.js';
+import { systemClock } from '../../src/services/ports/clock.js';
 import { fakeServices } from './fake-services.js';
 import { sleep } from '../../harness/containers.js';
 import type { FakeRuntime } from './fakes.js';

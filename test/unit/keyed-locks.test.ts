@@ -1,6 +1,6 @@
 import test from 'ava';
 import { ErrorCode, OperationInProgressError } from '../../src/domain/errors/index.js';
-import { KeyedLocks } from '../../src/services/keyed-locks.js';
+import { KeyedLocks } from '../../src/services/support/keyed-locks.js';
 
 test('a second operation on a held key is refused at once with CHECKPOINT_IN_PROGRESS', (t) => {
   const locks = new KeyedLocks();

@@ -7,7 +7,7 @@ import { openDatabase } from '../../src/adapters/store/database.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
 import { CriuError } from '../../src/domain/errors/index.js';
 import { buildApp } from '../../src/http/app.js';
-import { systemClock } from '../../src/services/clock.js';
+import { systemClock } from '../../src/services/ports/clock.js';
 import { parseMetrics } from '../../harness/metrics-text.js';
 import { fakeServices } from './fake-services.js';
 

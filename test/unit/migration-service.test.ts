@@ -14,9 +14,13 @@ import type {
 } from '../../src/domain/checkpoint.js';
 import { ErrorCode, TargetError } from '../../src/domain/errors/index.js';
 import type { CreateMigrationBody, HostInfoReport, Migration } from '../../src/domain/migration.js';
-import { systemClock } from '../../src/services/clock.js';
-import { localHost } from '../../src/services/host-info.js';
-import type { CheckpointRemoval, PeerAgent, PeerRestoreOptions } from '../../src/services/peer-agent.js';
+import { systemClock } from '../../src/services/ports/clock.js';
+import { localHost } from '../../src/adapters/host/local-host.js';
+import type {
+  CheckpointRemoval,
+  PeerAgent,
+  PeerRestoreOptions,
+} from '../../src/services/ports/peer-agent.js';
 import { sleep } from '../../harness/containers.js';
 import { fakeServices } from './fake-services.js';
 import { FakeEngine, type FakeRuntime } from './fakes.js';

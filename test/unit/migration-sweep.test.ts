@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import test from 'ava';
 import { openDatabase } from '../../src/adapters/store/database.js';
 import { SqliteCheckpointCatalog } from '../../src/adapters/store/sqlite-checkpoint-catalog.js';
-import { newId } from '../../src/services/ids.js';
+import { newId } from '../../src/services/support/ids.js';
 import { fakeServices } from './fake-services.js';
 
 async function tempDir(t: { teardown: (fn: () => Promise<void>) => void }): Promise<string> {

@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { TEST_HOST } from './fakes.js';
 import os from 'node:os';
 import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
@@ -9,8 +10,8 @@ import { SqliteCheckpointCatalog } from '../../src/adapters/store/sqlite-checkpo
 import { SqliteScheduleStore } from '../../src/adapters/store/sqlite-schedule-store.js';
 import { AppError, ErrorCode } from '../../src/domain/errors/index.js';
 import { CreateScheduleBodySchema, type CreateScheduleBody } from '../../src/domain/schedule.js';
-import { CheckpointService } from '../../src/services/checkpoint-service.js';
-import { ScheduleService } from '../../src/services/schedule-service.js';
+import { CheckpointService } from '../../src/services/checkpoint/checkpoint-service.js';
+import { ScheduleService } from '../../src/services/schedule/schedule-service.js';
 import { FakeEngine, FakeRootfs, FakeRuntime } from './fakes.js';
 
 const CONTAINER = 'c'.repeat(64);
@@ -36,6 +37,7 @@ test.beforeEach(async (t) => {
   const store = new FsImageStore(dir);
   await store.init();
   const checkpoints = new CheckpointService({
+    host: TEST_HOST,
     runtime,
     engine: new FakeEngine(),
     catalog: new SqliteCheckpointCatalog(db),

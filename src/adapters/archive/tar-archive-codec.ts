@@ -10,7 +10,7 @@ import type { Compression } from '../../domain/checkpoint.js';
 import { AppError, ArchiveInvalidError } from '../../domain/errors/index.js';
 import { ARCHIVE_FORMAT_VERSION, CRYO_MANIFEST } from '../../domain/layout.js';
 import { ManifestSchema, type Manifest, type ManifestEntry } from '../../domain/manifest.js';
-import type { ArchiveCodec, ExtractLimits } from '../../services/archive-codec.js';
+import type { ArchiveCodec, ExtractLimits } from '../../services/ports/archive-codec.js';
 import { compress, decompress, detectCompression, peek } from './compression.js';
 import { FileWrites } from './file-writes.js';
 import { walkRelative, type TarHeader } from './tar-pack.js';

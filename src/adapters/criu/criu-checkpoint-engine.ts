@@ -3,7 +3,11 @@ import path from 'node:path';
 import { execa, ExecaError } from 'execa';
 import { CriuUnavailableError } from '../../domain/errors/index.js';
 import type { CriuOptions } from '../../domain/process.js';
-import type { CheckpointEngine, DumpResult, EngineRestoreResult } from '../../services/checkpoint-engine.js';
+import type {
+  CheckpointEngine,
+  DumpResult,
+  EngineRestoreResult,
+} from '../../services/ports/checkpoint-engine.js';
 import { criuFailure, tailLines } from './log-tail.js';
 import { PSTREE_IMAGE, readPstreePids } from './pstree-image.js';
 import { readStatsImage } from './stats-image.js';

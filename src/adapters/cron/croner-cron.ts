@@ -1,5 +1,5 @@
 import { Cron } from 'croner';
-import type { CronParser } from '../../services/cron.js';
+import type { CronParser } from '../../services/ports/cron.js';
 
 const NICKNAMES = new Set(['@yearly', '@annually', '@monthly', '@weekly', '@daily', '@midnight', '@hourly']);
 

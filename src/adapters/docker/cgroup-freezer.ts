@@ -1,5 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { NO_LOGGER, type Logger } from '../../services/logger.js';
+import { NO_LOGGER, type Logger } from '../../services/ports/logger.js';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 

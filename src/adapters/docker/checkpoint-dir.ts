@@ -3,7 +3,7 @@ import { mkdir, readdir, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { DockerError } from '../../domain/errors/index.js';
 import { HostIntentKind } from '../../domain/host-intent.js';
-import type { HostJournal } from '../../services/host-journal.js';
+import type { HostJournal } from '../../services/ports/host-journal.js';
 import type { DockerClient } from './docker-client.js';
 
 /** Names of the checkpoints cryo places in Docker's checkpoints directories. */

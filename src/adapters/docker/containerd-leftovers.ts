@@ -1,7 +1,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { HostIntentKind } from '../../domain/host-intent.js';
-import type { HostJournal } from '../../services/host-journal.js';
+import type { HostJournal } from '../../services/ports/host-journal.js';
 import type { ContainerdCtl } from './containerd-ctl.js';
 
 /** containerd's unpacked copies of restored checkpoints: <tmp>/ctrd-checkpoint<random>. */

@@ -1,14 +1,14 @@
 import { access, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { inBackground } from '../../services/background.js';
-import { NO_LOGGER, type Logger } from '../../services/logger.js';
+import { inBackground } from '../../services/support/background.js';
+import { NO_LOGGER, type Logger } from '../../services/ports/logger.js';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ContainerCriuOptions } from '../../domain/checkpoint.js';
-import type { LazyRestore } from '../../services/container-runtime.js';
+import type { LazyRestore } from '../../services/ports/container-runtime.js';
 import { DockerError } from '../../domain/errors/index.js';
 import { HostIntentKind } from '../../domain/host-intent.js';
 import { DEFAULT_RUNTIME_STATE_DIR } from '../../defaults.js';
-import type { HostJournal } from '../../services/host-journal.js';
+import type { HostJournal } from '../../services/ports/host-journal.js';
 import { criuLogFailure } from '../criu/log-tail.js';
 import { checkpointError } from './checkpoint-error.js';
 import type { DockerClient } from './docker-client.js';

@@ -3,8 +3,10 @@ import type {
   CheckpointRequest,
   ContainerCheckpointing,
   ContainerLifecycle,
+  PageServerAddress,
   RuntimeCheckpointResult,
-} from '../../services/container-runtime.js';
+} from '../../services/ports/container-runtime.js';
+import { hangUp } from '../criu/hang-up.js';
 import type { CgroupFreezer } from './cgroup-freezer.js';
 import { checkpointError } from './checkpoint-error.js';
 import type { DockerClient } from './docker-client.js';
@@ -45,6 +47,10 @@ export class DockerCheckpointing implements ContainerCheckpointing {
     const root = await this.runcRoot(containerId);
     if (!root) throw new DockerError(`container ${containerId.slice(0, 12)} is not run by dockerd's runc`);
     await this.runcDump.stopFrozen(root, containerId);
+  }
+
+  hangUpPageServer(address: PageServerAddress): Promise<void> {
+    return hangUp(address);
   }
 
   async ensureNotFrozen(containerId: string): Promise<void> {

@@ -6,11 +6,12 @@ import type {
   ContainerRuntime,
   CreateTarget,
   LazyRestore,
+  PageServerAddress,
   RuntimeCheckpointResult,
   RuntimeVersion,
-} from '../../services/container-runtime.js';
-import type { HostJournal } from '../../services/host-journal.js';
-import type { Logger } from '../../services/logger.js';
+} from '../../services/ports/container-runtime.js';
+import type { HostJournal } from '../../services/ports/host-journal.js';
+import type { Logger } from '../../services/ports/logger.js';
 import type { CommandDeadline } from '../exec/run-command.js';
 import { CgroupFreezer } from './cgroup-freezer.js';
 import { ContainerdCtl } from './containerd-ctl.js';
@@ -153,6 +154,10 @@ export class DockerContainerRuntime implements ContainerRuntime {
 
   stopFrozen(containerId: string): Promise<void> {
     return this.dumps.stopFrozen(containerId);
+  }
+
+  hangUpPageServer(address: PageServerAddress): Promise<void> {
+    return this.dumps.hangUpPageServer(address);
   }
 
   restoresInPlace(containerId: string, criu: ContainerCriuOptions): Promise<boolean> {

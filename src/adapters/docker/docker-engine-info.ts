@@ -1,4 +1,4 @@
-import type { EngineInfo, RuntimeVersion } from '../../services/container-runtime.js';
+import type { EngineInfo, RuntimeVersion } from '../../services/ports/container-runtime.js';
 import { CRYO_RUNTIME } from './cryo-runtime-restore.js';
 import type { DockerClient } from './docker-client.js';
 

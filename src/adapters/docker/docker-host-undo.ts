@@ -1,5 +1,5 @@
 import { HostIntentKind, type HostIntent } from '../../domain/host-intent.js';
-import type { HostStateUndo } from '../../services/host-journal.js';
+import type { HostStateUndo } from '../../services/ports/host-journal.js';
 import { removeDockerCheckpoint } from './checkpoint-dir.js';
 import { removeTmpCopiesSince } from './containerd-leftovers.js';
 import { removeRuntimeMarker } from './cryo-runtime-restore.js';

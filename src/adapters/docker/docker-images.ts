@@ -1,6 +1,6 @@
 import { ImageInvalidError } from '../../domain/errors/index.js';
 import type { ImageIdentity } from '../../domain/manifest.js';
-import type { EngineImages } from '../../services/container-runtime.js';
+import type { EngineImages } from '../../services/ports/container-runtime.js';
 import { firstLine, type DockerClient } from './docker-client.js';
 
 /** Docker's images: found by id, name or layers, saved and loaded as `docker save` tars. */

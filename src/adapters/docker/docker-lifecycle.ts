@@ -9,7 +9,7 @@ import type {
   ContainerLifecycle,
   CreateTarget,
   EngineInfo,
-} from '../../services/container-runtime.js';
+} from '../../services/ports/container-runtime.js';
 import { toCreateOptions } from './create-options.js';
 import { CRYO_RUNTIME, type CryoRuntimeRestore } from './cryo-runtime-restore.js';
 import type { DockerClient } from './docker-client.js';

@@ -18,7 +18,7 @@ import type {
   RootfsChanges,
   RootfsSource,
   RootfsSummary,
-} from '../../services/rootfs-changes.js';
+} from '../../services/ports/rootfs-changes.js';
 import { sameStamp } from '../archive/file-stamps.js';
 import { walkRelative, writeTar } from '../archive/tar-pack.js';
 import type { ContainerdCtl, OverlayLayers } from './containerd-ctl.js';

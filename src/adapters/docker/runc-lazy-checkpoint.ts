@@ -6,8 +6,8 @@ import { DEFAULT_COMMAND_DEADLINE, runCommand } from '../exec/run-command.js';
 import { execa, ExecaError } from 'execa';
 import { CriuError } from '../../domain/errors/index.js';
 import { DUMP_LOG } from '../../domain/layout.js';
-import type { PageServerAddress } from '../../services/container-runtime.js';
-import { hangUp } from '../../services/hang-up.js';
+import type { PageServerAddress } from '../../services/ports/container-runtime.js';
+import { hangUp } from '../criu/hang-up.js';
 import { criuFailure } from '../criu/log-tail.js';
 import { checkpointArgs } from './runc-checkpointer.js';
 

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Metrics, MetricsExposition, OperationName, Outcome } from '../../services/metrics.js';
+import type { Metrics, MetricsExposition, OperationName, Outcome } from '../../services/ports/metrics.js';
 
 /** Read at each scrape: what the checkpoints take, and what the data directory has left. */
 export interface StorageGauges {

@@ -16,7 +16,7 @@ import {
 } from '../../domain/checkpoint.js';
 import { ErrorCode, TargetError } from '../../domain/errors/index.js';
 import { HostInfoSchema, type HostInfoReport } from '../../domain/migration.js';
-import type { CheckpointRemoval, PeerAgent, PeerRestoreOptions } from '../../services/peer-agent.js';
+import type { CheckpointRemoval, PeerAgent, PeerRestoreOptions } from '../../services/ports/peer-agent.js';
 import type { ImageIdentity } from '../../domain/manifest.js';
 
 /** A restore on the target that takes longer than this counts as failed, and the migration rolls back. */

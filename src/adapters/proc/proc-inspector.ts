@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_COMMAND_DEADLINE, type CommandDeadline } from '../exec/run-command.js';
 import type { Dumper } from '../../domain/preflight.js';
 import type { Fd, ProcessInfo, ProcessReport } from '../../domain/process.js';
-import type { ProcessInspector } from '../../services/process-inspector.js';
+import type { ProcessInspector } from '../../services/ports/process-inspector.js';
 import { inetSockets, unixPeers, unixSockets, type InetSocket, type UnixSocket } from './proc-sockets.js';
 
 /** capability(7): lets a process read and set another user's resource limits, as CRIU does for every task. */

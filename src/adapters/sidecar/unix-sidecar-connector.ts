@@ -7,7 +7,7 @@ import type {
   ConnectOptions,
   SidecarChannel,
   SidecarConnector,
-} from '../../services/sidecar/sidecar-connector.js';
+} from '../../services/ports/sidecar-connector.js';
 
 /**
  * Connects to the job's unix socket from the host through /proc/<pid>/root, so that no bind mount is needed;

@@ -1,6 +1,6 @@
 import { mkdir, open, readdir, rename, rm, statfs } from 'node:fs/promises';
 import path from 'node:path';
-import type { DiskSpace, ImageStore } from '../../services/image-store.js';
+import type { DiskSpace, ImageStore } from '../../services/ports/image-store.js';
 
 const STAGING = 'staging';
 const COMMITTED = 'checkpoints';

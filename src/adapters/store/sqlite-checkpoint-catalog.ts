@@ -1,7 +1,7 @@
 import { CheckpointSchema, type Checkpoint } from '../../domain/checkpoint.js';
 import { CheckpointNameInUseError } from '../../domain/errors/index.js';
 import type { Db } from './database.js';
-import type { CheckpointCatalog, CheckpointFilter } from '../../services/checkpoint-catalog.js';
+import type { CheckpointCatalog, CheckpointFilter } from '../../services/ports/checkpoint-catalog.js';
 
 interface Row {
   body: string;

@@ -1,5 +1,5 @@
 import { HostIntentSchema, type HostIntent, type JournaledIntent } from '../../domain/host-intent.js';
-import type { HostJournal } from '../../services/host-journal.js';
+import type { HostJournal } from '../../services/ports/host-journal.js';
 import type { Db } from './database.js';
 
 /** The intent journal in the catalog (WAL, synchronous=FULL: a begun intent is on disk before the change). */

@@ -1,5 +1,5 @@
 import { MigrationSchema, type Migration } from '../../domain/migration.js';
-import type { MigrationStore } from '../../services/migration-store.js';
+import type { MigrationStore } from '../../services/ports/migration-store.js';
 import type { Db } from './database.js';
 
 export class SqliteMigrationStore implements MigrationStore {

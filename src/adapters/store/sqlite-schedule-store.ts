@@ -1,5 +1,5 @@
 import { ScheduleRunSchema, ScheduleSchema, type Schedule, type ScheduleRun } from '../../domain/schedule.js';
-import type { ScheduleStore } from '../../services/schedule-store.js';
+import type { ScheduleStore } from '../../services/ports/schedule-store.js';
 import type { Db } from './database.js';
 
 interface Row {

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { CheckpointSchema, ExportQuerySchema, ImportQuerySchema } from '../../domain/checkpoint.js';
 import { ErrorBodySchema } from '../../domain/error-body.js';
 import { CheckpointIdSchema } from '../../domain/names.js';
-import type { ArchiveService } from '../../services/archive-service.js';
+import type { ArchiveService } from '../../services/archive/archive-service.js';
 import { CHECKPOINT_ARCHIVE_TYPES } from '../media-types.js';
 import { consumeStream } from '../stream-body.js';
 

@@ -16,7 +16,7 @@ import { ErrorBodySchema } from '../../domain/error-body.js';
 import { peerErrorResponses } from './error-responses.js';
 import { OperatorsViewSchema } from '../../domain/sidecar/metadata.js';
 import { CheckpointIdSchema, ContainerRefSchema } from '../../domain/names.js';
-import type { CheckpointService } from '../../services/checkpoint-service.js';
+import type { CheckpointService } from '../../services/checkpoint/checkpoint-service.js';
 import { disconnectSignal } from '../disconnect-signal.js';
 
 const errors = peerErrorResponses;

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { HealthSchema } from '../../domain/health.js';
-import type { HealthService } from '../../services/health-service.js';
+import type { HealthService } from '../../services/health/health-service.js';
 
 export const healthRoutes: FastifyPluginAsyncZod<{ health: HealthService }> = async (app, { health }) => {
   app.get(

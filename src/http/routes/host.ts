@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ErrorBodySchema } from '../../domain/error-body.js';
 import { ImageRefSchema } from '../../domain/names.js';
 import { HostInfoSchema } from '../../domain/migration.js';
-import type { HostService } from '../../services/host-service.js';
+import type { HostService } from '../../services/host/host-service.js';
 import { IMAGE_ARCHIVE_TYPES } from '../media-types.js';
 import { consumeStream } from '../stream-body.js';
 

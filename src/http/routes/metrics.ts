@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ErrorBodySchema } from '../../domain/error-body.js';
-import type { MetricsExposition } from '../../services/metrics.js';
+import type { MetricsExposition } from '../../services/ports/metrics.js';
 
 /** Prometheus's scrape endpoint; it takes the token unless the operator made it public (CRYO_METRICS_PUBLIC=1). */
 export const metricsRoutes: FastifyPluginAsyncZod<{ metrics: MetricsExposition; public: boolean }> = async (

@@ -4,7 +4,7 @@ import { CheckpointSchema } from '../../domain/checkpoint.js';
 import { errorResponses } from './error-responses.js';
 import { ContainerRefSchema, NameSchema } from '../../domain/names.js';
 import { CriuOptionsSchema, PidSchema, PreflightSchema, ProcessReportSchema } from '../../domain/process.js';
-import type { ProcessService } from '../../services/process-service.js';
+import type { ProcessService } from '../../services/process/process-service.js';
 
 const errors = errorResponses;
 const pidParams = z.object({ pid: PidSchema });

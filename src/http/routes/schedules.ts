@@ -12,7 +12,7 @@ import {
   ScheduleRunSchema,
   ScheduleSchema,
 } from '../../domain/schedule.js';
-import type { ScheduleService } from '../../services/schedule-service.js';
+import type { ScheduleService } from '../../services/schedule/schedule-service.js';
 
 const errors = errorResponses;
 const params = z.object({ id: ScheduleIdSchema });

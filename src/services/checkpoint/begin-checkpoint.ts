@@ -4,8 +4,8 @@ import {
   ContainerNotFoundError,
   ContainerNotRunningError,
 } from '../../domain/errors/index.js';
-import type { ContainerInfo } from '../container-runtime.js';
-import { newId } from '../ids.js';
+import type { ContainerInfo } from '../ports/container-runtime.js';
+import { newId } from '../support/ids.js';
 import type { CheckpointContext } from './context.js';
 
 /** A checkpoint about to be taken: its container, locked until `release`, and its id and name. */

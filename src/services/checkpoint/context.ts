@@ -1,18 +1,18 @@
 import type { ManifestEntry } from '../../domain/manifest.js';
-import type { Logger } from '../logger.js';
-import type { CheckpointCatalog } from '../checkpoint-catalog.js';
-import type { CheckpointEngine } from '../checkpoint-engine.js';
-import type { Clock } from '../clock.js';
-import type { ContainerRuntime } from '../container-runtime.js';
-import type { HostInfo } from '../host-info.js';
-import type { HostJournal } from '../host-journal.js';
-import type { ImageStore } from '../image-store.js';
-import type { KeyedLocks } from '../keyed-locks.js';
-import type { DiskGuard } from '../disk-guard.js';
-import type { Metrics } from '../metrics.js';
-import type { ProcessInspector } from '../process-inspector.js';
-import type { ProcessService } from '../process-service.js';
-import type { RootfsChanges } from '../rootfs-changes.js';
+import type { Logger } from '../ports/logger.js';
+import type { CheckpointCatalog } from '../ports/checkpoint-catalog.js';
+import type { CheckpointEngine } from '../ports/checkpoint-engine.js';
+import type { Clock } from '../ports/clock.js';
+import type { ContainerRuntime } from '../ports/container-runtime.js';
+import type { HostInfo } from '../../domain/host-info.js';
+import type { HostJournal } from '../ports/host-journal.js';
+import type { ImageStore } from '../ports/image-store.js';
+import type { KeyedLocks } from '../support/keyed-locks.js';
+import type { DiskGuard } from '../support/disk-guard.js';
+import type { Metrics } from '../ports/metrics.js';
+import type { ProcessInspector } from '../ports/process-inspector.js';
+import type { ProcessService } from '../process/process-service.js';
+import type { RootfsChanges } from '../ports/rootfs-changes.js';
 import type { SidecarService } from '../sidecar/sidecar-service.js';
 import type { CheckpointLeases } from './leases.js';
 import type { PreparedContainers } from './prepared-containers.js';
@@ -30,7 +30,7 @@ export interface CheckpointServiceDeps {
   processes?: ProcessService;
   /** How much memory a container's processes hold: what a dump writes, checked against the free space. */
   inspector?: ProcessInspector;
-  host?: HostInfo;
+  host: HostInfo;
   locks?: KeyedLocks;
   /** Operator checkpoints of stream jobs through their sidecar (`application`). */
   sidecar?: SidecarService | undefined;

@@ -1,9 +1,9 @@
 import path from 'node:path';
 import type { Checkpoint, DiskPreCopy, MigrationMark } from '../../domain/checkpoint.js';
 import { CRYO_MANIFEST } from '../../domain/layout.js';
-import { fallbackSpec } from '../engine-configs.js';
-import { publishCheckpoint } from '../publish-checkpoint.js';
-import type { DiskIndex } from '../rootfs-changes.js';
+import { fallbackSpec } from '../support/engine-configs.js';
+import { publishCheckpoint } from './publish-checkpoint.js';
+import type { DiskIndex } from '../ports/rootfs-changes.js';
 import { beginCheckpoint, checkpointRecord } from './begin-checkpoint.js';
 import type { CheckpointContext } from './context.js';
 import { buildManifest, writeConfigs, writeJson } from './manifest.js';

@@ -12,10 +12,14 @@ import { AppError, PreflightFailedError } from '../../domain/errors/index.js';
 import { HostIntentKind } from '../../domain/host-intent.js';
 import { CHECKPOINT_IMAGES_DIR, CRYO_MANIFEST } from '../../domain/layout.js';
 import type { ManifestEntry } from '../../domain/manifest.js';
-import type { ContainerInfo, PageServerAddress, RuntimeCheckpointResult } from '../container-runtime.js';
-import type { DiskIndex, RootfsSummary } from '../rootfs-changes.js';
-import { fallbackSpec } from '../engine-configs.js';
-import { publishCheckpoint } from '../publish-checkpoint.js';
+import type {
+  ContainerInfo,
+  PageServerAddress,
+  RuntimeCheckpointResult,
+} from '../ports/container-runtime.js';
+import type { DiskIndex, RootfsSummary } from '../ports/rootfs-changes.js';
+import { fallbackSpec } from '../support/engine-configs.js';
+import { publishCheckpoint } from './publish-checkpoint.js';
 import type { ApplicationCut, SidecarService } from '../sidecar/sidecar-service.js';
 import { beginCheckpoint, checkpointRecord } from './begin-checkpoint.js';
 import { requireSidecar, type CheckpointContext } from './context.js';

@@ -16,9 +16,9 @@ import {
   type MountRecord,
 } from '../../domain/manifest.js';
 import { CRYO_VERSION } from '../../version.js';
-import type { ContainerInfo } from '../container-runtime.js';
-import { configDump, networkStatus } from '../engine-configs.js';
-import type { HostInfo } from '../host-info.js';
+import type { ContainerInfo } from '../ports/container-runtime.js';
+import { configDump, networkStatus } from '../support/engine-configs.js';
+import type { HostInfo } from '../../domain/host-info.js';
 import type { ApplicationCut } from '../sidecar/sidecar-service.js';
 
 export interface ManifestParts {

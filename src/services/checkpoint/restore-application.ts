@@ -1,5 +1,5 @@
 import type { Checkpoint, RestoreResult } from '../../domain/checkpoint.js';
-import { logged } from '../background.js';
+import { logged } from '../support/background.js';
 import {
   ApplicationRestoreFailedError,
   ContainerRunningError,

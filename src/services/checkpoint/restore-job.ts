@@ -10,7 +10,7 @@ import { HostIntentKind } from '../../domain/host-intent.js';
 import { LABEL_RESTORED_FROM, LABEL_SOURCE_CONTAINER } from '../../domain/labels.js';
 import { DOCKER_CONFIG } from '../../domain/layout.js';
 import type { Manifest } from '../../domain/manifest.js';
-import type { ContainerInfo } from '../container-runtime.js';
+import type { ContainerInfo } from '../ports/container-runtime.js';
 import type { CheckpointContext } from './context.js';
 
 /** One restore of a container checkpoint, as every way of restoring it needs it. */

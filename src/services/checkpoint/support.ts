@@ -1,7 +1,7 @@
 import { CriuUnavailableError, DockerNotExperimentalError } from '../../domain/errors/index.js';
-import type { CheckpointEngine } from '../checkpoint-engine.js';
-import type { Clock } from '../clock.js';
-import type { ContainerRuntime } from '../container-runtime.js';
+import type { CheckpointEngine } from '../ports/checkpoint-engine.js';
+import type { Clock } from '../ports/clock.js';
+import type { ContainerRuntime } from '../ports/container-runtime.js';
 
 const SUPPORT_TTL_MS = 5_000;
 

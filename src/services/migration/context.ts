@@ -1,20 +1,23 @@
 import type { EventEmitter } from 'node:events';
+import type { HostInfo } from '../../domain/host-info.js';
 import type { Migration } from '../../domain/migration.js';
-import type { ArchiveService } from '../archive-service.js';
-import type { CheckpointService } from '../checkpoint-service.js';
+import type { ArchiveService } from '../archive/archive-service.js';
+import type { CheckpointService } from '../checkpoint/checkpoint-service.js';
 import type { ServedPages } from '../checkpoint/create.js';
-import type { CheckpointEngine } from '../checkpoint-engine.js';
-import type { Clock } from '../clock.js';
-import type { ContainerRuntime } from '../container-runtime.js';
-import type { HostJournal } from '../host-journal.js';
-import type { Logger } from '../logger.js';
-import type { Metrics } from '../metrics.js';
-import type { MigrationStore } from '../migration-store.js';
-import type { PeerConnector } from '../peer-agent.js';
-import type { ProcessInspector } from '../process-inspector.js';
+import type { CheckpointEngine } from '../ports/checkpoint-engine.js';
+import type { Clock } from '../ports/clock.js';
+import type { ContainerRuntime } from '../ports/container-runtime.js';
+import type { HostJournal } from '../ports/host-journal.js';
+import type { Logger } from '../ports/logger.js';
+import type { Metrics } from '../ports/metrics.js';
+import type { MigrationStore } from '../ports/migration-store.js';
+import type { PeerConnector } from '../ports/peer-agent.js';
+import type { ProcessInspector } from '../ports/process-inspector.js';
 
 export interface MigrationServiceDeps {
   runtime: ContainerRuntime;
+  /** This host, as the target's must fit it. */
+  host: HostInfo;
   engine: CheckpointEngine;
   checkpoints: CheckpointService;
   archives: ArchiveService;

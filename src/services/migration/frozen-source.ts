@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HostIntentKind } from '../../domain/host-intent.js';
 import type { Migration } from '../../domain/migration.js';
-import { hangUp } from '../hang-up.js';
 import type { MigrationContext } from './context.js';
 
 /** How long a stop waits for a post-copy page server to finish serving before the source goes anyway. */
@@ -46,7 +45,7 @@ async function stopPageServer(
   ctx.pages.delete(migration.id);
   if (how === 'thaw') {
     if (pages) await pages.abort();
-    else if (migration.pageServer) await hangUp(migration.pageServer);
+    else if (migration.pageServer) await ctx.deps.runtime.hangUpPageServer(migration.pageServer);
     return;
   }
   if (pages) await Promise.race([pages.served.catch(() => undefined), sleep(SERVED_GRACE_MS)]);

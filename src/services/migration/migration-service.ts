@@ -7,10 +7,10 @@ import {
 } from '../../domain/errors/index.js';
 import { HostIntentKind } from '../../domain/host-intent.js';
 import type { CreateMigrationBody, Migration } from '../../domain/migration.js';
-import { inBackground } from '../background.js';
-import { newId } from '../ids.js';
-import { NO_LOGGER } from '../logger.js';
-import { NO_METRICS } from '../metrics.js';
+import { inBackground } from '../support/background.js';
+import { newId } from '../support/ids.js';
+import { NO_LOGGER } from '../ports/logger.js';
+import { NO_METRICS } from '../ports/metrics.js';
 import type { MigrationContext, MigrationPlan, MigrationServiceDeps } from './context.js';
 import { runMigration } from './pipeline.js';
 import { planMigration } from './plan.js';

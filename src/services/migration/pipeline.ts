@@ -1,8 +1,8 @@
 import type { CreateMigrationBody, Migration, MigrationPhaseName } from '../../domain/migration.js';
-import type { CreateCheckpointInternals } from '../checkpoint-service.js';
+import type { CreateCheckpointInternals } from '../checkpoint/checkpoint-service.js';
 import type { ServedPages } from '../checkpoint/create.js';
-import type { ContainerInfo } from '../container-runtime.js';
-import type { PeerAgent } from '../peer-agent.js';
+import type { ContainerInfo } from '../ports/container-runtime.js';
+import type { PeerAgent } from '../ports/peer-agent.js';
 import { checkpointName, type MigrationContext, type MigrationPlan } from './context.js';
 import { endMigration, recordPhase, recordSkipped } from './records.js';
 import { awaitTargetPages, completeOnTarget, settleAfterFailure } from './settlement.js';

@@ -2,9 +2,8 @@ import { createServer, type AddressInfo } from 'node:net';
 import { InsufficientSpaceError, PostCopyUnavailableError } from '../../domain/errors/index.js';
 import { requireHostFits } from '../../domain/host-fit.js';
 import type { CreateMigrationBody, HostInfoReport, MigrationStrategy } from '../../domain/migration.js';
-import type { ContainerInfo } from '../container-runtime.js';
-import { localHost } from '../host-info.js';
-import type { PeerAgent } from '../peer-agent.js';
+import type { ContainerInfo } from '../ports/container-runtime.js';
+import type { PeerAgent } from '../ports/peer-agent.js';
 import type { MigrationContext, MigrationPlan } from './context.js';
 
 /** Below this, auto keeps stop-and-copy: the pages of a small container cost less than post-copy's fixed steps. */
@@ -26,7 +25,7 @@ export async function planMigration(
   const { deps } = ctx;
   const target = await peer.host();
   const criuVersion = await deps.engine.version();
-  requireHostFits({ ...localHost(), criuVersion }, target);
+  requireHostFits({ ...deps.host, criuVersion }, target);
   const resident = await deps.inspector.residentBytes(container.pid);
   const needed = resident + SPACE_OVERHEAD_BYTES;
   if (target.freeBytes - (target.minFreeBytes ?? 0) < needed)

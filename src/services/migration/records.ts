@@ -1,5 +1,5 @@
 import type { Migration, MigrationPhaseName } from '../../domain/migration.js';
-import { errorCode } from '../metrics.js';
+import { errorCode } from '../ports/metrics.js';
 import { message, type MigrationContext } from './context.js';
 
 /** Runs one phase of a migration, recording its start, its end and how long it took, or how it failed. */

@@ -1,8 +1,8 @@
 import { ErrorCode, MigrationInterruptedError } from '../../domain/errors/index.js';
 import { HostIntentKind } from '../../domain/host-intent.js';
 import type { Migration } from '../../domain/migration.js';
-import { inBackground } from '../background.js';
-import type { PeerAgent } from '../peer-agent.js';
+import { inBackground } from '../support/background.js';
+import type { PeerAgent } from '../ports/peer-agent.js';
 import { checkpointName, type MigrationContext } from './context.js';
 import { frozenSourceEntries, releaseSource } from './frozen-source.js';
 import { endMigration, failAfter } from './records.js';

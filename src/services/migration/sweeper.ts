@@ -1,4 +1,4 @@
-import { inBackground } from '../background.js';
+import { inBackground } from '../support/background.js';
 import type { MigrationContext } from './context.js';
 
 const SWEEP_EVERY_MS = 3_600_000;

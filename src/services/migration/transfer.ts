@@ -1,10 +1,10 @@
 import { Transform } from 'node:stream';
 import type { Checkpoint } from '../../domain/checkpoint.js';
 import type { CreateMigrationBody, Migration } from '../../domain/migration.js';
-import { logged } from '../background.js';
-import type { CreateCheckpointInternals } from '../checkpoint-service.js';
-import type { ContainerInfo } from '../container-runtime.js';
-import type { PeerAgent } from '../peer-agent.js';
+import { logged } from '../support/background.js';
+import type { CreateCheckpointInternals } from '../checkpoint/checkpoint-service.js';
+import type { ContainerInfo } from '../ports/container-runtime.js';
+import type { PeerAgent } from '../ports/peer-agent.js';
 import { seedName, type MigrationContext } from './context.js';
 import { publish } from './records.js';
 

@@ -1,11 +1,11 @@
-import type { CheckpointCatalog } from '../checkpoint-catalog.js';
-import type { CheckpointEngine } from '../checkpoint-engine.js';
-import type { Clock } from '../clock.js';
-import type { ContainerRuntime } from '../container-runtime.js';
-import type { ImageStore } from '../image-store.js';
-import type { KeyedLocks } from '../keyed-locks.js';
-import type { Metrics } from '../metrics.js';
-import type { ProcessInspector } from '../process-inspector.js';
+import type { CheckpointCatalog } from '../ports/checkpoint-catalog.js';
+import type { CheckpointEngine } from '../ports/checkpoint-engine.js';
+import type { Clock } from '../ports/clock.js';
+import type { ContainerRuntime } from '../ports/container-runtime.js';
+import type { ImageStore } from '../ports/image-store.js';
+import type { KeyedLocks } from '../support/keyed-locks.js';
+import type { Metrics } from '../ports/metrics.js';
+import type { ProcessInspector } from '../ports/process-inspector.js';
 
 export interface ProcessServiceDeps {
   inspector: ProcessInspector;

@@ -2,7 +2,7 @@ import { AppError, CheckpointInUseError, ErrorCode } from '../../domain/errors/i
 import type { Checkpoint } from '../../domain/checkpoint.js';
 import { retained } from '../../domain/retention.js';
 import type { Schedule, ScheduleRun } from '../../domain/schedule.js';
-import type { CheckpointService } from '../checkpoint-service.js';
+import type { CheckpointService } from '../checkpoint/checkpoint-service.js';
 
 export interface RetentionOutcome {
   pruned: string[];

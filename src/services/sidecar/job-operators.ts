@@ -1,7 +1,7 @@
 import { ContainerNotFoundError, ContainerNotRunningError } from '../../domain/errors/index.js';
 import { operatorsOf, type OperatorsView } from '../../domain/sidecar/metadata.js';
-import type { CheckpointCatalog } from '../checkpoint-catalog.js';
-import type { ContainerRuntime } from '../container-runtime.js';
+import type { CheckpointCatalog } from '../ports/checkpoint-catalog.js';
+import type { ContainerRuntime } from '../ports/container-runtime.js';
 import type { SidecarService } from './sidecar-service.js';
 
 /** What the stream job inside a container registers, and its latest checkpoint with operator state. */

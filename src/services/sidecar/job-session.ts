@@ -1,15 +1,15 @@
 import { mkdir, readFile } from 'node:fs/promises';
-import { logged } from '../background.js';
-import { NO_LOGGER, type Logger } from '../logger.js';
+import { logged } from '../support/background.js';
+import { NO_LOGGER, type Logger } from '../ports/logger.js';
 import path from 'node:path';
 import { OPERATORS_SHARED_DIR, operatorCheckpointDir } from '../../domain/layout.js';
 import type { Decoded } from '../../domain/sidecar/frame-codec.js';
 import type { CheckpointMetadata } from '../../domain/sidecar/metadata.js';
 import type { Frame, Mode, StateHandle } from '../../domain/sidecar/protocol.js';
-import { replaceFile } from '../replace-file.js';
+import { replaceFile } from '../support/replace-file.js';
 import type { CheckpointCoordinator, CoordinatorStore } from './checkpoint-coordinator.js';
 import { SharedStateTracker } from './shared-state-tracker.js';
-import type { SidecarChannel } from './sidecar-connector.js';
+import type { SidecarChannel } from '../ports/sidecar-connector.js';
 import { CheckpointStateFiles } from './state-files.js';
 
 /**

@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
-import { logged } from '../background.js';
-import { NO_LOGGER, type Logger } from '../logger.js';
+import { logged } from '../support/background.js';
+import { NO_LOGGER, type Logger } from '../ports/logger.js';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
@@ -31,7 +31,7 @@ import {
   type CoordinatorClock,
   type CoordinatorOptions,
 } from './checkpoint-coordinator.js';
-import type { SidecarChannel, SidecarConnector } from './sidecar-connector.js';
+import type { SidecarChannel, SidecarConnector } from '../ports/sidecar-connector.js';
 import { JobSession } from './job-session.js';
 
 export interface SidecarServiceDeps {

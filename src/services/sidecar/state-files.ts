@@ -9,7 +9,7 @@ import {
   type StateFrame,
   type StateHandle,
 } from '../../domain/sidecar/protocol.js';
-import { replaceFile } from '../replace-file.js';
+import { replaceFile } from '../support/replace-file.js';
 
 interface StateFile {
   path: string;

@@ -1,9 +1,9 @@
-import type { ImageIdentity } from '../domain/manifest.js';
-import type { HostInfoReport } from '../domain/migration.js';
-import type { CheckpointEngine } from './checkpoint-engine.js';
-import type { ContainerRuntime } from './container-runtime.js';
-import type { DiskGuard } from './disk-guard.js';
-import { localHost } from './host-info.js';
+import type { ImageIdentity } from '../../domain/manifest.js';
+import type { HostInfoReport } from '../../domain/migration.js';
+import type { CheckpointEngine } from '../ports/checkpoint-engine.js';
+import type { ContainerRuntime } from '../ports/container-runtime.js';
+import type { DiskGuard } from '../support/disk-guard.js';
+import type { HostInfo } from '../../domain/host-info.js';
 
 /** What a peer needs to know before sending a checkpoint here. */
 export class HostService {
@@ -11,6 +11,7 @@ export class HostService {
     private readonly runtime: ContainerRuntime,
     private readonly engine: CheckpointEngine,
     private readonly guard: DiskGuard,
+    private readonly host: HostInfo,
   ) {}
 
   async report(): Promise<HostInfoReport> {
@@ -21,7 +22,7 @@ export class HostService {
       this.engine.postCopySupport(),
     ]);
     return {
-      ...localHost(),
+      ...this.host,
       criuVersion,
       dockerVersion: docker.version,
       freeBytes: room.freeBytes,

@@ -1,4 +1,4 @@
-import type { Checkpoint } from '../domain/checkpoint.js';
+import type { Checkpoint } from '../../domain/checkpoint.js';
 
 export interface CheckpointFilter {
   /** Matches a container id, id prefix or name. */

@@ -1,4 +1,4 @@
-import type { HostIntent, JournaledIntent } from '../domain/host-intent.js';
+import type { HostIntent, JournaledIntent } from '../../domain/host-intent.js';
 
 /**
  * The intent journal: what cryo is about to change outside its data directory, recorded durably before it is

@@ -1,5 +1,5 @@
 import { connect } from 'node:net';
-import type { PageServerAddress } from './container-runtime.js';
+import type { PageServerAddress } from '../../services/ports/container-runtime.js';
 
 /**
  * Connects to a CRIU page server and hangs up at once: CRIU counts that as the end of its serving, and with

@@ -1,4 +1,4 @@
-import type { Migration } from '../domain/migration.js';
+import type { Migration } from '../../domain/migration.js';
 
 /** Durable migration records, so that their history and outcome survive a restart. */
 export interface MigrationStore {

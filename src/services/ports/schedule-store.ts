@@ -1,4 +1,4 @@
-import type { Schedule, ScheduleRun } from '../domain/schedule.js';
+import type { Schedule, ScheduleRun } from '../../domain/schedule.js';
 
 /** Durable schedules and their runs. */
 export interface ScheduleStore {

@@ -1,6 +1,6 @@
 import path from 'node:path';
-import { inBackground } from './background.js';
-import { NO_LOGGER } from './logger.js';
+import { inBackground } from '../support/background.js';
+import { NO_LOGGER } from '../ports/logger.js';
 import type {
   Checkpoint,
   PrepareBody,
@@ -9,35 +9,30 @@ import type {
   RestoredContainer,
   RestoreResult,
   MigrationMark,
-} from '../domain/checkpoint.js';
-import { CheckpointInUseError, CheckpointNotFoundError, ValidationError } from '../domain/errors/index.js';
-import { CRYO_MANIFEST } from '../domain/layout.js';
-import type { Manifest } from '../domain/manifest.js';
-import type { OperatorsView } from '../domain/sidecar/metadata.js';
-import type { CheckpointFilter } from './checkpoint-catalog.js';
-import { requireSidecar, type CheckpointContext, type CheckpointServiceDeps } from './checkpoint/context.js';
-import {
-  createCheckpoint,
-  type CreateCheckpointInternals,
-  type CreateCheckpointOptions,
-} from './checkpoint/create.js';
-import { createDiskSeed, type DiskSeed } from './checkpoint/create-disk-seed.js';
-import { CheckpointLeases } from './checkpoint/leases.js';
-import { dropPrepared, prepareFromSeed } from './checkpoint/prepare.js';
-import { PreparedContainers } from './checkpoint/prepared-containers.js';
-import { readManifest } from './checkpoint/manifest.js';
-import { restoreCheckpoint } from './checkpoint/restore.js';
-import { CheckpointSupport } from './checkpoint/support.js';
-import { DiskGuard } from './disk-guard.js';
-import { localHost } from './host-info.js';
-import { measured, NO_METRICS } from './metrics.js';
-import { KeyedLocks } from './keyed-locks.js';
-import { replaceFile } from './replace-file.js';
-import { jobOperators } from './sidecar/job-operators.js';
+} from '../../domain/checkpoint.js';
+import { CheckpointInUseError, CheckpointNotFoundError, ValidationError } from '../../domain/errors/index.js';
+import { CRYO_MANIFEST } from '../../domain/layout.js';
+import type { Manifest } from '../../domain/manifest.js';
+import type { OperatorsView } from '../../domain/sidecar/metadata.js';
+import type { CheckpointFilter } from '../ports/checkpoint-catalog.js';
+import { requireSidecar, type CheckpointContext, type CheckpointServiceDeps } from './context.js';
+import { createCheckpoint, type CreateCheckpointInternals, type CreateCheckpointOptions } from './create.js';
+import { createDiskSeed, type DiskSeed } from './create-disk-seed.js';
+import { CheckpointLeases } from './leases.js';
+import { dropPrepared, prepareFromSeed } from './prepare.js';
+import { PreparedContainers } from './prepared-containers.js';
+import { readManifest } from './manifest.js';
+import { restoreCheckpoint } from './restore.js';
+import { CheckpointSupport } from './support.js';
+import { DiskGuard } from '../support/disk-guard.js';
+import { measured, NO_METRICS } from '../ports/metrics.js';
+import { KeyedLocks } from '../support/keyed-locks.js';
+import { replaceFile } from '../support/replace-file.js';
+import { jobOperators } from '../sidecar/job-operators.js';
 
-export type { CheckpointServiceDeps } from './checkpoint/context.js';
-export type { CreateCheckpointInternals, CreateCheckpointOptions } from './checkpoint/create.js';
-export type { DiskSeed } from './checkpoint/create-disk-seed.js';
+export type { CheckpointServiceDeps } from './context.js';
+export type { CreateCheckpointInternals, CreateCheckpointOptions } from './create.js';
+export type { DiskSeed } from './create-disk-seed.js';
 
 /** The front the routes call: container checkpoints, the catalog, and the leases that keep a checkpoint in use. */
 export class CheckpointService {
@@ -46,7 +41,6 @@ export class CheckpointService {
   constructor(deps: CheckpointServiceDeps) {
     this.ctx = {
       ...deps,
-      host: deps.host ?? localHost(),
       guard: deps.guard ?? new DiskGuard(deps.store),
       metrics: deps.metrics ?? NO_METRICS,
       log: deps.log ?? NO_LOGGER,

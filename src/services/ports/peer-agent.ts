@@ -5,9 +5,9 @@ import type {
   PreparedContainer,
   RestoredContainer,
   RestoreResult,
-} from '../domain/checkpoint.js';
-import type { HostInfoReport } from '../domain/migration.js';
-import type { ImageIdentity } from '../domain/manifest.js';
+} from '../../domain/checkpoint.js';
+import type { HostInfoReport } from '../../domain/migration.js';
+import type { ImageIdentity } from '../../domain/manifest.js';
 
 /** Another cryo agent, as a migration's source sees it. */
 export interface PeerAgent {

@@ -1,5 +1,5 @@
-import type { Dumper } from '../domain/preflight.js';
-import type { ProcessReport } from '../domain/process.js';
+import type { Dumper } from '../../domain/preflight.js';
+import type { ProcessReport } from '../../domain/process.js';
 
 /** Reads what a process tree holds, before anything is frozen. */
 export interface ProcessInspector {

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
-import type { Compression } from '../domain/checkpoint.js';
-import type { Manifest } from '../domain/manifest.js';
+import type { Compression } from '../../domain/checkpoint.js';
+import type { Manifest } from '../../domain/manifest.js';
 
 export interface ExtractLimits {
   /** The most bytes the archive's entries may hold in all. */

@@ -1,6 +1,6 @@
-import type { CriuOptions } from '../domain/process.js';
-import type { CriuStats } from '../domain/criu-stats.js';
-import type { PostCopySupport } from '../domain/migration.js';
+import type { CriuOptions } from '../../domain/process.js';
+import type { CriuStats } from '../../domain/criu-stats.js';
+import type { PostCopySupport } from '../../domain/migration.js';
 
 export interface DumpResult {
   stats: CriuStats;

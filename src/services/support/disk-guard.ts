@@ -1,5 +1,5 @@
-import { DiskSpaceError } from '../domain/errors/index.js';
-import type { DiskSpace, ImageStore } from './image-store.js';
+import { DiskSpaceError } from '../../domain/errors/index.js';
+import type { DiskSpace, ImageStore } from '../ports/image-store.js';
 
 /** How much of the data directory's file system must stay free, whatever cryo writes. */
 export interface DiskFloor {

@@ -1,6 +1,6 @@
-import type { Checkpoint } from '../domain/checkpoint.js';
-import type { CheckpointCatalog } from './checkpoint-catalog.js';
-import type { ImageStore } from './image-store.js';
+import type { Checkpoint } from '../../domain/checkpoint.js';
+import type { CheckpointCatalog } from '../ports/checkpoint-catalog.js';
+import type { ImageStore } from '../ports/image-store.js';
 
 /**
  * The one way a checkpoint comes into being: its files are written into a staging directory by `fill`, then

@@ -1,6 +1,6 @@
-import type { ContainerCriuOptions, RestoredContainer } from '../domain/checkpoint.js';
-import type { CriuStats } from '../domain/criu-stats.js';
-import type { ImageIdentity } from '../domain/manifest.js';
+import type { ContainerCriuOptions, RestoredContainer } from '../../domain/checkpoint.js';
+import type { CriuStats } from '../../domain/criu-stats.js';
+import type { ImageIdentity } from '../../domain/manifest.js';
 
 /** What cryo needs from a container engine to checkpoint and restore containers. */
 export interface ContainerInfo {
@@ -134,6 +134,11 @@ export interface ContainerCheckpointing {
    * frozen, then thawed, and die; resolves once the engine shows it exited (its restart policy held meanwhile).
    */
   stopFrozen(containerId: string): Promise<void>;
+  /**
+   * Ends a lazy dump's page server that this process no longer holds (a cryo restarted meanwhile): a connection
+   * that hangs up at once ends CRIU's serving, and with --leave-running CRIU leaves the tasks frozen.
+   */
+  hangUpPageServer(address: PageServerAddress): Promise<void>;
 }
 
 /** Restores from CRIU's images. */

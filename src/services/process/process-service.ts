@@ -1,26 +1,26 @@
-import type { Checkpoint, ContainerCriuOptions, RestoreResult } from '../domain/checkpoint.js';
+import type { Checkpoint, ContainerCriuOptions, RestoreResult } from '../../domain/checkpoint.js';
 import {
   ContainerNotFoundError,
   ContainerNotRunningError,
   ProcessNotFoundError,
   ProcessRefusedError,
-} from '../domain/errors/index.js';
+} from '../../domain/errors/index.js';
 import {
   CriuOptionsSchema,
   type CriuOptions,
   type Preflight,
   type ProcessReport,
-} from '../domain/process.js';
-import type { ContainerInfo } from './container-runtime.js';
-import { KeyedLocks } from './keyed-locks.js';
-import { measured, NO_METRICS } from './metrics.js';
-import { checkpointProcess, type ProcessCheckpointBody } from './process/checkpoint-process.js';
-import type { ProcessContext, ProcessServiceDeps } from './process/deps.js';
-import { preflightTree } from './process/preflight-tree.js';
-import { restoreProcess } from './process/restore-process.js';
+} from '../../domain/process.js';
+import type { ContainerInfo } from '../ports/container-runtime.js';
+import { KeyedLocks } from '../support/keyed-locks.js';
+import { measured, NO_METRICS } from '../ports/metrics.js';
+import { checkpointProcess, type ProcessCheckpointBody } from './checkpoint-process.js';
+import type { ProcessContext, ProcessServiceDeps } from './deps.js';
+import { preflightTree } from './preflight-tree.js';
+import { restoreProcess } from './restore-process.js';
 
-export type { ProcessServiceDeps } from './process/deps.js';
-export type { ProcessCheckpointBody } from './process/checkpoint-process.js';
+export type { ProcessServiceDeps } from './deps.js';
+export type { ProcessCheckpointBody } from './checkpoint-process.js';
 
 /** Inspects process trees, says whether CRIU can dump them, and checkpoints and restores them with CRIU. */
 export class ProcessService {

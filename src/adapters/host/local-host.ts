@@ -1,11 +1,7 @@
 import os from 'node:os';
+import type { HostInfo } from '../../domain/host-info.js';
 
-export interface HostInfo {
-  kernel: string;
-  arch: string;
-  hostname: string;
-}
-
+/** This host's kernel, architecture and name. */
 export function localHost(): HostInfo {
   return { kernel: os.release(), arch: os.machine(), hostname: os.hostname() };
 }

@@ -1,8 +1,8 @@
-import { HostIntentKind, type HostIntent, type JournaledIntent } from '../domain/host-intent.js';
-import { LABEL_RESTORED_FROM } from '../domain/labels.js';
-import type { CheckpointCatalog } from './checkpoint-catalog.js';
-import type { ContainerRuntime } from './container-runtime.js';
-import type { HostJournal, HostStateUndo } from './host-journal.js';
+import { HostIntentKind, type HostIntent, type JournaledIntent } from '../../domain/host-intent.js';
+import { LABEL_RESTORED_FROM } from '../../domain/labels.js';
+import type { CheckpointCatalog } from '../ports/checkpoint-catalog.js';
+import type { ContainerRuntime } from '../ports/container-runtime.js';
+import type { HostJournal, HostStateUndo } from '../ports/host-journal.js';
 
 export interface HostRecoveryDeps {
   journal: HostJournal;

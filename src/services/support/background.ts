@@ -1,4 +1,4 @@
-import type { Logger } from './logger.js';
+import type { Logger } from '../ports/logger.js';
 
 /**
  * Runs work nobody awaits: its failure is logged as `what` and never rethrown, so it can never end the process

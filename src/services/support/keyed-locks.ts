@@ -1,4 +1,4 @@
-import { OperationInProgressError } from '../domain/errors/index.js';
+import { OperationInProgressError } from '../../domain/errors/index.js';
 
 /** One operation per key at a time; a second one is refused at once, never queued. */
 export class KeyedLocks {

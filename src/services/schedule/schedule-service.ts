@@ -3,18 +3,18 @@ import {
   InvalidCronError,
   ScheduleNotFoundError,
   ScheduleRunInProgressError,
-} from '../domain/errors/index.js';
-import { applyRetention, ignoreGone } from './schedule/apply-retention.js';
-import type { CreateScheduleBody, PatchScheduleBody, Schedule, ScheduleRun } from '../domain/schedule.js';
-import type { CheckpointService } from './checkpoint-service.js';
-import { newId } from './ids.js';
-import { inBackground } from './background.js';
-import { NO_LOGGER, type Logger } from './logger.js';
-import type { Clock } from './clock.js';
-import type { ContainerRuntime } from './container-runtime.js';
-import type { CronParser } from './cron.js';
-import type { Metrics } from './metrics.js';
-import type { ScheduleStore } from './schedule-store.js';
+} from '../../domain/errors/index.js';
+import { applyRetention, ignoreGone } from './apply-retention.js';
+import type { CreateScheduleBody, PatchScheduleBody, Schedule, ScheduleRun } from '../../domain/schedule.js';
+import type { CheckpointService } from '../checkpoint/checkpoint-service.js';
+import { newId } from '../support/ids.js';
+import { inBackground } from '../support/background.js';
+import { NO_LOGGER, type Logger } from '../ports/logger.js';
+import type { Clock } from '../ports/clock.js';
+import type { ContainerRuntime } from '../ports/container-runtime.js';
+import type { CronParser } from '../ports/cron.js';
+import type { Metrics } from '../ports/metrics.js';
+import type { ScheduleStore } from '../ports/schedule-store.js';
 
 export interface ScheduleServiceDeps {
   store: ScheduleStore;

@@ -1,10 +1,10 @@
 import { pipeline, Transform, type Readable } from 'node:stream';
-import type { Checkpoint, Compression, MigrationMark } from '../domain/checkpoint.js';
+import type { Checkpoint, Compression, MigrationMark } from '../../domain/checkpoint.js';
 import {
   ArchiveInvalidError,
   CheckpointNameInUseError,
   CheckpointNotExportableError,
-} from '../domain/errors/index.js';
+} from '../../domain/errors/index.js';
 import {
   CHECKPOINT_IMAGES_DIR,
   DOCKER_CONFIG,
@@ -12,17 +12,17 @@ import {
   OPERATORS_METADATA,
   operatorCheckpointDir,
   CRIU_INVENTORY,
-} from '../domain/layout.js';
-import type { Manifest } from '../domain/manifest.js';
-import type { ArchiveCodec } from './archive-codec.js';
-import type { CheckpointCatalog } from './checkpoint-catalog.js';
-import type { CheckpointService } from './checkpoint-service.js';
-import { newId } from './ids.js';
-import type { Clock } from './clock.js';
-import { DiskGuard, requireRoom } from './disk-guard.js';
-import { errorCode, measured, NO_METRICS, type Metrics } from './metrics.js';
-import type { ImageStore } from './image-store.js';
-import { publishCheckpoint } from './publish-checkpoint.js';
+} from '../../domain/layout.js';
+import type { Manifest } from '../../domain/manifest.js';
+import type { ArchiveCodec } from '../ports/archive-codec.js';
+import type { CheckpointCatalog } from '../ports/checkpoint-catalog.js';
+import type { CheckpointService } from '../checkpoint/checkpoint-service.js';
+import { newId } from '../support/ids.js';
+import type { Clock } from '../ports/clock.js';
+import { DiskGuard, requireRoom } from '../support/disk-guard.js';
+import { errorCode, measured, NO_METRICS, type Metrics } from '../ports/metrics.js';
+import type { ImageStore } from '../ports/image-store.js';
+import { publishCheckpoint } from '../checkpoint/publish-checkpoint.js';
 
 export interface ArchiveServiceDeps {
   checkpoints: CheckpointService;

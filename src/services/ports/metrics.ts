@@ -1,4 +1,4 @@
-import { AppError, ErrorCode } from '../domain/errors/index.js';
+import { AppError, ErrorCode } from '../../domain/errors/index.js';
 
 /** The operations cryo measures; a label value, so a closed set. */
 export type OperationName = 'checkpoint' | 'restore' | 'export' | 'import' | 'migration';

@@ -1,36 +1,39 @@
 import { TarArchiveCodec } from './adapters/archive/tar-archive-codec.js';
-import type { Logger } from './services/logger.js';
+import type { HostInfo } from './domain/host-info.js';
+import type { Logger } from './services/ports/logger.js';
 import { CronerCron } from './adapters/cron/croner-cron.js';
 import type { Db } from './adapters/store/database.js';
 import { SqliteCheckpointCatalog } from './adapters/store/sqlite-checkpoint-catalog.js';
 import { SqliteMigrationStore } from './adapters/store/sqlite-migration-store.js';
 import { SqliteScheduleStore } from './adapters/store/sqlite-schedule-store.js';
-import { ArchiveService } from './services/archive-service.js';
-import { CheckpointService } from './services/checkpoint-service.js';
-import type { CheckpointEngine } from './services/checkpoint-engine.js';
-import type { Clock } from './services/clock.js';
-import type { ContainerRuntime } from './services/container-runtime.js';
-import { DiskGuard, type DiskFloor } from './services/disk-guard.js';
-import { HealthService } from './services/health-service.js';
-import type { Metrics } from './services/metrics.js';
-import { HostService } from './services/host-service.js';
-import type { HostJournal } from './services/host-journal.js';
-import type { ImageStore } from './services/image-store.js';
-import { ProcessService } from './services/process-service.js';
-import type { ProcessInspector } from './services/process-inspector.js';
+import { ArchiveService } from './services/archive/archive-service.js';
+import { CheckpointService } from './services/checkpoint/checkpoint-service.js';
+import type { CheckpointEngine } from './services/ports/checkpoint-engine.js';
+import type { Clock } from './services/ports/clock.js';
+import type { ContainerRuntime } from './services/ports/container-runtime.js';
+import { DiskGuard, type DiskFloor } from './services/support/disk-guard.js';
+import { HealthService } from './services/health/health-service.js';
+import type { Metrics } from './services/ports/metrics.js';
+import { HostService } from './services/host/host-service.js';
+import type { HostJournal } from './services/ports/host-journal.js';
+import type { ImageStore } from './services/ports/image-store.js';
+import { ProcessService } from './services/process/process-service.js';
+import type { ProcessInspector } from './services/ports/process-inspector.js';
 import { MigrationService } from './services/migration/migration-service.js';
-import type { PeerConnector } from './services/peer-agent.js';
-import type { RootfsChanges } from './services/rootfs-changes.js';
-import { ScheduleService } from './services/schedule-service.js';
+import type { PeerConnector } from './services/ports/peer-agent.js';
+import type { RootfsChanges } from './services/ports/rootfs-changes.js';
+import { ScheduleService } from './services/schedule/schedule-service.js';
 import {
   systemCoordinatorClock,
   type CoordinatorOptions,
 } from './services/sidecar/checkpoint-coordinator.js';
-import type { SidecarConnector } from './services/sidecar/sidecar-connector.js';
+import type { SidecarConnector } from './services/ports/sidecar-connector.js';
 import { SidecarService } from './services/sidecar/sidecar-service.js';
 
 export interface ServiceDeps {
   runtime: ContainerRuntime;
+  /** This host (kernel, architecture, name), as manifests record it and peers must fit it. */
+  host: HostInfo;
   engine: CheckpointEngine;
   rootfs: RootfsChanges;
   inspector: ProcessInspector;
@@ -111,6 +114,7 @@ export function createServices(d: ServiceDeps) {
   });
   const migrations = new MigrationService({
     runtime: d.runtime,
+    host: d.host,
     engine: d.engine,
     checkpoints,
     archives,
@@ -126,7 +130,7 @@ export function createServices(d: ServiceDeps) {
     metrics: d.metrics,
     ...(d.pageServerAddress ? { pageServerAddress: d.pageServerAddress } : {}),
   });
-  const host = new HostService(d.runtime, d.engine, guard);
+  const host = new HostService(d.runtime, d.engine, guard, d.host);
   const health = new HealthService(d.runtime, d.engine);
   return { catalog, checkpoints, processes, archives, schedules, migrations, host, health };
 }

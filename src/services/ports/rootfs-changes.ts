@@ -1,4 +1,4 @@
-import type { MountRecord } from '../domain/manifest.js';
+import type { MountRecord } from '../../domain/manifest.js';
 
 export interface RootfsSummary {
   changed: number;

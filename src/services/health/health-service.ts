@@ -1,7 +1,7 @@
 import os from 'node:os';
-import type { Health } from '../domain/health.js';
-import type { CheckpointEngine } from './checkpoint-engine.js';
-import type { ContainerRuntime } from './container-runtime.js';
+import type { Health } from '../../domain/health.js';
+import type { CheckpointEngine } from '../ports/checkpoint-engine.js';
+import type { ContainerRuntime } from '../ports/container-runtime.js';
 
 /** Reports whether this host can checkpoint: Docker with experimental features, and a working CRIU. */
 export class HealthService {
