@@ -1,12 +1,10 @@
-import path from 'node:path';
 import type { Checkpoint, DiskPreCopy, MigrationMark } from '../../domain/checkpoint.js';
-import { CRYO_MANIFEST } from '../../domain/layout.js';
 import { fallbackSpec } from '../support/engine-configs.js';
 import { publishCheckpoint } from './publish-checkpoint.js';
 import type { DiskIndex } from '../ports/rootfs-changes.js';
 import { beginCheckpoint, checkpointRecord } from './begin-checkpoint.js';
 import type { CheckpointContext } from './context.js';
-import { buildManifest, writeConfigs, writeJson } from './manifest.js';
+import { writeMetadata } from './manifest.js';
 
 /** A disk pre-copy's seed, and what it recorded of each path, for the changes checkpoint that follows it. */
 export interface DiskSeed {
@@ -40,19 +38,16 @@ export async function createDiskSeed(
       fill: async (dir) => {
         const rootfs = await ctx.rootfs.record(source, dir, { seed: index });
         const mounts = await ctx.rootfs.recordMounts(source, dir, true, { seed: index });
-        await writeConfigs(dir, container, createdAt, spec ?? fallbackSpec(container.config));
-        await writeJson(
-          path.join(dir, CRYO_MANIFEST),
-          buildManifest({
-            container,
-            imageLayers,
-            createdAt,
-            source: { ...ctx.host, criuVersion: '' },
-            mounts,
-            rootfs,
-            checkpoint: { id, name, leaveRunning: true, dumpMs: 0, processImage: false, diskPreCopy },
-          }),
-        );
+        await writeMetadata(dir, {
+          container,
+          spec: spec ?? fallbackSpec(container.config),
+          imageLayers,
+          createdAt,
+          source: { ...ctx.host, criuVersion: '' },
+          mounts,
+          rootfs,
+          checkpoint: { id, name, leaveRunning: true, dumpMs: 0, processImage: false, diskPreCopy },
+        });
       },
       describe: (_filled, sizeBytes) =>
         checkpointRecord(start, createdAt, {

@@ -56,6 +56,23 @@ export function buildManifest(parts: ManifestParts): Manifest {
   };
 }
 
+/**
+ * A checkpoint's metadata: the engine's configs (writeConfigs), then cryo.json, which names the checkpoint; with
+ * `listEntries`, every file (the configs included) is hashed into cryo.json once they are all there.
+ */
+export async function writeMetadata(
+  dir: string,
+  parts: ManifestParts & { spec: unknown },
+  listEntries?: () => Promise<ManifestEntry[]>,
+): Promise<void> {
+  await writeConfigs(dir, parts.container, parts.createdAt, parts.spec);
+  const entries = listEntries ? await listEntries() : parts.entries;
+  await writeJson(
+    path.join(dir, CRYO_MANIFEST),
+    buildManifest({ ...parts, ...(entries ? { entries } : {}) }),
+  );
+}
+
 export async function readManifest(dir: string): Promise<Manifest> {
   return ManifestSchema.parse(JSON.parse(await readFile(path.join(dir, CRYO_MANIFEST), 'utf8')));
 }
