@@ -2,21 +2,19 @@ import { access, readdir } from 'node:fs/promises';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import anyTest, { type TestFn } from 'ava';
 import { execa } from 'execa';
 import type { Checkpoint, RestoreResult } from '../../src/domain/checkpoint.js';
 import type { ErrorBody } from '../../src/domain/error-body.js';
 import type { Manifest } from '../../src/domain/manifest.js';
-import { TestContainers, counterAtLeast, readCounter, sleep } from '../../harness/containers.js';
+import { counterAtLeast, readCounter, sleep } from '../../harness/containers.js';
+import { cryoSuite } from '../../harness/cryo-suite.js';
 import { TestCryo } from '../../harness/cryo.js';
-import { NODE_IMAGE, requirePrerequisites } from '../../harness/prerequisites.js';
+import { NODE_IMAGE } from '../../harness/prerequisites.js';
 import { bringUpSecondHost } from '../../harness/second-host.js';
 import { readTar, sha256, writeTar, type TarItem } from '../../harness/tar.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
 
-interface Ctx {
-  cryo: TestCryo;
-  containers: TestContainers;
+interface Made {
   /** Shared by the serial tests (ava gives each test a shallow copy of the context). */
   made: {
     /** An archive exported from a real checkpoint, the base for the crafted ones. */
@@ -25,7 +23,9 @@ interface Ctx {
     bootId: string;
   };
 }
-const test = anyTest as TestFn<Ctx>;
+const test = cryoSuite<Made>({
+  extra: { make: async () => ({ made: { archive: Buffer.alloc(0), counterBefore: 0, bootId: '' } }) },
+});
 
 const VOLUME_FILE = '/data/note.txt';
 
@@ -40,18 +40,6 @@ async function exists(p: string): Promise<boolean> {
     () => false,
   );
 }
-
-test.before(async (t) => {
-  await requirePrerequisites();
-  const cryo = await TestCryo.start();
-  const containers = new TestContainers();
-  t.context = { cryo, containers, made: { archive: Buffer.alloc(0), counterBefore: 0, bootId: '' } };
-});
-
-test.after.always(async (t) => {
-  await t.context.containers?.removeAll();
-  await t.context.cryo?.stop();
-});
 
 test.serial(
   'round trip: files written, a file deleted from the image and a volume survive export, delete and import',

@@ -2,42 +2,18 @@ import { access, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
-import anyTest, { type TestFn } from 'ava';
 import { execa } from 'execa';
 import type { Checkpoint, RestoreResult } from '../../src/domain/checkpoint.js';
 import type { ErrorBody } from '../../src/domain/error-body.js';
 import type { Preflight } from '../../src/domain/process.js';
 import type { Health } from '../../src/domain/health.js';
 import { LABEL_RESTORED_FROM } from '../../src/domain/labels.js';
-import {
-  TestContainers,
-  counterAtLeast,
-  hostPort,
-  inspect,
-  readCounter,
-  readJson,
-  sleep,
-} from '../../harness/containers.js';
-import { TestCryo } from '../../harness/cryo.js';
-import { BUSYBOX_IMAGE, NODE_IMAGE, requirePrerequisites } from '../../harness/prerequisites.js';
+import { counterAtLeast, hostPort, inspect, readCounter, readJson, sleep } from '../../harness/containers.js';
+import { cryoSuite } from '../../harness/cryo-suite.js';
+import { BUSYBOX_IMAGE, NODE_IMAGE } from '../../harness/prerequisites.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
 
-const test = anyTest as TestFn<{ cryo: TestCryo; containers: TestContainers }>;
-
-test.before(async (t) => {
-  await requirePrerequisites();
-  t.context.cryo = await TestCryo.start();
-  t.context.containers = new TestContainers();
-});
-
-test.afterEach.always(async (t) => {
-  await t.context.containers.removeAll();
-});
-
-test.after.always(async (t) => {
-  await t.context.containers?.removeAll();
-  await t.context.cryo?.stop();
-});
+const test = cryoSuite({ cleanEachTest: true });
 
 /** The counter's file, read with `docker cp`, which also works on a stopped container. */
 async function counterLines(ref: string): Promise<number[]> {

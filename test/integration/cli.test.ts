@@ -1,33 +1,24 @@
 import { access, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import anyTest, { type TestFn } from 'ava';
 import { execa } from 'execa';
 import type { Checkpoint, CheckpointList, RestoreResult } from '../../src/domain/checkpoint.js';
 import type { Preflight } from '../../src/domain/process.js';
 import type { Schedule, ScheduleRun } from '../../src/domain/schedule.js';
-import { TestContainers, counterAtLeast, inspect, readCounter } from '../../harness/containers.js';
+import { counterAtLeast, inspect, readCounter } from '../../harness/containers.js';
+import { cryoSuite } from '../../harness/cryo-suite.js';
 import { TestCryo } from '../../harness/cryo.js';
-import { NODE_IMAGE, repoRoot, requirePrerequisites } from '../../harness/prerequisites.js';
+import { NODE_IMAGE, repoRoot } from '../../harness/prerequisites.js';
 
 const main = path.join(repoRoot, 'dist/src/main.js');
-const test = anyTest as TestFn<{ cryo: TestCryo; containers: TestContainers; work: string }>;
-
-test.before(async (t) => {
-  await requirePrerequisites();
-  t.context.cryo = await TestCryo.start();
-  t.context.containers = new TestContainers();
-  t.context.work = await mkdtemp(path.join(os.tmpdir(), 'cryo-test-cli-'));
-});
-
-test.afterEach.always(async (t) => {
-  await t.context.containers.removeAll();
-});
-
-test.after.always(async (t) => {
-  await t.context.containers?.removeAll();
-  await t.context.cryo?.stop();
-  if (t.context.work) await rm(t.context.work, { recursive: true, force: true });
+const test = cryoSuite<{ work: string }>({
+  cleanEachTest: true,
+  extra: {
+    make: async () => ({ work: await mkdtemp(path.join(os.tmpdir(), 'cryo-test-cli-')) }),
+    cleanUp: async ({ work }) => {
+      if (work) await rm(work, { recursive: true, force: true });
+    },
+  },
 });
 
 test('cryo checkpoint, ls and restore: the counter goes on from where it was', async (t) => {

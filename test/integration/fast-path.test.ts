@@ -2,32 +2,16 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
-import anyTest, { type TestFn } from 'ava';
 import { execa } from 'execa';
 import type { Checkpoint, RestoreResult } from '../../src/domain/checkpoint.js';
 import type { ErrorBody } from '../../src/domain/error-body.js';
 import type { Preflight } from '../../src/domain/process.js';
-import { TestContainers, counterAtLeast, dockerExec, readCounter, sleep } from '../../harness/containers.js';
-import { TestCryo } from '../../harness/cryo.js';
-import { BUSYBOX_IMAGE, NODE_IMAGE, requirePrerequisites } from '../../harness/prerequisites.js';
+import { counterAtLeast, dockerExec, readCounter, sleep } from '../../harness/containers.js';
+import { cryoSuite } from '../../harness/cryo-suite.js';
+import { BUSYBOX_IMAGE, NODE_IMAGE } from '../../harness/prerequisites.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
 
-const test = anyTest.serial as TestFn<{ cryo: TestCryo; containers: TestContainers }>;
-
-test.before(async (t) => {
-  await requirePrerequisites();
-  t.context.cryo = await TestCryo.start();
-  t.context.containers = new TestContainers();
-});
-
-test.afterEach.always(async (t) => {
-  await t.context.containers.removeAll();
-});
-
-test.after.always(async (t) => {
-  await t.context.containers?.removeAll();
-  await t.context.cryo?.stop();
-});
+const test = cryoSuite({ serial: true, cleanEachTest: true });
 
 interface Inspected {
   Id: string;

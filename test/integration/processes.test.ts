@@ -3,37 +3,34 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import anyTest, { type TestFn } from 'ava';
 import { execa } from 'execa';
 import type { Checkpoint, RestoreResult } from '../../src/domain/checkpoint.js';
 import type { ErrorBody } from '../../src/domain/error-body.js';
 import type { Preflight, ProcessReport } from '../../src/domain/process.js';
 import { TestContainers, freePort, inspect, sleep } from '../../harness/containers.js';
+import { cryoSuite, type CryoSuiteContext } from '../../harness/cryo-suite.js';
 import { TestCryo } from '../../harness/cryo.js';
-import { BUSYBOX_IMAGE, requirePrerequisites } from '../../harness/prerequisites.js';
+import { BUSYBOX_IMAGE } from '../../harness/prerequisites.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const ECHO = path.join(repoRoot, 'fixtures/workloads/echo.js');
 
-interface Ctx {
-  cryo: TestCryo;
+interface Extra {
   dir: string;
   pids: Set<number>;
 }
-const test = anyTest as TestFn<Ctx>;
-
-test.before(async (t) => {
-  await requirePrerequisites();
-  t.context = {
-    cryo: await TestCryo.start(),
-    dir: await mkdtemp(path.join(os.tmpdir(), 'cryo-proc-')),
-    pids: new Set(),
-  };
+type Ctx = CryoSuiteContext & Extra;
+const test = cryoSuite<Extra>({
+  extra: {
+    make: async () => ({ dir: await mkdtemp(path.join(os.tmpdir(), 'cryo-proc-')), pids: new Set() }),
+    cleanUp: killAndRemove,
+  },
 });
 
-test.after.always(async (t) => {
-  for (const pid of t.context.pids ?? []) {
+/** The process trees the tests started, and their directory. */
+async function killAndRemove({ pids, dir }: Partial<Extra>): Promise<void> {
+  for (const pid of pids ?? []) {
     try {
       process.kill(-pid, 'SIGKILL');
     } catch {
@@ -44,9 +41,8 @@ test.after.always(async (t) => {
       }
     }
   }
-  await t.context.cryo?.stop();
-  await rm(t.context.dir, { recursive: true, force: true });
-});
+  if (dir) await rm(dir, { recursive: true, force: true });
+}
 
 /** Starts a detached process tree (own session, no terminal); it is killed when the tests end. */
 function spawnDetached(

@@ -1,31 +1,15 @@
-import anyTest, { type TestFn } from 'ava';
 import { execa } from 'execa';
 import type { Checkpoint, RestoreResult } from '../../src/domain/checkpoint.js';
 import type { ErrorBody } from '../../src/domain/error-body.js';
 import type { Schedule, ScheduleRun } from '../../src/domain/schedule.js';
-import {
-  TestContainers,
-  counterAtLeast,
-  readCounter,
-  sleep,
-  type CounterReading,
-} from '../../harness/containers.js';
+import { counterAtLeast, readCounter, sleep, type CounterReading } from '../../harness/containers.js';
+import { cryoSuite } from '../../harness/cryo-suite.js';
 import { TestCryo } from '../../harness/cryo.js';
-import { NODE_IMAGE, requirePrerequisites } from '../../harness/prerequisites.js';
+import { NODE_IMAGE } from '../../harness/prerequisites.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
 
-const test = anyTest as TestFn<{ cryo: TestCryo; containers: TestContainers }>;
+const test = cryoSuite({ cryo: { scheduleGraceMs: 60_000 } });
 const TICK_MS = 500;
-
-test.before(async (t) => {
-  await requirePrerequisites();
-  t.context = { cryo: await TestCryo.start({ scheduleGraceMs: 60_000 }), containers: new TestContainers() };
-});
-
-test.after.always(async (t) => {
-  await t.context.containers?.removeAll();
-  await t.context.cryo?.stop();
-});
 
 interface Sample extends CounterReading {
   at: number;

@@ -1,41 +1,29 @@
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import anyTest, { type ExecutionContext, type TestFn } from 'ava';
+import type { ExecutionContext } from 'ava';
 import { execa } from 'execa';
 import type { Checkpoint, RestoreResult } from '../../src/domain/checkpoint.js';
 import type { ErrorBody } from '../../src/domain/error-body.js';
 import type { OperatorsView } from '../../src/domain/sidecar/metadata.js';
-import { TestContainers, sleep } from '../../harness/containers.js';
+import { sleep } from '../../harness/containers.js';
+import { cryoSuite, type CryoSuiteContext } from '../../harness/cryo-suite.js';
 import { TestCryo } from '../../harness/cryo.js';
 import { readTar } from '../../harness/tar.js';
-import { BUSYBOX_IMAGE, NODE_IMAGE, repoRoot, requirePrerequisites } from '../../harness/prerequisites.js';
+import { BUSYBOX_IMAGE, NODE_IMAGE, repoRoot } from '../../harness/prerequisites.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
 
-interface Context {
-  cryo: TestCryo;
-  containers: TestContainers;
-  dirs: string[];
-}
-const test = anyTest.serial as TestFn<Context>;
-
-test.before(async (t) => {
-  await requirePrerequisites();
-  t.context.cryo = await TestCryo.start();
-  t.context.containers = new TestContainers();
-  t.context.dirs = [];
+type Context = CryoSuiteContext & { dirs: string[] };
+const test = cryoSuite<{ dirs: string[] }>({
+  serial: true,
+  cleanEachTest: true,
+  extra: { make: async () => ({ dirs: [] }) },
 });
 
 test.afterEach.always(async (t) => {
-  await t.context.containers.removeAll();
   // CRYO_KEEP_DIRS=1 keeps a failed run's input and committed output for a look.
   for (const d of t.context.dirs.splice(0))
     if (!process.env.CRYO_KEEP_DIRS) await rm(d, { recursive: true, force: true });
-});
-
-test.after.always(async (t) => {
-  await t.context.containers?.removeAll();
-  await t.context.cryo?.stop();
 });
 
 const KILL_POINTS = 20;
