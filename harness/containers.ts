@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { eventually } from './eventually.js';
 import net from 'node:net';
 import { execa } from 'execa';
 
@@ -131,13 +132,13 @@ export async function readJson<T>(
 
 /** Waits until the counter reaches at least `min`. */
 export async function counterAtLeast(ref: string, min: number, timeoutMs = 20_000): Promise<CounterReading> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const reading = await readCounter(ref, timeoutMs);
-    if (reading.count >= min) return reading;
-    if (Date.now() > deadline) throw new Error(`counter of ${ref} stayed at ${reading.count} < ${min}`);
-    await sleep(100);
-  }
+  return eventually(
+    async () => {
+      const reading = await readCounter(ref, timeoutMs);
+      return reading.count >= min ? reading : undefined;
+    },
+    { what: `the counter of ${ref} at ${min} or more`, timeoutMs, intervalMs: 100 },
+  );
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -9,6 +9,7 @@ import type { Preflight } from '../../src/domain/process.js';
 import type { Health } from '../../src/domain/health.js';
 import { LABEL_RESTORED_FROM } from '../../src/domain/labels.js';
 import { counterAtLeast, hostPort, inspect, readCounter, readJson, sleep } from '../../harness/containers.js';
+import { eventually } from '../../harness/eventually.js';
 import { cryoSuite } from '../../harness/cryo-suite.js';
 import { BUSYBOX_IMAGE, NODE_IMAGE } from '../../harness/prerequisites.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
@@ -172,19 +173,24 @@ test('a restore with abandonOnDisconnect whose caller goes away leaves no contai
     signal: caller.signal,
   });
   // Gone while Docker creates or restores the copy.
-  for (let i = 0; i < 200; i++) {
-    if ((await execa('docker', ['ps', '-aq', '--filter', `name=^${copy}$`])).stdout) break;
-    await sleep(10);
-  }
+  await eventually(
+    async () => (await execa('docker', ['ps', '-aq', '--filter', `name=^${copy}$`])).stdout !== '',
+    {
+      what: 'the copy created',
+      timeoutMs: 2_000,
+      intervalMs: 10,
+    },
+  ).catch(() => undefined);
   caller.abort();
   await t.throwsAsync(answer, { any: true, name: 'AbortError' });
-  let left = 'unset';
-  for (let i = 0; i < 100; i++) {
-    await sleep(100);
-    left = (await execa('docker', ['ps', '-aq', '--filter', `name=^${copy}$`])).stdout;
-    if (!left) break;
-  }
-  t.is(left, '', 'the copy whose caller went away is removed, whether or not it had started');
+  await eventually(
+    async () => (await execa('docker', ['ps', '-aq', '--filter', `name=^${copy}$`])).stdout === '',
+    {
+      what: 'the copy whose caller went away removed, whether or not it had started',
+      timeoutMs: 10_000,
+      intervalMs: 100,
+    },
+  );
 
   const again = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${created.body.id}/restore`, {
     name: copy,
@@ -296,11 +302,13 @@ test('two checkpoints of one container at once: one succeeds, the other gets 409
     name: 'b',
   });
   // Once the first checkpoint is being written (after its pre-flight), it must not be listed yet.
-  let staged: string[] = [];
-  for (let i = 0; i < 100 && staged.length === 0; i++) {
-    staged = await readdir(path.join(cryo.dataDir, 'staging'));
-    if (staged.length === 0) await sleep(20);
-  }
+  const staged = await eventually(
+    async () => {
+      const dirs = await readdir(path.join(cryo.dataDir, 'staging'));
+      return dirs.length > 0 ? dirs : undefined;
+    },
+    { what: 'the first checkpoint staged', timeoutMs: 2_000, intervalMs: 20 },
+  ).catch(() => [] as string[]);
   const during = await cryo.api<{ checkpoints: Checkpoint[] }>('GET', `/v1/checkpoints?container=${name}`);
   const done = await first;
 

@@ -3,6 +3,7 @@ import path from 'node:path';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { execa } from 'execa';
 import { TestContainers, counterAtLeast, freePort, readCounter, sleep } from '../../harness/containers.js';
+import { eventually } from '../../harness/eventually.js';
 import { CryoProcess } from '../../harness/cryo-process.js';
 import { NODE_IMAGE, repoRoot, requirePrerequisites } from '../../harness/prerequisites.js';
 
@@ -43,14 +44,12 @@ async function ctrdLeftovers(): Promise<Set<string>> {
   return new Set((await readdir('/tmp')).filter((d) => d.startsWith('ctrd-checkpoint')));
 }
 
-/** Polls `probe` every millisecond or two until it is true, for at most `ms`. */
-async function until(probe: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await probe()) return true;
-    await sleep(1);
-  }
-  return false;
+/** Polls `probe` every millisecond or two until it is true, for at most `ms`; whether it came true. */
+function until(probe: () => Promise<boolean>, ms: number): Promise<boolean> {
+  return eventually(probe, { what: 'the probe', timeoutMs: ms, intervalMs: 1 }).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Kills cryo and starts it again on the same data directory. */

@@ -8,6 +8,7 @@ import type { Checkpoint, RestoreResult } from '../../src/domain/checkpoint.js';
 import type { ErrorBody } from '../../src/domain/error-body.js';
 import type { Preflight, ProcessReport } from '../../src/domain/process.js';
 import { TestContainers, freePort, inspect, sleep } from '../../harness/containers.js';
+import { eventually } from '../../harness/eventually.js';
 import { cryoSuite, type CryoSuiteContext } from '../../harness/cryo-suite.js';
 import { TestCryo } from '../../harness/cryo.js';
 import { BUSYBOX_IMAGE } from '../../harness/prerequisites.js';
@@ -427,7 +428,7 @@ test.serial(
       `i=0; while :; do i=$((i+1)); echo $i > ${counter}.tmp; mv ${counter}.tmp ${counter}; sleep 0.05; done`,
     ]);
     const read = async () => Number((await readFile(counter, 'utf8').catch(() => '0')).trim());
-    while ((await read()) < 5) await sleep(50);
+    await eventually(async () => (await read()) >= 5, { what: 'the shell counter at 5' });
 
     const report = await cryo.cliJson<ProcessReport>(['inspect', String(pid)]);
     t.is(report.root, pid);
@@ -440,8 +441,10 @@ test.serial(
     t.is(await read(), atDump, 'the tree stopped at the dump');
     const restored = await cryo.cliJson<RestoreResult>(['restore', created.id]);
     t.is(restored.pid, pid);
-    for (let i = 0; i < 100 && (await read()) <= atDump; i++) await sleep(50);
-    const after = await read();
+    const after = await eventually(async () => ((await read()) > atDump ? read() : undefined), {
+      what: `the restored counter past ${atDump}`,
+      timeoutMs: 5_000,
+    });
     t.true(after > atDump && after < atDump + 50, `the counter goes on from ${atDump}: ${after}`);
 
     const notPid = await cryo.cli(['checkpoint', '--pid', 'web']);

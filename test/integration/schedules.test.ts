@@ -3,6 +3,7 @@ import type { Checkpoint, RestoreResult } from '../../src/domain/checkpoint.js';
 import type { ErrorBody } from '../../src/domain/error-body.js';
 import type { Schedule, ScheduleRun } from '../../src/domain/schedule.js';
 import { counterAtLeast, readCounter, sleep, type CounterReading } from '../../harness/containers.js';
+import { eventually } from '../../harness/eventually.js';
 import { cryoSuite } from '../../harness/cryo-suite.js';
 import { TestCryo } from '../../harness/cryo.js';
 import { NODE_IMAGE } from '../../harness/prerequisites.js';
@@ -85,7 +86,9 @@ test.serial(
     const runs = await waitForRuns(cryo, id, 5);
     // Every run needs a counter sample taken after it ended.
     const lastEnd = Math.max(...runs.map((r) => Date.parse(r.endedAt ?? r.startedAt)));
-    while ((watch.samples.at(-1)?.at ?? 0) < lastEnd) await sleep(50);
+    await eventually(() => (watch.samples.at(-1)?.at ?? 0) >= lastEnd, {
+      what: 'a counter sample after the last run',
+    });
     await watch.stop();
 
     const succeeded = runs.filter((r) => r.outcome === 'succeeded');
