@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { sleep, type CounterReading } from './containers.js';
@@ -107,6 +107,12 @@ export class SecondHost {
   }
 
   /** Copies an image from the first host's dockerd into this one. */
+  /** Stops (SIGSTOP) or continues (SIGCONT) this host's dockerd, as `kill -STOP` on a hung daemon. */
+  async pauseDaemon(paused: boolean): Promise<void> {
+    const pid = Number((await readFile(path.join(this.root, 'docker.pid'), 'utf8')).trim());
+    process.kill(pid, paused ? 'SIGSTOP' : 'SIGCONT');
+  }
+
   async loadImage(image: string): Promise<void> {
     const file = path.join(this.root, 'image.tar');
     await execa('docker', ['save', '-o', file, image]);
