@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
@@ -7,6 +7,7 @@ import path from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
 import { DockerClient } from '../../src/adapters/docker/docker-client.js';
+import { servingLazyCheckpoint } from '../../src/adapters/docker/runc-lazy-checkpoint.js';
 import { runCommand } from '../../src/adapters/exec/run-command.js';
 import { HttpPeerAgent } from '../../src/adapters/peer/http-peer-agent.js';
 import { DeadlineExceededError, ErrorCode, TargetError } from '../../src/domain/errors/index.js';
@@ -104,4 +105,33 @@ test('a peer that stops reading an archive mid-stream fails the transfer once no
   t.is(err?.code, ErrorCode.TARGET_UNREACHABLE);
   t.regex(err!.message, /no progress either way for 0\.5 s/);
   t.true(performance.now() - started < 20_000);
+});
+
+test('a lazy dump whose page server never listens (a stopped runc) is aborted at its deadline, and the process killed', async (t) => {
+  const dir = await tempDir(t);
+  const pidFile = path.join(dir, 'runc.pid');
+  // A runc that stops itself before CRIU would say that its page server listens.
+  const runc = path.join(dir, 'runc');
+  await writeFile(runc, `#!/bin/sh\necho $$ > ${pidFile}\nkill -STOP $$\n`, { mode: 0o755 });
+  const started = performance.now();
+  const err = await t.throwsAsync(
+    servingLazyCheckpoint(
+      {
+        binary: runc,
+        root: dir,
+        containerId: 'c',
+        imagesDir: path.join(dir, 'images'),
+        workDir: dir,
+        criuFlags: [],
+      },
+      { address: '127.0.0.1', port: 9 },
+      300,
+    ),
+    { instanceOf: DeadlineExceededError },
+  );
+  t.regex(err!.message, /^the lazy dump \(runc checkpoint --lazy-pages\) did not finish within 0\.3 s/);
+  t.regex(err!.hint ?? '', /CRYO_LAZY_DUMP_TIMEOUT_MS/);
+  t.true(performance.now() - started < 15_000);
+  const pid = Number((await readFile(pidFile, 'utf8')).trim());
+  t.throws(() => process.kill(pid, 0), undefined, 'the stopped runc was killed');
 });

@@ -8,8 +8,7 @@ import type { CheckpointRequest, RuntimeCheckpointResult } from '../../services/
 import type { CgroupFreezer } from './cgroup-freezer.js';
 import type { DockerClient } from './docker-client.js';
 import { runcCriuFlags, type RuncCheckpointer } from './runc-checkpointer.js';
-import { runcLazyCheckpoint } from './runc-lazy-checkpoint.js';
-import { withDeadline } from '../exec/with-deadline.js';
+import { servingLazyCheckpoint, type LazyCheckpoint } from './runc-lazy-checkpoint.js';
 
 /**
  * A dump straight through the runc that dockerd runs the container with, into cryo's storage, with the
@@ -47,28 +46,19 @@ export class RuncDump {
     if (request.lazyPages) {
       if (!frozen || request.heldBy === undefined)
         throw new DockerError('a lazy dump needs the container held frozen for its migration');
-      const lazy = await runcLazyCheckpoint(
-        {
-          binary: this.runc.binary,
-          root,
-          containerId,
-          imagesDir,
-          workDir: request.parentDir,
-          criuFlags: runcCriuFlags(request.criu),
-        },
-        request.lazyPages,
-      );
+      let lazy: LazyCheckpoint;
       try {
-        // CRIU dumps all but the pages before it listens: a dump that never gets there must not hold the
-        // workload frozen forever.
-        await withDeadline(
-          lazy.ready,
+        lazy = await servingLazyCheckpoint(
           {
-            what: 'the lazy dump (runc checkpoint --lazy-pages)',
-            ms: this.lazyReadyMs,
-            setting: DEADLINES.lazyDump.setting,
+            binary: this.runc.binary,
+            root,
+            containerId,
+            imagesDir,
+            workDir: request.parentDir,
+            criuFlags: runcCriuFlags(request.criu),
           },
-          lazy.abort,
+          request.lazyPages,
+          this.lazyReadyMs,
         );
       } catch (err) {
         await thaw();

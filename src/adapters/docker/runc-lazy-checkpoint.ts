@@ -1,4 +1,6 @@
 import { createReadStream } from 'node:fs';
+import { DEADLINES } from '../../defaults.js';
+import { withDeadline } from '../exec/with-deadline.js';
 import { open, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
@@ -122,4 +124,26 @@ export async function runcLazyCheckpoint(
     }
   };
   return { ready, served, abort };
+}
+
+/**
+ * The lazy dump, once its page server listens. CRIU dumps all but the pages before it listens: a dump that never
+ * gets there (a stopped runc or CRIU) is aborted at `readyMs`, so that it cannot hold the workload frozen forever.
+ */
+export async function servingLazyCheckpoint(
+  dump: LazyDump,
+  pageServer: PageServerAddress,
+  readyMs: number,
+): Promise<LazyCheckpoint> {
+  const lazy = await runcLazyCheckpoint(dump, pageServer);
+  await withDeadline(
+    lazy.ready,
+    {
+      what: 'the lazy dump (runc checkpoint --lazy-pages)',
+      ms: readyMs,
+      setting: DEADLINES.lazyDump.setting,
+    },
+    lazy.abort,
+  );
+  return lazy;
 }
