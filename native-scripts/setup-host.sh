@@ -36,12 +36,14 @@ command -v node >/dev/null || die "node is not installed; install Node.js >= 20.
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=8)?0:1)' ||
   die "node $(node --version) is too old; cryo needs Node.js >= 20.8"
 
-step "installing Debian packages: docker.io zstd iproute2 busybox-static criu redis-tools"
+step "installing Debian packages: docker.io zstd iproute2 busybox-static criu redis-tools docker-registry skopeo apache2-utils openssl"
 # Debian 12's own criu (3.17.1) stays at /usr/sbin/criu, behind cryo's newer one in /usr/local/sbin: it is the
 # too-old CRIU that the pre-flight's CRIU_TOO_OLD is tested against (its dumps fail here, on the vDSO).
 # redis-tools carries Redis's one binary (redis-server is redis-check-rdb under another name) without the service:
 # the Redis fixture image is made of it.
-apt_install docker.io zstd iproute2 busybox-static ca-certificates criu redis-tools
+# docker-registry (distribution 2.8), skopeo, htpasswd (apache2-utils) and openssl: the registry tests' real
+# registry, their yardstick, and its logins and certificates; no registry service is started.
+apt_install docker.io zstd iproute2 busybox-static ca-certificates criu redis-tools docker-registry skopeo apache2-utils openssl
 
 step "making CRIU >= ${CRIU_MIN_VERSION} available as criu"
 "$here/install-criu.sh"

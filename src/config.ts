@@ -112,6 +112,28 @@ export const ConfigSchema = z.object({
     .positive()
     .default(DEADLINES.lazyDump.ms)
     .describe('how long a post-copy dump may take to serve its pages while the source is frozen'),
+  registryAuthFile: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("Docker's config.json whose auths hold the registry logins (default: docker's own)"),
+  registryCaFile: z.string().min(1).optional().describe('a CA trusted for registries besides the system CAs'),
+  registryInsecure: z
+    .string()
+    .default('')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((r) => r.trim())
+        .filter(Boolean),
+    )
+    .describe('registries reached over plain HTTP, comma-separated (one on loopback always is)'),
+  registryTimeoutMs: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(DEADLINES.registry.ms)
+    .describe('how long a registry request may stay silent'),
   criuBinary: z.string().min(1).default('criu'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -150,6 +172,10 @@ export function loadConfig(
     requestBodyTimeoutMs: env.CRYO_REQUEST_BODY_TIMEOUT_MS,
     migrationSettleTimeoutMs: env.CRYO_MIGRATION_SETTLE_TIMEOUT_MS,
     lazyDumpTimeoutMs: env.CRYO_LAZY_DUMP_TIMEOUT_MS,
+    registryAuthFile: env.CRYO_REGISTRY_AUTH_FILE,
+    registryCaFile: env.CRYO_REGISTRY_CA_FILE,
+    registryInsecure: env.CRYO_REGISTRY_INSECURE,
+    registryTimeoutMs: env.CRYO_REGISTRY_TIMEOUT_MS,
     criuBinary: env.CRYO_CRIU,
     logLevel: env.CRYO_LOG_LEVEL,
   };

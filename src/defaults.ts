@@ -21,6 +21,8 @@ export const DEADLINES = {
   requestBody: { ms: 120_000, setting: 'CRYO_REQUEST_BODY_TIMEOUT_MS' },
   /** A migration target that stays silent while the source waits to learn whether it runs the workload. */
   migrationSettle: { ms: 30 * 60_000, setting: 'CRYO_MIGRATION_SETTLE_TIMEOUT_MS' },
+  /** A registry request that stays silent (each is tried again, with backoff, after a 5xx or a broken link). */
+  registry: { ms: 120_000, setting: 'CRYO_REGISTRY_TIMEOUT_MS' },
   /** A post-copy dump that does not start serving its pages while the source is frozen. */
   lazyDump: { ms: 120_000, setting: 'CRYO_LAZY_DUMP_TIMEOUT_MS' },
 } as const;

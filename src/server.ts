@@ -1,4 +1,6 @@
 import { mkdir } from 'node:fs/promises';
+import { registryConnector } from './adapters/registry/registry-connector.js';
+import { defaultAuthFile } from './adapters/registry/registry-credentials.js';
 import { localHost } from './adapters/host/local-host.js';
 import { createLogger } from './adapters/log/pino-logger.js';
 import path from 'node:path';
@@ -86,6 +88,12 @@ async function serve(config: Config, lock: DataDirLock): Promise<Server> {
     inspector: new ProcInspector(commands),
     db,
     store,
+    registries: registryConnector({
+      authFile: config.registryAuthFile ?? defaultAuthFile(),
+      ...(config.registryCaFile ? { caFile: config.registryCaFile } : {}),
+      insecure: config.registryInsecure,
+      timeoutMs: config.registryTimeoutMs,
+    }),
     connect: (url, peerToken) => new HttpPeerAgent(url, peerToken, undefined, config.peerTimeoutMs),
     sidecar: new UnixSidecarConnector(),
     sidecarCoordinator: {

@@ -1,4 +1,6 @@
 import { TarArchiveCodec } from './adapters/archive/tar-archive-codec.js';
+import type { RegistryConnector } from './services/ports/checkpoint-registry.js';
+import { RegistryService } from './services/registry/registry-service.js';
 import type { HostInfo } from './domain/host-info.js';
 import type { Logger } from './services/ports/logger.js';
 import { CronerCron } from './adapters/cron/croner-cron.js';
@@ -49,6 +51,8 @@ export interface ServiceDeps {
   metrics?: Metrics;
   /** Where background work and swallowed failures are logged (default: nowhere). */
   log?: Logger;
+  /** Reaches OCI registries, for push and pull (default: none, and those are refused). */
+  registries?: RegistryConnector;
   scheduleGraceMs: number;
   migrationRetentionMs: number;
   /** How long a lazy restore's pages may take before its container is killed (default 600 s). */
@@ -132,5 +136,16 @@ export function createServices(d: ServiceDeps) {
   });
   const host = new HostService(d.runtime, d.engine, guard, d.host);
   const health = new HealthService(d.runtime, d.engine);
-  return { catalog, checkpoints, processes, archives, schedules, migrations, host, health };
+  const registry = new RegistryService({
+    checkpoints,
+    archives,
+    catalog,
+    connect:
+      d.registries ??
+      (async () => {
+        throw new Error('no registry connector');
+      }),
+    maxImportBytes: d.maxImportBytes,
+  });
+  return { catalog, checkpoints, processes, archives, schedules, migrations, host, health, registry };
 }

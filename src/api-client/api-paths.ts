@@ -15,6 +15,8 @@ export const apiPaths = {
   checkpointsNamed: (name: string) => `/v1/checkpoints?name=${seg(name)}`,
   restoredFrom: (checkpointId: string) => `/v1/containers?restoredFrom=${seg(checkpointId)}`,
   checkpoint: (id: string) => `/v1/checkpoints/${seg(id)}`,
+  push: (id: string) => `/v1/checkpoints/${seg(id)}/push`,
+  pull: '/v1/checkpoints/pull',
   restore: (id: string) => `/v1/checkpoints/${seg(id)}/restore`,
   prepare: (id: string) => `/v1/checkpoints/${seg(id)}/prepare`,
   archive: (id: string, compress: string) => `/v1/checkpoints/${seg(id)}/archive?compress=${seg(compress)}`,

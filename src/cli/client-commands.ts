@@ -4,6 +4,7 @@ import { commandContext, DEFAULT_URL, type CliOutput } from './cli-support.js';
 import { addMigrationCommands } from './migration-commands.js';
 import { addProcessCommands } from './process-commands.js';
 import { addScheduleCommands } from './schedule-commands.js';
+import { addRegistryCommands } from './registry-commands.js';
 
 export { reportCliError, type CliOutput } from './cli-support.js';
 
@@ -21,4 +22,5 @@ export function addClientCommands(program: Command, out: CliOutput = process): v
   addMigrationCommands(ctx);
   addProcessCommands(ctx);
   addScheduleCommands(ctx);
+  addRegistryCommands(ctx);
 }

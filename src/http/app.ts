@@ -1,4 +1,6 @@
 import swagger from '@fastify/swagger';
+import { registryRoutes } from './routes/registry.js';
+import type { RegistryService } from '../services/registry/registry-service.js';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import {
@@ -40,6 +42,7 @@ export interface AppDeps {
   host: HostService;
   processes: ProcessService;
   health: HealthService;
+  registry: RegistryService;
   /** GET /metrics; without it, no such route. */
   metrics?: MetricsExposition;
   metricsPublic?: boolean;
@@ -84,6 +87,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(checkpointRoutes, { checkpoints: deps.checkpoints });
   await app.register(archiveRoutes, { archives: deps.archives });
   await app.register(scheduleRoutes, { schedules: deps.schedules });
+  await app.register(registryRoutes, { registry: deps.registry });
   await app.register(migrationRoutes, { migrations: deps.migrations });
   await app.register(hostRoutes, { host: deps.host });
   await app.register(processRoutes, { processes: deps.processes });

@@ -35,7 +35,7 @@ export class TarArchiveCodec implements ArchiveCodec {
     files.sort((a, b) => Number(a.includes('/')) - Number(b.includes('/')) || (a < b ? -1 : a > b ? 1 : 0));
     // A checkpoint is mostly small files: one at a time, each costs more in round trips than in hashing.
     const hashes = await inBatches(files, async (name) => done.get(name) ?? hashFile(path.join(dir, name)));
-    return files.map((name, i) => ({ ...hashes[i]!, name }));
+    return files.map((name, i) => ({ name, size: hashes[i]!.size, sha256: hashes[i]!.sha256 }));
   }
 
   packedSize(manifest: Manifest): number {

@@ -9,3 +9,4 @@ export * from './process.js';
 export * from './sidecar.js';
 export * from './schedule.js';
 export * from './deadline.js';
+export * from './registry.js';

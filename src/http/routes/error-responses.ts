@@ -10,3 +10,13 @@ export const errorResponses = {
 
 /** The same, for routes that also report a peer's failure (a stream job's sidecar, a migration target). */
 export const peerErrorResponses = { ...errorResponses, 502: ErrorBodySchema };
+
+/** The same, for routes that reach an OCI registry. */
+export const registryErrorResponses = {
+  ...peerErrorResponses,
+  403: ErrorBodySchema,
+  413: ErrorBodySchema,
+  422: ErrorBodySchema,
+  504: ErrorBodySchema,
+  507: ErrorBodySchema,
+};

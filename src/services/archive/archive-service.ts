@@ -78,10 +78,17 @@ export class ArchiveService {
     }
   }
 
-  /** With `migration`, the checkpoint is that migration's: its sweeper removes it after the retention period. */
-  import(input: Readable, migration?: MigrationMark): Promise<Checkpoint> {
+  /**
+   * With `migration`, the checkpoint is that migration's: its sweeper removes it after the retention period.
+   * `verify` runs once every byte has been read, before anything is published: throwing there publishes nothing.
+   */
+  import(
+    input: Readable,
+    migration?: MigrationMark,
+    verify?: (manifest: Manifest) => void,
+  ): Promise<Checkpoint> {
     return measured(this.deps.metrics ?? NO_METRICS, 'import', 'archive', () =>
-      this.importArchive(input, migration),
+      this.importArchive(input, migration, verify),
     );
   }
 
@@ -106,7 +113,11 @@ export class ArchiveService {
     });
   }
 
-  private async importArchive(input: Readable, migration: MigrationMark | undefined): Promise<Checkpoint> {
+  private async importArchive(
+    input: Readable,
+    migration: MigrationMark | undefined,
+    verify: ((manifest: Manifest) => void) | undefined,
+  ): Promise<Checkpoint> {
     const { store, catalog, codec, clock } = this.deps;
     const id = newId(clock.now());
     const room = await (this.deps.guard ?? new DiskGuard(store)).room();
@@ -127,6 +138,7 @@ export class ArchiveService {
           },
         });
         requireRestorable(manifest);
+        verify?.(manifest);
         return manifest;
       },
       describe: (manifest, sizeBytes) => ({

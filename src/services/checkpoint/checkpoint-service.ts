@@ -12,7 +12,7 @@ import type {
 } from '../../domain/checkpoint.js';
 import { CheckpointInUseError, CheckpointNotFoundError, ValidationError } from '../../domain/errors/index.js';
 import { CRYO_MANIFEST } from '../../domain/layout.js';
-import type { Manifest } from '../../domain/manifest.js';
+import { ManifestSchema, type Manifest } from '../../domain/manifest.js';
 import type { OperatorsView } from '../../domain/sidecar/metadata.js';
 import type { CheckpointFilter } from '../ports/checkpoint-catalog.js';
 import { requireSidecar, type CheckpointContext, type CheckpointServiceDeps } from './context.js';
@@ -119,7 +119,8 @@ export class CheckpointService {
     const manifest = await readManifest(dir);
     if (manifest.entries.length > 0) return manifest;
     if (!this.ctx.describeEntries) throw new Error('exports are not wired: no describeEntries');
-    const complete: Manifest = { ...manifest, entries: await this.ctx.describeEntries(dir) };
+    // In the schema's key order, as every later read gives it: the first export is the same bytes as the next.
+    const complete = ManifestSchema.parse({ ...manifest, entries: await this.ctx.describeEntries(dir) });
     await replaceFile(path.join(dir, CRYO_MANIFEST), JSON.stringify(complete, null, 2));
     return complete;
   }

@@ -1,0 +1,26 @@
+import { z } from 'zod';
+import { RegistryReferenceSchema } from './oci-artifact.js';
+
+export const PushBodySchema = z.strictObject({
+  reference: RegistryReferenceSchema.describe('REGISTRY/REPOSITORY[:TAG] (the tag defaults to latest)'),
+});
+export type PushBody = z.infer<typeof PushBodySchema>;
+
+export const PullBodySchema = z.strictObject({
+  reference: RegistryReferenceSchema.describe('REGISTRY/REPOSITORY[:TAG][@sha256:DIGEST]'),
+});
+export type PullBody = z.infer<typeof PullBodySchema>;
+
+export const PushResultSchema = z.object({
+  reference: z.string(),
+  digest: z.string().describe("the manifest's digest: pull REGISTRY/REPOSITORY@DIGEST for exactly this push"),
+  layers: z.array(
+    z.object({
+      digest: z.string(),
+      size: z.number(),
+      uploaded: z.boolean().describe('false when the registry had the blob already'),
+    }),
+  ),
+  uploadedBytes: z.number(),
+});
+export type PushResult = z.infer<typeof PushResultSchema>;

@@ -1,0 +1,16 @@
+import type { Readable } from 'node:stream';
+
+/** One registry, through the OCI distribution API. */
+export interface RegistryConnection {
+  readonly registry: string;
+  hasBlob(repository: string, digest: string): Promise<boolean>;
+  /** `open` makes the blob's bytes afresh for each try. */
+  uploadBlob(repository: string, digest: string, size: number, open: () => Promise<Readable>): Promise<void>;
+  /** Returns the digest the registry names the manifest by. */
+  putManifest(repository: string, reference: string, manifest: Buffer): Promise<string>;
+  getManifest(repository: string, reference: string): Promise<{ bytes: Buffer; digest: string }>;
+  getBlob(repository: string, digest: string): Promise<Readable>;
+}
+
+/** Reaches a registry by its host[:port], with the credentials and TLS settings this host has for it. */
+export type RegistryConnector = (registry: string) => Promise<RegistryConnection>;

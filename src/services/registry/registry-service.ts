@@ -1,0 +1,194 @@
+import { Readable } from 'node:stream';
+import type { Checkpoint } from '../../domain/checkpoint.js';
+import {
+  ArchiveInvalidError,
+  CheckpointNotExportableError,
+  RegistryArtifactInvalidError,
+} from '../../domain/errors/index.js';
+import { ManifestSchema, type Manifest } from '../../domain/manifest.js';
+import {
+  formatReference,
+  OciAnnotation,
+  OciManifestSchema,
+  OciMediaType,
+  type OciDescriptor,
+  type OciManifest,
+  type RegistryReference,
+} from '../../domain/oci-artifact.js';
+import type { PushResult } from '../../domain/registry.js';
+import type { ArchiveService } from '../archive/archive-service.js';
+import type { CheckpointService } from '../checkpoint/checkpoint-service.js';
+import type { CheckpointCatalog } from '../ports/checkpoint-catalog.js';
+import type { RegistryConnector } from '../ports/checkpoint-registry.js';
+import { checkingDigest, digestOf, digestStream } from '../support/digest.js';
+
+export interface RegistryServiceDeps {
+  checkpoints: CheckpointService;
+  archives: ArchiveService;
+  catalog: CheckpointCatalog;
+  connect: RegistryConnector;
+  /** The most a pulled checkpoint may hold (CRYO_MAX_IMPORT_BYTES): a layer that claims more is refused unread. */
+  maxImportBytes: number;
+}
+
+/** The tag of a reference that names none, as Docker's. */
+const DEFAULT_TAG = 'latest';
+
+/**
+ * Checkpoints in an OCI registry: pushed as an image-spec 1.1 artifact (cryo.json as its config, the checkpoint's
+ * archive as its layer), pulled back into the catalog with every byte checked before anything is published.
+ */
+export class RegistryService {
+  constructor(private readonly deps: RegistryServiceDeps) {}
+
+  /** Pushes a container checkpoint; a blob the repository has already is not sent again. */
+  async push(checkpointId: string, reference: RegistryReference): Promise<PushResult> {
+    const { checkpoints, archives } = this.deps;
+    const checkpoint = checkpoints.get(checkpointId);
+    if (checkpoint.kind === 'process') throw new CheckpointNotExportableError(checkpointId);
+    const registry = await this.deps.connect(reference.registry);
+    const { repository } = reference;
+    const tag = reference.tag ?? DEFAULT_TAG;
+    const config = Buffer.from(JSON.stringify(await checkpoints.completeManifest(checkpointId), null, 2));
+    const configDigest = digestOf(config);
+    // The archive is deterministic: one pass to learn its digest (the registry may have it), one to send it.
+    const open = async () => (await archives.export(checkpointId, 'none')).stream;
+    const layer = await digestStream(await open());
+    const blobs: (OciDescriptor & { open: () => Promise<Readable> })[] = [
+      {
+        mediaType: OciMediaType.CONFIG,
+        digest: configDigest,
+        size: config.length,
+        open: async () => Readable.from([config]),
+      },
+      {
+        mediaType: OciMediaType.LAYER,
+        ...layer,
+        annotations: { 'org.opencontainers.image.title': `${checkpoint.name}.tar` },
+        open,
+      },
+    ];
+    const layers: PushResult['layers'] = [];
+    for (const blob of blobs) {
+      const present = await registry.hasBlob(repository, blob.digest);
+      if (!present) await registry.uploadBlob(repository, blob.digest, blob.size, blob.open);
+      layers.push({ digest: blob.digest, size: blob.size, uploaded: !present });
+    }
+    const manifest: OciManifest = {
+      schemaVersion: 2,
+      mediaType: OciMediaType.MANIFEST,
+      artifactType: OciMediaType.CHECKPOINT,
+      config: { mediaType: OciMediaType.CONFIG, digest: configDigest, size: config.length },
+      layers: [blobs[1]!].map(({ mediaType, digest, size, annotations }) => ({
+        mediaType,
+        digest,
+        size,
+        ...(annotations ? { annotations } : {}),
+      })),
+      annotations: {
+        [OciAnnotation.CREATED]: checkpoint.createdAt,
+        [OciAnnotation.CHECKPOINT_NAME]: checkpoint.name,
+        ...(checkpoint.container ? { [OciAnnotation.CONTAINER_NAME]: checkpoint.container.name } : {}),
+      },
+    };
+    const digest = await registry.putManifest(repository, tag, Buffer.from(JSON.stringify(manifest)));
+    return {
+      reference: formatReference({ ...reference, tag }),
+      digest,
+      layers,
+      uploadedBytes: layers.filter((l) => l.uploaded).reduce((n, l) => n + l.size, 0),
+    };
+  }
+
+  /**
+   * Pulls a checkpoint into the catalog. The manifest is checked before any blob is read (its type, its layers,
+   * their sizes), and the layer's digest before the checkpoint is published: a tampered blob publishes nothing.
+   * A checkpoint already here (same container and name) is not pulled again.
+   */
+  async pull(reference: RegistryReference): Promise<{ checkpoint: Checkpoint; pulled: boolean }> {
+    const registry = await this.deps.connect(reference.registry);
+    const { repository } = reference;
+    const name = formatReference(reference);
+    const { bytes } = await registry.getManifest(
+      repository,
+      reference.digest ?? reference.tag ?? DEFAULT_TAG,
+    );
+    const manifest = parseManifest(name, bytes);
+    const layer = manifest.layers[0]!;
+    if (layer.size > this.deps.maxImportBytes)
+      throw new RegistryArtifactInvalidError(
+        name,
+        `its layer claims ${layer.size} bytes, over the allowed ${this.deps.maxImportBytes} (CRYO_MAX_IMPORT_BYTES)`,
+      );
+    const config = await this.readConfig(registry, repository, manifest.config, name);
+    const here = this.deps.catalog.findByName(config.container.id, config.checkpoint.name);
+    if (here) return { checkpoint: here, pulled: false };
+    const checked = checkingDigest(name, layer.digest, layer.size);
+    const blob = await registry.getBlob(repository, layer.digest);
+    blob.on('error', (err) => checked.destroy(err));
+    const checkpoint = await this.deps.archives.import(blob.pipe(checked), undefined, (imported) => {
+      checked.verify();
+      if (JSON.stringify(imported) !== JSON.stringify(config))
+        throw new RegistryArtifactInvalidError(name, "its layer's cryo.json is not its config");
+    });
+    return { checkpoint, pulled: true };
+  }
+
+  private async readConfig(
+    registry: Awaited<ReturnType<RegistryConnector>>,
+    repository: string,
+    descriptor: OciDescriptor,
+    name: string,
+  ): Promise<Manifest> {
+    const checked = checkingDigest(name, descriptor.digest, descriptor.size);
+    const blob = await registry.getBlob(repository, descriptor.digest);
+    const chunks: Buffer[] = [];
+    try {
+      for await (const chunk of blob.pipe(checked)) chunks.push(chunk as Buffer);
+      checked.verify();
+    } catch (err) {
+      blob.destroy();
+      throw err instanceof ArchiveInvalidError || err instanceof RegistryArtifactInvalidError
+        ? err
+        : new RegistryArtifactInvalidError(name, `its config: ${(err as Error).message}`);
+    }
+    try {
+      return ManifestSchema.parse(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+    } catch (err) {
+      throw new RegistryArtifactInvalidError(
+        name,
+        `its config is not a cryo.json: ${(err as Error).message}`,
+      );
+    }
+  }
+}
+
+/** The manifest, refused unless it is a checkpoint of cryo's as cryo pushes them. */
+function parseManifest(name: string, bytes: Buffer): OciManifest {
+  let json: unknown;
+  try {
+    json = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new RegistryArtifactInvalidError(name, 'its manifest is not JSON');
+  }
+  const parsed = OciManifestSchema.safeParse(json);
+  if (!parsed.success)
+    throw new RegistryArtifactInvalidError(
+      name,
+      `its manifest: ${parsed.error.issues[0]?.message ?? 'invalid'}`,
+    );
+  const manifest = parsed.data;
+  if (manifest.artifactType !== OciMediaType.CHECKPOINT || manifest.config.mediaType !== OciMediaType.CONFIG)
+    throw new RegistryArtifactInvalidError(
+      name,
+      `its artifact type is ${manifest.artifactType ?? 'none'}, not a cryo checkpoint (${OciMediaType.CHECKPOINT})`,
+    );
+  if (manifest.layers.length !== 1 || manifest.layers[0]!.mediaType !== OciMediaType.LAYER)
+    throw new RegistryArtifactInvalidError(
+      name,
+      `it has ${manifest.layers.length} layers; this cryo reads one`,
+    );
+  if (manifest.config.size > 4 * 1024 * 1024)
+    throw new RegistryArtifactInvalidError(name, `its config claims ${manifest.config.size} bytes`);
+  return manifest;
+}

@@ -1,0 +1,374 @@
+import { createHash, createSign, generateKeyPairSync, randomBytes } from 'node:crypto';
+import http, { type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { counterAtLeast, readCounter } from '../../harness/containers.js';
+import { cryoSuite } from '../../harness/cryo-suite.js';
+import { TestCryo } from '../../harness/cryo.js';
+import { NODE_IMAGE } from '../../harness/prerequisites.js';
+import { TestRegistry } from '../../harness/registry.js';
+import type { Checkpoint, RestoreResult } from '../../src/domain/checkpoint.js';
+import type { ErrorBody } from '../../src/domain/error-body.js';
+import { ErrorCode } from '../../src/domain/errors/index.js';
+import { OciMediaType } from '../../src/domain/oci-artifact.js';
+import type { PushResult } from '../../src/domain/registry.js';
+
+// Checkpoints pushed to and pulled from Debian's docker-registry (distribution 2.8) on loopback: no auth, a basic
+// login over TLS with a CA of the test's own, and the bearer-token flow against a token endpoint the test serves.
+const test = cryoSuite<{ work: string }>({
+  serial: true,
+  extra: {
+    make: async () => ({ work: await mkdtemp(path.join(os.tmpdir(), 'cryo-test-registry-work-')) }),
+    cleanUp: async ({ work }) => {
+      if (work) await rm(work, { recursive: true, force: true });
+    },
+  },
+});
+
+/** A counter container and a leave-running checkpoint of it, with the reading before. */
+async function counterCheckpoint(
+  t: { context: { cryo: TestCryo; containers: import('../../harness/containers.js').TestContainers } },
+  prefix: string,
+) {
+  const name = t.context.containers.uniqueName(prefix);
+  await t.context.containers.run({ image: NODE_IMAGE, publish: 8080, name });
+  const before = await counterAtLeast(name, 3);
+  const made = await t.context.cryo.api<Checkpoint>('POST', `/v1/containers/${name}/checkpoints`, {
+    leaveRunning: true,
+    name: 'pushed',
+  });
+  if (made.status !== 201) throw new Error(JSON.stringify(made.body));
+  return { name, before, checkpoint: made.body };
+}
+
+/** A docker config.json with one login, as `docker login` writes it. */
+async function authFile(work: string, registry: string, user: string, pass: string): Promise<string> {
+  const file = path.join(work, `config-${randomBytes(3).toString('hex')}.json`);
+  await writeFile(
+    file,
+    JSON.stringify({ auths: { [registry]: { auth: Buffer.from(`${user}:${pass}`).toString('base64') } } }),
+  );
+  return file;
+}
+
+test('an export is the same bytes every time, the first included: a push digests it, then sends it', async (t) => {
+  const { checkpoint } = await counterCheckpoint(t, 'same');
+  const exported = async () => {
+    const res = await fetch(`${t.context.cryo.url}/v1/checkpoints/${checkpoint.id}/archive`, {
+      headers: { authorization: `Bearer ${t.context.cryo.token}` },
+    });
+    return createHash('sha256')
+      .update(Buffer.from(await res.arrayBuffer()))
+      .digest('hex');
+  };
+  t.is(await exported(), await exported());
+});
+
+test('a checkpoint pushed, deleted here and pulled back restores, and the counter goes on; a second push sends nothing', async (t) => {
+  const registry = await TestRegistry.start();
+  t.teardown(() => registry.stop());
+  const { cryo } = t.context;
+  const { before, checkpoint } = await counterCheckpoint(t, 'push');
+  const reference = `${registry.address}/team/counter:nightly`;
+
+  const pushed = await cryo.api<PushResult>('POST', `/v1/checkpoints/${checkpoint.id}/push`, { reference });
+  t.is(pushed.status, 200, JSON.stringify(pushed.body));
+  t.is(pushed.body.reference, reference);
+  t.regex(pushed.body.digest, /^sha256:[a-f0-9]{64}$/);
+  t.deepEqual(
+    pushed.body.layers.map((l) => l.uploaded),
+    [true, true],
+    'the config and the layer',
+  );
+  t.is(await registry.blobUploads(), 2);
+
+  // skopeo, the yardstick, reads it as an OCI artifact of cryo's.
+  const raw = JSON.parse(
+    (await execa('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${reference}`])).stdout,
+  );
+  t.is(raw.artifactType, OciMediaType.CHECKPOINT);
+  t.is(raw.layers[0].mediaType, OciMediaType.LAYER);
+
+  const again = await cryo.api<PushResult>('POST', `/v1/checkpoints/${checkpoint.id}/push`, { reference });
+  t.is(again.status, 200);
+  t.deepEqual(
+    again.body.layers.map((l) => l.uploaded),
+    [false, false],
+  );
+  t.is(again.body.uploadedBytes, 0);
+  t.is(await registry.blobUploads(), 2, 'no blob went up twice');
+
+  t.is((await cryo.api('DELETE', `/v1/checkpoints/${checkpoint.id}`)).status, 204);
+  const pulled = await cryo.api<Checkpoint>('POST', '/v1/checkpoints/pull', { reference });
+  t.is(pulled.status, 201, JSON.stringify(pulled.body));
+  t.is(pulled.body.name, 'pushed');
+  t.is(pulled.body.createdAt, checkpoint.createdAt);
+  t.deepEqual(pulled.body.container, checkpoint.container);
+  const present = await cryo.api<Checkpoint>('POST', '/v1/checkpoints/pull', {
+    reference: `${registry.address}/team/counter@${pushed.body.digest}`,
+  });
+  t.is(present.status, 200, 'pulled again by digest: already here');
+  t.is(present.body.id, pulled.body.id);
+
+  const restored = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${pulled.body.id}/restore`, {
+    name: t.context.containers.uniqueName('pulled'),
+    ports: 'free',
+  });
+  t.is(restored.status, 201, JSON.stringify(restored.body));
+  t.context.containers.track(restored.body.container!.id);
+  const after = await readCounter(restored.body.container!.id);
+  t.is(after.bootId, before.bootId, 'the same process, from the registry');
+  t.true(after.count >= before.count);
+});
+
+test('basic auth over TLS with a CA of its own; wrong credentials and an unknown CA get clear errors naming the registry', async (t) => {
+  const registry = await TestRegistry.start({ tls: true, users: { alice: 's3cret' } });
+  t.teardown(() => registry.stop());
+  const caFile = path.join(t.context.work, 'ca.pem');
+  await writeFile(caFile, registry.ca!);
+  const good = await TestCryo.start({
+    registryCaFile: caFile,
+    registryAuthFile: await authFile(t.context.work, registry.address, 'alice', 's3cret'),
+  });
+  t.teardown(() => good.stop());
+  const { checkpoint } = await counterCheckpoint({ context: { ...t.context, cryo: good } }, 'tls');
+  const reference = `${registry.address}/secure/counter:1`;
+  const pushed = await good.api<PushResult>('POST', `/v1/checkpoints/${checkpoint.id}/push`, { reference });
+  t.is(pushed.status, 200, JSON.stringify(pushed.body));
+
+  const wrong = await TestCryo.start({
+    registryCaFile: caFile,
+    registryAuthFile: await authFile(t.context.work, registry.address, 'alice', 'nope'),
+  });
+  t.teardown(() => wrong.stop());
+  const refused = await wrong.api<ErrorBody>('POST', '/v1/checkpoints/pull', { reference });
+  t.is(refused.status, 403, JSON.stringify(refused.body));
+  t.is(refused.body.code, ErrorCode.REGISTRY_UNAUTHORIZED);
+  t.true(refused.body.message.includes(registry.address));
+  t.deepEqual(
+    (await wrong.api<{ checkpoints: unknown[] }>('GET', '/v1/checkpoints')).body.checkpoints,
+    [],
+    'nothing written',
+  );
+
+  const noCa = await TestCryo.start({
+    registryAuthFile: await authFile(t.context.work, registry.address, 'alice', 's3cret'),
+  });
+  t.teardown(() => noCa.stop());
+  const untrusted = await noCa.api<ErrorBody>('POST', '/v1/checkpoints/pull', { reference });
+  t.is(untrusted.status, 502, JSON.stringify(untrusted.body));
+  t.is(untrusted.body.code, ErrorCode.REGISTRY_UNREACHABLE);
+  t.regex(untrusted.body.hint ?? '', /CRYO_REGISTRY_CA_FILE/);
+});
+
+/** A token endpoint as Docker Hub's: a login buys a JWT for the scope asked, signed by a key the registry trusts. */
+async function tokenServer(users: Record<string, string>) {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cryo-test-token-'));
+  await writeFile(path.join(dir, 'key.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  await execa('openssl', [
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    path.join(dir, 'key.pem'),
+    '-days',
+    '1',
+    '-subj',
+    '/CN=cryo test token issuer',
+    '-out',
+    path.join(dir, 'cert.pem'),
+  ]);
+  const certificate = (await execa('cat', [path.join(dir, 'cert.pem')])).stdout;
+  const der = Buffer.from(certificate.replace(/-----[^-]+-----/g, '').replace(/\s/g, ''), 'base64');
+  const b64 = (v: unknown) =>
+    Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
+  let asked = 0;
+  const server: Server = http.createServer((req, res) => {
+    asked++;
+    const url = new URL(req.url ?? '/', 'http://x');
+    const login = Buffer.from((req.headers.authorization ?? '').replace(/^Basic /, ''), 'base64').toString();
+    const [user, pass] = login.split(':');
+    if (!user || users[user] !== pass) {
+      res.writeHead(401).end();
+      return;
+    }
+    const access = (url.searchParams.get('scope') ?? '')
+      .split(' ')
+      .filter(Boolean)
+      .map((s) => {
+        const [type, name, actions] = s.split(':');
+        return { type, name, actions: (actions ?? '').split(',') };
+      });
+    const now = Math.floor(Date.now() / 1000);
+    const header = { alg: 'RS256', typ: 'JWT', x5c: [der.toString('base64')] };
+    const claims = {
+      iss: 'cryo-test',
+      sub: user,
+      aud: url.searchParams.get('service'),
+      exp: now + 300,
+      nbf: now - 10,
+      iat: now,
+      jti: randomBytes(8).toString('hex'),
+      access,
+    };
+    const signing = `${b64(header)}.${b64(claims)}`;
+    const signature = createSign('RSA-SHA256').update(signing).sign(privateKey).toString('base64url');
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ token: `${signing}.${signature}` }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    realm: `http://127.0.0.1:${port}/token`,
+    certificate,
+    asked: () => asked,
+    stop: async () => {
+      server.closeAllConnections();
+      server.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+test('the bearer-token flow (Docker Hub, GHCR, Harbor, ECR): a login buys a token for the scope, and a wrong one is refused', async (t) => {
+  const tokens = await tokenServer({ bob: 'hunter2' });
+  t.teardown(() => tokens.stop());
+  const registry = await TestRegistry.start({
+    token: {
+      realm: tokens.realm,
+      service: 'cryo-test-registry',
+      issuer: 'cryo-test',
+      certificate: tokens.certificate,
+    },
+  });
+  t.teardown(() => registry.stop());
+  const cryo = await TestCryo.start({
+    registryAuthFile: await authFile(t.context.work, registry.address, 'bob', 'hunter2'),
+  });
+  t.teardown(() => cryo.stop());
+  const { checkpoint } = await counterCheckpoint({ context: { ...t.context, cryo } }, 'token');
+  const reference = `${registry.address}/bob/counter:v1`;
+  const pushed = await cryo.api<PushResult>('POST', `/v1/checkpoints/${checkpoint.id}/push`, { reference });
+  t.is(pushed.status, 200, JSON.stringify(pushed.body));
+  t.true(tokens.asked() > 0, 'the registry sent cryo to the token endpoint');
+  t.is((await cryo.api('DELETE', `/v1/checkpoints/${checkpoint.id}`)).status, 204);
+  const pulled = await cryo.api<Checkpoint>('POST', '/v1/checkpoints/pull', { reference });
+  t.is(pulled.status, 201, JSON.stringify(pulled.body));
+
+  const stranger = await TestCryo.start({
+    registryAuthFile: await authFile(t.context.work, registry.address, 'bob', 'wrong'),
+  });
+  t.teardown(() => stranger.stop());
+  const refused = await stranger.api<ErrorBody>('POST', '/v1/checkpoints/pull', { reference });
+  t.is(refused.status, 403, JSON.stringify(refused.body));
+  t.is(refused.body.code, ErrorCode.REGISTRY_UNAUTHORIZED);
+  t.regex(refused.body.message, /token endpoint answered 401/);
+});
+
+/** Puts a blob and a manifest into the registry as they are given, with no check: hostile artifacts. */
+async function craft(
+  registry: TestRegistry,
+  repository: string,
+  tag: string,
+  config: Buffer,
+  manifest: (configDigest: string, configSize: number) => unknown,
+) {
+  const digest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
+  const base = `http://${registry.address}`;
+  const started = await fetch(`${base}/v2/${repository}/blobs/uploads/`, { method: 'POST' });
+  const location = new URL(started.headers.get('location')!, base);
+  location.searchParams.set('digest', digest);
+  const put = await fetch(location, {
+    method: 'PUT',
+    body: config,
+    headers: { 'content-type': 'application/octet-stream' },
+  });
+  if (put.status !== 201) throw new Error(`blob: ${put.status}`);
+  const m = await fetch(`${base}/v2/${repository}/manifests/${tag}`, {
+    method: 'PUT',
+    headers: { 'content-type': OciMediaType.MANIFEST },
+    body: JSON.stringify(manifest(digest, config.length)),
+  });
+  if (m.status !== 201) throw new Error(`manifest: ${m.status} ${await m.text()}`);
+  return { digest, size: config.length };
+}
+
+test('hostile artifacts are refused before anything is written: another type, a layer of terabytes, 65 layers, a layer that is not its digest', async (t) => {
+  const registry = await TestRegistry.start();
+  t.teardown(() => registry.stop());
+  const { cryo } = t.context;
+  const config = Buffer.from('{"formatVersion":1}');
+  const layer = (digest: string, size: number) => ({ mediaType: OciMediaType.LAYER, digest, size });
+  const cases: [string, (d: string, s: number) => unknown, RegExp][] = [
+    [
+      'image',
+      (d, s) => ({
+        schemaVersion: 2,
+        mediaType: OciMediaType.MANIFEST,
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: d, size: s },
+        layers: [layer(d, s)],
+      }),
+      /not a cryo checkpoint/,
+    ],
+    [
+      'huge',
+      (d, s) => ({
+        schemaVersion: 2,
+        mediaType: OciMediaType.MANIFEST,
+        artifactType: OciMediaType.CHECKPOINT,
+        config: { mediaType: OciMediaType.CONFIG, digest: d, size: s },
+        layers: [layer(d, 10 * 2 ** 40)],
+      }),
+      /claims 10995116277760 bytes/,
+    ],
+    [
+      'many',
+      (d, s) => ({
+        schemaVersion: 2,
+        mediaType: OciMediaType.MANIFEST,
+        artifactType: OciMediaType.CHECKPOINT,
+        config: { mediaType: OciMediaType.CONFIG, digest: d, size: s },
+        layers: Array.from({ length: 65 }, () => layer(d, s)),
+      }),
+      /at most 64 layers/,
+    ],
+    [
+      'lying',
+      (d, s) => ({
+        schemaVersion: 2,
+        mediaType: OciMediaType.MANIFEST,
+        artifactType: OciMediaType.CHECKPOINT,
+        config: { mediaType: OciMediaType.CONFIG, digest: d, size: s + 1 },
+        layers: [layer(d, s)],
+      }),
+      /does not match its descriptor/,
+    ],
+  ];
+  for (const [tag, manifest, reason] of cases) {
+    await craft(registry, 'hostile/x', tag, config, manifest);
+    const refused = await cryo.api<ErrorBody>('POST', '/v1/checkpoints/pull', {
+      reference: `${registry.address}/hostile/x:${tag}`,
+    });
+    t.is(refused.status, 422, `${tag}: ${JSON.stringify(refused.body)}`);
+    t.is(refused.body.code, ErrorCode.REGISTRY_ARTIFACT_INVALID, tag);
+    t.regex(refused.body.message, reason, tag);
+  }
+  const missing = await cryo.api<ErrorBody>('POST', '/v1/checkpoints/pull', {
+    reference: `${registry.address}/hostile/x:absent`,
+  });
+  t.is(missing.status, 404);
+  t.is(missing.body.code, ErrorCode.REGISTRY_NOT_FOUND);
+  const bad = await cryo.api<ErrorBody>('POST', '/v1/checkpoints/pull', { reference: 'no-registry/x' });
+  t.is(bad.status, 400);
+  t.deepEqual(
+    (await cryo.api<{ checkpoints: unknown[] }>('GET', '/v1/checkpoints')).body.checkpoints.filter(
+      (c) => (c as Checkpoint).name === 'x',
+    ),
+    [],
+  );
+});
