@@ -113,8 +113,10 @@ export function addCheckpointCommands({ program, out, run }: CommandContext): vo
 
   program
     .command('restore')
-    .description('restore a checkpoint into its stopped container, or into a new one (--name)')
-    .argument('[checkpoint]', 'checkpoint id (none with --import)')
+    .description(
+      'restore a checkpoint into its stopped container, or into a new one (--name); a registry reference is pulled first',
+    )
+    .argument('[checkpoint]', 'checkpoint id, or REGISTRY/REPOSITORY[:TAG] to pull (none with --import)')
     .option(
       '--import <file>',
       'import this archive first and restore it (podman container restore --import; "-": standard input)',
@@ -134,7 +136,10 @@ export function addCheckpointCommands({ program, out, run }: CommandContext): vo
         const body = pick(o, ['name', 'ports', 'mode', 'env']);
         if (typeof o.import !== 'string') {
           if (!id) throw usage('give a checkpoint id, or --import <file>');
-          return client.json('POST', apiPaths.restore(id), body);
+          // A reference names its registry ("host.example/repo", "localhost:5000/repo"); an id never has a "/".
+          if (!id.includes('/')) return client.json('POST', apiPaths.restore(id), body);
+          const pulled = await client.json<Checkpoint>('POST', apiPaths.pull, { reference: id });
+          return client.json('POST', apiPaths.restore(pulled.id), body);
         }
         if (id) throw usage('give a checkpoint id or --import <file>, not both');
         const imported = await importFrom(client, o.import);
