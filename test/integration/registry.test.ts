@@ -124,6 +124,35 @@ test('a checkpoint pushed, deleted here and pulled back restores, and the counte
   t.true(after.count >= before.count);
 });
 
+test('from the command line: cryo push, then cryo restore REFERENCE on a cryo that never had it', async (t) => {
+  const registry = await TestRegistry.start();
+  t.teardown(() => registry.stop());
+  const { before, checkpoint } = await counterCheckpoint(t, 'cli');
+  const reference = `${registry.address}/cli/counter:1`;
+  const pushed = await t.context.cryo.cliJson<PushResult>(['push', checkpoint.id, reference]);
+  t.is(pushed.reference, reference);
+  const other = await TestCryo.start();
+  t.teardown(() => other.stop());
+  const restored = await other.cliJson<RestoreResult>([
+    'restore',
+    reference,
+    '--name',
+    t.context.containers.uniqueName('cli-pulled'),
+    '--ports',
+    'free',
+  ]);
+  t.context.containers.track(restored.container!.id);
+  const after = await readCounter(restored.container!.id);
+  t.is(after.bootId, before.bootId);
+  t.true(after.count >= before.count);
+  const listed = await other.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints');
+  t.deepEqual(
+    listed.body.checkpoints.map((c) => c.name),
+    ['pushed'],
+    'the pulled checkpoint stays in the catalog',
+  );
+});
+
 test('basic auth over TLS with a CA of its own; wrong credentials and an unknown CA get clear errors naming the registry', async (t) => {
   const registry = await TestRegistry.start({ tls: true, users: { alice: 's3cret' } });
   t.teardown(() => registry.stop());
