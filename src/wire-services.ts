@@ -106,6 +106,17 @@ export function createServices(d: ServiceDeps) {
     guard,
     metrics: d.metrics,
   });
+  const registry = new RegistryService({
+    checkpoints,
+    archives,
+    catalog,
+    connect:
+      d.registries ??
+      (async () => {
+        throw new Error('no registry connector');
+      }),
+    maxImportBytes: d.maxImportBytes,
+  });
   const schedules = new ScheduleService({
     store: new SqliteScheduleStore(d.db),
     checkpoints,
@@ -114,6 +125,7 @@ export function createServices(d: ServiceDeps) {
     clock: d.clock,
     catchUpGraceMs: d.scheduleGraceMs,
     metrics: d.metrics,
+    registry,
     ...(d.log ? { log: d.log } : {}),
   });
   const migrations = new MigrationService({
@@ -136,16 +148,5 @@ export function createServices(d: ServiceDeps) {
   });
   const host = new HostService(d.runtime, d.engine, guard, d.host);
   const health = new HealthService(d.runtime, d.engine);
-  const registry = new RegistryService({
-    checkpoints,
-    archives,
-    catalog,
-    connect:
-      d.registries ??
-      (async () => {
-        throw new Error('no registry connector');
-      }),
-    maxImportBytes: d.maxImportBytes,
-  });
   return { catalog, checkpoints, processes, archives, schedules, migrations, host, health, registry };
 }

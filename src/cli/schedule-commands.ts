@@ -31,6 +31,7 @@ export function addScheduleCommands({ program, run }: CommandContext): void {
         .choices(['only'])
         .preset(true),
     )
+    .option('--push <repository>', 'push every snapshot to REGISTRY/REPOSITORY, its name as the tag')
     .option('--disabled', 'create it disabled')
     .action(
       run(async (client, container: string, o: Record<string, unknown>) => {
@@ -41,7 +42,7 @@ export function addScheduleCommands({ program, run }: CommandContext): void {
         );
         return client.json('POST', '/v1/schedules', {
           container,
-          ...pick(o, ['cron', 'timezone', 'application']),
+          ...pick(o, ['cron', 'timezone', 'application', 'push']),
           ...(o.stop ? { leaveRunning: false } : {}),
           ...(o.disabled ? { enabled: false } : {}),
           retain,

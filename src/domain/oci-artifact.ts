@@ -80,3 +80,12 @@ export type RegistryReference = z.infer<typeof RegistryReferenceSchema>;
 export function formatReference(ref: RegistryReference): string {
   return `${ref.registry}/${ref.repository}${ref.tag ? `:${ref.tag}` : ''}${ref.digest ? `@${ref.digest}` : ''}`;
 }
+
+/** A repository to push a schedule's snapshots to, one tag each: `REGISTRY/REPOSITORY`, no tag nor digest. */
+export const RegistryRepositorySchema = z
+  .string()
+  .max(512)
+  .refine((s) => {
+    const ref = RegistryReferenceSchema.safeParse(s);
+    return ref.success && !ref.data.tag && !ref.data.digest;
+  }, 'must be REGISTRY/REPOSITORY, with no tag or digest (each snapshot is pushed under its own name as its tag)');

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ContainerRefSchema } from './names.js';
+import { RegistryRepositorySchema } from './oci-artifact.js';
 
 /** An IANA time zone name that this runtime knows. */
 export const TimezoneSchema = z
@@ -54,6 +55,12 @@ export const ScheduleRunSchema = z.object({
   frozenMs: z.number().optional(),
   error: z.string().optional(),
   pruned: z.array(z.string()).optional(),
+  /** The snapshot pushed to the schedule's repository, under its name as the tag; or why the push failed. */
+  push: z
+    .object({ reference: z.string(), digest: z.string().optional(), error: z.string().optional() })
+    .optional(),
+  /** Tags of pruned snapshots deleted from the registry, or why one could not be. */
+  unpushed: z.array(z.object({ reference: z.string(), error: z.string().optional() })).optional(),
   /** After retention: what the schedule's checkpoints take on disk, and whether that is still over maxTotalBytes. */
   retention: z
     .object({
@@ -81,6 +88,7 @@ export const ScheduleSchema = z.object({
   leaveRunning: z.boolean(),
   application: ScheduleApplicationSchema.optional(),
   retain: RetentionSchema,
+  push: RegistryRepositorySchema.optional(),
   enabled: z.boolean(),
   paused: z.object({ reason: z.string(), since: z.string() }).optional(),
   createdAt: z.string(),
@@ -100,6 +108,9 @@ export const CreateScheduleBodySchema = z.strictObject({
   leaveRunning: z.boolean().default(true),
   application: ScheduleApplicationSchema.default(false),
   retain: RetentionSchema.default({}),
+  push: RegistryRepositorySchema.optional().describe(
+    'push every snapshot to this repository (REGISTRY/REPOSITORY), its name as the tag; retention deletes the tags of the snapshots it prunes',
+  ),
   enabled: z.boolean().default(true),
 });
 export type CreateScheduleBody = z.infer<typeof CreateScheduleBodySchema>;
@@ -110,6 +121,7 @@ export const PatchScheduleBodySchema = z.strictObject({
   leaveRunning: z.boolean().optional(),
   application: ScheduleApplicationSchema.optional(),
   retain: RetentionSchema.optional(),
+  push: RegistryRepositorySchema.nullable().optional(),
   enabled: z.boolean().optional(),
 });
 export type PatchScheduleBody = z.infer<typeof PatchScheduleBodySchema>;

@@ -15,6 +15,8 @@ import type { ErrorBody } from '../../src/domain/error-body.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
 import { OciMediaType } from '../../src/domain/oci-artifact.js';
 import type { PushResult } from '../../src/domain/registry.js';
+import type { Schedule, ScheduleRun } from '../../src/domain/schedule.js';
+import { eventually } from '../../harness/eventually.js';
 
 // Checkpoints pushed to and pulled from Debian's docker-registry (distribution 2.8) on loopback: no auth, a basic
 // login over TLS with a CA of the test's own, and the bearer-token flow against a token endpoint the test serves.
@@ -151,6 +153,51 @@ test('from the command line: cryo push, then cryo restore REFERENCE on a cryo th
     ['pushed'],
     'the pulled checkpoint stays in the catalog',
   );
+});
+
+test('a schedule pushes every snapshot under its name, and retention deletes the tags of those it prunes', async (t) => {
+  const registry = await TestRegistry.start();
+  t.teardown(() => registry.stop());
+  const { cryo, containers } = t.context;
+  const name = containers.uniqueName('sched-push');
+  await containers.run({ image: NODE_IMAGE, publish: 8080, name });
+  await counterAtLeast(name, 2);
+  const repository = `${registry.address}/sched/counter`;
+  const created = await cryo.api<Schedule>('POST', '/v1/schedules', {
+    container: name,
+    cron: '*/2 * * * * *',
+    retain: { last: 1 },
+    push: repository,
+  });
+  t.is(created.status, 201, JSON.stringify(created.body));
+  t.teardown(async () => void (await cryo.api('DELETE', `/v1/schedules/${created.body.id}`)));
+  const runs = await eventually(
+    async () => {
+      const list = (await cryo.api<{ runs: ScheduleRun[] }>('GET', `/v1/schedules/${created.body.id}/runs`))
+        .body.runs;
+      const done = list.filter((r) => r.outcome === 'succeeded');
+      return done.length >= 3 ? done : undefined;
+    },
+    { what: 'three scheduled snapshots', timeoutMs: 30_000, intervalMs: 250 },
+  );
+  await cryo.api('PATCH', `/v1/schedules/${created.body.id}`, { enabled: false });
+  for (const r of runs) {
+    t.truthy(r.push?.digest, JSON.stringify(r.push));
+    t.regex(r.push?.reference ?? '', new RegExp(`^${repository}:scheduled-\\d{8}T\\d+-[0-9a-z]{4}$`));
+  }
+  t.true(
+    runs.some((r) => (r.unpushed ?? []).length > 0 && r.unpushed!.every((u) => !u.error)),
+    'pruned tags were deleted',
+  );
+  const tags = (await (await fetch(`http://${registry.address}/v2/sched/counter/tags/list`)).json()) as {
+    tags: string[] | null;
+  };
+  const last = runs.at(-1)!;
+  t.true(
+    (tags.tags ?? []).includes(last.push!.reference.split(':').at(-1)!),
+    `the newest is there: ${JSON.stringify(tags)}`,
+  );
+  t.is((tags.tags ?? []).length, 1, `only the one retention keeps: ${JSON.stringify(tags)}`);
 });
 
 test('basic auth over TLS with a CA of its own; wrong credentials and an unknown CA get clear errors naming the registry', async (t) => {

@@ -134,6 +134,18 @@ export class OciRegistryClient {
     return String(res.headers['docker-content-digest'] ?? sha256(manifest));
   }
 
+  /** Deletes a manifest by its digest (its tags go with it); one already gone is no error. */
+  async deleteManifest(repository: string, digest: string): Promise<void> {
+    const res = await this.send({
+      method: 'DELETE',
+      path: `/v2/${repository}/manifests/${digest}`,
+      scope: `repository:${repository}:pull,push,delete`,
+      ok: [202, 200, 404],
+      what: `the deletion of ${digest}`,
+    });
+    res.resume();
+  }
+
   /** A manifest's bytes (at most MAX_OCI_MANIFEST_BYTES) and their digest, checked against a digest reference. */
   async getManifest(repository: string, reference: string): Promise<{ bytes: Buffer; digest: string }> {
     const res = await this.send({

@@ -8,6 +8,7 @@ export interface RegistryConnection {
   uploadBlob(repository: string, digest: string, size: number, open: () => Promise<Readable>): Promise<void>;
   /** Returns the digest the registry names the manifest by. */
   putManifest(repository: string, reference: string, manifest: Buffer): Promise<string>;
+  deleteManifest(repository: string, digest: string): Promise<void>;
   getManifest(repository: string, reference: string): Promise<{ bytes: Buffer; digest: string }>;
   getBlob(repository: string, digest: string): Promise<Readable>;
 }

@@ -100,6 +100,12 @@ export class RegistryService {
     };
   }
 
+  /** Deletes what a push put under `reference` (by the digest it answered): a pruned snapshot's tag. */
+  async unpush(reference: RegistryReference & { digest: string }): Promise<void> {
+    const registry = await this.deps.connect(reference.registry);
+    await registry.deleteManifest(reference.repository, reference.digest);
+  }
+
   /**
    * Pulls a checkpoint into the catalog. The manifest is checked before any blob is read (its type, its layers,
    * their sizes), and the layer's digest before the checkpoint is published: a tampered blob publishes nothing.

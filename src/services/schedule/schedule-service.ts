@@ -6,6 +6,9 @@ import {
 } from '../../domain/errors/index.js';
 import { applyRetention, ignoreGone } from './apply-retention.js';
 import type { CreateScheduleBody, PatchScheduleBody, Schedule, ScheduleRun } from '../../domain/schedule.js';
+import type { Checkpoint } from '../../domain/checkpoint.js';
+import { RegistryReferenceSchema } from '../../domain/oci-artifact.js';
+import type { RegistryService } from '../registry/registry-service.js';
 import type { CheckpointService } from '../checkpoint/checkpoint-service.js';
 import { newId } from '../support/ids.js';
 import { inBackground } from '../support/background.js';
@@ -28,6 +31,8 @@ export interface ScheduleServiceDeps {
   tickMs?: number;
   metrics?: Metrics;
   log?: Logger;
+  /** Pushes snapshots of schedules that name a repository, and deletes the tags of those retention prunes. */
+  registry?: Pick<RegistryService, 'push' | 'unpush'>;
 }
 
 type Trigger = ScheduleRun['trigger'];
@@ -56,6 +61,7 @@ export class ScheduleService {
       leaveRunning: body.leaveRunning,
       ...(body.application ? { application: body.application } : {}),
       retain: body.retain,
+      ...(body.push ? { push: body.push } : {}),
       enabled: body.enabled,
       createdAt: new Date(now).toISOString(),
     };
@@ -83,6 +89,8 @@ export class ScheduleService {
     if (body.leaveRunning !== undefined) next.leaveRunning = body.leaveRunning;
     if (body.application !== undefined) next.application = body.application;
     if (body.retain !== undefined) next.retain = body.retain;
+    if (body.push === null) delete next.push;
+    else if (body.push !== undefined) next.push = body.push;
     if (body.enabled !== undefined) next.enabled = body.enabled;
     this.requireCron(next.cron, next.timezone);
     next.nextRunAt = this.nextRun(next, this.deps.clock.now());
@@ -247,19 +255,64 @@ export class ScheduleService {
       }),
     );
     run.checkpointId = checkpoint.id;
+    const current = this.get(schedule.id);
+    if (current.push) run.push = await this.pushSnapshot(current.push, checkpoint);
     this.deps.store.saveRun(run);
     const { pruned, retention } = await applyRetention(
       checkpoints,
-      this.get(schedule.id),
+      current,
       this.deps.store.checkpointIds(schedule.id),
     );
+    const unpushed = await this.unpushPruned(schedule.id, pruned);
     const { stats } = checkpoint;
     return this.finish(schedule.id, run, {
       outcome: 'succeeded',
       frozenMs: checkpoint.processImage === false ? 0 : (stats.pausedMs ?? stats.frozenMs ?? stats.dumpMs),
       ...(pruned.length > 0 ? { pruned } : {}),
+      ...(unpushed.length > 0 ? { unpushed } : {}),
       retention,
     });
+  }
+
+  /** The snapshot to the schedule's repository, its name as the tag; a failed push is recorded, not thrown. */
+  private async pushSnapshot(
+    repository: string,
+    checkpoint: Checkpoint,
+  ): Promise<NonNullable<ScheduleRun['push']>> {
+    const reference = `${repository}:${checkpoint.name}`;
+    try {
+      if (!this.deps.registry) throw new Error('this cryo has no registry connector');
+      const pushed = await this.deps.registry.push(checkpoint.id, RegistryReferenceSchema.parse(reference));
+      return { reference: pushed.reference, digest: pushed.digest };
+    } catch (err) {
+      this.log.warn(
+        { reference, err: (err as Error).message },
+        'a scheduled snapshot was taken, but its push failed',
+      );
+      return { reference, error: (err as Error).message };
+    }
+  }
+
+  /** Deletes from the registry what the runs of pruned snapshots pushed there. */
+  private async unpushPruned(
+    scheduleId: string,
+    pruned: string[],
+  ): Promise<NonNullable<ScheduleRun['unpushed']>> {
+    const gone = new Set(pruned);
+    const out: NonNullable<ScheduleRun['unpushed']> = [];
+    for (const r of this.deps.store.runs(scheduleId)) {
+      if (!r.checkpointId || !gone.has(r.checkpointId) || !r.push?.digest) continue;
+      const { reference, digest } = r.push;
+      try {
+        if (!this.deps.registry) throw new Error('this cryo has no registry connector');
+        await this.deps.registry.unpush({ ...RegistryReferenceSchema.parse(reference), digest });
+        out.push({ reference });
+      } catch (err) {
+        this.log.warn({ reference, err: (err as Error).message }, "could not delete a pruned snapshot's tag");
+        out.push({ reference, error: (err as Error).message });
+      }
+    }
+    return out;
   }
 
   private inTurn<T>(containerId: string, fn: () => Promise<T>): Promise<T> {
