@@ -56,6 +56,22 @@ async function authFile(work: string, registry: string, user: string, pass: stri
   return file;
 }
 
+/** Another cryo on this host, logged in to `registry` as `user` (and trusting `caFile`), stopped with the test. */
+async function cryoLoggedIn(
+  t: { context: { work: string }; teardown: (fn: () => Promise<void>) => void },
+  registry: TestRegistry,
+  user: string,
+  pass: string,
+  caFile?: string,
+): Promise<TestCryo> {
+  const cryo = await TestCryo.start({
+    registryAuthFile: await authFile(t.context.work, registry.address, user, pass),
+    ...(caFile ? { registryCaFile: caFile } : {}),
+  });
+  t.teardown(() => cryo.stop());
+  return cryo;
+}
+
 test('an export is the same bytes every time, the first included: a push digests it, then sends it', async (t) => {
   const { checkpoint } = await counterCheckpoint(t, 'same');
   const exported = async () => {
@@ -205,21 +221,13 @@ test('basic auth over TLS with a CA of its own; wrong credentials and an unknown
   t.teardown(() => registry.stop());
   const caFile = path.join(t.context.work, 'ca.pem');
   await writeFile(caFile, registry.ca!);
-  const good = await TestCryo.start({
-    registryCaFile: caFile,
-    registryAuthFile: await authFile(t.context.work, registry.address, 'alice', 's3cret'),
-  });
-  t.teardown(() => good.stop());
+  const good = await cryoLoggedIn(t, registry, 'alice', 's3cret', caFile);
   const { checkpoint } = await counterCheckpoint({ context: { ...t.context, cryo: good } }, 'tls');
   const reference = `${registry.address}/secure/counter:1`;
   const pushed = await good.api<PushResult>('POST', `/v1/checkpoints/${checkpoint.id}/push`, { reference });
   t.is(pushed.status, 200, JSON.stringify(pushed.body));
 
-  const wrong = await TestCryo.start({
-    registryCaFile: caFile,
-    registryAuthFile: await authFile(t.context.work, registry.address, 'alice', 'nope'),
-  });
-  t.teardown(() => wrong.stop());
+  const wrong = await cryoLoggedIn(t, registry, 'alice', 'nope', caFile);
   const refused = await wrong.api<ErrorBody>('POST', '/v1/checkpoints/pull', { reference });
   t.is(refused.status, 403, JSON.stringify(refused.body));
   t.is(refused.body.code, ErrorCode.REGISTRY_UNAUTHORIZED);
@@ -230,10 +238,7 @@ test('basic auth over TLS with a CA of its own; wrong credentials and an unknown
     'nothing written',
   );
 
-  const noCa = await TestCryo.start({
-    registryAuthFile: await authFile(t.context.work, registry.address, 'alice', 's3cret'),
-  });
-  t.teardown(() => noCa.stop());
+  const noCa = await cryoLoggedIn(t, registry, 'alice', 's3cret');
   const untrusted = await noCa.api<ErrorBody>('POST', '/v1/checkpoints/pull', { reference });
   t.is(untrusted.status, 502, JSON.stringify(untrusted.body));
   t.is(untrusted.body.code, ErrorCode.REGISTRY_UNREACHABLE);
@@ -323,10 +328,7 @@ test('the bearer-token flow (Docker Hub, GHCR, Harbor, ECR): a login buys a toke
     },
   });
   t.teardown(() => registry.stop());
-  const cryo = await TestCryo.start({
-    registryAuthFile: await authFile(t.context.work, registry.address, 'bob', 'hunter2'),
-  });
-  t.teardown(() => cryo.stop());
+  const cryo = await cryoLoggedIn(t, registry, 'bob', 'hunter2');
   const { checkpoint } = await counterCheckpoint({ context: { ...t.context, cryo } }, 'token');
   const reference = `${registry.address}/bob/counter:v1`;
   const pushed = await cryo.api<PushResult>('POST', `/v1/checkpoints/${checkpoint.id}/push`, { reference });
@@ -336,10 +338,7 @@ test('the bearer-token flow (Docker Hub, GHCR, Harbor, ECR): a login buys a toke
   const pulled = await cryo.api<Checkpoint>('POST', '/v1/checkpoints/pull', { reference });
   t.is(pulled.status, 201, JSON.stringify(pulled.body));
 
-  const stranger = await TestCryo.start({
-    registryAuthFile: await authFile(t.context.work, registry.address, 'bob', 'wrong'),
-  });
-  t.teardown(() => stranger.stop());
+  const stranger = await cryoLoggedIn(t, registry, 'bob', 'wrong');
   const refused = await stranger.api<ErrorBody>('POST', '/v1/checkpoints/pull', { reference });
   t.is(refused.status, 403, JSON.stringify(refused.body));
   t.is(refused.body.code, ErrorCode.REGISTRY_UNAUTHORIZED);
