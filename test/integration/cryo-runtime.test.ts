@@ -6,6 +6,7 @@ import type { Health } from '../../src/domain/health.js';
 import { DEFAULT_RUNTIME_STATE_DIR } from '../../src/defaults.js';
 import { dockerExec, inspect, sleep } from '../../harness/containers.js';
 import { cryoSuite } from '../../harness/cryo-suite.js';
+import { eventually } from '../../harness/eventually.js';
 import { BUSYBOX_IMAGE } from '../../harness/prerequisites.js';
 
 const test = cryoSuite();
@@ -15,8 +16,25 @@ const test = cryoSuite();
 const COUNT = 'i=0; while true; do i=$((i+1)); echo $i >> /tmp/n; sleep 0.2; done';
 
 async function lastCount(ref: string): Promise<number> {
-  const text = await dockerExec(ref, ['tail', '-n', '1', '/tmp/n']);
+  const text = await dockerExec(ref, ['tail', '-n', '1', '/tmp/n']).catch(() => '0');
   return Number(text.trim());
+}
+
+/** Waits until the container's counter has counted past `n`; returns the count then. */
+function countedPast(ref: string, n: number): Promise<number> {
+  return eventually(
+    async () => {
+      const last = await lastCount(ref);
+      return last > n ? last : undefined;
+    },
+    { what: `the counter of ${ref} past ${n}`, intervalMs: 100 },
+  );
+}
+
+/** The counter's file once it holds more than `n` values. */
+async function countsPast(ref: string, n: number): Promise<number[]> {
+  await countedPast(ref, n);
+  return (await dockerExec(ref, ['cat', '/tmp/n'])).trim().split('\n').map(Number);
 }
 
 async function dockerInfo(): Promise<{ major: number; defaultRuntime: string }> {
@@ -30,8 +48,7 @@ test("a restore as a new container runs under cryo's runtime, goes on counting, 
   const name = containers.uniqueName('rt-src');
   // --init bind-mounts docker-init, which needs CRIU's compat mount engine; fileLocks is a per-restore option.
   await containers.run({ image: BUSYBOX_IMAGE, name, init: true, cmd: ['sh', '-c', COUNT] });
-  await sleep(1500);
-  const beforeDump = await lastCount(name);
+  const beforeDump = await countedPast(name, 5);
   const cp = await cryo.api<Checkpoint>('POST', `/v1/containers/${name}/checkpoints`, { fileLocks: true });
   t.is(cp.status, 201, JSON.stringify(cp.body));
 
@@ -57,8 +74,7 @@ test("a restore as a new container runs under cryo's runtime, goes on counting, 
   t.true(raw[0].State.Pid > 0, 'dockerd knows the restored process');
   // The restored counter goes on from the dumped one: the file (from the rootfs diff) holds 1, 2, 3, ... with
   // no second 1, which a fresh start would have written.
-  await sleep(1000);
-  const values = (await dockerExec(copy, ['cat', '/tmp/n'])).trim().split('\n').map(Number);
+  const values = await countsPast(copy, beforeDump + 3);
   t.true(values.length > beforeDump + 2, `${values.length} values after ${beforeDump} before the dump`);
   t.deepEqual(
     values,
@@ -80,13 +96,11 @@ test("cryo's runtime passes every command through to runc while cryo is not rest
   const { containers } = t.context;
   const name = containers.uniqueName('rt-plain');
   await containers.run({ image: BUSYBOX_IMAGE, name, runtime: 'cryo', cmd: ['sh', '-c', COUNT] });
-  await sleep(600);
-  t.true((await lastCount(name)) > 0);
+  t.true((await countedPast(name, 0)) > 0);
   t.is((await dockerExec(name, ['echo', 'through'])).trim(), 'through');
   await execa('docker', ['stop', '-t', '1', name]);
   await execa('docker', ['start', name]);
-  await sleep(600);
-  t.true((await inspect(name)).State.Running);
+  await eventually(async () => (await inspect(name)).State.Running, { what: `${name} running again` });
   await execa('docker', ['pause', name]);
   t.true((await inspect(name)).State.Paused);
   await execa('docker', ['unpause', name]);
@@ -112,7 +126,7 @@ test("an in-place restore of a runc container: through docker start --checkpoint
     runtime: 'runc',
     cmd: ['sh', '-c', COUNT],
   });
-  await sleep(1000);
+  const plainDumped = await countedPast(plain, 3);
   const cp = await cryo.api<Checkpoint>('POST', `/v1/containers/${plain}/checkpoints`, {});
   t.is(cp.status, 201, JSON.stringify(cp.body));
   const inPlace = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${cp.body.id}/restore`, {});
@@ -127,8 +141,7 @@ test("an in-place restore of a runc container: through docker start --checkpoint
     t.is(inPlace.body.container!.id, plainId);
     t.is(await runtimeOf(plain), 'runc');
   }
-  await sleep(800);
-  const values = (await dockerExec(plain, ['cat', '/tmp/n'])).trim().split('\n').map(Number);
+  const values = await countsPast(plain, plainDumped + 3);
   t.deepEqual(
     values,
     Array.from({ length: values.length }, (_, i) => i + 1),
@@ -148,7 +161,7 @@ test("an in-place restore of a runc container: through docker start --checkpoint
     cmd: ['sh', '-c', `echo kept > /data/file; ${COUNT}`],
   });
   const port = (await execa('docker', ['port', withInit, '8080/tcp'])).stdout.trim();
-  await sleep(1000);
+  await countedPast(withInit, 3);
   const cp2 = await cryo.api<Checkpoint>('POST', `/v1/containers/${withInit}/checkpoints`, {});
   t.is(cp2.status, 201, JSON.stringify(cp2.body));
   const replaced = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${cp2.body.id}/restore`, {});
