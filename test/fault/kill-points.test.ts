@@ -19,6 +19,7 @@ import {
 import { CryoProcess, callApi } from '../../harness/cryo-process.js';
 import { SecondHost } from '../../harness/second-host.js';
 import { NODE_IMAGE, requirePrerequisites } from '../../harness/prerequisites.js';
+import { TestRegistry } from '../../harness/registry.js';
 
 // The fault-injection harness: cryo runs as a process of its own and is killed with SIGKILL at a seeded random
 // moment of one operation after another; after each kill it starts again on the same data directory, and every
@@ -74,7 +75,14 @@ test('SIGKILL at seeded random points of every operation leaves no invariant bro
   // B's lazy-pages daemon reaches A's page server over the veth pair (post-copy migrations).
   const envA = { CRYO_PAGE_SERVER_ADDRESS: hostB.hostAddress };
   const live = { cryo: await CryoProcess.start(envA), target: await CryoProcess.start(envB) };
+  // Pushes and pulls go to a registry on loopback.
+  const registry = await TestRegistry.start();
+  // Each push goes to a repository of its own, so that it sends its blobs (a repository has none of them yet).
+  let pushes = 0;
+  let pushedRef = '';
+  const pulledRef = `${registry.address}/fault/counter:latest`;
   t.teardown(async () => {
+    await registry.stop();
     await containers.removeAll();
     await live.cryo.stop();
     await live.target.stop();
@@ -257,6 +265,28 @@ test('SIGKILL at seeded random points of every operation leaves no invariant bro
         } as RequestInit),
     },
     {
+      name: `push of a ${BIG_MIB} MiB checkpoint to a registry`,
+      windowMs: 3000,
+      prepare: async () => {
+        pushedRef = `${registry.address}/fault/big-${++pushes}:latest`;
+      },
+      run: () => api('POST', `/v1/checkpoints/${bigCheckpoint.id}/push`, { reference: pushedRef }),
+    },
+    {
+      name: 'pull from a registry',
+      windowMs: 800,
+      prepare: async () => {
+        // A checkpoint that is in the registry and not here, so that the pull has work to do.
+        const cp = await api<Checkpoint & { name: string }>('POST', `/v1/containers/${counter}/checkpoints`, {
+          leaveRunning: true,
+          name: 'fault-pulled',
+        });
+        await api('POST', `/v1/checkpoints/${cp.id}/push`, { reference: pulledRef });
+        await api('DELETE', `/v1/checkpoints/${cp.id}`);
+      },
+      run: () => api('POST', '/v1/checkpoints/pull', { reference: pulledRef }),
+    },
+    {
       name: 'scheduled run',
       windowMs: 1500,
       prepare: () => ensureRunning(counter),
@@ -393,6 +423,31 @@ test('SIGKILL at seeded random points of every operation leaves no invariant bro
           now?.bootId === migrated.before.bootId && now.count >= migrated.before.count,
           `${mig} did not count on (${last?.status ?? 'no migration'} ${last?.error?.code ?? ''})`,
         );
+      }
+    }
+    // What the registry names is whole: skopeo reads every manifest there and checks each blob against its digest.
+    for (const ref of [pushedRef, pulledRef].filter(Boolean)) {
+      const there = await execa('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${ref}`], {
+        reject: false,
+      });
+      if (there.exitCode !== 0) continue;
+      const copied = await execa(
+        'skopeo',
+        ['copy', '--src-tls-verify=false', `docker://${ref}`, `oci:${path.join(scratch, 'skopeo')}:x`],
+        { reject: false },
+      );
+      check(copied.exitCode === 0, `${ref} is listed but not whole: ${copied.stderr.slice(-200)}`);
+      await rm(path.join(scratch, 'skopeo'), { recursive: true, force: true });
+    }
+    // A pulled checkpoint, complete as every listed one, restores (the trim below deletes it).
+    const pulledHere = checkpoints.find((c) => (c as { name?: string }).name === 'fault-pulled');
+    if (pulledHere) {
+      try {
+        const copy = containers.uniqueName('fault-new');
+        await api('POST', `/v1/checkpoints/${pulledHere.id}/restore`, { name: copy });
+        await counterAtLeast(copy, 1);
+      } catch (err) {
+        broken.push(`the pulled checkpoint does not restore: ${String(err)}`);
       }
     }
     // A fresh checkpoint and restore of the counter work, and it counts on.
