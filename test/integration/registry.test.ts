@@ -379,48 +379,46 @@ test('hostile artifacts are refused before anything is written: another type, a 
   const { cryo } = t.context;
   const config = Buffer.from('{"formatVersion":1}');
   const layer = (digest: string, size: number) => ({ mediaType: OciMediaType.LAYER, digest, size });
+  /** A checkpoint's manifest as cryo pushes it, but for what `change` makes of it. */
+  const checkpointManifest =
+    (change: (m: Record<string, unknown>, digest: string, size: number) => Record<string, unknown>) =>
+    (digest: string, size: number) =>
+      change(
+        {
+          schemaVersion: 2,
+          mediaType: OciMediaType.MANIFEST,
+          artifactType: OciMediaType.CHECKPOINT,
+          config: { mediaType: OciMediaType.CONFIG, digest, size },
+          layers: [layer(digest, size)],
+        },
+        digest,
+        size,
+      );
   const cases: [string, (d: string, s: number) => unknown, RegExp][] = [
     [
       'image',
-      (d, s) => ({
-        schemaVersion: 2,
-        mediaType: OciMediaType.MANIFEST,
+      checkpointManifest(({ artifactType: _, ...m }, d, s) => ({
+        ...m,
         config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: d, size: s },
-        layers: [layer(d, s)],
-      }),
+      })),
       /not a cryo checkpoint/,
     ],
     [
       'huge',
-      (d, s) => ({
-        schemaVersion: 2,
-        mediaType: OciMediaType.MANIFEST,
-        artifactType: OciMediaType.CHECKPOINT,
-        config: { mediaType: OciMediaType.CONFIG, digest: d, size: s },
-        layers: [layer(d, 10 * 2 ** 40)],
-      }),
+      checkpointManifest((m, d) => ({ ...m, layers: [layer(d, 10 * 2 ** 40)] })),
       /claims 10995116277760 bytes/,
     ],
     [
       'many',
-      (d, s) => ({
-        schemaVersion: 2,
-        mediaType: OciMediaType.MANIFEST,
-        artifactType: OciMediaType.CHECKPOINT,
-        config: { mediaType: OciMediaType.CONFIG, digest: d, size: s },
-        layers: Array.from({ length: 65 }, () => layer(d, s)),
-      }),
+      checkpointManifest((m, d, s) => ({ ...m, layers: Array.from({ length: 65 }, () => layer(d, s)) })),
       /at most 64 layers/,
     ],
     [
       'lying',
-      (d, s) => ({
-        schemaVersion: 2,
-        mediaType: OciMediaType.MANIFEST,
-        artifactType: OciMediaType.CHECKPOINT,
+      checkpointManifest((m, d, s) => ({
+        ...m,
         config: { mediaType: OciMediaType.CONFIG, digest: d, size: s + 1 },
-        layers: [layer(d, s)],
-      }),
+      })),
       /does not match its descriptor/,
     ],
   ];
