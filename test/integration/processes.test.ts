@@ -103,12 +103,10 @@ async function connectEcho(
 }
 
 async function waitForFd(pid: number, kind: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const links = await execa('ls', ['-l', `/proc/${pid}/fd`], { reject: false });
-    if (links.stdout.includes(kind)) return;
-    await sleep(100);
-  }
-  throw new Error(`pid ${pid} never opened ${kind}`);
+  await eventually(
+    async () => (await execa('ls', ['-l', `/proc/${pid}/fd`], { reject: false })).stdout.includes(kind),
+    { what: `pid ${pid} opening a ${kind}`, timeoutMs: 10_000, intervalMs: 100 },
+  );
 }
 
 test.serial(
@@ -251,10 +249,11 @@ test.serial('a deleted file and a pipe with data in it survive a dump and restor
   await sleep(500);
   const restored = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${created.body.id}/restore`);
   t.is(restored.status, 201, JSON.stringify(restored.body));
-  for (let i = 0; i < 100; i++) {
-    if ((await readFile(out2, 'utf8').catch(() => '')).length > 0) break;
-    await sleep(100);
-  }
+  await eventually(async () => (await readFile(out2, 'utf8').catch(() => '')).length > 0, {
+    what: 'the restored tree writing the deleted file out',
+    timeoutMs: 10_000,
+    intervalMs: 100,
+  }).catch(() => undefined);
   t.is(await readFile(out, 'utf8'), 'data-in-the-pipe', 'the data in the pipe came back');
   t.is(await readFile(out2, 'utf8'), 'contents of a deleted file', 'the deleted file came back');
 });
@@ -335,14 +334,14 @@ test.serial(
         code: 'TTY_NOT_OWNED',
         start: async () => {
           const script = spawnDetached(t, 'script', ['-q', '-c', 'sleep 1000', '/dev/null']);
-          for (let i = 0; i < 100; i++) {
-            const child = (await execa('pgrep', ['-P', String(script)], { reject: false })).stdout
-              .split('\n')
-              .filter(Boolean)[0];
-            if (child) return Number(child);
-            await sleep(100);
-          }
-          throw new Error('script started no child');
+          const child = await eventually(
+            async () =>
+              (await execa('pgrep', ['-P', String(script)], { reject: false })).stdout
+                .split('\n')
+                .filter(Boolean)[0],
+            { what: 'the child script starts', timeoutMs: 10_000, intervalMs: 100 },
+          );
+          return Number(child);
         },
       },
     ];
