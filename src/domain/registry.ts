@@ -2,7 +2,10 @@ import { z } from 'zod';
 import { RegistryReferenceSchema } from './oci-artifact.js';
 
 export const PushBodySchema = z.strictObject({
-  reference: RegistryReferenceSchema.describe('REGISTRY/REPOSITORY[:TAG] (the tag defaults to latest)'),
+  reference: RegistryReferenceSchema.refine(
+    (r) => !r.digest,
+    'push to a tag; the digest is what the push answers',
+  ).describe('REGISTRY/REPOSITORY[:TAG] (the tag defaults to latest)'),
 });
 export type PushBody = z.infer<typeof PushBodySchema>;
 

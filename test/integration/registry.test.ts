@@ -130,6 +130,10 @@ test('a checkpoint pushed, deleted here and pulled back restores, and the counte
   });
   t.is(present.status, 200, 'pulled again by digest: already here');
   t.is(present.body.id, pulled.body.id);
+  const push = await cryo.api<ErrorBody>('POST', `/v1/checkpoints/${pulled.body.id}/push`, {
+    reference: `${registry.address}/team/counter@${pushed.body.digest}`,
+  });
+  t.is(push.status, 400, 'a push names a tag, not a digest');
 
   const restored = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${pulled.body.id}/restore`, {
     name: t.context.containers.uniqueName('pulled'),

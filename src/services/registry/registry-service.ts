@@ -127,8 +127,9 @@ export class RegistryService {
         `its layer claims ${layer.size} bytes, over the allowed ${this.deps.maxImportBytes} (CRYO_MAX_IMPORT_BYTES)`,
       );
     const config = await this.readConfig(registry, repository, manifest.config, name);
+    // The same checkpoint is here already (its container, name and time); another of that name is a conflict.
     const here = this.deps.catalog.findByName(config.container.id, config.checkpoint.name);
-    if (here) return { checkpoint: here, pulled: false };
+    if (here && here.createdAt === config.createdAt) return { checkpoint: here, pulled: false };
     const checked = checkingDigest(name, layer.digest, layer.size);
     const blob = await registry.getBlob(repository, layer.digest);
     blob.on('error', (err) => checked.destroy(err));
