@@ -243,12 +243,15 @@ export class OciRegistryClient {
   private authHeader(scope: string): Record<string, string> {
     const token = this.tokens.get(scope);
     if (token) return { authorization: `Bearer ${token}` };
+    return this.basic ? this.login() : {};
+  }
+
+  /** The login as a basic Authorization header; none without credentials. */
+  private login(): Record<string, string> {
     const { credentials } = this.options;
-    if (this.basic && credentials)
-      return {
-        authorization: `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`,
-      };
-    return {};
+    if (!credentials) return {};
+    const pair = Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64');
+    return { authorization: `Basic ${pair}` };
   }
 
   /** The bearer-token flow: the realm is asked, with the login if cryo has one, for a token of the scope. */
@@ -259,13 +262,7 @@ export class OciRegistryClient {
     const url = new URL(realm);
     if (params.service) url.searchParams.set('service', params.service);
     url.searchParams.set('scope', scope);
-    const { credentials } = this.options;
-    const headers: Record<string, string> = credentials
-      ? {
-          authorization: `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`,
-        }
-      : {};
-    const res = await this.raw('GET', url, headers);
+    const res = await this.raw('GET', url, this.login());
     const body = await readLimited(res, 1024 * 1024, 'its token endpoint');
     if (res.statusCode === 401 || res.statusCode === 403)
       throw new Final(
