@@ -143,6 +143,8 @@ async function serve(config: Config, lock: DataDirLock): Promise<Server> {
   // Half-written checkpoints from a crash are never visible; drop them.
   const swept = await store.sweep(catalog.ids());
   if (swept.length > 0) app.log.warn({ swept }, 'removed incomplete checkpoint directories');
+  const chains = await services.checkpoints.recoverChains();
+  if (chains.length > 0) app.log.warn({ chains }, 'finished what an interrupted chain rebase left');
 
   try {
     await app.listen({ host: config.listen.host, port: config.listen.port });

@@ -1,3 +1,4 @@
+import { ContentImageChain } from './adapters/chain/content-image-chain.js';
 import { TarArchiveCodec } from './adapters/archive/tar-archive-codec.js';
 import type { RegistryConnector } from './services/ports/checkpoint-registry.js';
 import { RegistryService } from './services/registry/registry-service.js';
@@ -75,6 +76,7 @@ export type Services = ReturnType<typeof createServices>;
 /** Builds every use case on the given adapters: the real ones in the server, fakes in unit tests. */
 export function createServices(d: ServiceDeps) {
   const catalog = new SqliteCheckpointCatalog(d.db);
+  const chain = new ContentImageChain();
   const guard = new DiskGuard(d.store, d.diskFloor);
   const processes = new ProcessService({ ...d, catalog });
   const sidecar = d.sidecar
@@ -93,6 +95,7 @@ export function createServices(d: ServiceDeps) {
     processes,
     sidecar,
     describeEntries: (dir, known) => codec.describe(dir, known),
+    chain,
     guard,
     metrics: d.metrics,
   });
@@ -105,6 +108,8 @@ export function createServices(d: ServiceDeps) {
     maxImportBytes: d.maxImportBytes,
     guard,
     metrics: d.metrics,
+    chain,
+    ...(d.log ? { log: d.log } : {}),
   });
   const registry = new RegistryService({
     checkpoints,

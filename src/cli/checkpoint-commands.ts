@@ -40,6 +40,9 @@ export function addCheckpointCommands({ program, out, run }: CommandContext): vo
     .option('--ghost-limit <bytes>', 'largest deleted-but-open file kept in the image', positiveInt)
     .option('--include-volumes', "include named volumes' contents")
     .option('--force', 'skip the pre-flight')
+    .option('--incremental', "store only what changed since the container's latest checkpoint")
+    .option('--full-every <n>', 'with --incremental: a full checkpoint every N (default 24)', positiveInt)
+    .option('--parent <checkpoint>', 'an incremental checkpoint on this one')
     .option(
       '--export <file>',
       'also write the checkpoint as one archive (podman container checkpoint --export)',
@@ -65,8 +68,13 @@ export function addCheckpointCommands({ program, out, run }: CommandContext): vo
             'externalUnixSockets',
             'shellJob',
           ]),
-          ...pick(o, ['includeVolumes', 'force', 'application']),
+          ...pick(o, ['includeVolumes', 'force', 'application', 'parent']),
           ...(o.ghostLimit !== undefined ? { ghostLimitBytes: o.ghostLimit } : {}),
+          ...(o.fullEvery !== undefined
+            ? { incremental: { fullEvery: o.fullEvery } }
+            : o.incremental
+              ? { incremental: true }
+              : {}),
         };
         if (o.pid && o.export !== undefined) {
           throw new CliError(

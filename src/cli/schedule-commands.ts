@@ -32,6 +32,8 @@ export function addScheduleCommands({ program, run }: CommandContext): void {
         .preset(true),
     )
     .option('--push <repository>', 'push every snapshot to REGISTRY/REPOSITORY, its name as the tag')
+    .option('--full', 'every snapshot a full checkpoint (default: incremental, a full one every 24)')
+    .option('--full-every <n>', 'a full snapshot every N, the others incremental', positiveInt)
     .option('--disabled', 'create it disabled')
     .action(
       run(async (client, container: string, o: Record<string, unknown>) => {
@@ -45,6 +47,8 @@ export function addScheduleCommands({ program, run }: CommandContext): void {
           ...pick(o, ['cron', 'timezone', 'application', 'push']),
           ...(o.stop ? { leaveRunning: false } : {}),
           ...(o.disabled ? { enabled: false } : {}),
+          ...(o.full ? { incremental: false } : {}),
+          ...(o.fullEvery !== undefined ? { incremental: { fullEvery: o.fullEvery } } : {}),
           retain,
         });
       }),

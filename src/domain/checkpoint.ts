@@ -69,6 +69,51 @@ export const DiskPreCopySchema = z.object({
 });
 export type DiskPreCopy = z.infer<typeof DiskPreCopySchema>;
 
+/**
+ * An incremental checkpoint's place in its chain: the memory pages equal to its parent's at the same address are
+ * not stored in it (CRIU reads them through the parent link of its images), nor are files equal to the parent's.
+ */
+export const CheckpointChainSchema = z.object({
+  parent: CheckpointIdSchema.optional().describe(
+    'the checkpoint it builds on; none for the full one at the base',
+  ),
+  depth: z.number().int().nonnegative().describe('0 for a full checkpoint, 1 for its child, and so on'),
+  pages: z
+    .object({
+      total: z.number().int().nonnegative().describe('pages of private memory its images describe'),
+      stored: z.number().int().nonnegative().describe('of those, the pages stored in this checkpoint itself'),
+    })
+    .optional(),
+  ownBytes: z
+    .number()
+    .int()
+    .nonnegative()
+    .describe('the bytes this checkpoint holds that no other does: what deleting it frees'),
+});
+export type CheckpointChain = z.infer<typeof CheckpointChainSchema>;
+
+/** When an incremental checkpoint starts a new chain with a full one instead. */
+export const ChainPolicySchema = z.strictObject({
+  fullEvery: z
+    .number()
+    .int()
+    .min(1)
+    .max(64)
+    .default(24)
+    .describe(
+      'a full checkpoint at least every N checkpoints of the container (a chain holds at most N levels)',
+    ),
+  maxChainRatio: z
+    .number()
+    .positive()
+    .max(100)
+    .default(1)
+    .describe(
+      "a full checkpoint once the increments above the base hold this many times the base's bytes (1: once they are as large as a full one)",
+    ),
+});
+export type ChainPolicy = z.infer<typeof ChainPolicySchema>;
+
 /** The migration a checkpoint belongs to: the catalog's mark, never its name, says what the sweeper may remove. */
 export const MigrationMarkSchema = z.object({ id: MigrationIdSchema });
 export type MigrationMark = z.infer<typeof MigrationMarkSchema>;
@@ -108,7 +153,20 @@ export const CheckpointSchema = z.object({
   migration: MigrationMarkSchema.optional().describe(
     'set on the checkpoints a migration makes or receives: its sweeper removes them after the retention period; no other checkpoint is ever swept',
   ),
-  sizeBytes: z.number().int().nonnegative(),
+  chain: CheckpointChainSchema.optional().describe(
+    'set on the checkpoints of a chain (incremental ones, and the full one they build on)',
+  ),
+  layer: z
+    .object({ digest: z.string(), size: z.number().int().nonnegative() })
+    .optional()
+    .describe(
+      'its own archive as a registry layer (known once pushed or pulled): a later push or pull skips it',
+    ),
+  sizeBytes: z
+    .number()
+    .int()
+    .nonnegative()
+    .describe("the bytes of its files (for an incremental checkpoint, not its parents')"),
   stats: CheckpointStatsSchema,
   status: CheckpointStatusSchema,
 });
@@ -156,6 +214,15 @@ export const CreateCheckpointBodySchema = z.preprocess(
       .default(false)
       .describe("also store the contents of the container's named volumes (volumes/<name>.tar)"),
     force: z.boolean().default(false).describe('skip the pre-flight check'),
+    incremental: z
+      .union([z.boolean(), ChainPolicySchema])
+      .default(false)
+      .describe(
+        "store only what changed since the container's latest checkpoint (memory pages by content, files), unless the chain policy (true: the defaults) calls for a full one",
+      ),
+    parent: CheckpointIdSchema.optional().describe(
+      'an incremental checkpoint on this checkpoint of the same container, whatever the chain policy says',
+    ),
     application: z
       .union([z.boolean(), z.literal('only')])
       .default(false)

@@ -53,6 +53,11 @@ export const ManifestSchema = z.object({
     lazyPages: z.boolean().optional(),
     diskPreCopy: DiskPreCopySchema.optional(),
     application: CheckpointApplicationSchema.optional(),
+    /**
+     * An incremental checkpoint's parent, named as its own cryo.json names it: its images hold only the pages that
+     * differ from it, and a restore needs it beside them.
+     */
+    parent: z.object({ id: z.string(), name: NameSchema, createdAt: z.string() }).optional(),
   }),
   container: z.object({ id: z.string(), name: z.string() }),
   image: ImageIdentitySchema,

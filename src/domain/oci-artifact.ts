@@ -14,6 +14,7 @@ export const OciMediaType = {
 /** The annotations cryo sets on a checkpoint's manifest. */
 export const OciAnnotation = {
   CREATED: 'org.opencontainers.image.created',
+  TITLE: 'org.opencontainers.image.title',
   CHECKPOINT_NAME: 'io.cryo.checkpoint.name',
   CONTAINER_NAME: 'io.cryo.checkpoint.container',
 } as const;

@@ -62,6 +62,7 @@ test('metrics move as operations happen: a checkpoint, a failed one, a restore a
     leaveRunning: true,
     application: false,
     retain: {},
+    incremental: false,
     enabled: true,
   });
   const run = await schedules.runNow(schedule.id);

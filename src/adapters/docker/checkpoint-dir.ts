@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rm, symlink } from 'node:fs/promises';
+import { mkdir, readdir, realpath, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { DockerError } from '../../domain/errors/index.js';
 import { HostIntentKind } from '../../domain/host-intent.js';
 import type { HostJournal } from '../../services/ports/host-journal.js';
 import type { DockerClient } from './docker-client.js';
+import { PARENT_LINK } from '../criu/page-chain.js';
 
 /** Names of the checkpoints cryo places in Docker's checkpoints directories. */
 export const CHECKPOINT_NAME_PREFIX = 'cryo-';
@@ -77,5 +78,8 @@ async function linkImages(from: string, to: string): Promise<void> {
     const dst = path.join(to, entry.name);
     if (entry.isDirectory()) await linkImages(src, dst);
     else if (entry.isFile()) await symlink(`${climb}${src.slice(1)}`, dst);
+    // An incremental checkpoint's link to its parent's images, which CRIU follows from wherever it reads.
+    else if (entry.isSymbolicLink() && entry.name === PARENT_LINK)
+      await symlink(`${climb}${(await realpath(src)).slice(1)}`, dst);
   }
 }

@@ -66,6 +66,12 @@ export class SqliteCheckpointCatalog implements CheckpointCatalog {
     return row ? parse(row) : undefined;
   }
 
+  update(checkpoint: Checkpoint): void {
+    this.db
+      .prepare('UPDATE checkpoints SET body = @body WHERE id = @id')
+      .run({ id: checkpoint.id, body: JSON.stringify(checkpoint) });
+  }
+
   remove(id: string): boolean {
     return this.db.prepare('DELETE FROM checkpoints WHERE id = ?').run(id).changes > 0;
   }

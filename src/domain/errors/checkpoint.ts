@@ -128,3 +128,27 @@ export class PreCopyPartError extends AppError {
     );
   }
 }
+
+/** An incremental checkpoint asked to build on a checkpoint it cannot build on. */
+export class ChainParentInvalidError extends AppError {
+  constructor(parent: string, reason: string) {
+    super(
+      ErrorCode.CHAIN_PARENT_INVALID,
+      409,
+      `checkpoint "${parent}" cannot be the parent of an incremental checkpoint: ${reason}`,
+      'name a complete checkpoint of the same container that holds its memory pages, or leave "parent" out',
+    );
+  }
+}
+
+/** An incremental checkpoint whose parents' images are not all there (a chain that loops or ends early). */
+export class ChainBrokenError extends AppError {
+  constructor(id: string, detail: string) {
+    super(
+      ErrorCode.CHAIN_BROKEN,
+      409,
+      `checkpoint "${id}" builds on images that are not all there: ${detail}`,
+      'restore a full checkpoint, or pull the chain again from the registry it was pushed to',
+    );
+  }
+}

@@ -1,5 +1,5 @@
 import { pipeline, Transform, type Readable } from 'node:stream';
-import type { Checkpoint, Compression, MigrationMark } from '../../domain/checkpoint.js';
+import type { Checkpoint, CheckpointChain, Compression, MigrationMark } from '../../domain/checkpoint.js';
 import {
   ArchiveInvalidError,
   CheckpointNameInUseError,
@@ -12,7 +12,11 @@ import {
   OPERATORS_METADATA,
   operatorCheckpointDir,
   CRIU_INVENTORY,
+  CRYO_MANIFEST,
+  DUMP_LOG,
 } from '../../domain/layout.js';
+import path from 'node:path';
+import { parentLink } from '../checkpoint/chain.js';
 import type { Manifest } from '../../domain/manifest.js';
 import type { ArchiveCodec } from '../ports/archive-codec.js';
 import type { CheckpointCatalog } from '../ports/checkpoint-catalog.js';
@@ -23,6 +27,9 @@ import { DiskGuard, requireRoom } from '../support/disk-guard.js';
 import { errorCode, measured, NO_METRICS, type Metrics } from '../ports/metrics.js';
 import type { ImageStore } from '../ports/image-store.js';
 import { publishCheckpoint } from '../checkpoint/publish-checkpoint.js';
+import { inBackground } from '../support/background.js';
+import { NO_LOGGER, type Logger } from '../ports/logger.js';
+import type { ImageChain } from '../ports/image-chain.js';
 
 export interface ArchiveServiceDeps {
   checkpoints: CheckpointService;
@@ -34,6 +41,15 @@ export interface ArchiveServiceDeps {
   /** Refuses an import whose entries would go below the data directory's floor (default: no floor). */
   guard?: DiskGuard;
   metrics?: Metrics;
+  /** Incremental checkpoints: an imported level's link to its parent. */
+  chain?: ImageChain;
+  log?: Logger;
+}
+
+/** What a registry pull knows of a level it imports: the level below it, and its layer. */
+export interface ImportedLevel {
+  parent?: Checkpoint;
+  layer?: { digest: string; size: number };
 }
 
 export interface ExportedArchive {
@@ -54,16 +70,36 @@ const CONTENT_TYPES: Record<Compression, { type: string; ext: string }> = {
 export class ArchiveService {
   constructor(private readonly deps: ArchiveServiceDeps) {}
 
-  async export(id: string, compress: Compression): Promise<ExportedArchive> {
+  /**
+   * An archive that stands alone: an incremental checkpoint's is flattened (its parents' pages copied in). With
+   * `level`, an incremental checkpoint's own files only, whose import needs its parent there (a registry layer).
+   */
+  async export(
+    id: string,
+    compress: Compression,
+    options: { level?: boolean } = {},
+  ): Promise<ExportedArchive> {
     if (this.deps.checkpoints.get(id).kind === 'process') throw new CheckpointNotExportableError(id);
     const { checkpoint, dir, release } = this.deps.checkpoints.retain(id);
+    let discard: (() => Promise<void>) | undefined;
     try {
-      const manifest = await this.deps.checkpoints.completeManifest(id);
+      let from = dir;
+      let manifest: Manifest;
+      if (checkpoint.chain?.parent !== undefined && !options.level) {
+        const flat = await this.deps.checkpoints.flattened(id);
+        ({ dir: from, manifest, discard } = flat);
+      } else {
+        manifest = await this.deps.checkpoints.completeManifest(id);
+      }
       const sizeBytes = compress === 'none' ? this.deps.codec.packedSize(manifest) : undefined;
-      const packed = this.deps.codec.pack(dir, manifest, compress);
+      const packed = this.deps.codec.pack(from, manifest, compress);
       // A stream that would not end at the size announced fails, rather than end short or long of it.
       const stream = sizeBytes === undefined ? packed : pipeline(packed, exactly(sizeBytes), () => undefined);
-      stream.once('close', release);
+      const done = discard;
+      stream.once('close', () => {
+        release();
+        if (done) inBackground(this.deps.log ?? NO_LOGGER, `removing the flattened copy of ${id}`, done());
+      });
       this.measureStream(stream, compress);
       const { type, ext } = CONTENT_TYPES[compress];
       return {
@@ -74,6 +110,7 @@ export class ArchiveService {
       };
     } catch (err) {
       release();
+      await discard?.();
       throw err;
     }
   }
@@ -86,9 +123,10 @@ export class ArchiveService {
     input: Readable,
     migration?: MigrationMark,
     verify?: (manifest: Manifest) => void,
+    level: ImportedLevel = {},
   ): Promise<Checkpoint> {
     return measured(this.deps.metrics ?? NO_METRICS, 'import', 'archive', () =>
-      this.importArchive(input, migration, verify),
+      this.importArchive(input, migration, verify, level),
     );
   }
 
@@ -117,47 +155,94 @@ export class ArchiveService {
     input: Readable,
     migration: MigrationMark | undefined,
     verify: ((manifest: Manifest) => void) | undefined,
+    level: ImportedLevel,
   ): Promise<Checkpoint> {
     const { store, catalog, codec, clock } = this.deps;
     const id = newId(clock.now());
     const room = await (this.deps.guard ?? new DiskGuard(store)).room();
-    return publishCheckpoint({ store, catalog }, id, {
-      fill: async (dir) => {
-        const manifest = await codec.extract(input, dir, {
-          maxBytes: this.deps.maxImportBytes,
-          onManifest: (m) => {
-            if (catalog.findByName(m.container.id, m.checkpoint.name)) {
-              throw new CheckpointNameInUseError(m.container.name, m.checkpoint.name);
-            }
-            // The archive announces every entry's size in cryo.json, before any of them is written.
-            requireRoom(
-              room,
-              'import',
-              m.entries.reduce((sum, e) => sum + e.size, 0),
-            );
-          },
-        });
-        requireRestorable(manifest);
-        verify?.(manifest);
-        return manifest;
-      },
-      describe: (manifest, sizeBytes) => ({
-        id,
-        name: manifest.checkpoint.name,
-        kind: 'container',
-        container: { ...manifest.container, image: manifest.image.ref },
-        createdAt: manifest.createdAt,
-        leaveRunning: manifest.checkpoint.leaveRunning,
-        ...(manifest.checkpoint.processImage === false ? { processImage: false } : {}),
-        ...(manifest.checkpoint.lazyPages ? { lazyPages: true } : {}),
-        ...(manifest.checkpoint.diskPreCopy ? { diskPreCopy: manifest.checkpoint.diskPreCopy } : {}),
-        ...(manifest.checkpoint.application ? { application: manifest.checkpoint.application } : {}),
-        ...(migration ? { migration } : {}),
-        sizeBytes,
-        stats: { dumpMs: manifest.checkpoint.dumpMs, totalMs: manifest.checkpoint.dumpMs },
-        status: 'complete',
-      }),
-    });
+    let parent: { checkpoint: Checkpoint; release: () => void } | undefined;
+    try {
+      return await publishCheckpoint({ store, catalog }, id, {
+        fill: async (dir) => {
+          const manifest = await codec.extract(input, dir, {
+            maxBytes: this.deps.maxImportBytes,
+            onManifest: (m) => {
+              if (catalog.findByName(m.container.id, m.checkpoint.name)) {
+                throw new CheckpointNameInUseError(m.container.name, m.checkpoint.name);
+              }
+              // A level of a chain: its parent must be here, and stays until the level is published.
+              if (m.checkpoint.parent) {
+                const found = this.parentOf(m, level.parent);
+                parent = { checkpoint: found, release: this.deps.checkpoints.retain(found.id).release };
+              } else if (level.parent) {
+                throw new ArchiveInvalidError(
+                  'the archive is a full checkpoint, not a level above the one given',
+                  'the registry artifact lists its levels base first',
+                );
+              }
+              // The archive announces every entry's size in cryo.json, before any of them is written.
+              requireRoom(
+                room,
+                'import',
+                m.entries.reduce((sum, e) => sum + e.size, 0),
+              );
+            },
+          });
+          requireRestorable(manifest);
+          verify?.(manifest);
+          const chain = parent ? await this.attach(id, dir, parent.checkpoint) : undefined;
+          return { manifest, chain };
+        },
+        describe: ({ manifest, chain }, sizeBytes) => ({
+          id,
+          name: manifest.checkpoint.name,
+          kind: 'container',
+          container: { ...manifest.container, image: manifest.image.ref },
+          createdAt: manifest.createdAt,
+          leaveRunning: manifest.checkpoint.leaveRunning,
+          ...(manifest.checkpoint.processImage === false ? { processImage: false } : {}),
+          ...(manifest.checkpoint.lazyPages ? { lazyPages: true } : {}),
+          ...(manifest.checkpoint.diskPreCopy ? { diskPreCopy: manifest.checkpoint.diskPreCopy } : {}),
+          ...(manifest.checkpoint.application ? { application: manifest.checkpoint.application } : {}),
+          ...(migration ? { migration } : {}),
+          ...(chain ? { chain } : {}),
+          ...(level.layer ? { layer: level.layer } : {}),
+          sizeBytes,
+          stats: { dumpMs: manifest.checkpoint.dumpMs, totalMs: manifest.checkpoint.dumpMs },
+          status: 'complete',
+        }),
+      });
+    } finally {
+      parent?.release();
+    }
+  }
+
+  /** The checkpoint an imported level names as its parent: the one given, or one here of that name and time. */
+  private parentOf(manifest: Manifest, given: Checkpoint | undefined): Checkpoint {
+    const wanted = manifest.checkpoint.parent!;
+    const found = given ?? this.deps.catalog.findByName(manifest.container.id, wanted.name);
+    if (!found || found.createdAt !== wanted.createdAt)
+      throw new ArchiveInvalidError(
+        `the archive is an incremental checkpoint, and its parent "${wanted.name}" (${wanted.createdAt}) is not ${given ? 'the level below it' : 'here'}`,
+        given
+          ? 'the registry artifact lists its levels base first, each building on the one before'
+          : 'export it again (an export of an incremental checkpoint is flattened), or pull it from a registry',
+      );
+    return found;
+  }
+
+  /** An imported level's images link to its parent's; the files equal to the parent's are shared with it. */
+  private async attach(id: string, dir: string, parent: Checkpoint): Promise<CheckpointChain> {
+    const { chain: images, store } = this.deps;
+    if (!images) throw new Error('incremental imports are not wired: no image chain');
+    const parentDir = store.path(parent.id);
+    await images.attach(path.join(dir, CHECKPOINT_IMAGES_DIR), parentLink(store, id, parent.id));
+    await images.shareFiles(dir, parentDir, [CHECKPOINT_IMAGES_DIR, CRYO_MANIFEST, DUMP_LOG]);
+    return {
+      parent: parent.id,
+      depth: (parent.chain?.depth ?? 0) + 1,
+      ownBytes: await images.ownBytes(dir, parentDir),
+    };
   }
 }
 

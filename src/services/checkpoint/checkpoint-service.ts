@@ -11,14 +11,22 @@ import type {
   MigrationMark,
 } from '../../domain/checkpoint.js';
 import { CheckpointInUseError, CheckpointNotFoundError, ValidationError } from '../../domain/errors/index.js';
-import { CRYO_MANIFEST } from '../../domain/layout.js';
+import { CHECKPOINT_IMAGES_DIR, CRYO_MANIFEST } from '../../domain/layout.js';
+import { newId } from '../support/ids.js';
 import { ManifestSchema, type Manifest } from '../../domain/manifest.js';
 import type { OperatorsView } from '../../domain/sidecar/metadata.js';
 import type { CheckpointFilter } from '../ports/checkpoint-catalog.js';
-import { requireSidecar, type CheckpointContext, type CheckpointServiceDeps } from './context.js';
+import {
+  requireChain,
+  requireSidecar,
+  type CheckpointContext,
+  type CheckpointServiceDeps,
+} from './context.js';
 import { createCheckpoint, type CreateCheckpointInternals, type CreateCheckpointOptions } from './create.js';
 import { createDiskSeed, type DiskSeed } from './create-disk-seed.js';
 import { CheckpointLeases } from './leases.js';
+import { levelsOf } from './chain.js';
+import { reconcileLevel, recoverRebase, removeCheckpoint } from './remove-level.js';
 import { dropPrepared, prepareFromSeed } from './prepare.js';
 import { PreparedContainers } from './prepared-containers.js';
 import { readManifest } from './manifest.js';
@@ -86,6 +94,21 @@ export class CheckpointService {
     return jobOperators({ ...this.ctx, sidecar: requireSidecar(this.ctx) }, ref);
   }
 
+  /**
+   * At start: finishes or drops the rebases a crash cut short, then makes each level's record and cryo.json name
+   * the parent its images link to (a crash may have come between the swap and the record).
+   */
+  async recoverChains(): Promise<string[]> {
+    const recovered: string[] = [];
+    for (const checkpoint of this.ctx.catalog.list()) {
+      if (!checkpoint.chain) continue;
+      const outcome = await recoverRebase(this.ctx.store.path(checkpoint.id));
+      if (outcome !== 'none') recovered.push(`${checkpoint.id}: rebase ${outcome}`);
+      if (await reconcileLevel(this.ctx, checkpoint)) recovered.push(`${checkpoint.id}: parent record`);
+    }
+    return recovered;
+  }
+
   list(filter: CheckpointFilter = {}): Checkpoint[] {
     return this.ctx.catalog.list(filter);
   }
@@ -104,8 +127,7 @@ export class CheckpointService {
   async remove(id: string): Promise<void> {
     this.get(id);
     if (this.isInUse(id)) throw new CheckpointInUseError(id);
-    this.ctx.catalog.remove(id);
-    await this.ctx.store.remove(id);
+    await removeCheckpoint(this.ctx, this.get(id));
     // A seed's prepared containers wait for a restore that can no longer come.
     for (const entry of this.ctx.prepared.takeOfSeed(id)) await dropPrepared(this.ctx, entry);
   }
@@ -125,10 +147,57 @@ export class CheckpointService {
     return complete;
   }
 
+  /**
+   * An incremental checkpoint as a full one, for an export that must stand alone: its images with every page of its
+   * parents copied in, its other files linked, and a cryo.json that names no parent. `discard` removes it.
+   */
+  async flattened(id: string): Promise<{ dir: string; manifest: Manifest; discard: () => Promise<void> }> {
+    const { store } = this.ctx;
+    const chain = requireChain(this.ctx);
+    const from = store.path(id);
+    const scratch = `flat-${newId(this.ctx.clock.now())}`;
+    const dir = await store.stage(scratch);
+    const discard = () => store.discard(scratch);
+    try {
+      await chain.flatten(path.join(from, CHECKPOINT_IMAGES_DIR), path.join(dir, CHECKPOINT_IMAGES_DIR));
+      await chain.linkFiles(from, dir, [CHECKPOINT_IMAGES_DIR, CRYO_MANIFEST]);
+      if (!this.ctx.describeEntries) throw new Error('exports are not wired: no describeEntries');
+      const original = await readManifest(from);
+      const checkpoint = { ...original.checkpoint };
+      delete checkpoint.parent;
+      const manifest = ManifestSchema.parse({
+        ...original,
+        checkpoint,
+        entries: await this.ctx.describeEntries(dir),
+      });
+      return { dir, manifest, discard };
+    } catch (err) {
+      await discard();
+      throw err;
+    }
+  }
+
   /** Marks the checkpoint in use, so that it cannot be deleted, until `release` is called. */
   retain(id: string): { checkpoint: Checkpoint; dir: string; release: () => void } {
     const checkpoint = this.get(id);
-    return { checkpoint, dir: this.ctx.store.path(id), release: this.ctx.leases.take(id) };
+    // An incremental checkpoint's images need its parents': they are held with it.
+    const releases = this.levelsHere(checkpoint).map((level) => this.ctx.leases.take(level.id));
+    return {
+      checkpoint,
+      dir: this.ctx.store.path(id),
+      release: () => {
+        for (const release of releases) release();
+      },
+    };
+  }
+
+  /** The levels of its chain that the catalog has (a restore refuses a broken chain with its own error). */
+  private levelsHere(checkpoint: Checkpoint): Checkpoint[] {
+    try {
+      return levelsOf(this.ctx.catalog, checkpoint);
+    } catch {
+      return [checkpoint];
+    }
   }
 
   /** Runs `fn` while the checkpoint is retained. */

@@ -7,6 +7,7 @@ import type { ContainerRuntime } from '../ports/container-runtime.js';
 import type { HostInfo } from '../../domain/host-info.js';
 import type { HostJournal } from '../ports/host-journal.js';
 import type { ImageStore } from '../ports/image-store.js';
+import type { ImageChain } from '../ports/image-chain.js';
 import type { KeyedLocks } from '../support/keyed-locks.js';
 import type { DiskGuard } from '../support/disk-guard.js';
 import type { Metrics } from '../ports/metrics.js';
@@ -48,6 +49,8 @@ export interface CheckpointServiceDeps {
   /** Free space for a dump (default: the store's, with no floor). */
   guard?: DiskGuard;
   metrics?: Metrics;
+  /** Incremental checkpoints: pages and files left to the parent. */
+  chain?: ImageChain;
   /** Where swallowed failures of best-effort steps are logged (default: nowhere). */
   log?: Logger;
 }
@@ -67,4 +70,9 @@ export interface CheckpointContext extends CheckpointServiceDeps {
 export function requireSidecar(ctx: CheckpointServiceDeps): SidecarService {
   if (!ctx.sidecar) throw new Error('the sidecar service is not wired');
   return ctx.sidecar;
+}
+
+export function requireChain(ctx: CheckpointServiceDeps): ImageChain {
+  if (!ctx.chain) throw new Error('incremental checkpoints are not wired: no image chain');
+  return ctx.chain;
 }

@@ -1,6 +1,7 @@
 import type { Checkpoint, RestoreBody, RestoreResult } from '../../domain/checkpoint.js';
 import {
   AppError,
+  ChainBrokenError,
   ErrorCode,
   PagesNotInCheckpointError,
   PreCopyPartError,
@@ -8,7 +9,9 @@ import {
   ValidationError,
 } from '../../domain/errors/index.js';
 import { requireHostFits } from '../../domain/host-fit.js';
-import type { CheckpointContext } from './context.js';
+import { requireChain as chainOf, type CheckpointContext } from './context.js';
+import { CHECKPOINT_IMAGES_DIR } from '../../domain/layout.js';
+import path from 'node:path';
 import { readManifest } from './manifest.js';
 import { notifyRestored, restoreApplication } from './restore-application.js';
 import { restoreAsNew } from './restore-as-new.js';
@@ -47,6 +50,7 @@ export async function restoreCheckpoint(
     return ctx.processes.restore(dir);
   }
   requirePreCopyFits(checkpoint, body);
+  if (checkpoint.chain?.parent !== undefined) await requireChain(ctx, checkpoint, dir);
   const hasImage = checkpoint.processImage !== false;
   const mode = body.mode ?? (hasImage ? 'process' : 'application');
   if (mode === 'process' && !hasImage) throw new RestoreModeUnavailableError(checkpoint.id, 'process');
@@ -117,4 +121,13 @@ function requirePreCopyFits(checkpoint: Checkpoint, body: RestoreBody): void {
       'a restore into a prepared container needs its name, and mode "process"',
       'give the name the container was prepared with',
     );
+}
+
+/** Every level an incremental checkpoint builds on is there, before anything is stopped or created. */
+async function requireChain(ctx: CheckpointContext, checkpoint: Checkpoint, dir: string): Promise<void> {
+  try {
+    await chainOf(ctx).chain(path.join(dir, CHECKPOINT_IMAGES_DIR));
+  } catch (err) {
+    throw new ChainBrokenError(checkpoint.id, (err as Error).message);
+  }
 }

@@ -12,6 +12,8 @@ export interface CheckpointCatalog {
   add(checkpoint: Checkpoint): void;
   get(id: string): Checkpoint | undefined;
   list(filter?: CheckpointFilter): Checkpoint[];
+  /** Replaces the record of a checkpoint that is there (its chain, after a rebase). */
+  update(checkpoint: Checkpoint): void;
   findByName(containerId: string, name: string): Checkpoint | undefined;
   remove(id: string): boolean;
   ids(): Set<string>;

@@ -21,6 +21,7 @@ import type { CheckpointService } from '../checkpoint/checkpoint-service.js';
 import type { CheckpointCatalog } from '../ports/checkpoint-catalog.js';
 import type { RegistryConnector } from '../ports/checkpoint-registry.js';
 import { checkingDigest, digestOf, digestStream } from '../support/digest.js';
+import { levelsOf } from '../checkpoint/chain.js';
 
 export interface RegistryServiceDeps {
   checkpoints: CheckpointService;
@@ -41,63 +42,75 @@ const DEFAULT_TAG = 'latest';
 export class RegistryService {
   constructor(private readonly deps: RegistryServiceDeps) {}
 
-  /** Pushes a container checkpoint; a blob the repository has already is not sent again. */
+  /**
+   * Pushes a container checkpoint: a layer per level of its chain, base first. A blob the repository has already
+   * (a base pushed with an earlier snapshot) is not sent again.
+   */
   async push(checkpointId: string, reference: RegistryReference): Promise<PushResult> {
-    const { checkpoints, archives } = this.deps;
+    const { checkpoints, catalog } = this.deps;
     const checkpoint = checkpoints.get(checkpointId);
     if (checkpoint.kind === 'process') throw new CheckpointNotExportableError(checkpointId);
-    const registry = await this.deps.connect(reference.registry);
-    const { repository } = reference;
-    const tag = reference.tag ?? DEFAULT_TAG;
-    const config = Buffer.from(JSON.stringify(await checkpoints.completeManifest(checkpointId), null, 2));
-    const configDigest = digestOf(config);
-    // The archive is deterministic: one pass to learn its digest (the registry may have it), one to send it.
-    const open = async () => (await archives.export(checkpointId, 'none')).stream;
-    const layer = await digestStream(await open());
-    const blobs: (OciDescriptor & { open: () => Promise<Readable> })[] = [
-      {
-        mediaType: OciMediaType.CONFIG,
-        digest: configDigest,
-        size: config.length,
-        open: async () => Readable.from([config]),
-      },
-      {
-        mediaType: OciMediaType.LAYER,
-        ...layer,
-        annotations: { 'org.opencontainers.image.title': `${checkpoint.name}.tar` },
-        open,
-      },
-    ];
-    const layers: PushResult['layers'] = [];
-    for (const blob of blobs) {
-      const present = await registry.hasBlob(repository, blob.digest);
-      if (!present) await registry.uploadBlob(repository, blob.digest, blob.size, blob.open);
-      layers.push({ digest: blob.digest, size: blob.size, uploaded: !present });
-    }
-    const manifest: OciManifest = {
-      schemaVersion: 2,
-      mediaType: OciMediaType.MANIFEST,
-      artifactType: OciMediaType.CHECKPOINT,
-      config: { mediaType: OciMediaType.CONFIG, digest: configDigest, size: config.length },
-      layers: [blobs[1]!].map(({ mediaType, digest, size, annotations }) => ({
-        mediaType,
+    const { release } = checkpoints.retain(checkpointId);
+    try {
+      const registry = await this.deps.connect(reference.registry);
+      const { repository } = reference;
+      const tag = reference.tag ?? DEFAULT_TAG;
+      const config = Buffer.from(JSON.stringify(await checkpoints.completeManifest(checkpointId), null, 2));
+      const configDigest = digestOf(config);
+      const levels = levelsOf(catalog, checkpoint);
+      const blobs: (OciDescriptor & { open: () => Promise<Readable> })[] = [
+        {
+          mediaType: OciMediaType.CONFIG,
+          digest: configDigest,
+          size: config.length,
+          open: async () => Readable.from([config]),
+        },
+      ];
+      for (const level of levels) {
+        // A level's archive is deterministic: its digest, once known, is kept with it.
+        const open = async () => (await this.deps.archives.export(level.id, 'none', { level: true })).stream;
+        const layer = level.layer ?? (await digestStream(await open()));
+        if (!level.layer) catalog.update({ ...level, layer });
+        blobs.push({
+          mediaType: OciMediaType.LAYER,
+          ...layer,
+          annotations: { [OciAnnotation.TITLE]: `${level.name}.tar` },
+          open,
+        });
+      }
+      const layers: PushResult['layers'] = [];
+      for (const blob of blobs) {
+        const present = await registry.hasBlob(repository, blob.digest);
+        if (!present) await registry.uploadBlob(repository, blob.digest, blob.size, blob.open);
+        layers.push({ digest: blob.digest, size: blob.size, uploaded: !present });
+      }
+      const manifest: OciManifest = {
+        schemaVersion: 2,
+        mediaType: OciMediaType.MANIFEST,
+        artifactType: OciMediaType.CHECKPOINT,
+        config: { mediaType: OciMediaType.CONFIG, digest: configDigest, size: config.length },
+        layers: blobs.slice(1).map(({ mediaType, digest, size, annotations }) => ({
+          mediaType,
+          digest,
+          size,
+          ...(annotations ? { annotations } : {}),
+        })),
+        annotations: {
+          [OciAnnotation.CREATED]: checkpoint.createdAt,
+          [OciAnnotation.CHECKPOINT_NAME]: checkpoint.name,
+          ...(checkpoint.container ? { [OciAnnotation.CONTAINER_NAME]: checkpoint.container.name } : {}),
+        },
+      };
+      const digest = await registry.putManifest(repository, tag, Buffer.from(JSON.stringify(manifest)));
+      return {
+        reference: formatReference({ ...reference, tag }),
         digest,
-        size,
-        ...(annotations ? { annotations } : {}),
-      })),
-      annotations: {
-        [OciAnnotation.CREATED]: checkpoint.createdAt,
-        [OciAnnotation.CHECKPOINT_NAME]: checkpoint.name,
-        ...(checkpoint.container ? { [OciAnnotation.CONTAINER_NAME]: checkpoint.container.name } : {}),
-      },
-    };
-    const digest = await registry.putManifest(repository, tag, Buffer.from(JSON.stringify(manifest)));
-    return {
-      reference: formatReference({ ...reference, tag }),
-      digest,
-      layers,
-      uploadedBytes: layers.filter((l) => l.uploaded).reduce((n, l) => n + l.size, 0),
-    };
+        layers,
+        uploadedBytes: layers.filter((l) => l.uploaded).reduce((n, l) => n + l.size, 0),
+      };
+    } finally {
+      release();
+    }
   }
 
   /** Deletes what a push put under `reference` (by the digest it answered): a pruned snapshot's tag. */
@@ -107,9 +120,10 @@ export class RegistryService {
   }
 
   /**
-   * Pulls a checkpoint into the catalog. The manifest is checked before any blob is read (its type, its layers,
-   * their sizes), and the layer's digest before the checkpoint is published: a tampered blob publishes nothing.
-   * A checkpoint already here (same container and name) is not pulled again.
+   * Pulls a checkpoint into the catalog, a level per layer, base first; a level already here (by its layer's
+   * digest) is not fetched again. The manifest is checked before any blob is read (its type, its layers, their
+   * sizes), and each layer's digest before its level is published. Should any level fail, the levels this pull
+   * published are removed again: the catalog is as it was.
    */
   async pull(reference: RegistryReference): Promise<{ checkpoint: Checkpoint; pulled: boolean }> {
     const registry = await this.deps.connect(reference.registry);
@@ -120,25 +134,48 @@ export class RegistryService {
       reference.digest ?? reference.tag ?? DEFAULT_TAG,
     );
     const manifest = parseManifest(name, bytes);
-    const layer = manifest.layers[0]!;
-    if (layer.size > this.deps.maxImportBytes)
+    const total = manifest.layers.reduce((n, l) => n + l.size, 0);
+    if (total > this.deps.maxImportBytes)
       throw new RegistryArtifactInvalidError(
         name,
-        `its layer claims ${layer.size} bytes, over the allowed ${this.deps.maxImportBytes} (CRYO_MAX_IMPORT_BYTES)`,
+        `its layers claim ${total} bytes, over the allowed ${this.deps.maxImportBytes} (CRYO_MAX_IMPORT_BYTES)`,
       );
     const config = await this.readConfig(registry, repository, manifest.config, name);
     // The same checkpoint is here already (its container, name and time); another of that name is a conflict.
     const here = this.deps.catalog.findByName(config.container.id, config.checkpoint.name);
     if (here && here.createdAt === config.createdAt) return { checkpoint: here, pulled: false };
-    const checked = checkingDigest(name, layer.digest, layer.size);
-    const blob = await registry.getBlob(repository, layer.digest);
-    blob.on('error', (err) => checked.destroy(err));
-    const checkpoint = await this.deps.archives.import(blob.pipe(checked), undefined, (imported) => {
-      checked.verify();
-      if (JSON.stringify(imported) !== JSON.stringify(config))
-        throw new RegistryArtifactInvalidError(name, "its layer's cryo.json is not its config");
-    });
-    return { checkpoint, pulled: true };
+    const published: Checkpoint[] = [];
+    try {
+      let below: Checkpoint | undefined;
+      for (const [i, layer] of manifest.layers.entries()) {
+        const top = i === manifest.layers.length - 1;
+        const local = this.deps.catalog
+          .list()
+          .find((c) => c.layer?.digest === layer.digest && c.chain?.parent === below?.id);
+        if (local && !top) {
+          below = local;
+          continue;
+        }
+        const checked = checkingDigest(name, layer.digest, layer.size);
+        const blob = await registry.getBlob(repository, layer.digest);
+        blob.on('error', (err) => checked.destroy(err));
+        below = await this.deps.archives.import(
+          blob.pipe(checked),
+          undefined,
+          (imported) => {
+            checked.verify();
+            if (top && JSON.stringify(imported) !== JSON.stringify(config))
+              throw new RegistryArtifactInvalidError(name, "its top layer's cryo.json is not its config");
+          },
+          { ...(below ? { parent: below } : {}), layer: { digest: layer.digest, size: layer.size } },
+        );
+        published.push(below);
+      }
+      return { checkpoint: below!, pulled: true };
+    } catch (err) {
+      for (const level of published.reverse()) await this.deps.checkpoints.remove(level.id);
+      throw err;
+    }
   }
 
   private async readConfig(
@@ -190,11 +227,12 @@ function parseManifest(name: string, bytes: Buffer): OciManifest {
       name,
       `its artifact type is ${manifest.artifactType ?? 'none'}, not a cryo checkpoint (${OciMediaType.CHECKPOINT})`,
     );
-  if (manifest.layers.length !== 1 || manifest.layers[0]!.mediaType !== OciMediaType.LAYER)
-    throw new RegistryArtifactInvalidError(
-      name,
-      `it has ${manifest.layers.length} layers; this cryo reads one`,
-    );
+  if (manifest.layers.length === 0) throw new RegistryArtifactInvalidError(name, 'it has no layers');
+  const foreign = manifest.layers.find((l) => l.mediaType !== OciMediaType.LAYER);
+  if (foreign) throw new RegistryArtifactInvalidError(name, `it has a layer of type ${foreign.mediaType}`);
+  // A chain that names a level twice would loop.
+  if (new Set(manifest.layers.map((l) => l.digest)).size !== manifest.layers.length)
+    throw new RegistryArtifactInvalidError(name, 'it names a layer twice: its chain loops');
   if (manifest.config.size > 4 * 1024 * 1024)
     throw new RegistryArtifactInvalidError(name, `its config claims ${manifest.config.size} bytes`);
   return manifest;

@@ -43,8 +43,12 @@ export async function applyRetention(
     }
   };
   for (const c of oldestFirst) if (!keep.has(c.id)) await drop(c);
+  // Read again each time: deleting a chain's level moves the pages its child needs into the child.
   const stored = () =>
-    oldestFirst.filter((c) => !pruned.includes(c.id)).reduce((sum, c) => sum + c.sizeBytes, 0);
+    checkpoints
+      .list()
+      .filter((c) => mine.has(c.id) && !pruned.includes(c.id))
+      .reduce((sum, c) => sum + heldBytes(c), 0);
   if (maxTotalBytes !== undefined)
     for (const c of oldestFirst) {
       if (stored() <= maxTotalBytes) break;
@@ -72,7 +76,12 @@ function overLimitReason(
   const inUse = all.filter((c) => !pruned.includes(c.id) && c.id !== newest.id && checkpoints.isInUse(c.id));
   return inUse.length > 0
     ? `${inUse.length} checkpoint(s) in use (being restored or exported) were kept; the next run tries again`
-    : `the newest checkpoint alone takes ${newest.sizeBytes} bytes, and it is always kept`;
+    : `the newest checkpoint alone takes ${heldBytes(newest)} bytes, and it is always kept`;
+}
+
+/** What a checkpoint holds itself: an incremental one, not what it shares with its parent. */
+export function heldBytes(checkpoint: Checkpoint): number {
+  return checkpoint.chain?.ownBytes ?? checkpoint.sizeBytes;
 }
 
 /** For a delete: a checkpoint already gone is no failure. */

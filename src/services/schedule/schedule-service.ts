@@ -61,6 +61,7 @@ export class ScheduleService {
       leaveRunning: body.leaveRunning,
       ...(body.application ? { application: body.application } : {}),
       retain: body.retain,
+      incremental: body.incremental,
       ...(body.push ? { push: body.push } : {}),
       enabled: body.enabled,
       createdAt: new Date(now).toISOString(),
@@ -89,6 +90,7 @@ export class ScheduleService {
     if (body.leaveRunning !== undefined) next.leaveRunning = body.leaveRunning;
     if (body.application !== undefined) next.application = body.application;
     if (body.retain !== undefined) next.retain = body.retain;
+    if (body.incremental !== undefined) next.incremental = body.incremental;
     if (body.push === null) delete next.push;
     else if (body.push !== undefined) next.push = body.push;
     if (body.enabled !== undefined) next.enabled = body.enabled;
@@ -252,6 +254,8 @@ export class ScheduleService {
         leaveRunning: schedule.leaveRunning,
         includeVolumes: false,
         application: schedule.application ?? false,
+        // Schedules from before chains existed have no say: incremental, as new ones are by default.
+        incremental: schedule.application === 'only' ? false : (schedule.incremental ?? true),
       }),
     );
     run.checkpointId = checkpoint.id;
