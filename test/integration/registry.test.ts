@@ -5,7 +5,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { counterAtLeast, readCounter } from '../../harness/containers.js';
+import { counterAtLeast, hostPort, readCounter, readJson } from '../../harness/containers.js';
+import { bringUpSecondHost } from '../../harness/second-host.js';
 import { cryoSuite } from '../../harness/cryo-suite.js';
 import { TestCryo } from '../../harness/cryo.js';
 import { NODE_IMAGE } from '../../harness/prerequisites.js';
@@ -377,7 +378,7 @@ async function craft(
   return { digest, size: config.length };
 }
 
-test('hostile artifacts are refused before anything is written: another type, a layer of terabytes, 65 layers, a layer that is not its digest', async (t) => {
+test('hostile artifacts are refused before anything is written: another type, a layer of terabytes, 65 layers, a chain that loops, a layer that is not its digest', async (t) => {
   const registry = await TestRegistry.start();
   t.teardown(() => registry.stop());
   const { cryo } = t.context;
@@ -410,13 +411,14 @@ test('hostile artifacts are refused before anything is written: another type, a 
     [
       'huge',
       checkpointManifest((m, d) => ({ ...m, layers: [layer(d, 10 * 2 ** 40)] })),
-      /claims 10995116277760 bytes/,
+      /claim 10995116277760 bytes/,
     ],
     [
       'many',
       checkpointManifest((m, d, s) => ({ ...m, layers: Array.from({ length: 65 }, () => layer(d, s)) })),
       /at most 64 layers/,
     ],
+    ['loop', checkpointManifest((m, d, s) => ({ ...m, layers: [layer(d, s), layer(d, s)] })), /chain loops/],
     [
       'lying',
       checkpointManifest((m, d, s) => ({
@@ -448,4 +450,96 @@ test('hostile artifacts are refused before anything is written: another type, a 
     ),
     [],
   );
+});
+
+test('a chain goes up a layer per level: the next push sends only its own layer, and a second host restores the top with nothing local', async (t) => {
+  const registry = await TestRegistry.start();
+  t.teardown(() => registry.stop());
+  const { cryo, containers } = t.context;
+  const name = containers.uniqueName('chain-push');
+  await containers.run({
+    image: NODE_IMAGE,
+    cmd: ['/usr/bin/node', '/app/memory.js'],
+    env: { MEMORY_MIB: '32' },
+    publish: 8080,
+    name,
+  });
+  const memory = async (touch = 0) => {
+    const state = await readJson<{ sha256: string; generation: number }>(name);
+    if (!touch) return state;
+    const port = await hostPort(name, 8080);
+    const res = await fetch(`http://127.0.0.1:${port}/touch?pages=${touch}`, { method: 'POST' });
+    return (await res.json()) as { sha256: string; generation: number };
+  };
+  await memory();
+  const repository = `${registry.address}/chains/memory`;
+  const snapshot = async (k: number) => {
+    const made = await cryo.api<Checkpoint>('POST', `/v1/containers/${name}/checkpoints`, {
+      leaveRunning: true,
+      incremental: true,
+      name: `level-${k}`,
+    });
+    if (made.status !== 201) throw new Error(JSON.stringify(made.body));
+    const pushed = await cryo.api<PushResult>('POST', `/v1/checkpoints/${made.body.id}/push`, {
+      reference: `${repository}:level-${k}`,
+    });
+    if (pushed.status !== 200) throw new Error(JSON.stringify(pushed.body));
+    return { checkpoint: made.body, pushed: pushed.body };
+  };
+  const base = await snapshot(0);
+  t.deepEqual(
+    base.pushed.layers.map((l) => l.uploaded),
+    [true, true],
+  );
+  await memory(160);
+  const first = await snapshot(1);
+  const state = await memory(160);
+  const second = await snapshot(2);
+  t.is(second.checkpoint.chain?.depth, 2);
+  // The config and the new level go up; the levels below are in the repository already.
+  t.deepEqual(
+    second.pushed.layers.map((l) => l.uploaded),
+    [true, false, false, true],
+  );
+  const own = second.pushed.layers.at(-1)!;
+  t.true(
+    second.pushed.uploadedBytes <= own.size * 1.1,
+    `${second.pushed.uploadedBytes} bytes sent for a ${own.size}-byte level`,
+  );
+  t.true(own.size < base.pushed.layers[1]!.size / 4, 'a level is far smaller than the base');
+  t.is(await registry.blobUploads(), 2 + 2 + 2, 'two blobs a push: its config and its own level');
+  t.is(first.checkpoint.chain?.depth, 1);
+
+  const { host, cryo: there } = await bringUpSecondHost(t);
+  await host.loadImage(NODE_IMAGE);
+  const pulled = await there.api<Checkpoint>('POST', '/v1/checkpoints/pull', {
+    reference: `${repository}:level-2`,
+  });
+  t.is(pulled.status, 201, JSON.stringify(pulled.body));
+  t.is(pulled.body.chain?.depth, 2, 'the chain, as it was pushed');
+  const levels = (await there.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body.checkpoints;
+  t.deepEqual(levels.map((c) => c.name).sort(), ['level-0', 'level-1', 'level-2']);
+  const restored = await there.api<RestoreResult>('POST', `/v1/checkpoints/${pulled.body.id}/restore`, {
+    name: containers.uniqueName('chain-pulled'),
+  });
+  t.is(restored.status, 201, JSON.stringify(restored.body));
+  const script = "fetch('http://127.0.0.1:8080/').then(r=>r.text()).then(t=>process.stdout.write(t))";
+  const got = await eventually(
+    async () => {
+      const res = await host
+        .docker(['exec', restored.body.container!.id, '/usr/bin/node', '-e', script])
+        .catch(() => undefined);
+      return res ? (JSON.parse(res.stdout) as { sha256: string; generation: number }) : undefined;
+    },
+    { what: 'the restored workload on the second host', timeoutMs: 20_000 },
+  );
+  t.is(got.sha256, state.sha256, 'the memory of level 2, bit for bit');
+  t.is(got.generation, 2);
+
+  // The level below the top, pulled again: nothing is fetched, the chain is here.
+  const again = await there.api<Checkpoint>('POST', '/v1/checkpoints/pull', {
+    reference: `${repository}:level-1`,
+  });
+  t.is(again.status, 200);
+  t.is(again.body.id, levels.find((c) => c.name === 'level-1')!.id);
 });
