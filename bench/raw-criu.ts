@@ -95,6 +95,7 @@ export async function runMemoryContainer(
   mib: number,
   runtime?: string,
   extraArgs: string[] = [],
+  nodeArgs: string[] = [],
 ): Promise<Memory> {
   await execa('docker', [
     'run',
@@ -109,6 +110,7 @@ export async function runMemoryContainer(
     ...extraArgs,
     NODE_IMAGE,
     '/usr/bin/node',
+    ...nodeArgs,
     '/app/memory.js',
   ]);
   // The workload hashes all its memory on every request: give each request time.

@@ -16,6 +16,17 @@ const ListenSchema = z
   })
   .refine((l) => l.port >= 0 && l.port <= 65535, 'port out of range');
 
+/** A comma-separated list of files. */
+const pemList = z
+  .string()
+  .default('')
+  .transform((s) =>
+    s
+      .split(',')
+      .map((f) => f.trim())
+      .filter(Boolean),
+  );
+
 export const ConfigSchema = z.object({
   listen: ListenSchema.default(DEFAULT_LISTEN),
   dataDir: z.string().min(1).default(DEFAULT_DATA_DIR),
@@ -128,6 +139,12 @@ export const ConfigSchema = z.object({
         .filter(Boolean),
     )
     .describe('registries reached over plain HTTP, comma-separated (one on loopback always is)'),
+  registryEncryptionKey: pemList.describe(
+    'RSA public keys (PEM files, comma-separated): every layer pushed is encrypted for them (ocicrypt, jwe)',
+  ),
+  registryDecryptionKey: pemList.describe(
+    'RSA private keys (PEM files, comma-separated) that pulls open encrypted layers with',
+  ),
   registryTimeoutMs: z.coerce
     .number()
     .int()
@@ -176,6 +193,8 @@ export function loadConfig(
     registryCaFile: env.CRYO_REGISTRY_CA_FILE,
     registryInsecure: env.CRYO_REGISTRY_INSECURE,
     registryTimeoutMs: env.CRYO_REGISTRY_TIMEOUT_MS,
+    registryEncryptionKey: env.CRYO_REGISTRY_ENCRYPTION_KEY,
+    registryDecryptionKey: env.CRYO_REGISTRY_DECRYPTION_KEY,
     criuBinary: env.CRYO_CRIU,
     logLevel: env.CRYO_LOG_LEVEL,
   };

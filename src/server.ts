@@ -1,5 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { registryConnector } from './adapters/registry/registry-connector.js';
+import { OcicryptLayerEncryption } from './adapters/ocicrypt/ocicrypt-layer-encryption.js';
+import { loadRecipientKeys } from './adapters/ocicrypt/jwe-key-wrap.js';
 import { defaultAuthFile } from './adapters/registry/registry-credentials.js';
 import { localHost } from './adapters/host/local-host.js';
 import { createLogger } from './adapters/log/pino-logger.js';
@@ -94,6 +96,9 @@ async function serve(config: Config, lock: DataDirLock): Promise<Server> {
       insecure: config.registryInsecure,
       timeoutMs: config.registryTimeoutMs,
     }),
+    encryption: new OcicryptLayerEncryption(
+      await loadRecipientKeys(config.registryEncryptionKey, config.registryDecryptionKey),
+    ),
     connect: (url, peerToken) => new HttpPeerAgent(url, peerToken, undefined, config.peerTimeoutMs),
     sidecar: new UnixSidecarConnector(),
     sidecarCoordinator: {

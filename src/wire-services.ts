@@ -31,6 +31,7 @@ import {
   type CoordinatorOptions,
 } from './services/sidecar/checkpoint-coordinator.js';
 import type { SidecarConnector } from './services/ports/sidecar-connector.js';
+import type { LayerEncryption } from './services/ports/layer-encryption.js';
 import { SidecarService } from './services/sidecar/sidecar-service.js';
 
 export interface ServiceDeps {
@@ -54,6 +55,8 @@ export interface ServiceDeps {
   log?: Logger;
   /** Reaches OCI registries, for push and pull (default: none, and those are refused). */
   registries?: RegistryConnector;
+  /** Encrypts pushed layers, opens pulled ones (default: none: pushes are plain, encrypted pulls refused). */
+  encryption?: LayerEncryption;
   scheduleGraceMs: number;
   migrationRetentionMs: number;
   /** How long a lazy restore's pages may take before its container is killed (default 600 s). */
@@ -121,6 +124,7 @@ export function createServices(d: ServiceDeps) {
         throw new Error('no registry connector');
       }),
     maxImportBytes: d.maxImportBytes,
+    ...(d.encryption ? { encryption: d.encryption } : {}),
   });
   const schedules = new ScheduleService({
     store: new SqliteScheduleStore(d.db),

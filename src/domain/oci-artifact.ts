@@ -9,6 +9,11 @@ export const OciMediaType = {
   CONFIG: 'application/vnd.cryo.checkpoint.config.v1+json',
   /** A layer: the checkpoint's archive (GET /v1/checkpoints/{id}/archive, uncompressed). */
   LAYER: 'application/vnd.cryo.checkpoint.layer.v1.tar',
+  /**
+   * An encrypted layer: ocicrypt's type for an encrypted OCI tar layer, the only kind standard tools decrypt
+   * (containers/image maps a fixed list of types to their +encrypted counterparts).
+   */
+  LAYER_ENCRYPTED: 'application/vnd.oci.image.layer.v1.tar+encrypted',
 } as const;
 
 /** The annotations cryo sets on a checkpoint's manifest. */

@@ -1,7 +1,7 @@
 import { createHash, createSign, generateKeyPairSync, randomBytes } from 'node:crypto';
 import http, { type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -542,4 +542,149 @@ test('a chain goes up a layer per level: the next push sends only its own layer,
   });
   t.is(again.status, 200);
   t.is(again.body.id, levels.find((c) => c.name === 'level-1')!.id);
+});
+
+test('with a key, every layer leaves encrypted: the secret is not in the registry, skopeo decrypts it, a wrong key or a tampered layer writes nothing', async (t) => {
+  const [plainRegistry, registry] = await Promise.all([TestRegistry.start(), TestRegistry.start()]);
+  t.teardown(() => plainRegistry.stop());
+  t.teardown(() => registry.stop());
+  const { cryo, containers, work } = t.context;
+  const key = async (name: string) => {
+    const priv = path.join(work, `${name}.pem`);
+    const pub = path.join(work, `${name}.pub.pem`);
+    await execa('openssl', ['genrsa', '-out', priv, '2048']);
+    await execa('openssl', ['rsa', '-in', priv, '-pubout', '-out', pub]);
+    return { priv, pub };
+  };
+  const [right, wrong] = await Promise.all([key('right'), key('wrong')]);
+  const secret = `cryo-secret-${randomBytes(12).toString('hex')}`;
+  const name = containers.uniqueName('secret');
+  await containers.run({
+    image: NODE_IMAGE,
+    cmd: ['/usr/bin/node', '/app/memory.js'],
+    env: { MEMORY_MIB: '16', MEMORY_SECRET: secret },
+    publish: 8080,
+    name,
+  });
+  const state = await readJson<{ sha256: string }>(name);
+
+  // Without a key the secret reaches the registry: the check below can fail.
+  const plain = await cryo.api<Checkpoint>('POST', `/v1/containers/${name}/checkpoints`, {
+    leaveRunning: true,
+  });
+  const plainPush = await cryo.api<PushResult>('POST', `/v1/checkpoints/${plain.body.id}/push`, {
+    reference: `${plainRegistry.address}/plain/memory:1`,
+  });
+  t.is(plainPush.status, 200);
+  t.true((await plainRegistry.storedBytes()).includes(secret), 'the plain layer holds the secret');
+
+  const encrypting = await TestCryo.start({ registryEncryptionKey: right.pub });
+  t.teardown(() => encrypting.stop());
+  const made = await encrypting.api<Checkpoint>('POST', `/v1/containers/${name}/checkpoints`, {
+    leaveRunning: true,
+    name: 'sealed',
+  });
+  const reference = `${registry.address}/sealed/memory:1`;
+  const sealed = await encrypting.api<PushResult>('POST', `/v1/checkpoints/${made.body.id}/push`, {
+    reference,
+  });
+  t.is(sealed.status, 200, JSON.stringify(sealed.body));
+  t.false((await registry.storedBytes()).includes(secret), 'nothing in the registry holds the secret');
+  const again = await encrypting.api<PushResult>('POST', `/v1/checkpoints/${made.body.id}/push`, {
+    reference,
+  });
+  t.deepEqual(
+    again.body.layers.map((l) => l.uploaded),
+    [false, false],
+    'the same level is sealed the same way: nothing sent again',
+  );
+  const raw = JSON.parse(
+    (await execa('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${reference}`])).stdout,
+  );
+  t.is(raw.layers[0].mediaType, OciMediaType.LAYER_ENCRYPTED);
+
+  // skopeo, with the private key, decrypts the layer into a plain tar that holds the secret.
+  const layout = path.join(work, 'decrypted');
+  await execa('skopeo', [
+    'copy',
+    '--src-tls-verify=false',
+    '--decryption-key',
+    right.priv,
+    `docker://${reference}`,
+    `oci:${layout}:1`,
+  ]);
+  const index = JSON.parse(await readFile(path.join(layout, 'index.json'), 'utf8'));
+  const manifestDigest = (index.manifests[0].digest as string).slice('sha256:'.length);
+  const decrypted = JSON.parse(await readFile(path.join(layout, 'blobs/sha256', manifestDigest), 'utf8'));
+  const layerFile = path.join(layout, 'blobs/sha256', (decrypted.layers[0].digest as string).slice(7));
+  const tar = await readFile(layerFile);
+  t.true(tar.includes(secret), 'the decrypted layer is the plain archive');
+  t.true(tar.includes(Buffer.from('cryo.json')));
+
+  const before = (await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body.checkpoints;
+  const noKey = await cryo.api<ErrorBody>('POST', '/v1/checkpoints/pull', { reference });
+  t.is(noKey.status, 422);
+  t.is(noKey.body.code, ErrorCode.REGISTRY_DECRYPTION_FAILED);
+  t.regex(noKey.body.message, /sealed\/memory/);
+  const wrongCryo = await TestCryo.start({ registryDecryptionKey: wrong.priv });
+  t.teardown(() => wrongCryo.stop());
+  const refused = await wrongCryo.api<ErrorBody>('POST', '/v1/checkpoints/pull', { reference });
+  t.is(refused.status, 422, JSON.stringify(refused.body));
+  t.is(refused.body.code, ErrorCode.REGISTRY_DECRYPTION_FAILED);
+  t.deepEqual(
+    (await wrongCryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body.checkpoints,
+    [],
+  );
+  t.deepEqual(
+    (await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body.checkpoints,
+    before,
+  );
+
+  // The same layer under a forged MAC: refused after every byte was checked, nothing published.
+  const pubopts = (raw.layers[0].annotations as Record<string, string>)[
+    'org.opencontainers.image.enc.pubopts'
+  ]!;
+  const forged = JSON.parse(Buffer.from(pubopts, 'base64').toString('utf8'));
+  forged.hmac = randomBytes(32).toString('base64');
+  const tampered = {
+    ...raw,
+    layers: [
+      {
+        ...raw.layers[0],
+        annotations: {
+          ...raw.layers[0].annotations,
+          'org.opencontainers.image.enc.pubopts': Buffer.from(JSON.stringify(forged)).toString('base64'),
+        },
+      },
+    ],
+  };
+  const put = await fetch(`http://${registry.address}/v2/sealed/memory/manifests/forged`, {
+    method: 'PUT',
+    headers: { 'content-type': OciMediaType.MANIFEST },
+    body: JSON.stringify(tampered),
+  });
+  t.is(put.status, 201);
+  const opener = await TestCryo.start({ registryDecryptionKey: right.priv });
+  t.teardown(() => opener.stop());
+  const forgedPull = await opener.api<ErrorBody>('POST', '/v1/checkpoints/pull', {
+    reference: `${registry.address}/sealed/memory:forged`,
+  });
+  t.is(forgedPull.status, 422, JSON.stringify(forgedPull.body));
+  t.is(forgedPull.body.code, ErrorCode.REGISTRY_DECRYPTION_FAILED);
+  t.regex(forgedPull.body.message, /MAC/);
+  t.deepEqual(
+    (await opener.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body.checkpoints,
+    [],
+  );
+
+  // With the right key: pulled and restored, the memory as it was.
+  const pulled = await opener.api<Checkpoint>('POST', '/v1/checkpoints/pull', { reference });
+  t.is(pulled.status, 201, JSON.stringify(pulled.body));
+  const restored = await opener.api<RestoreResult>('POST', `/v1/checkpoints/${pulled.body.id}/restore`, {
+    name: containers.uniqueName('unsealed'),
+    ports: 'free',
+  });
+  t.is(restored.status, 201, JSON.stringify(restored.body));
+  containers.track(restored.body.container!.id);
+  t.is((await readJson<{ sha256: string }>(restored.body.container!.id)).sha256, state.sha256);
 });

@@ -45,6 +45,11 @@ const MIGRATIONS = [
      SET body = json_set(body, '$.migration', json_object('id', substr(name, 11, 21)))
      WHERE json_extract(body, '$.migration') IS NULL
        AND (name GLOB 'migration-${ID_GLOB}' OR name GLOB 'migration-${ID_GLOB}-seed')`,
+  // The key and nonce each level's pushed layer was encrypted with: never part of a checkpoint's API record.
+  `CREATE TABLE layer_seals (
+     checkpoint_id TEXT PRIMARY KEY,
+     body TEXT NOT NULL
+   )`,
 ];
 
 /** Opens the catalog database (WAL, synchronous=FULL) and brings its schema up to date. */

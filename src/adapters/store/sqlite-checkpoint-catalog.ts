@@ -1,6 +1,7 @@
 import { CheckpointSchema, type Checkpoint } from '../../domain/checkpoint.js';
 import { CheckpointNameInUseError } from '../../domain/errors/index.js';
 import type { Db } from './database.js';
+import type { LayerSeal } from '../../services/ports/layer-encryption.js';
 import type { CheckpointCatalog, CheckpointFilter } from '../../services/ports/checkpoint-catalog.js';
 
 interface Row {
@@ -73,7 +74,22 @@ export class SqliteCheckpointCatalog implements CheckpointCatalog {
   }
 
   remove(id: string): boolean {
+    this.db.prepare('DELETE FROM layer_seals WHERE checkpoint_id = ?').run(id);
     return this.db.prepare('DELETE FROM checkpoints WHERE id = ?').run(id).changes > 0;
+  }
+
+  seal(id: string): LayerSeal | undefined {
+    const row = this.db.prepare('SELECT body FROM layer_seals WHERE checkpoint_id = ?').get(id) as
+      Row | undefined;
+    return row ? (JSON.parse(row.body) as LayerSeal) : undefined;
+  }
+
+  saveSeal(id: string, seal: LayerSeal | undefined): void {
+    if (!seal) this.db.prepare('DELETE FROM layer_seals WHERE checkpoint_id = ?').run(id);
+    else
+      this.db
+        .prepare('INSERT OR REPLACE INTO layer_seals (checkpoint_id, body) VALUES (?, ?)')
+        .run(id, JSON.stringify(seal));
   }
 
   ids(): Set<string> {

@@ -60,3 +60,18 @@ export class RegistryArtifactInvalidError extends AppError {
     );
   }
 }
+
+/** An encrypted layer that the keys here cannot open, or that is not what was encrypted. */
+export class RegistryDecryptionFailedError extends AppError {
+  constructor(
+    readonly detail: string,
+    reference?: string,
+  ) {
+    super(
+      ErrorCode.REGISTRY_DECRYPTION_FAILED,
+      422,
+      `${reference ? `${reference}: ` : ''}an encrypted layer cannot be decrypted: ${detail}`,
+      'set CRYO_REGISTRY_DECRYPTION_KEY to the private key whose public key the checkpoint was pushed for (CRYO_REGISTRY_ENCRYPTION_KEY on the pushing host)',
+    );
+  }
+}

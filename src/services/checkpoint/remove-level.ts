@@ -59,6 +59,7 @@ async function rebaseChild(ctx: CheckpointContext, child: Checkpoint, removed: C
     },
     sizeBytes: await chain.ownBytes(dir, undefined),
   });
+  catalog.saveSeal(child.id, undefined);
   for (const below of descendantsOf(ctx, child.id)) {
     if (below.chain) catalog.update({ ...below, chain: { ...below.chain, depth: below.chain.depth - 1 } });
   }

@@ -1,4 +1,5 @@
 import type { Checkpoint } from '../../domain/checkpoint.js';
+import type { LayerSeal } from './layer-encryption.js';
 
 export interface CheckpointFilter {
   /** Matches a container id, id prefix or name. */
@@ -16,5 +17,8 @@ export interface CheckpointCatalog {
   update(checkpoint: Checkpoint): void;
   findByName(containerId: string, name: string): Checkpoint | undefined;
   remove(id: string): boolean;
+  /** How a level's layer was last encrypted for a push (its key included: kept out of the record). */
+  seal(id: string): LayerSeal | undefined;
+  saveSeal(id: string, seal: LayerSeal | undefined): void;
   ids(): Set<string>;
 }

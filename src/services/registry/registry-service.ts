@@ -4,7 +4,9 @@ import {
   ArchiveInvalidError,
   CheckpointNotExportableError,
   RegistryArtifactInvalidError,
+  RegistryDecryptionFailedError,
 } from '../../domain/errors/index.js';
+import type { LayerEncryption, LayerOpening, LayerSeal } from '../ports/layer-encryption.js';
 import { ManifestSchema, type Manifest } from '../../domain/manifest.js';
 import {
   formatReference,
@@ -30,6 +32,8 @@ export interface RegistryServiceDeps {
   connect: RegistryConnector;
   /** The most a pulled checkpoint may hold (CRYO_MAX_IMPORT_BYTES): a layer that claims more is refused unread. */
   maxImportBytes: number;
+  /** With recipients configured, every layer pushed is encrypted; pulls open encrypted layers with its keys. */
+  encryption?: LayerEncryption;
 }
 
 /** The tag of a reference that names none, as Docker's. */
@@ -71,12 +75,20 @@ export class RegistryService {
         const open = async () => (await this.deps.archives.export(level.id, 'none', { level: true })).stream;
         const layer = level.layer ?? (await digestStream(await open()));
         if (!level.layer) catalog.update({ ...level, layer });
-        blobs.push({
-          mediaType: OciMediaType.LAYER,
-          ...layer,
-          annotations: { [OciAnnotation.TITLE]: `${level.name}.tar` },
-          open,
-        });
+        const title = { [OciAnnotation.TITLE]: `${level.name}.tar` };
+        const encryption = this.deps.encryption;
+        if (encryption?.recipients) {
+          const seal = await this.sealOf(level.id, layer, open, encryption);
+          blobs.push({
+            mediaType: OciMediaType.LAYER_ENCRYPTED,
+            digest: seal.digest,
+            size: seal.size,
+            annotations: { ...seal.annotations, ...title },
+            open: async () => (await open()).pipe(encryption.encrypt(seal).stream),
+          });
+        } else {
+          blobs.push({ mediaType: OciMediaType.LAYER, ...layer, annotations: title, open });
+        }
       }
       const layers: PushResult['layers'] = [];
       for (const blob of blobs) {
@@ -111,6 +123,26 @@ export class RegistryService {
     } finally {
       release();
     }
+  }
+
+  /**
+   * How a level's layer is encrypted: as last time while the recipients and the layer are the same (the same key
+   * and nonce make the same blob, which the registry then has already), else anew, one pass to learn its digest.
+   */
+  private async sealOf(
+    id: string,
+    layer: { digest: string; size: number },
+    open: () => Promise<Readable>,
+    encryption: LayerEncryption,
+  ): Promise<LayerSeal> {
+    const kept = this.deps.catalog.seal(id);
+    if (kept && kept.recipients === encryption.recipients && kept.plainDigest === layer.digest) return kept;
+    const fresh = await encryption.seal(layer.digest);
+    const { stream, finish } = encryption.encrypt(fresh);
+    const { size } = await digestStream((await open()).pipe(stream));
+    const seal: LayerSeal = { ...fresh, ...finish(), size };
+    this.deps.catalog.saveSeal(id, seal);
+    return seal;
   }
 
   /** Deletes what a push put under `reference` (by the digest it answered): a pruned snapshot's tag. */
@@ -149,9 +181,14 @@ export class RegistryService {
       let below: Checkpoint | undefined;
       for (const [i, layer] of manifest.layers.entries()) {
         const top = i === manifest.layers.length - 1;
+        // An encrypted layer is opened (its key unwrapped) before a byte of it is fetched: its plain digest says
+        // whether the level is here already.
+        const opening =
+          layer.mediaType === OciMediaType.LAYER_ENCRYPTED ? await this.opening(layer, name) : undefined;
+        const plain = opening?.plainDigest ?? layer.digest;
         const local = this.deps.catalog
           .list()
-          .find((c) => c.layer?.digest === layer.digest && c.chain?.parent === below?.id);
+          .find((c) => c.layer?.digest === plain && c.chain?.parent === below?.id);
         if (local && !top) {
           below = local;
           continue;
@@ -159,15 +196,26 @@ export class RegistryService {
         const checked = checkingDigest(name, layer.digest, layer.size);
         const blob = await registry.getBlob(repository, layer.digest);
         blob.on('error', (err) => checked.destroy(err));
+        const bytes = opening ? blob.pipe(checked).pipe(opening.decrypt) : blob.pipe(checked);
+        if (opening) checked.on('error', (err) => opening.decrypt.destroy(err));
         below = await this.deps.archives.import(
-          blob.pipe(checked),
+          bytes,
           undefined,
           (imported) => {
             checked.verify();
+            if (opening) {
+              try {
+                opening.verify();
+              } catch (err) {
+                throw err instanceof RegistryDecryptionFailedError
+                  ? new RegistryDecryptionFailedError(err.detail, name)
+                  : err;
+              }
+            }
             if (top && JSON.stringify(imported) !== JSON.stringify(config))
               throw new RegistryArtifactInvalidError(name, "its top layer's cryo.json is not its config");
           },
-          { ...(below ? { parent: below } : {}), layer: { digest: layer.digest, size: layer.size } },
+          { ...(below ? { parent: below } : {}), layer: { digest: plain, size: layer.size } },
         );
         published.push(below);
       }
@@ -175,6 +223,18 @@ export class RegistryService {
     } catch (err) {
       for (const level of published.reverse()) await this.deps.checkpoints.remove(level.id);
       throw err;
+    }
+  }
+
+  private async opening(layer: OciDescriptor, name: string): Promise<LayerOpening> {
+    if (!this.deps.encryption)
+      throw new RegistryDecryptionFailedError('it is encrypted, and no decryption key is configured', name);
+    try {
+      return await this.deps.encryption.open(layer.annotations);
+    } catch (err) {
+      throw err instanceof RegistryDecryptionFailedError
+        ? new RegistryDecryptionFailedError(err.detail, name)
+        : err;
     }
   }
 
@@ -228,7 +288,9 @@ function parseManifest(name: string, bytes: Buffer): OciManifest {
       `its artifact type is ${manifest.artifactType ?? 'none'}, not a cryo checkpoint (${OciMediaType.CHECKPOINT})`,
     );
   if (manifest.layers.length === 0) throw new RegistryArtifactInvalidError(name, 'it has no layers');
-  const foreign = manifest.layers.find((l) => l.mediaType !== OciMediaType.LAYER);
+  const foreign = manifest.layers.find(
+    (l) => l.mediaType !== OciMediaType.LAYER && l.mediaType !== OciMediaType.LAYER_ENCRYPTED,
+  );
   if (foreign) throw new RegistryArtifactInvalidError(name, `it has a layer of type ${foreign.mediaType}`);
   // A chain that names a level twice would loop.
   if (new Set(manifest.layers.map((l) => l.digest)).size !== manifest.layers.length)
