@@ -66,6 +66,8 @@ try {
   await runMemoryContainer(name, MIB, undefined, [], ['--max-semi-space-size=1']);
   const chain: Made[] = [];
   const inc: { ms: number; paused: number }[] = [];
+  /** Incremental snapshots with no full one next to them: a schedule's steady state. */
+  const steady: { ms: number; paused: number }[] = [];
   const full: { ms: number; paused: number; bytes: number }[] = [];
   let lastFull: Made | undefined;
   for (let level = 0; level < LEVELS; level++) {
@@ -78,6 +80,7 @@ try {
       if (which === 'inc') {
         chain.push(result);
         if (measure) inc.push({ ms, paused });
+        else if (level > 1 && level % 4 !== 1) steady.push({ ms, paused });
       } else {
         full.push({ ms, paused, bytes: result.sizeBytes });
         lastFull = result;
@@ -110,6 +113,9 @@ try {
   );
   console.log(
     `snapshot end to end: incremental ${fmt(m(inc.map((x) => x.ms)))}, full ${fmt(m(full.map((x) => x.ms)))}: ${ratio(m(inc.map((x) => x.ms)), m(full.map((x) => x.ms)))}`,
+  );
+  console.log(
+    `incremental alone (no full snapshot beside it, as a schedule takes them): ${fmt(m(steady.map((x) => x.ms)))} end to end, ${fmtMs(m(steady.map((x) => x.paused)))} frozen`,
   );
   console.log(
     `frozen: incremental ${fmtMs(m(inc.map((x) => x.paused)))}, full ${fmtMs(m(full.map((x) => x.paused)))}: ${ratio(m(inc.map((x) => x.paused)), m(full.map((x) => x.paused)))}`,

@@ -1,3 +1,5 @@
+import { readSync } from 'node:fs';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { link, open, readdir, readlink, realpath, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import {
@@ -16,6 +18,8 @@ export const PARENT_LINK = 'parent';
 
 /** Pages compared or copied per read: 1 MiB. */
 const CHUNK_PAGES = 256;
+/** Pages compared at once before page by page: 64 KiB. */
+const BLOCK_PAGES = 16;
 
 /**
  * What to make of one level's images:
@@ -150,7 +154,7 @@ class LevelPages {
       const outAt = from - vaddr;
       if (e.flags & PageFlag.PRESENT) {
         const fileAt = this.offsets[i]! + (from - e.vaddr);
-        await readFully(this.pages!, out, outAt, to - from, fileAt);
+        readFully(this.pages!, out, outAt, to - from, fileAt);
         found.fill(1, outAt / PAGE_SIZE, (to - vaddr) / PAGE_SIZE);
       } else if (e.flags & PageFlag.PARENT && this.parent) {
         const sub = found.subarray(outAt / PAGE_SIZE, (to - vaddr) / PAGE_SIZE);
@@ -173,10 +177,14 @@ class LevelPages {
   }
 }
 
-async function readFully(fh: FileHandle, out: Buffer, at: number, len: number, pos: number): Promise<void> {
+/**
+ * A read of page-cache-warm image bytes, synchronous: a chain's parents are read in many small pieces, and a
+ * thread-pool round trip for each costs more than the copy. Callers yield between chunks.
+ */
+function readFully(fh: FileHandle, out: Buffer, at: number, len: number, pos: number): void {
   let done = 0;
   while (done < len) {
-    const { bytesRead } = await fh.read(out, at + done, len - done, pos + done);
+    const bytesRead = readSync(fh.fd, out, at + done, len - done, pos + done);
     if (bytesRead === 0) throw new Error('a pages image is shorter than its pagemap says');
     done += bytesRead;
   }
@@ -193,7 +201,7 @@ class EntryWriter {
 
   constructor(private readonly pages: FileHandle) {}
 
-  async add(vaddr: number, flags: number, bytes?: Buffer): Promise<void> {
+  add(vaddr: number, flags: number, bytes?: Buffer): void {
     const last = this.entries.at(-1);
     if (!this.split && last?.flags === flags && last.vaddr + last.nrPages * PAGE_SIZE === vaddr)
       last.nrPages++;
@@ -203,7 +211,6 @@ class EntryWriter {
       this.pending.push(bytes);
       this.pendingBytes += bytes.length;
       this.stored++;
-      if (this.pendingBytes >= CHUNK_PAGES * PAGE_SIZE) await this.flush();
     }
   }
 
@@ -218,8 +225,9 @@ class EntryWriter {
     this.split = true;
   }
 
-  async flush(): Promise<void> {
-    if (this.pendingBytes === 0) return;
+  /** Writes the pending pages once they fill a chunk (`all`: whatever there is). */
+  async flush(all = true): Promise<void> {
+    if (this.pendingBytes === 0 || (!all && this.pendingBytes < CHUNK_PAGES * PAGE_SIZE)) return;
     await this.pages.write(Buffer.concat(this.pending, this.pendingBytes));
     this.pending = [];
     this.pendingBytes = 0;
@@ -267,27 +275,41 @@ async function rewriteProcess(
         const vaddr = e.vaddr + done * PAGE_SIZE;
         if (present) {
           if (!input) throw new Error(`${name}: its pages image ${pagesName} is missing`);
-          await readFully(input, own, 0, n * PAGE_SIZE, inputAt);
+          readFully(input, own, 0, n * PAGE_SIZE, inputAt);
           inputAt += n * PAGE_SIZE;
         }
         found.fill(0);
         if (compare || resolve) await view.read(vaddr, n, theirs, found);
+        await yieldToLoop();
         for (let i = 0; i < n; i++) {
           const at = i * PAGE_SIZE;
           const page = vaddr + at;
+          // Equal blocks are found with one comparison: most of a level's pages are its parent's.
+          if (compare && i % BLOCK_PAGES === 0 && i + BLOCK_PAGES <= n) {
+            const end = at + BLOCK_PAGES * PAGE_SIZE;
+            if (
+              found.subarray(i, i + BLOCK_PAGES).every((f) => f === 1) &&
+              own.compare(theirs, at, end, at, end) === 0
+            ) {
+              for (let k = 0; k < BLOCK_PAGES; k++) writer.add(page + k * PAGE_SIZE, PageFlag.PARENT);
+              i += BLOCK_PAGES - 1;
+              continue;
+            }
+          }
           if (present) {
             const same =
               compare && found[i] === 1 && own.compare(theirs, at, at + PAGE_SIZE, at, at + PAGE_SIZE) === 0;
-            if (same) await writer.add(page, PageFlag.PARENT);
-            else await writer.add(page, e.flags, Buffer.from(own.subarray(at, at + PAGE_SIZE)));
+            if (same) writer.add(page, PageFlag.PARENT);
+            else writer.add(page, e.flags, Buffer.from(own.subarray(at, at + PAGE_SIZE)));
           } else if (found[i] === 1) {
-            await writer.add(page, PageFlag.PRESENT, Buffer.from(theirs.subarray(at, at + PAGE_SIZE)));
+            writer.add(page, PageFlag.PRESENT, Buffer.from(theirs.subarray(at, at + PAGE_SIZE)));
           } else if (mode.kind === 'resolve' && mode.levels === Infinity) {
             throw new Error(`${name}: the page at 0x${page.toString(16)} is in no level of its chain`);
           } else {
-            await writer.add(page, e.flags);
+            writer.add(page, e.flags);
           }
         }
+        await writer.flush(false);
       }
     }
     await writer.flush();
