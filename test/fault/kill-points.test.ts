@@ -54,6 +54,7 @@ interface Checkpoint {
   sizeBytes?: number;
   status?: string;
   container?: { id: string; name: string };
+  chain?: { parent?: string; depth: number };
 }
 
 test('SIGKILL at seeded random points of every operation leaves no invariant broken', async (t) => {
@@ -192,6 +193,7 @@ test('SIGKILL at seeded random points of every operation leaves no invariant bro
   };
 
   let restoreOf: Checkpoint | undefined;
+  let chainLevels: Checkpoint[] = [];
   const ops: Op[] = [
     {
       name: 'stop-mode checkpoint',
@@ -287,7 +289,25 @@ test('SIGKILL at seeded random points of every operation leaves no invariant bro
       run: () => api('POST', '/v1/checkpoints/pull', { reference: pulledRef }),
     },
     {
-      name: 'scheduled run',
+      name: 'chain rebase (the middle level of three deleted)',
+      windowMs: 800,
+      prepare: async () => {
+        await ensureRunning(counter);
+        chainLevels = [];
+        for (let i = 0; i < 3; i++)
+          chainLevels.push(
+            await api<Checkpoint>('POST', `/v1/containers/${counter}/checkpoints`, {
+              leaveRunning: true,
+              parent: chainLevels.at(-1)?.id,
+              incremental: true,
+            }),
+          );
+      },
+      run: () => api('DELETE', `/v1/checkpoints/${chainLevels[1]!.id}`),
+    },
+    {
+      // Schedules are incremental: its retention (the last 2) deletes the base of a chain, which rebases.
+      name: 'scheduled run, with its retention pass',
       windowMs: 1500,
       prepare: () => ensureRunning(counter),
       run: () => api('POST', `/v1/schedules/${schedule.id}/run`),
@@ -439,6 +459,23 @@ test('SIGKILL at seeded random points of every operation leaves no invariant bro
       check(copied.exitCode === 0, `${ref} is listed but not whole: ${copied.stderr.slice(-200)}`);
       await rm(path.join(scratch, 'skopeo'), { recursive: true, force: true });
     }
+    // No chain is broken: every level's parent is listed, and the deepest level restores.
+    const listed = new Set(checkpoints.map((c) => c.id));
+    for (const cp of checkpoints)
+      if (cp.chain?.parent !== undefined)
+        check(listed.has(cp.chain.parent), `${cp.id} builds on ${cp.chain.parent}, which is not listed`);
+    const deepest = checkpoints
+      .filter((c) => c.chain?.parent !== undefined)
+      .sort((a, b) => b.chain!.depth - a.chain!.depth)[0];
+    if (deepest) {
+      try {
+        const copy = containers.uniqueName('fault-new');
+        await api('POST', `/v1/checkpoints/${deepest.id}/restore`, { name: copy });
+        await counterAtLeast(copy, 1);
+      } catch (err) {
+        broken.push(`level ${deepest.chain?.depth} of a chain does not restore: ${String(err)}`);
+      }
+    }
     // A pulled checkpoint, complete as every listed one, restores (the trim below deletes it).
     const pulledHere = checkpoints.find((c) => (c as { name?: string }).name === 'fault-pulled');
     if (pulledHere) {
@@ -473,7 +510,8 @@ test('SIGKILL at seeded random points of every operation leaves no invariant bro
       '\n',
     );
     for (const name of extra.filter(Boolean)) await execa('docker', ['rm', '-f', name]);
-    for (const cp of checkpoints)
+    // Newest first: a level goes before the one it builds on, and nothing is rebased only to be deleted.
+    for (const cp of [...checkpoints].reverse())
       if (cp.id !== bigCheckpoint.id) await api('DELETE', `/v1/checkpoints/${cp.id}`);
     for (const cp of onTarget) await callApi(live.target, 'DELETE', `/v1/checkpoints/${cp.id}`);
   }

@@ -468,8 +468,8 @@ test('a chain goes up a layer per level: the next push sends only its own layer,
     const state = await readJson<{ sha256: string; generation: number }>(name);
     if (!touch) return state;
     const port = await hostPort(name, 8080);
-    const res = await fetch(`http://127.0.0.1:${port}/touch?pages=${touch}`, { method: 'POST' });
-    return (await res.json()) as { sha256: string; generation: number };
+    await fetch(`http://127.0.0.1:${port}/touch?pages=${touch}`, { method: 'POST' });
+    return readJson<{ sha256: string; generation: number }>(name);
   };
   await memory();
   const repository = `${registry.address}/chains/memory`;
