@@ -7,6 +7,7 @@ import type { Logger } from './services/ports/logger.js';
 import { CronerCron } from './adapters/cron/croner-cron.js';
 import type { Db } from './adapters/store/database.js';
 import { SqliteCheckpointCatalog } from './adapters/store/sqlite-checkpoint-catalog.js';
+import { SqliteBlobLocations } from './adapters/store/sqlite-blob-locations.js';
 import { SqliteMigrationStore } from './adapters/store/sqlite-migration-store.js';
 import { SqliteScheduleStore } from './adapters/store/sqlite-schedule-store.js';
 import { ArchiveService } from './services/archive/archive-service.js';
@@ -125,6 +126,8 @@ export function createServices(d: ServiceDeps) {
       }),
     maxImportBytes: d.maxImportBytes,
     ...(d.encryption ? { encryption: d.encryption } : {}),
+    locations: new SqliteBlobLocations(d.db),
+    ...(d.log ? { log: d.log } : {}),
   });
   const schedules = new ScheduleService({
     store: new SqliteScheduleStore(d.db),

@@ -22,6 +22,12 @@ export const PushResultSchema = z.object({
       digest: z.string(),
       size: z.number(),
       uploaded: z.boolean().describe('false when the registry had the blob already'),
+      mounted: z
+        .boolean()
+        .optional()
+        .describe(
+          'true when the registry took it from another of its repositories (a cross-repository mount)',
+        ),
     }),
   ),
   uploadedBytes: z.number(),

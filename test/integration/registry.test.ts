@@ -452,7 +452,7 @@ test('hostile artifacts are refused before anything is written: another type, a 
   );
 });
 
-test('a chain goes up a layer per level: the next push sends only its own layer, and a second host restores the top with nothing local', async (t) => {
+test('a chain goes up a layer per level: the next push sends only its own layer, another repository mounts them, and a second host restores the top with nothing local', async (t) => {
   const registry = await TestRegistry.start();
   t.teardown(() => registry.stop());
   const { cryo, containers } = t.context;
@@ -509,6 +509,21 @@ test('a chain goes up a layer per level: the next push sends only its own layer,
   t.true(own.size < base.pushed.layers[1]!.size / 4, 'a level is far smaller than the base');
   t.is(await registry.blobUploads(), 2 + 2 + 2, 'two blobs a push: its config and its own level');
   t.is(first.checkpoint.chain?.depth, 1);
+  // To another repository of the same registry: every blob mounted from the first, none sent.
+  const elsewhere = await cryo.api<PushResult>('POST', `/v1/checkpoints/${second.checkpoint.id}/push`, {
+    reference: `${registry.address}/chains/copy:level-2`,
+  });
+  t.is(elsewhere.status, 200, JSON.stringify(elsewhere.body));
+  t.deepEqual(
+    elsewhere.body.layers.map((l) => [l.uploaded, l.mounted]),
+    [
+      [false, true],
+      [false, true],
+      [false, true],
+      [false, true],
+    ],
+  );
+  t.is(await registry.blobUploads(), 6, 'a mount sends no blob');
 
   const { host, cryo: there } = await bringUpSecondHost(t);
   await host.loadImage(NODE_IMAGE);

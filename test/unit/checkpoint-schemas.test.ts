@@ -10,6 +10,7 @@ const DEFAULTS = {
   consistentRootfs: true,
   includeVolumes: false,
   force: false,
+  incremental: false,
   tcpEstablished: false,
   fileLocks: false,
   externalUnixSockets: false,

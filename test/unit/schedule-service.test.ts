@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import { CronerCron } from '../../src/adapters/cron/croner-cron.js';
+import { ContentImageChain } from '../../src/adapters/chain/content-image-chain.js';
 import { openDatabase, type Db } from '../../src/adapters/store/database.js';
 import { FsImageStore } from '../../src/adapters/store/fs-image-store.js';
 import { SqliteCheckpointCatalog } from '../../src/adapters/store/sqlite-checkpoint-catalog.js';
@@ -44,6 +45,8 @@ test.beforeEach(async (t) => {
     store,
     rootfs: new FakeRootfs(),
     clock,
+    // Schedules are incremental: levels of fake images (no pagemaps), linked and rebased as real ones are.
+    chain: new ContentImageChain(),
   });
   const make = (graceMs = 60_000) =>
     new ScheduleService({

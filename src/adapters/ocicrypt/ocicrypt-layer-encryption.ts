@@ -49,29 +49,30 @@ export class OcicryptLayerEncryption implements LayerEncryption {
             .slice(0, 32);
   }
 
-  async seal(plainDigest: string): Promise<Omit<LayerSeal, 'digest' | 'size' | 'annotations'>> {
+  seal(): Pick<LayerSeal, 'recipients' | 'key' | 'nonce'> {
     if (!this.recipients) throw new Error('no encryption key is configured');
     return {
       recipients: this.recipients,
       key: randomBytes(32).toString('base64'),
       nonce: randomBytes(16).toString('base64'),
-      plainDigest,
     };
   }
 
-  encrypt(seal: Pick<LayerSeal, 'key' | 'nonce' | 'plainDigest'>): {
+  encrypt(seal: Pick<LayerSeal, 'key' | 'nonce'>): {
     stream: Transform;
-    finish: () => Pick<LayerSeal, 'digest' | 'annotations'>;
+    finish: () => Pick<LayerSeal, 'plainDigest' | 'digest' | 'annotations'>;
   } {
     const key = Buffer.from(seal.key, 'base64');
     const cipher = createCipheriv('aes-256-ctr', key, Buffer.from(seal.nonce, 'base64'));
     const mac = createHmac('sha256', key);
     const digest = createHash('sha256');
-    let done: Pick<LayerSeal, 'digest' | 'annotations'> | undefined;
+    const plain = createHash('sha256');
+    let done: Pick<LayerSeal, 'plainDigest' | 'digest' | 'annotations'> | undefined;
     let wrapped: string | undefined;
     const keys = this.keys;
     const stream = new Transform({
       transform(chunk: Buffer, _enc, cb) {
+        plain.update(chunk);
         const out = cipher.update(chunk);
         mac.update(out);
         digest.update(out);
@@ -81,16 +82,18 @@ export class OcicryptLayerEncryption implements LayerEncryption {
         const tail = cipher.final();
         mac.update(tail);
         digest.update(tail);
+        const plainDigest = `sha256:${plain.digest('hex')}`;
         const pub: PublicOptions = { cipher: AES256CTR, hmac: mac.digest('base64'), cipheroptions: {} };
         const priv: PrivateOptions = {
           symkey: seal.key,
-          digest: seal.plainDigest,
+          digest: plainDigest,
           cipheroptions: { nonce: seal.nonce },
         };
         wrapOptions(keys, Buffer.from(JSON.stringify(priv))).then(
           (jwe) => {
             wrapped = jwe;
             done = {
+              plainDigest,
               digest: `sha256:${digest.digest('hex')}`,
               annotations: {
                 [OcicryptAnnotation.KEYS_JWE]: wrapped,

@@ -119,6 +119,37 @@ export class OciRegistryClient {
     });
   }
 
+  /**
+   * Mounts a blob that another repository of this registry holds (POST ...?mount=&from=): true when the registry
+   * did (201); false when it started an upload session instead (202), which is cancelled.
+   */
+  async mountBlob(repository: string, digest: string, from: string): Promise<boolean> {
+    const query = new URLSearchParams({ mount: digest, from });
+    const res = await this.send({
+      method: 'POST',
+      path: `/v2/${repository}/blobs/uploads/?${query.toString()}`,
+      scope: `repository:${repository}:pull,push`,
+      headers: { 'content-length': '0' },
+      ok: [201, 202],
+      what: `a mount of ${digest} from ${from}`,
+    });
+    res.resume();
+    if (res.statusCode === 201) return true;
+    const location = res.headers.location;
+    if (location) {
+      const target = new URL(location, this.base);
+      const cancelled = await this.send({
+        method: 'DELETE',
+        path: `${target.pathname}${target.search}`,
+        scope: `repository:${repository}:pull,push`,
+        ok: [204, 404],
+        what: 'the upload session of a mount not made',
+      });
+      cancelled.resume();
+    }
+    return false;
+  }
+
   /** Puts a manifest under a tag (or its digest); returns the digest the registry names it by. */
   async putManifest(repository: string, reference: string, manifest: Buffer): Promise<string> {
     const res = await this.send({

@@ -50,6 +50,14 @@ const MIGRATIONS = [
      checkpoint_id TEXT PRIMARY KEY,
      body TEXT NOT NULL
    )`,
+  // Which repositories of a registry hold a blob: a push to another one mounts it rather than send it.
+  `CREATE TABLE blob_locations (
+     registry TEXT NOT NULL,
+     repository TEXT NOT NULL,
+     digest TEXT NOT NULL,
+     seen_at INTEGER NOT NULL,
+     PRIMARY KEY (registry, repository, digest)
+   )`,
 ];
 
 /** Opens the catalog database (WAL, synchronous=FULL) and brings its schema up to date. */

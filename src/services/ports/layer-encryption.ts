@@ -30,12 +30,15 @@ export interface LayerOpening {
 export interface LayerEncryption {
   /** The recipients' fingerprint, or undefined when no encryption key is configured. */
   readonly recipients: string | undefined;
-  /** A fresh key and nonce for a plain layer of `plainDigest`, wrapped for the recipients. */
-  seal(plainDigest: string): Promise<Omit<LayerSeal, 'digest' | 'size' | 'annotations'>>;
-  /** The encrypting stream of a seal, and (once it has ended) the annotations and the encrypted digest. */
-  encrypt(seal: Pick<LayerSeal, 'key' | 'nonce' | 'plainDigest'>): {
+  /** A fresh key and nonce for the configured recipients. */
+  seal(): Pick<LayerSeal, 'recipients' | 'key' | 'nonce'>;
+  /**
+   * The encrypting stream of a seal, and (once it has ended) the plain and encrypted digests and the annotations
+   * (the options wrapped for the recipients): one pass makes all of a layer's descriptor.
+   */
+  encrypt(seal: Pick<LayerSeal, 'key' | 'nonce'>): {
     stream: Transform;
-    finish: () => Pick<LayerSeal, 'digest' | 'annotations'>;
+    finish: () => Pick<LayerSeal, 'plainDigest' | 'digest' | 'annotations'>;
   };
   /** Opens an encrypted layer by its annotations with the configured private keys; a wrong key throws. */
   open(annotations: Record<string, string> | undefined): Promise<LayerOpening>;

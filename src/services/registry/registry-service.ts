@@ -21,7 +21,8 @@ import type { PushResult } from '../../domain/registry.js';
 import type { ArchiveService } from '../archive/archive-service.js';
 import type { CheckpointService } from '../checkpoint/checkpoint-service.js';
 import type { CheckpointCatalog } from '../ports/checkpoint-catalog.js';
-import type { RegistryConnector } from '../ports/checkpoint-registry.js';
+import type { BlobLocations, RegistryConnection, RegistryConnector } from '../ports/checkpoint-registry.js';
+import type { Logger } from '../ports/logger.js';
 import { checkingDigest, digestOf, digestStream } from '../support/digest.js';
 import { levelsOf } from '../checkpoint/chain.js';
 
@@ -34,6 +35,9 @@ export interface RegistryServiceDeps {
   maxImportBytes: number;
   /** With recipients configured, every layer pushed is encrypted; pulls open encrypted layers with its keys. */
   encryption?: LayerEncryption;
+  /** Where blobs were seen, for cross-repository mounts (default: none, every missing blob is sent). */
+  locations?: BlobLocations;
+  log?: Logger;
 }
 
 /** The tag of a reference that names none, as Docker's. */
@@ -71,14 +75,11 @@ export class RegistryService {
         },
       ];
       for (const level of levels) {
-        // A level's archive is deterministic: its digest, once known, is kept with it.
         const open = async () => (await this.deps.archives.export(level.id, 'none', { level: true })).stream;
-        const layer = level.layer ?? (await digestStream(await open()));
-        if (!level.layer) catalog.update({ ...level, layer });
         const title = { [OciAnnotation.TITLE]: `${level.name}.tar` };
         const encryption = this.deps.encryption;
         if (encryption?.recipients) {
-          const seal = await this.sealOf(level.id, layer, open, encryption);
+          const seal = await this.sealOf(level, open, encryption);
           blobs.push({
             mediaType: OciMediaType.LAYER_ENCRYPTED,
             digest: seal.digest,
@@ -87,15 +88,29 @@ export class RegistryService {
             open: async () => (await open()).pipe(encryption.encrypt(seal).stream),
           });
         } else {
+          // A level's archive is deterministic: its digest, once known, is kept with it.
+          const layer = level.layer ?? (await digestStream(await open()));
+          if (!level.layer) catalog.update({ ...level, layer });
           blobs.push({ mediaType: OciMediaType.LAYER, ...layer, annotations: title, open });
         }
       }
       const layers: PushResult['layers'] = [];
       for (const blob of blobs) {
         const present = await registry.hasBlob(repository, blob.digest);
-        if (!present) await registry.uploadBlob(repository, blob.digest, blob.size, blob.open);
-        layers.push({ digest: blob.digest, size: blob.size, uploaded: !present });
+        const mounted = !present && (await this.mount(registry, repository, blob.digest));
+        if (!present && !mounted) await registry.uploadBlob(repository, blob.digest, blob.size, blob.open);
+        layers.push({
+          digest: blob.digest,
+          size: blob.size,
+          uploaded: !present && !mounted,
+          ...(mounted ? { mounted } : {}),
+        });
       }
+      this.deps.locations?.add(
+        registry.registry,
+        repository,
+        blobs.map((b) => b.digest),
+      );
       const manifest: OciManifest = {
         schemaVersion: 2,
         mediaType: OciMediaType.MANIFEST,
@@ -130,19 +145,41 @@ export class RegistryService {
    * and nonce make the same blob, which the registry then has already), else anew, one pass to learn its digest.
    */
   private async sealOf(
-    id: string,
-    layer: { digest: string; size: number },
+    level: Checkpoint,
     open: () => Promise<Readable>,
     encryption: LayerEncryption,
   ): Promise<LayerSeal> {
-    const kept = this.deps.catalog.seal(id);
-    if (kept && kept.recipients === encryption.recipients && kept.plainDigest === layer.digest) return kept;
-    const fresh = await encryption.seal(layer.digest);
+    const kept = this.deps.catalog.seal(level.id);
+    if (kept && kept.recipients === encryption.recipients && kept.plainDigest === level.layer?.digest)
+      return kept;
+    const fresh = encryption.seal();
     const { stream, finish } = encryption.encrypt(fresh);
     const { size } = await digestStream((await open()).pipe(stream));
     const seal: LayerSeal = { ...fresh, ...finish(), size };
-    this.deps.catalog.saveSeal(id, seal);
+    // One pass gave the plain digest too: the level's own layer, kept as a plain push keeps it.
+    if (level.layer?.digest !== seal.plainDigest)
+      this.deps.catalog.update({ ...level, layer: { digest: seal.plainDigest, size } });
+    this.deps.catalog.saveSeal(level.id, seal);
     return seal;
+  }
+
+  /**
+   * A blob another repository of this registry holds (as a push or pull here saw), mounted rather than sent. A
+   * mount refused or failed is no failure of the push: the blob is uploaded instead.
+   */
+  private async mount(registry: RegistryConnection, repository: string, digest: string): Promise<boolean> {
+    for (const from of this.deps.locations?.repositories(registry.registry, digest) ?? []) {
+      if (from === repository) continue;
+      try {
+        if (await registry.mountBlob(repository, digest, from)) return true;
+      } catch (err) {
+        this.deps.log?.warn(
+          { err, digest, from, repository },
+          'a cross-repository mount failed; the blob is uploaded instead',
+        );
+      }
+    }
+    return false;
   }
 
   /** Deletes what a push put under `reference` (by the digest it answered): a pruned snapshot's tag. */
@@ -219,6 +256,10 @@ export class RegistryService {
         );
         published.push(below);
       }
+      this.deps.locations?.add(registry.registry, repository, [
+        manifest.config.digest,
+        ...manifest.layers.map((l) => l.digest),
+      ]);
       return { checkpoint: below!, pulled: true };
     } catch (err) {
       for (const level of published.reverse()) await this.deps.checkpoints.remove(level.id);
