@@ -72,12 +72,14 @@ export async function imageChain(imagesDir: string): Promise<string[]> {
 
 /** The real path of a level's parent images directory, or undefined for a full level. */
 export async function parentOf(imagesDir: string): Promise<string | undefined> {
-  const target = await readlink(path.join(imagesDir, PARENT_LINK)).catch((err: NodeJS.ErrnoException) => {
+  // The link is relative to where the directory really is, as CRIU resolves it (openat on the directory).
+  const real = await realpath(imagesDir);
+  const target = await readlink(path.join(real, PARENT_LINK)).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return undefined;
     throw err;
   });
   if (target === undefined) return undefined;
-  return realpath(path.resolve(imagesDir, target));
+  return realpath(path.resolve(real, target));
 }
 
 /**
