@@ -60,7 +60,9 @@ export class SqliteScheduleStore implements ScheduleStore {
 
   checkpointIds(scheduleId: string): string[] {
     const rows = this.db
-      .prepare('SELECT checkpoint_id FROM schedule_runs WHERE schedule_id = ? AND checkpoint_id IS NOT NULL')
+      .prepare(
+        'SELECT checkpoint_id FROM schedule_runs WHERE schedule_id = ? AND checkpoint_id IS NOT NULL ORDER BY started_at, id',
+      )
       .all(scheduleId) as { checkpoint_id: string }[];
     return rows.map((r) => r.checkpoint_id);
   }

@@ -106,7 +106,8 @@ export class ScheduleService {
     const ids = this.deps.store.checkpointIds(id);
     this.deps.store.remove(id);
     if (deleteCheckpoints) {
-      for (const cp of ids) await this.deps.checkpoints.remove(cp).catch(ignoreGone);
+      // Newest first: a chain's levels go before the ones they build on, so none is rebased only to be deleted.
+      for (const cp of [...ids].reverse()) await this.deps.checkpoints.remove(cp).catch(ignoreGone);
     }
   }
 
