@@ -32,8 +32,15 @@ function checkpointTable(checkpoints: Checkpoint[], now = Date.now()): string {
       c.name,
       c.container ? c.container.name : c.process ? `pid ${c.process.pid} (${c.process.comm})` : '',
       ago(c.createdAt, now),
-      humanSize(c.sizeBytes),
-      [c.leaveRunning ? 'running' : 'stopped', c.application ? 'operators' : ''].filter(Boolean).join(', '),
+      // A chain's level shows what it holds itself, and how deep it is.
+      humanSize(c.chain?.ownBytes ?? c.sizeBytes),
+      [
+        c.leaveRunning ? 'running' : 'stopped',
+        c.application ? 'operators' : '',
+        c.chain?.parent !== undefined ? `level ${c.chain.depth}` : '',
+      ]
+        .filter(Boolean)
+        .join(', '),
     ]),
   );
 }

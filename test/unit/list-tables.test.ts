@@ -100,3 +100,19 @@ test('migrations, schedules and runs show what went wrong and what comes next', 
     /5 minutes ago +cron +failed +0\.31s +CRIU_FAILED: dump failed\n$/,
   );
 });
+
+test("checkpoints: a chain's level shows its own bytes and its depth", (t) => {
+  const text = listTables.checkpoints(
+    {
+      checkpoints: [
+        checkpoint({
+          name: 'later',
+          sizeBytes: 1_000_000_000,
+          chain: { parent: '000mwqii0as2ccolnyz47', depth: 3, ownBytes: 26_000_000 },
+        }),
+      ],
+    },
+    NOW,
+  );
+  t.regex(text, /later .* 26MB +running, level 3\n$/);
+});
