@@ -25,7 +25,8 @@ export function levelsOf(catalog: CheckpointCatalog, checkpoint: Checkpoint): Ch
   let parent = checkpoint.chain?.parent;
   while (parent !== undefined) {
     const level = catalog.get(parent);
-    if (!level || levels.includes(level)) throw new CheckpointNotFoundError(parent);
+    // Records are read afresh each time: a loop shows as an id seen before.
+    if (!level || levels.some((l) => l.id === level.id)) throw new CheckpointNotFoundError(parent);
     levels.unshift(level);
     parent = level.chain?.parent;
   }
