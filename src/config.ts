@@ -16,8 +16,8 @@ const ListenSchema = z
   })
   .refine((l) => l.port >= 0 && l.port <= 65535, 'port out of range');
 
-/** A comma-separated list of files. */
-const pemList = z
+/** A comma-separated list (of files, of hosts). */
+const commaList = z
   .string()
   .default('')
   .transform((s) =>
@@ -129,20 +129,13 @@ export const ConfigSchema = z.object({
     .optional()
     .describe("Docker's config.json whose auths hold the registry logins (default: docker's own)"),
   registryCaFile: z.string().min(1).optional().describe('a CA trusted for registries besides the system CAs'),
-  registryInsecure: z
-    .string()
-    .default('')
-    .transform((s) =>
-      s
-        .split(',')
-        .map((r) => r.trim())
-        .filter(Boolean),
-    )
-    .describe('registries reached over plain HTTP, comma-separated (one on loopback always is)'),
-  registryEncryptionKey: pemList.describe(
+  registryInsecure: commaList.describe(
+    'registries reached over plain HTTP, comma-separated (one on loopback always is)',
+  ),
+  registryEncryptionKey: commaList.describe(
     'RSA public keys (PEM files, comma-separated): every layer pushed is encrypted for them (ocicrypt, jwe)',
   ),
-  registryDecryptionKey: pemList.describe(
+  registryDecryptionKey: commaList.describe(
     'RSA private keys (PEM files, comma-separated) that pulls open encrypted layers with',
   ),
   registryTimeoutMs: z.coerce

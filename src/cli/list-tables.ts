@@ -1,4 +1,4 @@
-import type { Checkpoint } from '../domain/checkpoint.js';
+import { heldBytes, type Checkpoint } from '../domain/checkpoint.js';
 import type { Migration } from '../domain/migration.js';
 import type { Schedule, ScheduleRun } from '../domain/schedule.js';
 
@@ -33,7 +33,7 @@ function checkpointTable(checkpoints: Checkpoint[], now = Date.now()): string {
       c.container ? c.container.name : c.process ? `pid ${c.process.pid} (${c.process.comm})` : '',
       ago(c.createdAt, now),
       // A chain's level shows what it holds itself, and how deep it is.
-      humanSize(c.chain?.ownBytes ?? c.sizeBytes),
+      humanSize(heldBytes(c)),
       [
         c.leaveRunning ? 'running' : 'stopped',
         c.application ? 'operators' : '',

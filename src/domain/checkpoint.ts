@@ -114,6 +114,9 @@ export const ChainPolicySchema = z.strictObject({
 });
 export type ChainPolicy = z.infer<typeof ChainPolicySchema>;
 
+/** Incremental or not, as a request or a schedule asks: true takes the chain policy's defaults. */
+export const IncrementalSchema = z.union([z.boolean(), ChainPolicySchema]);
+
 /** The migration a checkpoint belongs to: the catalog's mark, never its name, says what the sweeper may remove. */
 export const MigrationMarkSchema = z.object({ id: MigrationIdSchema });
 export type MigrationMark = z.infer<typeof MigrationMarkSchema>;
@@ -172,6 +175,11 @@ export const CheckpointSchema = z.object({
 });
 export type Checkpoint = z.infer<typeof CheckpointSchema>;
 
+/** What a checkpoint holds itself: an incremental one, not what it shares with its parent. */
+export function heldBytes(checkpoint: Checkpoint): number {
+  return checkpoint.chain?.ownBytes ?? checkpoint.sizeBytes;
+}
+
 // A POST without a body arrives as null; it means "all defaults".
 const orEmpty = (v: unknown) => v ?? {};
 
@@ -214,12 +222,9 @@ export const CreateCheckpointBodySchema = z.preprocess(
       .default(false)
       .describe("also store the contents of the container's named volumes (volumes/<name>.tar)"),
     force: z.boolean().default(false).describe('skip the pre-flight check'),
-    incremental: z
-      .union([z.boolean(), ChainPolicySchema])
-      .default(false)
-      .describe(
-        "store only what changed since the container's latest checkpoint (memory pages by content, files), unless the chain policy (true: the defaults) calls for a full one",
-      ),
+    incremental: IncrementalSchema.default(false).describe(
+      "store only what changed since the container's latest checkpoint (memory pages by content, files), unless the chain policy (true: the defaults) calls for a full one",
+    ),
     parent: CheckpointIdSchema.optional().describe(
       'an incremental checkpoint on this checkpoint of the same container, whatever the chain policy says',
     ),

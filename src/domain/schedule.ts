@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ContainerRefSchema } from './names.js';
 import { RegistryRepositorySchema } from './oci-artifact.js';
-import { ChainPolicySchema } from './checkpoint.js';
+import { IncrementalSchema } from './checkpoint.js';
 
 /** An IANA time zone name that this runtime knows. */
 export const TimezoneSchema = z
@@ -89,7 +89,7 @@ export const ScheduleSchema = z.object({
   leaveRunning: z.boolean(),
   application: ScheduleApplicationSchema.optional(),
   retain: RetentionSchema,
-  incremental: z.union([z.boolean(), ChainPolicySchema]).optional(),
+  incremental: IncrementalSchema.optional(),
   push: RegistryRepositorySchema.optional(),
   enabled: z.boolean(),
   paused: z.object({ reason: z.string(), since: z.string() }).optional(),
@@ -110,12 +110,9 @@ export const CreateScheduleBodySchema = z.strictObject({
   leaveRunning: z.boolean().default(true),
   application: ScheduleApplicationSchema.default(false),
   retain: RetentionSchema.default({}),
-  incremental: z
-    .union([z.boolean(), ChainPolicySchema])
-    .default(true)
-    .describe(
-      'each snapshot stores only what changed since the one before (a full one as the chain policy says); false: every snapshot full',
-    ),
+  incremental: IncrementalSchema.default(true).describe(
+    'each snapshot stores only what changed since the one before (a full one as the chain policy says); false: every snapshot full',
+  ),
   push: RegistryRepositorySchema.optional().describe(
     'push every snapshot to this repository (REGISTRY/REPOSITORY), its name as the tag; retention deletes the tags of the snapshots it prunes',
   ),
@@ -129,7 +126,7 @@ export const PatchScheduleBodySchema = z.strictObject({
   leaveRunning: z.boolean().optional(),
   application: ScheduleApplicationSchema.optional(),
   retain: RetentionSchema.optional(),
-  incremental: z.union([z.boolean(), ChainPolicySchema]).optional(),
+  incremental: IncrementalSchema.optional(),
   push: RegistryRepositorySchema.nullable().optional(),
   enabled: z.boolean().optional(),
 });

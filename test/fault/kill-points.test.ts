@@ -467,26 +467,20 @@ test('SIGKILL at seeded random points of every operation leaves no invariant bro
     const deepest = checkpoints
       .filter((c) => c.chain?.parent !== undefined)
       .sort((a, b) => b.chain!.depth - a.chain!.depth)[0];
-    if (deepest) {
+    /** A checkpoint restores into a new container (removed with the others below) that counts. */
+    const restoresAsNew = async (cp: Checkpoint, what: string) => {
       try {
         const copy = containers.uniqueName('fault-new');
-        await api('POST', `/v1/checkpoints/${deepest.id}/restore`, { name: copy });
+        await api('POST', `/v1/checkpoints/${cp.id}/restore`, { name: copy });
         await counterAtLeast(copy, 1);
       } catch (err) {
-        broken.push(`level ${deepest.chain?.depth} of a chain does not restore: ${String(err)}`);
+        broken.push(`${what} does not restore: ${String(err)}`);
       }
-    }
+    };
+    if (deepest) await restoresAsNew(deepest, `level ${deepest.chain?.depth} of a chain`);
     // A pulled checkpoint, complete as every listed one, restores (the trim below deletes it).
     const pulledHere = checkpoints.find((c) => (c as { name?: string }).name === 'fault-pulled');
-    if (pulledHere) {
-      try {
-        const copy = containers.uniqueName('fault-new');
-        await api('POST', `/v1/checkpoints/${pulledHere.id}/restore`, { name: copy });
-        await counterAtLeast(copy, 1);
-      } catch (err) {
-        broken.push(`the pulled checkpoint does not restore: ${String(err)}`);
-      }
-    }
+    if (pulledHere) await restoresAsNew(pulledHere, 'the pulled checkpoint');
     // A fresh checkpoint and restore of the counter work, and it counts on.
     try {
       await ensureRunning(counter);

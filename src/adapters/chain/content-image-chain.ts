@@ -15,7 +15,7 @@ const SHARE_MIN_BYTES = 64 * 1024;
 export class ContentImageChain implements ImageChain {
   async dedupe(imagesDir: string, parentImagesDir: string, linkTo: string): Promise<PageCounts> {
     const counts = await rewritePages(imagesDir, imagesDir, parentImagesDir, { kind: 'dedupe' });
-    await symlink(linkTo, path.join(imagesDir, PARENT_LINK));
+    await this.attach(imagesDir, linkTo);
     return counts;
   }
 
@@ -23,7 +23,7 @@ export class ContentImageChain implements ImageChain {
     const parent = await parentOf(imagesDir);
     await mkdir(into, { recursive: true, mode: 0o700 });
     const counts = await rewriteLevel(imagesDir, into, parent, { kind: 'resolve', levels: 1 });
-    if (linkTo !== undefined) await symlink(linkTo, path.join(into, PARENT_LINK));
+    if (linkTo !== undefined) await this.attach(into, linkTo);
     return counts;
   }
 
@@ -38,7 +38,7 @@ export class ContentImageChain implements ImageChain {
 
   async shareFiles(dir: string, parentDir: string, skip: string[]): Promise<void> {
     for (const rel of await walkRelative(dir)) {
-      if (skip.some((s) => rel === s || rel.startsWith(`${s}/`))) continue;
+      if (skipped(rel, skip)) continue;
       const mine = path.join(dir, rel);
       const theirs = path.join(parentDir, rel);
       const [a, b] = await Promise.all([lstat(mine), lstat(theirs).catch(() => undefined)]);
@@ -60,7 +60,7 @@ export class ContentImageChain implements ImageChain {
 
   async linkFiles(from: string, into: string, skip: string[]): Promise<void> {
     for (const rel of await walkRelative(from)) {
-      if (skip.some((s) => rel === s || rel.startsWith(`${s}/`))) continue;
+      if (skipped(rel, skip)) continue;
       const st = await lstat(path.join(from, rel));
       if (st.isDirectory()) await mkdir(path.join(into, rel), { recursive: true, mode: st.mode & 0o7777 });
       else if (st.isFile()) await link(path.join(from, rel), path.join(into, rel));
@@ -80,6 +80,11 @@ export class ContentImageChain implements ImageChain {
     }
     return bytes;
   }
+}
+
+/** A path that is one of `skip`, or below one. */
+function skipped(rel: string, skip: string[]): boolean {
+  return skip.some((s) => rel === s || rel.startsWith(`${s}/`));
 }
 
 async function sameContent(a: string, b: string): Promise<boolean> {

@@ -12,11 +12,8 @@ import {
   OPERATORS_METADATA,
   operatorCheckpointDir,
   CRIU_INVENTORY,
-  CRYO_MANIFEST,
-  DUMP_LOG,
 } from '../../domain/layout.js';
-import path from 'node:path';
-import { parentLink } from '../checkpoint/chain.js';
+import { recordChain } from '../checkpoint/record-chain.js';
 import type { Manifest } from '../../domain/manifest.js';
 import type { ArchiveCodec } from '../ports/archive-codec.js';
 import type { CheckpointCatalog } from '../ports/checkpoint-catalog.js';
@@ -233,16 +230,10 @@ export class ArchiveService {
 
   /** An imported level's images link to its parent's; the files equal to the parent's are shared with it. */
   private async attach(id: string, dir: string, parent: Checkpoint): Promise<CheckpointChain> {
-    const { chain: images, store } = this.deps;
-    if (!images) throw new Error('incremental imports are not wired: no image chain');
-    const parentDir = store.path(parent.id);
-    await images.attach(path.join(dir, CHECKPOINT_IMAGES_DIR), parentLink(store, id, parent.id));
-    await images.shareFiles(dir, parentDir, [CHECKPOINT_IMAGES_DIR, CRYO_MANIFEST, DUMP_LOG]);
-    return {
-      parent: parent.id,
-      depth: (parent.chain?.depth ?? 0) + 1,
-      ownBytes: await images.ownBytes(dir, parentDir),
-    };
+    const { chain, store } = this.deps;
+    if (!chain) throw new Error('incremental imports are not wired: no image chain');
+    const level = await recordChain({ chain, store, id, parent }, dir, 'attach');
+    return { ...level.chain, ownBytes: await level.own() };
   }
 }
 

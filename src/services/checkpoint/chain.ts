@@ -1,12 +1,14 @@
 import path from 'node:path';
-import type { ChainPolicy, Checkpoint, CreateCheckpointBody } from '../../domain/checkpoint.js';
+import {
+  ChainPolicySchema,
+  heldBytes,
+  type Checkpoint,
+  type CreateCheckpointBody,
+} from '../../domain/checkpoint.js';
 import { ChainParentInvalidError, CheckpointNotFoundError } from '../../domain/errors/index.js';
 import { CHECKPOINT_IMAGES_DIR } from '../../domain/layout.js';
 import type { CheckpointCatalog } from '../ports/checkpoint-catalog.js';
 import type { ImageStore } from '../ports/image-store.js';
-
-/** The chain policy's defaults, as ChainPolicySchema has them. */
-export const DEFAULT_CHAIN_POLICY: ChainPolicy = { fullEvery: 24, maxChainRatio: 1 };
 
 /** Why a checkpoint cannot carry a chain level above it; undefined when it can. */
 export function unfitParent(checkpoint: Checkpoint, containerId: string): string | undefined {
@@ -51,7 +53,7 @@ export function chooseParent(
     return named;
   }
   if (!body.incremental) return undefined;
-  const policy = body.incremental === true ? DEFAULT_CHAIN_POLICY : body.incremental;
+  const policy = body.incremental === true ? ChainPolicySchema.parse({}) : body.incremental;
   const latest = catalog
     .list({ container: containerId })
     .filter((c) => unfitParent(c, containerId) === undefined)
@@ -60,7 +62,7 @@ export function chooseParent(
   const levels = levelsOf(catalog, latest);
   if (levels.length >= policy.fullEvery) return undefined;
   const base = levels[0]!;
-  const increments = levels.slice(1).reduce((n, l) => n + (l.chain?.ownBytes ?? l.sizeBytes), 0);
+  const increments = levels.slice(1).reduce((n, l) => n + heldBytes(l), 0);
   if (increments >= policy.maxChainRatio * base.sizeBytes) return undefined;
   return latest;
 }

@@ -9,7 +9,7 @@ import {
   ValidationError,
 } from '../../domain/errors/index.js';
 import { requireHostFits } from '../../domain/host-fit.js';
-import { requireChain as chainOf, type CheckpointContext } from './context.js';
+import { requireChain, type CheckpointContext } from './context.js';
 import { CHECKPOINT_IMAGES_DIR } from '../../domain/layout.js';
 import path from 'node:path';
 import { readManifest } from './manifest.js';
@@ -50,7 +50,7 @@ export async function restoreCheckpoint(
     return ctx.processes.restore(dir);
   }
   requirePreCopyFits(checkpoint, body);
-  if (checkpoint.chain?.parent !== undefined) await requireChain(ctx, checkpoint, dir);
+  if (checkpoint.chain?.parent !== undefined) await requireChainIntact(ctx, checkpoint, dir);
   const hasImage = checkpoint.processImage !== false;
   const mode = body.mode ?? (hasImage ? 'process' : 'application');
   if (mode === 'process' && !hasImage) throw new RestoreModeUnavailableError(checkpoint.id, 'process');
@@ -124,9 +124,13 @@ function requirePreCopyFits(checkpoint: Checkpoint, body: RestoreBody): void {
 }
 
 /** Every level an incremental checkpoint builds on is there, before anything is stopped or created. */
-async function requireChain(ctx: CheckpointContext, checkpoint: Checkpoint, dir: string): Promise<void> {
+async function requireChainIntact(
+  ctx: CheckpointContext,
+  checkpoint: Checkpoint,
+  dir: string,
+): Promise<void> {
   try {
-    await chainOf(ctx).chain(path.join(dir, CHECKPOINT_IMAGES_DIR));
+    await requireChain(ctx).chain(path.join(dir, CHECKPOINT_IMAGES_DIR));
   } catch (err) {
     throw new ChainBrokenError(checkpoint.id, (err as Error).message);
   }

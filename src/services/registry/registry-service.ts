@@ -240,14 +240,10 @@ export class RegistryService {
           undefined,
           (imported) => {
             checked.verify();
-            if (opening) {
-              try {
-                opening.verify();
-              } catch (err) {
-                throw err instanceof RegistryDecryptionFailedError
-                  ? new RegistryDecryptionFailedError(err.detail, name)
-                  : err;
-              }
+            try {
+              opening?.verify();
+            } catch (err) {
+              throw naming(err, name);
             }
             if (top && JSON.stringify(imported) !== JSON.stringify(config))
               throw new RegistryArtifactInvalidError(name, "its top layer's cryo.json is not its config");
@@ -273,9 +269,7 @@ export class RegistryService {
     try {
       return await this.deps.encryption.open(layer.annotations);
     } catch (err) {
-      throw err instanceof RegistryDecryptionFailedError
-        ? new RegistryDecryptionFailedError(err.detail, name)
-        : err;
+      throw naming(err, name);
     }
   }
 
@@ -306,6 +300,13 @@ export class RegistryService {
       );
     }
   }
+}
+
+/** A decryption failure (the adapter's, which knows no reference) as one that names `reference`. */
+function naming(err: unknown, reference: string): unknown {
+  return err instanceof RegistryDecryptionFailedError
+    ? new RegistryDecryptionFailedError(err.detail, reference)
+    : err;
 }
 
 /** The manifest, refused unless it is a checkpoint of cryo's as cryo pushes them. */

@@ -1,5 +1,5 @@
 import { AppError, CheckpointInUseError, ErrorCode } from '../../domain/errors/index.js';
-import type { Checkpoint } from '../../domain/checkpoint.js';
+import { heldBytes, type Checkpoint } from '../../domain/checkpoint.js';
 import { retained } from '../../domain/retention.js';
 import type { Schedule, ScheduleRun } from '../../domain/schedule.js';
 import type { CheckpointService } from '../checkpoint/checkpoint-service.js';
@@ -77,11 +77,6 @@ function overLimitReason(
   return inUse.length > 0
     ? `${inUse.length} checkpoint(s) in use (being restored or exported) were kept; the next run tries again`
     : `the newest checkpoint alone takes ${heldBytes(newest)} bytes, and it is always kept`;
-}
-
-/** What a checkpoint holds itself: an incremental one, not what it shares with its parent. */
-export function heldBytes(checkpoint: Checkpoint): number {
-  return checkpoint.chain?.ownBytes ?? checkpoint.sizeBytes;
 }
 
 /** For a delete: a checkpoint already gone is no failure. */
