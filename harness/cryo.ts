@@ -87,10 +87,13 @@ export class TestCryo {
   }
 
   /** Downloads an exported archive. */
-  async download(id: string, compress = 'none'): Promise<Buffer> {
-    const res = await fetch(`${this.url}/v1/checkpoints/${id}/archive?compress=${compress}`, {
-      headers: { authorization: `Bearer ${this.token}` },
-    });
+  async download(id: string, compress = 'none', format = 'cryo'): Promise<Buffer> {
+    const res = await fetch(
+      `${this.url}/v1/checkpoints/${id}/archive?compress=${compress}&format=${format}`,
+      {
+        headers: { authorization: `Bearer ${this.token}` },
+      },
+    );
     if (!res.ok) throw new Error(`export of ${id} failed: ${res.status} ${await res.text()}`);
     return Buffer.from(await res.arrayBuffer());
   }

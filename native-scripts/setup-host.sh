@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepares a Debian host for cryo: Docker (experimental, with cryo's runtime), CRIU >= 4.2, checkpointctl,
-# the npm build and the test images; with CRYO_ENGINES="26 28", also those Docker versions in private prefixes. Idempotent; run as root. With --start it also starts cryo and waits until it answers.
+# Podman (Debian's), the npm build and the test images; with CRYO_ENGINES="26 28", also those Docker versions in private prefixes. Idempotent; run as root. With --start it also starts cryo and waits until it answers.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -51,6 +51,40 @@ step "making CRIU >= ${CRIU_MIN_VERSION} available as criu"
 step "running criu check"
 criu check || die "'criu check' fails on this host: CRIU cannot checkpoint here (see its output above)"
 say "criu $(criu_version) passes 'criu check'"
+
+step "installing Podman (Debian's) for checkpoints that cross between Docker and Podman"
+# Podman restores cryo's archives (`podman container restore --import`); the cross-engine tests use it.
+# Without its recommends: buildah, fuse-overlayfs and slirp4netns serve rootless Podman, which these tests do not use.
+if ! dpkg-query -W -f='${Status}' podman 2>/dev/null | grep -q 'install ok installed'; then
+  [ "$apt_updated" -eq 1 ] || apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman >/dev/null
+fi
+podman_conf=/etc/containers/containers.conf.d/50-cryo-ulimits.conf
+nofile=$(ulimit -Hn)
+nproc=$(ulimit -Hu)
+if { [ "$nofile" != unlimited ] && [ "$nofile" -lt 1048576 ]; } || { [ "$nproc" != unlimited ] && [ "$nproc" -lt 4194304 ]; }; then
+  # Podman gives root's containers nofile 1048576 and nproc 4194304, and runc cannot raise them past this host's
+  # hard limits ("error setting rlimit type 7: operation not permitted"). 4096 processes are plenty for a container.
+  [ "$nofile" != unlimited ] && [ "$nofile" -lt 1048576 ] || nofile=1048576
+  mkdir -p "$(dirname "$podman_conf")"
+  cat >"$podman_conf" <<CONF
+# Written by cryo's native-scripts/setup-host.sh: this host's hard limits are below Podman's defaults.
+[containers]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=4096:4096"]
+CONF
+  say "Podman's default ulimits fit this host's hard limits ($podman_conf)"
+fi
+say "podman $(podman version --format '{{.Client.Version}}')"
+
+step "writing the CRIU configuration that checkpoints name for another engine's runc"
+# Every checkpoint's spec.dump names it (runc's org.criu.config annotation): src/domain/cross-engine.ts says why.
+mkdir -p /etc/criu
+cat >/etc/criu/cryo-cross-engine.conf <<CONF
+# Written by cryo's native-scripts/setup-host.sh, for Podman's restores of checkpoints of Docker containers.
+mntns-compat-mode
+skip-file-rwx-check
+CONF
+say "/etc/criu/cryo-cross-engine.conf"
 
 step "letting CRIU size its page pipes for post-copy migrations (fs.pipe-max-size)"
 # CRIU serves lazy pages through pipes of 819 pages (3.35 MB); without CAP_SYS_RESOURCE, which the root of some

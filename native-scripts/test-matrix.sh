@@ -12,6 +12,10 @@ cd "$repo" || exit 1
 # Docker 26 behaves as 28 does with cryo's runtime and as 20.10 does without it; its smoke suite covers
 # checkpoint and restore, archives, migration between two daemons and crash recovery.
 SUITE=('test/unit/**/*.test.ts' 'test/integration/**/*.test.ts')
+# Podman is the host's, and the cross-engine tests run on the host's leg only (Docker 20.10, overlay2): they have not
+# been run in the engine legs' namespaces yet, and on the containerd image store Docker's image id is a manifest
+# digest, which Podman's storage does not know (docs/compatibility.md).
+ENGINE_SUITE=("${SUITE[@]}" '!test/integration/cross-engine.test.ts')
 SMOKE=(test/integration/checkpoint-restore.test.ts test/integration/cryo-runtime.test.ts
   test/integration/archives.test.ts test/integration/migrations.test.ts test/integration/crash-recovery.test.ts)
 
@@ -24,8 +28,8 @@ for leg in $legs; do
   printf '\n######## engine %s ########\n' "$leg"
   case "$leg" in
     host) npx ava ;;
-    28) "$here/with-engine.sh" 28 -- npx ava "${SUITE[@]}" ;;
-    28-ctrd) "$here/with-engine.sh" 28 --containerd-store -- npx ava "${SUITE[@]}" ;;
+    28) "$here/with-engine.sh" 28 -- npx ava "${ENGINE_SUITE[@]}" ;;
+    28-ctrd) "$here/with-engine.sh" 28 --containerd-store -- npx ava "${ENGINE_SUITE[@]}" ;;
     26) "$here/with-engine.sh" 26 -- npx ava "${SMOKE[@]}" ;;
     26-ctrd) "$here/with-engine.sh" 26 --containerd-store -- npx ava "${SMOKE[@]}" ;;
     *) echo "unknown leg $leg" >&2; false ;;

@@ -1,4 +1,5 @@
 import { ContentImageChain } from './adapters/chain/content-image-chain.js';
+import { CriuForeignImages } from './adapters/criu/criu-foreign-images.js';
 import { TarArchiveCodec } from './adapters/archive/tar-archive-codec.js';
 import type { RegistryConnector } from './services/ports/checkpoint-registry.js';
 import { RegistryService } from './services/registry/registry-service.js';
@@ -113,6 +114,7 @@ export function createServices(d: ServiceDeps) {
     guard,
     metrics: d.metrics,
     chain,
+    foreign: new CriuForeignImages(),
     ...(d.log ? { log: d.log } : {}),
   });
   const registry = new RegistryService({

@@ -19,5 +19,6 @@ export const apiPaths = {
   pull: '/v1/checkpoints/pull',
   restore: (id: string) => `/v1/checkpoints/${seg(id)}/restore`,
   prepare: (id: string) => `/v1/checkpoints/${seg(id)}/prepare`,
-  archive: (id: string, compress: string) => `/v1/checkpoints/${seg(id)}/archive?compress=${seg(compress)}`,
+  archive: (id: string, compress: string, format = 'cryo') =>
+    `/v1/checkpoints/${seg(id)}/archive?compress=${seg(compress)}&format=${seg(format)}`,
 } as const;

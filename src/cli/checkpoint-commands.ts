@@ -1,7 +1,7 @@
 import { constants, createReadStream } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import type { Checkpoint } from '../domain/checkpoint.js';
+import { ArchiveFormatSchema, type Checkpoint } from '../domain/checkpoint.js';
 import { ErrorCode } from '../domain/errors/error-code.js';
 import {
   amended,
@@ -176,9 +176,14 @@ export function addCheckpointCommands({ program, out, run }: CommandContext): vo
     .argument('<checkpoint>', 'checkpoint id')
     .requiredOption('-o, --output <file>', 'the archive file ("-": standard output)')
     .addOption(compressOption())
+    .addOption(
+      new Option('--format <format>', "cryo's archive, or one for podman container restore --import")
+        .choices(ArchiveFormatSchema.options)
+        .default('cryo'),
+    )
     .action(
-      run(async (client, id: string, o: { output: string; compress: string }) => {
-        await exportTo(client, id, o.output, o.compress);
+      run(async (client, id: string, o: { output: string; compress: string; format: string }) => {
+        await exportTo(client, id, o.output, o.compress, o.format);
       }),
     );
 
@@ -188,8 +193,14 @@ export function addCheckpointCommands({ program, out, run }: CommandContext): vo
     .argument('<file>', 'the archive ("-": standard input)')
     .action(run(async (client, file: string) => importFrom(client, file)));
 
-  async function exportTo(client: CryoClient, id: string, output: string, compress: string): Promise<void> {
-    const archive = await client.download(apiPaths.archive(id, compress));
+  async function exportTo(
+    client: CryoClient,
+    id: string,
+    output: string,
+    compress: string,
+    format?: string,
+  ): Promise<void> {
+    const archive = await client.download(apiPaths.archive(id, compress, format));
     if (output === '-') await pipeline(archive, out.stdout, { end: false });
     else await writeAtomically(archive, output);
   }

@@ -334,8 +334,16 @@ export type RestoreResult = z.infer<typeof RestoreResultSchema>;
 export const CompressionSchema = z.enum(['none', 'gzip', 'zstd']);
 export type Compression = z.infer<typeof CompressionSchema>;
 
+/**
+ * `cryo`: cryo's archive, which cryo imports and which Podman's checkpoint layout it follows. `podman`: the same
+ * archive made for `podman container restore --import` (the images join the network namespace Podman makes).
+ */
+export const ArchiveFormatSchema = z.enum(['cryo', 'podman']);
+export type ArchiveFormat = z.infer<typeof ArchiveFormatSchema>;
+
 export const ExportQuerySchema = z.strictObject({
   compress: CompressionSchema.default('none'),
+  format: ArchiveFormatSchema.default('cryo'),
 });
 export type ExportQuery = z.infer<typeof ExportQuerySchema>;
 

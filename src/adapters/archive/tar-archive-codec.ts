@@ -10,7 +10,7 @@ import type { Compression } from '../../domain/checkpoint.js';
 import { AppError, ArchiveInvalidError } from '../../domain/errors/index.js';
 import { ARCHIVE_FORMAT_VERSION, CRYO_MANIFEST } from '../../domain/layout.js';
 import { ManifestSchema, type Manifest, type ManifestEntry } from '../../domain/manifest.js';
-import type { ArchiveCodec, ExtractLimits } from '../../services/ports/archive-codec.js';
+import type { ArchiveCodec, ArchiveExtra, ExtractLimits } from '../../services/ports/archive-codec.js';
 import { compress, decompress, detectCompression, peek } from './compression.js';
 import { FileWrites } from './file-writes.js';
 import { walkRelative, type TarHeader } from './tar-pack.js';
@@ -48,7 +48,7 @@ export class TarArchiveCodec implements ArchiveCodec {
     return tarBytes(headers);
   }
 
-  pack(dir: string, manifest: Manifest, kind: Compression): Readable {
+  pack(dir: string, manifest: Manifest, kind: Compression, extra: ArchiveExtra[] = []): Readable {
     const pack = tar.pack();
     const fill = async () => {
       const mtime = new Date(manifest.createdAt);
@@ -82,6 +82,11 @@ export class TarArchiveCodec implements ArchiveCodec {
             body ?? createReadStream(path.join(dir, e.name), { highWaterMark: CHUNK }),
           );
         }
+      }
+      for (const e of extra) {
+        for (const d of newParents(e.name, dirs))
+          await entry(pack, { name: `${d}/`, type: 'directory', mode: 0o700, mtime });
+        await entry(pack, { name: e.name, size: e.body.length, mode: 0o600, mtime }, e.body);
       }
       pack.finalize();
     };

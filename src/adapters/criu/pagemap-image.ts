@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 
 /** CRIU's image magics (criu/include/magic.h): every image starts with the common one, then its own. */
-const IMG_COMMON_MAGIC = 0x54564319;
+export const IMG_COMMON_MAGIC = 0x54564319;
 const PAGEMAP_MAGIC = 0x56084025;
 
 /** Pagemap entry flags (criu/include/pagemap.h). */
@@ -26,23 +26,12 @@ export const PROCESS_PAGEMAP = /^pagemap-(\d+)\.img$/;
 export const pagesFileName = (pagesId: number): string => `pages-${pagesId}.img`;
 
 export function parsePagemap(buf: Buffer, name = 'pagemap'): PagemapImage {
-  if (buf.length < 8 || buf.readUInt32LE(0) !== IMG_COMMON_MAGIC || buf.readUInt32LE(4) !== PAGEMAP_MAGIC)
-    throw new Error(`${name} is not a CRIU pagemap image`);
-  let at = 8;
-  const records: Buffer[] = [];
-  while (at < buf.length) {
-    if (at + 4 > buf.length) throw new Error(`${name} ends inside a record length`);
-    const len = buf.readUInt32LE(at);
-    at += 4;
-    if (at + len > buf.length) throw new Error(`${name} ends inside a record`);
-    records.push(buf.subarray(at, at + len));
-    at += len;
-  }
+  const records = imageRecords(buf, PAGEMAP_MAGIC, name, 'pagemap');
   const [head, ...rest] = records;
   if (!head) throw new Error(`${name} has no head`);
-  const pagesId = fields(head, name).get(1) ?? 0;
+  const pagesId = varintFields(head, name).get(1) ?? 0;
   const entries = rest.map((r) => {
-    const f = fields(r, name);
+    const f = varintFields(r, name);
     const nrPages = f.get(5) ?? f.get(2) ?? 0;
     const flags = f.get(4) ?? (f.get(3) ? PageFlag.PARENT : PageFlag.PRESENT);
     return { vaddr: f.get(1) ?? 0, nrPages, flags };
@@ -72,8 +61,25 @@ export function serializePagemap(image: PagemapImage): Buffer {
   return Buffer.concat(parts);
 }
 
-/** The varint fields of a protobuf message (pagemap records have nothing else); numbers stay below 2^53. */
-function fields(buf: Buffer, name: string): Map<number, number> {
+/** The records of a CRIU protobuf image (after its two magics, each a u32 length and a message). */
+export function imageRecords(buf: Buffer, magic: number, name: string, kind: string): Buffer[] {
+  if (buf.length < 8 || buf.readUInt32LE(0) !== IMG_COMMON_MAGIC || buf.readUInt32LE(4) !== magic)
+    throw new Error(`${name} is not a CRIU ${kind} image`);
+  let at = 8;
+  const records: Buffer[] = [];
+  while (at < buf.length) {
+    if (at + 4 > buf.length) throw new Error(`${name} ends inside a record length`);
+    const len = buf.readUInt32LE(at);
+    at += 4;
+    if (at + len > buf.length) throw new Error(`${name} ends inside a record`);
+    records.push(buf.subarray(at, at + len));
+    at += len;
+  }
+  return records;
+}
+
+/** The varint fields of a protobuf message that holds nothing else (pagemap and ids records); below 2^53. */
+export function varintFields(buf: Buffer, name: string): Map<number, number> {
   const out = new Map<number, number>();
   let at = 0;
   const read = (): number => {

@@ -15,7 +15,8 @@ export const archiveRoutes: FastifyPluginAsyncZod<{ archives: ArchiveService }> 
     '/v1/checkpoints/:id/archive',
     {
       schema: {
-        summary: 'Export a checkpoint as one tar (Podman/CRI-O layout, cryo.json first)',
+        summary:
+          "Export a checkpoint as one tar (Podman/CRI-O layout, cryo.json first); format=podman for Podman's restore --import",
         params: z.object({ id: CheckpointIdSchema }),
         querystring: ExportQuerySchema,
         response: {
@@ -28,7 +29,8 @@ export const archiveRoutes: FastifyPluginAsyncZod<{ archives: ArchiveService }> 
       },
     },
     async (request, reply) => {
-      const archive = await archives.export(request.params.id, request.query.compress);
+      const { compress, format } = request.query;
+      const archive = await archives.export(request.params.id, compress, { format });
       if (archive.sizeBytes !== undefined) reply.header('content-length', archive.sizeBytes);
       return reply
         .header('content-type', archive.contentType)

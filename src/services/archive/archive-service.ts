@@ -1,5 +1,12 @@
+import path from 'node:path';
 import { pipeline, Transform, type Readable } from 'node:stream';
-import type { Checkpoint, CheckpointChain, Compression, MigrationMark } from '../../domain/checkpoint.js';
+import type {
+  ArchiveFormat,
+  Checkpoint,
+  CheckpointChain,
+  Compression,
+  MigrationMark,
+} from '../../domain/checkpoint.js';
 import {
   ArchiveInvalidError,
   CheckpointNameInUseError,
@@ -27,6 +34,8 @@ import { publishCheckpoint } from '../checkpoint/publish-checkpoint.js';
 import { inBackground } from '../support/background.js';
 import { NO_LOGGER, type Logger } from '../ports/logger.js';
 import type { ImageChain } from '../ports/image-chain.js';
+import type { ForeignImages } from '../ports/foreign-images.js';
+import type { ArchiveExtra } from '../ports/archive-codec.js';
 
 export interface ArchiveServiceDeps {
   checkpoints: CheckpointService;
@@ -40,6 +49,8 @@ export interface ArchiveServiceDeps {
   metrics?: Metrics;
   /** Incremental checkpoints: an imported level's link to its parent. */
   chain?: ImageChain;
+  /** What another engine's restore needs beside the images (format `podman`). */
+  foreign?: ForeignImages;
   log?: Logger;
 }
 
@@ -70,11 +81,12 @@ export class ArchiveService {
   /**
    * An archive that stands alone: an incremental checkpoint's is flattened (its parents' pages copied in). With
    * `level`, an incremental checkpoint's own files only, whose import needs its parent there (a registry layer).
+   * Format `podman` adds what Podman's restore needs (ForeignImages); cryo's own import refuses that archive.
    */
   async export(
     id: string,
     compress: Compression,
-    options: { level?: boolean } = {},
+    options: { level?: boolean; format?: ArchiveFormat } = {},
   ): Promise<ExportedArchive> {
     if (this.deps.checkpoints.get(id).kind === 'process') throw new CheckpointNotExportableError(id);
     const { checkpoint, dir, release } = this.deps.checkpoints.retain(id);
@@ -88,8 +100,10 @@ export class ArchiveService {
       } else {
         manifest = await this.deps.checkpoints.completeManifest(id);
       }
-      const sizeBytes = compress === 'none' ? this.deps.codec.packedSize(manifest) : undefined;
-      const packed = this.deps.codec.pack(from, manifest, compress);
+      const extra = options.format === 'podman' ? await this.podmanExtra(from) : [];
+      const sizeBytes =
+        compress === 'none' && extra.length === 0 ? this.deps.codec.packedSize(manifest) : undefined;
+      const packed = this.deps.codec.pack(from, manifest, compress, extra);
       // A stream that would not end at the size announced fails, rather than end short or long of it.
       const stream = sizeBytes === undefined ? packed : pipeline(packed, exactly(sizeBytes), () => undefined);
       const done = discard;
@@ -125,6 +139,12 @@ export class ArchiveService {
     return measured(this.deps.metrics ?? NO_METRICS, 'import', 'archive', () =>
       this.importArchive(input, migration, verify, level),
     );
+  }
+
+  private async podmanExtra(dir: string): Promise<ArchiveExtra[]> {
+    if (!this.deps.foreign) throw new Error('Podman exports are not wired: no foreign images');
+    const files = await this.deps.foreign.forPodman(path.join(dir, CHECKPOINT_IMAGES_DIR));
+    return files.map((f) => ({ name: `${CHECKPOINT_IMAGES_DIR}/${f.name}`, body: f.body }));
   }
 
   /** An export lasts until its stream has ended; one closed before its end (an error, a client gone) failed. */

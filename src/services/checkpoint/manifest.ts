@@ -17,7 +17,7 @@ import {
 } from '../../domain/manifest.js';
 import { CRYO_VERSION } from '../../version.js';
 import type { ContainerInfo } from '../ports/container-runtime.js';
-import { configDump, networkStatus } from '../support/engine-configs.js';
+import { configDump, networkStatus, portableSpec } from '../support/engine-configs.js';
 import type { HostInfo } from '../../domain/host-info.js';
 import type { ApplicationCut } from '../sidecar/sidecar-service.js';
 
@@ -87,7 +87,7 @@ export async function writeConfigs(
   const network = networkStatus(container.config);
   await writeJson(path.join(dir, DOCKER_CONFIG), container.config);
   await writeJson(path.join(dir, CONFIG_DUMP), configDump(container.config, createdAt));
-  await writeJson(path.join(dir, SPEC_DUMP), spec);
+  await writeJson(path.join(dir, SPEC_DUMP), portableSpec(spec));
   if (network) await writeJson(path.join(dir, NETWORK_STATUS), network);
 }
 

@@ -2,6 +2,12 @@ import type { Readable } from 'node:stream';
 import type { Compression } from '../../domain/checkpoint.js';
 import type { Manifest } from '../../domain/manifest.js';
 
+export interface ArchiveExtra {
+  /** Its path in the archive. */
+  name: string;
+  body: Buffer;
+}
+
 export interface ExtractLimits {
   /** The most bytes the archive's entries may hold in all. */
   maxBytes: number;
@@ -18,8 +24,11 @@ export interface ArchiveCodec {
   describe(dir: string, known?: Manifest['entries']): Promise<Manifest['entries']>;
   /** How many bytes `pack` streams uncompressed: an export's Content-Length, known before its first byte. */
   packedSize(manifest: Manifest): number;
-  /** Streams `dir` as a tar, `manifest` first, then the manifest's entries, compressed as asked. */
-  pack(dir: string, manifest: Manifest, compress: Compression): Readable;
+  /**
+   * Streams `dir` as a tar, `manifest` first, then the manifest's entries, compressed as asked; `extra` files
+   * last (for another engine: cryo's own import refuses an archive with entries its manifest does not list).
+   */
+  pack(dir: string, manifest: Manifest, compress: Compression, extra?: ArchiveExtra[]): Readable;
   /** Reads an archive into the empty directory `dir`, verifying it as it streams; returns its manifest. */
   extract(input: Readable, dir: string, limits: ExtractLimits): Promise<Manifest>;
 }

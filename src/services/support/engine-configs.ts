@@ -1,16 +1,33 @@
+import { constants } from 'node:os';
+import { CRIU_CONFIG_ANNOTATION, CROSS_ENGINE_CRIU_CONFIG } from '../../domain/cross-engine.js';
+
 /**
- * The engine-neutral files of a checkpoint that other tools read (checkpointctl, Podman): config.dump in
- * Podman's ContainerConfig shape and network.status in Podman's network status shape, made from Docker's
- * `docker inspect` output.
+ * The engine-neutral files of a checkpoint that other tools read: config.dump in the shape of Podman's
+ * ContainerConfig (libpod/container_config.go, the same keys in 4.3 and 5.8) with CRI-O's keys beside it
+ * (checkpointctl reads those), so that `podman container restore --import` creates the container from it, and
+ * network.status in Podman's network status shape, made from Docker's `docker inspect` output.
  */
 interface DockerInspect {
   Id: string;
   Name: string;
   Created: string;
   Image: string;
-  Config: { Image: string };
-  HostConfig?: { Runtime?: string };
+  Config: {
+    Image: string;
+    Cmd?: string[] | null;
+    Entrypoint?: string[] | null;
+    Labels?: Record<string, string> | null;
+    StopSignal?: string;
+    StopTimeout?: number | null;
+  };
+  HostConfig?: {
+    Runtime?: string;
+    NetworkMode?: string;
+    ShmSize?: number;
+    PortBindings?: Record<string, { HostIp?: string; HostPort?: string }[] | null> | null;
+  };
   NetworkSettings?: {
+    Ports?: Record<string, { HostIp?: string; HostPort?: string }[] | null> | null;
     Networks?: Record<
       string,
       { IPAddress?: string; IPPrefixLen?: number; Gateway?: string; MacAddress?: string }
@@ -18,19 +35,93 @@ interface DockerInspect {
   };
 }
 
+/** Podman's network for a container on Docker's bridge or a network of its own: its default, `podman`. */
+const PODMAN_DEFAULT_NETWORK = 'podman';
+const DEFAULT_SHM_BYTES = 64 * 1024 * 1024;
+const DEFAULT_STOP_TIMEOUT_S = 10;
+
 export function configDump(inspect: unknown, checkpointedAt: Date): Record<string, unknown> {
   const c = inspect as DockerInspect;
+  const image = c.Image.replace(/^sha256:/, '');
   return {
     id: c.Id,
     name: c.Name.replace(/^\//, ''),
     rootfsImage: c.Image,
     rootfsImageRef: c.Image,
     rootfsImageName: c.Config.Image,
+    rootfsImageID: image,
+    RawImageName: c.Config.Image,
     runtime: c.HostConfig?.Runtime ?? 'runc',
     createdTime: c.Created,
     checkpointedTime: checkpointedAt.toISOString(),
     restoredTime: '0001-01-01T00:00:00Z',
     restored: false,
+    idMappingsOptions: { HostUIDMapping: true, HostGIDMapping: true },
+    ...podmanNetwork(c.HostConfig?.NetworkMode ?? 'default'),
+    ...(portMappings(c).length > 0 ? { newPortMappings: portMappings(c) } : {}),
+    ...(c.Config.Cmd ? { command: c.Config.Cmd } : {}),
+    ...(c.Config.Entrypoint ? { entrypoint: c.Config.Entrypoint } : {}),
+    ...(c.Config.Labels ? { labels: c.Config.Labels } : {}),
+    stopSignal: signalNumber(c.Config.StopSignal),
+    stopTimeout: c.Config.StopTimeout ?? DEFAULT_STOP_TIMEOUT_S,
+    shmSize: c.HostConfig?.ShmSize || DEFAULT_SHM_BYTES,
+    logDriver: 'k8s-file',
+    cgroupsMode: 'enabled',
+    umask: '0022',
+  };
+}
+
+/** Docker's host network is Podman's; any other network becomes Podman's default bridge. */
+function podmanNetwork(mode: string): Record<string, unknown> {
+  if (mode === 'host') return { createNetNS: false, networkMode: 'host' };
+  if (mode === 'none') return { createNetNS: true, networkMode: 'none' };
+  return {
+    createNetNS: true,
+    networkMode: 'bridge',
+    newNetworks: { [PODMAN_DEFAULT_NETWORK]: { interface_name: 'eth0' } },
+  };
+}
+
+/** Docker's published ports; one Docker chose (`-p 8080`) keeps the host port it got, as Podman needs one. */
+function portMappings(c: DockerInspect): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const [port, bindings] of Object.entries(c.HostConfig?.PortBindings ?? {})) {
+    const [number, protocol = 'tcp'] = port.split('/');
+    const assigned = c.NetworkSettings?.Ports?.[port] ?? [];
+    for (const b of bindings ?? []) {
+      const hostPort = Number(b.HostPort || assigned.find((a) => Number(a.HostPort) > 0)?.HostPort || 0);
+      if (hostPort === 0) continue;
+      out.push({
+        host_ip: b.HostIp ?? '',
+        container_port: Number(number),
+        host_port: hostPort,
+        range: 1,
+        protocol,
+      });
+    }
+  }
+  return out;
+}
+
+function signalNumber(name: string | undefined): number {
+  if (!name) return constants.signals.SIGTERM;
+  if (/^\d+$/.test(name)) return Number(name);
+  const key = (name.startsWith('SIG') ? name : `SIG${name}`) as keyof typeof constants.signals;
+  return constants.signals[key] ?? constants.signals.SIGTERM;
+}
+
+/**
+ * The runtime spec as another engine can run it: without Docker's hooks (its libnetwork-setkey runs dockerd's own
+ * binary, by pid), and naming cryo's CRIU configuration for runc (runc reads the `org.criu.config` annotation;
+ * CRIU ignores a file that is not there).
+ */
+export function portableSpec(spec: unknown): unknown {
+  if (typeof spec !== 'object' || spec === null) return spec;
+  const rest = { ...(spec as Record<string, unknown> & { annotations?: Record<string, string> }) };
+  delete rest.hooks;
+  return {
+    ...rest,
+    annotations: { [CRIU_CONFIG_ANNOTATION]: CROSS_ENGINE_CRIU_CONFIG, ...(rest.annotations ?? {}) },
   };
 }
 

@@ -1,0 +1,140 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import type { Checkpoint } from '../../src/domain/checkpoint.js';
+import type { ErrorBody } from '../../src/domain/error-body.js';
+import { ErrorCode } from '../../src/domain/errors/index.js';
+import {
+  CRIU_CONFIG_ANNOTATION,
+  CROSS_ENGINE_CRIU_CONFIG,
+  CROSS_ENGINE_CRIU_OPTIONS,
+} from '../../src/domain/cross-engine.js';
+import { counterAtLeast, sleep, type CounterReading } from '../../harness/containers.js';
+import { cryoSuite } from '../../harness/cryo-suite.js';
+import { eventually } from '../../harness/eventually.js';
+import { NODE_IMAGE } from '../../harness/prerequisites.js';
+import { readTar } from '../../harness/tar.js';
+
+/** Where the counter workload appends each value (fixtures/workloads/counter.js). */
+const COUNTER_FILE = '/state/counter.log';
+
+interface Podman {
+  podman: { tmp: string; loadedImage: boolean };
+}
+
+/** Podman (Debian's) and the CRIU configuration that checkpoints name: setup-host.sh installs both. */
+async function requirePodman(): Promise<void> {
+  const version = await execa('podman', ['version', '--format', '{{.Client.Version}}'], { reject: false });
+  if (version.exitCode !== 0)
+    throw new Error(`podman does not run (${version.stderr.trim()}); run: sudo native-scripts/setup-host.sh`);
+  const conf = await readFile(CROSS_ENGINE_CRIU_CONFIG, 'utf8').catch(() => '');
+  for (const option of CROSS_ENGINE_CRIU_OPTIONS) {
+    if (!conf.split('\n').includes(option))
+      throw new Error(`${CROSS_ENGINE_CRIU_CONFIG} lacks ${option}; run: sudo native-scripts/setup-host.sh`);
+  }
+}
+
+const test = cryoSuite<Podman>({
+  serial: true,
+  extra: {
+    make: async () => {
+      await requirePodman();
+      const tmp = await mkdtemp(path.join(os.tmpdir(), 'cryo-cross-engine-'));
+      // Podman's storage is its own: the image moves as `docker save | podman load` (same config digest, same id).
+      const present = await execa('podman', ['image', 'exists', NODE_IMAGE], { reject: false });
+      if (present.exitCode !== 0) {
+        const archive = path.join(tmp, 'image.tar');
+        await execa('docker', ['save', '-o', archive, NODE_IMAGE]);
+        await execa('podman', ['load', '-q', '-i', archive]);
+        await rm(archive);
+      }
+      return { podman: { tmp, loadedImage: present.exitCode !== 0 } };
+    },
+    cleanUp: async ({ podman }) => {
+      if (!podman) return;
+      if (podman.loadedImage) await execa('podman', ['rmi', '-f', NODE_IMAGE], { reject: false });
+      await rm(podman.tmp, { recursive: true, force: true });
+    },
+  },
+});
+
+/** The counter workload's reading, from inside a Podman container (its port is not published). */
+async function podmanCounter(name: string): Promise<CounterReading> {
+  const { stdout } = await execa('podman', [
+    'exec',
+    name,
+    '/usr/bin/node',
+    '-e',
+    "fetch('http://127.0.0.1:8080/').then((r) => r.text()).then((t) => process.stdout.write(t))",
+  ]);
+  return JSON.parse(stdout) as CounterReading;
+}
+
+test('a counter checkpointed by cryo on Docker is restored by `podman container restore --import` and counts on', async (t) => {
+  const { cryo, containers, podman } = t.context;
+  const name = containers.uniqueName('to-podman');
+  await containers.run({ image: NODE_IMAGE, name, publish: 8080 });
+  const before = await counterAtLeast(name, 10);
+
+  const created = await cryo.api<Checkpoint>('POST', `/v1/containers/${name}/checkpoints`, {
+    name: 'to-podman',
+  });
+  t.is(created.status, 201, JSON.stringify(created.body));
+  const archive = await cryo.download(created.body.id, 'none', 'podman');
+
+  const items = await readTar(archive);
+  const spec = JSON.parse(items.find((i) => i.header.name === 'spec.dump')!.body.toString()) as {
+    hooks?: unknown;
+    annotations: Record<string, string>;
+  };
+  t.is(spec.hooks, undefined, "Docker's hooks are not in spec.dump");
+  t.is(spec.annotations[CRIU_CONFIG_ANNOTATION], CROSS_ENGINE_CRIU_CONFIG);
+  t.true(
+    items.some((i) => /^checkpoint\/netns-\d+\.img$/.test(i.header.name)),
+    'the images name the network namespace external, for the one Podman makes',
+  );
+
+  // cryo's own import refuses it (the images now join a namespace the engine gives), and writes nothing.
+  t.is((await cryo.api('DELETE', `/v1/checkpoints/${created.body.id}`)).status, 204);
+  const listed = await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints');
+  const refused = await cryo.upload<ErrorBody>(archive);
+  t.is(refused.status, 400);
+  t.is(refused.body.code, ErrorCode.ARCHIVE_INVALID);
+  t.deepEqual((await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body, listed.body);
+
+  const file = path.join(podman.tmp, `${name}.tar`);
+  await writeFile(file, archive);
+  t.teardown(() => execa('podman', ['rm', '-f', '-t', '0', name], { reject: false }));
+  const restored = await execa('podman', ['container', 'restore', '--import', file], {
+    reject: false,
+    all: true,
+  });
+  t.is(restored.exitCode, 0, restored.all);
+
+  const state = await execa('podman', ['inspect', '--format', '{{.State.Status}} {{.State.Restored}}', name]);
+  t.is(state.stdout.trim(), 'running true');
+  const after = await eventually(() => podmanCounter(name).catch(() => undefined), {
+    what: `the counter of the Podman container ${name}`,
+    timeoutMs: 15_000,
+    intervalMs: 200,
+  });
+  t.is(after.bootId, before.bootId, 'the same process, restored, not the workload started again');
+  t.is(after.pid, before.pid);
+  t.true(
+    after.count >= before.count,
+    `restored at ${after.count}, read ${before.count} before the checkpoint`,
+  );
+  await sleep(500);
+  const later = await podmanCounter(name);
+  t.true(later.count > after.count, 'it counts on under Podman');
+  // The counter's file came over in rootfs-diff.tar and the process goes on appending to it.
+  const last = await execa('podman', [
+    'exec',
+    name,
+    '/usr/bin/node',
+    '-e',
+    `process.stdout.write(require('fs').readFileSync('${COUNTER_FILE}', 'utf8').trim().split('\\n').pop())`,
+  ]);
+  t.true(Number(last.stdout) >= later.count, `the file's last value: ${last.stdout}`);
+});
