@@ -1,3 +1,5 @@
+import path from 'node:path';
+import { FOREIGN_DIR } from './domain/layout.js';
 import { ContentImageChain } from './adapters/chain/content-image-chain.js';
 import { CriuForeignImages } from './adapters/criu/criu-foreign-images.js';
 import { TarArchiveCodec } from './adapters/archive/tar-archive-codec.js';
@@ -114,7 +116,7 @@ export function createServices(d: ServiceDeps) {
     guard,
     metrics: d.metrics,
     chain,
-    foreign: new CriuForeignImages(),
+    foreign: new CriuForeignImages(path.join(d.dataDir, FOREIGN_DIR)),
     ...(d.log ? { log: d.log } : {}),
   });
   const registry = new RegistryService({

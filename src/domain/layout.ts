@@ -43,3 +43,6 @@ export const operatorCheckpointIdOf = (name: string): number | undefined => {
   const m = /^chk-(\d+)$/.exec(name);
   return m ? Number(m[1]) : undefined;
 };
+
+/** In cryo's data directory: host files that containers restored from another engine's checkpoints bind-mount. */
+export const FOREIGN_DIR = 'foreign';

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import type { Checkpoint } from '../../src/domain/checkpoint.js';
+import type { Checkpoint, RestoreResult } from '../../src/domain/checkpoint.js';
 import type { ErrorBody } from '../../src/domain/error-body.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
 import {
@@ -10,11 +10,12 @@ import {
   CROSS_ENGINE_CRIU_CONFIG,
   CROSS_ENGINE_CRIU_OPTIONS,
 } from '../../src/domain/cross-engine.js';
-import { counterAtLeast, sleep, type CounterReading } from '../../harness/containers.js';
+import { counterAtLeast, readCounter, sleep, type CounterReading } from '../../harness/containers.js';
 import { cryoSuite } from '../../harness/cryo-suite.js';
 import { eventually } from '../../harness/eventually.js';
+import { LABEL_SOURCE_ENGINE } from '../../src/domain/labels.js';
 import { NODE_IMAGE } from '../../harness/prerequisites.js';
-import { readTar } from '../../harness/tar.js';
+import { readTar, writeTar } from '../../harness/tar.js';
 
 /** Where the counter workload appends each value (fixtures/workloads/counter.js). */
 const COUNTER_FILE = '/state/counter.log';
@@ -138,3 +139,59 @@ test('a counter checkpointed by cryo on Docker is restored by `podman container 
   ]);
   t.true(Number(last.stdout) >= later.count, `the file's last value: ${last.stdout}`);
 });
+
+test('a counter checkpointed by `podman container checkpoint --export` is imported by cryo, restored into Docker, and counts on', async (t) => {
+  const { cryo, containers, podman } = t.context;
+  const name = containers.uniqueName('from-podman');
+  t.teardown(() => execa('podman', ['rm', '-f', '-t', '0', name], { reject: false }));
+  await execa('podman', ['run', '-d', '--name', name, '-p', '127.0.0.1::8080', NODE_IMAGE]);
+  const before = await eventually(() => podmanCounter(name).then((r) => (r.count >= 10 ? r : undefined)), {
+    what: `the counter of the Podman container ${name} at 10`,
+    timeoutMs: 20_000,
+    intervalMs: 200,
+  });
+  const file = path.join(podman.tmp, `${name}.tar.zst`);
+  await execa('podman', ['container', 'checkpoint', '--export', file, name]);
+  const archive = await readFile(file);
+
+  // What does not cross yet is refused before anything is written: a named volume.
+  const listed = (await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body;
+  const items = await readTar(await zstdDecompress(archive));
+  const withVolume = items.map((i) => {
+    if (i.header.name !== 'config.dump') return i;
+    const config = JSON.parse(i.body.toString()) as Record<string, unknown>;
+    const body = Buffer.from(JSON.stringify({ ...config, namedVolumes: [{ Name: 'data', Dest: '/data' }] }));
+    return { header: { ...i.header, size: body.length }, body };
+  });
+  const refused = await cryo.upload<ErrorBody>(await writeTar(withVolume));
+  t.is(refused.status, 400);
+  t.is(refused.body.code, ErrorCode.ARCHIVE_INVALID);
+  t.regex(refused.body.message, /named volumes \(data\)/);
+  t.deepEqual((await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body, listed);
+
+  const imported = await cryo.upload<Checkpoint>(archive, 'application/zstd');
+  t.is(imported.status, 201, JSON.stringify(imported.body));
+  t.is(imported.body.container?.name, name);
+  const target = containers.uniqueName('from-podman-in-docker');
+  const restored = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${imported.body.id}/restore`, {
+    name: target,
+  });
+  t.is(restored.status, 201, JSON.stringify(restored.body));
+  const after = await readCounter(target);
+  t.is(after.bootId, before.bootId, 'the same process, restored, not the workload started again');
+  t.true(after.count >= before.count, `restored at ${after.count}, read ${before.count} under Podman`);
+  await sleep(500);
+  t.true((await readCounter(target)).count > after.count, 'it counts on under Docker, on its published port');
+  const { stdout } = await execa('docker', [
+    'inspect',
+    '--format',
+    `{{index .Config.Labels "${LABEL_SOURCE_ENGINE}"}}`,
+    target,
+  ]);
+  t.is(stdout.trim(), 'podman');
+});
+
+async function zstdDecompress(archive: Buffer): Promise<Buffer> {
+  const { stdout } = await execa('zstd', ['-d', '-c'], { input: archive, encoding: 'buffer' });
+  return Buffer.from(stdout);
+}

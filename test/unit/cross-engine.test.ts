@@ -1,11 +1,16 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { CriuForeignImages } from '../../src/adapters/criu/criu-foreign-images.js';
 import { externalNetnsImage, rootNetnsId } from '../../src/adapters/criu/netns-image.js';
 import { CRIU_CONFIG_ANNOTATION, CROSS_ENGINE_CRIU_CONFIG } from '../../src/domain/cross-engine.js';
-import { configDump, portableSpec } from '../../src/services/support/engine-configs.js';
+import { LABEL_SOURCE_ENGINE } from '../../src/domain/labels.js';
+import {
+  configDump,
+  dockerConfigFromPodman,
+  portableSpec,
+} from '../../src/services/support/engine-configs.js';
 
 /** netns-10.img of a Podman 4.3 checkpoint (runc 1.1.5, CRIU 4.2.1): the namespace named external. */
 const PODMAN_NETNS = Buffer.from(
@@ -25,7 +30,7 @@ test('the external netns image is the one Podman writes', (t) => {
 test('a Podman export adds the netns image only where the images lack one', async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'cryo-foreign-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const foreign = new CriuForeignImages();
+  const foreign = new CriuForeignImages(dir);
   t.deepEqual(await foreign.forPodman(dir), [], 'no ids image: nothing to name');
   await writeFile(path.join(dir, 'ids-1.img'), DOCKER_IDS);
   t.is(await rootNetnsId(dir), 10);
@@ -93,4 +98,60 @@ test("spec.dump leaves Docker's hooks out and names cryo's CRIU configuration fo
     annotations: Record<string, string>;
   };
   t.is(own.annotations[CRIU_CONFIG_ANNOTATION], '/etc/criu/mine.conf', "a container's own choice stays");
+});
+
+test("Docker's config for a Podman checkpoint: the same process and user, its ports on free host ports, /dev/shm and .containerenv bind-mounted, labelled", (t) => {
+  const docker = dockerConfigFromPodman(
+    {
+      id: 'a'.repeat(64),
+      name: 'web',
+      rootfsImageID: 'e5dc5d0a',
+      rootfsImageName: 'localhost/cryo-fixture/node:1',
+      newPortMappings: [{ container_port: 8080, protocol: 'tcp', host_ip: '127.0.0.1' }],
+      labels: { team: 'a' },
+    },
+    {
+      hostname: 'c8b7f581505e',
+      process: {
+        args: ['/usr/bin/node', '/app/counter.js'],
+        env: ['container=podman', 'PATH=/usr/bin', 'HOSTNAME=c8b7f581505e'],
+        cwd: '/app',
+        user: { uid: 1000, gid: 1000 },
+      },
+    },
+    { '/run/.containerenv': '/var/lib/cryo/foreign/containerenv' },
+  );
+  t.like(docker, {
+    Name: '/web',
+    Image: 'sha256:e5dc5d0a',
+    Config: {
+      Entrypoint: ['/usr/bin/node'],
+      Cmd: ['/app/counter.js'],
+      Env: ['PATH=/usr/bin'],
+      WorkingDir: '/app',
+      User: '1000:1000',
+      Hostname: 'c8b7f581505e',
+      Labels: { team: 'a', [LABEL_SOURCE_ENGINE]: 'podman' },
+    },
+    HostConfig: {
+      NetworkMode: 'default',
+      IpcMode: 'shareable',
+      PortBindings: { '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] },
+      Binds: ['/var/lib/cryo/foreign/containerenv:/run/.containerenv:ro'],
+    },
+  });
+});
+
+test('the images of a Podman checkpoint: its external netns image goes, and the core image names the machine', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cryo-from-podman-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(path.join(dir, 'ids-1.img'), DOCKER_IDS);
+  await writeFile(path.join(dir, 'netns-10.img'), PODMAN_NETNS);
+  // core-1.img's first record begins with mtype 1 (x86_64), as CRIU 4.2.1 wrote it.
+  await writeFile(path.join(dir, 'core-1.img'), Buffer.from('1943565447380555' + '02000000' + '0801', 'hex'));
+  const foreign = new CriuForeignImages(dir);
+  t.deepEqual(await foreign.fromPodman(dir), { machine: 'x86_64' });
+  await t.throwsAsync(() => access(path.join(dir, 'netns-10.img')));
+  const binds = await foreign.podmanBindFiles();
+  t.is(await readFile(binds['/run/.containerenv']!, 'utf8'), '');
 });

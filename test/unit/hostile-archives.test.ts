@@ -121,3 +121,39 @@ test('200,000 links, the most an archive may hold, are read in time linear in th
   t.is(accepted.files.length, 101, 'cryo.json and the 100 directories of links');
   t.true(seconds < 90, `${seconds.toFixed(1)} s for 200,000 entries`);
 });
+
+test("an archive without cryo.json (Podman's layout) gets the same checks of paths, kinds, links and size", async (t) => {
+  const foreign = async (items: TarItem[], maxBytes = 64 * MIB) => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'cryo-hostile-foreign-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const err = await codec
+      .extract(Readable.from([await writeTar(items)]), dir, { maxBytes, foreign: true })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    return { err: err as ArchiveInvalidError | undefined, files: await readdir(dir) };
+  };
+  const file = (name: string, body = 'x'): TarItem => ({ header: { name }, body: Buffer.from(body) });
+  const ok = await foreign([file('config.dump', '{}'), file('checkpoint/inventory.img')]);
+  t.is(ok.err, undefined);
+  t.deepEqual(ok.files.sort(), ['checkpoint', 'config.dump']);
+  for (const [what, items] of [
+    ['an escaping path', [file('config.dump'), file('../escape')]],
+    ['an absolute path', [file('/etc/cron.d/x')]],
+    [
+      'a device node',
+      [file('config.dump'), { header: { name: 'dev', type: 'character-device' }, body: Buffer.alloc(0) }],
+    ],
+    [
+      'a symlink out',
+      [{ header: { name: 'checkpoint', type: 'symlink', linkname: '/etc' }, body: Buffer.alloc(0) }],
+    ],
+    ['a file twice', [file('config.dump'), file('config.dump')]],
+  ] as [string, TarItem[]][]) {
+    const got = await foreign(items);
+    t.true(got.err instanceof ArchiveInvalidError, what);
+  }
+  const big = await foreign([file('pages-1.img', 'y'.repeat(2048))], 1024);
+  t.is(big.err?.statusCode, 413);
+});

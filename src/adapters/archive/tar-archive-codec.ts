@@ -94,7 +94,7 @@ export class TarArchiveCodec implements ArchiveCodec {
     return compress(pack as unknown as Readable, kind);
   }
 
-  async extract(input: Readable, dir: string, limits: ExtractLimits): Promise<Manifest> {
+  async extract(input: Readable, dir: string, limits: ExtractLimits): Promise<Manifest | undefined> {
     const { head, stream } = await peek(input, 4);
     const kind = detectCompression(head);
     const extract = tar.extract();
@@ -112,7 +112,23 @@ export class TarArchiveCodec implements ArchiveCodec {
     }
   }
 
-  private async verify(extract: tar.Extract, dir: string, limits: ExtractLimits): Promise<Manifest> {
+  async countFiles(tarFile: string): Promise<number> {
+    const extract = tar.extract();
+    const feeding = pipeline(createReadStream(tarFile), extract).catch((err: Error) => extract.destroy(err));
+    let count = 0;
+    for await (const item of extract) {
+      if (item.header.type === 'file' || item.header.type === 'contiguous-file') count++;
+      item.resume();
+    }
+    await feeding;
+    return count;
+  }
+
+  private async verify(
+    extract: tar.Extract,
+    dir: string,
+    limits: ExtractLimits,
+  ): Promise<Manifest | undefined> {
     // Small entries are written while the stream goes on; each is checked before its write starts.
     const writes = new FileWrites();
     const made = new Set<string>();
@@ -135,8 +151,9 @@ export class TarArchiveCodec implements ArchiveCodec {
     limits: ExtractLimits,
     writes: FileWrites,
     makeDir: (d: string) => Promise<void>,
-  ): Promise<Manifest> {
+  ): Promise<Manifest | undefined> {
     let manifest: Manifest | undefined;
+    let foreign = false;
     let expected = new Map<string, ManifestEntry>();
     const seen = new Set<string>();
     const links = new Set<string>();
@@ -161,7 +178,9 @@ export class TarArchiveCodec implements ArchiveCodec {
         );
       }
 
-      if (!manifest) {
+      if (!manifest && !foreign && (name !== CRYO_MANIFEST || header.type !== 'file') && limits.foreign)
+        foreign = true;
+      if (!manifest && !foreign) {
         if (name !== CRYO_MANIFEST || header.type !== 'file') {
           throw invalid(`the first entry is "${name}", not ${CRYO_MANIFEST}`);
         }
@@ -187,9 +206,16 @@ export class TarArchiveCodec implements ArchiveCodec {
           break;
         case 'file':
         case 'contiguous-file': {
+          if (seen.has(name)) throw invalid(`entry "${name}" appears twice`);
+          if (foreign) {
+            await makeDir(path.dirname(target));
+            const got = await writeHashed(item as unknown as AsyncIterable<Buffer>, target);
+            if (got.size !== header.size) throw invalid(`entry "${name}" is truncated`);
+            seen.add(name);
+            break;
+          }
           const want = expected.get(name);
           if (!want) throw invalid(`entry "${name}" is not listed in ${CRYO_MANIFEST}`);
-          if (seen.has(name)) throw invalid(`entry "${name}" appears twice`);
           if (header.size !== want.size)
             throw invalid(`entry "${name}" has ${header.size} bytes, ${CRYO_MANIFEST} says ${want.size}`);
           await makeDir(path.dirname(target));
@@ -234,6 +260,10 @@ export class TarArchiveCodec implements ArchiveCodec {
         default:
           throw invalid(`entry "${name}" is a ${header.type}; device nodes, fifos and the like are refused`);
       }
+    }
+    if (foreign) {
+      await writes.settle();
+      return undefined;
     }
     if (!manifest) throw invalid(`the archive is empty or truncated: no ${CRYO_MANIFEST}`);
     await writes.settle();

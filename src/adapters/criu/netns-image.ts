@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { IMG_COMMON_MAGIC, imageRecords, varintFields } from './pagemap-image.js';
+import { protoFields } from './proto-fields.js';
 
 /** criu/include/magic.h */
 const NETNS_MAGIC = 0x55933752;
@@ -24,6 +25,12 @@ export function externalNetnsImage(): Buffer {
   head.writeUInt32LE(NETNS_MAGIC, 4);
   head.writeUInt32LE(record.length, 8);
   return Buffer.concat([head, record]);
+}
+
+/** Whether a netns image names its namespace external (an ext_key), as the dumps of Podman's containers do. */
+export function namesExternalNetns(buf: Buffer, name: string): boolean {
+  const [entry] = imageRecords(buf, NETNS_MAGIC, name, 'netns');
+  return entry !== undefined && protoFields(entry, name).some((f) => f.field === EXT_KEY_FIELD);
 }
 
 /** The id of the root task's network namespace, from its ids image; undefined when it has none of its own. */

@@ -108,7 +108,9 @@ export class OverlayRootfsChanges implements RootfsChanges {
     const info = (await this.client.call(() => container.inspect())) as unknown as InspectWithDriver;
     const { upper, lowers } = await this.layers(containerId, info);
     for (const p of await readPaths(path.join(dir, REMOVED_FILES), true)) await removeBelow(upper, p);
-    for (const p of await readPaths(path.join(dir, DELETED_FILES))) await this.whiteout(upper, lowers, p);
+    // Podman writes no deleted.files when nothing was deleted; its restore reads none as nothing.
+    for (const p of await readPaths(path.join(dir, DELETED_FILES), true))
+      await this.whiteout(upper, lowers, p);
     // Docker extracts the changed files itself, confined to the container's root filesystem.
     const tar = path.join(dir, ROOTFS_DIFF_TAR);
     if (await holdsEntries(tar))
@@ -250,7 +252,12 @@ async function readPaths(file: string, optional = false): Promise<string[]> {
     throw err;
   });
   const name = path.basename(file);
-  const list = JSON.parse(text) as unknown;
+  let list: unknown;
+  try {
+    list = JSON.parse(text);
+  } catch {
+    throw new ArchiveInvalidError(`${name} is not JSON`, 'export the checkpoint again');
+  }
   if (!Array.isArray(list))
     throw new ArchiveInvalidError(`${name} is not a list`, 'export the checkpoint again');
   return list.map((raw) => {

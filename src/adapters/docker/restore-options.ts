@@ -2,6 +2,8 @@ import { rm, stat, writeFile } from 'node:fs/promises';
 import type { ContainerCriuOptions } from '../../domain/checkpoint.js';
 import type { DockerClient } from './docker-client.js';
 import { criuConfigLines } from './runc-checkpointer.js';
+import { CROSS_ENGINE_CRIU_OPTIONS } from '../../domain/cross-engine.js';
+import { LABEL_SOURCE_ENGINE } from '../../domain/labels.js';
 
 /**
  * Puts a file back as it was (`null`: it did not exist); also after a crash. Older cryo wrote a restore's CRIU
@@ -19,6 +21,8 @@ export async function putBackFile(file: string, before: string | null): Promise<
  */
 export async function mountEngineLines(client: DockerClient, containerId: string): Promise<string[]> {
   const raw = await client.call(() => client.container(containerId).inspect());
+  // Another engine's checkpoint: its root's sharing and its root directory's mode are that engine's.
+  if (raw.Config.Labels?.[LABEL_SOURCE_ENGINE]) return [...CROSS_ENGINE_CRIU_OPTIONS];
   if (raw.HostConfig.Init === true) return ['mntns-compat-mode'];
   for (const m of raw.Mounts ?? []) {
     if (m.Type !== 'bind' || !m.Source) continue;

@@ -21,6 +21,7 @@ import {
   CRIU_INVENTORY,
 } from '../../domain/layout.js';
 import { recordChain } from '../checkpoint/record-chain.js';
+import { adoptPodmanArchive } from './adopt-podman-archive.js';
 import type { Manifest } from '../../domain/manifest.js';
 import type { ArchiveCodec } from '../ports/archive-codec.js';
 import type { CheckpointCatalog } from '../ports/checkpoint-catalog.js';
@@ -141,6 +142,11 @@ export class ArchiveService {
     );
   }
 
+  private adoptPodman(dir: string, id: string): Promise<Manifest> {
+    const { codec, foreign, clock } = this.deps;
+    return adoptPodmanArchive(dir, id, new Date(clock.now()), { codec, foreign: foreign! });
+  }
+
   private async podmanExtra(dir: string): Promise<ArchiveExtra[]> {
     if (!this.deps.foreign) throw new Error('Podman exports are not wired: no foreign images');
     const files = await this.deps.foreign.forPodman(path.join(dir, CHECKPOINT_IMAGES_DIR));
@@ -181,12 +187,18 @@ export class ArchiveService {
     try {
       return await publishCheckpoint({ store, catalog }, id, {
         fill: async (dir) => {
-          const manifest = await codec.extract(input, dir, {
+          const nameFree = (m: Manifest) => {
+            if (catalog.findByName(m.container.id, m.checkpoint.name))
+              throw new CheckpointNameInUseError(m.container.name, m.checkpoint.name);
+          };
+          // A plain import also takes Podman's archives; a migration's, a registry layer's and a verified one are cryo's.
+          const foreign =
+            !migration && !verify && !level.parent && !level.layer && this.deps.foreign !== undefined;
+          const extracted = await codec.extract(input, dir, {
             maxBytes: this.deps.maxImportBytes,
+            foreign,
             onManifest: (m) => {
-              if (catalog.findByName(m.container.id, m.checkpoint.name)) {
-                throw new CheckpointNameInUseError(m.container.name, m.checkpoint.name);
-              }
+              nameFree(m);
               // A level of a chain: its parent must be here, and stays until the level is published.
               if (m.checkpoint.parent) {
                 const found = this.parentOf(m, level.parent);
@@ -205,6 +217,12 @@ export class ArchiveService {
               );
             },
           });
+          const manifest = extracted ?? (await this.adoptPodman(dir, id));
+          if (!extracted) {
+            nameFree(manifest);
+            // Podman's archive lists no sizes first: its floor is checked once it is here.
+            requireRoom(await (this.deps.guard ?? new DiskGuard(store)).room(), 'import', 0);
+          }
           requireRestorable(manifest);
           verify?.(manifest);
           const chain = parent ? await this.attach(id, dir, parent.checkpoint) : undefined;

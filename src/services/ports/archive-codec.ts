@@ -13,6 +13,11 @@ export interface ExtractLimits {
   maxBytes: number;
   /** Called as soon as the manifest (the first entry) is read; throwing stops the import. */
   onManifest?: (manifest: Manifest) => void;
+  /**
+   * Takes an archive without cryo.json too (Podman's `--export`): its entries get the same checks of paths, kinds
+   * and sizes, but no hashes; extract then returns undefined.
+   */
+  foreign?: boolean;
 }
 
 /** Turns a checkpoint directory into an archive stream and back. */
@@ -30,5 +35,7 @@ export interface ArchiveCodec {
    */
   pack(dir: string, manifest: Manifest, compress: Compression, extra?: ArchiveExtra[]): Readable;
   /** Reads an archive into the empty directory `dir`, verifying it as it streams; returns its manifest. */
-  extract(input: Readable, dir: string, limits: ExtractLimits): Promise<Manifest>;
+  extract(input: Readable, dir: string, limits: ExtractLimits): Promise<Manifest | undefined>;
+  /** How many files a tar (rootfs-diff.tar) holds. */
+  countFiles(tarFile: string): Promise<number>;
 }

@@ -1,5 +1,6 @@
 import { constants } from 'node:os';
 import { CRIU_CONFIG_ANNOTATION, CROSS_ENGINE_CRIU_CONFIG } from '../../domain/cross-engine.js';
+import { LABEL_SOURCE_ENGINE } from '../../domain/labels.js';
 
 /**
  * The engine-neutral files of a checkpoint that other tools read: config.dump in the shape of Podman's
@@ -150,5 +151,81 @@ export function fallbackSpec(inspect: unknown): Record<string, unknown> {
   return {
     ociVersion: '1.0.2',
     annotations: { 'io.container.manager': 'docker', 'org.cryo.container-id': c.Id },
+  };
+}
+
+/** The bind mounts Podman gives every container (libpod's makeBindMounts); Docker has its own or cryo adds them. */
+export const PODMAN_OWN_MOUNTS = [
+  '/etc/hosts',
+  '/etc/hostname',
+  '/etc/resolv.conf',
+  '/run/.containerenv',
+  '/dev/shm',
+  '/run/secrets',
+];
+
+export interface PodmanSpec {
+  hostname?: string | undefined;
+  process: { args: string[]; env?: string[] | undefined; cwd: string; user: { uid: number; gid: number } };
+}
+
+interface PodmanConfig {
+  id: string;
+  name: string;
+  rootfsImageID: string;
+  rootfsImageName: string;
+  newPortMappings?:
+    | { container_port: number; protocol?: string | undefined; host_ip?: string | undefined }[]
+    | null
+    | undefined;
+  labels?: Record<string, string> | null | undefined;
+}
+
+/**
+ * Docker's container config (`docker inspect`'s shape, as docker-config.json holds it) for a Podman checkpoint:
+ * the same process, user and directory; its published ports on free host ports of Docker's default network;
+ * /dev/shm bind-mounted (`IpcMode: shareable`) and `binds` added, as the images name mounts there.
+ */
+export function dockerConfigFromPodman(
+  config: PodmanConfig,
+  spec: PodmanSpec,
+  binds: Record<string, string>,
+): Record<string, unknown> {
+  const mappings = (config.newPortMappings ?? []).map((p) => ({
+    port: `${p.container_port}/${p.protocol ?? 'tcp'}`,
+    hostIp: p.host_ip ?? '',
+  }));
+  const ports = [...new Set(mappings.map((m) => m.port))];
+  const [entrypoint, ...cmd] = spec.process.args;
+  return {
+    Id: config.id,
+    Name: `/${config.name}`,
+    Image: `sha256:${config.rootfsImageID}`,
+    Config: {
+      Image: config.rootfsImageName,
+      Entrypoint: [entrypoint],
+      Cmd: cmd,
+      // Podman's own variables; Docker sets HOSTNAME itself.
+      Env: (spec.process.env ?? []).filter((e) => !/^(container|HOSTNAME)=/.test(e)),
+      WorkingDir: spec.process.cwd,
+      User: `${spec.process.user.uid}:${spec.process.user.gid}`,
+      ...(spec.hostname ? { Hostname: spec.hostname } : {}),
+      ExposedPorts: Object.fromEntries(ports.map((p) => [p, {}])),
+      Labels: { ...(config.labels ?? {}), [LABEL_SOURCE_ENGINE]: 'podman' },
+    },
+    HostConfig: {
+      NetworkMode: 'default',
+      IpcMode: 'shareable',
+      // The same host address, a free host port: the Podman host's port may be taken here.
+      PortBindings: Object.fromEntries(
+        ports.map((p) => [
+          p,
+          mappings.filter((m) => m.port === p).map((m) => ({ HostIp: m.hostIp, HostPort: '' })),
+        ]),
+      ),
+      Binds: Object.entries(binds).map(([dest, source]) => `${source}:${dest}:ro`),
+    },
+    NetworkSettings: {},
+    Mounts: [],
   };
 }
