@@ -3,7 +3,8 @@
 # on Docker 28.5 with overlay2 and with the containerd image store (the fault-injection harness, test/fault, runs
 # on the host's leg only), and a smoke suite on Docker 26 with each store; each engine other than the host's runs as a daemon of
 # its own (native-scripts/with-engine.sh). Every leg runs even when one fails; the exit status
-# is the first failure's. MATRIX_LEGS="host 28 28-ctrd 26 26-ctrd" picks legs.
+# is the first failure's. MATRIX_LEGS="host 28 28-ctrd 26 26-ctrd podman-5.8" picks legs (the last: the
+# cross-engine tests against Podman 5.8).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -20,7 +21,7 @@ SMOKE=(test/integration/checkpoint-restore.test.ts test/integration/cryo-runtime
   test/integration/archives.test.ts test/integration/migrations.test.ts test/integration/crash-recovery.test.ts)
 
 npm run build || exit 1
-legs=${MATRIX_LEGS:-host 28 28-ctrd 26 26-ctrd}
+legs=${MATRIX_LEGS:-host 28 28-ctrd 26 26-ctrd podman-5.8}
 status=0
 summary=()
 for leg in $legs; do
@@ -32,6 +33,9 @@ for leg in $legs; do
     28-ctrd) "$here/with-engine.sh" 28 --containerd-store -- npx ava "${ENGINE_SUITE[@]}" ;;
     26) "$here/with-engine.sh" 26 -- npx ava "${SMOKE[@]}" ;;
     26-ctrd) "$here/with-engine.sh" 26 --containerd-store -- npx ava "${SMOKE[@]}" ;;
+    # The cross-engine tests again, against Debian forky's Podman 5.8 from a private prefix.
+    podman-5.8) "$here/install-podman-engine.sh" 5.8 >/dev/null &&
+      CRYO_TEST_PODMAN=/opt/cryo/podman-5.8/bin/podman npx ava test/integration/cross-engine.test.ts ;;
     *) echo "unknown leg $leg" >&2; false ;;
   esac
   rc=$?

@@ -1,4 +1,5 @@
-import type { Checkpoint } from '../domain/checkpoint.js';
+import { ArchiveFormatSchema, type Checkpoint } from '../domain/checkpoint.js';
+import { Option } from 'commander';
 import type { PushResult } from '../domain/registry.js';
 import { apiPaths } from '../api-client/api-paths.js';
 import type { CommandContext } from './cli-support.js';
@@ -10,9 +11,17 @@ export function addRegistryCommands({ program, run }: CommandContext): void {
     .description('push a checkpoint to an OCI registry (blobs the registry has are not sent again)')
     .argument('<checkpoint>', 'checkpoint id')
     .argument('<reference>', 'REGISTRY/REPOSITORY[:TAG] (the tag defaults to latest)')
+    .addOption(
+      new Option(
+        '--format <format>',
+        "cryo's artifact, or a Podman checkpoint image (podman container restore IMAGE)",
+      )
+        .choices(ArchiveFormatSchema.options)
+        .default('cryo'),
+    )
     .action(
-      run(async (client, id: string, reference: string) =>
-        client.json<PushResult>('POST', apiPaths.push(id), { reference }),
+      run(async (client, id: string, reference: string, o: { format: string }) =>
+        client.json<PushResult>('POST', apiPaths.push(id), { reference, format: o.format }),
       ),
     );
 

@@ -14,6 +14,9 @@ export const OciMediaType = {
    * (containers/image maps a fixed list of types to their +encrypted counterparts).
    */
   LAYER_ENCRYPTED: 'application/vnd.oci.image.layer.v1.tar+encrypted',
+  /** A Podman checkpoint image: a plain OCI image, its one layer the checkpoint's files at its root. */
+  IMAGE_CONFIG: 'application/vnd.oci.image.config.v1+json',
+  IMAGE_LAYER: 'application/vnd.oci.image.layer.v1.tar',
 } as const;
 
 /** The annotations cryo sets on a checkpoint's manifest. */

@@ -1,11 +1,15 @@
 import { z } from 'zod';
 import { RegistryReferenceSchema } from './oci-artifact.js';
+import { ArchiveFormatSchema } from './checkpoint.js';
 
 export const PushBodySchema = z.strictObject({
   reference: RegistryReferenceSchema.refine(
     (r) => !r.digest,
     'push to a tag; the digest is what the push answers',
   ).describe('REGISTRY/REPOSITORY[:TAG] (the tag defaults to latest)'),
+  format: ArchiveFormatSchema.default('cryo').describe(
+    "cryo's artifact (a layer per level), or a Podman checkpoint image (podman container restore IMAGE)",
+  ),
 });
 export type PushBody = z.infer<typeof PushBodySchema>;
 

@@ -605,6 +605,14 @@ test('with a key, every layer leaves encrypted: the secret is not in the registr
   });
   t.is(sealed.status, 200, JSON.stringify(sealed.body));
   t.false((await registry.storedBytes()).includes(secret), 'nothing in the registry holds the secret');
+  // A Podman checkpoint image is not encrypted by cryo yet: refused, never pushed in the clear.
+  const clear = await encrypting.api<ErrorBody>('POST', `/v1/checkpoints/${made.body.id}/push`, {
+    reference: `${registry.address}/sealed/memory:podman`,
+    format: 'podman',
+  });
+  t.is(clear.status, 409, JSON.stringify(clear.body));
+  t.is(clear.body.code, ErrorCode.CROSS_ENGINE_UNSUPPORTED);
+  t.false((await registry.storedBytes()).includes(secret));
   const again = await encrypting.api<PushResult>('POST', `/v1/checkpoints/${made.body.id}/push`, {
     reference,
   });

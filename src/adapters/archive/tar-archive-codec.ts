@@ -10,7 +10,7 @@ import type { Compression } from '../../domain/checkpoint.js';
 import { AppError, ArchiveInvalidError } from '../../domain/errors/index.js';
 import { ARCHIVE_FORMAT_VERSION, CRYO_MANIFEST } from '../../domain/layout.js';
 import { ManifestSchema, type Manifest, type ManifestEntry } from '../../domain/manifest.js';
-import type { ArchiveCodec, ArchiveExtra, ExtractLimits } from '../../services/ports/archive-codec.js';
+import type { ArchiveCodec, ExtractLimits, ForeignPack } from '../../services/ports/archive-codec.js';
 import { compress, decompress, detectCompression, peek } from './compression.js';
 import { FileWrites } from './file-writes.js';
 import { walkRelative, type TarHeader } from './tar-pack.js';
@@ -48,12 +48,13 @@ export class TarArchiveCodec implements ArchiveCodec {
     return tarBytes(headers);
   }
 
-  pack(dir: string, manifest: Manifest, kind: Compression, extra: ArchiveExtra[] = []): Readable {
+  pack(dir: string, manifest: Manifest, kind: Compression, foreign?: ForeignPack): Readable {
     const pack = tar.pack();
+    const extra = foreign?.extra ?? [];
     const fill = async () => {
       const mtime = new Date(manifest.createdAt);
       const body = manifestBody(manifest);
-      await entry(pack, { name: CRYO_MANIFEST, size: body.length, mode: 0o600, mtime }, body);
+      if (!foreign) await entry(pack, { name: CRYO_MANIFEST, size: body.length, mode: 0o600, mtime }, body);
       const dirs = new Set<string>();
       const { entries } = manifest;
       // Small files are read a batch ahead, so that the stream never waits for one file's open and read.
@@ -180,6 +181,9 @@ export class TarArchiveCodec implements ArchiveCodec {
 
       if (!manifest && !foreign && (name !== CRYO_MANIFEST || header.type !== 'file') && limits.foreign)
         foreign = true;
+      // cryo's archive with its manifest moved is neither cryo's nor Podman's.
+      if (foreign && name === CRYO_MANIFEST)
+        throw invalid(`${CRYO_MANIFEST} is not the first entry, as it must be in cryo's archives`);
       if (!manifest && !foreign) {
         if (name !== CRYO_MANIFEST || header.type !== 'file') {
           throw invalid(`the first entry is "${name}", not ${CRYO_MANIFEST}`);

@@ -10,3 +10,4 @@ export * from './sidecar.js';
 export * from './schedule.js';
 export * from './deadline.js';
 export * from './registry.js';
+export * from './cross-engine.js';

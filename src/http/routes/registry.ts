@@ -21,7 +21,7 @@ export const registryRoutes: FastifyPluginAsyncZod<{ registry: RegistryService }
         response: { 200: PushResultSchema, ...registryErrorResponses },
       },
     },
-    async (request) => registry.push(request.params.id, request.body.reference),
+    async (request) => registry.push(request.params.id, request.body.reference, request.body.format),
   );
   app.post(
     '/v1/checkpoints/pull',

@@ -82,7 +82,8 @@ export class ArchiveService {
   /**
    * An archive that stands alone: an incremental checkpoint's is flattened (its parents' pages copied in). With
    * `level`, an incremental checkpoint's own files only, whose import needs its parent there (a registry layer).
-   * Format `podman` adds what Podman's restore needs (ForeignImages); cryo's own import refuses that archive.
+   * Format `podman` is Podman's `--export` layout: no cryo.json, and what Podman's restore needs (ForeignImages);
+   * cryo imports it back as any Podman archive.
    */
   async export(
     id: string,
@@ -101,10 +102,9 @@ export class ArchiveService {
       } else {
         manifest = await this.deps.checkpoints.completeManifest(id);
       }
-      const extra = options.format === 'podman' ? await this.podmanExtra(from) : [];
-      const sizeBytes =
-        compress === 'none' && extra.length === 0 ? this.deps.codec.packedSize(manifest) : undefined;
-      const packed = this.deps.codec.pack(from, manifest, compress, extra);
+      const foreign = options.format === 'podman' ? { extra: await this.podmanExtra(from) } : undefined;
+      const sizeBytes = compress === 'none' && !foreign ? this.deps.codec.packedSize(manifest) : undefined;
+      const packed = this.deps.codec.pack(from, manifest, compress, foreign);
       // A stream that would not end at the size announced fails, rather than end short or long of it.
       const stream = sizeBytes === undefined ? packed : pipeline(packed, exactly(sizeBytes), () => undefined);
       const done = discard;
@@ -191,9 +191,8 @@ export class ArchiveService {
             if (catalog.findByName(m.container.id, m.checkpoint.name))
               throw new CheckpointNameInUseError(m.container.name, m.checkpoint.name);
           };
-          // A plain import also takes Podman's archives; a migration's, a registry layer's and a verified one are cryo's.
-          const foreign =
-            !migration && !verify && !level.parent && !level.layer && this.deps.foreign !== undefined;
+          // A plain import, or a Podman checkpoint image's layer, may be Podman's; a migration's or a level's is cryo's.
+          const foreign = !migration && !level.parent && !level.layer && this.deps.foreign !== undefined;
           const extracted = await codec.extract(input, dir, {
             maxBytes: this.deps.maxImportBytes,
             foreign,

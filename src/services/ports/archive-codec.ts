@@ -8,6 +8,11 @@ export interface ArchiveExtra {
   body: Buffer;
 }
 
+/** An archive for another engine (Podman's layout): no cryo.json, and files that engine needs besides. */
+export interface ForeignPack {
+  extra: ArchiveExtra[];
+}
+
 export interface ExtractLimits {
   /** The most bytes the archive's entries may hold in all. */
   maxBytes: number;
@@ -30,10 +35,10 @@ export interface ArchiveCodec {
   /** How many bytes `pack` streams uncompressed: an export's Content-Length, known before its first byte. */
   packedSize(manifest: Manifest): number;
   /**
-   * Streams `dir` as a tar, `manifest` first, then the manifest's entries, compressed as asked; `extra` files
-   * last (for another engine: cryo's own import refuses an archive with entries its manifest does not list).
+   * Streams `dir` as a tar, `manifest` first, then the manifest's entries, compressed as asked. With `foreign`,
+   * another engine's archive: the entries without the manifest, then the extra files.
    */
-  pack(dir: string, manifest: Manifest, compress: Compression, extra?: ArchiveExtra[]): Readable;
+  pack(dir: string, manifest: Manifest, compress: Compression, foreign?: ForeignPack): Readable;
   /** Reads an archive into the empty directory `dir`, verifying it as it streams; returns its manifest. */
   extract(input: Readable, dir: string, limits: ExtractLimits): Promise<Manifest | undefined>;
   /** How many files a tar (rootfs-diff.tar) holds. */

@@ -1,8 +1,14 @@
 import { Readable } from 'node:stream';
-import type { Checkpoint } from '../../domain/checkpoint.js';
+import type { ArchiveFormat, Checkpoint } from '../../domain/checkpoint.js';
+import {
+  CHECKPOINT_RUNTIME,
+  OCI_ARCHITECTURES,
+  PodmanCheckpointAnnotation,
+} from '../../domain/cross-engine.js';
 import {
   ArchiveInvalidError,
   CheckpointNotExportableError,
+  CrossEngineUnsupportedError,
   RegistryArtifactInvalidError,
   RegistryDecryptionFailedError,
 } from '../../domain/errors/index.js';
@@ -40,6 +46,8 @@ export interface RegistryServiceDeps {
   log?: Logger;
 }
 
+type PushBlob = OciDescriptor & { open: () => Promise<Readable> };
+
 /** The tag of a reference that names none, as Docker's. */
 const DEFAULT_TAG = 'latest';
 
@@ -54,19 +62,29 @@ export class RegistryService {
    * Pushes a container checkpoint: a layer per level of its chain, base first. A blob the repository has already
    * (a base pushed with an earlier snapshot) is not sent again.
    */
-  async push(checkpointId: string, reference: RegistryReference): Promise<PushResult> {
+  async push(
+    checkpointId: string,
+    reference: RegistryReference,
+    format: ArchiveFormat = 'cryo',
+  ): Promise<PushResult> {
     const { checkpoints, catalog } = this.deps;
     const checkpoint = checkpoints.get(checkpointId);
     if (checkpoint.kind === 'process') throw new CheckpointNotExportableError(checkpointId);
+    if (format === 'podman' && this.deps.encryption?.recipients)
+      throw new CrossEngineUnsupportedError(
+        'an encrypted checkpoint image',
+        "push it as cryo's artifact (format cryo), which is encrypted, or start cryo without CRYO_REGISTRY_ENCRYPTION_KEY",
+      );
     const { release } = checkpoints.retain(checkpointId);
     try {
       const registry = await this.deps.connect(reference.registry);
       const { repository } = reference;
       const tag = reference.tag ?? DEFAULT_TAG;
+      if (format === 'podman') return await this.pushPodmanImage(checkpoint, registry, reference, tag);
       const config = Buffer.from(JSON.stringify(await checkpoints.completeManifest(checkpointId), null, 2));
       const configDigest = digestOf(config);
       const levels = levelsOf(catalog, checkpoint);
-      const blobs: (OciDescriptor & { open: () => Promise<Readable> })[] = [
+      const blobs: PushBlob[] = [
         {
           mediaType: OciMediaType.CONFIG,
           digest: configDigest,
@@ -94,23 +112,7 @@ export class RegistryService {
           blobs.push({ mediaType: OciMediaType.LAYER, ...layer, annotations: title, open });
         }
       }
-      const layers: PushResult['layers'] = [];
-      for (const blob of blobs) {
-        const present = await registry.hasBlob(repository, blob.digest);
-        const mounted = !present && (await this.mount(registry, repository, blob.digest));
-        if (!present && !mounted) await registry.uploadBlob(repository, blob.digest, blob.size, blob.open);
-        layers.push({
-          digest: blob.digest,
-          size: blob.size,
-          uploaded: !present && !mounted,
-          ...(mounted ? { mounted } : {}),
-        });
-      }
-      this.deps.locations?.add(
-        registry.registry,
-        repository,
-        blobs.map((b) => b.digest),
-      );
+      const layers = await this.sendBlobs(registry, repository, blobs);
       const manifest: OciManifest = {
         schemaVersion: 2,
         mediaType: OciMediaType.MANIFEST,
@@ -138,6 +140,97 @@ export class RegistryService {
     } finally {
       release();
     }
+  }
+
+  /** Sends the blobs the repository lacks (HEAD first; a mount where another repository has one). */
+  private async sendBlobs(
+    registry: RegistryConnection,
+    repository: string,
+    blobs: PushBlob[],
+  ): Promise<PushResult['layers']> {
+    const layers: PushResult['layers'] = [];
+    for (const blob of blobs) {
+      const present = await registry.hasBlob(repository, blob.digest);
+      const mounted = !present && (await this.mount(registry, repository, blob.digest));
+      if (!present && !mounted) await registry.uploadBlob(repository, blob.digest, blob.size, blob.open);
+      layers.push({
+        digest: blob.digest,
+        size: blob.size,
+        uploaded: !present && !mounted,
+        ...(mounted ? { mounted } : {}),
+      });
+    }
+    this.deps.locations?.add(
+      registry.registry,
+      repository,
+      blobs.map((b) => b.digest),
+    );
+    return layers;
+  }
+
+  /**
+   * A Podman checkpoint image (`podman container checkpoint --create-image`'s format): a plain OCI image whose one
+   * layer holds the checkpoint's files at its root, as `--format podman` exports them, and Podman's and CRI-O's
+   * annotations; `podman container restore IMAGE` restores it.
+   */
+  private async pushPodmanImage(
+    checkpoint: Checkpoint,
+    registry: RegistryConnection,
+    reference: RegistryReference,
+    tag: string,
+  ): Promise<PushResult> {
+    const { repository } = reference;
+    const manifestOf = await this.deps.checkpoints.completeManifest(checkpoint.id);
+    const open = async () =>
+      (await this.deps.archives.export(checkpoint.id, 'none', { format: 'podman' })).stream;
+    const layer = await digestStream(await open());
+    const config = Buffer.from(
+      JSON.stringify({
+        created: checkpoint.createdAt,
+        architecture: OCI_ARCHITECTURES[manifestOf.source.arch] ?? manifestOf.source.arch,
+        os: 'linux',
+        rootfs: { type: 'layers', diff_ids: [layer.digest] },
+        config: {},
+      }),
+    );
+    const configDigest = digestOf(config);
+    const blobs: PushBlob[] = [
+      {
+        mediaType: OciMediaType.IMAGE_CONFIG,
+        digest: configDigest,
+        size: config.length,
+        open: async () => Readable.from([config]),
+      },
+      { mediaType: OciMediaType.IMAGE_LAYER, ...layer, open },
+    ];
+    const layers = await this.sendBlobs(registry, repository, blobs);
+    const name = manifestOf.container.name;
+    const manifest: OciManifest = {
+      schemaVersion: 2,
+      mediaType: OciMediaType.MANIFEST,
+      config: { mediaType: OciMediaType.IMAGE_CONFIG, digest: configDigest, size: config.length },
+      layers: [{ mediaType: OciMediaType.IMAGE_LAYER, ...layer }],
+      annotations: {
+        [OciAnnotation.CREATED]: checkpoint.createdAt,
+        [PodmanCheckpointAnnotation.NAME]: name,
+        [PodmanCheckpointAnnotation.CRIO_NAME]: name,
+        [PodmanCheckpointAnnotation.RAW_IMAGE_NAME]: manifestOf.image.ref,
+        [PodmanCheckpointAnnotation.ROOTFS_IMAGE_NAME]: manifestOf.image.ref,
+        [PodmanCheckpointAnnotation.ROOTFS_IMAGE_ID]: manifestOf.image.id.replace(/^sha256:/, ''),
+        [PodmanCheckpointAnnotation.CRIU_VERSION]: manifestOf.source.criuVersion,
+        [PodmanCheckpointAnnotation.RUNTIME_NAME]: CHECKPOINT_RUNTIME,
+        [PodmanCheckpointAnnotation.HOST_ARCH]:
+          OCI_ARCHITECTURES[manifestOf.source.arch] ?? manifestOf.source.arch,
+        [PodmanCheckpointAnnotation.HOST_KERNEL]: manifestOf.source.kernel,
+      },
+    };
+    const digest = await registry.putManifest(repository, tag, Buffer.from(JSON.stringify(manifest)));
+    return {
+      reference: formatReference({ ...reference, tag }),
+      digest,
+      layers,
+      uploadedBytes: layers.filter((l) => l.uploaded).reduce((n, l) => n + l.size, 0),
+    };
   }
 
   /**
@@ -202,13 +295,15 @@ export class RegistryService {
       repository,
       reference.digest ?? reference.tag ?? DEFAULT_TAG,
     );
-    const manifest = parseManifest(name, bytes);
-    const total = manifest.layers.reduce((n, l) => n + l.size, 0);
+    const oci = parseOciManifest(name, bytes);
+    const total = oci.layers.reduce((n, l) => n + l.size, 0);
     if (total > this.deps.maxImportBytes)
       throw new RegistryArtifactInvalidError(
         name,
         `its layers claim ${total} bytes, over the allowed ${this.deps.maxImportBytes} (CRYO_MAX_IMPORT_BYTES)`,
       );
+    if (isPodmanCheckpointImage(oci)) return this.pullPodmanImage(registry, repository, name, oci);
+    const manifest = requireCryoArtifact(name, oci);
     const config = await this.readConfig(registry, repository, manifest.config, name);
     // The same checkpoint is here already (its container, name and time); another of that name is a conflict.
     const here = this.deps.catalog.findByName(config.container.id, config.checkpoint.name);
@@ -263,6 +358,32 @@ export class RegistryService {
     }
   }
 
+  /**
+   * A Podman checkpoint image (`podman container checkpoint --create-image`, or cryo's `--format podman`): its one
+   * layer is a Podman archive, imported as one (and restored into Docker); its digest checked before it is published.
+   */
+  private async pullPodmanImage(
+    registry: RegistryConnection,
+    repository: string,
+    name: string,
+    manifest: OciManifest,
+  ): Promise<{ checkpoint: Checkpoint; pulled: boolean }> {
+    const [layer, ...more] = manifest.layers;
+    if (!layer || more.length > 0)
+      throw new RegistryArtifactInvalidError(
+        name,
+        `a Podman checkpoint image has one layer, not ${manifest.layers.length}`,
+      );
+    if (!PODMAN_LAYER_TYPES.includes(layer.mediaType))
+      throw new RegistryArtifactInvalidError(name, `its layer is of type ${layer.mediaType}`);
+    const checked = checkingDigest(name, layer.digest, layer.size);
+    const blob = await registry.getBlob(repository, layer.digest);
+    blob.on('error', (err) => checked.destroy(err));
+    const checkpoint = await this.deps.archives.import(blob.pipe(checked), undefined, () => checked.verify());
+    this.deps.locations?.add(registry.registry, repository, [manifest.config.digest, layer.digest]);
+    return { checkpoint, pulled: true };
+  }
+
   private async opening(layer: OciDescriptor, name: string): Promise<LayerOpening> {
     if (!this.deps.encryption)
       throw new RegistryDecryptionFailedError('it is encrypted, and no decryption key is configured', name);
@@ -310,7 +431,23 @@ function naming(err: unknown, reference: string): unknown {
 }
 
 /** The manifest, refused unless it is a checkpoint of cryo's as cryo pushes them. */
-function parseManifest(name: string, bytes: Buffer): OciManifest {
+/** The layer types of Podman's checkpoint images: the archive, plain or compressed (the import detects which). */
+const PODMAN_LAYER_TYPES: string[] = [
+  OciMediaType.IMAGE_LAYER,
+  `${OciMediaType.IMAGE_LAYER}+gzip`,
+  `${OciMediaType.IMAGE_LAYER}+zstd`,
+];
+
+/** Podman's checkpoint image: a plain OCI image (no artifact type) that Podman's annotations name a checkpoint. */
+function isPodmanCheckpointImage(manifest: OciManifest): boolean {
+  return (
+    manifest.artifactType === undefined &&
+    manifest.config.mediaType === OciMediaType.IMAGE_CONFIG &&
+    manifest.annotations?.[PodmanCheckpointAnnotation.NAME] !== undefined
+  );
+}
+
+function parseOciManifest(name: string, bytes: Buffer): OciManifest {
   let json: unknown;
   try {
     json = JSON.parse(bytes.toString('utf8'));
@@ -323,7 +460,10 @@ function parseManifest(name: string, bytes: Buffer): OciManifest {
       name,
       `its manifest: ${parsed.error.issues[0]?.message ?? 'invalid'}`,
     );
-  const manifest = parsed.data;
+  return parsed.data;
+}
+
+function requireCryoArtifact(name: string, manifest: OciManifest): OciManifest {
   if (manifest.artifactType !== OciMediaType.CHECKPOINT || manifest.config.mediaType !== OciMediaType.CONFIG)
     throw new RegistryArtifactInvalidError(
       name,
