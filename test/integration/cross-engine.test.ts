@@ -307,3 +307,27 @@ test('a Podman checkpoint image (`--create-image`, pushed by podman) is pulled b
   await sleep(500);
   t.true((await readCounter(target)).count > after.count);
 });
+
+test('what Podman cannot restore yet is refused before a byte is written: a checkpoint with a volume', async (t) => {
+  const { cryo, containers } = t.context;
+  const name = containers.uniqueName('volume-to-podman');
+  const volume = `${name}-data`;
+  t.teardown(() => execa('docker', ['volume', 'rm', '-f', volume], { reject: false }));
+  await containers.run({ image: NODE_IMAGE, name, publish: 8080, volumes: [`${volume}:/data`] });
+  await counterAtLeast(name, 3);
+  const created = await cryo.api<Checkpoint>('POST', `/v1/containers/${name}/checkpoints`, {
+    name: 'with-volume',
+    leaveRunning: true,
+  });
+  t.is(created.status, 201, JSON.stringify(created.body));
+  const refused = await cryo.api<ErrorBody>(
+    'GET',
+    `/v1/checkpoints/${created.body.id}/archive?format=podman`,
+  );
+  t.is(refused.status, 409);
+  t.is(refused.body.code, ErrorCode.CROSS_ENGINE_UNSUPPORTED);
+  t.regex(refused.body.message, /\/data/);
+  t.truthy(refused.body.hint);
+  // cryo's own archive of it is as it was.
+  t.true((await cryo.download(created.body.id)).length > 0);
+});

@@ -6,9 +6,11 @@ import { CriuForeignImages } from '../../src/adapters/criu/criu-foreign-images.j
 import { externalNetnsImage, rootNetnsId } from '../../src/adapters/criu/netns-image.js';
 import { CRIU_CONFIG_ANNOTATION, CROSS_ENGINE_CRIU_CONFIG } from '../../src/domain/cross-engine.js';
 import { LABEL_SOURCE_ENGINE } from '../../src/domain/labels.js';
+import type { Manifest } from '../../src/domain/manifest.js';
 import {
   configDump,
   dockerConfigFromPodman,
+  notPortableToPodman,
   portableSpec,
 } from '../../src/services/support/engine-configs.js';
 
@@ -154,4 +156,17 @@ test('the images of a Podman checkpoint: its external netns image goes, and the 
   await t.throwsAsync(() => access(path.join(dir, 'netns-10.img')));
   const binds = await foreign.podmanBindFiles();
   t.is(await readFile(binds['/run/.containerenv']!, 'utf8'), '');
+});
+
+test("what does not cross to Podman: volumes, bind mounts, another container's network", (t) => {
+  const manifest = (mounts: { type: string; destination: string }[]) =>
+    ({ mounts: mounts.map((m) => ({ ...m, readOnly: false, included: false })) }) as unknown as Manifest;
+  t.is(notPortableToPodman(manifest([{ type: 'tmpfs', destination: '/run' }]), INSPECT), undefined);
+  t.regex(notPortableToPodman(manifest([{ type: 'volume', destination: '/data' }]), INSPECT)!.what, /\/data/);
+  t.regex(
+    notPortableToPodman(manifest([{ type: 'bind', destination: '/etc/app.conf' }]), INSPECT)!.what,
+    /app\.conf/,
+  );
+  const shared = { ...INSPECT, HostConfig: { NetworkMode: 'container:db' } };
+  t.regex(notPortableToPodman(manifest([]), shared)!.what, /container:db/);
 });

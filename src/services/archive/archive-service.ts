@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline, Transform, type Readable } from 'node:stream';
 import type {
@@ -11,6 +12,7 @@ import {
   ArchiveInvalidError,
   CheckpointNameInUseError,
   CheckpointNotExportableError,
+  CrossEngineUnsupportedError,
 } from '../../domain/errors/index.js';
 import {
   CHECKPOINT_IMAGES_DIR,
@@ -21,6 +23,8 @@ import {
   CRIU_INVENTORY,
 } from '../../domain/layout.js';
 import { recordChain } from '../checkpoint/record-chain.js';
+import { readManifest } from '../checkpoint/manifest.js';
+import { notPortableToPodman } from '../support/engine-configs.js';
 import { adoptPodmanArchive } from './adopt-podman-archive.js';
 import type { Manifest } from '../../domain/manifest.js';
 import type { ArchiveCodec } from '../ports/archive-codec.js';
@@ -94,6 +98,7 @@ export class ArchiveService {
     const { checkpoint, dir, release } = this.deps.checkpoints.retain(id);
     let discard: (() => Promise<void>) | undefined;
     try {
+      if (options.format === 'podman') await requirePortableToPodman(dir);
       let from = dir;
       let manifest: Manifest;
       if (checkpoint.chain?.parent !== undefined && !options.level) {
@@ -272,6 +277,14 @@ export class ArchiveService {
     const level = await recordChain({ chain, store, id, parent }, dir, 'attach');
     return { ...level.chain, ownBytes: await level.own() };
   }
+}
+
+/** What Podman cannot restore of a Docker checkpoint yet, refused before a byte is written. */
+async function requirePortableToPodman(dir: string): Promise<void> {
+  const manifest = await readManifest(dir);
+  const docker = JSON.parse(await readFile(path.join(dir, DOCKER_CONFIG), 'utf8')) as unknown;
+  const why = notPortableToPodman(manifest, docker);
+  if (why) throw new CrossEngineUnsupportedError(why.what, why.hint);
 }
 
 /** Passes `size` bytes through and fails on any other count (pipeline then ends the source with it). */

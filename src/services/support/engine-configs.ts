@@ -1,6 +1,7 @@
 import { constants } from 'node:os';
 import { CRIU_CONFIG_ANNOTATION, CROSS_ENGINE_CRIU_CONFIG } from '../../domain/cross-engine.js';
 import { LABEL_SOURCE_ENGINE } from '../../domain/labels.js';
+import type { Manifest } from '../../domain/manifest.js';
 
 /**
  * The engine-neutral files of a checkpoint that other tools read: config.dump in the shape of Podman's
@@ -228,4 +229,27 @@ export function dockerConfigFromPodman(
     NetworkSettings: {},
     Mounts: [],
   };
+}
+
+/**
+ * Why Podman cannot restore this Docker checkpoint yet, or undefined: its volumes and bind mounts (the spec names
+ * Docker's paths) and a `container:` network (a Podman container of that name is not there).
+ */
+export function notPortableToPodman(
+  manifest: Manifest,
+  inspect: unknown,
+): { what: string; hint: string } | undefined {
+  const mounts = manifest.mounts.filter((m) => m.type === 'volume' || m.type === 'bind');
+  if (mounts.length > 0)
+    return {
+      what: `a container with volumes or bind mounts (${mounts.map((m) => m.destination).join(', ')})`,
+      hint: 'checkpoint a container without them for Podman, or restore it into Docker (format cryo)',
+    };
+  const mode = (inspect as DockerInspect).HostConfig?.NetworkMode ?? '';
+  if (mode.startsWith('container:'))
+    return {
+      what: `a container on another container's network (${mode})`,
+      hint: 'checkpoint a container with a network of its own, or on the host network',
+    };
+  return undefined;
 }
