@@ -10,6 +10,7 @@ import { TestCryo, type TestCryoOptions } from '../../harness/cryo.js';
 import { BUSYBOX_IMAGE, NODE_IMAGE, REDIS_IMAGE } from '../../harness/prerequisites.js';
 import { bringUpSecondHost, SecondHost } from '../../harness/second-host.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
+import { eventually } from '../../harness/eventually.js';
 
 const test = cryoSuite();
 
@@ -219,12 +220,19 @@ test.serial(
       );
       t.true(lines.length > 25, `${file} goes on past what A wrote before the migration`);
     }
-    // The marker of the seed's time was removed on A before the freeze: it must not come back on B.
-    const [listed, tail] = (
-      await onB(['exec', name, 'sh', '-c', 'ls /data | grep marker-; echo; tail -n 1 /data/log'])
-    ).stdout.split('\n\n');
-    const markers = listed!.trim().split('\n');
-    const last = Number(tail);
+    // The marker of the seed's time was removed on A before the freeze: it must not come back on B. A listing
+    // that races the workload's touch and rm (readdir is no snapshot) may see no marker at all: read again.
+    const { markers, last } = await eventually(
+      async () => {
+        const out = (
+          await onB(['exec', name, 'sh', '-c', 'ls /data | grep marker-; echo; tail -n 1 /data/log'])
+        ).stdout;
+        const [listed, tail] = out.split('\n\n');
+        const read = { markers: (listed ?? '').trim().split('\n').filter(Boolean), last: Number(tail) };
+        return read.markers.length > 0 && Number.isInteger(read.last) ? read : undefined;
+      },
+      { what: `a marker and the count in ${name} on B`, timeoutMs: 5_000, intervalMs: 100 },
+    );
     t.true(
       markers.every((m) => Number(m.slice('marker-'.length)) >= last - 3),
       `only the newest marker is there: ${markers.join(' ')} (count ${last})`,
