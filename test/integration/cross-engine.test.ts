@@ -14,7 +14,8 @@ import {
   CROSS_ENGINE_CRIU_OPTIONS,
 } from '../../src/domain/cross-engine.js';
 import { counterAtLeast, readCounter, sleep, type CounterReading } from '../../harness/containers.js';
-import { cryoSuite } from '../../harness/cryo-suite.js';
+import type { ExecutionContext } from 'ava';
+import { cryoSuite, type CryoSuiteContext } from '../../harness/cryo-suite.js';
 import { eventually } from '../../harness/eventually.js';
 import { LABEL_SOURCE_ENGINE } from '../../src/domain/labels.js';
 import { NODE_IMAGE } from '../../harness/prerequisites.js';
@@ -121,20 +122,8 @@ test('a counter checkpointed by cryo on Docker is restored by `podman container 
 
   const state = await execa(PODMAN, ['inspect', '--format', '{{.State.Status}} {{.State.Restored}}', name]);
   t.is(state.stdout.trim(), 'running true');
-  const after = await eventually(() => podmanCounter(name).catch(() => undefined), {
-    what: `the counter of the Podman container ${name}`,
-    timeoutMs: 15_000,
-    intervalMs: 200,
-  });
-  t.is(after.bootId, before.bootId, 'the same process, restored, not the workload started again');
+  const { after, later } = await countsOnInPodman(t, name, before);
   t.is(after.pid, before.pid);
-  t.true(
-    after.count >= before.count,
-    `restored at ${after.count}, read ${before.count} before the checkpoint`,
-  );
-  await sleep(500);
-  const later = await podmanCounter(name);
-  t.true(later.count > after.count, 'it counts on under Podman');
   // The counter's file came over in rootfs-diff.tar and the process goes on appending to it.
   const last = await execa(PODMAN, [
     'exec',
@@ -185,15 +174,7 @@ test('a counter checkpointed by `podman container checkpoint --export` is import
   t.is(imported.status, 201, JSON.stringify(imported.body));
   t.is(imported.body.container?.name, name);
   const target = containers.uniqueName('from-podman-in-docker');
-  const restored = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${imported.body.id}/restore`, {
-    name: target,
-  });
-  t.is(restored.status, 201, JSON.stringify(restored.body));
-  const after = await readCounter(target);
-  t.is(after.bootId, before.bootId, 'the same process, restored, not the workload started again');
-  t.true(after.count >= before.count, `restored at ${after.count}, read ${before.count} under Podman`);
-  await sleep(500);
-  t.true((await readCounter(target)).count > after.count, 'it counts on under Docker, on its published port');
+  await countsOnInDocker(t, imported.body.id, target, before);
   const { stdout } = await execa('docker', [
     'inspect',
     '--format',
@@ -202,6 +183,50 @@ test('a counter checkpointed by `podman container checkpoint --export` is import
   ]);
   t.is(stdout.trim(), 'podman');
 });
+
+/** The counter of a container Podman restored goes on from `before`: the same process, counting on. */
+async function countsOnInPodman(
+  t: ExecutionContext,
+  name: string,
+  before: CounterReading,
+): Promise<{ after: CounterReading; later: CounterReading }> {
+  const after = await eventually(() => podmanCounter(name).catch(() => undefined), {
+    what: `the counter of the Podman container ${name}`,
+    timeoutMs: 15_000,
+    intervalMs: 200,
+  });
+  t.is(after.bootId, before.bootId, 'the same process, restored, not the workload started again');
+  t.true(
+    after.count >= before.count,
+    `restored at ${after.count}, read ${before.count} before the checkpoint`,
+  );
+  await sleep(500);
+  const later = await podmanCounter(name);
+  t.true(later.count > after.count, 'it counts on under Podman');
+  return { after, later };
+}
+
+/** cryo restores the checkpoint into a new Docker container, `target`, whose counter goes on from `before`. */
+async function countsOnInDocker(
+  t: ExecutionContext<CryoSuiteContext>,
+  checkpointId: string,
+  target: string,
+  before: CounterReading,
+): Promise<void> {
+  const restored = await t.context.cryo.api<RestoreResult>(
+    'POST',
+    `/v1/checkpoints/${checkpointId}/restore`,
+    {
+      name: target,
+    },
+  );
+  t.is(restored.status, 201, JSON.stringify(restored.body));
+  const after = await readCounter(target);
+  t.is(after.bootId, before.bootId, 'the same process, restored, not the workload started again');
+  t.true(after.count >= before.count, `restored at ${after.count}, read ${before.count} under Podman`);
+  await sleep(500);
+  t.true((await readCounter(target)).count > after.count, 'it counts on under Docker, on its published port');
+}
 
 async function zstdDecompress(archive: Buffer): Promise<Buffer> {
   const { stdout } = await execa('zstd', ['-d', '-c'], { input: archive, encoding: 'buffer' });
@@ -248,15 +273,7 @@ test('a Docker checkpoint pushed as a Podman checkpoint image is pulled and rest
   await execa(PODMAN, ['pull', '-q', '--tls-verify=false', reference]);
   const restored = await execa(PODMAN, ['container', 'restore', reference], { reject: false, all: true });
   t.is(restored.exitCode, 0, restored.all);
-  const after = await eventually(() => podmanCounter(name).catch(() => undefined), {
-    what: `the counter of the Podman container ${name}`,
-    timeoutMs: 15_000,
-    intervalMs: 200,
-  });
-  t.is(after.bootId, before.bootId, 'the same process, restored from the image');
-  t.true(after.count >= before.count);
-  await sleep(500);
-  t.true((await podmanCounter(name)).count > after.count);
+  await countsOnInPodman(t, name, before);
 
   const bad = await cryo.api<ErrorBody>('POST', `/v1/checkpoints/${created.body.id}/push`, {
     reference,
@@ -296,16 +313,7 @@ test('a Podman checkpoint image (`--create-image`, pushed by podman) is pulled b
   const pulled = await cryo.api<Checkpoint>('POST', '/v1/checkpoints/pull', { reference });
   t.is(pulled.status, 201, JSON.stringify(pulled.body));
   t.is(pulled.body.container?.name, name);
-  const target = containers.uniqueName('podman-image-in-docker');
-  const restored = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${pulled.body.id}/restore`, {
-    name: target,
-  });
-  t.is(restored.status, 201, JSON.stringify(restored.body));
-  const after = await readCounter(target);
-  t.is(after.bootId, before.bootId, 'the same process, from the image Podman made');
-  t.true(after.count >= before.count);
-  await sleep(500);
-  t.true((await readCounter(target)).count > after.count);
+  await countsOnInDocker(t, pulled.body.id, containers.uniqueName('podman-image-in-docker'), before);
 });
 
 test('what Podman cannot restore yet is refused before a byte is written: a checkpoint with a volume', async (t) => {

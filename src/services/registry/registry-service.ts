@@ -1,11 +1,6 @@
 import { Readable } from 'node:stream';
 import type { ArchiveFormat, Checkpoint } from '../../domain/checkpoint.js';
 import {
-  CHECKPOINT_RUNTIME,
-  OCI_ARCHITECTURES,
-  PodmanCheckpointAnnotation,
-} from '../../domain/cross-engine.js';
-import {
   ArchiveInvalidError,
   CheckpointNotExportableError,
   CrossEngineUnsupportedError,
@@ -31,6 +26,11 @@ import type { BlobLocations, RegistryConnection, RegistryConnector } from '../po
 import type { Logger } from '../ports/logger.js';
 import { checkingDigest, digestOf, digestStream } from '../support/digest.js';
 import { levelsOf } from '../checkpoint/chain.js';
+import {
+  isPodmanCheckpointImage,
+  podmanCheckpointImage,
+  podmanLayerProblem,
+} from './podman-checkpoint-image.js';
 
 export interface RegistryServiceDeps {
   checkpoints: CheckpointService;
@@ -130,13 +130,7 @@ export class RegistryService {
           ...(checkpoint.container ? { [OciAnnotation.CONTAINER_NAME]: checkpoint.container.name } : {}),
         },
       };
-      const digest = await registry.putManifest(repository, tag, Buffer.from(JSON.stringify(manifest)));
-      return {
-        reference: formatReference({ ...reference, tag }),
-        digest,
-        layers,
-        uploadedBytes: layers.filter((l) => l.uploaded).reduce((n, l) => n + l.size, 0),
-      };
+      return await this.putManifest(registry, reference, tag, manifest, layers);
     } finally {
       release();
     }
@@ -184,47 +178,28 @@ export class RegistryService {
     const open = async () =>
       (await this.deps.archives.export(checkpoint.id, 'none', { format: 'podman' })).stream;
     const layer = await digestStream(await open());
-    const config = Buffer.from(
-      JSON.stringify({
-        created: checkpoint.createdAt,
-        architecture: OCI_ARCHITECTURES[manifestOf.source.arch] ?? manifestOf.source.arch,
-        os: 'linux',
-        rootfs: { type: 'layers', diff_ids: [layer.digest] },
-        config: {},
-      }),
-    );
-    const configDigest = digestOf(config);
+    const image = podmanCheckpointImage(manifestOf, checkpoint.createdAt, layer);
     const blobs: PushBlob[] = [
-      {
-        mediaType: OciMediaType.IMAGE_CONFIG,
-        digest: configDigest,
-        size: config.length,
-        open: async () => Readable.from([config]),
-      },
-      { mediaType: OciMediaType.IMAGE_LAYER, ...layer, open },
+      { ...image.manifest.config, open: async () => Readable.from([image.config]) },
+      { ...image.manifest.layers[0]!, open },
     ];
     const layers = await this.sendBlobs(registry, repository, blobs);
-    const name = manifestOf.container.name;
-    const manifest: OciManifest = {
-      schemaVersion: 2,
-      mediaType: OciMediaType.MANIFEST,
-      config: { mediaType: OciMediaType.IMAGE_CONFIG, digest: configDigest, size: config.length },
-      layers: [{ mediaType: OciMediaType.IMAGE_LAYER, ...layer }],
-      annotations: {
-        [OciAnnotation.CREATED]: checkpoint.createdAt,
-        [PodmanCheckpointAnnotation.NAME]: name,
-        [PodmanCheckpointAnnotation.CRIO_NAME]: name,
-        [PodmanCheckpointAnnotation.RAW_IMAGE_NAME]: manifestOf.image.ref,
-        [PodmanCheckpointAnnotation.ROOTFS_IMAGE_NAME]: manifestOf.image.ref,
-        [PodmanCheckpointAnnotation.ROOTFS_IMAGE_ID]: manifestOf.image.id.replace(/^sha256:/, ''),
-        [PodmanCheckpointAnnotation.CRIU_VERSION]: manifestOf.source.criuVersion,
-        [PodmanCheckpointAnnotation.RUNTIME_NAME]: CHECKPOINT_RUNTIME,
-        [PodmanCheckpointAnnotation.HOST_ARCH]:
-          OCI_ARCHITECTURES[manifestOf.source.arch] ?? manifestOf.source.arch,
-        [PodmanCheckpointAnnotation.HOST_KERNEL]: manifestOf.source.kernel,
-      },
-    };
-    const digest = await registry.putManifest(repository, tag, Buffer.from(JSON.stringify(manifest)));
+    return this.putManifest(registry, reference, tag, image.manifest, layers);
+  }
+
+  /** The manifest, once its blobs are there: what the push answers. */
+  private async putManifest(
+    registry: RegistryConnection,
+    reference: RegistryReference,
+    tag: string,
+    manifest: OciManifest,
+    layers: PushResult['layers'],
+  ): Promise<PushResult> {
+    const digest = await registry.putManifest(
+      reference.repository,
+      tag,
+      Buffer.from(JSON.stringify(manifest)),
+    );
     return {
       reference: formatReference({ ...reference, tag }),
       digest,
@@ -368,14 +343,9 @@ export class RegistryService {
     name: string,
     manifest: OciManifest,
   ): Promise<{ checkpoint: Checkpoint; pulled: boolean }> {
-    const [layer, ...more] = manifest.layers;
-    if (!layer || more.length > 0)
-      throw new RegistryArtifactInvalidError(
-        name,
-        `a Podman checkpoint image has one layer, not ${manifest.layers.length}`,
-      );
-    if (!PODMAN_LAYER_TYPES.includes(layer.mediaType))
-      throw new RegistryArtifactInvalidError(name, `its layer is of type ${layer.mediaType}`);
+    const problem = podmanLayerProblem(manifest);
+    if (problem) throw new RegistryArtifactInvalidError(name, problem);
+    const layer = manifest.layers[0]!;
     const checked = checkingDigest(name, layer.digest, layer.size);
     const blob = await registry.getBlob(repository, layer.digest);
     blob.on('error', (err) => checked.destroy(err));
@@ -431,22 +401,6 @@ function naming(err: unknown, reference: string): unknown {
 }
 
 /** The manifest, refused unless it is a checkpoint of cryo's as cryo pushes them. */
-/** The layer types of Podman's checkpoint images: the archive, plain or compressed (the import detects which). */
-const PODMAN_LAYER_TYPES: string[] = [
-  OciMediaType.IMAGE_LAYER,
-  `${OciMediaType.IMAGE_LAYER}+gzip`,
-  `${OciMediaType.IMAGE_LAYER}+zstd`,
-];
-
-/** Podman's checkpoint image: a plain OCI image (no artifact type) that Podman's annotations name a checkpoint. */
-function isPodmanCheckpointImage(manifest: OciManifest): boolean {
-  return (
-    manifest.artifactType === undefined &&
-    manifest.config.mediaType === OciMediaType.IMAGE_CONFIG &&
-    manifest.annotations?.[PodmanCheckpointAnnotation.NAME] !== undefined
-  );
-}
-
 function parseOciManifest(name: string, bytes: Buffer): OciManifest {
   let json: unknown;
   try {
