@@ -21,12 +21,16 @@ SMOKE=(test/integration/checkpoint-restore.test.ts test/integration/cryo-runtime
   test/integration/archives.test.ts test/integration/migrations.test.ts test/integration/crash-recovery.test.ts)
 
 npm run build || exit 1
+# Each leg's output is kept, so that the end of the run repeats what failed: CI shows only the tail of a long run.
+logs=$(mktemp -d /tmp/cryo-matrix.XXXXXX)
 legs=${MATRIX_LEGS:-host 28 28-ctrd 26 26-ctrd podman-5.8}
 status=0
 summary=()
+failed=()
 for leg in $legs; do
   started=$(date +%s)
   printf '\n######## engine %s ########\n' "$leg"
+  {
   case "$leg" in
     host) npx ava ;;
     28) "$here/with-engine.sh" 28 -- npx ava "${ENGINE_SUITE[@]}" ;;
@@ -38,10 +42,18 @@ for leg in $legs; do
       CRYO_TEST_PODMAN=/opt/cryo/podman-5.8/bin/podman npx ava test/integration/cross-engine.test.ts ;;
     *) echo "unknown leg $leg" >&2; false ;;
   esac
-  rc=$?
-  [ "$rc" -eq 0 ] || { [ "$status" -ne 0 ] || status=$rc; }
+  } 2>&1 | tee "$logs/$leg.log"
+  rc=${PIPESTATUS[0]}
+  [ "$rc" -eq 0 ] || { [ "$status" -ne 0 ] || status=$rc; failed+=("$leg"); }
   summary+=("$(printf '%-8s %s in %d s' "$leg" "$([ "$rc" -eq 0 ] && echo passed || echo FAILED)" $(($(date +%s) - started)))")
 done
 printf '\n######## engine matrix ########\n'
 printf '%s\n' "${summary[@]}"
+for leg in "${failed[@]}"; do
+  printf '\n######## what failed on %s ########\n' "$leg"
+  grep -n '✘' "$logs/$leg.log" | head -40
+  # ava ends a failing run with each failure's assertion, values and stack.
+  tail -n 150 "$logs/$leg.log"
+done
+rm -rf "$logs"
 exit "$status"
