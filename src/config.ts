@@ -31,7 +31,18 @@ export const ConfigSchema = z.object({
   listen: ListenSchema.default(DEFAULT_LISTEN),
   dataDir: z.string().min(1).default(DEFAULT_DATA_DIR),
   token: z.string().min(16, 'CRYO_TOKEN must be at least 16 characters').optional(),
+  engine: z
+    .enum(['docker', 'podman'])
+    .default('docker')
+    .describe(
+      "the engine whose containers cryo manages: dockerd, or Podman's service (podman system service)",
+    ),
   dockerSocket: z.string().min(1).default('/var/run/docker.sock'),
+  podmanSocket: z
+    .string()
+    .min(1)
+    .default('/run/podman/podman.sock')
+    .describe("Podman's API socket, with CRYO_ENGINE=podman"),
   containerdSocket: z.string().min(1).optional(),
   dockerExecRoot: z.string().min(1).default('/var/run/docker'),
   runc: z.string().min(1).default('runc').describe("the runc that dockerd's containers run under"),
@@ -158,7 +169,9 @@ export function loadConfig(
     listen: env.CRYO_LISTEN,
     dataDir: env.CRYO_DATA_DIR,
     token: env.CRYO_TOKEN,
+    engine: env.CRYO_ENGINE,
     dockerSocket: env.CRYO_DOCKER_SOCKET ?? dockerSocketFromHost(env.DOCKER_HOST),
+    podmanSocket: env.CRYO_PODMAN_SOCKET,
     containerdSocket: env.CRYO_CONTAINERD_SOCKET,
     dockerExecRoot: env.CRYO_DOCKER_EXEC_ROOT,
     runc: env.CRYO_RUNC,

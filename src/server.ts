@@ -10,6 +10,8 @@ import type { FastifyInstance } from 'fastify';
 import { CriuCheckpointEngine } from './adapters/criu/criu-checkpoint-engine.js';
 import { DockerClient } from './adapters/docker/docker-client.js';
 import { DockerContainerRuntime } from './adapters/docker/docker-container-runtime.js';
+import { LibpodClient } from './adapters/podman/libpod-client.js';
+import { PodmanContainerRuntime } from './adapters/podman/podman-container-runtime.js';
 import { ContainerdCtl } from './adapters/docker/containerd-ctl.js';
 import { OverlayRootfsChanges } from './adapters/docker/overlay-rootfs-changes.js';
 import { FsImageStore } from './adapters/store/fs-image-store.js';
@@ -58,18 +60,30 @@ async function serve(config: Config, lock: DataDirLock): Promise<Server> {
   const store = new FsImageStore(config.dataDir);
   await store.init();
   const log = createLogger(config.logLevel);
-  const docker = new DockerClient(config.dockerSocket, config.dockerTimeoutMs);
+  const podman = config.engine === 'podman';
+  // Podman's Docker-compatible API serves the life cycle and images; libpod's own, its checkpoints and restores.
+  const docker = new DockerClient(podman ? config.podmanSocket : config.dockerSocket, config.dockerTimeoutMs);
   const commands = { ms: config.commandTimeoutMs, setting: DEADLINES.command.setting };
   const journal = new SqliteHostJournal(db);
-  const runtime = new DockerContainerRuntime(docker, journal, {
-    execRoot: config.dockerExecRoot,
-    runc: config.runc,
-    runtimeStateDir: config.runtimeStateDir,
-    lazyDumpTimeoutMs: config.lazyDumpTimeoutMs,
-    log,
-    commandDeadline: commands,
-    ...(config.containerdSocket ? { containerdSocket: config.containerdSocket } : {}),
-  });
+  const runtime = podman
+    ? new PodmanContainerRuntime(
+        docker,
+        new LibpodClient(config.podmanSocket, config.dockerTimeoutMs),
+        journal,
+        {
+          runtimeStateDir: config.runtimeStateDir,
+          log,
+        },
+      )
+    : new DockerContainerRuntime(docker, journal, {
+        execRoot: config.dockerExecRoot,
+        runc: config.runc,
+        runtimeStateDir: config.runtimeStateDir,
+        lazyDumpTimeoutMs: config.lazyDumpTimeoutMs,
+        log,
+        commandDeadline: commands,
+        ...(config.containerdSocket ? { containerdSocket: config.containerdSocket } : {}),
+      });
   const metrics = new PromMetrics({
     storedBytes: () => services.catalog.list().reduce((sum, c) => sum + c.sizeBytes, 0),
     checkpoints: () => services.catalog.ids().size,

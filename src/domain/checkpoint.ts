@@ -23,9 +23,11 @@ export const CheckpointStatsSchema = z.object({
   pagesScanned: z.number().optional(),
   pagesWritten: z.number().optional(),
   path: z
-    .enum(['runc', 'docker'])
+    .enum(['runc', 'docker', 'podman'])
     .optional()
-    .describe("how the container was dumped: straight through runc, or through Docker's checkpoint API"),
+    .describe(
+      "how the container was dumped: straight through runc, or through Docker's or Podman's checkpoint API",
+    ),
 });
 export type CheckpointStats = z.infer<typeof CheckpointStatsSchema>;
 

@@ -11,12 +11,17 @@ import {
   PodmanCheckpointAnnotation,
   CRIU_CONFIG_ANNOTATION,
   CROSS_ENGINE_CRIU_CONFIG,
-  CROSS_ENGINE_CRIU_OPTIONS,
 } from '../../src/domain/cross-engine.js';
 import { counterAtLeast, readCounter, sleep, type CounterReading } from '../../harness/containers.js';
 import type { ExecutionContext } from 'ava';
 import { cryoSuite, type CryoSuiteContext } from '../../harness/cryo-suite.js';
-import { eventually } from '../../harness/eventually.js';
+import {
+  PODMAN,
+  countsOnInPodman,
+  loadIntoPodman,
+  podmanCounterAtLeast,
+  requirePodman,
+} from '../../harness/podman.js';
 import { LABEL_SOURCE_ENGINE } from '../../src/domain/labels.js';
 import { NODE_IMAGE } from '../../harness/prerequisites.js';
 import { readTar, writeTar } from '../../harness/tar.js';
@@ -28,24 +33,6 @@ interface Podman {
   podman: { tmp: string; loadedImage: boolean };
 }
 
-/**
- * The Podman under test: Debian 12's 4.3 (`podman`), or forky's 5.8 from a private prefix
- * (CRYO_TEST_PODMAN=/opt/cryo/podman-5.8/bin/podman, native-scripts/install-podman-engine.sh; a leg of the matrix).
- */
-const PODMAN = process.env.CRYO_TEST_PODMAN ?? 'podman';
-
-/** Podman and the CRIU configuration that checkpoints name: setup-host.sh installs both. */
-async function requirePodman(): Promise<void> {
-  const version = await execa(PODMAN, ['version', '--format', '{{.Client.Version}}'], { reject: false });
-  if (version.exitCode !== 0)
-    throw new Error(`podman does not run (${version.stderr.trim()}); run: sudo native-scripts/setup-host.sh`);
-  const conf = await readFile(CROSS_ENGINE_CRIU_CONFIG, 'utf8').catch(() => '');
-  for (const option of CROSS_ENGINE_CRIU_OPTIONS) {
-    if (!conf.split('\n').includes(option))
-      throw new Error(`${CROSS_ENGINE_CRIU_CONFIG} lacks ${option}; run: sudo native-scripts/setup-host.sh`);
-  }
-}
-
 const test = cryoSuite<Podman>({
   serial: true,
   extra: {
@@ -53,14 +40,7 @@ const test = cryoSuite<Podman>({
       await requirePodman();
       const tmp = await mkdtemp(path.join(os.tmpdir(), 'cryo-cross-engine-'));
       // Podman's storage is its own: the image moves as `docker save | podman load` (same config digest, same id).
-      const present = await execa(PODMAN, ['image', 'exists', NODE_IMAGE], { reject: false });
-      if (present.exitCode !== 0) {
-        const archive = path.join(tmp, 'image.tar');
-        await execa('docker', ['save', '-o', archive, NODE_IMAGE]);
-        await execa(PODMAN, ['load', '-q', '-i', archive]);
-        await rm(archive);
-      }
-      return { podman: { tmp, loadedImage: present.exitCode !== 0 } };
+      return { podman: { tmp, loadedImage: await loadIntoPodman(NODE_IMAGE, tmp) } };
     },
     cleanUp: async ({ podman }) => {
       if (!podman) return;
@@ -69,18 +49,6 @@ const test = cryoSuite<Podman>({
     },
   },
 });
-
-/** The counter workload's reading, from inside a Podman container (its port is not published). */
-async function podmanCounter(name: string): Promise<CounterReading> {
-  const { stdout } = await execa(PODMAN, [
-    'exec',
-    name,
-    '/usr/bin/node',
-    '-e',
-    "fetch('http://127.0.0.1:8080/').then((r) => r.text()).then((t) => process.stdout.write(t))",
-  ]);
-  return JSON.parse(stdout) as CounterReading;
-}
 
 test('a counter checkpointed by cryo on Docker is restored by `podman container restore --import` and counts on', async (t) => {
   const { cryo, containers, podman } = t.context;
@@ -146,11 +114,7 @@ test('a counter checkpointed by `podman container checkpoint --export` is import
   const name = containers.uniqueName('from-podman');
   t.teardown(() => execa(PODMAN, ['rm', '-f', '-t', '0', name], { reject: false }));
   await execa(PODMAN, ['run', '-d', '--name', name, '-p', '127.0.0.1::8080', NODE_IMAGE]);
-  const before = await eventually(() => podmanCounter(name).then((r) => (r.count >= 10 ? r : undefined)), {
-    what: `the counter of the Podman container ${name} at 10`,
-    timeoutMs: 20_000,
-    intervalMs: 200,
-  });
+  const before = await podmanCounterAtLeast(name, 10);
   const file = path.join(podman.tmp, `${name}.tar.zst`);
   await execa(PODMAN, ['container', 'checkpoint', '--export', file, name]);
   const archive = await readFile(file);
@@ -183,28 +147,6 @@ test('a counter checkpointed by `podman container checkpoint --export` is import
   ]);
   t.is(stdout.trim(), 'podman');
 });
-
-/** The counter of a container Podman restored goes on from `before`: the same process, counting on. */
-async function countsOnInPodman(
-  t: ExecutionContext,
-  name: string,
-  before: CounterReading,
-): Promise<{ after: CounterReading; later: CounterReading }> {
-  const after = await eventually(() => podmanCounter(name).catch(() => undefined), {
-    what: `the counter of the Podman container ${name}`,
-    timeoutMs: 15_000,
-    intervalMs: 200,
-  });
-  t.is(after.bootId, before.bootId, 'the same process, restored, not the workload started again');
-  t.true(
-    after.count >= before.count,
-    `restored at ${after.count}, read ${before.count} before the checkpoint`,
-  );
-  await sleep(500);
-  const later = await podmanCounter(name);
-  t.true(later.count > after.count, 'it counts on under Podman');
-  return { after, later };
-}
 
 /** cryo restores the checkpoint into a new Docker container, `target`, whose counter goes on from `before`. */
 async function countsOnInDocker(
@@ -294,11 +236,7 @@ test('a Podman checkpoint image (`--create-image`, pushed by podman) is pulled b
     await execa(PODMAN, ['rmi', '-f', image], { reject: false });
   });
   await execa(PODMAN, ['run', '-d', '--name', name, '-p', '127.0.0.1::8080', NODE_IMAGE]);
-  const before = await eventually(() => podmanCounter(name).then((r) => (r.count >= 10 ? r : undefined)), {
-    what: `the counter of the Podman container ${name} at 10`,
-    timeoutMs: 20_000,
-    intervalMs: 200,
-  });
+  const before = await podmanCounterAtLeast(name, 10);
   await execa(PODMAN, ['container', 'checkpoint', '--create-image', image, name]);
   await execa(PODMAN, [
     'push',

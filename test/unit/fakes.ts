@@ -68,6 +68,7 @@ export class FakeRuntime implements ContainerRuntime {
 
   async version(): Promise<RuntimeVersion> {
     return {
+      engine: 'docker',
       version: '20.10.24',
       experimental: this.experimental,
       storageDriver: 'overlay2',

@@ -31,6 +31,12 @@ export function toCreateOptions(
       ...volumes.map((m) => `${m.Name!}:${m.Destination}${m.RW ? '' : ':ro'}`),
     ];
   }
+  // Podman's inspect names ulimits as the kernel does (RLIMIT_NOFILE); its create, as Docker's, wants nofile.
+  if (hostConfig.Ulimits)
+    hostConfig.Ulimits = hostConfig.Ulimits.map((u) => ({
+      ...u,
+      Name: (u.Name ?? '').replace(/^RLIMIT_/, '').toLowerCase(),
+    }));
   if (hostConfig.PortBindings) {
     // 'same': a port Docker chose (`-p 127.0.0.1::8080`) is the one it chose then, as the original ran.
     const bound = (raw.NetworkSettings?.Ports ?? {}) as Record<string, PortBinding[] | null>;

@@ -24,6 +24,7 @@ export class DockerEngineInfo implements EngineInfo {
     const cryoRuntime = Object.hasOwn(info.Runtimes ?? {}, CRYO_RUNTIME);
     const checkpointStart = majorVersion(v.Version) < FIRST_BROKEN_CHECKPOINT_START;
     return {
+      engine: 'docker',
       version: v.Version,
       experimental: Boolean((v as { Experimental?: boolean }).Experimental),
       storageDriver: info.Driver ?? 'unknown',

@@ -25,8 +25,14 @@ import type { ContainerdCtl, OverlayLayers } from './containerd-ctl.js';
 import type { DockerClient } from './docker-client.js';
 
 const KIND_DELETED = 2;
-// Docker bind-mounts these over the container's own files; they are not the workload's changes.
-const DOCKER_MANAGED = ['/etc/hostname', '/etc/hosts', '/etc/resolv.conf', '/.dockerenv'];
+// Docker (and Podman) bind-mount these over the container's own files; they are not the workload's changes.
+const DOCKER_MANAGED = [
+  '/etc/hostname',
+  '/etc/hosts',
+  '/etc/resolv.conf',
+  '/.dockerenv',
+  '/run/.containerenv',
+];
 
 interface Change {
   Path: string;
@@ -179,7 +185,8 @@ export class OverlayRootfsChanges implements RootfsChanges {
 
   private async layers(containerId: string, info: InspectWithDriver): Promise<OverlayLayers> {
     const { Name: driver, Data: data } = info.GraphDriver;
-    if (driver === 'overlay2' && data?.UpperDir)
+    // 'overlay': Podman's (containers/storage), the same layout as Docker's overlay2.
+    if ((driver === 'overlay2' || driver === 'overlay') && data?.UpperDir)
       return { upper: data.UpperDir, lowers: (data.LowerDir ?? '').split(':').filter(Boolean) };
     // containerd's image store: dockerd reports no layers, containerd's snapshot of the container has them.
     const layers = driver === 'overlayfs' ? await this.containerd.snapshotLayers(containerId) : undefined;

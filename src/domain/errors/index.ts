@@ -11,3 +11,4 @@ export * from './schedule.js';
 export * from './deadline.js';
 export * from './registry.js';
 export * from './cross-engine.js';
+export * from './podman.js';

@@ -28,8 +28,13 @@ export interface RuntimeVersion {
   /** Whether dockerd lists cryo's OCI runtime. */
   cryoRuntime: boolean;
   defaultRuntime: string;
-  /** How a container that cryo creates is restored; 'none' where neither path works for a container's own network. */
-  restorePath: 'cryo-runtime' | 'docker-checkpoint' | 'none';
+  /**
+   * How a container that cryo creates is restored; 'none' where neither path works for a container's own network;
+   * 'podman': Podman's own restore API.
+   */
+  restorePath: 'cryo-runtime' | 'docker-checkpoint' | 'podman' | 'none';
+  /** Which engine this is. */
+  engine: 'docker' | 'podman';
 }
 
 /** Where a page server listens for a migration's lazy pages. */
@@ -63,8 +68,8 @@ export interface CheckpointRequest {
 export interface RuntimeCheckpointResult {
   /** CRIU's own statistics, when the engine's path keeps them. */
   stats: CriuStats;
-  /** 'runc': dumped straight through the OCI runtime; 'docker': through the engine's checkpoint API. */
-  path: 'runc' | 'docker';
+  /** 'runc': dumped straight through the OCI runtime; 'docker', 'podman': through the engine's checkpoint API. */
+  path: 'runc' | 'docker' | 'podman';
   /**
    * Resolves once the engine's own view agrees with the dump (a stopped container shows as exited, its restart
    * policy is back); the images are complete before that, so the caller can store them meanwhile.

@@ -1,0 +1,132 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { ExecutionContext } from 'ava';
+import { execa } from 'execa';
+import { CROSS_ENGINE_CRIU_CONFIG, CROSS_ENGINE_CRIU_OPTIONS } from '../src/domain/cross-engine.js';
+import { sleep, type CounterReading } from './containers.js';
+import { eventually } from './eventually.js';
+
+/**
+ * The Podman under test: Debian 12's 4.3 (`podman`), or forky's 5.8 from a private prefix
+ * (CRYO_TEST_PODMAN=/opt/cryo/podman-5.8/bin/podman, native-scripts/install-podman-engine.sh; a leg of the matrix).
+ */
+export const PODMAN = process.env.CRYO_TEST_PODMAN ?? 'podman';
+
+/** Podman and the CRIU configuration that cross-engine checkpoints name: setup-host.sh installs both. */
+export async function requirePodman(): Promise<void> {
+  const version = await execa(PODMAN, ['version', '--format', '{{.Client.Version}}'], { reject: false });
+  if (version.exitCode !== 0)
+    throw new Error(`podman does not run (${version.stderr.trim()}); run: sudo native-scripts/setup-host.sh`);
+  const conf = await readFile(CROSS_ENGINE_CRIU_CONFIG, 'utf8').catch(() => '');
+  for (const option of CROSS_ENGINE_CRIU_OPTIONS) {
+    if (!conf.split('\n').includes(option))
+      throw new Error(`${CROSS_ENGINE_CRIU_CONFIG} lacks ${option}; run: sudo native-scripts/setup-host.sh`);
+  }
+}
+
+/** Puts a Docker image into Podman's storage (`docker save | podman load`: the same config digest, the same id). */
+export async function loadIntoPodman(image: string, tmp: string): Promise<boolean> {
+  const present = await execa(PODMAN, ['image', 'exists', image], { reject: false });
+  if (present.exitCode === 0) return false;
+  const archive = path.join(tmp, 'image.tar');
+  await execa('docker', ['save', '-o', archive, image]);
+  await execa(PODMAN, ['load', '-q', '-i', archive]);
+  await rm(archive);
+  return true;
+}
+
+/** `podman system service` on a socket of its own, as CRYO_ENGINE=podman talks to it. */
+export class PodmanService {
+  private constructor(
+    readonly socket: string,
+    private readonly dir: string,
+    private readonly child: ChildProcess,
+  ) {}
+
+  static async start(): Promise<PodmanService> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'cryo-podman-service-'));
+    const socket = path.join(dir, 'podman.sock');
+    const child = spawn(PODMAN, ['system', 'service', '--time=0', `unix://${socket}`], { stdio: 'ignore' });
+    const service = new PodmanService(socket, dir, child);
+    try {
+      await eventually(
+        () =>
+          access(socket).then(
+            () => true,
+            () => undefined,
+          ),
+        {
+          what: `podman system service on ${socket}`,
+          timeoutMs: 20_000,
+          intervalMs: 100,
+        },
+      );
+    } catch (err) {
+      await service.stop();
+      throw err;
+    }
+    return service;
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null) {
+      const exited = new Promise((resolve) => this.child.once('exit', resolve));
+      this.child.kill('SIGTERM');
+      await Promise.race([exited, sleep(10_000)]);
+      if (this.child.exitCode === null) this.child.kill('SIGKILL');
+    }
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The counter workload's reading, from inside a Podman container (its port need not be published). */
+export async function podmanCounter(name: string): Promise<CounterReading> {
+  const { stdout } = await execa(PODMAN, [
+    'exec',
+    name,
+    '/usr/bin/node',
+    '-e',
+    "fetch('http://127.0.0.1:8080/').then((r) => r.text()).then((t) => process.stdout.write(t))",
+  ]);
+  return JSON.parse(stdout) as CounterReading;
+}
+
+/** Waits for a Podman container's counter to reach `min`. */
+export function podmanCounterAtLeast(name: string, min: number): Promise<CounterReading> {
+  return eventually(
+    () =>
+      podmanCounter(name).then(
+        (r) => (r.count >= min ? r : undefined),
+        () => undefined,
+      ),
+    {
+      what: `the counter of the Podman container ${name} at ${min}`,
+      timeoutMs: 20_000,
+      intervalMs: 200,
+    },
+  );
+}
+
+/** The counter of a container Podman restored goes on from `before`: the same process, counting on. */
+export async function countsOnInPodman(
+  t: ExecutionContext,
+  name: string,
+  before: CounterReading,
+): Promise<{ after: CounterReading; later: CounterReading }> {
+  const after = await eventually(() => podmanCounter(name).catch(() => undefined), {
+    what: `the counter of the Podman container ${name}`,
+    timeoutMs: 15_000,
+    intervalMs: 200,
+  });
+  t.is(after.bootId, before.bootId, 'the same process, restored, not the workload started again');
+  t.true(
+    after.count >= before.count,
+    `restored at ${after.count}, read ${before.count} before the checkpoint`,
+  );
+  await sleep(500);
+  const later = await podmanCounter(name);
+  t.true(later.count > after.count, 'it counts on under Podman');
+  return { after, later };
+}

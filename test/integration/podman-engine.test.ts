@@ -1,0 +1,285 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import anyTest, { type TestFn } from 'ava';
+import { execa } from 'execa';
+import type { Checkpoint, RestoreResult } from '../../src/domain/checkpoint.js';
+import type { ErrorBody } from '../../src/domain/error-body.js';
+import { ErrorCode } from '../../src/domain/errors/index.js';
+import type { Health } from '../../src/domain/health.js';
+import type { PushResult } from '../../src/domain/registry.js';
+import type { Schedule, ScheduleRun } from '../../src/domain/schedule.js';
+import { sleep } from '../../harness/containers.js';
+import { TestCryo } from '../../harness/cryo.js';
+import { TestRegistry } from '../../harness/registry.js';
+import {
+  PODMAN,
+  PodmanService,
+  countsOnInPodman,
+  loadIntoPodman,
+  podmanCounter,
+  podmanCounterAtLeast,
+  requirePodman,
+} from '../../harness/podman.js';
+import { NODE_IMAGE, requirePrerequisites } from '../../harness/prerequisites.js';
+
+/** cryo with CRYO_ENGINE=podman, against `podman system service` on a socket of its own. */
+interface Context {
+  cryo: TestCryo;
+  service: PodmanService;
+  tmp: string;
+  loadedImage: boolean;
+  names: string[];
+}
+
+const test = anyTest.serial as TestFn<Context>;
+
+test.before(async (t) => {
+  await requirePrerequisites();
+  await requirePodman();
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'cryo-podman-engine-'));
+  t.context = { tmp, names: [], loadedImage: await loadIntoPodman(NODE_IMAGE, tmp) } as unknown as Context;
+  t.context.service = await PodmanService.start();
+  t.context.cryo = await TestCryo.start({ engine: 'podman', podmanSocket: t.context.service.socket });
+});
+
+test.after.always(async (t) => {
+  const { cryo, service, tmp, loadedImage, names } = t.context;
+  if (names?.length) await execa(PODMAN, ['rm', '-f', '-t', '0', ...names], { reject: false });
+  await cryo?.stop();
+  await service?.stop();
+  if (loadedImage) await execa(PODMAN, ['rmi', '-f', NODE_IMAGE], { reject: false });
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+/** Runs the counter workload in a Podman container, removed at the end. */
+async function runCounter(t: { context: Context }, label: string, args: string[] = []): Promise<string> {
+  const name = `cryo-podman-${label}-${Math.random().toString(16).slice(2, 8)}`;
+  t.context.names.push(name);
+  await execa(PODMAN, ['run', '-d', '--name', name, ...args, NODE_IMAGE]);
+  return name;
+}
+
+/** A container cryo makes, removed at the end. */
+function made(t: { context: Context }, name: string): string {
+  t.context.names.push(name);
+  return name;
+}
+
+async function podmanState(name: string): Promise<string> {
+  const { stdout } = await execa(PODMAN, ['inspect', '--format', '{{.State.Status}}', name]);
+  return stdout.trim();
+}
+
+test('health reports Podman as the engine, with its version and restore path', async (t) => {
+  const { body } = await t.context.cryo.api<Health>('GET', '/v1/health', undefined, null);
+  const { stdout } = await execa(PODMAN, ['version', '--format', '{{.Server.Version}}']);
+  t.is(body.docker.engine, 'podman');
+  t.is(body.docker.version, stdout.trim());
+  t.is(body.docker.restorePath, 'podman');
+  t.is(body.status, 'ok', JSON.stringify(body));
+});
+
+test('a stop-mode checkpoint of a Podman container restores in place, and the counter goes on from where it was', async (t) => {
+  const { cryo } = t.context;
+  const name = await runCounter(t, 'in-place');
+  const before = await podmanCounterAtLeast(name, 10);
+  const created = await cryo.api<Checkpoint>('POST', `/v1/containers/${name}/checkpoints`, { name: 'first' });
+  t.is(created.status, 201, JSON.stringify(created.body));
+  t.is(created.body.stats?.path, 'podman');
+  t.is(await podmanState(name), 'exited', 'the dump stopped it, and Podman knows');
+  // Podman's bundle keeps nothing of the dump: the images are cryo's now.
+  const { stdout: staticDir } = await execa(PODMAN, ['inspect', '--format', '{{.StaticDir}}', name]);
+  await t.throwsAsync(execa('ls', [path.join(staticDir.trim(), 'checkpoint')]));
+
+  const restored = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${created.body.id}/restore`, {});
+  t.is(restored.status, 201, JSON.stringify(restored.body));
+  const { stdout: id } = await execa(PODMAN, ['inspect', '--format', '{{.Id}}', name]);
+  t.is(restored.body.container?.id, id.trim(), 'the same container');
+  t.is(await podmanState(name), 'running');
+  const { after } = await countsOnInPodman(t, name, before);
+  t.is(after.pid, before.pid);
+
+  // And again, from the same checkpoint: it stays whole in cryo's catalog.
+  await execa(PODMAN, ['stop', '-t', '0', name]);
+  const again = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${created.body.id}/restore`, {});
+  t.is(again.status, 201, JSON.stringify(again.body));
+  await countsOnInPodman(t, name, before);
+});
+
+test('a leave-running checkpoint restores into a new Podman container beside the original, both counting', async (t) => {
+  const { cryo } = t.context;
+  const name = await runCounter(t, 'original');
+  const before = await podmanCounterAtLeast(name, 10);
+  const created = await cryo.api<Checkpoint>('POST', `/v1/containers/${name}/checkpoints`, {
+    leaveRunning: true,
+  });
+  t.is(created.status, 201, JSON.stringify(created.body));
+  t.is(await podmanState(name), 'running');
+  const clone = made(t, `${name}-clone`);
+  const restored = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${created.body.id}/restore`, {
+    name: clone,
+  });
+  t.is(restored.status, 201, JSON.stringify(restored.body));
+  await countsOnInPodman(t, clone, before);
+  const original = await podmanCounter(name);
+  await sleep(300);
+  t.true((await podmanCounter(name)).count > original.count, 'the original counts on too');
+
+  // The name is taken now: a second restore under it is refused, and nothing else is made.
+  const taken = await cryo.api<ErrorBody>('POST', `/v1/checkpoints/${created.body.id}/restore`, {
+    name: clone,
+  });
+  t.is(taken.status, 409);
+  t.is(taken.body.code, ErrorCode.CONTAINER_NAME_IN_USE);
+});
+
+test("a Podman container's checkpoint goes through cryo's archive to another catalog, and through Podman's layout to `podman container restore --import`", async (t) => {
+  const { cryo, tmp } = t.context;
+  const name = await runCounter(t, 'archive');
+  const before = await podmanCounterAtLeast(name, 10);
+  const created = await cryo.api<Checkpoint>('POST', `/v1/containers/${name}/checkpoints`, {
+    leaveRunning: true,
+  });
+  t.is(created.status, 201, JSON.stringify(created.body));
+
+  // cryo's archive: deleted, imported back, restored into a new container.
+  const archive = await cryo.download(created.body.id);
+  t.is((await cryo.api('DELETE', `/v1/checkpoints/${created.body.id}`)).status, 204);
+  const imported = await cryo.upload<Checkpoint>(archive);
+  t.is(imported.status, 201, JSON.stringify(imported.body));
+  const fromArchive = made(t, `${name}-from-archive`);
+  const restored = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${imported.body.id}/restore`, {
+    name: fromArchive,
+  });
+  t.is(restored.status, 201, JSON.stringify(restored.body));
+  await countsOnInPodman(t, fromArchive, before);
+
+  // Podman's own layout, restored by Podman's own command.
+  const file = path.join(tmp, 'podman.tar');
+  await writeFile(file, await cryo.download(imported.body.id, 'none', 'podman'));
+  const byPodman = made(t, `${name}-by-podman`);
+  const result = await execa(PODMAN, ['container', 'restore', '--import', file, '--name', byPodman], {
+    reject: false,
+    all: true,
+  });
+  t.is(result.exitCode, 0, result.all);
+  await countsOnInPodman(t, byPodman, before);
+});
+
+test("a Podman container's checkpoint pushed to a registry, deleted here, is pulled back and restored into Podman", async (t) => {
+  const { cryo } = t.context;
+  const registry = await TestRegistry.start();
+  t.teardown(() => registry.stop());
+  const name = await runCounter(t, 'registry');
+  const before = await podmanCounterAtLeast(name, 10);
+  const created = await cryo.api<Checkpoint>('POST', `/v1/containers/${name}/checkpoints`, {
+    leaveRunning: true,
+  });
+  t.is(created.status, 201, JSON.stringify(created.body));
+  const reference = `${registry.address}/team/${name}:snapshot`;
+  const pushed = await cryo.api<PushResult>('POST', `/v1/checkpoints/${created.body.id}/push`, { reference });
+  t.is(pushed.status, 200, JSON.stringify(pushed.body));
+  t.is((await cryo.api('DELETE', `/v1/checkpoints/${created.body.id}`)).status, 204);
+
+  const pulled = await cryo.api<Checkpoint>('POST', '/v1/checkpoints/pull', { reference });
+  t.is(pulled.status, 201, JSON.stringify(pulled.body));
+  t.is(pulled.body.container?.name, name);
+  const target = made(t, `${name}-pulled`);
+  const restored = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${pulled.body.id}/restore`, {
+    name: target,
+  });
+  t.is(restored.status, 201, JSON.stringify(restored.body));
+  await countsOnInPodman(t, target, before);
+});
+
+test('scheduled snapshots of a Podman container are incremental and pruned, and the newest restores', async (t) => {
+  const { cryo } = t.context;
+  const name = await runCounter(t, 'scheduled');
+  await podmanCounterAtLeast(name, 5);
+  const schedule = await cryo.api<Schedule>('POST', '/v1/schedules', {
+    container: name,
+    // Never by itself within the test: each run below is asked for.
+    cron: '0 0 1 1 *',
+    retain: { last: 2 },
+  });
+  t.is(schedule.status, 201, JSON.stringify(schedule.body));
+  t.teardown(() =>
+    cryo.api('DELETE', `/v1/schedules/${schedule.body.id}?deleteCheckpoints=true`).then(() => undefined),
+  );
+  const runs: ScheduleRun[] = [];
+  for (let i = 0; i < 3; i++) {
+    const run = await cryo.api<ScheduleRun>('POST', `/v1/schedules/${schedule.body.id}/run`);
+    t.is(run.status, 201, JSON.stringify(run.body));
+    t.is(run.body.outcome, 'succeeded', JSON.stringify(run.body));
+    runs.push(run.body);
+    await sleep(300);
+  }
+  t.is(await podmanState(name), 'running', 'a schedule leaves the container running');
+  t.deepEqual(runs[2]!.pruned, [runs[0]!.checkpointId], 'the oldest goes, the newest two stay');
+  const newest = (await cryo.api<Checkpoint>('GET', `/v1/checkpoints/${runs[2]!.checkpointId}`)).body;
+  t.is(newest.chain?.parent, runs[1]!.checkpointId, 'the newest builds on the one before');
+
+  const before = await podmanCounter(name);
+  const clone = made(t, `${name}-newest`);
+  const restored = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${newest.id}/restore`, {
+    name: clone,
+  });
+  t.is(restored.status, 201, JSON.stringify(restored.body));
+  const { after } = await countsOnInPodman(t, clone, { ...before, count: 0 });
+  t.true(after.count <= before.count + 1, 'it goes on from the snapshot, not from now');
+  t.is(after.bootId, before.bootId);
+});
+
+test('a dump CRIU refuses fails with CRIU_FAILED and the tail of the log Podman kept, and the container runs on', async (t) => {
+  const { cryo } = t.context;
+  const name = await runCounter(t, 'tcp', ['-p', '127.0.0.1::8080']);
+  await podmanCounterAtLeast(name, 3);
+  const { stdout } = await execa(PODMAN, ['port', name, '8080']);
+  const port = Number(stdout.trim().split(':').pop());
+  // An established TCP connection inside the container: CRIU refuses to dump it without --tcp-established.
+  const socket = net.connect(port, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  t.teardown(() => socket.destroy());
+  await sleep(300);
+  const listed = (await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body;
+  const res = await cryo.api<ErrorBody & { details: { logTail: string[] } }>(
+    'POST',
+    `/v1/containers/${name}/checkpoints`,
+    { force: true },
+  );
+  t.is(res.status, 500, JSON.stringify(res.body));
+  t.is(res.body.code, ErrorCode.CRIU_FAILED, JSON.stringify(res.body));
+  t.true(
+    res.body.details.logTail.some((l) => /tcp|socket/i.test(l)),
+    res.body.details.logTail.join('\n'),
+  );
+  t.is(await podmanState(name), 'running');
+  const reading = await podmanCounter(name);
+  await sleep(300);
+  t.true((await podmanCounter(name)).count > reading.count, 'it counts on');
+  t.deepEqual((await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body, listed);
+});
+
+test('what cryo does not do on Podman yet is refused before anything is frozen: a migration', async (t) => {
+  const { cryo } = t.context;
+  const name = await runCounter(t, 'no-migration');
+  await podmanCounterAtLeast(name, 3);
+  const listed = (await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body;
+  const refused = await cryo.api<ErrorBody>('POST', `/v1/containers/${name}/migrations`, {
+    target: 'http://127.0.0.1:9',
+    targetToken: 'x'.repeat(32),
+  });
+  t.is(refused.status, 409, JSON.stringify(refused.body));
+  t.is(refused.body.code, ErrorCode.ENGINE_UNSUPPORTED);
+  t.is(await podmanState(name), 'running');
+  const reading = await podmanCounter(name);
+  await sleep(300);
+  t.true((await podmanCounter(name)).count > reading.count, 'it was never frozen for long: it counts on');
+  t.deepEqual((await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body, listed);
+
+  const missing = await cryo.api<ErrorBody>('POST', '/v1/containers/cryo-podman-nothing/checkpoints', {});
+  t.is(missing.status, 404);
+  t.is(missing.body.code, ErrorCode.CONTAINER_NOT_FOUND);
+});
