@@ -83,7 +83,18 @@ test.serial(
 
     await waitForRuns(cryo, id, 2);
     await cryo.restart(); // cryo goes down and up in the middle of the schedule
-    const runs = await waitForRuns(cryo, id, 5);
+    await waitForRuns(cryo, id, 5);
+    // Disabled from here, so that no run prunes or adds while the kept snapshots are counted and restored (a
+    // restore holds its checkpoint: a run's retention pass then keeps it, and a fourth stays until the next run).
+    const disabled = await cryo.api<Schedule>('PATCH', `/v1/schedules/${id}`, { enabled: false });
+    t.is(disabled.status, 200, JSON.stringify(disabled.body));
+    const runs = await eventually(
+      async () => {
+        const all = await runsOf(cryo, id);
+        return all.some((r) => r.outcome === 'running') ? undefined : all;
+      },
+      { what: 'the run under way to end' },
+    );
     // Every run needs a counter sample taken after it ended.
     const lastEnd = Math.max(...runs.map((r) => Date.parse(r.endedAt ?? r.startedAt)));
     await eventually(() => (watch.samples.at(-1)?.at ?? 0) >= lastEnd, {
