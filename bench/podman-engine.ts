@@ -1,12 +1,13 @@
 /**
  * cryo managing Podman's containers (CRYO_ENGINE=podman) against Podman's own commands, in the same run, on the
  * memory workload: checkpoint (stop) and restore in place, against `podman container checkpoint` and `restore`;
- * checkpoint + export to a file and import + restore, against `checkpoint --export` and `restore --import`. The two
+ * `cryo checkpoint --export` and `cryo restore --import`, against Podman's `checkpoint --export` and `restore --import`
+ * (each a command as a user runs it). The two
  * paths alternate in order from run to run (this VM writes fresh page-cache pages slowly: whoever goes second
  * finds pages the first freed). Every restore is checked by the workload's memory checksum.
  * BENCH_MIB="512 2048" and BENCH_RUNS=3 set the sizes and the runs.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -93,18 +94,19 @@ async function cryoPath(cryo: TestCryo, mib: number, dir: string): Promise<Times
     const [, restore] = await timed(() => call('POST', `/v1/checkpoints/${first.id}/restore`, {}));
     await sameMemory('cryo restore', port, initial);
     await call('DELETE', `/v1/checkpoints/${first.id}`);
+    // As a user runs both: one command each way (cryo checkpoint --export, cryo restore --import).
     const archive = path.join(dir, 'cryo.tar');
-    const [, exportCheckpoint] = await timed(async () => {
-      const made = await call<Checkpoint>('POST', `/v1/containers/${name}/checkpoints`, {});
-      await writeFile(archive, await cryo.download(made.id));
-      await call('DELETE', `/v1/checkpoints/${made.id}`);
-    });
+    const [exported, exportCheckpoint] = await timed(() =>
+      cryo.cli(['checkpoint', name, '--export', archive]),
+    );
+    if (exported.exitCode !== 0) throw new Error(`cryo checkpoint --export: ${exported.stderr}`);
+    const made = JSON.parse(exported.stdout) as Checkpoint;
+    await call('DELETE', `/v1/checkpoints/${made.id}`);
     await remove(name);
-    const [, importRestore] = await timed(async () => {
-      const imported = await cryo.upload<Checkpoint>(await readFile(archive));
-      if (imported.status !== 201) throw new Error(`import: ${JSON.stringify(imported.body)}`);
-      await call('POST', `/v1/checkpoints/${imported.body.id}/restore`, { name: copy, ports: 'same' });
-    });
+    const [imported, importRestore] = await timed(() =>
+      cryo.cli(['restore', '--import', archive, '--name', copy, '--ports', 'same']),
+    );
+    if (imported.exitCode !== 0) throw new Error(`cryo restore --import: ${imported.stderr}`);
     await sameMemory('cryo import + restore', port, initial);
     await rm(archive, { force: true });
     return { checkpoint, restore, exportCheckpoint, importRestore };

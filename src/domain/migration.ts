@@ -104,7 +104,9 @@ export const HostInfoSchema = z.object({
   arch: z.string(),
   hostname: z.string(),
   criuVersion: z.string(),
-  dockerVersion: z.string(),
+  dockerVersion: z.string().describe("its engine's version (Docker's, or Podman's with engine podman)"),
+  /** The engine its cryo manages (CRYO_ENGINE); absent from older agents, which manage Docker. */
+  engine: z.enum(['docker', 'podman']).optional(),
   freeBytes: z.number(),
   /** What must stay free there (its CRYO_MIN_FREE_BYTES / _PERCENT); absent from older agents. */
   minFreeBytes: z.number().optional(),

@@ -222,6 +222,28 @@ test('a Docker checkpoint pushed as a Podman checkpoint image is pulled and rest
     format: 'docker',
   });
   t.is(bad.status, 400, 'an unknown format is a clear 400');
+
+  // The same image, said to be dumped by a newer CRIU or by crun: refused before anything is written here.
+  const listed = (await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body;
+  const repository = `team/${name}`;
+  for (const [tag, annotations, why] of [
+    ['newer-criu', { [PodmanCheckpointAnnotation.CRIU_VERSION]: '999900' }, /CRIU 99\.99\.0/],
+    ['crun', { [PodmanCheckpointAnnotation.RUNTIME_NAME]: 'crun' }, /crun/],
+  ] as const) {
+    const put = await fetch(`http://${registry.address}/v2/${repository}/manifests/${tag}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+      body: JSON.stringify({ ...raw, annotations: { ...raw.annotations, ...annotations } }),
+    });
+    t.is(put.status, 201);
+    const refused = await cryo.api<ErrorBody>('POST', '/v1/checkpoints/pull', {
+      reference: `${registry.address}/${repository}:${tag}`,
+    });
+    t.is(refused.status, 409, JSON.stringify(refused.body));
+    t.is(refused.body.code, ErrorCode.HOST_MISMATCH);
+    t.regex(refused.body.message, why);
+  }
+  t.deepEqual((await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body, listed);
 });
 
 test('a Podman checkpoint image (`--create-image`, pushed by podman) is pulled by cryo and restored into Docker, and counts on', async (t) => {

@@ -8,10 +8,12 @@ import type { Checkpoint, RestoreResult } from '../../src/domain/checkpoint.js';
 import type { ErrorBody } from '../../src/domain/error-body.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
 import type { Health } from '../../src/domain/health.js';
+import type { Migration } from '../../src/domain/migration.js';
 import type { PushResult } from '../../src/domain/registry.js';
 import type { Schedule, ScheduleRun } from '../../src/domain/schedule.js';
 import { sleep } from '../../harness/containers.js';
 import { TestCryo } from '../../harness/cryo.js';
+import { eventually } from '../../harness/eventually.js';
 import { TestRegistry } from '../../harness/registry.js';
 import {
   PODMAN,
@@ -262,21 +264,88 @@ test('a dump CRIU refuses fails with CRIU_FAILED and the tail of the log Podman 
   t.deepEqual((await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body, listed);
 });
 
-test('what cryo does not do on Podman yet is refused before anything is frozen: a migration', async (t) => {
+/** A migration from `cryo`, followed until it ends. */
+async function migrationEnd(cryo: TestCryo, id: string): Promise<Migration> {
+  return eventually(
+    async () => {
+      const { body } = await cryo.api<Migration>('GET', `/v1/migrations/${id}`);
+      return body.status === 'running' ? undefined : body;
+    },
+    { what: `migration ${id} to end`, timeoutMs: 120_000, intervalMs: 250 },
+  );
+}
+
+test('a Podman container migrates to another cryo on Podman and counts on there; it is gone from the source', async (t) => {
+  const { cryo, service } = t.context;
+  const b = await TestCryo.start({ engine: 'podman', podmanSocket: service.socket });
+  t.teardown(() => b.stop());
+  const name = await runCounter(t, 'migrated');
+  const before = await podmanCounterAtLeast(name, 10);
+  // Both agents share this host's Podman: the target's container needs a name of its own.
+  const moved = made(t, `${name}-moved`);
+  const started = await cryo.api<Migration>('POST', `/v1/containers/${name}/migrations`, {
+    target: b.url,
+    targetToken: b.token,
+    name: moved,
+  });
+  t.is(started.status, 202, JSON.stringify(started.body));
+  const done = await migrationEnd(cryo, started.body.id);
+  t.is(done.status, 'succeeded', JSON.stringify(done));
+  t.is(done.targetContainer?.name, moved);
+  await countsOnInPodman(t, moved, before);
+  const gone = await execa(PODMAN, ['container', 'exists', name], { reject: false });
+  t.is(gone.exitCode, 1, 'the source container is removed');
+});
+
+test("when the target cannot restore, a Podman container's migration rolls back and it counts on at the source", async (t) => {
+  const { cryo, service } = t.context;
+  const b = await TestCryo.start({ engine: 'podman', podmanSocket: service.socket });
+  t.teardown(() => b.stop());
+  const name = await runCounter(t, 'rollback');
+  const before = await podmanCounterAtLeast(name, 10);
+  // The target's name is taken there: its restore fails after the source's dump.
+  const taken = made(t, `${name}-taken`);
+  await execa(PODMAN, ['create', '--name', taken, NODE_IMAGE]);
+  const started = await cryo.api<Migration>('POST', `/v1/containers/${name}/migrations`, {
+    target: b.url,
+    targetToken: b.token,
+    name: taken,
+  });
+  t.is(started.status, 202, JSON.stringify(started.body));
+  const done = await migrationEnd(cryo, started.body.id);
+  t.is(done.status, 'rolled_back', JSON.stringify(done));
+  t.is(done.error?.phase, 'restore');
+  t.is(done.error?.code, ErrorCode.TARGET_REFUSED);
+  t.regex(done.error?.message ?? '', new RegExp(taken), JSON.stringify(done.error));
+  // Stopped by its dump (Podman's API keeps no freeze), the source is restored from the checkpoint.
+  t.is(await podmanState(name), 'running');
+  await countsOnInPodman(t, name, before);
+  t.is(await podmanState(taken), 'created', "the target's own container is untouched");
+  t.deepEqual(
+    (await b.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body.checkpoints,
+    [],
+    "the target's copy is removed",
+  );
+});
+
+test('a migration between a Podman host and a Docker host is refused before anything is frozen', async (t) => {
   const { cryo } = t.context;
-  const name = await runCounter(t, 'no-migration');
+  const docker = await TestCryo.start();
+  t.teardown(() => docker.stop());
+  const name = await runCounter(t, 'to-docker');
   await podmanCounterAtLeast(name, 3);
   const listed = (await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body;
   const refused = await cryo.api<ErrorBody>('POST', `/v1/containers/${name}/migrations`, {
-    target: 'http://127.0.0.1:9',
-    targetToken: 'x'.repeat(32),
+    target: docker.url,
+    targetToken: docker.token,
   });
   t.is(refused.status, 409, JSON.stringify(refused.body));
   t.is(refused.body.code, ErrorCode.ENGINE_UNSUPPORTED);
+  t.regex(refused.body.message, /podman to docker/);
   t.is(await podmanState(name), 'running');
   const reading = await podmanCounter(name);
   await sleep(300);
-  t.true((await podmanCounter(name)).count > reading.count, 'it was never frozen for long: it counts on');
+  t.true((await podmanCounter(name)).count > reading.count, 'never frozen: it counts on');
   t.deepEqual((await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body, listed);
 
   const missing = await cryo.api<ErrorBody>('POST', '/v1/containers/cryo-podman-nothing/checkpoints', {});

@@ -4,7 +4,13 @@ import path from 'node:path';
 import test from 'ava';
 import { CriuForeignImages } from '../../src/adapters/criu/criu-foreign-images.js';
 import { externalNetnsImage, rootNetnsId } from '../../src/adapters/criu/netns-image.js';
-import { CRIU_CONFIG_ANNOTATION, CROSS_ENGINE_CRIU_CONFIG } from '../../src/domain/cross-engine.js';
+import {
+  CRIU_CONFIG_ANNOTATION,
+  CROSS_ENGINE_CRIU_CONFIG,
+  PodmanCheckpointAnnotation,
+} from '../../src/domain/cross-engine.js';
+import type { OciManifest } from '../../src/domain/oci-artifact.js';
+import { podmanImageMismatch } from '../../src/services/registry/podman-checkpoint-image.js';
 import { LABEL_SOURCE_ENGINE } from '../../src/domain/labels.js';
 import type { Manifest } from '../../src/domain/manifest.js';
 import {
@@ -169,4 +175,46 @@ test("what does not cross to Podman: volumes, bind mounts, another container's n
   );
   const shared = { ...INSPECT, HostConfig: { NetworkMode: 'container:db' } };
   t.regex(notPortableToPodman(manifest([]), shared)!.what, /container:db/);
+});
+
+test('a Podman checkpoint image this host cannot restore is named from its annotations: architecture, CRIU, runtime', (t) => {
+  const image = (annotations: Record<string, string>) =>
+    ({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: 'sha256:' + '0'.repeat(64),
+        size: 2,
+      },
+      layers: [],
+      annotations,
+    }) as unknown as OciManifest;
+  const host = { arch: 'x86_64', criuVersion: '4.2.1' };
+  t.is(podmanImageMismatch(image({}), host), undefined, 'no annotation says nothing');
+  t.is(
+    podmanImageMismatch(
+      image({
+        [PodmanCheckpointAnnotation.HOST_ARCH]: 'amd64',
+        [PodmanCheckpointAnnotation.CRIU_VERSION]: '40201',
+        [PodmanCheckpointAnnotation.RUNTIME_NAME]: '/usr/bin/runc',
+      }),
+      host,
+    ),
+    undefined,
+    "Podman's own annotations of a dump this host can restore: go-criu's number, the runtime's path",
+  );
+  t.is(podmanImageMismatch(image({ [PodmanCheckpointAnnotation.CRIU_VERSION]: '4.1' }), host), undefined);
+  t.regex(
+    podmanImageMismatch(image({ [PodmanCheckpointAnnotation.HOST_ARCH]: 'arm64' }), host)!.message,
+    /arm64, this host is amd64/,
+  );
+  t.regex(
+    podmanImageMismatch(image({ [PodmanCheckpointAnnotation.CRIU_VERSION]: '40300' }), host)!.message,
+    /CRIU 4\.3\.0, this host has CRIU 4\.2\.1/,
+  );
+  t.regex(
+    podmanImageMismatch(image({ [PodmanCheckpointAnnotation.RUNTIME_NAME]: 'crun' }), host)!.hint,
+    /podman on a host with crun/,
+  );
 });

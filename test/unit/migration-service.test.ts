@@ -12,7 +12,7 @@ import type {
   RestoredContainer,
   RestoreResult,
 } from '../../src/domain/checkpoint.js';
-import { ErrorCode, TargetError } from '../../src/domain/errors/index.js';
+import { type AppError, ErrorCode, TargetError } from '../../src/domain/errors/index.js';
 import type { CreateMigrationBody, HostInfoReport, Migration } from '../../src/domain/migration.js';
 import { systemClock } from '../../src/services/ports/clock.js';
 import { localHost } from '../../src/adapters/host/local-host.js';
@@ -53,6 +53,8 @@ class FakePeer implements PeerAgent {
   /** For a lazy restore: how its pages stand when asked, one answer a question (the last repeats). */
   pageStates: ('loading' | 'complete' | 'failed')[] = ['complete'];
   lazyAsked: unknown;
+  /** The engine the target's cryo manages; undefined: an older agent, which names none. */
+  engine: 'docker' | 'podman' | undefined = undefined;
 
   async host(): Promise<HostInfoReport> {
     this.calls.push('host');
@@ -65,6 +67,7 @@ class FakePeer implements PeerAgent {
       minFreeBytes: this.minFreeBytes,
       postCopy: this.postCopy,
       peerAddress: '::ffff:127.0.0.1',
+      ...(this.engine ? { engine: this.engine } : {}),
     };
   }
 
@@ -228,6 +231,21 @@ test('a target refused at the pre-flight fails the request and touches nothing',
   t.deepEqual(t.context.runtime.calls, [], 'nothing was checkpointed');
   t.true(t.context.runtime.containers.get(SOURCE)?.running);
   t.deepEqual(t.context.services.checkpoints.list(), []);
+});
+
+test('a target of another engine (Podman) is refused in the pre-flight, before anything is frozen', async (t) => {
+  t.context.peer.engine = 'podman';
+  const err = await t.throwsAsync(start(t.context));
+  t.is((err as AppError).code, ErrorCode.ENGINE_UNSUPPORTED);
+  t.regex(err!.message, /docker to podman/);
+  t.false(t.context.runtime.calls.some((c) => c.startsWith('checkpoint')));
+  t.true(t.context.runtime.containers.get(SOURCE)?.running);
+  t.context.peer.engine = 'docker';
+  t.is(
+    (await finished(t.context, (await start(t.context)).id)).status,
+    'succeeded',
+    'the same engine: on it goes',
+  );
 });
 
 test('a failed image transfer ends the migration before anything is frozen', async (t) => {

@@ -38,6 +38,8 @@ import { KeyedLocks } from '../support/keyed-locks.js';
 import { replaceFile } from '../support/replace-file.js';
 import { jobOperators } from '../sidecar/job-operators.js';
 
+import type { HostFacts } from '../../domain/host-fit.js';
+
 export type { CheckpointServiceDeps } from './context.js';
 export type { CreateCheckpointInternals, CreateCheckpointOptions } from './create.js';
 export type { DiskSeed } from './create-disk-seed.js';
@@ -116,6 +118,11 @@ export class CheckpointService {
   /** The containers restores made, from one checkpoint or any (Docker's labels say, not the catalog). */
   restoredContainers(checkpointId?: string): Promise<RestoredContainer[]> {
     return this.ctx.runtime.listRestored(checkpointId);
+  }
+
+  /** What a checkpoint must fit to restore here: this host's architecture and kernel, and its CRIU's version. */
+  async hostFacts(): Promise<HostFacts> {
+    return { ...this.ctx.host, criuVersion: await this.ctx.support.require() };
   }
 
   get(id: string): Checkpoint {

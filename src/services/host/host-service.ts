@@ -25,13 +25,17 @@ export class HostService {
       ...this.host,
       criuVersion,
       dockerVersion: docker.version,
+      engine: docker.engine,
       freeBytes: room.freeBytes,
       minFreeBytes: room.floorBytes,
       postCopy: docker.cryoRuntime
         ? postCopy
         : {
             ok: false,
-            reason: `its dockerd lacks cryo's runtime, which a lazy restore needs (run native-scripts/setup-host.sh there)${postCopy.ok ? '' : `; ${postCopy.reason ?? 'no lazy pages'}`}`,
+            reason:
+              docker.engine === 'podman'
+                ? 'its cryo manages Podman, where it does no lazy restores'
+                : `its dockerd lacks cryo's runtime, which a lazy restore needs (run native-scripts/setup-host.sh there)${postCopy.ok ? '' : `; ${postCopy.reason ?? 'no lazy pages'}`}`,
           },
     };
   }

@@ -1,7 +1,6 @@
 import { EventEmitter } from 'node:events';
 import {
   ContainerNotFoundError,
-  EngineUnsupportedError,
   ContainerNotRunningError,
   MigrationInProgressError,
   MigrationNotFoundError,
@@ -90,11 +89,6 @@ export class MigrationService {
     const container = await runtime.inspect(ref);
     if (!container) throw new ContainerNotFoundError(ref);
     if (!container.running || container.paused) throw new ContainerNotRunningError(ref, container.state);
-    if ((await runtime.version()).engine === 'podman')
-      throw new EngineUnsupportedError(
-        'migrating a container',
-        'checkpoint it, move the archive (cryo export, or cryo push), and restore it on the other host',
-      );
     const busy = ctx.inFlight.get(container.id);
     if (busy) throw new MigrationInProgressError(container.name, busy);
 

@@ -1,5 +1,9 @@
 import { createServer, type AddressInfo } from 'node:net';
-import { InsufficientSpaceError, PostCopyUnavailableError } from '../../domain/errors/index.js';
+import {
+  EngineUnsupportedError,
+  InsufficientSpaceError,
+  PostCopyUnavailableError,
+} from '../../domain/errors/index.js';
 import { requireHostFits } from '../../domain/host-fit.js';
 import type { CreateMigrationBody, HostInfoReport, MigrationStrategy } from '../../domain/migration.js';
 import type { ContainerInfo } from '../ports/container-runtime.js';
@@ -24,6 +28,13 @@ export async function planMigration(
 ): Promise<MigrationPlan> {
   const { deps } = ctx;
   const target = await peer.host();
+  const here = (await deps.runtime.version()).engine;
+  // Older agents name no engine: they manage Docker.
+  if ((target.engine ?? 'docker') !== here)
+    throw new EngineUnsupportedError(
+      `migrating from ${here} to ${target.engine ?? 'docker'}`,
+      'migrate between hosts of the same engine, or move the checkpoint as an archive (cryo export --format podman, cryo import)',
+    );
   const criuVersion = await deps.engine.version();
   requireHostFits({ ...deps.host, criuVersion }, target);
   const resident = await deps.inspector.residentBytes(container.pid);

@@ -3,7 +3,9 @@ import {
   OCI_ARCHITECTURES,
   PodmanCheckpointAnnotation,
 } from '../../domain/cross-engine.js';
+import path from 'node:path';
 import type { Manifest } from '../../domain/manifest.js';
+import { compareVersions } from '../../domain/host-fit.js';
 import { OciAnnotation, OciMediaType, type OciManifest } from '../../domain/oci-artifact.js';
 import { digestOf } from '../support/digest.js';
 
@@ -74,4 +76,43 @@ export function podmanLayerProblem(manifest: OciManifest): string | undefined {
     return `a Podman checkpoint image has one layer, not ${manifest.layers.length}`;
   if (!PODMAN_LAYER_TYPES.includes(layer.mediaType)) return `its layer is of type ${layer.mediaType}`;
   return undefined;
+}
+
+/**
+ * Why this host cannot restore a Podman checkpoint image, from its annotations, or undefined: another architecture,
+ * a newer CRIU than this host's, or another OCI runtime than runc (cryo restores with runc). An annotation that is
+ * absent says nothing.
+ */
+export function podmanImageMismatch(
+  manifest: OciManifest,
+  host: { arch: string; criuVersion: string },
+): { message: string; hint: string } | undefined {
+  const a = manifest.annotations ?? {};
+  const arch = a[PodmanCheckpointAnnotation.HOST_ARCH];
+  const here = OCI_ARCHITECTURES[host.arch] ?? host.arch;
+  if (arch !== undefined && arch !== here)
+    return {
+      message: `the checkpoint image was dumped on ${arch}, this host is ${here}`,
+      hint: 'restore it on a host of the same architecture',
+    };
+  const criu = a[PodmanCheckpointAnnotation.CRIU_VERSION];
+  if (criu !== undefined && compareVersions(host.criuVersion, criuVersion(criu)) < 0)
+    return {
+      message: `the checkpoint image was dumped by CRIU ${criuVersion(criu)}, this host has CRIU ${host.criuVersion}`,
+      hint: `install CRIU >= ${criuVersion(criu)} here (native-scripts/install-criu.sh)`,
+    };
+  const runtime = a[PodmanCheckpointAnnotation.RUNTIME_NAME];
+  if (runtime !== undefined && path.basename(runtime) !== CHECKPOINT_RUNTIME)
+    return {
+      message: `the checkpoint image was dumped by the ${runtime} runtime; cryo restores with ${CHECKPOINT_RUNTIME}`,
+      hint: `restore it with podman on a host with ${runtime}`,
+    };
+  return undefined;
+}
+
+/** Podman writes CRIU's version as go-criu gives it, major*10000+minor*100+sublevel (40201: 4.2.1); cryo, dotted. */
+function criuVersion(annotation: string): string {
+  if (!/^\d{5,}$/.test(annotation)) return annotation;
+  const n = Number(annotation);
+  return `${Math.floor(n / 10000)}.${Math.floor(n / 100) % 100}.${n % 100}`;
 }

@@ -4,6 +4,7 @@ import {
   ArchiveInvalidError,
   CheckpointNotExportableError,
   CrossEngineUnsupportedError,
+  HostMismatchError,
   RegistryArtifactInvalidError,
   RegistryDecryptionFailedError,
 } from '../../domain/errors/index.js';
@@ -28,6 +29,7 @@ import { checkingDigest, digestOf, digestStream } from '../support/digest.js';
 import { levelsOf } from '../checkpoint/chain.js';
 import {
   isPodmanCheckpointImage,
+  podmanImageMismatch,
   podmanCheckpointImage,
   podmanLayerProblem,
 } from './podman-checkpoint-image.js';
@@ -345,6 +347,8 @@ export class RegistryService {
   ): Promise<{ checkpoint: Checkpoint; pulled: boolean }> {
     const problem = podmanLayerProblem(manifest);
     if (problem) throw new RegistryArtifactInvalidError(name, problem);
+    const mismatch = podmanImageMismatch(manifest, await this.deps.checkpoints.hostFacts());
+    if (mismatch) throw new HostMismatchError(mismatch.message, mismatch.hint);
     const layer = manifest.layers[0]!;
     const checked = checkingDigest(name, layer.digest, layer.size);
     const blob = await registry.getBlob(repository, layer.digest);
