@@ -1,4 +1,5 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +14,7 @@ import type { PushResult } from '../../src/domain/registry.js';
 import type { Schedule, ScheduleRun } from '../../src/domain/schedule.js';
 import { sleep } from '../../harness/containers.js';
 import { TestCryo } from '../../harness/cryo.js';
+import { CryoProcess } from '../../harness/cryo-process.js';
 import { eventually } from '../../harness/eventually.js';
 import { TestRegistry } from '../../harness/registry.js';
 import {
@@ -262,6 +264,87 @@ test('a dump CRIU refuses fails with CRIU_FAILED and the tail of the log Podman 
   await sleep(300);
   t.true((await podmanCounter(name)).count > reading.count, 'it counts on');
   t.deepEqual((await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body, listed);
+});
+
+/** A container's state word from Podman's API (quicker to ask than the podman command). */
+function stateOnSocket(socket: string, name: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    http
+      .get({ socketPath: socket, path: `/containers/${name}/json`, timeout: 5000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          try {
+            resolve(
+              (JSON.parse(Buffer.concat(chunks).toString()) as { State?: { Status?: string } }).State?.Status,
+            );
+          } catch {
+            resolve(undefined);
+          }
+        });
+      })
+      .on('error', () => resolve(undefined));
+  });
+}
+
+test('a stop-mode checkpoint whose cryo is killed before publishing it: after the restart the container runs, and nothing half-written is listed', async (t) => {
+  const { service } = t.context;
+  const env = { CRYO_ENGINE: 'podman', CRYO_PODMAN_SOCKET: service.socket };
+  const name = `cryo-podman-crash-${Math.random().toString(16).slice(2, 8)}`;
+  t.context.names.push(name);
+  // Its 256 MiB take long enough to fsync that a kill lands between Podman's dump and the publication.
+  await execa(PODMAN, [
+    'run',
+    '-d',
+    '--name',
+    name,
+    '-e',
+    'MEMORY_MIB=256',
+    NODE_IMAGE,
+    '/usr/bin/node',
+    '/app/memory.js',
+  ]);
+  await sleep(3000);
+  let cryo = await CryoProcess.start(env);
+  t.teardown(() => cryo.stop());
+  let caught = false;
+  for (let attempt = 0; attempt < 5 && !caught; attempt++) {
+    const pending = cryo.api('POST', `/v1/containers/${name}/checkpoints`, {}).then(
+      () => 'published',
+      () => 'cut',
+    );
+    // Podman's dump has stopped it; cryo still moves, reads and fsyncs the images before publishing them.
+    await eventually(
+      async () => ((await stateOnSocket(service.socket, name)) === 'exited' ? true : undefined),
+      {
+        what: `${name} stopped by its dump`,
+        timeoutMs: 60_000,
+        intervalMs: 5,
+      },
+    );
+    await cryo.crash();
+    const outcome = await pending;
+    cryo = await CryoProcess.start(env, { work: cryo.work, token: cryo.token });
+    const listed = await cryo.api<{ checkpoints: Checkpoint[] }>('GET', `/v1/checkpoints?container=${name}`);
+    caught = listed.checkpoints.length === 0;
+    t.log(
+      `attempt ${attempt}: ${caught ? 'killed before the checkpoint was published' : `the checkpoint ended first (${outcome})`}`,
+    );
+    if (!caught) {
+      for (const c of listed.checkpoints) await cryo.api('DELETE', `/v1/checkpoints/${c.id}`);
+      await execa(PODMAN, ['start', name]);
+    }
+  }
+  t.true(caught, 'cryo was killed between the dump and the publication');
+  // The unpublished checkpoint is gone, and the workload runs again (afresh, as after any failed stop-mode one).
+  t.is(
+    await eventually(async () => ((await podmanState(name)) === 'running' ? 'running' : undefined), {
+      what: `${name} running again`,
+      timeoutMs: 20_000,
+    }),
+    'running',
+  );
+  await t.notThrowsAsync(execa(PODMAN, ['exec', name, '/usr/bin/node', '-e', '0']), 'its processes answer');
 });
 
 /** A migration from `cryo`, followed until it ends. */
