@@ -26,7 +26,8 @@ import {
   podmanCounterAtLeast,
   requirePodman,
 } from '../../harness/podman.js';
-import { NODE_IMAGE, requirePrerequisites } from '../../harness/prerequisites.js';
+import { NODE_IMAGE, repoRoot, requirePrerequisites } from '../../harness/prerequisites.js';
+import { committedOutput, runToEnd, wordcountJob } from '../../harness/wordcount.js';
 
 /** cryo with CRYO_ENGINE=podman, against `podman system service` on a socket of its own. */
 interface Context {
@@ -264,6 +265,58 @@ test('a dump CRIU refuses fails with CRIU_FAILED and the tail of the log Podman 
   await sleep(300);
   t.true((await podmanCounter(name)).count > reading.count, 'it counts on');
   t.deepEqual((await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body, listed);
+});
+
+test('a stream job in a Podman container: its operator state (application only) restores into a new container, and the job ends exactly once', async (t) => {
+  const { cryo } = t.context;
+  const dirs: string[] = [];
+  t.teardown(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+  const name = made(t, `cryo-podman-wc-${Math.random().toString(16).slice(2, 8)}`);
+  const job = await wordcountJob(name, dirs, 2000, 23);
+  await execa(PODMAN, [
+    'run',
+    '-d',
+    '--name',
+    name,
+    '-e',
+    'WC_RATE=1000',
+    // The SDK as users ship it: one bundled file.
+    '-v',
+    `${repoRoot}dist/cryo-sidecar.mjs:/opt/cryo/cryo-sidecar.mjs:ro`,
+    '-v',
+    `${job.input}:/data/in:ro`,
+    '-v',
+    `${job.output}:/data/out`,
+    NODE_IMAGE,
+    '/usr/bin/node',
+    '/app/wordcount.mjs',
+  ]);
+  await eventually(
+    async () =>
+      (await cryo.api('GET', `/v1/containers/${name}/operators`)).status === 200 ? true : undefined,
+    { what: `the job in ${name} to register`, timeoutMs: 15_000, intervalMs: 100 },
+  );
+  await sleep(700);
+  const ck = await cryo.api<Checkpoint>('POST', `/v1/containers/${name}/checkpoints`, {
+    leaveRunning: true,
+    application: 'only',
+  });
+  t.is(ck.status, 201, JSON.stringify(ck.body));
+  t.is(ck.body.processImage, false);
+  await execa(PODMAN, ['rm', '-f', '-t', '0', name]);
+  const target = made(t, `${name}-restored`);
+  const restored = await cryo.api<RestoreResult>('POST', `/v1/checkpoints/${ck.body.id}/restore`, {
+    name: target,
+  });
+  t.is(restored.status, 201, JSON.stringify(restored.body));
+  t.is(restored.body.mode, 'application');
+  await runToEnd(cryo, target);
+  const out = await committedOutput(job.output, job.expected);
+  t.deepEqual(out.duplicates, [], 'no line is committed twice');
+  t.deepEqual(out.missing.slice(0, 10), [], 'no line is lost');
+  t.is(out.extra, 0, 'no line that a batch run would not write');
 });
 
 /** A container's state word from Podman's API (quicker to ask than the podman command). */

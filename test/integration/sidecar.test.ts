@@ -1,5 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { execa } from 'execa';
@@ -8,8 +7,15 @@ import type { ErrorBody } from '../../src/domain/error-body.js';
 import type { OperatorsView } from '../../src/domain/sidecar/metadata.js';
 import { sleep } from '../../harness/containers.js';
 import { cryoSuite, type CryoSuiteContext } from '../../harness/cryo-suite.js';
-import { TestCryo } from '../../harness/cryo.js';
 import { readTar } from '../../harness/tar.js';
+import {
+  committedOutput,
+  operators,
+  rng,
+  runToEnd,
+  wordcountJob,
+  type Job,
+} from '../../harness/wordcount.js';
 import { BUSYBOX_IMAGE, NODE_IMAGE, repoRoot } from '../../harness/prerequisites.js';
 import { ErrorCode } from '../../src/domain/errors/index.js';
 
@@ -27,43 +33,6 @@ test.afterEach.always(async (t) => {
 });
 
 const KILL_POINTS = 20;
-
-/** Seeded, so that a failure can be replayed: the seed is in the test's log. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
-}
-
-interface Job {
-  name: string;
-  input: string;
-  output: string;
-  expected: Map<string, number>;
-}
-
-/** Two input files of random words, and the counts a batch run computes from them. */
-async function wordcountJob(t: ExecutionContext<Context>, lines: number, seed: number): Promise<Job> {
-  const input = await mkdtemp(path.join(os.tmpdir(), 'cryo-wc-in-'));
-  const output = await mkdtemp(path.join(os.tmpdir(), 'cryo-wc-out-'));
-  t.context.dirs.push(input, output);
-  const random = rng(seed);
-  const expected = new Map<string, number>();
-  for (let f = 0; f < 2; f++) {
-    const text: string[] = [];
-    for (let l = 0; l < lines; l++) {
-      const words = Array.from({ length: 8 }, () => `w${Math.floor(random() * 200)}`);
-      for (const w of words) expected.set(w, (expected.get(w) ?? 0) + 1);
-      text.push(words.join(' '));
-    }
-    await writeFile(path.join(input, `input-${f}.txt`), `${text.join('\n')}\n`);
-  }
-  return { name: t.context.containers.uniqueName('wc'), input, output, expected };
-}
 
 async function startWordcount(
   t: ExecutionContext<Context>,
@@ -89,66 +58,6 @@ async function startWordcount(
     if (res.status === 200) return;
     if (Date.now() > deadline) throw new Error(`the job never registered: ${JSON.stringify(res.body)}`);
     await sleep(100);
-  }
-}
-
-/** Every committed "word n" line: for each word exactly 1..expected, once each. */
-async function committedOutput(dir: string, expected: Map<string, number>) {
-  const seen = new Map<string, number>();
-  for (const f of await readdir(dir)) {
-    if (!f.startsWith('part-')) continue;
-    for (const line of (await readFile(path.join(dir, f), 'utf8')).split('\n')) {
-      if (line !== '') seen.set(line, (seen.get(line) ?? 0) + 1);
-    }
-  }
-  const duplicates = [...seen].filter(([, n]) => n > 1).map(([l]) => l);
-  const missing: string[] = [];
-  let wanted = 0;
-  for (const [w, n] of expected) {
-    for (let i = 1; i <= n; i++) {
-      wanted++;
-      if (!seen.has(`${w} ${i}`)) missing.push(`${w} ${i}`);
-    }
-  }
-  const extra = seen.size - (wanted - missing.length);
-  if (missing.length > 0 || duplicates.length > 0) {
-    const files = (await readdir(dir)).sort();
-    const words = new Map<string, string[]>();
-    for (const m of missing)
-      words.set(m.split(' ')[0]!, [...(words.get(m.split(' ')[0]!) ?? []), m.split(' ')[1]!]);
-    console.error(
-      `output check: ${missing.length} missing, ${duplicates.length} duplicated; files ${files.join(' ')}; ` +
-        `missing e.g. ${[...words]
-          .slice(0, 5)
-          .map(([w, ns]) => `${w}: ${ns.slice(0, 8).join(',')}`)
-          .join('; ')}`,
-    );
-  }
-  return { lines: seen.size, duplicates, missing, extra };
-}
-
-async function operators(cryo: TestCryo, ref: string): Promise<OperatorsView> {
-  const res = await cryo.api<OperatorsView>('GET', `/v1/containers/${ref}/operators`);
-  if (res.status !== 200) throw new Error(`operators: ${res.status} ${JSON.stringify(res.body)}`);
-  return res.body;
-}
-
-/** Runs the job to the end of its input, then takes the checkpoint that commits its last output. */
-async function runToEnd(cryo: TestCryo, ref: string): Promise<void> {
-  const deadline = Date.now() + 120_000;
-  while (!(await operators(cryo, ref)).finished) {
-    if (Date.now() > deadline) throw new Error('the job did not finish in 2 minutes');
-    await sleep(200);
-  }
-  const final = await cryo.api<Checkpoint>('POST', `/v1/containers/${ref}/checkpoints`, {
-    application: 'only',
-  });
-  if (final.status !== 201)
-    throw new Error(`final checkpoint: ${final.status} ${JSON.stringify(final.body)}`);
-  // The sink commits after `complete`, on its own time: wait until the job says the output is visible.
-  while ((await operators(cryo, ref)).committedCheckpointId < final.body.application!.checkpointId) {
-    if (Date.now() > deadline) throw new Error('the final checkpoint was never committed');
-    await sleep(50);
   }
 }
 
@@ -193,7 +102,7 @@ for (const mode of ['process', 'application', 'auto'] as const) {
     const seed = Math.floor(Math.random() * 2 ** 31);
     t.log(`seed ${seed}`);
     const random = rng(seed);
-    const job = await wordcountJob(t, 5000, seed);
+    const job = await wordcountJob(t.context.containers.uniqueName('wc'), t.context.dirs, 5000, seed);
     await startWordcount(t, job, { WC_RATE: '400' });
     const used = new Set<string>();
     for (let k = 0; k < KILL_POINTS; k++) {
@@ -220,7 +129,7 @@ test('rescale 2 -> 3 -> 1 through application restores into new containers', asy
   const { cryo, containers } = t.context;
   const seed = Math.floor(Math.random() * 2 ** 31);
   t.log(`seed ${seed}`);
-  const job = await wordcountJob(t, 3000, seed);
+  const job = await wordcountJob(t.context.containers.uniqueName('wc'), t.context.dirs, 3000, seed);
   await startWordcount(t, job, { WC_RATE: '1000' });
   let ref = job.name;
   for (const parallelism of [3, 1]) {
@@ -278,7 +187,7 @@ test('operator checkpoints refuse clearly: no sidecar, no operator state, no CRI
   t.is(noState.status, 409);
   t.is(noState.body.code, ErrorCode.NO_APPLICATION_STATE);
 
-  const job = await wordcountJob(t, 200, 7);
+  const job = await wordcountJob(t.context.containers.uniqueName('wc'), t.context.dirs, 200, 7);
   await startWordcount(t, job, {});
   const only = await checkpoint(t, job.name, 'only');
   await execa('docker', ['kill', job.name]);
@@ -301,7 +210,7 @@ test('operator checkpoints refuse clearly: no sidecar, no operator state, no CRI
 
 test('scheduled application-only snapshots commit the output, keep the retention, and restore', async (t) => {
   const { cryo } = t.context;
-  const job = await wordcountJob(t, 3000, 11);
+  const job = await wordcountJob(t.context.containers.uniqueName('wc'), t.context.dirs, 3000, 11);
   await startWordcount(t, job, { WC_RATE: '500' });
   const created = await cryo.api<{ id: string; application: unknown }>('POST', '/v1/schedules', {
     container: job.name,
@@ -337,7 +246,7 @@ test('scheduled application-only snapshots commit the output, keep the retention
 
 test('an application-only checkpoint travels as an archive: export, delete, import, restore into a new container', async (t) => {
   const { cryo, containers } = t.context;
-  const job = await wordcountJob(t, 2000, 23);
+  const job = await wordcountJob(t.context.containers.uniqueName('wc'), t.context.dirs, 2000, 23);
   await startWordcount(t, job, { WC_RATE: '1000' });
   await sleep(700);
   const ck = await checkpoint(t, job.name, 'only');
@@ -366,7 +275,7 @@ test('an application-only checkpoint travels as an archive: export, delete, impo
 test('unchanged keyed state is shared between checkpoints through hard links in operators/shared/, and outlives the checkpoint that wrote it', async (t) => {
   const { cryo } = t.context;
   // Slow enough that the two back-to-back checkpoints see (almost) no new input.
-  const job = await wordcountJob(t, 60, 31);
+  const job = await wordcountJob(t.context.containers.uniqueName('wc'), t.context.dirs, 60, 31);
   await startWordcount(t, job, { WC_RATE: '5' });
   await sleep(1500);
   const a = await checkpoint(t, job.name, 'only');
@@ -405,7 +314,7 @@ test('unchanged keyed state is shared between checkpoints through hard links in 
 
 test('operator checkpoint ids go on increasing across a restart of cryo', async (t) => {
   const { cryo } = t.context;
-  const job = await wordcountJob(t, 200, 41);
+  const job = await wordcountJob(t.context.containers.uniqueName('wc'), t.context.dirs, 200, 41);
   await startWordcount(t, job, { WC_RATE: '50' });
   const first = await checkpoint(t, job.name, 'only');
   await cryo.restart();
@@ -429,7 +338,7 @@ test('operator checkpoint ids go on increasing across a restart of cryo', async 
 
 test('application: true in stop mode: the container exits, and after the CRIU restore the job commits the cut and runs to the end', async (t) => {
   const { cryo } = t.context;
-  const job = await wordcountJob(t, 600, 53);
+  const job = await wordcountJob(t.context.containers.uniqueName('wc'), t.context.dirs, 600, 53);
   await startWordcount(t, job, { WC_RATE: '300' });
   await sleep(800);
   const res = await cryo.api<Checkpoint>('POST', `/v1/containers/${job.name}/checkpoints`, {
