@@ -62,7 +62,9 @@ async function serve(config: Config, lock: DataDirLock): Promise<Server> {
   const log = createLogger(config.logLevel);
   const podman = config.engine === 'podman';
   // Podman's Docker-compatible API serves the life cycle and images; libpod's own, its checkpoints and restores.
-  const docker = new DockerClient(podman ? config.podmanSocket : config.dockerSocket, config.dockerTimeoutMs);
+  const docker = podman
+    ? new DockerClient(config.podmanSocket, config.dockerTimeoutMs, 'podman')
+    : new DockerClient(config.dockerSocket, config.dockerTimeoutMs);
   const commands = { ms: config.commandTimeoutMs, setting: DEADLINES.command.setting };
   const journal = new SqliteHostJournal(db);
   const runtime = podman

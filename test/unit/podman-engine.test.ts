@@ -3,11 +3,13 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { toCreateOptions } from '../../src/adapters/docker/create-options.js';
+import { DockerClient } from '../../src/adapters/docker/docker-client.js';
+import { LibpodClient } from '../../src/adapters/podman/libpod-client.js';
 import { linkTree } from '../../src/adapters/podman/podman-bundle.js';
 import { criuStats } from '../../src/adapters/podman/podman-checkpointing.js';
 import { podmanCriuFailure } from '../../src/adapters/podman/podman-criu-failure.js';
 import { loadConfig } from '../../src/config.js';
-import { CriuError, ErrorCode, PodmanError } from '../../src/domain/errors/index.js';
+import { type AppError, CriuError, ErrorCode, PodmanError } from '../../src/domain/errors/index.js';
 
 test('CRYO_ENGINE picks Podman and CRYO_PODMAN_SOCKET its socket; Docker stays the default; others are refused', (t) => {
   t.is(loadConfig({}).engine, 'docker');
@@ -109,4 +111,16 @@ test("Podman's ulimit names (RLIMIT_NOFILE) are given back to its create as it w
     { Name: 'nofile', Soft: 20000, Hard: 20000 },
     { Name: 'nproc', Soft: 1, Hard: 2 },
   ]);
+});
+
+test("a Podman socket nobody answers on is PODMAN_UNAVAILABLE, naming the socket, from both of Podman's APIs", async (t) => {
+  const socket = path.join(os.tmpdir(), `cryo-no-podman-${process.pid}.sock`);
+  const compat = await t.throwsAsync(new DockerClient(socket, 1000, 'podman').call((d) => d.ping()));
+  t.is((compat as AppError).code, ErrorCode.PODMAN_UNAVAILABLE);
+  t.true(compat!.message.includes(socket));
+  const libpod = await t.throwsAsync(new LibpodClient(socket, 1000).get('/info'));
+  t.is((libpod as AppError).code, ErrorCode.PODMAN_UNAVAILABLE);
+  // Docker's own client keeps Docker's words.
+  const docker = await t.throwsAsync(new DockerClient(socket, 1000).call((d) => d.ping()));
+  t.is((docker as AppError).code, ErrorCode.DOCKER_UNAVAILABLE);
 });

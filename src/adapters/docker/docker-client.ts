@@ -6,6 +6,8 @@ import {
   DeadlineExceededError,
   DockerError,
   DockerUnavailableError,
+  PodmanError,
+  PodmanUnavailableError,
 } from '../../domain/errors/index.js';
 
 /** What dockerode's errors carry. */
@@ -35,8 +37,10 @@ export class DockerClient {
    * forever. Streams (image save and load) go on as long as their bytes flow.
    */
   constructor(
-    socketPath = '/var/run/docker.sock',
+    private readonly socketPath = '/var/run/docker.sock',
     readonly timeoutMs: number = DEADLINES.docker.ms,
+    /** Whose Docker-compatible API this is: Podman's service answers it too (CRYO_ENGINE=podman). */
+    private readonly engine: 'docker' | 'podman' = 'docker',
   ) {
     this.api = new Docker({ socketPath, timeout: timeoutMs });
   }
@@ -67,13 +71,19 @@ export class DockerClient {
   private failure(err: unknown, started: number): AppError {
     const silent =
       (err as DockerApiError).code === 'ECONNRESET' && performance.now() - started >= this.timeoutMs;
+    const what = this.engine === 'podman' ? 'podman' : 'dockerd';
     if (silent)
-      return new DeadlineExceededError('dockerd', this.timeoutMs, DEADLINES.docker.setting, { cause: err });
-    return translateDockerError(err);
+      return new DeadlineExceededError(what, this.timeoutMs, DEADLINES.docker.setting, { cause: err });
+    return this.translate(err);
   }
 
   translate(err: unknown): AppError {
-    return translateDockerError(err);
+    if (this.engine === 'docker' || err instanceof AppError) return translateDockerError(err);
+    const e = err as DockerApiError;
+    if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT' || e.code === 'EACCES')
+      return new PodmanUnavailableError(this.socketPath, e.message ?? String(err), { cause: err });
+    if (e.statusCode === 404) return new ContainerNotFoundError(firstLine(apiMessage(err)));
+    return new PodmanError(firstLine(apiMessage(err)), { cause: err });
   }
 
   container(id: string): Docker.Container {
