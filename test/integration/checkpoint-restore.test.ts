@@ -424,6 +424,7 @@ test('health answers without a token and reports the real Docker and CRIU', asyn
   };
   t.true('cryo' in info.Runtimes, "setup-host.sh registers cryo's runtime");
   t.deepEqual(res.body.docker, {
+    engine: 'docker',
     ok: true,
     version: dockerVersion.trim(),
     experimental: true,
