@@ -14,7 +14,7 @@ import { execa } from 'execa';
 import type { Checkpoint } from '../src/domain/checkpoint.js';
 import { freePort } from '../harness/containers.js';
 import { TestCryo } from '../harness/cryo.js';
-import { PODMAN, PodmanService, loadIntoPodman, requirePodman } from '../harness/podman.js';
+import { PODMAN, PodmanService, useImageInPodman, requirePodman } from '../harness/podman.js';
 import { NODE_IMAGE, requirePrerequisites } from '../harness/prerequisites.js';
 import { fmt, ratio } from './format.js';
 import { fetchMemory, median, timed } from './raw-criu.js';
@@ -118,7 +118,7 @@ async function cryoPath(cryo: TestCryo, mib: number, dir: string): Promise<Times
 await requirePrerequisites();
 await requirePodman();
 const tmp = await mkdtemp(path.join('/var/lib', 'cryo-bench-podman-engine-'));
-const loaded = await loadIntoPodman(NODE_IMAGE, tmp);
+const releaseImage = await useImageInPodman(NODE_IMAGE, tmp);
 const service = await PodmanService.start();
 const cryo = await TestCryo.start({ engine: 'podman', podmanSocket: service.socket });
 try {
@@ -156,6 +156,6 @@ try {
 } finally {
   await cryo.stop();
   await service.stop();
-  if (loaded) await execa(PODMAN, ['rmi', '-f', NODE_IMAGE], { reject: false });
+  await releaseImage();
   await rm(tmp, { recursive: true, force: true });
 }

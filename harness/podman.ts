@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
@@ -26,15 +26,67 @@ export async function requirePodman(): Promise<void> {
   }
 }
 
-/** Puts a Docker image into Podman's storage (`docker save | podman load`: the same config digest, the same id). */
-export async function loadIntoPodman(image: string, tmp: string): Promise<boolean> {
-  const present = await execa(PODMAN, ['image', 'exists', image], { reject: false });
-  if (present.exitCode === 0) return false;
-  const archive = path.join(tmp, 'image.tar');
-  await execa('docker', ['save', '-o', archive, image]);
-  await execa(PODMAN, ['load', '-q', '-i', archive]);
-  await rm(archive);
-  return true;
+/** Where the test files that use an image in Podman's storage say so: the last one to go removes what they loaded. */
+const IMAGE_USERS_DIR = '/run/cryo-test-podman-images';
+
+/** Runs `fn` while holding a lock shared by every test process (mkdir is atomic). */
+async function withImageLock<T>(fn: () => Promise<T>): Promise<T> {
+  const lock = path.join(IMAGE_USERS_DIR, 'lock');
+  for (let i = 0; ; i++) {
+    try {
+      await mkdir(IMAGE_USERS_DIR, { recursive: true });
+      await mkdir(lock);
+      break;
+    } catch (err) {
+      // ENOENT: the last user removed the directory meanwhile.
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code !== 'EEXIST' && code !== 'ENOENT') || i > 600) throw err;
+      await sleep(100);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lock, { recursive: true, force: true });
+    // Gone once nobody uses it (rmdir leaves a directory that is not empty).
+    await rmdir(IMAGE_USERS_DIR).catch(() => undefined);
+  }
+}
+
+/**
+ * Puts a Docker image into Podman's storage (`docker save | podman load`: the same config digest, the same id), for
+ * as long as the returned release is not called. Test files run at once share it: the image loaded by the tests is
+ * removed when the last of them releases it, one that was there before stays.
+ */
+export async function useImageInPodman(image: string, tmp: string): Promise<() => Promise<void>> {
+  const key = path.join(IMAGE_USERS_DIR, `${PODMAN.replace(/\W/g, '_')}-${image.replace(/\W/g, '_')}`);
+  const me = path.join(key, `${process.pid}-${Math.random().toString(16).slice(2)}`);
+  await withImageLock(async () => {
+    await mkdir(key, { recursive: true });
+    const present = await execa(PODMAN, ['image', 'exists', image], { reject: false });
+    if (present.exitCode !== 0) {
+      const archive = path.join(tmp, 'image.tar');
+      await execa('docker', ['save', '-o', archive, image]);
+      await execa(PODMAN, ['load', '-q', '-i', archive]);
+      await rm(archive);
+      await writeFile(path.join(key, 'loaded'), '');
+    }
+    await writeFile(me, '');
+  });
+  return () =>
+    withImageLock(async () => {
+      await rm(me, { force: true });
+      const left = (await readdir(key)).filter((f) => f !== 'loaded');
+      if (left.length > 0) return;
+      if (
+        await access(path.join(key, 'loaded')).then(
+          () => true,
+          () => false,
+        )
+      )
+        await execa(PODMAN, ['rmi', '-f', image], { reject: false });
+      await rm(key, { recursive: true, force: true });
+    });
 }
 
 /** `podman system service` on a socket of its own, as CRYO_ENGINE=podman talks to it. */

@@ -18,7 +18,7 @@ import { cryoSuite, type CryoSuiteContext } from '../../harness/cryo-suite.js';
 import {
   PODMAN,
   countsOnInPodman,
-  loadIntoPodman,
+  useImageInPodman,
   podmanCounterAtLeast,
   requirePodman,
 } from '../../harness/podman.js';
@@ -30,7 +30,7 @@ import { readTar, writeTar } from '../../harness/tar.js';
 const COUNTER_FILE = '/state/counter.log';
 
 interface Podman {
-  podman: { tmp: string; loadedImage: boolean };
+  podman: { tmp: string; releaseImage: () => Promise<void> };
 }
 
 const test = cryoSuite<Podman>({
@@ -40,11 +40,11 @@ const test = cryoSuite<Podman>({
       await requirePodman();
       const tmp = await mkdtemp(path.join(os.tmpdir(), 'cryo-cross-engine-'));
       // Podman's storage is its own: the image moves as `docker save | podman load` (same config digest, same id).
-      return { podman: { tmp, loadedImage: await loadIntoPodman(NODE_IMAGE, tmp) } };
+      return { podman: { tmp, releaseImage: await useImageInPodman(NODE_IMAGE, tmp) } };
     },
     cleanUp: async ({ podman }) => {
       if (!podman) return;
-      if (podman.loadedImage) await execa(PODMAN, ['rmi', '-f', NODE_IMAGE], { reject: false });
+      await podman.releaseImage();
       await rm(podman.tmp, { recursive: true, force: true });
     },
   },

@@ -21,7 +21,7 @@ import {
   PODMAN,
   PodmanService,
   countsOnInPodman,
-  loadIntoPodman,
+  useImageInPodman,
   podmanCounter,
   podmanCounterAtLeast,
   requirePodman,
@@ -34,7 +34,7 @@ interface Context {
   cryo: TestCryo;
   service: PodmanService;
   tmp: string;
-  loadedImage: boolean;
+  releaseImage: () => Promise<void>;
   names: string[];
 }
 
@@ -44,17 +44,22 @@ test.before(async (t) => {
   await requirePrerequisites();
   await requirePodman();
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'cryo-podman-engine-'));
-  t.context = { tmp, names: [], loadedImage: await loadIntoPodman(NODE_IMAGE, tmp) } as unknown as Context;
+  t.context = {
+    tmp,
+    names: [],
+    releaseImage: await useImageInPodman(NODE_IMAGE, tmp),
+  } as unknown as Context;
   t.context.service = await PodmanService.start();
   t.context.cryo = await TestCryo.start({ engine: 'podman', podmanSocket: t.context.service.socket });
 });
 
 test.after.always(async (t) => {
-  const { cryo, service, tmp, loadedImage, names } = t.context;
-  if (names?.length) await execa(PODMAN, ['rm', '-f', '-t', '0', ...names], { reject: false });
+  const { cryo, service, tmp, releaseImage, names } = t.context;
+  // One at a time: `podman rm` of several names removes none when one is missing (a migrated source, say).
+  for (const name of names ?? []) await execa(PODMAN, ['rm', '-f', '-t', '0', name], { reject: false });
   await cryo?.stop();
   await service?.stop();
-  if (loadedImage) await execa(PODMAN, ['rmi', '-f', NODE_IMAGE], { reject: false });
+  await releaseImage?.();
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
