@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { access, mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
@@ -41,6 +41,12 @@ async function withImageLock<T>(fn: () => Promise<T>): Promise<T> {
       // ENOENT: the last user removed the directory meanwhile.
       const code = (err as NodeJS.ErrnoException).code;
       if ((code !== 'EEXIST' && code !== 'ENOENT') || i > 600) throw err;
+      // A lock older than a minute is a killed test process's: nobody holds it that long.
+      const since = await stat(lock).then(
+        (st) => Date.now() - st.mtimeMs,
+        () => 0,
+      );
+      if (since > 60_000) await rm(lock, { recursive: true, force: true });
       await sleep(100);
     }
   }
@@ -76,7 +82,8 @@ export async function useImageInPodman(image: string, tmp: string): Promise<() =
   return () =>
     withImageLock(async () => {
       await rm(me, { force: true });
-      const left = (await readdir(key)).filter((f) => f !== 'loaded');
+      // Users whose process is gone (a killed test run) do not count.
+      const left = (await readdir(key)).filter((f) => f !== 'loaded' && alive(Number(f.split('-')[0])));
       if (left.length > 0) return;
       if (
         await access(path.join(key, 'loaded')).then(
@@ -87,6 +94,15 @@ export async function useImageInPodman(image: string, tmp: string): Promise<() =
         await execa(PODMAN, ['rmi', '-f', image], { reject: false });
       await rm(key, { recursive: true, force: true });
     });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** `podman system service` on a socket of its own, as CRYO_ENGINE=podman talks to it. */
