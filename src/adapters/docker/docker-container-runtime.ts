@@ -1,19 +1,8 @@
-import type { ContainerCriuOptions, RestoredContainer } from '../../domain/checkpoint.js';
-import type { ImageIdentity } from '../../domain/manifest.js';
-import type {
-  CheckpointRequest,
-  ContainerInfo,
-  ContainerRuntime,
-  CreateTarget,
-  LazyRestore,
-  PageServerAddress,
-  RuntimeCheckpointResult,
-  RuntimeVersion,
-} from '../../services/ports/container-runtime.js';
 import type { HostJournal } from '../../services/ports/host-journal.js';
 import type { Logger } from '../../services/ports/logger.js';
 import type { CommandDeadline } from '../exec/run-command.js';
 import { CgroupFreezer } from './cgroup-freezer.js';
+import { ComposedContainerRuntime, type RuntimeParts } from './composed-container-runtime.js';
 import { ContainerdCtl } from './containerd-ctl.js';
 import { ContainerdLeftovers } from './containerd-leftovers.js';
 import { CryoRuntimeRestore } from './cryo-runtime-restore.js';
@@ -52,148 +41,45 @@ export interface DockerContainerRuntimeOptions {
  * images, runc for dumps, and for restores cryo's OCI runtime (native-scripts/cryo-runtime), or
  * `docker start --checkpoint` for a runc container where that still works.
  */
-export class DockerContainerRuntime implements ContainerRuntime {
-  private readonly engine: DockerEngineInfo;
-  private readonly containers: DockerLifecycle;
-  private readonly dumps: DockerCheckpointing;
-  private readonly restores: DockerRestore;
-  private readonly images: DockerImages;
-
+export class DockerContainerRuntime extends ComposedContainerRuntime {
   constructor(client: DockerClient, journal: HostJournal, options: DockerContainerRuntimeOptions = {}) {
-    const execRoot = options.execRoot ?? '/var/run/docker';
-    const freezer = new CgroupFreezer(options.log);
-    const runc = new RuncCheckpointer(options.runc);
-    const runtimeRestore = new CryoRuntimeRestore(client, journal, options.runtimeStateDir, options.log);
-    this.engine = new DockerEngineInfo(client);
-    this.containers = new DockerLifecycle(client, this.engine, runtimeRestore, execRoot);
-    const runcDump = new RuncDump(
-      client,
-      runc,
-      journal,
-      async (id) => Boolean((await this.containers.inspect(id))?.running),
-      freezer,
-      options.lazyDumpTimeoutMs,
-    );
-    this.dumps = new DockerCheckpointing(
-      client,
-      this.containers,
-      runc,
-      runcDump,
-      freezer,
-      execRoot,
-      options.dockerCheckpointApi ?? false,
-    );
-    const leftovers = new ContainerdLeftovers(
-      new ContainerdCtl(execRoot, options.containerdSocket, options.commandDeadline),
-      journal,
-      options.containerdTmpDir,
-    );
-    this.restores = new DockerRestore(client, journal, this.engine, runtimeRestore, leftovers);
-    this.images = new DockerImages(client);
+    super(dockerParts(client, journal, options));
   }
+}
 
-  version(): Promise<RuntimeVersion> {
-    return this.engine.version();
-  }
-
-  inspect(ref: string): Promise<ContainerInfo | undefined> {
-    return this.containers.inspect(ref);
-  }
-
-  listRestored(checkpointId?: string): Promise<RestoredContainer[]> {
-    return this.containers.listRestored(checkpointId);
-  }
-
-  createFromConfig(config: unknown, target: CreateTarget): Promise<{ id: string; name: string }> {
-    return this.containers.createFromConfig(config, target);
-  }
-
-  rename(containerId: string, name: string): Promise<void> {
-    return this.containers.rename(containerId, name);
-  }
-
-  remove(containerId: string): Promise<void> {
-    return this.containers.remove(containerId);
-  }
-
-  start(containerId: string): Promise<void> {
-    return this.containers.start(containerId);
-  }
-
-  stop(containerId: string): Promise<void> {
-    return this.containers.stop(containerId);
-  }
-
-  putFile(containerId: string, file: string, content: Buffer): Promise<void> {
-    return this.containers.putFile(containerId, file, content);
-  }
-
-  runtimeSpec(containerId: string): Promise<unknown> {
-    return this.containers.runtimeSpec(containerId);
-  }
-
-  volumeNames(): Promise<Set<string>> {
-    return this.containers.volumeNames();
-  }
-
-  checkpoint(containerId: string, request: CheckpointRequest): Promise<RuntimeCheckpointResult> {
-    return this.dumps.checkpoint(containerId, request);
-  }
-
-  ensureNotFrozen(containerId: string): Promise<void> {
-    return this.dumps.ensureNotFrozen(containerId);
-  }
-
-  thawFrozen(containerId: string): Promise<void> {
-    return this.dumps.thawFrozen(containerId);
-  }
-
-  canHoldFrozen(containerId: string): Promise<boolean> {
-    return this.dumps.canHoldFrozen(containerId);
-  }
-
-  stopFrozen(containerId: string): Promise<void> {
-    return this.dumps.stopFrozen(containerId);
-  }
-
-  hangUpPageServer(address: PageServerAddress): Promise<void> {
-    return this.dumps.hangUpPageServer(address);
-  }
-
-  restoresInPlace(containerId: string, criu: ContainerCriuOptions): Promise<boolean> {
-    return this.restores.restoresInPlace(containerId, criu);
-  }
-
-  restore(
-    containerId: string,
-    imagesDir: string,
-    criu: ContainerCriuOptions,
-    lazy?: LazyRestore,
-  ): Promise<void> {
-    return this.restores.restore(containerId, imagesDir, criu, lazy);
-  }
-
-  resumeLazyRestores(): void {
-    this.restores.resumeLazyRestores();
-  }
-
-  imageExists(ref: string): Promise<boolean> {
-    return this.images.imageExists(ref);
-  }
-
-  imageLayers(ref: string): Promise<string[] | undefined> {
-    return this.images.imageLayers(ref);
-  }
-
-  resolveImage(image: ImageIdentity): Promise<string | undefined> {
-    return this.images.resolveImage(image);
-  }
-
-  saveImage(ref: string): Promise<NodeJS.ReadableStream> {
-    return this.images.saveImage(ref);
-  }
-
-  loadImage(tar: NodeJS.ReadableStream): Promise<void> {
-    return this.images.loadImage(tar);
-  }
+function dockerParts(
+  client: DockerClient,
+  journal: HostJournal,
+  options: DockerContainerRuntimeOptions,
+): RuntimeParts {
+  const execRoot = options.execRoot ?? '/var/run/docker';
+  const freezer = new CgroupFreezer(options.log);
+  const runc = new RuncCheckpointer(options.runc);
+  const runtimeRestore = new CryoRuntimeRestore(client, journal, options.runtimeStateDir, options.log);
+  const engine = new DockerEngineInfo(client);
+  const containers = new DockerLifecycle(client, engine, runtimeRestore, execRoot);
+  const runcDump = new RuncDump(
+    client,
+    runc,
+    journal,
+    async (id) => Boolean((await containers.inspect(id))?.running),
+    freezer,
+    options.lazyDumpTimeoutMs,
+  );
+  const dumps = new DockerCheckpointing(
+    client,
+    containers,
+    runc,
+    runcDump,
+    freezer,
+    execRoot,
+    options.dockerCheckpointApi ?? false,
+  );
+  const leftovers = new ContainerdLeftovers(
+    new ContainerdCtl(execRoot, options.containerdSocket, options.commandDeadline),
+    journal,
+    options.containerdTmpDir,
+  );
+  const restores = new DockerRestore(client, journal, engine, runtimeRestore, leftovers);
+  return { engine, containers, dumps, restores, images: new DockerImages(client) };
 }
