@@ -78,12 +78,7 @@ export class DockerClient {
   }
 
   translate(err: unknown): AppError {
-    if (this.engine === 'docker' || err instanceof AppError) return translateDockerError(err);
-    const e = err as DockerApiError;
-    if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT' || e.code === 'EACCES')
-      return new PodmanUnavailableError(this.socketPath, e.message ?? String(err), { cause: err });
-    if (e.statusCode === 404) return new ContainerNotFoundError(firstLine(apiMessage(err)));
-    return new PodmanError(firstLine(apiMessage(err)), { cause: err });
+    return translateDockerError(err, this.engine === 'podman' ? this.socketPath : undefined);
   }
 
   container(id: string): Docker.Container {
@@ -104,14 +99,23 @@ export class DockerClient {
   }
 }
 
-export function translateDockerError(err: unknown): AppError {
+/**
+ * cryo's error for a failure of a Docker-compatible API: dockerd's, or with `podmanSocket` Podman's service on
+ * that socket (its libpod API too).
+ */
+export function translateDockerError(err: unknown, podmanSocket?: string): AppError {
   if (err instanceof AppError) return err;
   const e = err as DockerApiError;
   if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT' || e.code === 'EACCES') {
-    return new DockerUnavailableError(e.message ?? String(err), { cause: err });
+    const message = e.message ?? String(err);
+    return podmanSocket === undefined
+      ? new DockerUnavailableError(message, { cause: err })
+      : new PodmanUnavailableError(podmanSocket, message, { cause: err });
   }
   if (e.statusCode === 404) return new ContainerNotFoundError(firstLine(apiMessage(err)));
-  return new DockerError(`dockerd: ${firstLine(apiMessage(err))}`, { cause: err });
+  return podmanSocket === undefined
+    ? new DockerError(`dockerd: ${firstLine(apiMessage(err))}`, { cause: err })
+    : new PodmanError(firstLine(apiMessage(err)), { cause: err });
 }
 
 export function apiMessage(err: unknown): string {

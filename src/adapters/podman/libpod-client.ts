@@ -1,12 +1,12 @@
 import http from 'node:http';
 import { DEADLINES } from '../../defaults.js';
 import {
-  AppError,
+  type AppError,
   ContainerNotFoundError,
   DeadlineExceededError,
   PodmanError,
-  PodmanUnavailableError,
 } from '../../domain/errors/index.js';
+import { translateDockerError } from '../docker/docker-client.js';
 
 /** The libpod API version cryo speaks: Podman 4.0 and later answer it (Podman 5 too). */
 const LIBPOD_PREFIX = '/v4.0.0/libpod';
@@ -89,11 +89,7 @@ export class LibpodClient {
   }
 
   private failure(err: Error): AppError {
-    if (err instanceof AppError) return err;
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'EACCES')
-      return new PodmanUnavailableError(this.socketPath, err.message, { cause: err });
-    return new PodmanError(err.message, { cause: err });
+    return translateDockerError(err, this.socketPath);
   }
 }
 
