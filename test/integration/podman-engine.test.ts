@@ -3,7 +3,7 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import anyTest, { type TestFn } from 'ava';
+import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { execa } from 'execa';
 import type { Checkpoint, RestoreResult } from '../../src/domain/checkpoint.js';
 import type { ErrorBody } from '../../src/domain/error-body.js';
@@ -12,7 +12,7 @@ import type { Health } from '../../src/domain/health.js';
 import type { Migration } from '../../src/domain/migration.js';
 import type { PushResult } from '../../src/domain/registry.js';
 import type { Schedule, ScheduleRun } from '../../src/domain/schedule.js';
-import { sleep } from '../../harness/containers.js';
+import { sleep, type CounterReading } from '../../harness/containers.js';
 import { TestCryo } from '../../harness/cryo.js';
 import { CryoProcess } from '../../harness/cryo-process.js';
 import { eventually } from '../../harness/eventually.js';
@@ -405,6 +405,17 @@ test('a stop-mode checkpoint whose cryo is killed before publishing it: after th
   await t.notThrowsAsync(execa(PODMAN, ['exec', name, '/usr/bin/node', '-e', '0']), 'its processes answer');
 });
 
+/** A second cryo on this Podman (a migration's target), and a counter to move, read at 10 or more. */
+async function migrationSetup(
+  t: ExecutionContext<Context>,
+  label: string,
+): Promise<{ b: TestCryo; name: string; before: CounterReading }> {
+  const b = await TestCryo.start({ engine: 'podman', podmanSocket: t.context.service.socket });
+  t.teardown(() => b.stop());
+  const name = await runCounter(t, label);
+  return { b, name, before: await podmanCounterAtLeast(name, 10) };
+}
+
 /** A migration from `cryo`, followed until it ends. */
 async function migrationEnd(cryo: TestCryo, id: string): Promise<Migration> {
   return eventually(
@@ -417,11 +428,8 @@ async function migrationEnd(cryo: TestCryo, id: string): Promise<Migration> {
 }
 
 test('a Podman container migrates to another cryo on Podman and counts on there; it is gone from the source', async (t) => {
-  const { cryo, service } = t.context;
-  const b = await TestCryo.start({ engine: 'podman', podmanSocket: service.socket });
-  t.teardown(() => b.stop());
-  const name = await runCounter(t, 'migrated');
-  const before = await podmanCounterAtLeast(name, 10);
+  const { cryo } = t.context;
+  const { b, name, before } = await migrationSetup(t, 'migrated');
   // Both agents share this host's Podman: the target's container needs a name of its own.
   const moved = made(t, `${name}-moved`);
   const started = await cryo.api<Migration>('POST', `/v1/containers/${name}/migrations`, {
@@ -439,11 +447,8 @@ test('a Podman container migrates to another cryo on Podman and counts on there;
 });
 
 test("when the target cannot restore, a Podman container's migration rolls back and it counts on at the source", async (t) => {
-  const { cryo, service } = t.context;
-  const b = await TestCryo.start({ engine: 'podman', podmanSocket: service.socket });
-  t.teardown(() => b.stop());
-  const name = await runCounter(t, 'rollback');
-  const before = await podmanCounterAtLeast(name, 10);
+  const { cryo } = t.context;
+  const { b, name, before } = await migrationSetup(t, 'rollback');
   // The target's name is taken there: its restore fails after the source's dump.
   const taken = made(t, `${name}-taken`);
   await execa(PODMAN, ['create', '--name', taken, NODE_IMAGE]);
