@@ -149,9 +149,12 @@ export class PodmanService {
   }
 }
 
-/** The counter workload's reading, from inside a Podman container (its port need not be published). */
-export async function podmanCounter(name: string): Promise<CounterReading> {
-  const { stdout } = await execa(PODMAN, [
+/**
+ * The counter workload's reading, from inside a Podman container (its port need not be published); `cli`
+ * 'docker' reads one Docker runs.
+ */
+export async function podmanCounter(name: string, cli = PODMAN): Promise<CounterReading> {
+  const { stdout } = await execa(cli, [
     'exec',
     name,
     '/usr/bin/node',
@@ -162,29 +165,30 @@ export async function podmanCounter(name: string): Promise<CounterReading> {
 }
 
 /** Waits for a Podman container's counter to reach `min`. */
-export function podmanCounterAtLeast(name: string, min: number): Promise<CounterReading> {
+export function podmanCounterAtLeast(name: string, min: number, cli = PODMAN): Promise<CounterReading> {
   return eventually(
     () =>
-      podmanCounter(name).then(
+      podmanCounter(name, cli).then(
         (r) => (r.count >= min ? r : undefined),
         () => undefined,
       ),
     {
-      what: `the counter of the Podman container ${name} at ${min}`,
+      what: `the counter of the ${cli} container ${name} at ${min}`,
       timeoutMs: 20_000,
       intervalMs: 200,
     },
   );
 }
 
-/** The counter of a container Podman restored goes on from `before`: the same process, counting on. */
+/** The counter of a container Podman (or `cli`'s engine) restored goes on from `before`: the same process, counting on. */
 export async function countsOnInPodman(
   t: ExecutionContext,
   name: string,
   before: CounterReading,
+  cli = PODMAN,
 ): Promise<{ after: CounterReading; later: CounterReading }> {
-  const after = await eventually(() => podmanCounter(name).catch(() => undefined), {
-    what: `the counter of the Podman container ${name}`,
+  const after = await eventually(() => podmanCounter(name, cli).catch(() => undefined), {
+    what: `the counter of the ${cli} container ${name}`,
     timeoutMs: 15_000,
     intervalMs: 200,
   });
@@ -194,7 +198,7 @@ export async function countsOnInPodman(
     `restored at ${after.count}, read ${before.count} before the checkpoint`,
   );
   await sleep(500);
-  const later = await podmanCounter(name);
-  t.true(later.count > after.count, 'it counts on under Podman');
+  const later = await podmanCounter(name, cli);
+  t.true(later.count > after.count, `it counts on under ${cli}`);
   return { after, later };
 }

@@ -8,6 +8,8 @@ import { createLogger } from './adapters/log/pino-logger.js';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { CriuCheckpointEngine } from './adapters/criu/criu-checkpoint-engine.js';
+import { CriuForeignImages } from './adapters/criu/criu-foreign-images.js';
+import { FOREIGN_DIR } from './domain/layout.js';
 import { DockerClient } from './adapters/docker/docker-client.js';
 import { DockerContainerRuntime } from './adapters/docker/docker-container-runtime.js';
 import { LibpodClient } from './adapters/podman/libpod-client.js';
@@ -74,6 +76,7 @@ async function serve(config: Config, lock: DataDirLock): Promise<Server> {
         journal,
         {
           runtimeStateDir: config.runtimeStateDir,
+          foreign: new CriuForeignImages(path.join(config.dataDir, FOREIGN_DIR)),
           log,
         },
       )

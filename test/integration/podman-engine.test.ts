@@ -474,20 +474,116 @@ test("when the target cannot restore, a Podman container's migration rolls back 
   );
 });
 
-test('a migration between a Podman host and a Docker host is refused before anything is frozen', async (t) => {
-  const { cryo } = t.context;
+/** A second cryo, on this host's Docker: the other end of a migration between engines. */
+async function dockerCryo(t: ExecutionContext<Context>): Promise<TestCryo> {
   const docker = await TestCryo.start();
   t.teardown(() => docker.stop());
-  const name = await runCounter(t, 'to-docker');
+  return docker;
+}
+
+/** Runs the counter workload in a Docker container, removed at the end. */
+async function runDockerCounter(t: ExecutionContext<Context>, label: string): Promise<string> {
+  const name = `cryo-podman-${label}-${Math.random().toString(16).slice(2, 8)}`;
+  dockerMade(t, name);
+  await execa('docker', ['run', '-d', '--name', name, NODE_IMAGE]);
+  return name;
+}
+
+/** A container in Docker, removed at the end of the test. */
+function dockerMade(t: ExecutionContext<Context>, name: string): string {
+  t.teardown(() => execa('docker', ['rm', '-f', name], { reject: false }));
+  return name;
+}
+
+async function dockerState(name: string): Promise<string | undefined> {
+  const { stdout, exitCode } = await execa('docker', ['inspect', '--format', '{{.State.Status}}', name], {
+    reject: false,
+  });
+  return exitCode === 0 ? stdout.trim() : undefined;
+}
+
+/** Migrates `name` from `from` to `to` as `as`, and follows it to its end. */
+async function migrate(from: TestCryo, name: string, to: TestCryo, as: string): Promise<Migration> {
+  const started = await from.api<Migration>('POST', `/v1/containers/${name}/migrations`, {
+    target: to.url,
+    targetToken: to.token,
+    name: as,
+  });
+  if (started.status !== 202) throw new Error(`migration refused: ${JSON.stringify(started.body)}`);
+  return migrationEnd(from, started.body.id);
+}
+
+test('a Podman container migrates to a cryo on Docker, and a Docker container to Podman: each counts on there, its source gone', async (t) => {
+  const { cryo } = t.context;
+  const docker = await dockerCryo(t);
+  const fromPodman = await runCounter(t, 'to-docker');
+  const fromDocker = await runDockerCounter(t, 'to-podman');
+  const podmanBefore = await podmanCounterAtLeast(fromPodman, 10);
+  const dockerBefore = await podmanCounterAtLeast(fromDocker, 10, 'docker');
+
+  const inDocker = dockerMade(t, `${fromPodman}-moved`);
+  const there = await migrate(cryo, fromPodman, docker, inDocker);
+  t.is(there.status, 'succeeded', JSON.stringify(there));
+  t.is(there.targetContainer?.name, inDocker);
+  await countsOnInPodman(t, inDocker, podmanBefore, 'docker');
+  t.is((await execa(PODMAN, ['container', 'exists', fromPodman], { reject: false })).exitCode, 1);
+
+  const inPodman = made(t, `${fromDocker}-moved`);
+  const back = await migrate(docker, fromDocker, cryo, inPodman);
+  t.is(back.status, 'succeeded', JSON.stringify(back));
+  t.is(back.targetContainer?.name, inPodman);
+  const precopy = back.phases.find((p) => p.name === 'precopy');
+  t.is(precopy?.status, 'skipped', 'the disk goes with the checkpoint between engines');
+  t.regex(precopy?.detail ?? '', /docker to podman/);
+  await countsOnInPodman(t, inPodman, dockerBefore);
+  t.is(await dockerState(fromDocker), undefined, 'the Docker source is removed');
+});
+
+test('a migration between Podman and Docker rolls back, both ways, when the target cannot restore: the source counts on, the target keeps nothing', async (t) => {
+  const { cryo } = t.context;
+  const docker = await dockerCryo(t);
+  const fromPodman = await runCounter(t, 'rb-to-docker');
+  const fromDocker = await runDockerCounter(t, 'rb-to-podman');
+  const podmanBefore = await podmanCounterAtLeast(fromPodman, 10);
+  const dockerBefore = await podmanCounterAtLeast(fromDocker, 10, 'docker');
+  // Each target's name is taken there: its restore fails after the source's dump.
+  const takenInDocker = dockerMade(t, `${fromPodman}-taken`);
+  await execa('docker', ['create', '--name', takenInDocker, NODE_IMAGE]);
+  const takenInPodman = made(t, `${fromDocker}-taken`);
+  await execa(PODMAN, ['create', '--name', takenInPodman, NODE_IMAGE]);
+
+  for (const [from, name, to, taken, before, cli] of [
+    [cryo, fromPodman, docker, takenInDocker, podmanBefore, PODMAN],
+    [docker, fromDocker, cryo, takenInPodman, dockerBefore, 'docker'],
+  ] as const) {
+    const done = await migrate(from, name, to, taken);
+    t.is(done.status, 'rolled_back', JSON.stringify(done));
+    t.is(done.error?.phase, 'restore');
+    t.is(done.error?.code, ErrorCode.TARGET_REFUSED);
+    await countsOnInPodman(t, name, before, cli);
+    const there = (await to.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body.checkpoints;
+    t.false(
+      there.some((c) => c.migration?.id === done.id),
+      "the target's copy is removed",
+    );
+  }
+  t.is(await dockerState(takenInDocker), 'created', "Docker's own container is untouched");
+  t.is(await podmanState(takenInPodman), 'created', "Podman's own container is untouched");
+});
+
+test('a post-copy migration from Podman to Docker is refused before anything is frozen, and so is an unknown container', async (t) => {
+  const { cryo } = t.context;
+  const docker = await dockerCryo(t);
+  const name = await runCounter(t, 'post-copy-to-docker');
   await podmanCounterAtLeast(name, 3);
   const listed = (await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body;
   const refused = await cryo.api<ErrorBody>('POST', `/v1/containers/${name}/migrations`, {
     target: docker.url,
     targetToken: docker.token,
+    strategy: 'post-copy',
   });
   t.is(refused.status, 409, JSON.stringify(refused.body));
-  t.is(refused.body.code, ErrorCode.ENGINE_UNSUPPORTED);
-  t.regex(refused.body.message, /podman to docker/);
+  t.is(refused.body.code, ErrorCode.POST_COPY_UNAVAILABLE);
   t.is(await podmanState(name), 'running');
   const reading = await podmanCounter(name);
   await sleep(300);

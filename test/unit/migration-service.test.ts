@@ -12,7 +12,7 @@ import type {
   RestoredContainer,
   RestoreResult,
 } from '../../src/domain/checkpoint.js';
-import { type AppError, ErrorCode, TargetError } from '../../src/domain/errors/index.js';
+import { ErrorCode, TargetError } from '../../src/domain/errors/index.js';
 import type { CreateMigrationBody, HostInfoReport, Migration } from '../../src/domain/migration.js';
 import { systemClock } from '../../src/services/ports/clock.js';
 import { localHost } from '../../src/adapters/host/local-host.js';
@@ -233,19 +233,17 @@ test('a target refused at the pre-flight fails the request and touches nothing',
   t.deepEqual(t.context.services.checkpoints.list(), []);
 });
 
-test('a target of another engine (Podman) is refused in the pre-flight, before anything is frozen', async (t) => {
+test('a target of another engine (Podman) gets the checkpoint without a disk pre-copy, whose prepared container would be Podman’s', async (t) => {
   t.context.peer.engine = 'podman';
-  const err = await t.throwsAsync(start(t.context));
-  t.is((err as AppError).code, ErrorCode.ENGINE_UNSUPPORTED);
-  t.regex(err!.message, /docker to podman/);
-  t.false(t.context.runtime.calls.some((c) => c.startsWith('checkpoint')));
-  t.true(t.context.runtime.containers.get(SOURCE)?.running);
-  t.context.peer.engine = 'docker';
-  t.is(
-    (await finished(t.context, (await start(t.context)).id)).status,
-    'succeeded',
-    'the same engine: on it goes',
+  const m = await finished(t.context, (await start(t.context, { diskPreCopy: true })).id);
+  t.is(m.status, 'succeeded', JSON.stringify(m.error));
+  t.like(
+    m.phases.find((p) => p.name === 'precopy'),
+    { status: 'skipped' },
   );
+  t.regex(m.phases.find((p) => p.name === 'precopy')?.detail ?? '', /from docker to podman/);
+  t.deepEqual(t.context.peer.calls, ['host', 'import', 'restore target-checkpoint web']);
+  t.false(t.context.runtime.containers.has(SOURCE), 'the source container is gone');
 });
 
 test('a failed image transfer ends the migration before anything is frozen', async (t) => {

@@ -26,8 +26,9 @@ export interface LibpodCriuStatistics {
   restore_time?: number;
 }
 
-const MIGRATION_HINT =
-  'migrate Docker containers, or checkpoint and restore the Podman container on its host';
+/** Podman's API stops or thaws the container as its dump returns: no freeze is held, no page server served. */
+const HELD_FREEZE = 'a post-copy migration, or a source held frozen';
+const HELD_FREEZE_HINT = 'migrate with strategy stop-and-copy: the source stops with its dump';
 
 /**
  * Dumps through Podman's own checkpoint API, so that Podman's view (exited, or running on) stays its own; CRIU's
@@ -41,7 +42,7 @@ export class PodmanCheckpointing implements ContainerCheckpointing {
 
   async checkpoint(containerId: string, request: CheckpointRequest): Promise<RuntimeCheckpointResult> {
     if (request.lazyPages || request.heldBy !== undefined)
-      throw new EngineUnsupportedError('migrating a container', MIGRATION_HINT);
+      throw new EngineUnsupportedError(HELD_FREEZE, HELD_FREEZE_HINT);
     if (request.criu.externalUnixSockets || request.criu.ghostLimitBytes !== undefined)
       throw new EngineUnsupportedError(
         'externalUnixSockets and ghostLimitBytes (Podman passes neither to CRIU)',
@@ -86,7 +87,7 @@ export class PodmanCheckpointing implements ContainerCheckpointing {
   }
 
   async stopFrozen(): Promise<void> {
-    throw new EngineUnsupportedError('migrating a container', MIGRATION_HINT);
+    throw new EngineUnsupportedError(HELD_FREEZE, HELD_FREEZE_HINT);
   }
 
   async hangUpPageServer(_address: PageServerAddress): Promise<void> {

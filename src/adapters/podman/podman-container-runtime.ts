@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ContainerInfo } from '../../services/ports/container-runtime.js';
+import type { ForeignImages } from '../../services/ports/foreign-images.js';
 import type { HostJournal } from '../../services/ports/host-journal.js';
 import type { Logger } from '../../services/ports/logger.js';
 import { ComposedContainerRuntime } from '../docker/composed-container-runtime.js';
@@ -17,6 +18,8 @@ import { PodmanRestore } from './podman-restore.js';
 export interface PodmanContainerRuntimeOptions {
   /** Where cryo's OCI runtime keeps its state (read only: Podman's containers never run under it). */
   runtimeStateDir?: string;
+  /** What restoring images Docker dumped needs (a migration from a Docker host, an import of Docker's checkpoint). */
+  foreign?: ForeignImages;
   log?: Logger;
 }
 
@@ -38,7 +41,7 @@ export class PodmanContainerRuntime extends ComposedContainerRuntime {
       // No exec root: the runtime spec is read from Podman's bundle (runtimeSpec below).
       containers: new DockerLifecycle(client, engine, markers, ''),
       dumps: new PodmanCheckpointing(client, libpod),
-      restores: new PodmanRestore(libpod),
+      restores: new PodmanRestore(libpod, options.foreign),
       images: new DockerImages(client),
     });
   }

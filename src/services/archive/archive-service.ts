@@ -196,8 +196,8 @@ export class ArchiveService {
             if (catalog.findByName(m.container.id, m.checkpoint.name))
               throw new CheckpointNameInUseError(m.container.name, m.checkpoint.name);
           };
-          // A plain import, or a Podman checkpoint image's layer, may be Podman's; a migration's or a level's is cryo's.
-          const foreign = !migration && !level.parent && !level.layer && this.deps.foreign !== undefined;
+          // A level's is cryo's; anything else may be Podman's (a plain import, an image's layer, a migration from Podman).
+          const foreign = !level.parent && !level.layer && this.deps.foreign !== undefined;
           const extracted = await codec.extract(input, dir, {
             maxBytes: this.deps.maxImportBytes,
             foreign,

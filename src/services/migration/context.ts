@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'node:events';
+import type { ArchiveFormat } from '../../domain/checkpoint.js';
 import type { HostInfo } from '../../domain/host-info.js';
 import type { Migration } from '../../domain/migration.js';
 import type { ArchiveService } from '../archive/archive-service.js';
@@ -67,6 +68,10 @@ export interface MigrationContext {
 /** What the pre-flight settled: whether the target has the image, and how the memory goes. */
 export interface MigrationPlan {
   imagePresent: boolean;
+  /** How the checkpoint travels: Podman's `--export` layout to a Docker host from a Podman one, cryo's otherwise. */
+  format: ArchiveFormat;
+  /** Between engines ("docker to podman"): no disk pre-copy, whose prepared container is the target engine's. */
+  crossEngine?: string;
   strategy: NonNullable<Migration['strategy']>;
   /** For post-copy: where the target reaches this host's page server. */
   pageServer?: { address: string; port: number };

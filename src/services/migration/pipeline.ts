@@ -40,7 +40,10 @@ export async function runMigration(
   let diskSince: CreateCheckpointInternals['diskSince'];
   try {
     hold = await runtime.canHoldFrozen(container.id);
-    if (body.diskPreCopy && !hold) recordSkipped(ctx, migration, 'precopy', NOT_THROUGH_RUNC);
+    const noPreCopy = !hold
+      ? NOT_THROUGH_RUNC
+      : plan.crossEngine && `a migration from ${plan.crossEngine} sends the disk with the checkpoint`;
+    if (body.diskPreCopy && noPreCopy) recordSkipped(ctx, migration, 'precopy', noPreCopy);
     else if (body.diskPreCopy)
       diskSince = await recordPhase(ctx, migration, 'precopy', () =>
         preCopyDisk(ctx, migration, container, peer, body),
@@ -83,7 +86,7 @@ export async function runMigration(
     migration.bytesTotal = (migration.precopy?.bytes ?? 0) + checkpoint.sizeBytes;
     failedIn = 'stream';
     const imported = await recordPhase(ctx, migration, 'stream', () =>
-      sendCheckpoint(ctx, migration, checkpoint.id, peer),
+      sendCheckpoint(ctx, migration, checkpoint.id, peer, plan.format),
     );
     migration.targetCheckpointId = imported.id;
     failedIn = 'restore';

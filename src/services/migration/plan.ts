@@ -1,9 +1,5 @@
 import { createServer, type AddressInfo } from 'node:net';
-import {
-  EngineUnsupportedError,
-  InsufficientSpaceError,
-  PostCopyUnavailableError,
-} from '../../domain/errors/index.js';
+import { InsufficientSpaceError, PostCopyUnavailableError } from '../../domain/errors/index.js';
 import { requireHostFits } from '../../domain/host-fit.js';
 import type { CreateMigrationBody, HostInfoReport, MigrationStrategy } from '../../domain/migration.js';
 import type { ContainerInfo } from '../ports/container-runtime.js';
@@ -30,11 +26,7 @@ export async function planMigration(
   const target = await peer.host();
   const here = (await deps.runtime.version()).engine;
   // Older agents name no engine: they manage Docker.
-  if ((target.engine ?? 'docker') !== here)
-    throw new EngineUnsupportedError(
-      `migrating from ${here} to ${target.engine ?? 'docker'}`,
-      'migrate between hosts of the same engine, or move the checkpoint as an archive (cryo export --format podman, cryo import)',
-    );
+  const there = target.engine ?? 'docker';
   const criuVersion = await deps.engine.version();
   requireHostFits({ ...deps.host, criuVersion }, target);
   const resident = await deps.inspector.residentBytes(container.pid);
@@ -48,7 +40,9 @@ export async function planMigration(
     ref: container.image,
     ...(layers ? { layers } : {}),
   });
-  return { ...plan, imagePresent };
+  // Docker's cryo adopts Podman's layout (the network namespace, Podman's own mounts); Podman's restores cryo's.
+  const format = here === 'podman' && there === 'docker' ? 'podman' : 'cryo';
+  return { ...plan, imagePresent, format, ...(here === there ? {} : { crossEngine: `${here} to ${there}` }) };
 }
 
 /** Post-copy where asked and both hosts and the container can; auto also wants enough memory to be worth it. */
@@ -58,7 +52,7 @@ async function chooseStrategy(
   container: ContainerInfo,
   target: HostInfoReport,
   resident: number,
-): Promise<Omit<MigrationPlan, 'imagePresent'>> {
+): Promise<Pick<MigrationPlan, 'strategy' | 'pageServer'>> {
   const { deps } = ctx;
   if (requested === 'stop-and-copy') return { strategy: { requested, used: 'stop-and-copy' } };
   const reasons: string[] = [];

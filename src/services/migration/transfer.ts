@@ -1,5 +1,5 @@
 import { Transform } from 'node:stream';
-import type { Checkpoint } from '../../domain/checkpoint.js';
+import type { ArchiveFormat, Checkpoint } from '../../domain/checkpoint.js';
 import type { CreateMigrationBody, Migration } from '../../domain/migration.js';
 import { logged } from '../support/background.js';
 import type { CreateCheckpointInternals } from '../checkpoint/checkpoint-service.js';
@@ -14,8 +14,9 @@ export async function sendCheckpoint(
   migration: Migration,
   checkpointId: string,
   peer: PeerAgent,
+  format: ArchiveFormat = 'cryo',
 ): Promise<Checkpoint> {
-  const archive = await ctx.deps.archives.export(checkpointId, 'none');
+  const archive = await ctx.deps.archives.export(checkpointId, 'none', { format });
   const counted = archive.stream.pipe(
     new Transform({
       transform: (chunk: Buffer, _enc, cb) => {
