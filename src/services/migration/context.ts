@@ -70,8 +70,6 @@ export interface MigrationPlan {
   imagePresent: boolean;
   /** How the checkpoint travels: Podman's `--export` layout to a Docker host from a Podman one, cryo's otherwise. */
   format: ArchiveFormat;
-  /** Between engines ("docker to podman"): no disk pre-copy, whose prepared container is the target engine's. */
-  crossEngine?: string;
   strategy: NonNullable<Migration['strategy']>;
   /** For post-copy: where the target reaches this host's page server. */
   pageServer?: { address: string; port: number };

@@ -40,10 +40,7 @@ export async function runMigration(
   let diskSince: CreateCheckpointInternals['diskSince'];
   try {
     hold = await runtime.canHoldFrozen(container.id);
-    const noPreCopy = !hold
-      ? NOT_THROUGH_RUNC
-      : plan.crossEngine && `a migration from ${plan.crossEngine} sends the disk with the checkpoint`;
-    if (body.diskPreCopy && noPreCopy) recordSkipped(ctx, migration, 'precopy', noPreCopy);
+    if (body.diskPreCopy && !hold) recordSkipped(ctx, migration, 'precopy', NOT_THROUGH_RUNC);
     else if (body.diskPreCopy)
       diskSince = await recordPhase(ctx, migration, 'precopy', () =>
         preCopyDisk(ctx, migration, container, peer, body),

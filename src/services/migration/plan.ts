@@ -24,9 +24,6 @@ export async function planMigration(
 ): Promise<MigrationPlan> {
   const { deps } = ctx;
   const target = await peer.host();
-  const here = (await deps.runtime.version()).engine;
-  // Older agents name no engine: they manage Docker.
-  const there = target.engine ?? 'docker';
   const criuVersion = await deps.engine.version();
   requireHostFits({ ...deps.host, criuVersion }, target);
   const resident = await deps.inspector.residentBytes(container.pid);
@@ -40,9 +37,12 @@ export async function planMigration(
     ref: container.image,
     ...(layers ? { layers } : {}),
   });
+  const here = (await deps.runtime.version()).engine;
+  // Older agents name no engine: they manage Docker.
+  const there = target.engine ?? 'docker';
   // Docker's cryo adopts Podman's layout (the network namespace, Podman's own mounts); Podman's restores cryo's.
   const format = here === 'podman' && there === 'docker' ? 'podman' : 'cryo';
-  return { ...plan, imagePresent, format, ...(here === there ? {} : { crossEngine: `${here} to ${there}` }) };
+  return { ...plan, imagePresent, format };
 }
 
 /** Post-copy where asked and both hosts and the container can; auto also wants enough memory to be worth it. */
