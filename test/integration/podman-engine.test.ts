@@ -582,23 +582,29 @@ test('a migration between Podman and Docker rolls back, both ways, when the targ
   t.is(await podmanState(takenInPodman), 'created', "Podman's own container is untouched");
 });
 
-test('a post-copy migration from Podman to Docker is refused before anything is frozen, and so is an unknown container', async (t) => {
+test('a migration to Docker that cannot cross (post-copy, a volume) is refused before anything is frozen, and so is an unknown container', async (t) => {
   const { cryo } = t.context;
   const docker = await dockerCryo(t);
   const name = await runCounter(t, 'post-copy-to-docker');
-  await podmanCounterAtLeast(name, 3);
+  const withBind = await runCounter(t, 'bound-to-docker', ['-v', `${t.context.tmp}:/data`]);
   const listed = (await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body;
-  const refused = await cryo.api<ErrorBody>('POST', `/v1/containers/${name}/migrations`, {
-    target: docker.url,
-    targetToken: docker.token,
+  const target = { target: docker.url, targetToken: docker.token };
+  const postCopy = await cryo.api<ErrorBody>('POST', `/v1/containers/${name}/migrations`, {
+    ...target,
     strategy: 'post-copy',
   });
-  t.is(refused.status, 409, JSON.stringify(refused.body));
-  t.is(refused.body.code, ErrorCode.POST_COPY_UNAVAILABLE);
-  t.is(await podmanState(name), 'running');
-  const reading = await podmanCounter(name);
-  await sleep(300);
-  t.true((await podmanCounter(name)).count > reading.count, 'never frozen: it counts on');
+  t.is(postCopy.status, 409, JSON.stringify(postCopy.body));
+  t.is(postCopy.body.code, ErrorCode.POST_COPY_UNAVAILABLE);
+  const bound = await cryo.api<ErrorBody>('POST', `/v1/containers/${withBind}/migrations`, target);
+  t.is(bound.status, 409, JSON.stringify(bound.body));
+  t.is(bound.body.code, ErrorCode.CROSS_ENGINE_UNSUPPORTED);
+  t.regex(bound.body.message, /\/data.*to Docker/);
+  for (const c of [name, withBind]) {
+    t.is(await podmanState(c), 'running');
+    const reading = await podmanCounterAtLeast(c, 1);
+    await sleep(300);
+    t.true((await podmanCounter(c)).count > reading.count, `${c} never frozen: it counts on`);
+  }
   t.deepEqual((await cryo.api<{ checkpoints: Checkpoint[] }>('GET', '/v1/checkpoints')).body, listed);
 
   const missing = await cryo.api<ErrorBody>('POST', '/v1/containers/cryo-podman-nothing/checkpoints', {});

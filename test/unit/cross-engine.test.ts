@@ -16,6 +16,7 @@ import type { Manifest } from '../../src/domain/manifest.js';
 import {
   configDump,
   dockerConfigFromPodman,
+  notMigratableAcrossEngines,
   notPortableToPodman,
   portableSpec,
 } from '../../src/services/support/engine-configs.js';
@@ -175,6 +176,17 @@ test("what does not cross to Podman: volumes, bind mounts, another container's n
   );
   const shared = { ...INSPECT, HostConfig: { NetworkMode: 'container:db' } };
   t.regex(notPortableToPodman(manifest([]), shared)!.what, /container:db/);
+});
+
+test("a running container that cannot migrate between the engines, from its inspect: its volumes and binds, another container's network", (t) => {
+  t.is(notMigratableAcrossEngines({ ...INSPECT, Mounts: [] }), undefined);
+  t.is(notMigratableAcrossEngines(INSPECT), undefined, 'an inspect without Mounts');
+  const bound = { ...INSPECT, Mounts: [{ Type: 'bind', Destination: '/data' }] };
+  t.regex(notMigratableAcrossEngines(bound)!.what, /\/data/);
+  const volume = { ...INSPECT, Mounts: [{ Type: 'volume', Destination: '/var/lib/db' }] };
+  t.regex(notMigratableAcrossEngines(volume)!.what, /\/var\/lib\/db/);
+  const shared = { ...INSPECT, HostConfig: { NetworkMode: 'container:db' } };
+  t.regex(notMigratableAcrossEngines(shared)!.what, /container:db/);
 });
 
 test('a Podman checkpoint image this host cannot restore is named from its annotations: architecture, CRIU, runtime', (t) => {

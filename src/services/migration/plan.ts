@@ -1,8 +1,13 @@
 import { createServer, type AddressInfo } from 'node:net';
-import { InsufficientSpaceError, PostCopyUnavailableError } from '../../domain/errors/index.js';
+import {
+  CrossEngineUnsupportedError,
+  InsufficientSpaceError,
+  PostCopyUnavailableError,
+} from '../../domain/errors/index.js';
 import { requireHostFits } from '../../domain/host-fit.js';
 import type { CreateMigrationBody, HostInfoReport, MigrationStrategy } from '../../domain/migration.js';
 import type { ContainerInfo } from '../ports/container-runtime.js';
+import { notMigratableAcrossEngines } from '../support/engine-configs.js';
 import type { PeerAgent } from '../ports/peer-agent.js';
 import type { MigrationContext, MigrationPlan } from './context.js';
 
@@ -24,6 +29,18 @@ export async function planMigration(
 ): Promise<MigrationPlan> {
   const { deps } = ctx;
   const target = await peer.host();
+  const here = (await deps.runtime.version()).engine;
+  // Older agents name no engine: they manage Docker.
+  const there = target.engine ?? 'docker';
+  const why = here === there ? undefined : notMigratableAcrossEngines(container.config);
+  if (why)
+    throw new CrossEngineUnsupportedError(
+      why.what,
+      `migrate it to a host of the same engine (${here})`,
+      there === 'docker' ? 'Docker' : 'Podman',
+    );
+  // Docker's cryo adopts Podman's layout (the network namespace, Podman's own mounts); Podman's restores cryo's.
+  const format = here === 'podman' && there === 'docker' ? 'podman' : 'cryo';
   const criuVersion = await deps.engine.version();
   requireHostFits({ ...deps.host, criuVersion }, target);
   const resident = await deps.inspector.residentBytes(container.pid);
@@ -37,11 +54,6 @@ export async function planMigration(
     ref: container.image,
     ...(layers ? { layers } : {}),
   });
-  const here = (await deps.runtime.version()).engine;
-  // Older agents name no engine: they manage Docker.
-  const there = target.engine ?? 'docker';
-  // Docker's cryo adopts Podman's layout (the network namespace, Podman's own mounts); Podman's restores cryo's.
-  const format = here === 'podman' && there === 'docker' ? 'podman' : 'cryo';
   return { ...plan, imagePresent, format };
 }
 

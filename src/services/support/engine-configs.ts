@@ -22,6 +22,7 @@ interface DockerInspect {
     StopSignal?: string;
     StopTimeout?: number | null;
   };
+  Mounts?: { Type?: string; Destination?: string }[] | null;
   HostConfig?: {
     Runtime?: string;
     NetworkMode?: string;
@@ -239,7 +240,26 @@ export function notPortableToPodman(
   manifest: Manifest,
   inspect: unknown,
 ): { what: string; hint: string } | undefined {
-  const mounts = manifest.mounts.filter((m) => m.type === 'volume' || m.type === 'bind');
+  return notPortable(manifest.mounts, inspect);
+}
+
+/**
+ * Why a running container cannot migrate between the engines yet, or undefined, from its inspect (before anything
+ * is frozen): what notPortableToPodman refuses of its checkpoint, which Docker's adoption of Podman's refuses too.
+ */
+export function notMigratableAcrossEngines(inspect: unknown): { what: string; hint: string } | undefined {
+  const mounts = ((inspect as DockerInspect).Mounts ?? []).map((m) => ({
+    type: m.Type?.toLowerCase() ?? '',
+    destination: m.Destination ?? '',
+  }));
+  return notPortable(mounts, inspect);
+}
+
+function notPortable(
+  all: { type: string; destination: string }[],
+  inspect: unknown,
+): { what: string; hint: string } | undefined {
+  const mounts = all.filter((m) => m.type === 'volume' || m.type === 'bind');
   if (mounts.length > 0)
     return {
       what: `a container with volumes or bind mounts (${mounts.map((m) => m.destination).join(', ')})`,
