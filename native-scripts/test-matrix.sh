@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The engine matrix: the whole suite on the host's Docker (20.10 on Debian 12), the unit and integration tests
-# on Docker 28.5 with overlay2 and with the containerd image store (the fault-injection harness, test/fault, runs
-# on the host's leg only), and a smoke suite on Docker 26 with each store; each engine other than the host's runs as a daemon of
+# The engine matrix: the whole suite on the host's Docker (20.10 on Debian 12), the integration tests on Docker
+# 28.5 with overlay2 and with the containerd image store (the unit tests, which need no daemon, and the
+# fault-injection harness, test/fault, run on the host's leg only), and a smoke suite on Docker 26 with each store; each engine other than the host's runs as a daemon of
 # its own (native-scripts/with-engine.sh). Every leg runs even when one fails; the exit status
 # is the first failure's. MATRIX_LEGS="host 28 28-ctrd 26 26-ctrd podman-5.8" picks legs (the last: the
 # Podman tests against Podman 5.8: cross-engine, and cryo with CRYO_ENGINE=podman).
@@ -12,11 +12,11 @@ cd "$repo" || exit 1
 
 # Docker 26 behaves as 28 does with cryo's runtime and as 20.10 does without it; its smoke suite covers
 # checkpoint and restore, archives, migration between two daemons and crash recovery.
-SUITE=('test/unit/**/*.test.ts' 'test/integration/**/*.test.ts')
 # Podman is the host's, and the Podman tests run on the host's leg (Podman 4.3) and the podman-5.8 leg only: the
 # cross-engine ones have not been run in the engine legs' namespaces yet, and on the containerd image store Docker's
 # image id is a manifest digest, which Podman's storage does not know (docs/compatibility.md).
-ENGINE_SUITE=("${SUITE[@]}" '!test/integration/cross-engine.test.ts' '!test/integration/podman-engine.test.ts')
+ENGINE_SUITE=('test/integration/**/*.test.ts' '!test/integration/cross-engine.test.ts'
+  '!test/integration/podman-engine.test.ts')
 # What runs against Podman itself: cryo's files crossing to it, and cryo managing its containers (CRYO_ENGINE=podman).
 PODMAN_SUITE=(test/integration/cross-engine.test.ts test/integration/podman-engine.test.ts)
 # The sidecar's tests (about 2 minutes) leave out the containerd store's leg: a stream job's operator state does not

@@ -117,6 +117,10 @@ test.serial(
       "process.stdout.write(require('fs').readFileSync('/app/moved.txt','utf8'))",
     ]);
     t.is(moved.stdout, 'written on A');
+    await t.notThrowsAsync(
+      b.host.docker(['image', 'inspect', '--format', '{{.Id}}', NODE_IMAGE]),
+      'the image sent to B keeps its name there',
+    );
     const portOnB = await b.host.docker(['port', name, '8080/tcp']);
     t.regex(portOnB.stdout, new RegExp(`:${portOnA}$`, 'm'), 'the same host port is published on B');
     await t.throwsAsync(inspect(name), undefined, 'A no longer has the container');

@@ -126,8 +126,8 @@ export class ComposedContainerRuntime implements ContainerRuntime {
     return this.parts.images.resolveImage(image);
   }
 
-  saveImage(ref: string): Promise<NodeJS.ReadableStream> {
-    return this.parts.images.saveImage(ref);
+  saveImage(id: string, name?: string): Promise<NodeJS.ReadableStream> {
+    return this.parts.images.saveImage(id, name);
   }
 
   loadImage(tar: NodeJS.ReadableStream): Promise<void> {

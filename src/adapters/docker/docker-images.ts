@@ -31,7 +31,13 @@ export class DockerImages implements EngineImages {
     return undefined;
   }
 
-  async saveImage(ref: string): Promise<NodeJS.ReadableStream> {
+  async saveImage(id: string, name?: string): Promise<NodeJS.ReadableStream> {
+    const named =
+      name === undefined
+        ? undefined
+        : await this.client.callOr((d) => d.getImage(name).inspect(), [404], undefined);
+    // The name may have moved to another image since the container was created: then only the id is sent.
+    const ref = named?.Id === id ? name! : id;
     return this.client.call((d) => d.getImage(ref).get());
   }
 

@@ -27,7 +27,7 @@ export async function runMigration(
     if (plan.imagePresent) recordSkipped(ctx, migration, 'image', 'the target has the image');
     else
       await recordPhase(ctx, migration, 'image', async () =>
-        peer.loadImage(await runtime.saveImage(container.imageId)),
+        peer.loadImage(await runtime.saveImage(container.imageId, container.image)),
       );
   } catch (err) {
     endMigration(ctx, migration, 'failed', 'image', err);

@@ -180,8 +180,11 @@ export interface EngineImages {
    * (another image store names the same image otherwise); undefined when this host has none of them.
    */
   resolveImage(image: ImageIdentity): Promise<string | undefined>;
-  /** The image as a `docker save` tar stream. */
-  saveImage(ref: string): Promise<NodeJS.ReadableStream>;
+  /**
+   * The image `id` as a `docker save` tar stream; with `name`, while that name is still the image's, the tar names
+   * it too, so that a load on another host tags it (saved by id, it loads untagged).
+   */
+  saveImage(id: string, name?: string): Promise<NodeJS.ReadableStream>;
   /** Loads a `docker save` tar stream. */
   loadImage(tar: NodeJS.ReadableStream): Promise<void>;
 }
