@@ -69,6 +69,7 @@ async function serve(config: Config, lock: DataDirLock): Promise<Server> {
     : new DockerClient(config.dockerSocket, config.dockerTimeoutMs);
   const commands = { ms: config.commandTimeoutMs, setting: DEADLINES.command.setting };
   const journal = new SqliteHostJournal(db);
+  const foreign = new CriuForeignImages(path.join(config.dataDir, FOREIGN_DIR));
   const runtime = podman
     ? new PodmanContainerRuntime(
         docker,
@@ -76,7 +77,7 @@ async function serve(config: Config, lock: DataDirLock): Promise<Server> {
         journal,
         {
           runtimeStateDir: config.runtimeStateDir,
-          foreign: new CriuForeignImages(path.join(config.dataDir, FOREIGN_DIR)),
+          foreign,
           log,
         },
       )
@@ -107,6 +108,7 @@ async function serve(config: Config, lock: DataDirLock): Promise<Server> {
       commands,
     ),
     inspector: new ProcInspector(commands),
+    foreign,
     db,
     store,
     registries: registryConnector({

@@ -1,7 +1,4 @@
-import path from 'node:path';
-import { FOREIGN_DIR } from './domain/layout.js';
 import { ContentImageChain } from './adapters/chain/content-image-chain.js';
-import { CriuForeignImages } from './adapters/criu/criu-foreign-images.js';
 import { TarArchiveCodec } from './adapters/archive/tar-archive-codec.js';
 import type { RegistryConnector } from './services/ports/checkpoint-registry.js';
 import { RegistryService } from './services/registry/registry-service.js';
@@ -36,6 +33,7 @@ import {
 } from './services/sidecar/checkpoint-coordinator.js';
 import type { SidecarConnector } from './services/ports/sidecar-connector.js';
 import type { LayerEncryption } from './services/ports/layer-encryption.js';
+import type { ForeignImages } from './services/ports/foreign-images.js';
 import { SidecarService } from './services/sidecar/sidecar-service.js';
 
 export interface ServiceDeps {
@@ -55,6 +53,8 @@ export interface ServiceDeps {
   diskFloor?: DiskFloor;
   /** Where the use cases report durations and outcomes (default: nowhere). */
   metrics?: Metrics;
+  /** What crosses between Docker's checkpoints and Podman's: archives and images of the other engine. */
+  foreign: ForeignImages;
   /** Where background work and swallowed failures are logged (default: nowhere). */
   log?: Logger;
   /** Reaches OCI registries, for push and pull (default: none, and those are refused). */
@@ -116,7 +116,7 @@ export function createServices(d: ServiceDeps) {
     guard,
     metrics: d.metrics,
     chain,
-    foreign: new CriuForeignImages(path.join(d.dataDir, FOREIGN_DIR)),
+    foreign: d.foreign,
     ...(d.log ? { log: d.log } : {}),
   });
   const registry = new RegistryService({

@@ -502,6 +502,16 @@ async function dockerState(name: string): Promise<string | undefined> {
   return exitCode === 0 ? stdout.trim() : undefined;
 }
 
+/** A cryo on Docker, and a counter on each engine to move, each read at 10 or more. */
+async function crossEngineSetup(t: ExecutionContext<Context>, label: string) {
+  const docker = await dockerCryo(t);
+  const fromPodman = await runCounter(t, `${label}-to-docker`);
+  const fromDocker = await runDockerCounter(t, `${label}-to-podman`);
+  const podmanBefore = await podmanCounterAtLeast(fromPodman, 10);
+  const dockerBefore = await podmanCounterAtLeast(fromDocker, 10, 'docker');
+  return { docker, fromPodman, fromDocker, podmanBefore, dockerBefore };
+}
+
 /** Migrates `name` from `from` to `to` as `as`, and follows it to its end. */
 async function migrate(
   from: TestCryo,
@@ -522,11 +532,7 @@ async function migrate(
 
 test('a Podman container migrates to a cryo on Docker, and a Docker container to Podman: each counts on there, its source gone', async (t) => {
   const { cryo } = t.context;
-  const docker = await dockerCryo(t);
-  const fromPodman = await runCounter(t, 'to-docker');
-  const fromDocker = await runDockerCounter(t, 'to-podman');
-  const podmanBefore = await podmanCounterAtLeast(fromPodman, 10);
-  const dockerBefore = await podmanCounterAtLeast(fromDocker, 10, 'docker');
+  const { docker, fromPodman, fromDocker, podmanBefore, dockerBefore } = await crossEngineSetup(t, 'moved');
 
   const inDocker = dockerMade(t, `${fromPodman}-moved`);
   const there = await migrate(cryo, fromPodman, docker, inDocker);
@@ -551,11 +557,7 @@ test('a Podman container migrates to a cryo on Docker, and a Docker container to
 
 test('a migration between Podman and Docker rolls back, both ways, when the target cannot restore: the source counts on, the target keeps nothing', async (t) => {
   const { cryo } = t.context;
-  const docker = await dockerCryo(t);
-  const fromPodman = await runCounter(t, 'rb-to-docker');
-  const fromDocker = await runDockerCounter(t, 'rb-to-podman');
-  const podmanBefore = await podmanCounterAtLeast(fromPodman, 10);
-  const dockerBefore = await podmanCounterAtLeast(fromDocker, 10, 'docker');
+  const { docker, fromPodman, fromDocker, podmanBefore, dockerBefore } = await crossEngineSetup(t, 'rb');
   // Each target's name is taken there: its restore fails after the source's dump.
   const takenInDocker = dockerMade(t, `${fromPodman}-taken`);
   await execa('docker', ['create', '--name', takenInDocker, NODE_IMAGE]);

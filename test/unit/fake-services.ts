@@ -1,4 +1,7 @@
+import path from 'node:path';
+import { CriuForeignImages } from '../../src/adapters/criu/criu-foreign-images.js';
 import type { Db } from '../../src/adapters/store/database.js';
+import { FOREIGN_DIR } from '../../src/domain/layout.js';
 import { FsImageStore } from '../../src/adapters/store/fs-image-store.js';
 import type { Clock } from '../../src/services/ports/clock.js';
 import type { HostJournal } from '../../src/services/ports/host-journal.js';
@@ -27,6 +30,7 @@ export async function fakeServices(
     engine: new FakeEngine(),
     rootfs: new FakeRootfs(),
     inspector: new FakeInspector(),
+    foreign: new CriuForeignImages(path.join(dir, FOREIGN_DIR)),
     db,
     store,
     connect,

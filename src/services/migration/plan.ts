@@ -35,7 +35,7 @@ export async function planMigration(
   const why = here === there ? undefined : notMigratableAcrossEngines(container.config);
   if (why)
     throw new CrossEngineUnsupportedError(
-      why.what,
+      why,
       `migrate it to a host of the same engine (${here})`,
       there === 'docker' ? 'Docker' : 'Podman',
     );

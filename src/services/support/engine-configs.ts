@@ -244,15 +244,16 @@ export function notPortableToPodman(
 }
 
 /**
- * Why a running container cannot migrate between the engines yet, or undefined, from its inspect (before anything
- * is frozen): what notPortableToPodman refuses of its checkpoint, which Docker's adoption of Podman's refuses too.
+ * What keeps a running container from migrating between the engines yet, or undefined, from its inspect (before
+ * anything is frozen): what notPortableToPodman refuses of its checkpoint, which Docker's adoption of Podman's
+ * refuses too.
  */
-export function notMigratableAcrossEngines(inspect: unknown): { what: string; hint: string } | undefined {
+export function notMigratableAcrossEngines(inspect: unknown): string | undefined {
   const mounts = ((inspect as DockerInspect).Mounts ?? []).map((m) => ({
     type: m.Type?.toLowerCase() ?? '',
     destination: m.Destination ?? '',
   }));
-  return notPortable(mounts, inspect);
+  return notPortable(mounts, inspect)?.what;
 }
 
 function notPortable(
